@@ -1,0 +1,113 @@
+"""Backend helpers of the Keras 2 API: float type, epsilon, scalar values and the global seed.
+
+fastfit has no tensors, so `get_value`/`set_value` work on the plain Python attributes that play the role of
+Keras backend variables (for example `model.optimizer.lr`).
+"""
+import random
+
+import numpy as np
+
+_FLOATX = "float32"
+_EPSILON = 1e-7
+_VALID_FLOATX = ("float32", "float64")
+
+# One generator drives every random choice fastfit makes (initial weights, layer seeds, shuffle seeds), so a
+# single `set_random_seed` call makes a whole script repeatable.
+_rng = np.random.default_rng()
+
+
+def floatx():
+    """Return the default float type as a string: 'float32' (default) or 'float64'."""
+    return _FLOATX
+
+
+def set_floatx(value):
+    """Set the default float type of new layers.
+
+    Raises:
+        ValueError: `value` is not 'float32' or 'float64'.
+    """
+    global _FLOATX
+    name = np.dtype(value).name if not isinstance(value, str) else value
+    if name not in _VALID_FLOATX:
+        raise ValueError(f"set_floatx: expected one of {list(_VALID_FLOATX)}, got {value!r}")
+    _FLOATX = name
+
+
+def epsilon():
+    """Return the fuzz factor used in losses and optimizers (1e-7)."""
+    return _EPSILON
+
+
+def set_epsilon(value):
+    """Set the fuzz factor used by new optimizers."""
+    global _EPSILON
+    _EPSILON = float(value)
+
+
+def get_value(x):
+    """Return the value of a scalar or array as a plain Python number or NumPy array.
+
+    Accepts what Keras scripts pass to `K.get_value`: Python numbers, NumPy scalars and arrays.
+    """
+    if isinstance(x, np.ndarray):
+        return x.item() if x.ndim == 0 else x.copy()
+    if isinstance(x, np.generic):
+        return x.item()
+    if isinstance(x, float):
+        return float(x)  # also unwraps an optimizer's `lr` handle
+    if isinstance(x, int):
+        return x
+    raise TypeError(f"get_value: expected a number or a NumPy array, got {type(x).__name__}")
+
+
+def set_value(x, value):
+    """Set the value of `x` in place.
+
+    `x` may be a NumPy array (written in place) or an attribute holder such as an optimizer's learning rate:
+    `set_value(model.optimizer.lr, 0.01)` works because optimizers expose `lr` as a `LearningRate` handle, a
+    float subclass that knows its owner.
+    """
+    owner = getattr(x, "_owner", None)
+    if owner is not None:
+        setattr(owner, x._attr, value)
+        return
+    if isinstance(x, np.ndarray):
+        x[...] = value
+        return
+    raise TypeError(
+        "set_value: expected a NumPy array or an optimizer attribute such as `model.optimizer.lr`, "
+        f"got {type(x).__name__}")
+
+
+def set_random_seed(seed):
+    """Seed every random choice of fastfit (and Python's and NumPy's global generators).
+
+    The same seed gives the same initial weights, shuffling and dropout masks, bit for bit, on the same machine.
+
+    Raises:
+        ValueError: `seed` is not a non-negative integer.
+    """
+    global _rng
+    if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0:
+        raise ValueError(f"set_random_seed: `seed` must be a non-negative integer, got {seed!r}")
+    seed = int(seed)
+    _rng = np.random.default_rng(seed)
+    random.seed(seed)
+    np.random.seed(seed % 2**32)
+
+
+def rng():
+    """Return the global generator (used by initializers and to draw per-layer and per-model seeds)."""
+    return _rng
+
+
+def draw_seed():
+    """Draw a fresh non-negative 63-bit seed from the global generator."""
+    return int(_rng.integers(0, 2**63 - 1))
+
+
+def clear_session():
+    """Reset the automatic layer names (Keras compatibility)."""
+    from fastfit.engine.base_layer import reset_name_counters
+    reset_name_counters()
