@@ -3,7 +3,7 @@ import numpy
 from Cython.Build import cythonize
 from setuptools import Extension, setup
 
-MODULES = ["_blas", "_rng", "_activations", "_losses", "_dense", "_optim", "_loop"]
+MODULES = ["_blas", "_activations", "_losses", "_dense", "_optim", "_validate", "_loop"]
 
 extensions = [
     Extension(

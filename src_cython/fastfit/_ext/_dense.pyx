@@ -1,0 +1,43 @@
+"""Dense layer kernels: out = f(x @ W + b) forward, and the gradients of W, b and x backward.
+
+The activation f is fused into the layer: GEMM writes the pre-activation into `out`, then one pass adds the
+bias and applies f in place, so the layer keeps a single (rows x n_out) buffer.
+"""
+from cython cimport floating
+from libc.string cimport memset
+
+from fastfit._ext._blas cimport gemm
+from fastfit._ext._activations cimport forward_rows, backward_rows, A_LINEAR
+
+
+cdef void dense_forward(const floating* x, const floating* w, const floating* b, int act,
+                        Py_ssize_t rows, Py_ssize_t n_in, Py_ssize_t n_out, floating* out) noexcept nogil:
+    """out (rows x n_out) = act(x (rows x n_in) @ w (n_in x n_out) + b); `b` may be NULL."""
+    gemm(False, False, <int>rows, <int>n_out, <int>n_in, <floating>1, x, <int>n_in, w, <int>n_out,
+         <floating>0, out, <int>n_out)
+    if act != A_LINEAR or b != NULL:
+        forward_rows(act, out, b, rows, n_out)
+
+
+cdef void dense_backward(const floating* x, const floating* w, int act, const floating* out, floating* g_out,
+                         Py_ssize_t rows, Py_ssize_t n_in, Py_ssize_t n_out,
+                         floating* g_w, floating* g_b, floating* g_x) noexcept nogil:
+    """Back-propagate `g_out` (d loss / d out, overwritten with d loss / d pre-activation).
+
+    Pass act = A_LINEAR when `g_out` already is the gradient of the pre-activation (fused loss).
+    Writes g_w = x^T g, g_b = column sums of g (if not NULL), g_x = g w^T (if not NULL).
+    """
+    cdef Py_ssize_t r, j
+    cdef const floating* gr
+    backward_rows(act, out, g_out, rows, n_out)
+    gemm(True, False, <int>n_in, <int>n_out, <int>rows, <floating>1, x, <int>n_in, g_out, <int>n_out,
+         <floating>0, g_w, <int>n_out)
+    if g_b != NULL:
+        memset(g_b, 0, n_out * sizeof(floating))
+        for r in range(rows):
+            gr = g_out + r * n_out
+            for j in range(n_out):
+                g_b[j] += gr[j]
+    if g_x != NULL:
+        gemm(False, True, <int>rows, <int>n_in, <int>n_out, <floating>1, g_out, <int>n_out, w, <int>n_out,
+             <floating>0, g_x, <int>n_in)

@@ -1,0 +1,609 @@
+# cython: cdivision=True
+"""The Cython training engine: `Network` with train/evaluate/predict loops (docs/architecture.md).
+
+Python-level code (the methods of `Network`) validates every argument, reads the optimizer and hook, and
+allocates the workspaces as NumPy arrays kept on the object. It then calls one fused cdef loop
+(`_train`, `_evaluate`, `_predict`, specialised for float or double by a typed NULL pointer) that runs the whole
+call with the GIL released. The loop takes the GIL only inside `_call_hook`, the one trampoline into Python,
+and for a signal check at most every 0.25 s when no hook is called.
+"""
+import numpy as np
+cimport numpy as cnp
+from cython cimport floating
+from cpython.exc cimport PyErr_CheckSignals
+from cpython.mem cimport PyMem_Malloc, PyMem_Free
+from libc.string cimport memcpy, memset
+from libc.stdint cimport int64_t, uint64_t
+from posix.time cimport clock_gettime, timespec, CLOCK_MONOTONIC
+
+from fastfit._ext._activations cimport forward_rows, backward_rows, A_LINEAR, A_SOFTMAX, A_SIGMOID
+from fastfit._ext._dense cimport dense_forward, dense_backward
+from fastfit._ext._losses cimport batch_loss, batch_metric, L_CCE, L_SCCE, L_BCE
+from fastfit._ext._optim cimport Hyper, Step, prepare_step, update, O_NADAM
+from fastfit._ext._rng cimport dropout_base, uniform
+from fastfit._ext._validate import (ACTIVATIONS, LOSSES, METRICS, SPARSE_METRICS, OPTIMIZERS, code,
+                                    float_array, int_array, in_range, positive_int, number, hook_flags,
+                                    slot_count)
+
+cnp.import_array()
+
+cdef enum:
+    K_DENSE = 0
+    K_ACT = 1
+    K_DROPOUT = 2
+
+cdef double SIGNAL_PERIOD = 0.25
+
+
+cdef struct Op:
+    int kind
+    int act                 # activation code (Dense: the activation fused into it)
+    Py_ssize_t n_in, n_out
+    char* w                 # Dense parameters and their gradients (b, gb NULL without bias)
+    char* b
+    char* gw
+    char* gb
+    double rate             # Dropout
+    uint64_t seed
+    char* mask              # Dropout: 0 or 1/(1-rate) per element of the batch matrix
+
+
+cdef struct State:
+    Op* ops
+    int n_ops
+    int first_param         # index of the first op with parameters (n_ops if none)
+    Py_ssize_t n_in, units
+    int loss
+    bint fused              # last activation and loss share their gradient
+    int* metrics
+    int n_metrics
+    int n_params
+    char** params           # per parameter array: data, gradient, size, 3 slot pointers
+    char** pgrads
+    Py_ssize_t* psizes
+    char** slots
+    char** act              # act[i + 1]: output buffer of op i (capacity x width)
+    char** grad             # grad[i]: d loss / d input of op i (shared by ops that keep the width)
+    char* xbuf              # gathered batch: x rows, y rows or labels, sample weights
+    char* ybuf
+    int64_t* lbuf
+    char* wbuf
+    double* stats           # [batch loss, batch metrics..., seen, loss sum, metric sums...]
+    Hyper hyper
+    Step step
+    long long iterations
+    double m_schedule
+
+
+cdef struct Call:
+    char* x
+    char* y
+    int64_t* labels
+    char* w
+    int64_t* order
+    Py_ssize_t n, bs, n_batches
+    bint begin, end
+    double interval
+
+
+cdef inline double _now() noexcept nogil:
+    cdef timespec ts
+    clock_gettime(CLOCK_MONOTONIC, &ts)
+    return ts.tv_sec + 1e-9 * ts.tv_nsec
+
+
+cdef char* _keep_new(list keep, tuple shape, dtype):
+    """Allocate a zeroed workspace, append it to `keep` (which owns it) and return its data pointer."""
+    arr = np.zeros(shape, dtype=dtype)
+    keep.append(arr)
+    return _ptr(arr)
+
+
+cdef inline char* _ptr(object arr):
+    return <char*>cnp.PyArray_DATA(<cnp.ndarray>arr) if arr is not None else NULL
+
+
+# ---------------------------------------------------------------------------------------------------------
+# GIL-free kernels of one batch
+
+cdef floating* _forward(State* s, floating* x, Py_ssize_t rows, bint training) noexcept nogil:
+    """Run the ops on `rows` rows starting at `x`; return the output (dropout is the identity unless training)."""
+    cdef int i
+    cdef Py_ssize_t e, n
+    cdef Op* op
+    cdef floating* cur = x
+    cdef floating* out
+    cdef floating* mask
+    cdef floating scale
+    cdef uint64_t base
+    for i in range(s.n_ops):
+        op = &s.ops[i]
+        out = <floating*>s.act[i + 1]
+        if op.kind == K_DENSE:
+            dense_forward(cur, <floating*>op.w, <floating*>op.b, op.act, rows, op.n_in, op.n_out, out)
+        elif op.kind == K_ACT:
+            memcpy(out, cur, rows * op.n_out * sizeof(floating))
+            forward_rows(op.act, out, <floating*>NULL, rows, op.n_out)
+        elif training:
+            n = rows * op.n_out
+            mask = <floating*>op.mask
+            scale = <floating>(1.0 / (1.0 - op.rate))
+            base = dropout_base(op.seed, <uint64_t>s.iterations)
+            for e in range(n):
+                mask[e] = scale if uniform(base, <uint64_t>e) >= op.rate else 0
+                out[e] = cur[e] * mask[e]
+        else:
+            continue
+        cur = out
+    return cur
+
+
+cdef void _backward(State* s, floating* x, Py_ssize_t rows) noexcept nogil:
+    """Back-propagate grad[n_ops] (from the loss) down to the first op with parameters."""
+    cdef int i
+    cdef Py_ssize_t e, n
+    cdef Op* op
+    cdef floating* g
+    cdef floating* mask
+    cdef bint last
+    for i in range(s.n_ops - 1, s.first_param - 1, -1):
+        op = &s.ops[i]
+        g = <floating*>s.grad[i + 1]
+        last = i == s.n_ops - 1
+        if op.kind == K_DENSE:
+            dense_backward(x if i == 0 else <floating*>s.act[i], <floating*>op.w,
+                           A_LINEAR if (last and s.fused) else op.act, <floating*>s.act[i + 1], g,
+                           rows, op.n_in, op.n_out, <floating*>op.gw, <floating*>op.gb,
+                           <floating*>s.grad[i] if i > s.first_param else NULL)
+        elif op.kind == K_ACT:
+            if not (last and s.fused):
+                backward_rows(op.act, <floating*>s.act[i + 1], g, rows, op.n_out)
+        else:
+            n = rows * op.n_out
+            mask = <floating*>op.mask
+            for e in range(n):
+                g[e] = g[e] * mask[e]
+
+
+cdef void _score(State* s, floating* out, floating* y, int64_t* labels, floating* w, Py_ssize_t rows,
+                 bint training) noexcept nogil:
+    """Write the batch loss and metrics into stats[0 : 1 + n_metrics] (and the loss gradient if training)."""
+    cdef int m
+    s.stats[0] = batch_loss(s.loss, s.fused, out, y, labels, w, rows, s.units,
+                            <floating*>s.grad[s.n_ops] if training else NULL)
+    for m in range(s.n_metrics):
+        s.stats[1 + m] = batch_metric(s.metrics[m], out, y, labels, rows, s.units)
+
+
+cdef void _accumulate(State* s, Py_ssize_t size) noexcept nogil:
+    """Add this batch's size-weighted values to the running sums in stats."""
+    cdef int m, k = 1 + s.n_metrics
+    s.stats[k] += size
+    for m in range(k):
+        s.stats[k + 1 + m] += s.stats[m] * size
+
+
+cdef void _update(State* s, floating* tag) noexcept nogil:
+    """One optimizer step over every parameter array (`tag` selects the dtype)."""
+    cdef int j
+    prepare_step(&s.hyper, s.iterations, &s.m_schedule, &s.step)
+    for j in range(s.n_params):
+        update(&s.hyper, &s.step, s.psizes[j], <floating*>s.params[j], <floating*>s.pgrads[j],
+               <floating*>s.slots[3 * j], <floating*>s.slots[3 * j + 1], <floating*>s.slots[3 * j + 2])
+    s.iterations += 1
+
+
+cdef bint _gather(State* s, Call* c, floating* tag, Py_ssize_t start, Py_ssize_t size) noexcept nogil:
+    """Copy the rows order[start : start + size] into the batch buffers; return False (no copy) for a run."""
+    cdef Py_ssize_t r, row, first = c.order[start]
+    cdef Py_ssize_t nx = s.n_in * sizeof(floating), ny = s.units * sizeof(floating)
+    for r in range(size):
+        if c.order[start + r] != first + r:
+            break
+    else:
+        return False
+    for r in range(size):
+        row = c.order[start + r]
+        memcpy(s.xbuf + r * nx, c.x + row * nx, nx)
+        if c.labels != NULL:
+            s.lbuf[r] = c.labels[row]
+        else:
+            memcpy(s.ybuf + r * ny, c.y + row * ny, ny)
+        if c.w != NULL:
+            (<floating*>s.wbuf)[r] = (<floating*>c.w)[row]
+    return True
+
+
+# ---------------------------------------------------------------------------------------------------------
+# The trampoline and the loops
+
+cdef int _call_hook(Network net, object hook, object optimizer, int phase, Py_ssize_t batch,
+                    Py_ssize_t size, object stats) except -1:
+    """Call the hook at a batch boundary (GIL held); return 1 to stop. Syncs the optimizer both ways."""
+    if optimizer is not None:
+        net._write_back(optimizer)
+    stop = hook(phase, batch, size, stats)
+    PyErr_CheckSignals()
+    if optimizer is not None:
+        net.s.hyper.lr = number(optimizer, "lr")
+    return 1 if stop else 0
+
+
+cdef int _run(Network net, floating* tag, int mode, object hook, object optimizer, floating* out) except -1:
+    """Run a call: mode 0 train, 1 evaluate, 2 predict (writing into `out`)."""
+    cdef State* s = &net.s
+    cdef Call* c = &net.c
+    cdef Py_ssize_t k, start, size
+    cdef int stop = 0
+    cdef bint gathered, call_end
+    cdef double now, last_end, last_signal
+    cdef floating* xb
+    cdef floating* yb
+    cdef floating* wb
+    cdef floating* res
+    cdef int64_t* lb
+    stats = net._stats if mode != 2 else net._pstats
+    last_end = last_signal = _now()
+    with nogil:
+        for k in range(c.n_batches):
+            start = k * c.bs
+            size = c.bs if start + c.bs <= c.n else c.n - start
+            if mode == 2:
+                s.stats[0] = start
+            if c.begin:
+                with gil:
+                    stop = _call_hook(net, hook, optimizer, 0, k, size, stats)
+                if stop:
+                    break
+            if mode == 0 and _gather(s, c, tag, start, size):
+                xb, yb, lb, wb = <floating*>s.xbuf, <floating*>s.ybuf, s.lbuf, <floating*>s.wbuf
+            else:
+                if mode == 0:
+                    start = c.order[start]
+                xb = <floating*>c.x + start * s.n_in
+                yb = <floating*>c.y + start * s.units if c.y != NULL else NULL
+                lb = c.labels + start if c.labels != NULL else NULL
+                wb = <floating*>c.w + start if c.w != NULL else NULL
+            if c.labels == NULL:
+                lb = NULL
+            if c.w == NULL:
+                wb = NULL
+            res = _forward(s, xb, size, mode == 0)
+            if mode == 2:
+                memcpy(out + start * s.units, res, size * s.units * sizeof(floating))
+            else:
+                _score(s, res, yb, lb, wb, size, mode == 0)
+                if mode == 0:
+                    _backward(s, xb, size)
+                    _update(s, tag)
+                _accumulate(s, size)
+            now = _now()
+            call_end = c.end and (c.interval <= 0 or k == c.n_batches - 1 or now - last_end >= c.interval)
+            if call_end:
+                last_end = now
+                last_signal = now
+                with gil:
+                    stop = _call_hook(net, hook, optimizer, 1, k, size, stats)
+                if stop:
+                    break
+            elif c.begin:
+                last_signal = now
+            elif now - last_signal >= SIGNAL_PERIOD:
+                last_signal = now
+                with gil:
+                    PyErr_CheckSignals()
+    return 0
+
+
+# ---------------------------------------------------------------------------------------------------------
+# The Python-facing class
+
+cdef class Network:
+    """A chain of ops compiled for the GIL-free loops (the engine contract of docs/architecture.md).
+
+    Arguments:
+        ops: list of ('dense', W, b), ('activation', name) and ('dropout', rate, seed) tuples. W and b are
+            updated in place.
+        loss: canonical loss name.
+        metrics: list of canonical metric names.
+        dtype: numpy.float32 or numpy.float64.
+
+    Raises:
+        ValueError: unknown names, arrays of the wrong dtype, layout or shape, widths that do not chain.
+    """
+    cdef State s
+    cdef Call c
+    cdef readonly object dtype
+    cdef list _keep              # arrays whose data the State points into
+    cdef list _params            # parameter arrays in op order (W0, b0, W1, ...)
+    cdef list _work              # workspaces of the current capacity
+    cdef Py_ssize_t _capacity
+    cdef object _stats, _pstats
+    cdef list _op_specs          # validated (kind, act, W, b, rate, seed) per internal op
+    cdef object _slots_keep
+
+    def __cinit__(self):
+        self.s.ops = NULL
+        self.s.metrics = NULL
+        self.s.params = self.s.pgrads = self.s.slots = self.s.act = self.s.grad = NULL
+        self.s.psizes = NULL
+
+    def __dealloc__(self):
+        PyMem_Free(self.s.ops)
+        PyMem_Free(self.s.metrics)
+        PyMem_Free(self.s.params)
+        PyMem_Free(self.s.pgrads)
+        PyMem_Free(self.s.psizes)
+        PyMem_Free(self.s.slots)
+        PyMem_Free(self.s.act)
+        PyMem_Free(self.s.grad)
+
+    def __init__(self, ops, loss, metrics, dtype):
+        if dtype not in (np.float32, np.float64) and np.dtype(dtype) not in (np.float32, np.float64):
+            raise ValueError(f"dtype: expected numpy.float32 or numpy.float64, got {dtype!r}")
+        self.dtype = np.dtype(dtype)
+        self.s.loss = code(loss, LOSSES, "loss")
+        metrics = list(metrics)
+        sparse = loss == "sparse_categorical_crossentropy"
+        for name in metrics:
+            code(name, METRICS, "metrics")
+            if (name in SPARSE_METRICS) != sparse:
+                raise ValueError(f"metrics: {name!r} cannot be used with the loss {loss!r} (sparse integer "
+                                 f"labels go with {list(SPARSE_METRICS)} only)")
+        self.s.n_metrics = len(metrics)
+        self.s.metrics = <int*>PyMem_Malloc(max(1, len(metrics)) * sizeof(int))
+        for m, name in enumerate(metrics):
+            self.s.metrics[m] = code(name, METRICS, "metrics")
+        self._compile_ops(ops)
+        self._capacity = 0
+        self._work = []
+        self._stats = np.zeros(3 + 2 * self.s.n_metrics)
+        self._pstats = np.zeros(1)
+
+    def _compile_ops(self, ops):
+        """Validate the op list, fuse each Dense with a following activation, and fill the C op table."""
+        cdef Op* dst
+        if not isinstance(ops, (list, tuple)):
+            raise ValueError(f"ops: expected a list of tuples, got {type(ops).__name__}")
+        specs, width = [], None
+        for i, op in enumerate(ops):
+            if not isinstance(op, tuple) or not op or op[0] not in ("dense", "activation", "dropout"):
+                raise ValueError(f"ops[{i}]: expected ('dense', W, b), ('activation', name) or "
+                                 f"('dropout', rate, seed), got {op!r}")
+            if op[0] == "dense" and len(op) == 3:
+                W = float_array(op[1], self.dtype, f"ops[{i}] W", ndim=2)
+                if width is not None and W.shape[0] != width:
+                    raise ValueError(f"ops[{i}] W: expected {width} input rows, got shape {W.shape}")
+                b = op[2]
+                if b is not None:
+                    float_array(b, self.dtype, f"ops[{i}] b", shape=(W.shape[1],))
+                specs.append([K_DENSE, A_LINEAR, W, b, 0.0, 0])
+                width = W.shape[1]
+            elif op[0] == "activation" and len(op) == 2:
+                act = code(op[1], ACTIVATIONS, f"ops[{i}] activation")
+                if specs and specs[len(specs) - 1][0] == K_DENSE and specs[len(specs) - 1][1] == A_LINEAR:
+                    specs[len(specs) - 1][1] = act
+                else:
+                    specs.append([K_ACT, act, None, None, 0.0, 0])
+            elif op[0] == "dropout" and len(op) == 3:
+                rate, seed = op[1], op[2]
+                if not isinstance(rate, (int, float, np.floating, np.integer)) or not 0 <= rate < 1:
+                    raise ValueError(f"ops[{i}] dropout rate: expected a number in [0, 1), got {rate!r}")
+                if not isinstance(seed, (int, np.integer)) or isinstance(seed, bool) or seed < 0:
+                    raise ValueError(f"ops[{i}] dropout seed: expected a non-negative int, got {seed!r}")
+                if rate > 0:  # rate 0 is the identity
+                    specs.append([K_DROPOUT, A_LINEAR, None, None, float(rate), int(seed) & (2**64 - 1)])
+            else:
+                raise ValueError(f"ops[{i}]: malformed {op[0]!r} op {op!r}")
+        self._op_specs = specs
+        self.s.n_ops = len(specs)
+        self.s.ops = <Op*>PyMem_Malloc(max(1, len(specs)) * sizeof(Op))
+        self.s.act = <char**>PyMem_Malloc((len(specs) + 1) * sizeof(char*))
+        self.s.grad = <char**>PyMem_Malloc((len(specs) + 1) * sizeof(char*))
+        self.s.first_param = len(specs)
+        self._keep, self._params = [], []
+        grads = []
+        for i, (kind, act, W, b, rate, seed) in enumerate(specs):
+            dst = &self.s.ops[i]
+            dst.kind, dst.act, dst.rate, dst.seed = kind, act, rate, seed
+            dst.w = dst.b = dst.gw = dst.gb = dst.mask = NULL
+            if kind == K_DENSE:
+                self.s.first_param = min(self.s.first_param, i)
+                gW = np.zeros_like(W)
+                dst.w, dst.gw = _ptr(W), _ptr(gW)
+                self._params.append(W)
+                grads.append(gW)
+                if b is not None:
+                    gb = np.zeros_like(b)
+                    dst.b, dst.gb = _ptr(b), _ptr(gb)
+                    self._params.append(b)
+                    grads.append(gb)
+        self._keep = self._params + grads
+        n = self.s.n_params = len(self._params)
+        self.s.params = <char**>PyMem_Malloc(max(1, n) * sizeof(char*))
+        self.s.pgrads = <char**>PyMem_Malloc(max(1, n) * sizeof(char*))
+        self.s.psizes = <Py_ssize_t*>PyMem_Malloc(max(1, n) * sizeof(Py_ssize_t))
+        self.s.slots = <char**>PyMem_Malloc(max(1, 3 * n) * sizeof(char*))
+        for j in range(n):
+            self.s.params[j] = _ptr(self._params[j])
+            self.s.pgrads[j] = _ptr(grads[j])
+            self.s.psizes[j] = self._params[j].size
+        last = specs[len(specs) - 1][1] if specs else A_LINEAR
+        self.s.fused = ((last == A_SOFTMAX and self.s.loss in (L_CCE, L_SCCE))
+                        or (last == A_SIGMOID and self.s.loss == L_BCE))
+        dense = [sp for sp in specs if sp[0] == K_DENSE]
+        self.s.n_in = dense[0][2].shape[0] if dense else -1
+        if dense:
+            self._set_widths(self.s.n_in)
+
+    def _set_widths(self, Py_ssize_t n_in):
+        """Give every op its input/output width, starting from `n_in` features."""
+        width = n_in
+        for i, spec in enumerate(self._op_specs):
+            self.s.ops[i].n_in = width
+            if spec[0] == K_DENSE:
+                width = spec[2].shape[1]
+            self.s.ops[i].n_out = width
+        self.s.n_in, self.s.units = n_in, width
+
+    def _reserve(self, Py_ssize_t rows):
+        """Make sure the workspaces hold `rows` rows (allocated here, never in GIL-free code)."""
+        if rows <= self._capacity:
+            return
+        cdef int i, L = self.s.n_ops
+        cdef list work = []
+        dt = self.dtype
+        for i in range(L):
+            self.s.act[i + 1] = _keep_new(work, (rows, self.s.ops[i].n_out), dt)
+            if self.s.ops[i].kind == K_DROPOUT:
+                self.s.ops[i].mask = _keep_new(work, (rows, self.s.ops[i].n_out), dt)
+        self.s.act[0] = NULL
+        self.s.grad[L] = _keep_new(work, (rows, self.s.units), dt)
+        for i in range(L - 1, -1, -1):
+            if i <= self.s.first_param:
+                self.s.grad[i] = NULL
+            elif self.s.ops[i].kind == K_DENSE:
+                self.s.grad[i] = _keep_new(work, (rows, self.s.ops[i].n_in), dt)
+            else:
+                self.s.grad[i] = self.s.grad[i + 1]
+        self.s.xbuf = _keep_new(work, (rows, self.s.n_in), dt)
+        self.s.ybuf = _keep_new(work, (rows, self.s.units), dt)
+        self.s.lbuf = <int64_t*>_keep_new(work, (rows,), np.int64)
+        self.s.wbuf = _keep_new(work, (rows,), dt)
+        self._work = work
+        self._capacity = rows
+
+    cdef Py_ssize_t _bind_data(self, x, y, sample_weight, bint with_targets) except -1:
+        """Validate x (and y, sample_weight) and point the call at them; return the number of rows."""
+        x = float_array(x, self.dtype, "x", ndim=2)
+        if self.s.n_in == -1:  # no Dense op: the chain keeps the width of the first x it sees
+            self._set_widths(x.shape[1])
+        if x.shape[1] != self.s.n_in:
+            raise ValueError(f"x: expected {self.s.n_in} features per row, got shape {x.shape}")
+        n = x.shape[0]
+        self.c.x, self.c.y, self.c.labels, self.c.w = _ptr(x), NULL, NULL, NULL
+        if with_targets:
+            if self.s.loss == L_SCCE:
+                int_array(y, "y", shape=(n,))
+                in_range(y, self.s.units, "y (sparse labels)")
+                self.c.labels = <int64_t*>_ptr(y)
+            else:
+                self.c.y = _ptr(float_array(y, self.dtype, "y", shape=(n, self.s.units)))
+            if sample_weight is not None:
+                self.c.w = _ptr(float_array(sample_weight, self.dtype, "sample_weight", shape=(n,)))
+        self.c.n = n
+        return n
+
+    cdef _bind_batches(self, Py_ssize_t n, batch_size, hook):
+        bs = positive_int(batch_size, "batch_size")
+        self.c.bs = bs
+        self.c.n_batches = (n + bs - 1) // bs
+        self.c.begin, self.c.end, self.c.interval = hook_flags(hook)
+        self._reserve(min(bs, n))
+        self._stats[:] = 0
+        self.s.stats = <double*>_ptr(self._stats)
+
+    cdef _bind_optimizer(self, optimizer):
+        """Read the hyper-parameters, iterations and slot arrays of the optimizer object."""
+        kind = getattr(optimizer, "kind", None)
+        self.s.hyper.kind = code(kind, OPTIMIZERS, "optimizer.kind")
+        h = &self.s.hyper
+        h.lr = number(optimizer, "lr")
+        h.decay = number(optimizer, "decay", 0.0)
+        h.eps = number(optimizer, "epsilon", 1e-7)
+        h.momentum = number(optimizer, "momentum", 0.0)
+        h.nesterov = bool(getattr(optimizer, "nesterov", False))
+        h.rho = number(optimizer, "rho", 0.9)
+        h.beta_1 = number(optimizer, "beta_1", 0.9)
+        h.beta_2 = number(optimizer, "beta_2", 0.999)
+        h.amsgrad = bool(getattr(optimizer, "amsgrad", False))
+        h.schedule_decay = number(optimizer, "schedule_decay", 0.004)
+        iterations = getattr(optimizer, "iterations", None)
+        if not isinstance(iterations, (int, np.integer)) or iterations < 0:
+            raise ValueError(f"optimizer.iterations: expected a non-negative int, got {iterations!r}")
+        self.s.iterations = int(iterations)
+        self.s.m_schedule = number(optimizer, "m_schedule", 1.0) if kind == "nadam" else 1.0
+        slots = getattr(optimizer, "slots", None)
+        if not isinstance(slots, (list, tuple)) or len(slots) != self.s.n_params:
+            given = len(slots) if isinstance(slots, (list, tuple)) else type(slots).__name__
+            raise ValueError(f"optimizer.slots: expected a list of {self.s.n_params} entries (one per "
+                             f"parameter array), got {given}")
+        need = slot_count(kind, optimizer)
+        for j, (param, entry) in enumerate(zip(self._params, slots)):
+            if not isinstance(entry, (list, tuple)) or len(entry) < need:
+                raise ValueError(f"optimizer.slots[{j}]: expected {need} arrays for {kind!r}, got {entry!r}")
+            for k in range(3):
+                arr = None
+                if k < need:
+                    arr = float_array(entry[k], self.dtype, f"optimizer.slots[{j}][{k}]", shape=param.shape)
+                self.s.slots[3 * j + k] = _ptr(arr)
+        self._slots_keep = slots
+
+    def _write_back(self, optimizer):
+        optimizer.iterations = int(self.s.iterations)
+        if self.s.hyper.kind == O_NADAM:
+            optimizer.m_schedule = float(self.s.m_schedule)
+
+    def _sums(self):
+        return self._stats[1 + self.s.n_metrics:].copy()
+
+    def train_epoch(self, x, y, sample_weight, order, batch_size, optimizer, hook):
+        """Train one pass over x in the batches given by `order`.
+
+        Arguments:
+            x: (n, in_features) array; y: targets ((n, units) array, or int64 (n,) labels for the sparse
+                loss); sample_weight: None or (n,) array; order: int64 (n,) permutation of range(n);
+            batch_size: int >= 1; optimizer: the optimizer object (updated: iterations, slots, m_schedule);
+            hook: None or the batch hook.
+
+        Returns:
+            float64 array [seen, loss_sum, metric_sum_1, ...].
+
+        Raises:
+            ValueError: any argument of the wrong type, dtype, layout, shape or range.
+            Whatever the hook raises (weights are those of the last completed batch).
+        """
+        n = self._bind_data(x, y, sample_weight, True)
+        int_array(order, "order", shape=(n,))
+        in_range(order, n, "order")
+        self.c.order = <int64_t*>_ptr(order)
+        self._bind_optimizer(optimizer)
+        self._bind_batches(n, batch_size, hook)
+        try:
+            if self.dtype == np.float64:
+                _run(self, <double*>NULL, 0, hook, optimizer, NULL)
+            else:
+                _run(self, <float*>NULL, 0, hook, optimizer, NULL)
+        finally:
+            self._write_back(optimizer)
+            self._slots_keep = None
+        return self._sums()
+
+    def evaluate(self, x, y, sample_weight, batch_size, hook):
+        """Score x against y in row order, without dropout; returns [seen, loss_sum, metric_sums...].
+
+        Raises:
+            ValueError: as `train_epoch`. Whatever the hook raises.
+        """
+        n = self._bind_data(x, y, sample_weight, True)
+        self._bind_batches(n, batch_size, hook)
+        if self.dtype == np.float64:
+            _run(self, <double*>NULL, 1, hook, None, NULL)
+        else:
+            _run(self, <float*>NULL, 1, hook, None, NULL)
+        return self._sums()
+
+    def predict(self, x, batch_size, out, hook):
+        """Write the network output for x into `out` ((n, units), network dtype), in row order.
+
+        Raises:
+            ValueError: as `train_epoch`, or `out` of the wrong dtype, layout or shape.
+        """
+        n = self._bind_data(x, None, None, False)
+        out = float_array(out, self.dtype, "out", shape=(n, self.s.units))
+        self._bind_batches(n, batch_size, hook)
+        self.s.stats = <double*>_ptr(self._pstats)
+        if self.dtype == np.float64:
+            _run(self, <double*>NULL, 2, hook, None, <double*>_ptr(out))
+        else:
+            _run(self, <float*>NULL, 2, hook, None, <float*>_ptr(out))

@@ -1,0 +1,29 @@
+# Loss and metric codes (the order of the canonical names in docs/architecture.md) and the batch kernels.
+from cython cimport floating
+from libc.stdint cimport int64_t
+
+cdef enum:
+    L_MSE = 0
+    L_MAE = 1
+    L_MAPE = 2
+    L_MSLE = 3
+    L_SQUARED_HINGE = 4
+    L_HINGE = 5
+    L_CATEGORICAL_HINGE = 6
+    L_LOGCOSH = 7
+    L_CCE = 8
+    L_SCCE = 9
+    L_BCE = 10
+    L_KLD = 11
+    L_POISSON = 12
+    L_COSINE = 13
+    M_BINARY_ACCURACY = 14
+    M_CATEGORICAL_ACCURACY = 15
+    M_SPARSE_CATEGORICAL_ACCURACY = 16
+    M_TOP_K = 17
+    M_SPARSE_TOP_K = 18
+
+cdef double batch_loss(int code, bint fused, const floating* p, const floating* y, const int64_t* labels,
+                       const floating* w, Py_ssize_t rows, Py_ssize_t units, floating* grad) noexcept nogil
+cdef double batch_metric(int code, const floating* p, const floating* y, const int64_t* labels,
+                         Py_ssize_t rows, Py_ssize_t units) noexcept nogil

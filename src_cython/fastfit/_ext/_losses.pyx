@@ -1,0 +1,269 @@
+"""Losses and metrics of a batch, with the gradient of the batch loss (Keras 2.2 definitions).
+
+Row r of the network output `p` (rows x units) is scored against row r of `y` (same shape) or, for the sparse
+losses and metrics, against the integer label `labels[r]`. Sums run in double precision.
+
+Batch loss: l_r is the per-sample loss; without weights loss = mean_r l_r; with weights
+loss = sum_r w_r l_r / count(w_r != 0) (0 when no weight is non-zero). The gradient written to `grad` is
+d loss / d p, or d loss / d z for the fused pairs (softmax + categorical crossentropy, sigmoid + binary
+crossentropy), where z is the pre-activation.
+"""
+from cython cimport floating
+from libc.math cimport log, fabs, sqrt, exp, log1p, tanh, rint, INFINITY
+from libc.stdint cimport int64_t
+
+cdef double EPS = 1e-7
+
+
+cdef inline double clip(double v, double lo, double hi) noexcept nogil:
+    return lo if v < lo else (hi if v > hi else v)
+
+
+cdef inline double sign(double v) noexcept nogil:
+    return 1.0 if v > 0 else (-1.0 if v < 0 else 0.0)
+
+
+cdef inline bint inside(double v, double lo, double hi) noexcept nogil:
+    """Whether clip(v, lo, hi) passes the gradient of v."""
+    return lo <= v <= hi
+
+
+cdef double _row(int code, bint fused, const floating* p, const floating* y, Py_ssize_t label,
+                 Py_ssize_t u, floating* g, double c) noexcept nogil:
+    """Per-sample loss of one row; if `g` is not NULL, write c * d loss / d p (or d z when fused) into it."""
+    cdef Py_ssize_t j, jmax
+    cdef double l = 0, d, q, s, t, pc, yc, ny, np_, inv = 1.0 / u
+    if code == L_MSE:
+        for j in range(u):
+            d = <double>p[j] - y[j]
+            l += d * d
+            if g != NULL:
+                g[j] = <floating>(c * 2 * d * inv)
+        return l * inv
+    if code == L_MAE:
+        for j in range(u):
+            d = <double>p[j] - y[j]
+            l += fabs(d)
+            if g != NULL:
+                g[j] = <floating>(c * sign(d) * inv)
+        return l * inv
+    if code == L_MAPE:
+        for j in range(u):
+            d = <double>p[j] - y[j]
+            s = clip(fabs(y[j]), EPS, INFINITY)
+            l += fabs(d) / s
+            if g != NULL:
+                g[j] = <floating>(c * 100 * sign(d) / s * inv)
+        return 100 * l * inv
+    if code == L_MSLE:
+        for j in range(u):
+            pc = clip(p[j], EPS, INFINITY)
+            d = log(pc + 1) - log(clip(y[j], EPS, INFINITY) + 1)
+            l += d * d
+            if g != NULL:
+                g[j] = <floating>(c * 2 * d / (pc + 1) * inv if p[j] >= EPS else 0)
+        return l * inv
+    if code == L_SQUARED_HINGE or code == L_HINGE:
+        for j in range(u):
+            d = 1 - <double>y[j] * p[j]
+            d = d if d > 0 else 0
+            if code == L_HINGE:
+                l += d
+                if g != NULL:
+                    g[j] = <floating>(-c * y[j] * inv if d > 0 else 0)
+            else:
+                l += d * d
+                if g != NULL:
+                    g[j] = <floating>(-c * 2 * d * y[j] * inv)
+        return l * inv
+    if code == L_CATEGORICAL_HINGE:
+        s = 0
+        jmax = 0
+        t = -INFINITY
+        for j in range(u):
+            s += <double>y[j] * p[j]
+            q = (1 - <double>y[j]) * p[j]
+            if q > t:
+                t = q
+                jmax = j
+        l = t - s + 1
+        l = l if l > 0 else 0
+        if g != NULL:
+            for j in range(u):
+                g[j] = <floating>(c * (-y[j] + (1 - y[j] if j == jmax else 0)) if l > 0 else 0)
+        return l
+    if code == L_LOGCOSH:
+        # log(cosh(x)) = x + softplus(-2x) - log(2), d/dx = tanh(x)
+        for j in range(u):
+            d = <double>p[j] - y[j]
+            q = -2 * d
+            l += d + (q + log1p(exp(-q)) if q > 0 else log1p(exp(q))) - 0.6931471805599453
+            if g != NULL:
+                g[j] = <floating>(c * tanh(d) * inv)
+        return l * inv
+    if code == L_CCE:
+        if fused:
+            s = 0
+            for j in range(u):
+                l -= y[j] * log(clip(p[j], EPS, 1 - EPS))
+                s += y[j]
+            if g != NULL:
+                for j in range(u):
+                    g[j] = <floating>(c * (p[j] * s - y[j]))
+            return l
+        # Keras 2.2: q = p / sum(p), clipped to [eps, 1 - eps], loss = -sum(y * log(q)).
+        s = 0
+        for j in range(u):
+            s += p[j]
+        t = 0
+        for j in range(u):
+            q = p[j] / s
+            l -= y[j] * log(clip(q, EPS, 1 - EPS))
+            if g != NULL:
+                d = -y[j] / q if inside(q, EPS, 1 - EPS) else 0
+                t += d * q
+                g[j] = <floating>d
+        if g != NULL:
+            for j in range(u):
+                g[j] = <floating>(c * (g[j] - t) / s)
+        return l
+    if code == L_SCCE:
+        if fused:
+            l = -log(clip(p[label], EPS, 1 - EPS))
+            if g != NULL:
+                for j in range(u):
+                    g[j] = <floating>(c * p[j])
+                g[label] = <floating>(c * (<double>p[label] - 1))
+            return l
+        # Keras 2.2 (TensorFlow): logits = log(clip(p)), loss = softmax cross-entropy of the label.
+        s = 0
+        for j in range(u):
+            s += clip(p[j], EPS, 1 - EPS)
+        pc = clip(p[label], EPS, 1 - EPS)
+        l = -log(pc / s)
+        if g != NULL:
+            for j in range(u):
+                d = 1 / s - (1 / pc if j == label else 0)
+                g[j] = <floating>(c * d if inside(p[j], EPS, 1 - EPS) else 0)
+        return l
+    if code == L_BCE:
+        for j in range(u):
+            pc = clip(p[j], EPS, 1 - EPS)
+            l -= y[j] * log(pc) + (1 - <double>y[j]) * log(1 - pc)
+            if g != NULL:
+                if fused:
+                    g[j] = <floating>(c * (<double>p[j] - y[j]) * inv)
+                elif inside(p[j], EPS, 1 - EPS):
+                    g[j] = <floating>(c * (pc - y[j]) / (pc * (1 - pc)) * inv)
+                else:
+                    g[j] = 0
+        return l * inv
+    if code == L_KLD:
+        for j in range(u):
+            yc = clip(y[j], EPS, 1)
+            pc = clip(p[j], EPS, 1)
+            l += yc * log(yc / pc)
+            if g != NULL:
+                g[j] = <floating>(-c * yc / pc if inside(p[j], EPS, 1) else 0)
+        return l
+    if code == L_POISSON:
+        for j in range(u):
+            l += p[j] - y[j] * log(p[j] + EPS)
+            if g != NULL:
+                g[j] = <floating>(c * (1 - y[j] / (p[j] + EPS)) * inv)
+        return l * inv
+    if code == L_COSINE:
+        # -sum(l2_normalize(y) * l2_normalize(p)), l2_normalize(v) = v / sqrt(max(sum(v^2), 1e-12))
+        ny = 0
+        np_ = 0
+        s = 0
+        for j in range(u):
+            ny += <double>y[j] * y[j]
+            np_ += <double>p[j] * p[j]
+            s += <double>y[j] * p[j]
+        t = np_
+        ny = sqrt(ny if ny > 1e-12 else 1e-12)
+        np_ = sqrt(np_ if np_ > 1e-12 else 1e-12)
+        l = -s / (ny * np_)
+        if g != NULL:
+            for j in range(u):
+                d = -y[j] / (ny * np_)
+                if t > 1e-12:
+                    d -= l * p[j] / (np_ * np_)
+                g[j] = <floating>(c * d)
+        return l
+    return 0
+
+
+cdef double batch_loss(int code, bint fused, const floating* p, const floating* y, const int64_t* labels,
+                       const floating* w, Py_ssize_t rows, Py_ssize_t units, floating* grad) noexcept nogil:
+    """Return the batch loss; if `grad` is not NULL, fill it (rows x units) with its gradient."""
+    cdef Py_ssize_t r, count = 0
+    cdef double total = 0, c, l, inv
+    cdef Py_ssize_t label = 0
+    if w == NULL:
+        inv = 1.0 / rows
+    else:
+        for r in range(rows):
+            if w[r] != 0:
+                count += 1
+        inv = 1.0 / count if count > 0 else 0.0
+    for r in range(rows):
+        c = inv if w == NULL else w[r] * inv
+        if labels != NULL:
+            label = labels[r]
+        l = _row(code, fused, p + r * units, y + r * units if y != NULL else NULL, label, units,
+                 grad + r * units if grad != NULL else NULL, c)
+        if c != 0:
+            total += c * l
+    return total
+
+
+cdef double batch_metric(int code, const floating* p, const floating* y, const int64_t* labels,
+                         Py_ssize_t rows, Py_ssize_t units) noexcept nogil:
+    """Return the unweighted mean over the batch of a metric (or of a loss used as a metric)."""
+    cdef Py_ssize_t r, j, a, b, label = 0, above
+    cdef double total = 0, hits
+    cdef const floating* pr
+    cdef const floating* yr
+    for r in range(rows):
+        pr = p + r * units
+        yr = y + r * units if y != NULL else NULL
+        if labels != NULL:
+            label = labels[r]
+        if code < M_BINARY_ACCURACY:
+            total += _row(code, False, pr, yr, label, units, <floating*>NULL, 0)
+        elif code == M_BINARY_ACCURACY:
+            hits = 0
+            for j in range(units):
+                if yr[j] == rint(pr[j]):
+                    hits += 1
+            total += hits / units
+        elif code == M_CATEGORICAL_ACCURACY or code == M_SPARSE_CATEGORICAL_ACCURACY:
+            a = 0
+            for j in range(1, units):
+                if pr[j] > pr[a]:
+                    a = j
+            if code == M_CATEGORICAL_ACCURACY:
+                b = 0
+                for j in range(1, units):
+                    if yr[j] > yr[b]:
+                        b = j
+            else:
+                b = label
+            total += (a == b)
+        else:
+            # in_top_k (k = 5): the target is in the top k when fewer than k scores are strictly larger.
+            if code == M_TOP_K:
+                b = 0
+                for j in range(1, units):
+                    if yr[j] > yr[b]:
+                        b = j
+            else:
+                b = label
+            above = 0
+            for j in range(units):
+                if pr[j] > pr[b]:
+                    above += 1
+            total += (above < 5)
+    return total / rows

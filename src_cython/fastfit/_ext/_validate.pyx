@@ -1,0 +1,133 @@
+"""Argument checks of the Cython engine, run with the GIL before any GIL-free code.
+
+Every check raises ValueError naming the argument, what was expected and what was given, so a bad call can
+never reach the pointer arithmetic of the compiled loops.
+"""
+import numpy as np
+
+ACTIVATIONS = ("linear", "relu", "sigmoid", "tanh", "softmax", "elu", "selu", "softplus", "softsign",
+               "hard_sigmoid", "exponential")
+LOSSES = ("mean_squared_error", "mean_absolute_error", "mean_absolute_percentage_error",
+          "mean_squared_logarithmic_error", "squared_hinge", "hinge", "categorical_hinge", "logcosh",
+          "categorical_crossentropy", "sparse_categorical_crossentropy", "binary_crossentropy",
+          "kullback_leibler_divergence", "poisson", "cosine_proximity")
+METRICS = LOSSES + ("binary_accuracy", "categorical_accuracy", "sparse_categorical_accuracy",
+                    "top_k_categorical_accuracy", "sparse_top_k_categorical_accuracy")
+SPARSE_METRICS = ("sparse_categorical_crossentropy", "sparse_categorical_accuracy",
+                  "sparse_top_k_categorical_accuracy")
+OPTIMIZERS = ("sgd", "rmsprop", "adagrad", "adadelta", "adam", "adamax", "nadam")
+_INT_MAX = 2 ** 31 - 1
+
+
+def code(name, names, what):
+    """Return the index of `name` in `names`.
+
+    Raises:
+        ValueError: `name` is not one of `names`.
+    """
+    try:
+        return names.index(name)
+    except ValueError:
+        raise ValueError(f"{what}: expected one of {list(names)}, got {name!r}") from None
+
+
+def float_array(arr, dtype, what, shape=None, ndim=None):
+    """Check a float array: NumPy, exactly `dtype`, C-contiguous, with `shape` (None entries match any).
+
+    Returns:
+        The array itself.
+    Raises:
+        ValueError: any of the properties is not met.
+    """
+    if not isinstance(arr, np.ndarray):
+        raise ValueError(f"{what}: expected a NumPy array of {np.dtype(dtype).name}, got {type(arr).__name__}")
+    if arr.dtype != dtype:
+        raise ValueError(f"{what}: expected dtype {np.dtype(dtype).name}, got {arr.dtype}")
+    return _layout(arr, what, shape, ndim)
+
+
+def int_array(arr, what, shape=None):
+    """Check an int64 C-contiguous array of the given shape (see `float_array`)."""
+    if not isinstance(arr, np.ndarray) or arr.dtype != np.int64:
+        given = arr.dtype if isinstance(arr, np.ndarray) else type(arr).__name__
+        raise ValueError(f"{what}: expected a NumPy array of int64, got {given}")
+    return _layout(arr, what, shape, None)
+
+
+def _layout(arr, what, shape, ndim):
+    if shape is not None:
+        ndim = len(shape)
+    if ndim is not None and arr.ndim != ndim:
+        raise ValueError(f"{what}: expected a {ndim}-D array, got shape {arr.shape}")
+    if shape is not None and any(want is not None and want != got for want, got in zip(shape, arr.shape)):
+        expected = tuple("any" if s is None else s for s in shape)
+        raise ValueError(f"{what}: expected shape {expected}, got {arr.shape}")
+    if not arr.flags.c_contiguous:
+        raise ValueError(f"{what}: expected a C-contiguous array, got a non-contiguous one")
+    if any(s > _INT_MAX for s in arr.shape):
+        raise ValueError(f"{what}: every dimension must be below 2**31, got shape {arr.shape}")
+    return arr
+
+
+def in_range(arr, high, what):
+    """Check that every value of an int64 array lies in [0, high).
+
+    Raises:
+        ValueError: a value is out of range.
+    """
+    if arr.size and (arr.min() < 0 or arr.max() >= high):
+        raise ValueError(f"{what}: expected values in [0, {high}), got values in "
+                         f"[{arr.min()}, {arr.max()}]")
+
+
+def positive_int(value, what):
+    """Return `value` as an int >= 1.
+
+    Raises:
+        ValueError: not an integer >= 1.
+    """
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, np.integer)) or value < 1:
+        raise ValueError(f"{what}: expected an integer >= 1, got {value!r}")
+    return int(value)
+
+
+def number(obj, attr, default=None):
+    """Read `obj.attr` as a float (or `default` when missing or None).
+
+    Raises:
+        ValueError: missing without default, or not a number.
+    """
+    value = getattr(obj, attr, None)
+    if value is None:
+        if default is None:
+            raise ValueError(f"optimizer.{attr}: expected a number, got nothing")
+        return float(default)
+    try:
+        return float(value)
+    except (TypeError, ValueError):
+        raise ValueError(f"optimizer.{attr}: expected a number, got {value!r}") from None
+
+
+def hook_flags(hook):
+    """Return (batch_begin, batch_end, end_interval) of a hook, or (False, False, 0.0) for None.
+
+    Raises:
+        ValueError: the hook is not callable or lacks one of the attributes.
+    """
+    if hook is None:
+        return False, False, 0.0
+    if not callable(hook):
+        raise ValueError(f"hook: expected None or a callable, got {type(hook).__name__}")
+    try:
+        return bool(hook.batch_begin), bool(hook.batch_end), float(hook.end_interval)
+    except AttributeError as exc:
+        raise ValueError(f"hook: expected attributes batch_begin, batch_end and end_interval ({exc})") from None
+
+
+def slot_count(kind, optimizer):
+    """Number of slot arrays per parameter the update rule of `kind` reads."""
+    if kind == "sgd":
+        return 1 if number(optimizer, "momentum", 0.0) != 0 else 0
+    if kind == "adam" and getattr(optimizer, "amsgrad", False):
+        return 3
+    return 1 if kind in ("rmsprop", "adagrad") else 2
