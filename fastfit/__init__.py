@@ -1,0 +1,15 @@
+"""fastfit: Keras-2-compatible training on the CPU, with a Cython training core.
+
+`import fastfit as keras` makes Keras 2 scripts run: `keras.models`, `keras.layers`, `keras.callbacks`,
+`keras.optimizers`, `keras.losses`, `keras.metrics`, `keras.backend`, `keras.utils`, `keras.initializers`,
+`keras.activations`.
+"""
+__version__ = "0.1.0"
+
+from fastfit import activations, backend, initializers, losses, metrics, optimizers  # noqa: E402
+from fastfit import layers, models, utils  # noqa: E402
+from fastfit import callbacks  # noqa: E402
+from fastfit.models import Model, Sequential  # noqa: E402
+
+__all__ = ["__version__", "activations", "backend", "callbacks", "initializers", "layers", "losses", "metrics",
+           "models", "optimizers", "utils", "Model", "Sequential"]

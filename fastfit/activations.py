@@ -1,0 +1,55 @@
+"""Activation functions (Keras 2.2 names).
+
+Layers store activations by canonical name; the engines run them. The functions here are NumPy
+implementations for direct use (`fastfit.activations.relu(x)`) and the values accepted by
+`Dense(activation=...)`.
+"""
+import numpy as np
+
+from fastfit._reference import activations as _twin
+from fastfit._reference.names import ACTIVATIONS
+
+
+def _make(name):
+    def activation(x):
+        return _twin.forward(name, np.asarray(x, dtype=np.result_type(np.asarray(x).dtype, np.float32)))
+    activation.__name__ = activation.__qualname__ = name
+    activation.__doc__ = f"The `{name}` activation, applied element-wise (softmax: over the last axis)."
+    return activation
+
+
+linear = _make("linear")
+relu = _make("relu")
+sigmoid = _make("sigmoid")
+tanh = _make("tanh")
+softmax = _make("softmax")
+elu = _make("elu")
+selu = _make("selu")
+softplus = _make("softplus")
+softsign = _make("softsign")
+hard_sigmoid = _make("hard_sigmoid")
+exponential = _make("exponential")
+
+
+def get(identifier):
+    """Return the canonical activation name for a name, one of this module's functions, or None (linear).
+
+    Raises:
+        ValueError: unknown name or a custom function (the engines run only the built-in activations).
+    """
+    if identifier is None:
+        return "linear"
+    if callable(identifier) and globals().get(getattr(identifier, "__name__", None)) is identifier:
+        return identifier.__name__
+    if isinstance(identifier, str) and identifier in ACTIVATIONS:
+        return identifier
+    raise ValueError(f"Unknown activation {identifier!r}; expected one of {list(ACTIVATIONS)} "
+                     "(custom activation functions are not supported by the compiled engine)")
+
+
+def serialize(name):
+    return name
+
+
+def deserialize(name, custom_objects=None):
+    return get(name)

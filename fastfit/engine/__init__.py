@@ -1,0 +1,1 @@
+"""Model machinery: layers' base class, the functional graph, training and input handling."""

@@ -1,0 +1,224 @@
+"""The `Layer` base class and the symbolic tensors that connect layers into a graph.
+
+Layers hold their parameters as NumPy arrays. Calling a layer on a `SymbolicTensor` (from `Input` or another
+layer) builds it for that input shape, checks the shape, and returns a new tensor remembering where it came
+from; models walk these links to find their layers. Layers never compute on data themselves: models compile
+their chain of layers into engine ops (`engine_ops`).
+"""
+import collections
+import re
+
+import numpy as np
+
+from fastfit import backend
+
+_name_counters = collections.Counter()
+
+
+def reset_name_counters():
+    _name_counters.clear()
+
+
+def unique_name(base):
+    """Keras 2 automatic names: `dense_1`, `dense_2`, ..."""
+    _name_counters[base] += 1
+    return f"{base}_{_name_counters[base]}"
+
+
+def snake_case(name):
+    return re.sub(r"(?<!^)(?=[A-Z])", "_", name).lower()
+
+
+def shape_str(shape):
+    return "(" + ", ".join("None" if d is None else str(d) for d in shape) + ("," if len(shape) == 1 else "") + ")"
+
+
+class SymbolicTensor:
+    """A placeholder for data flowing through a graph: a shape (batch axis `None`) and its producer."""
+
+    def __init__(self, shape, dtype, layer, inbound=None):
+        self.shape = tuple(shape)
+        self.dtype = dtype
+        self.layer = layer        # the layer that produced this tensor
+        self.inbound = inbound    # the tensor that layer was called on (None for an Input)
+
+    @property
+    def _keras_shape(self):
+        return self.shape
+
+    def __repr__(self):
+        return f"<SymbolicTensor shape={shape_str(self.shape)} from layer '{self.layer.name}'>"
+
+
+def _normalise_shape(shape, argument, layer_name):
+    try:
+        shape = tuple(None if d is None else int(d) for d in shape)
+    except (TypeError, ValueError):
+        raise TypeError(f"Layer '{layer_name}': `{argument}` must be a tuple of ints, got {shape!r}") from None
+    if any(d is not None and d <= 0 for d in shape):
+        raise ValueError(f"Layer '{layer_name}': `{argument}` must hold positive sizes, got {shape!r}")
+    return shape
+
+
+class Layer:
+    """Base class of all layers.
+
+    Arguments (keywords common to every layer): `name`, `trainable`, `input_shape`, `input_dim`,
+    `batch_input_shape`, `batch_size`, `dtype`, `weights` (initial weights, a list of arrays).
+    """
+
+    def __init__(self, name=None, trainable=True, input_shape=None, input_dim=None, batch_input_shape=None,
+                 batch_size=None, dtype=None, weights=None, **kwargs):
+        if kwargs:
+            raise TypeError(f"{type(self).__name__}: unexpected keyword arguments {sorted(kwargs)}")
+        if name is not None and (not isinstance(name, str) or not name):
+            raise ValueError(f"{type(self).__name__}: `name` must be a non-empty string, got {name!r}")
+        self.name = name or unique_name(snake_case(type(self).__name__))
+        self.trainable = bool(trainable)
+        self.dtype = np.dtype(dtype or backend.floatx()).name
+        if input_dim is not None and input_shape is None:
+            input_shape = (input_dim,)
+        if batch_input_shape is None and input_shape is not None:
+            batch_input_shape = (batch_size,) + tuple(_normalise_shape(input_shape, "input_shape", self.name))
+        self.batch_input_shape = (None if batch_input_shape is None
+                                  else _normalise_shape(batch_input_shape, "batch_input_shape", self.name))
+        self._initial_weights = weights
+        self.built = False
+        self._nodes = []          # (input tensor, output tensor) for each call of this layer
+        self._built_input_shape = None
+
+    # -- to override ----------------------------------------------------------------------------------
+    def build(self, input_shape):
+        """Create the weights for `input_shape` (batch axis included, `None`)."""
+        self.built = True
+
+    def compute_output_shape(self, input_shape):
+        return tuple(input_shape)
+
+    def check_input_shape(self, input_shape):
+        """Raise ValueError naming this layer when it cannot take `input_shape`."""
+
+    def engine_ops(self):
+        """The engine ops that apply this layer to a 2-D batch (see docs/architecture.md)."""
+        return []
+
+    @property
+    def weights(self):
+        return []
+
+    # -- graph ------------------------------------------------------------------------------------------
+    def __call__(self, inputs, **kwargs):
+        if kwargs:
+            raise TypeError(f"Layer '{self.name}': unexpected call arguments {sorted(kwargs)}")
+        if isinstance(inputs, (list, tuple)):
+            if len(inputs) != 1:
+                raise ValueError(f"Layer '{self.name}' takes one input tensor, got a list of {len(inputs)}")
+            inputs = inputs[0]
+        if not isinstance(inputs, SymbolicTensor):
+            raise TypeError(f"Layer '{self.name}' must be called on a tensor from `Input(...)` or another layer, "
+                            f"got {type(inputs).__name__}; to run a model on data use `model.predict`")
+        self.check_input_shape(inputs.shape)
+        if not self.built:
+            self.build(inputs.shape)
+            self._built_input_shape = inputs.shape
+            self._set_initial_weights()
+        elif self._built_input_shape is not None and not _compatible(self._built_input_shape, inputs.shape):
+            raise ValueError(f"Layer '{self.name}' was built for input shape {shape_str(self._built_input_shape)} "
+                             f"and cannot be called on shape {shape_str(inputs.shape)}")
+        output = SymbolicTensor(self.compute_output_shape(inputs.shape), self.dtype, self, inputs)
+        self._nodes.append((inputs, output))
+        return output
+
+    def _set_initial_weights(self):
+        if self._initial_weights is not None:
+            weights, self._initial_weights = self._initial_weights, None
+            self.set_weights(weights)
+
+    def _node_attribute(self, index, what):
+        if not self._nodes:
+            raise AttributeError(f"Layer '{self.name}' is not connected: it has no {what} yet "
+                                 "(add it to a model or call it on a tensor)")
+        if len(self._nodes) > 1:
+            raise AttributeError(f"Layer '{self.name}' has {len(self._nodes)} inbound nodes, so its {what} is "
+                                 "ambiguous")
+        return self._nodes[0][index]
+
+    @property
+    def input(self):
+        return self._node_attribute(0, "input")
+
+    @property
+    def output(self):
+        return self._node_attribute(1, "output")
+
+    @property
+    def input_shape(self):
+        if self._nodes:
+            return self._node_attribute(0, "input shape").shape
+        if self._built_input_shape is not None:
+            return self._built_input_shape
+        if self.batch_input_shape is not None:
+            return self.batch_input_shape
+        raise AttributeError(f"Layer '{self.name}' has no input shape yet")
+
+    @property
+    def output_shape(self):
+        if self._nodes:
+            return self._node_attribute(1, "output shape").shape
+        return self.compute_output_shape(self.input_shape)
+
+    # -- weights ----------------------------------------------------------------------------------------
+    @property
+    def trainable_weights(self):
+        return list(self.weights) if self.trainable else []
+
+    @property
+    def non_trainable_weights(self):
+        return [] if self.trainable else list(self.weights)
+
+    def get_weights(self):
+        """Return copies of this layer's weights (kernel, then bias)."""
+        return [w.copy() for w in self.weights]
+
+    def set_weights(self, weights):
+        """Copy `weights` into this layer's arrays in place.
+
+        Raises:
+            ValueError: wrong number of arrays, or a shape that does not match (names the layer and both shapes).
+        """
+        own = self.weights
+        weights = list(weights)
+        if len(weights) != len(own):
+            raise ValueError(f"Layer '{self.name}' expects {len(own)} weight arrays, got {len(weights)}")
+        values = []
+        for target, value in zip(own, weights):
+            value = np.asarray(value)
+            if value.shape != target.shape:
+                raise ValueError(f"Layer '{self.name}': weight shape {value.shape} does not match the expected "
+                                 f"shape {target.shape}")
+            if not np.issubdtype(value.dtype, np.number) or np.iscomplexobj(value):
+                raise TypeError(f"Layer '{self.name}': weights must be real numbers, got dtype {value.dtype}")
+            values.append(value)
+        for target, value in zip(own, values):  # all checked first: a bad list changes nothing
+            target[...] = value
+
+    def count_params(self):
+        return int(sum(w.size for w in self.weights))
+
+    # -- config -----------------------------------------------------------------------------------------
+    def get_config(self):
+        config = {"name": self.name, "trainable": self.trainable, "dtype": self.dtype}
+        if self.batch_input_shape is not None:
+            config["batch_input_shape"] = list(self.batch_input_shape)
+        return config
+
+    @classmethod
+    def from_config(cls, config):
+        return cls(**config)
+
+    def __repr__(self):
+        return f"<{type(self).__name__} name={self.name!r}>"
+
+
+def _compatible(built, given):
+    return len(built) == len(given) and all(a is None or b is None or a == b for a, b in zip(built, given))

@@ -1,0 +1,90 @@
+"""Turn a model's chain of layers into an engine network, and pick the engine.
+
+The engines (Cython `fastfit._ext._loop`, NumPy `fastfit._reference.loop`) share one contract
+(docs/architecture.md). Engine networks hold views of the layers' arrays, so they stay valid across
+`set_weights`; they are cached per model and rebuilt only when the layer structure changes.
+"""
+import os
+import warnings
+
+import numpy as np
+
+ENGINES = ("cython", "python")
+_ENGINE_VARIABLE = "FASTFIT_ENGINE"
+
+
+def resolve_engine(engine):
+    """Return 'cython' or 'python' for `compile(engine=...)`, defaulting to $FASTFIT_ENGINE, else 'cython'.
+
+    Raises:
+        ValueError: an unknown engine name.
+    """
+    source = "engine"
+    if engine is None:
+        engine, source = os.environ.get(_ENGINE_VARIABLE) or "cython", _ENGINE_VARIABLE
+    if engine not in ENGINES:
+        raise ValueError(f"`{source}` must be one of {list(ENGINES)}, got {engine!r}")
+    if engine == "cython" and compiled_engine() is None:
+        warnings.warn("fastfit's compiled extensions are not built; using the NumPy reference engine "
+                      "(reinstall with `pip install .` to build them)", RuntimeWarning, stacklevel=3)
+        engine = "python"
+    return engine
+
+
+def compiled_engine():
+    """The Cython `Network` class, or None when the extensions are not built."""
+    try:
+        from fastfit._ext._loop import Network
+    except ImportError:
+        return None
+    return Network
+
+
+def engine_class(engine):
+    if engine == "cython":
+        return compiled_engine()
+    from fastfit._reference.loop import Network
+    return Network
+
+
+def chain_ops(layers):
+    """The engine ops of a chain of layers (InputLayer and Flatten contribute none)."""
+    ops = []
+    for layer in layers:
+        ops.extend(layer.engine_ops())
+    return ops
+
+
+def chain_params(ops):
+    """The parameter arrays of `ops` in engine order (W0, b0, W1, ...), the order optimizer slots follow."""
+    params = []
+    for op in ops:
+        if op[0] == "dense":
+            params.append(op[1])
+            if op[2] is not None:
+                params.append(op[2])
+    return params
+
+
+def model_dtype(layers):
+    for layer in layers:
+        for weight in layer.weights:
+            return weight.dtype
+    return np.dtype(layers[0].dtype if layers else "float32")
+
+
+def output_chains(model):
+    """For each model output, the list of layers from the input to it."""
+    return [model._chain_to_input(out, model.inputs[0]) for out in model.outputs]
+
+
+def engine_network(model, engine, loss, metrics, output_index=0):
+    """Return a cached engine network for one output chain of `model`."""
+    key = (engine, loss, tuple(metrics), output_index)
+    cached = model._engine_cache.get(key)
+    if cached is None:
+        layers = output_chains(model)[output_index]
+        ops = chain_ops(layers)
+        cached = engine_class(engine)(ops, loss, list(metrics), model_dtype(layers))
+        model._engine_cache[key] = cached
+    return cached

@@ -1,0 +1,117 @@
+"""`Sequential`: a linear stack of layers, built one `add` at a time."""
+from fastfit.engine.base_layer import Layer
+from fastfit.engine.input_layer import InputLayer
+from fastfit.engine.training import Model
+
+
+class Sequential(Model):
+    """A linear stack of layers.
+
+    Arguments:
+        layers: optional list of layers to add.
+        name: model name (default `sequential_N`).
+
+    The first layer needs an input shape (`input_shape=`, `input_dim=` or `batch_input_shape=`), or call
+    `build(input_shape)` before training.
+    """
+
+    def __init__(self, layers=None, name=None):
+        from fastfit.engine.base_layer import unique_name
+        super().__init__(name=name or unique_name("sequential"))
+        self._input_layer = None
+        self._stack = []  # the layers added, without the InputLayer
+        for layer in layers or []:
+            self.add(layer)
+
+    @property
+    def layers(self):
+        return list(self._stack)
+
+    def add(self, layer):
+        """Append `layer` to the stack.
+
+        Raises:
+            TypeError: `layer` is not a Layer.
+            ValueError: its input shape does not fit the previous layer's output (names the layer), or a
+                layer of the same name is already in the model.
+        """
+        if not isinstance(layer, Layer):
+            raise TypeError(f"Sequential.add: expected a Layer instance, got {type(layer).__name__}")
+        if isinstance(layer, InputLayer):
+            if self._stack or self._input_layer is not None:
+                raise ValueError("Sequential.add: an InputLayer can only be the first layer")
+            self._input_layer = layer
+            self._relink()
+            return
+        if any(existing.name == layer.name for existing in self._stack):
+            raise ValueError(f"Sequential.add: the model already has a layer named '{layer.name}'; layer names "
+                             "must be unique")
+        input_layer = self._input_layer
+        if not self._stack and input_layer is None and layer.batch_input_shape is not None:
+            input_layer = InputLayer(batch_input_shape=layer.batch_input_shape, dtype=layer.dtype,
+                                     name=layer.name + "_input")
+        if input_layer is not None:
+            layer(self.outputs[0] if self.outputs else input_layer.output)  # checks shapes before any change
+        self._input_layer = input_layer
+        self._stack.append(layer)
+        self._relink()
+
+    def pop(self):
+        """Remove the last layer.
+
+        Raises:
+            TypeError: the model has no layers.
+        """
+        if not self._stack:
+            raise TypeError("Sequential.pop: there are no layers in the model")
+        layer = self._stack.pop()
+        if layer._nodes:
+            layer._nodes.pop()
+        self._relink()
+
+    def build(self, input_shape=None):
+        """Give an unbuilt model its input shape: `model.build((None, 784))`."""
+        if input_shape is None:
+            raise ValueError("Sequential.build: give the input shape with the batch axis, e.g. (None, 784)")
+        if self._input_layer is None:
+            self._input_layer = InputLayer(batch_input_shape=tuple(input_shape), name=self.name + "_input")
+        self._relink()
+
+    def _relink(self):
+        """Recompute inputs/outputs by calling the stack on the input tensor (new graph nodes as needed)."""
+        self._invalidate()
+        if self._input_layer is None:
+            self.inputs, self.outputs, self._layers = [], [], []
+            return
+        tensor = self._input_layer.output
+        for layer in self._stack:
+            node = next((out for inp, out in layer._nodes if inp is tensor), None)
+            tensor = node if node is not None else layer(tensor)
+        self.inputs, self.outputs, self._single_output = [self._input_layer.output], [tensor], True
+        self._layers = [self._input_layer] + self._stack
+
+    def get_config(self):
+        """Keras 2 (tf.keras flavour) Sequential config with an explicit InputLayer entry."""
+        from fastfit.engine.network import _class_name
+        layers = []
+        if self._input_layer is not None:
+            layers.append({"class_name": "InputLayer", "config": self._input_layer.get_config()})
+        for layer in self._stack:
+            layers.append({"class_name": _class_name(layer), "config": layer.get_config()})
+        config = {"name": self.name, "layers": layers}
+        if self._input_layer is not None:
+            config["build_input_shape"] = list(self._input_layer.batch_input_shape)
+        return config
+
+    @classmethod
+    def from_config(cls, config, custom_objects=None):
+        """Rebuild from a Keras 2/3 Sequential config (dict form with `layers`; InputLayer entries honoured)."""
+        from fastfit.layers import deserialize
+        if isinstance(config, list):  # Keras <= 2.1 list form
+            config = {"layers": config}
+        model = cls(name=config.get("name"))
+        for entry in config.get("layers", []):
+            model.add(deserialize(entry, custom_objects))
+        if model._input_layer is None and config.get("build_input_shape"):
+            model.build(tuple(config["build_input_shape"]))
+        return model

@@ -1,0 +1,425 @@
+"""`Model`: compile, fit, evaluate, predict (Keras 2 signatures and semantics).
+
+Python does the per-call and per-epoch work (checks, conversion, validation split, callbacks, epoch logs);
+the engine runs each epoch's batch loop in one call and comes back into Python only through the batch hook,
+and only when some callback implements a batch hook (docs/architecture.md).
+"""
+import math
+import threading
+import warnings
+
+import numpy as np
+
+from fastfit import backend, losses
+from fastfit import metrics as metrics_module
+from fastfit import optimizers
+from fastfit.engine import compiled, data
+from fastfit.engine.network import Network
+
+_FIT_KEYWORDS_K1 = {"nb_epoch": "epochs"}
+
+
+class Model(Network):
+    """A trainable graph of layers: `Model(inputs, outputs)` (functional API) or `Sequential`."""
+
+    def __init__(self, inputs=None, outputs=None, name=None, **kwargs):
+        super().__init__(inputs=inputs, outputs=outputs, name=name, **kwargs)
+        self.optimizer = None
+        self.loss = None
+        self.metrics = []
+        self.metrics_names = ["loss"]
+        self.compiled = False
+        self.stop_training = False
+        self.history = None
+        self._engine = None
+        self._canonical_metrics = []
+        self._seed = backend.draw_seed()   # drives per-epoch shuffling; saved with the model
+        self._busy = threading.Lock()
+
+    # -- compile -----------------------------------------------------------------------------------------
+    def compile(self, optimizer="rmsprop", loss=None, metrics=None, loss_weights=None, sample_weight_mode=None,
+                weighted_metrics=None, target_tensors=None, engine=None, **kwargs):
+        """Configure training.
+
+        Arguments:
+            optimizer: name ('rmsprop', 'adam', ...) or an optimizer instance.
+            loss: name, alias or function of `fastfit.losses` (a one-item list or dict is accepted).
+            metrics: list of names or functions; the log key is the string given ('acc' → `acc`).
+            engine: 'cython' (default; `FASTFIT_ENGINE` overrides the default) or 'python' (NumPy reference).
+            loss_weights, sample_weight_mode, weighted_metrics, target_tensors: Keras arguments that only
+                accept their neutral values (one output, per-sample weights).
+
+        Raises:
+            ValueError: unknown optimizer, loss, metric or engine; a model with several outputs.
+        """
+        if kwargs:
+            raise TypeError(f"compile: unexpected keyword arguments {sorted(kwargs)}")
+        self._require_graph("output (compile needs a built model)")
+        if len(self.outputs) != 1:
+            raise ValueError(f"compile: model '{self.name}' has {len(self.outputs)} outputs; fastfit trains models "
+                             "with one output (multi-output models can still `predict`)")
+        if target_tensors is not None or sample_weight_mode not in (None, "samplewise"):
+            raise ValueError("compile: `target_tensors` and temporal `sample_weight_mode` are not supported")
+        if loss_weights not in (None, [1], [1.0], {}) and not (isinstance(loss_weights, dict)
+                                                                and set(loss_weights.values()) <= {1, 1.0}):
+            raise ValueError(f"compile: `loss_weights` is only meaningful for several outputs, got {loss_weights!r}")
+        if loss is None:
+            raise ValueError("compile: `loss` is required, e.g. loss='categorical_crossentropy'")
+        if isinstance(loss, (list, tuple)) and len(loss) == 1:
+            loss = loss[0]
+        if isinstance(loss, dict) and len(loss) == 1:
+            loss = next(iter(loss.values()))
+        canonical_loss = losses.get(loss)
+        units = self.output_shape[-1]
+        metric_list = [] if metrics is None else metrics
+        if isinstance(metric_list, dict):
+            metric_list = [m for value in metric_list.values() for m in (value if isinstance(value, list) else [value])]
+        if isinstance(metric_list, (str,)) or not isinstance(metric_list, (list, tuple)):
+            raise TypeError(f"compile: `metrics` must be a list, got {metric_list!r}")
+        resolved = [metrics_module.resolve(m, canonical_loss, units) for m in metric_list]
+        keys = [key for key, _ in resolved]
+        if len(set(keys)) != len(keys) or "loss" in keys:
+            raise ValueError(f"compile: metric names must be unique and not 'loss', got {keys}")
+        chosen_engine = compiled.resolve_engine(engine)
+        new_optimizer = optimizers.get(optimizer)
+        # Everything checked: now change the model.
+        self.optimizer = new_optimizer
+        self.loss = loss if isinstance(loss, str) else canonical_loss
+        self._canonical_loss = canonical_loss
+        self.metrics = list(metric_list)
+        self._canonical_metrics = [name for _, name in resolved]
+        self.metrics_names = ["loss"] + keys
+        self._engine = chosen_engine
+        self.compiled = True
+
+    def _training_config(self):
+        """The `training_config` dict of Keras 2 HDF5 files."""
+        return {"optimizer_config": optimizers.serialize(self.optimizer), "loss": self.loss,
+                "metrics": [m if isinstance(m, str) else m.__name__ for m in self.metrics],
+                "weighted_metrics": None, "loss_weights": None, "sample_weight_mode": None}
+
+    def _require_compiled(self, method):
+        if not self.compiled:
+            raise RuntimeError(f"{method}: you must compile the model before using it, e.g. "
+                               "model.compile(optimizer='rmsprop', loss='categorical_crossentropy')")
+
+    def _train_network(self):
+        ops = compiled.chain_ops(compiled.output_chains(self)[0])
+        params = compiled.chain_params(ops)
+        if not self.optimizer.is_built_for(params):
+            self.optimizer.build(params)
+        return compiled.engine_network(self, self._engine, self._canonical_loss, self._canonical_metrics)
+
+    # -- data -------------------------------------------------------------------------------------------
+    def _dtype(self):
+        return compiled.model_dtype(self.layers)
+
+    def _units(self):
+        return self.outputs[0].shape[-1]
+
+    def _prepare_xy(self, x, y, sample_weight=None, class_weight=None, names=("x", "y", "sample_weight")):
+        dtype = self._dtype()
+        x = data.prepare_inputs(x, self.input_shape, dtype, names[0])
+        y = data.prepare_targets(y, self._canonical_loss, self._units(), dtype, names[1])
+        data.check_sample_count(x, y, names[0], names[1])
+        weights = data.prepare_sample_weight(sample_weight, class_weight, y, self._canonical_loss, self._units(),
+                                             dtype, names[2])
+        return x, y, weights
+
+    def _prepare_validation(self, validation_data, validation_split, x, y, sample_weight, class_weight):
+        """Return (training triple, validation triple or None, validation arrays for callbacks)."""
+        if validation_data is not None:
+            if not isinstance(validation_data, (tuple, list)) or len(validation_data) not in (2, 3):
+                raise ValueError("`validation_data` must be a tuple (x_val, y_val) or (x_val, y_val, "
+                                 f"val_sample_weight), got {_short(validation_data)}")
+            xv, yv = validation_data[0], validation_data[1]
+            swv = validation_data[2] if len(validation_data) == 3 else None
+            train = self._prepare_xy(x, y, sample_weight, class_weight)
+            val = self._prepare_xy(xv, yv, swv, None, ("validation_data[0]", "validation_data[1]",
+                                                       "validation_data[2]"))
+            return train, val, [xv, yv]
+        if isinstance(validation_split, bool) or not isinstance(validation_split, (int, float)) \
+                or not 0.0 <= validation_split < 1.0:
+            raise ValueError(f"`validation_split` must be a number in [0, 1), got {validation_split!r}")
+        train = self._prepare_xy(x, y, sample_weight, class_weight)
+        if not validation_split:
+            return train, None, None
+        n = len(train[0])
+        split = int(n * (1.0 - validation_split))
+        if split == 0 or split == n:
+            raise ValueError(f"`validation_split`={validation_split} leaves {'no training' if split == 0 else 'no validation'} "
+                             f"samples out of {n}")
+        xs, ys, ws = train
+        val = (xs[split:], ys[split:], None if ws is None else ws[split:])
+        train = (xs[:split], ys[:split], None if ws is None else ws[:split])
+        return train, val, [val[0].reshape((-1,) + tuple(self.input_shape[1:])), val[1]]
+
+    # -- fit ----------------------------------------------------------------------------------------------
+    def fit(self, x=None, y=None, batch_size=None, epochs=1, verbose=1, callbacks=None, validation_split=0.0,
+            validation_data=None, shuffle=True, class_weight=None, sample_weight=None, initial_epoch=0,
+            steps_per_epoch=None, validation_steps=None, validation_freq=1, **kwargs):
+        """Train for `epochs - initial_epoch` epochs and return the `History`.
+
+        Arguments follow Keras 2 (`batch_size=None` means 32; `validation_split` takes the last samples before
+        shuffling; `shuffle='batch'` shuffles whole batches). The legacy `nb_epoch` is accepted with a warning.
+
+        Raises:
+            RuntimeError: not compiled, or `fit` already running on this model in another thread.
+            TypeError, ValueError: bad arguments or data (the model is left unchanged).
+        """
+        if "nb_epoch" in kwargs:
+            if epochs != 1:
+                raise TypeError("fit received both the legacy keyword argument `nb_epoch` and `epochs`; "
+                                "pass only `epochs`")
+            warnings.warn("The `nb_epoch` argument in `fit` has been renamed `epochs`.", DeprecationWarning,
+                          stacklevel=2)
+            epochs = kwargs.pop("nb_epoch")
+        if kwargs:
+            raise TypeError(f"Unrecognized keyword arguments: {kwargs}")
+        self._require_compiled("fit")
+        if steps_per_epoch is not None or validation_steps is not None:
+            raise ValueError("fit: `steps_per_epoch`/`validation_steps` are for generator input, which fastfit does "
+                             "not take; pass arrays and `batch_size`")
+        batch_size = data.check_batch_size(batch_size)
+        epochs = data.check_non_negative_int(epochs, "epochs")
+        initial_epoch = data.check_non_negative_int(initial_epoch, "initial_epoch")
+        verbose = _check_verbose(verbose)
+        if shuffle not in (True, False, "batch"):
+            raise ValueError(f"`shuffle` must be True, False or 'batch', got {shuffle!r}")
+        validation_epochs = _validation_epochs(validation_freq)
+        train, val, val_for_callbacks = self._prepare_validation(validation_data, validation_split, x, y,
+                                                                 sample_weight, class_weight)
+        from fastfit.callbacks import CallbackList  # late import: callbacks import models for type checks
+        user_callbacks = CallbackList(callbacks)
+        with self._exclusive("fit"):
+            return self._fit_loop(train, val, val_for_callbacks, user_callbacks, batch_size, epochs, verbose,
+                                  shuffle, initial_epoch, validation_epochs)
+
+    def _fit_loop(self, train, val, val_for_callbacks, user_callbacks, batch_size, epochs, verbose, shuffle,
+                  initial_epoch, validation_epochs):
+        from fastfit.callbacks import CallbackList, History, ProgbarLogger, make_batch_hook
+        net = self._train_network()
+        x, y, weights = train
+        n = len(x)
+        self.history = History()
+        listed = list(user_callbacks)
+        progbar = [] if not verbose or any(isinstance(cb, ProgbarLogger) for cb in listed) else \
+            [ProgbarLogger(count_mode="samples")]
+        cbks = CallbackList(progbar + listed + [self.history])
+        metric_keys = self.metrics_names
+        params = {"batch_size": batch_size, "epochs": epochs, "steps": int(math.ceil(n / batch_size)),
+                  "samples": n, "verbose": verbose, "do_validation": val is not None,
+                  "metrics": metric_keys + (["val_" + k for k in metric_keys] if val is not None else [])}
+        cbks.set_validation_data(val_for_callbacks)
+        cbks.set_model(self)
+        cbks.set_params(params)
+        if verbose and val is not None:
+            print(f"Train on {n} samples, validate on {len(val[0])} samples")
+        self.stop_training = False
+        cbks.on_train_begin({})
+        epoch_logs = {}
+        try:
+            for epoch in range(initial_epoch, epochs):
+                cbks.on_epoch_begin(epoch, {})
+                hook = make_batch_hook(cbks, "train", metric_keys, self)
+                order = self._epoch_order(epoch, n, batch_size, shuffle)
+                sums = net.train_epoch(x, y, weights, order, batch_size, self.optimizer, hook)
+                epoch_logs = _logs_from_sums(metric_keys, sums)
+                finished = int(sums[0]) == n
+                if finished and val is not None and (epoch + 1) in validation_epochs:
+                    results = self._evaluate_arrays(val, batch_size, cbks)
+                    epoch_logs.update(("val_" + k, v) for k, v in results.items())
+                cbks.on_epoch_end(epoch, epoch_logs)
+                if self.stop_training:
+                    break
+        except KeyboardInterrupt:
+            cbks.on_train_end(dict(epoch_logs))
+            raise
+        cbks.on_train_end(dict(epoch_logs))
+        return self.history
+
+    def _epoch_order(self, epoch, n, batch_size, shuffle):
+        """The epoch's batch order, derived from the model seed and the epoch (so resumed runs repeat it)."""
+        if not shuffle:
+            return np.arange(n, dtype=np.int64)
+        generator = np.random.default_rng([self._seed, epoch])
+        if shuffle == "batch":
+            starts = generator.permutation(np.arange(0, n, batch_size))
+            return np.concatenate([np.arange(s, min(s + batch_size, n)) for s in starts]).astype(np.int64)
+        return generator.permutation(n).astype(np.int64)
+
+    def _evaluate_arrays(self, arrays, batch_size, cbks):
+        """Run the test loop over prepared arrays with `cbks`' test hooks; return {metric key: mean}."""
+        from fastfit.callbacks import make_batch_hook
+        net = self._train_network()
+        x, y, weights = arrays
+        cbks.on_test_begin({})
+        hook = make_batch_hook(cbks, "test", self.metrics_names, self)
+        sums = net.evaluate(x, y, weights, batch_size, hook)
+        results = _logs_from_sums(self.metrics_names, sums)
+        cbks.on_test_end(dict(results))
+        return results
+
+    # -- evaluate / predict ----------------------------------------------------------------------------------
+    def evaluate(self, x=None, y=None, batch_size=None, verbose=1, sample_weight=None, steps=None, callbacks=None,
+                 **kwargs):
+        """Return the loss (no metrics) or `[loss, *metrics]` in `metrics_names` order, sample-weighted means."""
+        if kwargs:
+            raise TypeError(f"Unrecognized keyword arguments: {kwargs}")
+        self._require_compiled("evaluate")
+        if steps is not None:
+            raise ValueError("evaluate: `steps` is for generator input; pass arrays and `batch_size`")
+        batch_size = data.check_batch_size(batch_size)
+        verbose = _check_verbose(verbose)
+        arrays = self._prepare_xy(x, y, sample_weight)
+        from fastfit.callbacks import CallbackList
+        cbks = CallbackList(callbacks)
+        with self._exclusive("evaluate"):
+            cbks.set_model(self)
+            cbks.set_params({"batch_size": batch_size, "steps": None, "samples": len(arrays[0]),
+                             "verbose": verbose, "metrics": list(self.metrics_names)})
+            results = self._evaluate_arrays(arrays, batch_size, cbks)
+        if verbose:
+            from fastfit.utils.progbar import Progbar
+            bar = Progbar(target=len(arrays[0]), verbose=verbose)
+            bar.update(len(arrays[0]), list(results.items()))
+        values = [results[k] for k in self.metrics_names]
+        return values[0] if len(values) == 1 else values
+
+    def predict(self, x, batch_size=None, verbose=0, steps=None, callbacks=None, **kwargs):
+        """Return the model output for `x`: an array, or a list of arrays for a model with a list of outputs."""
+        if kwargs:
+            raise TypeError(f"Unrecognized keyword arguments: {kwargs}")
+        self._require_graph("output (predict needs a built model)")
+        if steps is not None:
+            raise ValueError("predict: `steps` is for generator input; pass arrays and `batch_size`")
+        batch_size = data.check_batch_size(batch_size)
+        _check_verbose(verbose)
+        dtype = self._dtype()
+        x = data.prepare_inputs(x, self.input_shape, dtype)
+        from fastfit.callbacks import CallbackList, make_batch_hook
+        cbks = CallbackList(callbacks)
+        engine = self._engine or compiled.resolve_engine(None)
+        outputs = []
+        with self._exclusive("predict"):
+            cbks.set_model(self)
+            cbks.set_params({"batch_size": batch_size, "steps": None, "samples": len(x), "verbose": verbose})
+            cbks.on_predict_begin({})
+            for index, tensor in enumerate(self.outputs):
+                out = np.empty((len(x), int(np.prod(tensor.shape[1:]))), dtype=dtype)
+                net = compiled.engine_network(self, engine, "mean_squared_error", [], index)
+                hook = make_batch_hook(cbks, "predict", [], self, out=out) if index == 0 else None
+                net.predict(x, batch_size, out, hook)
+                outputs.append(out.reshape((len(x),) + tuple(tensor.shape[1:])))
+            cbks.on_predict_end({})
+        return outputs[0] if self._single_output else outputs
+
+    # -- single batches --------------------------------------------------------------------------------------
+    def train_on_batch(self, x, y, sample_weight=None, class_weight=None):
+        """One update on one batch; returns the loss or `[loss, *metrics]` measured before the update."""
+        self._require_compiled("train_on_batch")
+        x, y, weights = self._prepare_xy(x, y, sample_weight, class_weight)
+        with self._exclusive("train_on_batch"):
+            sums = self._train_network().train_epoch(x, y, weights, np.arange(len(x), dtype=np.int64), len(x),
+                                                     self.optimizer, None)
+        return _scalar_or_list(self.metrics_names, sums)
+
+    def test_on_batch(self, x, y, sample_weight=None):
+        self._require_compiled("test_on_batch")
+        x, y, weights = self._prepare_xy(x, y, sample_weight)
+        with self._exclusive("test_on_batch"):
+            sums = self._train_network().evaluate(x, y, weights, len(x), None)
+        return _scalar_or_list(self.metrics_names, sums)
+
+    def predict_on_batch(self, x):
+        x = np.asarray(x) if not isinstance(x, np.ndarray) else x
+        return self.predict(x, batch_size=max(1, len(x)))
+
+    # -- concurrency ---------------------------------------------------------------------------------------------
+    def _exclusive(self, method):
+        return _ExclusiveUse(self._busy, self.name, method)
+
+    # -- saving (fastfit.saving does the work) -----------------------------------------------------------------
+    def save(self, filepath, overwrite=True, include_optimizer=True):
+        """Save architecture, weights, training config and optimizer state to an HDF5 file (atomically)."""
+        from fastfit import saving
+        saving.save_model(self, filepath, overwrite=overwrite, include_optimizer=include_optimizer)
+
+    def save_weights(self, filepath, overwrite=True):
+        from fastfit import saving
+        saving.save_weights(self, filepath, overwrite=overwrite)
+
+    def load_weights(self, filepath, by_name=False, skip_mismatch=False):
+        from fastfit import saving
+        saving.load_weights(self, filepath, by_name=by_name)
+
+    # cthulhu spellings (fastfit.cthulhu): summon = fit, conjure = compile
+    def summon(self, *args, **kwargs):
+        return self.fit(*args, **kwargs)
+
+    def conjure(self, *args, **kwargs):
+        return self.compile(*args, **kwargs)
+
+    summon.__doc__ = "cthulhu name of `fit`."
+    conjure.__doc__ = "cthulhu name of `compile`."
+
+
+class _ExclusiveUse:
+    """Refuses a second concurrent fit/evaluate/predict on the same model instead of corrupting it."""
+
+    def __init__(self, lock, name, method):
+        self.lock, self.name, self.method = lock, name, method
+
+    def __enter__(self):
+        if not self.lock.acquire(blocking=False):
+            raise RuntimeError(f"{self.method}: model '{self.name}' is already being used by another call (fit, "
+                               "evaluate or predict in another thread, or from inside a callback); a model can run "
+                               "one of them at a time")
+
+    def __exit__(self, *exc):
+        self.lock.release()
+
+
+def _logs_from_sums(keys, sums):
+    seen = float(sums[0])
+    if seen == 0:
+        return {}
+    return {key: float(sums[i + 1] / seen) for i, key in enumerate(keys)}
+
+
+def _scalar_or_list(keys, sums):
+    logs = _logs_from_sums(keys, sums)
+    values = [logs[k] for k in keys]
+    return values[0] if len(values) == 1 else values
+
+
+def _check_verbose(verbose):
+    if isinstance(verbose, bool):
+        return int(verbose)
+    if not isinstance(verbose, (int, np.integer)) or verbose not in (0, 1, 2):
+        raise ValueError(f"`verbose` must be 0, 1 or 2, got {verbose!r}")
+    return int(verbose)
+
+
+def _validation_epochs(validation_freq):
+    """The set of 1-based epochs that validate, as a container supporting `in`."""
+    if isinstance(validation_freq, (int, np.integer)) and not isinstance(validation_freq, bool):
+        if validation_freq < 1:
+            raise ValueError(f"`validation_freq` must be a positive integer or a list of epochs, got {validation_freq!r}")
+        return _EveryNth(int(validation_freq))
+    if isinstance(validation_freq, (list, tuple, set)):
+        return set(int(e) for e in validation_freq)
+    raise ValueError(f"`validation_freq` must be a positive integer or a list of epochs, got {validation_freq!r}")
+
+
+class _EveryNth:
+    def __init__(self, n):
+        self.n = n
+
+    def __contains__(self, epoch):
+        return epoch % self.n == 0
+
+
+def _short(value):
+    text = repr(value)
+    return text if len(text) < 80 else text[:77] + "..."

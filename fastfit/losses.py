@@ -1,0 +1,57 @@
+"""Losses (Keras 2.2 names and aliases).
+
+`compile(loss=...)` accepts a canonical name, an alias (`mse`, `mae`, `mape`, `msle`, `kld`, `cosine`) or one of
+the functions of this module. The functions compute the per-sample loss of NumPy arrays with the engines'
+definitions (`fastfit.losses.mean_squared_error(y_true, y_pred)`).
+"""
+import numpy as np
+
+from fastfit._reference import losses as _twin
+from fastfit._reference.names import LOSSES
+
+ALIASES = {
+    "mse": "mean_squared_error", "MSE": "mean_squared_error",
+    "mae": "mean_absolute_error", "MAE": "mean_absolute_error",
+    "mape": "mean_absolute_percentage_error", "MAPE": "mean_absolute_percentage_error",
+    "msle": "mean_squared_logarithmic_error", "MSLE": "mean_squared_logarithmic_error",
+    "kld": "kullback_leibler_divergence", "KLD": "kullback_leibler_divergence",
+    "cosine": "cosine_proximity", "cosine_similarity": "cosine_proximity",
+    "logcosh": "logcosh", "log_cosh": "logcosh",
+}
+
+
+def _make(name):
+    def loss(y_true, y_pred):
+        y_pred = np.asarray(y_pred, dtype=np.result_type(np.asarray(y_pred).dtype, np.float32))
+        return _twin.per_sample(name, np.asarray(y_true), y_pred)
+    loss.__name__ = loss.__qualname__ = name
+    loss.__doc__ = f"Per-sample `{name}` of NumPy arrays (`y_true`, `y_pred`)."
+    return loss
+
+
+for _name in LOSSES:
+    globals()[_name] = _make(_name)
+mse = MSE = globals()["mean_squared_error"]
+mae = MAE = globals()["mean_absolute_error"]
+mape = MAPE = globals()["mean_absolute_percentage_error"]
+msle = MSLE = globals()["mean_squared_logarithmic_error"]
+kld = KLD = globals()["kullback_leibler_divergence"]
+cosine = globals()["cosine_proximity"]
+
+
+def get(identifier):
+    """Return the canonical loss name for a name, alias or one of this module's functions.
+
+    Raises:
+        ValueError: unknown loss (the message lists the valid names).
+    """
+    name = getattr(identifier, "__name__", identifier) if callable(identifier) else identifier
+    if isinstance(name, str):
+        name = ALIASES.get(name, name)
+        if name in LOSSES:
+            if callable(identifier) and globals().get(name) is not identifier:
+                raise ValueError(f"Custom loss functions are not supported by the compiled engine "
+                                 f"(got {identifier!r}); expected one of {list(LOSSES)}")
+            return name
+    raise ValueError(f"Unknown loss {identifier!r}; expected one of {list(LOSSES)} "
+                     f"or an alias in {sorted(ALIASES)}")
