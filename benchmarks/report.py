@@ -1,0 +1,154 @@
+"""Turns the result dict into the printed report and the list of targets met or missed."""
+
+# (workload, minimum fraction of ceiling) from ../shared/design.md and issue 6
+CEILING_TARGETS = {"w1": 0.65, "w2b32": 0.60, "w2b128": 0.70, "w3": 0.80}
+
+
+def _rate(v):
+    if v is None:
+        return "-"
+    return f"{v / 1e6:.2f}M" if v >= 1e6 else f"{v / 1e3:.1f}k"
+
+
+def _ratio(v):
+    return "-" if v is None else f"{v:.2f}x"
+
+
+def _pct(v):
+    return "-" if v is None else f"{100 * v:.1f}%"
+
+
+def machine_lines(m, meta):
+    """Returns the header lines: commit, machine, versions, BLAS, run settings."""
+    dirty = " + uncommitted changes" if m.get("fastfit_dirty") else ""
+    v = m["versions"]
+    libs = ", ".join(f"{k} {v[k]}" for k in v)
+    lines = [f"fastfit benchmarks - fastfit commit {m['fastfit_commit']}{dirty} - {m['date_utc']}",
+             f"machine: {m['cpu']}, {m['cores']} cores, Python {m['python']}",
+             f"libraries: {libs}"]
+    if m.get("keras_backend"):
+        lines.append(f"keras backend: {m['keras_backend']}")
+    for b in m["blas"]:
+        if "note" in b:
+            lines.append(f"BLAS: {b['note']}")
+        else:
+            lines.append(f"BLAS: {b['internal_api']} {b['version']} ({b['library']}, {b['num_threads']} threads, "
+                         f"{b.get('architecture') or b.get('threading_layer') or '?'})")
+    lines.append(f"run: {meta['samples']} x 784 float32 samples, 1 warm-up epoch, median of {meta['repeats']} "
+                 f"epochs, engines interleaved, each engine in its own process")
+    return lines
+
+
+def throughput_lines(workloads, engines):
+    """Returns the main table (one block per workload) and the skipped-engine notes."""
+    head = (f"{'workload':40s} {'engine':12s} {'samples/s':>10s} {'of ceiling':>10s} {'vs ref':>7s} "
+            f"{'vs peer':>8s} {'step us':>8s} {'beyond GEMM us':>14s}")
+    lines = [head, "-" * len(head)]
+    for w in workloads:
+        c = w["ceiling"]
+        lines.append(f"{w['title']:40s} {'ceiling':12s} {_rate(c['samples_per_s']):>10s} {'100%':>10s} "
+                     f"{'':>7s} {'':>8s} {c['step_seconds'] * 1e6:8.1f}   ({c['gflops']:.0f} GFLOP/s sgemm)")
+        for name, r in w["results"].items():
+            if "error" in r:
+                lines.append(f"{'':40s} {name:12s} failed: {r['error'][:200]}")
+                continue
+            lines.append(f"{'':40s} {name:12s} {_rate(r['samples_per_s']):>10s} "
+                         f"{_pct(r['fraction_of_ceiling']):>10s} {_ratio(r.get('vs_reference')):>7s} "
+                         f"{_ratio(r.get('vs_best_peer')):>8s} {r['step_us']:8.1f} {r['overhead_us']:14.1f}")
+    for name, e in engines.items():
+        if not e["available"]:
+            lines.append(f"skipped {name}: {e['note']}")
+        elif e["note"]:
+            lines.append(f"{name}: {e['note']}")
+    return lines
+
+
+def section_lines(results):
+    """Returns the lines for the callbacks, GIL, memory and checkpoint sections that ran."""
+    lines = []
+    cb = results.get("callbacks")
+    if cb and "error" not in cb:
+        med = {k: v["median_s"] * 1e3 for k, v in cb["variants"].items()}
+        lines += [f"callbacks on W1 ({cb['engine']} engine, {cb['samples']} samples, {cb['batches_per_epoch']} "
+                  f"batches/epoch, median epoch ms: " + ", ".join(f"{k} {v:.1f}" for k, v in med.items()) + ")",
+                  f"  History+ModelCheckpoint+EarlyStopping+CSVLogger: {cb['standard_pct']:+.1f}% (target <= 2%)",
+                  f"  verbose=1 to a file: {cb['verbose1_pct']:+.1f}% (target <= 3%)",
+                  f"  on_batch_end hook: {cb['batch_hook_us']:.2f} us per batch beyond the hook body "
+                  f"({cb['hook_self_us']:.2f} us) (target <= 2 us)"]
+    elif cb:
+        lines.append(f"callbacks: failed: {cb['error']}")
+    for g in results.get("gil", []):
+        if "error" in g:
+            lines.append(f"GIL: failed: {g['error']}")
+            continue
+        lines += [f"GIL ({g['engine']} engine, {g['workload']}, BLAS 1 thread via {g['blas_limit']}):",
+                  f"  counting thread keeps {_pct(g['counter_kept'])}, training keeps {_pct(g['train_kept'])} "
+                  f"(targets >= 85%)",
+                  f"  two fits in two threads: {g['two_thread_speedup']:.2f}x faster than one after the other "
+                  f"(target >= 1.7x)"]
+    mem = results.get("memory")
+    if mem and "error" not in mem:
+        mib = 1 << 20
+        lines += [f"memory of a W1 fit ({mem['engine']} engine, {mem['samples']} samples): peak RSS "
+                  f"{mem['peak_rss'] / mib:.0f} MiB, budget {mem['budget'] / mib:.0f} MiB = base "
+                  f"{mem['rss_base'] / mib:.0f} + inputs {mem['input_bytes'] / mib:.0f} x 1.1 + state "
+                  f"{mem['state_bytes'] / mib:.2f}: {'within' if mem['within_budget'] else 'OVER'} budget",
+                  f"  growth during fit {mem['fit_growth'] / mib:.1f} MiB; largest traced allocation peak in fit "
+                  f"{mem['traced_peak_in_fit'] / mib:.1f} MiB: "
+                  f"{'COPIES the data set' if mem['copies_dataset'] else 'no copy of the data set'}"]
+    elif mem:
+        lines.append(f"memory: failed: {mem['error']}")
+    ck = results.get("checkpoint")
+    if ck and "error" not in ck:
+        lines.append(f"checkpoint: model.save of W3 ({ck['params']} params + Adam state, "
+                     f"{ck['file_bytes'] / (1 << 20):.1f} MiB file): {ck['median_ms']:.1f} ms median")
+    elif ck:
+        lines.append(f"checkpoint: failed: {ck['error']}")
+    return lines
+
+
+def targets(results):
+    """Returns `[{name, value, target, met}]` for every design target that this run measured."""
+    out = []
+
+    def add(name, value, target, met):
+        out.append({"name": name, "value": value, "target": target, "met": bool(met)})
+
+    for w in results.get("workloads", []):
+        ff = w["results"].get("fastfit", {})
+        if "samples_per_s" not in ff:
+            continue
+        goal = CEILING_TARGETS.get(w["name"])
+        if goal:
+            add(f"{w['name']} fraction of ceiling", ff["fraction_of_ceiling"], f">= {goal}",
+                ff["fraction_of_ceiling"] >= goal)
+        if w["name"] == "w1":
+            if ff.get("vs_reference"):
+                add("w1 vs reference engine", ff["vs_reference"], ">= 3", ff["vs_reference"] >= 3)
+            add("w1 per-step overhead us", ff["overhead_us"], "<= 20", ff["overhead_us"] <= 20)
+        for peer in ("torch", "keras"):
+            rate = w["results"].get(peer, {}).get("samples_per_s")
+            if rate:
+                add(f"{w['name']} vs {peer}", ff["samples_per_s"] / rate, "> 1", ff["samples_per_s"] > rate)
+    cb = results.get("callbacks")
+    if cb and "error" not in cb:
+        add("callbacks standard set %", cb["standard_pct"], "<= 2", cb["standard_pct"] <= 2)
+        add("verbose=1 %", cb["verbose1_pct"], "<= 3", cb["verbose1_pct"] <= 3)
+        add("batch hook us", cb["batch_hook_us"], "<= 2", cb["batch_hook_us"] <= 2)
+    for g in results.get("gil", []):
+        if "error" in g or g["engine"] != "cython":
+            continue
+        add("GIL counter kept", g["counter_kept"], ">= 0.85", g["counter_kept"] >= 0.85)
+        add("GIL training kept", g["train_kept"], ">= 0.85", g["train_kept"] >= 0.85)
+        add("two threads speed-up", g["two_thread_speedup"], ">= 1.7", g["two_thread_speedup"] >= 1.7)
+    mem = results.get("memory")
+    if mem and "error" not in mem:
+        add("memory within budget", mem["peak_rss"], f"<= {mem['budget']:.0f}", mem["within_budget"])
+        add("no data set copy", mem["traced_peak_in_fit"], "< x.nbytes / 2", not mem["copies_dataset"])
+    return out
+
+
+def target_lines(items):
+    """Returns one line per target: met/MISSED, name, value, target."""
+    return [f"  {'met   ' if t['met'] else 'MISSED'} {t['name']}: {t['value']:.3g} (target {t['target']})"
+            for t in items]
