@@ -1,0 +1,28 @@
+"""Canonical names shared by both engines.
+
+The Cython engine uses the index of a name in these tuples as its integer code, so the order is fixed
+(docs/architecture.md): append new names at the end, never reorder.
+"""
+
+ACTIVATIONS = ("linear", "relu", "sigmoid", "tanh", "softmax", "elu", "selu", "softplus", "softsign",
+               "hard_sigmoid", "exponential")
+
+LOSSES = ("mean_squared_error", "mean_absolute_error", "mean_absolute_percentage_error",
+          "mean_squared_logarithmic_error", "squared_hinge", "hinge", "categorical_hinge", "logcosh",
+          "categorical_crossentropy", "sparse_categorical_crossentropy", "binary_crossentropy",
+          "kullback_leibler_divergence", "poisson", "cosine_proximity")
+
+METRICS = LOSSES + ("binary_accuracy", "categorical_accuracy", "sparse_categorical_accuracy",
+                    "top_k_categorical_accuracy", "sparse_top_k_categorical_accuracy")
+
+OPTIMIZERS = ("sgd", "rmsprop", "adagrad", "adadelta", "adam", "adamax", "nadam")
+
+# Losses whose targets are integer labels of shape (n,).
+SPARSE_LOSSES = ("sparse_categorical_crossentropy",)
+
+# Metrics that accept integer labels (the only metrics allowed with a sparse loss).
+SPARSE_METRICS = ("sparse_categorical_crossentropy", "sparse_categorical_accuracy",
+                  "sparse_top_k_categorical_accuracy")
+
+# Keras 2 fuzz factor (keras.backend.epsilon()).
+EPSILON = 1e-7
