@@ -1,0 +1,256 @@
+"""`Callback`, the base class of every callback, and `CallbackList`, which calls a list of them in order.
+
+Keras 2.2 semantics with the fastfit decisions of the callbacks spec: every hook receives a dict, the
+`on_train_batch_*` hooks forward positionally to the legacy `on_batch_*` ones, and whether a callback wants
+batch hooks is decided per *instance* (see `batch_hooks_needed`), so the engine only comes back into Python
+for batch boundaries somebody listens to.
+"""
+
+_BATCH_HOOKS = {
+    "train": (("on_train_batch_begin", "on_batch_begin"), ("on_train_batch_end", "on_batch_end")),
+    "test": (("on_test_batch_begin",), ("on_test_batch_end",)),
+    "predict": (("on_predict_batch_begin",), ("on_predict_batch_end",)),
+}
+
+
+def check_hook_mode(mode):
+    """Return `mode` if it is 'train', 'test' or 'predict'; else raise ValueError."""
+    if mode not in _BATCH_HOOKS:
+        raise ValueError(f"mode must be one of {sorted(_BATCH_HOOKS)}, got {mode!r}")
+    return mode
+
+
+def overrides(callback, name, base):
+    """True when `callback.<name>` is not the function `base` defines for it.
+
+    Looks at the attribute found on the *instance*: a function stored on the instance (LambdaCallback,
+    `cb.on_batch_end = f`, a wrapper installed in `__init__`) has no `__func__` and counts as an override.
+    """
+    method = getattr(callback, name, None)
+    return getattr(method, "__func__", None) is not getattr(base, name, None)
+
+
+class Callback:
+    """Abstract base class of callbacks.
+
+    Attributes:
+        model: the model being trained (set by `set_model`), `None` before.
+        params: dict of run parameters (set by `set_params`; absent before).
+        validation_data: `[x_val, y_val]` during a `fit` with validation, else `None`.
+
+    Every hook takes `logs`, a dict (never `None` when called by fastfit). Override any subset.
+    """
+
+    # Class-level defaults, so subclasses that skip `Callback.__init__` still have them.
+    model = None
+    validation_data = None
+
+    def __init__(self):
+        self.model = None
+        self.validation_data = None
+
+    def set_params(self, params):
+        self.params = params
+
+    def set_model(self, model):
+        self.model = model
+
+    # Keras 0.x private spellings.
+    def _set_params(self, params):
+        self.set_params(params)
+
+    def _set_model(self, model):
+        self.set_model(model)
+
+    def on_train_begin(self, logs=None):
+        pass
+
+    def on_train_end(self, logs=None):
+        pass
+
+    def on_epoch_begin(self, epoch, logs=None):
+        pass
+
+    def on_epoch_end(self, epoch, logs=None):
+        pass
+
+    def on_batch_begin(self, batch, logs=None):
+        pass
+
+    def on_batch_end(self, batch, logs=None):
+        pass
+
+    def on_train_batch_begin(self, batch, logs=None):
+        # Positional on purpose: LambdaCallback functions may name their second parameter anything.
+        self.on_batch_begin(batch, logs)
+
+    def on_train_batch_end(self, batch, logs=None):
+        self.on_batch_end(batch, logs)
+
+    def on_test_begin(self, logs=None):
+        pass
+
+    def on_test_end(self, logs=None):
+        pass
+
+    def on_test_batch_begin(self, batch, logs=None):
+        pass
+
+    def on_test_batch_end(self, batch, logs=None):
+        pass
+
+    def on_predict_begin(self, logs=None):
+        pass
+
+    def on_predict_end(self, logs=None):
+        pass
+
+    def on_predict_batch_begin(self, batch, logs=None):
+        pass
+
+    def on_predict_batch_end(self, batch, logs=None):
+        pass
+
+    def batch_hooks_needed(self, mode):
+        """Return `(begin, end)`: whether this instance implements the batch begin/end hooks of `mode`.
+
+        The default looks for overrides on the instance. Built-ins that only sometimes need batch hooks
+        (ProgbarLogger, TensorBoard, ModelCheckpoint) refine it.
+        """
+        begin_names, end_names = _BATCH_HOOKS[check_hook_mode(mode)]
+        return (any(overrides(self, name, Callback) for name in begin_names),
+                any(overrides(self, name, Callback) for name in end_names))
+
+    # tf.keras spellings of the same question.
+    def _implements_train_batch_hooks(self):
+        return any(self.batch_hooks_needed("train"))
+
+    def _implements_test_batch_hooks(self):
+        return any(self.batch_hooks_needed("test"))
+
+    def _implements_predict_batch_hooks(self):
+        return any(self.batch_hooks_needed("predict"))
+
+    _supports_tf_logs = False
+
+
+def batch_hooks_needed(callback, mode):
+    """`callback.batch_hooks_needed(mode)`, also for subclasses that replaced it with something odd."""
+    needed = getattr(callback, "batch_hooks_needed", None)
+    if needed is None:
+        return Callback.batch_hooks_needed(callback, mode)
+    begin, end = needed(mode)
+    return bool(begin), bool(end)
+
+
+class CallbackList:
+    """A list of callbacks called in order, all receiving the same `logs` dict.
+
+    Arguments:
+        callbacks: an iterable of `Callback` instances, or `None`.
+        queue_length: accepted for Keras 2.2 compatibility (fastfit does not time hooks).
+
+    Raises:
+        TypeError: `callbacks` is not an iterable of `Callback` instances (the message names the item).
+    """
+
+    def __init__(self, callbacks=None, queue_length=10):
+        self.callbacks = []
+        self.queue_length = queue_length
+        self.params = {}
+        self.model = None
+        if callbacks is None:
+            return
+        if isinstance(callbacks, Callback) or isinstance(callbacks, (str, bytes, dict)):
+            raise TypeError(f"`callbacks` must be a list of Callback instances, got {type(callbacks).__name__} "
+                            f"{callbacks!r}; wrap it in a list: callbacks=[...]")
+        try:
+            items = list(callbacks)
+        except TypeError:
+            raise TypeError(f"`callbacks` must be a list of Callback instances, got "
+                            f"{type(callbacks).__name__} {callbacks!r}") from None
+        for index, callback in enumerate(items):
+            self.append(callback, index)
+
+    def append(self, callback, index=None):
+        """Add `callback` at the end. Raises TypeError when it is not a `Callback` instance."""
+        if not isinstance(callback, Callback):
+            which = "`callbacks` item" if index is None else f"`callbacks[{index}]`"
+            hint = " (pass an instance, not the class)" if isinstance(callback, type) else ""
+            raise TypeError(f"{which} must be a Callback instance{hint}, got {type(callback).__name__} "
+                            f"{callback!r}")
+        self.callbacks.append(callback)
+
+    def __iter__(self):
+        return iter(self.callbacks)
+
+    def __len__(self):
+        return len(self.callbacks)
+
+    def set_params(self, params):
+        self.params = params
+        for callback in self.callbacks:
+            callback.set_params(params)
+
+    def set_model(self, model):
+        self.model = model
+        for callback in self.callbacks:
+            callback.set_model(model)
+
+    def set_validation_data(self, validation_data):
+        """Set `validation_data` (`[x_val, y_val]` or `None`) on every callback; call before `set_model`."""
+        for callback in self.callbacks:
+            callback.validation_data = validation_data
+
+    def _call(self, name, logs, *head):
+        logs = {} if logs is None else logs
+        for callback in self.callbacks:
+            getattr(callback, name)(*head, logs)
+
+    def on_train_begin(self, logs=None):
+        self._call("on_train_begin", logs)
+
+    def on_train_end(self, logs=None):
+        self._call("on_train_end", logs)
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self._call("on_epoch_begin", logs, epoch)
+
+    def on_epoch_end(self, epoch, logs=None):
+        self._call("on_epoch_end", logs, epoch)
+
+    def on_batch_begin(self, batch, logs=None):
+        self._call("on_train_batch_begin", logs, batch)
+
+    def on_batch_end(self, batch, logs=None):
+        self._call("on_train_batch_end", logs, batch)
+
+    def on_train_batch_begin(self, batch, logs=None):
+        self._call("on_train_batch_begin", logs, batch)
+
+    def on_train_batch_end(self, batch, logs=None):
+        self._call("on_train_batch_end", logs, batch)
+
+    def on_test_begin(self, logs=None):
+        self._call("on_test_begin", logs)
+
+    def on_test_end(self, logs=None):
+        self._call("on_test_end", logs)
+
+    def on_test_batch_begin(self, batch, logs=None):
+        self._call("on_test_batch_begin", logs, batch)
+
+    def on_test_batch_end(self, batch, logs=None):
+        self._call("on_test_batch_end", logs, batch)
+
+    def on_predict_begin(self, logs=None):
+        self._call("on_predict_begin", logs)
+
+    def on_predict_end(self, logs=None):
+        self._call("on_predict_end", logs)
+
+    def on_predict_batch_begin(self, batch, logs=None):
+        self._call("on_predict_batch_begin", logs, batch)
+
+    def on_predict_batch_end(self, batch, logs=None):
+        self._call("on_predict_batch_end", logs, batch)

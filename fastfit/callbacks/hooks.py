@@ -1,0 +1,115 @@
+"""The bridge between the engines' batch hook (docs/architecture.md, "Hooks") and a `CallbackList`.
+
+`make_batch_hook` returns `None` when no callback listens to the batch hooks of a mode, so the engine runs
+the whole epoch without taking the GIL. Otherwise it returns a `BatchHook`, which turns the engine's `stats`
+array into Keras 2.2 batch logs (plain Python ints and floats) and calls only the callbacks that implement
+the hook.
+
+Throttling: a callback that only needs an occasional look at the running epoch means (the progress bar)
+declares a positive `batch_end_interval` and an `on_<mode>_batch_means(batch, logs)` method. When it is the
+only one listening to batch ends, the engine calls back at most every `batch_end_interval` seconds (and on
+the last batch), and it receives `{'batch', 'seen', <key>: running epoch mean}` computed from the engine's
+running sums. When any other callback needs every batch end, every batch is dispatched with per-batch values
+to everyone, the throttled callback included.
+"""
+from fastfit.callbacks.base import batch_hooks_needed, check_hook_mode
+
+
+def _throttled(callback, mode):
+    """True when `callback` accepts throttled running means instead of every batch end."""
+    interval = getattr(callback, "batch_end_interval", 0) or 0
+    return interval > 0 and callable(getattr(callback, f"on_{mode}_batch_means", None))
+
+
+def make_batch_hook(cbks, mode, metrics_names, model, out=None):
+    """Build the engine hook for the batch hooks of `cbks` in `mode`, or return None if nobody listens.
+
+    Arguments:
+        cbks: a `CallbackList` (or any iterable of callbacks).
+        mode: 'train', 'test' or 'predict'.
+        metrics_names: the keys of one batch's values, e.g. `['loss', 'acc']` (ignored for predict).
+        model: the model; in train mode the hook returns `model.stop_training` to stop the engine.
+        out: for predict, the output array the engine writes; batch end logs carry `out[start:start+size]`.
+
+    Returns:
+        None, or a `BatchHook`.
+
+    Raises:
+        ValueError: unknown `mode`.
+    """
+    check_hook_mode(mode)
+    begin, end = [], []
+    for callback in cbks:
+        wants_begin, wants_end = batch_hooks_needed(callback, mode)
+        if wants_begin:
+            begin.append(callback)
+        if wants_end:
+            end.append(callback)
+    means, interval = [], 0.0
+    if end and all(_throttled(callback, mode) for callback in end):
+        means, end = end, []
+        interval = min(float(callback.batch_end_interval) for callback in means)
+    # In train mode the end call is also where a stop request is seen: keep it when a begin hook could set
+    # the flag, or when the flag is already set (a stop asked for in on_train_begin stops after one batch).
+    check_stop = mode == "train" and (begin or getattr(model, "stop_training", False))
+    if not (begin or end or means or check_stop):
+        return None
+    if check_stop and not (end or means):
+        interval = 0.0
+    return BatchHook(mode, metrics_names, model, out, begin, end, means, interval)
+
+
+class BatchHook:
+    """Engine hook: `hook(phase, batch, size, stats)` with phase 0 (batch begin) or 1 (batch end).
+
+    Attributes:
+        batch_begin, batch_end: whether the engine should call the hook at those boundaries.
+        end_interval: minimum seconds between end calls (0 = every batch), always called on the last batch.
+
+    Returns (from a call): in train mode after a batch end, `model.stop_training`; otherwise False.
+    """
+
+    def __init__(self, mode, metrics_names, model, out, begin, end, means, interval):
+        self.mode = mode
+        self.batch_begin = bool(begin)
+        self.batch_end = bool(end or means) or mode == "train"
+        self.end_interval = interval
+        self._names = list(metrics_names) if mode != "predict" else []
+        self._count = len(self._names)
+        self._model = model
+        self._out = out
+        self._begin = [getattr(callback, f"on_{mode}_batch_begin") for callback in begin]
+        self._end = [getattr(callback, f"on_{mode}_batch_end") for callback in end]
+        self._means = [getattr(callback, f"on_{mode}_batch_means") for callback in means]
+        self._train = mode == "train"
+
+    def __call__(self, phase, batch, size, stats):
+        batch = int(batch)
+        size = int(size)
+        if not phase:
+            logs = {"batch": batch, "size": size}
+            for call in self._begin:
+                call(batch, logs)
+            return False
+        if self._end:
+            logs = {"batch": batch, "size": size}
+            if self._out is not None:
+                start = int(stats[0])
+                logs["outputs"] = self._out[start:start + size]
+            else:
+                logs.update(zip(self._names, stats[:self._count].tolist()))
+            for call in self._end:
+                call(batch, logs)
+        elif self._means:
+            self._call_means(batch, stats)
+        return self._train and bool(self._model.stop_training)
+
+    def _call_means(self, batch, stats):
+        count = self._count
+        values = stats[count:2 * count + 1].tolist()  # [seen, loss_sum, metric_sum, ...]
+        seen = values[0]
+        logs = {"batch": batch, "seen": int(seen)}
+        if seen > 0:
+            logs.update(zip(self._names, [total / seen for total in values[1:]]))
+        for call in self._means:
+            call(batch, logs)
