@@ -6,7 +6,6 @@ definitions (`fastfit.losses.mean_squared_error(y_true, y_pred)`).
 """
 import numpy as np
 
-from fastfit._reference import losses as _twin
 from fastfit._reference.names import LOSSES
 
 ALIASES = {
@@ -23,6 +22,7 @@ ALIASES = {
 def _make(name):
     def loss(y_true, y_pred):
         y_pred = np.asarray(y_pred, dtype=np.result_type(np.asarray(y_pred).dtype, np.float32))
+        from fastfit._reference import losses as _twin  # the NumPy twins of the engine kernels
         return _twin.per_sample(name, np.asarray(y_true), y_pred)
     loss.__name__ = loss.__qualname__ = name
     loss.__doc__ = f"Per-sample `{name}` of NumPy arrays (`y_true`, `y_pred`)."

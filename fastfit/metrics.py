@@ -8,7 +8,6 @@ Keras does.
 import numpy as np
 
 from fastfit import losses as _losses
-from fastfit._reference import metrics as _twin
 from fastfit._reference.names import LOSSES, METRICS, SPARSE_METRICS
 
 _ACCURACY = ("acc", "accuracy")
@@ -17,6 +16,7 @@ _CROSSENTROPY = ("ce", "crossentropy")
 
 def _make(name):
     def metric(y_true, y_pred):
+        from fastfit._reference import metrics as _twin  # the NumPy twins of the engine kernels
         return _twin.per_sample(name, np.asarray(y_true), np.asarray(y_pred))
     metric.__name__ = metric.__qualname__ = name
     metric.__doc__ = f"Per-sample `{name}` of NumPy arrays (`y_true`, `y_pred`)."

@@ -14,7 +14,8 @@ def _model_from_functional_config(config, custom_objects=None):
         progressed = False
         for entry in list(pending):
             inbound = entry.get("inbound_nodes") or []
-            sources = [node[0] for group in inbound for node in (group if isinstance(group[0], list) else [group])]
+            # Keras 2 writes [[[name, node, tensor, kwargs]]]; Keras 3 may drop one nesting level.
+            sources = [node for group in inbound for node in (group if isinstance(group[0], list) else [group])]
             if any(src[0] not in outputs_of for src in sources):
                 continue
             layer = deserialize(entry, custom_objects)
@@ -22,14 +23,14 @@ def _model_from_functional_config(config, custom_objects=None):
             if entry.get("class_name") == "InputLayer":
                 outputs_of[layer.name] = [layer.output]
             else:
-                outputs_of[layer.name] = [layer(outputs_of[src[0]][src[1]]) for src in sources]
+                outputs_of[layer.name] = [layer(outputs_of[src[0]][0]) for src in sources]
             pending.remove(entry)
             progressed = True
         if not progressed:
             names = [entry.get("name") for entry in pending]
             raise ValueError(f"Model config: cannot connect layers {names}; their inbound layers are missing")
-    inputs = [outputs_of[name][index] for name, index, _ in config["input_layers"]]
-    outputs = [outputs_of[name][index] for name, index, _ in config["output_layers"]]
+    inputs = [outputs_of[entry[0]][0] for entry in config["input_layers"]]
+    outputs = [outputs_of[entry[0]][0] for entry in config["output_layers"]]
     single = len(config["output_layers"]) == 1
     return Model(inputs, outputs[0] if single else outputs, name=config.get("name"))
 

@@ -187,29 +187,20 @@ class Network:
 
     def get_config(self):
         """Keras 2 functional config: layers with inbound nodes, input and output layers."""
-        index_of = {}
         layer_configs = []
         for layer in self.layers:
             inbound = []
-            for position, (inp, _out) in enumerate(layer._nodes):
+            for inp, _out in layer._nodes:
                 if inp is not None and inp.layer in self._layers:
-                    inbound.append([[inp.layer.name, self._node_index(inp), 0, {}]])
-            index_of[layer.name] = len(layer_configs)
+                    inbound.append([[inp.layer.name, 0, 0, {}]])  # one node per layer within a fastfit model
             layer_configs.append({"name": layer.name, "class_name": _class_name(layer),
                                   "config": layer.get_config(), "inbound_nodes": inbound})
         return {
             "name": self.name,
             "layers": layer_configs,
-            "input_layers": [[t.layer.name, self._node_index(t), 0] for t in self.inputs],
-            "output_layers": [[t.layer.name, self._node_index(t), 0] for t in self.outputs],
+            "input_layers": [[t.layer.name, 0, 0] for t in self.inputs],
+            "output_layers": [[t.layer.name, 0, 0] for t in self.outputs],
         }
-
-    @staticmethod
-    def _node_index(tensor):
-        for position, (_inp, out) in enumerate(tensor.layer._nodes):
-            if out is tensor:
-                return position
-        return 0
 
     def to_json(self, **kwargs):
         """The model architecture as a JSON string (`{"class_name": ..., "config": ...}`)."""
