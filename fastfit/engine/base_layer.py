@@ -7,6 +7,7 @@ their chain of layers into engine ops (`engine_ops`).
 """
 import collections
 import re
+import warnings
 
 import numpy as np
 
@@ -69,6 +70,8 @@ class Layer:
 
     def __init__(self, name=None, trainable=True, input_shape=None, input_dim=None, batch_input_shape=None,
                  batch_size=None, dtype=None, weights=None, **kwargs):
+        if "input_dtype" in kwargs:
+            dtype = _legacy_input_dtype(type(self).__name__, kwargs.pop("input_dtype"), dtype)
         if kwargs:
             raise TypeError(f"{type(self).__name__}: unexpected keyword arguments {sorted(kwargs)}")
         if name is not None and (not isinstance(name, str) or not name):
@@ -218,6 +221,16 @@ class Layer:
 
     def __repr__(self):
         return f"<{type(self).__name__} name={self.name!r}>"
+
+
+def _legacy_input_dtype(owner, input_dtype, dtype):
+    """Keras 1's `input_dtype` keyword, which Keras 2 layers still accepted, is `dtype`."""
+    if dtype is not None:
+        raise TypeError(f"{owner} received both the legacy keyword argument `input_dtype` and the Keras 2 keyword "
+                        "argument `dtype`; pass only `dtype`")
+    warnings.warn(f"Update your `{owner}` call to the Keras 2 API: `input_dtype` is now `dtype`", DeprecationWarning,
+                  stacklevel=4)
+    return input_dtype
 
 
 def _compatible(built, given):

@@ -36,7 +36,8 @@ class InputLayer(Layer):
                 "ragged": False, "name": self.name}
 
 
-def Input(shape=None, batch_shape=None, name=None, dtype=None, sparse=False, tensor=None, batch_size=None):
+def Input(shape=None, batch_shape=None, name=None, dtype=None, sparse=False, tensor=None, batch_size=None,
+          **kwargs):
     """Create a symbolic input tensor for the functional API: `x = Input(shape=(784,))`.
 
     Raises:
@@ -51,5 +52,5 @@ def Input(shape=None, batch_shape=None, name=None, dtype=None, sparse=False, ten
     if shape is not None:
         _normalise_shape(shape, "shape", name or "input")
     layer = InputLayer(input_shape=shape, batch_input_shape=batch_shape, batch_size=batch_size, name=name,
-                       dtype=dtype, sparse=sparse)
+                       dtype=dtype, sparse=sparse, **kwargs)  # kwargs: the legacy `input_dtype`
     return layer.output

@@ -226,6 +226,10 @@ class Model(Network):
                 sums = net.train_epoch(x, y, weights, order, batch_size, self.optimizer, hook)
                 epoch_logs = _logs_from_sums(metric_keys, sums)
                 finished = int(sums[0]) == n
+                if finished and not math.isfinite(epoch_logs.get("loss", 0.0)):
+                    warnings.warn(f"Epoch {epoch + 1}: the training loss became {epoch_logs['loss']} (NaN or "
+                                  "infinite); add fastfit.callbacks.TerminateOnNaN() to stop at the first such "
+                                  "batch", RuntimeWarning, stacklevel=3)
                 if finished and val is not None and (epoch + 1) in validation_epochs:
                     results = self._evaluate_arrays(val, batch_size, cbks)
                     epoch_logs.update(("val_" + k, v) for k, v in results.items())
@@ -353,15 +357,9 @@ class Model(Network):
         from fastfit import saving
         saving.load_weights(self, filepath, by_name=by_name)
 
-    # cthulhu spellings (fastfit.cthulhu): summon = fit, conjure = compile
-    def summon(self, *args, **kwargs):
-        return self.fit(*args, **kwargs)
-
-    def conjure(self, *args, **kwargs):
-        return self.compile(*args, **kwargs)
-
-    summon.__doc__ = "cthulhu name of `fit`."
-    conjure.__doc__ = "cthulhu name of `compile`."
+    # cthulhu spellings (fastfit.cthulhu), plain aliases like upstream's `Pile.summon = Pile.fit`
+    summon = fit
+    conjure = compile
 
 
 class _ExclusiveUse:
