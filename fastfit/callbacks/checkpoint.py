@@ -1,0 +1,134 @@
+"""`ModelCheckpoint`: save the model (or its weights) every epoch, every N batches, or when it improves."""
+import math
+import os
+import warnings
+
+from fastfit.callbacks.base import Callback, check_hook_mode, overrides
+from fastfit.callbacks.monitor import check_monitor, higher_is_better
+
+
+class ModelCheckpoint(Callback):
+    """Save the model after every epoch (or every `save_freq` batches).
+
+    `filepath` may hold `str.format` fields filled with `epoch` (1-based) and the keys of the logs, e.g.
+    `weights.{epoch:02d}-{val_loss:.2f}.hdf5`; with a batch `save_freq`, `batch` (1-based, within the epoch)
+    is available too. A missing folder of `filepath` is created. Files are written through `model.save` /
+    `model.save_weights` (atomic: a crash never leaves a half-written file).
+
+    Arguments:
+        filepath: path of the file to write (str or path-like).
+        monitor: logs key compared when `save_best_only` (default `val_loss`).
+        verbose: 1 prints a line per save/skip decision.
+        save_best_only: only write when the monitored value improved on the best seen by this instance.
+        save_weights_only: write `model.save_weights(path)` instead of the full model.
+        mode: 'auto', 'min' or 'max': which direction of `monitor` is better.
+        period: check every `period` epochs (with `save_best_only`, better epochs in between are not seen,
+            as in Keras 2).
+        save_freq: 'epoch' (use `period`) or an int N > 0: save every N training batches instead.
+
+    Raises:
+        ValueError: unknown `mode`, bad `period` or `save_freq`. TypeError: bad `filepath` or `monitor`.
+        KeyError (while training): `filepath` names a key absent from the logs.
+    """
+
+    def __init__(self, filepath, monitor="val_loss", verbose=0, save_best_only=False, save_weights_only=False,
+                 mode="auto", period=1, save_freq="epoch"):
+        super().__init__()
+        try:
+            self.filepath = os.fspath(filepath)
+        except TypeError:
+            raise TypeError(f"ModelCheckpoint: `filepath` must be a str or path-like, got "
+                            f"{type(filepath).__name__} {filepath!r}") from None
+        self.monitor = check_monitor(monitor, "ModelCheckpoint")
+        self.verbose = verbose
+        self.save_best_only = bool(save_best_only)
+        self.save_weights_only = bool(save_weights_only)
+        self.mode = mode
+        self._higher = higher_is_better(mode, monitor, "ModelCheckpoint")
+        self.best = -math.inf if self._higher else math.inf
+        if isinstance(period, bool) or not isinstance(period, int) or period < 1:
+            raise ValueError(f"ModelCheckpoint: `period` must be an int >= 1, got {period!r}")
+        self.period = period
+        if save_freq != "epoch" and (isinstance(save_freq, bool) or not isinstance(save_freq, int)
+                                     or save_freq < 1):
+            raise ValueError(f"ModelCheckpoint: `save_freq` must be 'epoch' or an int >= 1 (batches), "
+                             f"got {save_freq!r}")
+        self.save_freq = save_freq
+        self.epochs_since_last_save = 0
+        self._batches_since_save = 0
+        self._epoch = 0
+
+    def batch_hooks_needed(self, mode):
+        begin, end = super().batch_hooks_needed(check_hook_mode(mode))
+        own = not (overrides(self, "on_batch_end", ModelCheckpoint)
+                   or overrides(self, "on_train_batch_end", ModelCheckpoint))
+        if mode == "train" and own:
+            end = self.save_freq != "epoch"
+        return begin, end
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self._epoch = epoch
+
+    def on_batch_end(self, batch, logs=None):
+        if self.save_freq == "epoch":
+            return
+        self._batches_since_save += 1
+        if self._batches_since_save >= self.save_freq:
+            self._batches_since_save = 0
+            logs = {key: value for key, value in (logs or {}).items() if key not in ("batch", "size")}
+            self._checkpoint(self._epoch, logs, batch=batch + 1)
+
+    def on_epoch_end(self, epoch, logs=None):
+        if self.save_freq != "epoch":
+            return
+        self.epochs_since_last_save += 1
+        if self.epochs_since_last_save < self.period:
+            return
+        self.epochs_since_last_save = 0
+        self._checkpoint(epoch, logs or {})
+
+    def _format_path(self, epoch, logs, batch):
+        fields = dict(logs)
+        fields["epoch"] = epoch + 1
+        if batch is not None:
+            fields["batch"] = batch
+        try:
+            return self.filepath.format(**fields)
+        except KeyError as exc:
+            raise KeyError(f"ModelCheckpoint: filepath {self.filepath!r} needs the key {exc.args[0]!r}, which "
+                           f"is not in the logs (available: {', '.join(map(str, fields))})") from None
+        except IndexError:
+            raise KeyError(f"ModelCheckpoint: filepath {self.filepath!r} has a positional field `{{}}`; use "
+                           f"named fields such as {{epoch}} or logs keys") from None
+
+    def _checkpoint(self, epoch, logs, batch=None):
+        path = self._format_path(epoch, logs, batch)
+        where = "Epoch %05d" % (epoch + 1) + ("" if batch is None else f", batch {batch}")
+        if self.save_best_only:
+            current = logs.get(self.monitor)
+            if current is None:
+                warnings.warn(f"Can save best model only with {self.monitor} available, skipping. Available "
+                              f"metrics are: {','.join(map(str, logs)) or '(none)'}", RuntimeWarning,
+                              stacklevel=3)
+                return
+            better = current > self.best if self._higher else current < self.best
+            if not better:
+                if self.verbose > 0:
+                    print(f"\n{where}: {self.monitor} did not improve from {self.best:0.5f}")
+                return
+            if self.verbose > 0:
+                print(f"\n{where}: {self.monitor} improved from {self.best:0.5f} to {current:0.5f}, "
+                      f"saving model to {path}")
+            self.best = current
+        elif self.verbose > 0:
+            print(f"\n{where}: saving model to {path}")
+        self._save(path)
+
+    def _save(self, path):
+        folder = os.path.dirname(path)
+        if folder:
+            os.makedirs(folder, exist_ok=True)
+        if self.save_weights_only:
+            self.model.save_weights(path, overwrite=True)
+        else:
+            self.model.save(path, overwrite=True)
