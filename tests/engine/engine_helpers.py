@@ -1,5 +1,6 @@
 """Helpers of the engine tests: tiny seeded models, optimizer objects and recording hooks."""
 import numpy as np
+import pytest
 from fastfit._ext._loop import Network
 
 SLOT_COUNTS = {"sgd": 1, "rmsprop": 1, "adagrad": 1, "adadelta": 2, "adam": 2, "adamax": 2, "nadam": 2}
@@ -12,6 +13,8 @@ OPTIMIZER_DEFAULTS = {
     "adamax": dict(lr=0.02, beta_1=0.9, beta_2=0.999),
     "nadam": dict(lr=0.01, beta_1=0.9, beta_2=0.999, schedule_decay=0.004),
 }
+
+DTYPES = pytest.mark.parametrize("dtype", [np.float32, np.float64], ids=["float32", "float64"])
 
 
 class Optimizer:
@@ -85,4 +88,4 @@ def copies(arrays):
     return [a.copy() for a in arrays]
 
 
-__all__ = ["Network", "Optimizer", "Hook", "make_ops", "make_data", "copies"]
+__all__ = ["DTYPES", "Network", "Optimizer", "Hook", "make_ops", "make_data", "copies"]
