@@ -1,0 +1,113 @@
+"""Argument checks of the reference engine; each raises ValueError naming the argument, what was expected
+and what was given (the same messages as the Cython engine's)."""
+import numpy as np
+
+from fastfit._reference.names import METRICS, SPARSE_LOSSES, SPARSE_METRICS
+
+
+def check_dtype(dtype):
+    """Return `dtype` as numpy.dtype float32 or float64.
+
+    Raises:
+        ValueError: any other dtype.
+    """
+    try:
+        dt = np.dtype(dtype)
+    except TypeError:
+        dt = None
+    if dt not in (np.float32, np.float64):
+        raise ValueError(f"dtype: expected numpy.float32 or numpy.float64, got {dtype!r}")
+    return dt
+
+
+def check_metrics(metrics, loss):
+    """Return `metrics` as a list of canonical metric names that fit the target kind of `loss`.
+
+    Raises:
+        ValueError: not a list of names, an unknown name, or a sparse metric with dense targets (or the
+            other way round).
+    """
+    if isinstance(metrics, str) or not isinstance(metrics, (list, tuple)):
+        raise ValueError(f"metrics: expected a list of metric names, got {metrics!r}")
+    sparse = loss in SPARSE_LOSSES
+    for name in metrics:
+        if not isinstance(name, str) or name not in METRICS:
+            raise ValueError(f"metrics: expected one of {list(METRICS)}, got {name!r}")
+        if (name in SPARSE_METRICS) != sparse:
+            raise ValueError(f"metrics: {name!r} cannot be used with the loss {loss!r} (sparse integer "
+                             f"labels go with {list(SPARSE_METRICS)} only)")
+    return list(metrics)
+
+
+def check_float_array(arr, dtype, what, shape=None, ndim=None):
+    """Check a float array: NumPy, exactly `dtype`, C-contiguous, with `shape` (None entries match any).
+
+    Returns:
+        The array itself.
+
+    Raises:
+        ValueError: any of the properties is not met.
+    """
+    if not isinstance(arr, np.ndarray):
+        raise ValueError(f"{what}: expected a NumPy array of {np.dtype(dtype).name}, got {type(arr).__name__}")
+    if arr.dtype != dtype:
+        raise ValueError(f"{what}: expected dtype {np.dtype(dtype).name}, got {arr.dtype}")
+    return _check_layout(arr, what, shape, ndim)
+
+
+def check_int_array(arr, what, shape=None):
+    """Check an int64 C-contiguous array of the given shape (see `check_float_array`)."""
+    if not isinstance(arr, np.ndarray) or arr.dtype != np.int64:
+        given = arr.dtype if isinstance(arr, np.ndarray) else type(arr).__name__
+        raise ValueError(f"{what}: expected a NumPy array of int64, got {given}")
+    return _check_layout(arr, what, shape, None)
+
+
+def _check_layout(arr, what, shape, ndim):
+    if shape is not None:
+        ndim = len(shape)
+    if ndim is not None and arr.ndim != ndim:
+        raise ValueError(f"{what}: expected a {ndim}-D array, got shape {arr.shape}")
+    if shape is not None and any(want is not None and want != got for want, got in zip(shape, arr.shape)):
+        expected = tuple("any" if s is None else s for s in shape)
+        raise ValueError(f"{what}: expected shape {expected}, got {arr.shape}")
+    if not arr.flags.c_contiguous:
+        raise ValueError(f"{what}: expected a C-contiguous array, got a non-contiguous one")
+    return arr
+
+
+def check_labels(arr, high, what):
+    """Check that every value of an int64 array lies in [0, high).
+
+    Raises:
+        ValueError: a value is out of range.
+    """
+    if arr.size and (arr.min() < 0 or arr.max() >= high):
+        raise ValueError(f"{what}: expected values in [0, {high}), got values in [{arr.min()}, {arr.max()}]")
+
+
+def check_positive_int(value, what):
+    """Return `value` as an int >= 1.
+
+    Raises:
+        ValueError: not an integer >= 1.
+    """
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, np.integer)) or value < 1:
+        raise ValueError(f"{what}: expected an integer >= 1, got {value!r}")
+    return int(value)
+
+
+def check_hook(hook):
+    """Return (batch_begin, batch_end, end_interval) of a hook, or (False, False, 0.0) for None.
+
+    Raises:
+        ValueError: the hook is not callable or lacks one of the attributes.
+    """
+    if hook is None:
+        return False, False, 0.0
+    if not callable(hook):
+        raise ValueError(f"hook: expected None or a callable, got {type(hook).__name__}")
+    try:
+        return bool(hook.batch_begin), bool(hook.batch_end), float(hook.end_interval)
+    except AttributeError as exc:
+        raise ValueError(f"hook: expected attributes batch_begin, batch_end and end_interval ({exc})") from None

@@ -1,0 +1,393 @@
+"""The reference engine's `Network`: train/evaluate/predict loops in vectorised NumPy.
+
+Same contract as the Cython engine (docs/architecture.md, "The engine contract" and "Hooks"): one Python
+loop over batches, everything inside a batch is whole-array NumPy. Workspaces are allocated once and kept
+between calls (regrown when a larger batch comes).
+"""
+import time
+
+import numpy as np
+
+from fastfit._reference import activations, dense, losses, metrics, optim, rng
+from fastfit._reference.checks import (check_dtype, check_float_array, check_hook, check_int_array,
+                                       check_labels, check_metrics, check_positive_int)
+from fastfit._reference.names import SPARSE_LOSSES
+
+
+class _Dense:
+    def __init__(self, W, b):
+        self.W, self.b = W, b
+        self.gW = np.zeros_like(W)
+        self.gb = None if b is None else np.zeros_like(b)
+        self.n_in, self.n_out = W.shape
+
+    def reserve(self, rows, dtype, need_dx):
+        self.out = np.empty((rows, self.n_out), dtype)
+        self.dx = np.empty((rows, self.n_in), dtype) if need_dx else None
+
+    def forward(self, x, rows, training, step):
+        self.x = x
+        return dense.forward(x, self.W, self.b, out=self.out[:rows])
+
+    def backward(self, grad, rows, need_dx):
+        return dense.backward(self.x, self.W, grad, self.gW, self.gb, self.dx[:rows] if need_dx else None)
+
+
+class _Activation:
+    def __init__(self, name):
+        self.name = name
+
+    def reserve(self, rows, dtype, need_dx):
+        self.out = np.empty((rows, self.n_out), dtype)
+
+    def forward(self, x, rows, training, step):
+        self.x = x
+        self.y = activations.forward(self.name, x, out=self.out[:rows])
+        return self.y
+
+    def backward(self, grad, rows, need_dx):
+        return activations.backward(self.name, self.x, self.y, grad, out=grad)
+
+
+class _Dropout:
+    def __init__(self, rate, seed):
+        self.rate, self.seed = rate, seed
+
+    def reserve(self, rows, dtype, need_dx):
+        self.out = np.empty((rows, self.n_out), dtype)
+        self.mask = np.empty((rows, self.n_out), dtype)
+
+    def forward(self, x, rows, training, step):
+        if not training:
+            return x
+        mask = rng.dropout_mask(self.seed, step, x.shape, self.rate, x.dtype, out=self.mask[:rows])
+        return np.multiply(x, mask, out=self.out[:rows])
+
+    def backward(self, grad, rows, need_dx):
+        grad *= self.mask[:rows]
+        return grad
+
+
+class Network:
+    """A chain of ops run by vectorised NumPy loops (the reference twin of `fastfit._ext._loop.Network`).
+
+    Arguments:
+        ops: list of ('dense', W, b), ('activation', name) and ('dropout', rate, seed) tuples. W and b are
+            updated in place.
+        loss: canonical loss name.
+        metrics: list of canonical metric names.
+        dtype: numpy.float32 or numpy.float64.
+
+    Raises:
+        ValueError: unknown names, arrays of the wrong dtype, layout or shape, widths that do not chain,
+            metrics that do not fit the loss's target kind.
+    """
+
+    def __init__(self, ops, loss, metrics, dtype):
+        self.dtype = check_dtype(dtype)
+        self.loss = losses.check_name(loss)
+        self.metrics = check_metrics(metrics, loss)
+        self._sparse = loss in SPARSE_LOSSES
+        self._layers, self._params, self._grads = self._compile(ops)
+        self._first_param = next((i for i, op in enumerate(self._layers) if isinstance(op, _Dense)),
+                                 len(self._layers))
+        last = self._layers[-1] if self._layers else None
+        self._fused = (isinstance(last, _Activation) and losses.FUSED_ACTIVATION.get(loss) == last.name)
+        denses = [op for op in self._layers if isinstance(op, _Dense)]
+        self._n_in = denses[0].n_in if denses else None
+        if denses:
+            self._set_widths(self._n_in)
+        self._capacity = 0
+        self._stats = np.zeros(3 + 2 * len(self.metrics))
+        self._pstats = np.zeros(1)
+
+    def _compile(self, ops):
+        """Validate `ops`; return the op objects, the parameter arrays and their gradient arrays."""
+        if not isinstance(ops, (list, tuple)):
+            raise ValueError(f"ops: expected a list of tuples, got {type(ops).__name__}")
+        layers, params, grads, width = [], [], [], None
+        for i, op in enumerate(ops):
+            if not isinstance(op, tuple) or not op or op[0] not in ("dense", "activation", "dropout"):
+                raise ValueError(f"ops[{i}]: expected ('dense', W, b), ('activation', name) or "
+                                 f"('dropout', rate, seed), got {op!r}")
+            if op[0] == "dense" and len(op) == 3:
+                W = check_float_array(op[1], self.dtype, f"ops[{i}] W", ndim=2)
+                if width is not None and W.shape[0] != width:
+                    raise ValueError(f"ops[{i}] W: expected {width} input rows, got shape {W.shape}")
+                b = op[2]
+                if b is not None:
+                    check_float_array(b, self.dtype, f"ops[{i}] b", shape=(W.shape[1],))
+                layer = _Dense(W, b)
+                layers.append(layer)
+                params += [W] + ([b] if b is not None else [])
+                grads += [layer.gW] + ([layer.gb] if b is not None else [])
+                width = W.shape[1]
+            elif op[0] == "activation" and len(op) == 2:
+                layers.append(_Activation(activations.check_name(op[1], f"ops[{i}] activation")))
+            elif op[0] == "dropout" and len(op) == 3:
+                rate, seed = op[1], op[2]
+                if (isinstance(rate, (bool, np.bool_)) or not isinstance(rate, (int, float, np.number))
+                        or not 0 <= rate < 1):
+                    raise ValueError(f"ops[{i}] dropout rate: expected a number in [0, 1), got {rate!r}")
+                if isinstance(seed, (bool, np.bool_)) or not isinstance(seed, (int, np.integer)) or seed < 0:
+                    raise ValueError(f"ops[{i}] dropout seed: expected a non-negative int, got {seed!r}")
+                if rate > 0:  # rate 0 is the identity
+                    layers.append(_Dropout(float(rate), int(seed)))
+            else:
+                raise ValueError(f"ops[{i}]: malformed {op[0]!r} op {op!r}")
+        return layers, params, grads
+
+    def _set_widths(self, n_in):
+        """Give every op its output width, starting from `n_in` input features."""
+        width = n_in
+        for op in self._layers:
+            width = op.n_out if isinstance(op, _Dense) else width
+            op.n_out = width
+        self._n_in, self._units = n_in, width
+
+    def _reserve(self, rows):
+        """Make sure every workspace holds `rows` rows."""
+        if rows <= self._capacity:
+            return
+        for i, op in enumerate(self._layers):
+            op.reserve(rows, self.dtype, need_dx=i > self._first_param)
+        self._xbuf = np.empty((rows, self._n_in), self.dtype)
+        self._ybuf = np.empty((rows,), np.int64) if self._sparse else np.empty((rows, self._units), self.dtype)
+        self._wbuf = np.empty((rows,), self.dtype)
+        self._gbuf = np.empty((rows, self._units), self.dtype)
+        self._capacity = rows
+
+    # ---------------------------------------------------------------------------------------------------
+    # Argument checks
+
+    def _check_x(self, x):
+        x = check_float_array(x, self.dtype, "x", ndim=2)
+        if self._n_in is None:  # no Dense op: the chain keeps the width of the first x it sees
+            self._set_widths(x.shape[1])
+        if x.shape[1] != self._n_in:
+            raise ValueError(f"x: expected {self._n_in} features per row, got shape {x.shape}")
+        return x.shape[0]
+
+    def _check_targets(self, x, y, sample_weight):
+        n = self._check_x(x)
+        if self._sparse:
+            check_int_array(y, "y", shape=(n,))
+            check_labels(y, self._units, "y (sparse labels)")
+        else:
+            check_float_array(y, self.dtype, "y", shape=(n, self._units))
+        if sample_weight is not None:
+            check_float_array(sample_weight, self.dtype, "sample_weight", shape=(n,))
+        return n
+
+    # ---------------------------------------------------------------------------------------------------
+    # One batch
+
+    def _forward(self, x, rows, training, step=0):
+        for op in self._layers:
+            x = op.forward(x, rows, training, step)
+        return x
+
+    def _score(self, out, y, w, rows, grad):
+        """Write this batch's loss and metrics into stats[0 : 1 + n_metrics]; fill `grad` if given."""
+        stats = self._stats
+        stats[0] = losses.batch_loss(self.loss, y, out, w, self._fused,
+                                     grad_out=self._gbuf[:rows] if grad else None)
+        for m, name in enumerate(self.metrics):
+            stats[1 + m] = metrics.batch_metric(name, y, out)
+
+    def _accumulate(self, size):
+        k = 1 + len(self.metrics)
+        self._stats[k] += size
+        self._stats[k + 1:] += self._stats[:k] * size
+
+    def _backward(self, rows):
+        """Back-propagate the loss gradient down to the first op with parameters."""
+        grad = self._gbuf[:rows]
+        last = len(self._layers) - 1
+        for i in range(last, self._first_param - 1, -1):
+            if i == last and self._fused:
+                continue  # the loss gradient is already w.r.t. the fused activation's input
+            grad = self._layers[i].backward(grad, rows, need_dx=i > self._first_param)
+
+    # ---------------------------------------------------------------------------------------------------
+    # The batch loop shared by the three calls
+
+    def _run(self, n, batch_size, hook, run_batch, stats, state=None):
+        """Call `run_batch(k, start, size)` for every batch, with the hook calls around it.
+
+        `state` (training only) carries the optimizer object and the engine's copy of its counters.
+        """
+        begin, end, interval = check_hook(hook)
+        n_batches = -(-n // batch_size)
+        last_end = time.monotonic()
+        for k in range(n_batches):
+            start = k * batch_size
+            size = min(batch_size, n - start)
+            if stats is self._pstats:
+                stats[0] = start
+            if begin and self._call_hook(hook, 0, k, size, stats, state):
+                break
+            run_batch(start, size)
+            if end:
+                now = time.monotonic()
+                if interval <= 0 or k == n_batches - 1 or now - last_end >= interval:
+                    last_end = now
+                    if self._call_hook(hook, 1, k, size, stats, state):
+                        break
+
+    @staticmethod
+    def _call_hook(hook, phase, batch, size, stats, state):
+        """Sync the optimizer both ways around one hook call; return True to stop."""
+        if state is not None:
+            state.write_back()
+        stop = hook(phase, batch, size, stats)
+        if state is not None:
+            state.hyper.reread_lr(state.optimizer)
+        return bool(stop)
+
+    def _sums(self):
+        return self._stats[1 + len(self.metrics):].copy()
+
+    # ---------------------------------------------------------------------------------------------------
+    # The engine API
+
+    def train_epoch(self, x, y, sample_weight, order, batch_size, optimizer, hook):
+        """Train one pass over x in the batches given by `order`.
+
+        Arguments:
+            x: (n, in_features) array; y: (n, units) targets, or int64 (n,) labels for the sparse loss;
+            sample_weight: None or (n,) array; order: int64 (n,) permutation of range(n);
+            batch_size: int >= 1; optimizer: the optimizer object (its iterations, slots and m_schedule
+                are updated); hook: None or the batch hook.
+
+        Returns:
+            float64 array [seen, loss_sum, metric_sum_1, ...].
+
+        Raises:
+            ValueError: any argument of the wrong type, dtype, layout, shape or range.
+            Whatever the hook raises (the weights are then those of the last completed batch).
+        """
+        n = self._check_targets(x, y, sample_weight)
+        check_int_array(order, "order", shape=(n,))
+        check_labels(order, n, "order")
+        batch_size = check_positive_int(batch_size, "batch_size")
+        state = _TrainState(optimizer, self._params, self.dtype)
+        check_hook(hook)
+        self._reserve(min(batch_size, n))
+        self._stats[:] = 0
+        runs = np.arange(min(batch_size, n), dtype=np.int64)
+
+        def run_batch(start, size):
+            idx = order[start:start + size]
+            first = int(idx[0])
+            if np.array_equal(idx, runs[:size] + first):  # a run of rows: no copy needed
+                stop = first + size
+                xb, yb = x[first:stop], y[first:stop]
+                wb = None if sample_weight is None else sample_weight[first:stop]
+            else:
+                xb = np.take(x, idx, axis=0, out=self._xbuf[:size])
+                yb = np.take(y, idx, axis=0, out=self._ybuf[:size])
+                wb = None if sample_weight is None else np.take(sample_weight, idx, out=self._wbuf[:size])
+            out = self._forward(xb, size, True, state.iterations)
+            self._score(out, yb, wb, size, grad=True)
+            self._backward(size)
+            state.step(self._grads)
+            self._accumulate(size)
+
+        try:
+            self._run(n, batch_size, hook, run_batch, self._stats, state)
+        finally:
+            state.write_back()
+        return self._sums()
+
+    def evaluate(self, x, y, sample_weight, batch_size, hook):
+        """Score x against y in row order, without dropout.
+
+        Returns:
+            float64 array [seen, loss_sum, metric_sum_1, ...].
+
+        Raises:
+            ValueError: as `train_epoch`. Whatever the hook raises.
+        """
+        n = self._check_targets(x, y, sample_weight)
+        batch_size = check_positive_int(batch_size, "batch_size")
+        check_hook(hook)
+        self._reserve(min(batch_size, n))
+        self._stats[:] = 0
+
+        def run_batch(start, size):
+            stop = start + size
+            out = self._forward(x[start:stop], size, False)
+            wb = None if sample_weight is None else sample_weight[start:stop]
+            self._score(out, y[start:stop], wb, size, grad=False)
+            self._accumulate(size)
+
+        self._run(n, batch_size, hook, run_batch, self._stats)
+        return self._sums()
+
+    def predict(self, x, batch_size, out, hook):
+        """Write the network output for x into `out` ((n, units), network dtype), in row order.
+
+        The hook's stats are `[start_row]` of the batch.
+
+        Raises:
+            ValueError: as `train_epoch`, or `out` of the wrong dtype, layout or shape.
+        """
+        n = self._check_x(x)
+        check_float_array(out, self.dtype, "out", shape=(n, self._units))
+        batch_size = check_positive_int(batch_size, "batch_size")
+        check_hook(hook)
+        self._reserve(min(batch_size, n))
+        self._pstats[:] = 0
+
+        def run_batch(start, size):
+            out[start:start + size] = self._forward(x[start:start + size], size, False)
+
+        self._run(n, batch_size, hook, run_batch, self._pstats)
+
+
+class _TrainState:
+    """The optimizer object of a training call and the engine's running copy of its counters.
+
+    Raises:
+        ValueError: (constructor) bad hyper-parameters, iterations or slot arrays.
+    """
+
+    def __init__(self, optimizer, params, dtype):
+        self.optimizer = optimizer
+        self.hyper = optim.Hyper(optimizer)
+        iterations = getattr(optimizer, "iterations", None)
+        if (isinstance(iterations, (bool, np.bool_)) or not isinstance(iterations, (int, np.integer))
+                or iterations < 0):
+            raise ValueError(f"optimizer.iterations: expected a non-negative int, got {iterations!r}")
+        self.iterations = int(iterations)
+        nadam = self.hyper.kind == "nadam"
+        self.m_schedule = optim.read_number(optimizer, "m_schedule", 1.0) if nadam else 1.0
+        self.params = params
+        self.slots = self._check_slots(getattr(optimizer, "slots", None), params, dtype)
+
+    def _check_slots(self, slots, params, dtype):
+        if not isinstance(slots, (list, tuple)) or len(slots) != len(params):
+            given = len(slots) if isinstance(slots, (list, tuple)) else type(slots).__name__
+            raise ValueError(f"optimizer.slots: expected a list of {len(params)} entries (one per "
+                             f"parameter array), got {given}")
+        need = self.hyper.slot_count()
+        for j, (param, entry) in enumerate(zip(params, slots)):
+            if not isinstance(entry, (list, tuple)) or len(entry) < need:
+                raise ValueError(f"optimizer.slots[{j}]: expected {need} arrays for "
+                                 f"{self.hyper.kind!r}, got {entry!r}")
+            for k in range(need):
+                check_float_array(entry[k], dtype, f"optimizer.slots[{j}][{k}]", shape=param.shape)
+        return slots
+
+    def step(self, grads):
+        """One optimizer update of every parameter array."""
+        s, self.m_schedule = optim.prepare(self.hyper, self.iterations, self.m_schedule)
+        for p, g, slots in zip(self.params, grads, self.slots):
+            optim.update(self.hyper, s, p, g, slots)
+        self.iterations += 1
+
+    def write_back(self):
+        self.optimizer.iterations = self.iterations
+        if self.hyper.kind == "nadam":
+            self.optimizer.m_schedule = float(self.m_schedule)
