@@ -28,7 +28,10 @@ MODERN_VALUES = {"units": 4, "kernel_initializer": "zeros", "use_bias": False, "
 
 
 def only_deprecations(record):
-    return [str(w.message) for w in record if issubclass(w.category, DeprecationWarning)]
+    """The DeprecationWarning messages; each must point at the calling line (here), so users see it."""
+    found = [w for w in record if issubclass(w.category, DeprecationWarning)]
+    assert all(w.filename == __file__ for w in found), [(w.filename, str(w.message)) for w in found]
+    return [str(w.message) for w in found]
 
 
 @pytest.mark.parametrize("legacy", sorted(DENSE_LEGACY))

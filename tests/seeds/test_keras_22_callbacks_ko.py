@@ -102,6 +102,7 @@ def test_history_is_returned_by_fit(mnist_like):
 
 # -- TerminateOnNaN ---------------------------------------------------------------------------------------
 
+@pytest.mark.filterwarnings("ignore:overflow:RuntimeWarning", "ignore:invalid value:RuntimeWarning")
 def test_terminate_on_nan(capsys):
     rng = np.random.default_rng(0)
     x, y = rng.normal(size=(256, 8)).astype('float32'), rng.normal(size=(256, 1)).astype('float32')
