@@ -3,9 +3,12 @@
 Each GEMM shape a workload needs per step (forward, dW, dx per Dense layer) is timed in a tight loop through
 SciPy's BLAS `sgemm` (the same library the Cython engine calls), with the operands already in the layout the
 engine uses, so no copies are made. The Python call overhead of the f2py wrapper is measured on a 1x1x1
-GEMM and subtracted. "Ceiling samples/s" is the batch size divided by the summed GEMM time of one step: the
+GEMM and subtracted. Each shape is timed with BLAS on one thread and on all threads and the faster counts:
+on small shapes (W1, W2) OpenBLAS's thread hand-off costs more than the second core gains, and an engine
+is free to pick either per GEMM. "Ceiling samples/s" is the batch size divided by the summed GEMM time of one step: the
 throughput of an engine that did nothing but its matrix products.
 """
+import contextlib
 import time
 
 import numpy as np
@@ -48,6 +51,15 @@ def call_overhead(reps=20000):
     return min(_loop_time(one, one, c, 0, 0, reps) for _ in range(3))
 
 
+def _one_thread():
+    """Context manager limiting BLAS to one thread (a no-op without threadpoolctl)."""
+    try:
+        from threadpoolctl import threadpool_limits
+    except ImportError:
+        return contextlib.nullcontext()
+    return threadpool_limits(1, user_api="blas")
+
+
 class GemmCeiling:
     """Times the per-step GEMMs of one workload; call `measure()` once per benchmark round.
 
@@ -79,8 +91,12 @@ class GemmCeiling:
         """
         per_shape = []
         for (m, n, k, kind), (ops, reps) in zip(self.shapes, self.cases):
-            sec = max(_loop_time(*ops, reps=reps) - self.overhead, 1e-9)
+            all_threads = max(_loop_time(*ops, reps=reps) - self.overhead, 1e-9)
+            with _one_thread():
+                one_thread = max(_loop_time(*ops, reps=reps) - self.overhead, 1e-9)
+            sec = min(all_threads, one_thread)
             per_shape.append({"m": m, "n": n, "k": k, "kind": kind, "seconds": sec,
+                              "seconds_1_thread": one_thread, "seconds_all_threads": all_threads,
                               "gflops": 2.0 * m * n * k / sec / 1e9})
         step = sum(s["seconds"] for s in per_shape)
         flops = sum(2.0 * s["m"] * s["n"] * s["k"] for s in per_shape)

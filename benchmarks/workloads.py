@@ -106,7 +106,11 @@ def make_data(n_samples, seed=0):
     rng = np.random.default_rng(seed)
     x = rng.random((n_samples, N_FEATURES), dtype=np.float32)
     proj = rng.standard_normal((N_FEATURES, N_CLASSES)).astype(np.float32)
-    y_int = np.argmax(x @ proj, axis=1).astype(np.int64)
+    # in row blocks: one big product makes OpenBLAS touch ~64 MiB of buffers, which the memory benchmark
+    # would then blame on fit
+    y_int = np.empty(n_samples, dtype=np.int64)
+    for start in range(0, n_samples, 4096):
+        y_int[start:start + 4096] = np.argmax(x[start:start + 4096] @ proj, axis=1)
     y_onehot = np.zeros((n_samples, N_CLASSES), dtype=np.float32)
     y_onehot[np.arange(n_samples), y_int] = 1.0
     return x, y_onehot, y_int
