@@ -119,3 +119,17 @@ def test_lump_functional_model_with_cthulhu_layers():
     model = cthulhu.Lump(inputs, outputs)
     assert isinstance(model, models.Model)
     assert model.predict(np.zeros((2, 4), dtype="float32")).shape == (2, 2)
+
+
+def test_lump_summon_takes_callbacks(engine):
+    """The cthulhu docs: callbacks go to the `.summon()` method of the `Pile` or `Lump` classes."""
+    rng = np.random.default_rng(6)
+    x = rng.normal(size=(24, 4)).astype("float32")
+    y = np.eye(2, dtype="float32")[rng.integers(0, 2, 24)]
+    inputs = cthulhu.Input(shape=(4,))
+    model = cthulhu.Lump(inputs, cthulhu.Daoloth(2, activation="softmax")(inputs))
+    model.conjure(loss="categorical_crossentropy", optimizer="sgd", engine=engine)
+    seen = []
+    history = model.summon(x, y, batch_size=8, epochs=2, verbose=0,
+                           callbacks=[cthulhu.LuKthuCallback(on_epoch_end=lambda epoch, logs: seen.append(epoch))])
+    assert seen == [0, 1] and history.epoch == [0, 1]
