@@ -206,3 +206,16 @@ def test_model_arguments_must_be_tensors():
         Model(inputs, "dense_1")
     with pytest.raises(TypeError):
         Model(inputs)
+
+
+def test_unconnected_layer_has_no_output_yet():
+    with pytest.raises(AttributeError, match="'lonely'"):
+        Dense(2, name="lonely").output
+
+
+def test_layer_called_twice_has_ambiguous_output():
+    shared = Dense(2, name="shared")
+    shared(Input(shape=(3,)))
+    shared(Input(shape=(3,)))
+    with pytest.raises(AttributeError, match="'shared'.*inbound nodes"):
+        shared.output
