@@ -105,7 +105,8 @@ cdef double _row(int code, bint fused, const floating* p, const floating* y, Py_
         if fused:
             s = 0
             for j in range(u):
-                l -= y[j] * log(clip(p[j], EPS, 1 - EPS))
+                if y[j] != 0:  # one-hot targets: skip the logs that are multiplied by zero
+                    l -= y[j] * log(clip(p[j], EPS, 1 - EPS))
                 s += y[j]
             if g != NULL:
                 for j in range(u):

@@ -5,17 +5,9 @@ never reach the pointer arithmetic of the compiled loops.
 """
 import numpy as np
 
-ACTIVATIONS = ("linear", "relu", "sigmoid", "tanh", "softmax", "elu", "selu", "softplus", "softsign",
-               "hard_sigmoid", "exponential")
-LOSSES = ("mean_squared_error", "mean_absolute_error", "mean_absolute_percentage_error",
-          "mean_squared_logarithmic_error", "squared_hinge", "hinge", "categorical_hinge", "logcosh",
-          "categorical_crossentropy", "sparse_categorical_crossentropy", "binary_crossentropy",
-          "kullback_leibler_divergence", "poisson", "cosine_proximity")
-METRICS = LOSSES + ("binary_accuracy", "categorical_accuracy", "sparse_categorical_accuracy",
-                    "top_k_categorical_accuracy", "sparse_top_k_categorical_accuracy")
-SPARSE_METRICS = ("sparse_categorical_crossentropy", "sparse_categorical_accuracy",
-                  "sparse_top_k_categorical_accuracy")
-OPTIMIZERS = ("sgd", "rmsprop", "adagrad", "adadelta", "adam", "adamax", "nadam")
+# The canonical names; a name's index in its tuple is its integer code in the C kernels.
+from fastfit._reference.names import ACTIVATIONS, LOSSES, METRICS, OPTIMIZERS, SPARSE_METRICS
+
 _INT_MAX = 2 ** 31 - 1
 
 
