@@ -12,13 +12,52 @@ the last batch), and it receives `{'batch', 'seen', <key>: running epoch mean}` 
 running sums. When any other callback needs every batch end, every batch is dispatched with per-batch values
 to everyone, the throttled callback included.
 """
-from fastfit.callbacks.base import batch_hooks_needed, check_hook_mode
+from fastfit.callbacks.base import Callback, batch_hooks_needed, check_hook_mode, overrides
 
 
 def _throttled(callback, mode):
     """True when `callback` accepts throttled running means instead of every batch end."""
     interval = getattr(callback, "batch_end_interval", 0) or 0
     return interval > 0 and callable(getattr(callback, f"on_{mode}_batch_means", None))
+
+
+def _target(callback, mode, phase):
+    """The bound method to call for `on_<mode>_batch_<phase>`.
+
+    When a train hook is the base class's (which only forwards to the legacy `on_batch_<phase>`), call the
+    legacy hook directly: same behaviour, one Python frame less per batch.
+    """
+    name = f"on_{mode}_batch_{phase}"
+    if mode == "train" and not overrides(callback, name, Callback):
+        return getattr(callback, f"on_batch_{phase}")
+    return getattr(callback, name)
+
+
+def _logs_builder(names, out):
+    """A function (batch, size, stats) -> batch-end logs, specialised for short key lists (the common case).
+
+    A dict literal is about twice as fast as `dict.update(zip(...))`, and this runs once per batch.
+    """
+    if out is not None:
+        return lambda batch, size, stats: {"batch": batch, "size": size,
+                                           "outputs": out[int(stats[0]):int(stats[0]) + size]}
+    if len(names) == 1:
+        (a,) = names
+        return lambda batch, size, stats: {"batch": batch, "size": size, a: stats.item(0)}
+    if len(names) == 2:
+        a, b = names
+
+        def build_two(batch, size, stats):
+            first, second = stats.item(0), stats.item(1)
+            return {"batch": batch, "size": size, a: first, b: second}
+        return build_two
+    count = len(names)
+
+    def build(batch, size, stats):
+        logs = {"batch": batch, "size": size}
+        logs.update(zip(names, stats.tolist()[:count]))
+        return logs
+    return build
 
 
 def make_batch_hook(cbks, mode, metrics_names, model, out=None):
@@ -77,9 +116,9 @@ class BatchHook:
         self._names = list(metrics_names) if mode != "predict" else []
         self._count = len(self._names)
         self._model = model
-        self._out = out
-        self._begin = [getattr(callback, f"on_{mode}_batch_begin") for callback in begin]
-        self._end = [getattr(callback, f"on_{mode}_batch_end") for callback in end]
+        self._build = _logs_builder(self._names, out if mode == "predict" else None)
+        self._begin = [_target(callback, mode, "begin") for callback in begin]
+        self._end = [_target(callback, mode, "end") for callback in end]
         self._means = [getattr(callback, f"on_{mode}_batch_means") for callback in means]
         self._train = mode == "train"
 
@@ -92,12 +131,7 @@ class BatchHook:
                 call(batch, logs)
             return False
         if self._end:
-            logs = {"batch": batch, "size": size}
-            if self._out is not None:
-                start = int(stats[0])
-                logs["outputs"] = self._out[start:start + size]
-            else:
-                logs.update(zip(self._names, stats[:self._count].tolist()))
+            logs = self._build(batch, size, stats)
             for call in self._end:
                 call(batch, logs)
         elif self._means:
