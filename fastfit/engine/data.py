@@ -163,7 +163,8 @@ def check_batch_size(batch_size, argument="batch_size"):
         return 32
     if isinstance(batch_size, bool) or not isinstance(batch_size, (int, np.integer)) or batch_size <= 0:
         raise ValueError(f"`{argument}` must be a positive integer, got {batch_size!r}")
-    return int(batch_size)
+    # Any batch larger than the data is one batch; capping keeps huge values within the engines' C integers.
+    return min(int(batch_size), 2 ** 62)
 
 
 def check_non_negative_int(value, argument):
