@@ -21,14 +21,15 @@ class StubOptimizer:
 
 
 class RecordingHook:
-    """Records (phase, batch, size, stats copy, optimizer iterations); `action(phase, batch)` may return
-    True to stop or raise."""
+    """Records (phase, batch, size, stats copy, optimizer iterations) and the ids of the stats arrays;
+    `action(phase, batch)` may return True to stop, or raise."""
 
     def __init__(self, begin=True, end=True, interval=0.0, optimizer=None, action=None):
         self.batch_begin, self.batch_end, self.end_interval = begin, end, interval
-        self.optimizer, self.action, self.calls = optimizer, action, []
+        self.optimizer, self.action, self.calls, self.stats_ids = optimizer, action, [], set()
 
     def __call__(self, phase, batch, size, stats):
+        self.stats_ids.add(id(stats))
         its = None if self.optimizer is None else self.optimizer.iterations
         self.calls.append((phase, batch, size, stats.copy(), its))
         return self.action(phase, batch) if self.action else None
