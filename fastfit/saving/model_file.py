@@ -1,0 +1,168 @@
+"""`save_model` / `load_model` / `save_weights` / `load_weights`: whole models and weights in HDF5 files.
+
+File layout (docs/saving.md): the tf.keras 2.x flavour of the Keras 2 HDF5 layout, which Keras 2, tf-keras
+and Keras 3 read, plus two fastfit attributes that other readers ignore: `fastfit_version` and
+`fastfit_state` (the model's shuffling seed and the dropout seeds, so a loaded model resumes training
+exactly where the saved one stopped).
+"""
+import warnings
+
+from fastfit.saving import attributes, config_compat, files, optimizer_state, weights
+
+
+# -- writing -------------------------------------------------------------------------------------------------
+def save_model(model, filepath, overwrite=True, include_optimizer=True):
+    """Save the architecture, weights, training configuration and optimizer state to an HDF5 file.
+
+    The file is written atomically (temporary file + rename): a crash or error never leaves a partial file,
+    and the previous file stays intact.
+
+    Arguments:
+        model: a fastfit `Sequential` or `Model`.
+        filepath: str or path-like (the folder must exist).
+        overwrite: if False and the file exists, raise instead of replacing it (fastfit never prompts).
+        include_optimizer: also save the optimizer state (needed to resume training exactly).
+
+    Raises:
+        FileExistsError: the file exists and `overwrite` is False.
+        FileNotFoundError: the folder does not exist. OSError: not writable, disk full, ...
+    """
+    from fastfit import __version__
+    model_config = {"class_name": _class_name(model), "config": model.get_config()}
+    training_config = None
+    if include_optimizer and getattr(model, "compiled", False) and model.optimizer is not None:
+        training_config = dict(model._training_config())
+        training_config["optimizer_config"] = config_compat.for_keras_readers(training_config["optimizer_config"])
+    with files.writing(filepath, overwrite, "model file") as h5file:
+        attributes.write_short_text(h5file.attrs, "keras_version", weights.KERAS_VERSION)
+        attributes.write_short_text(h5file.attrs, "backend", weights.BACKEND)
+        attributes.write_short_text(h5file.attrs, "fastfit_version", __version__)
+        attributes.write_json(h5file.attrs, "model_config", model_config)
+        attributes.write_json(h5file.attrs, "fastfit_state", fastfit_state(model))
+        weights.write_layers(h5file.create_group("model_weights"), model.layers)
+        if training_config is not None:
+            attributes.write_json(h5file.attrs, "training_config", training_config)
+            optimizer_state.write(h5file, model)
+
+
+def save_weights(model, filepath, overwrite=True):
+    """Save the layer weights only (Keras 2 `save_weights` layout: the weights group at the file root).
+
+    Raises:
+        see `save_model`.
+    """
+    from fastfit import __version__
+    with files.writing(filepath, overwrite, "weights file") as h5file:
+        weights.write_layers(h5file, model.layers)
+        attributes.write_short_text(h5file.attrs, "fastfit_version", __version__)
+
+
+def fastfit_state(model):
+    """Seeds that make a loaded model train exactly like the saved one (not part of Keras' config)."""
+    state = {}
+    seed = getattr(model, "_seed", None)
+    if seed is not None:
+        state["seed"] = int(seed)
+    dropout = {layer.name: int(layer._engine_seed) for layer in model.layers
+               if getattr(layer, "_engine_seed", None) is not None}
+    if dropout:
+        state["dropout_seeds"] = dropout
+    return state
+
+
+def restore_fastfit_state(model, state):
+    """Apply `fastfit_state` (seeds) to a model built from the same config."""
+    if not isinstance(state, dict):
+        return
+    if isinstance(state.get("seed"), int):
+        model._seed = state["seed"]
+    seeds = state.get("dropout_seeds")
+    if isinstance(seeds, dict):
+        for layer in model.layers:
+            if isinstance(seeds.get(layer.name), int) and hasattr(layer, "_engine_seed"):
+                layer._engine_seed = seeds[layer.name]
+    invalidate = getattr(model, "_invalidate", None)
+    if callable(invalidate):
+        invalidate()  # compiled engine networks captured the old dropout seeds
+
+
+def _class_name(obj):
+    return getattr(type(obj), "_keras_class_name", type(obj).__name__)
+
+
+# -- reading -------------------------------------------------------------------------------------------------
+def load_model(filepath, custom_objects=None, compile=True):
+    """Load a model written by `model.save` (fastfit, Keras 2, tf.keras or Keras 3's `.h5` writer).
+
+    Arguments:
+        filepath: str or path-like.
+        custom_objects: dict mapping class names to custom layer / optimizer classes.
+        compile: compile the model from the saved training configuration and restore the optimizer state.
+
+    Returns:
+        The model, compiled if `compile` and the file has a training configuration.
+
+    Raises:
+        FileNotFoundError: no such file. ValueError: not an HDF5 model file, corrupted or truncated file,
+            unknown layer or optimizer class (names it; pass it in `custom_objects`), weights that do not fit.
+    """
+    from fastfit import models
+    where = "load_model"
+    with files.reading(filepath, where) as h5file:
+        config = attributes.read_json(h5file.attrs, "model_config", where)
+        if config is None:
+            raise ValueError(f"{where}: no model found in config of '{filepath}' (a file written by "
+                             "save_weights holds weights only: build the model and call model.load_weights)")
+        try:
+            model = models.model_from_config(config_compat.model_config(config), custom_objects=custom_objects)
+        except (TypeError, KeyError, AttributeError) as error:
+            raise ValueError(f"{where}: cannot rebuild the model saved in '{filepath}' from its config: "
+                             f"{type(error).__name__}: {error}") from None
+        group = h5file["model_weights"] if "model_weights" in h5file else h5file
+        weights.assign(model, weights.read_layers(group, f"{where} '{filepath}'"), where=where)
+        restore_fastfit_state(model, attributes.read_json(h5file.attrs, "fastfit_state", where))
+        training_config = attributes.read_json(h5file.attrs, "training_config", where)
+        if not compile:
+            return model
+        if training_config is None:
+            warnings.warn(f"{where}: '{filepath}' has no training configuration, so the model was not "
+                          "compiled; compile it yourself", UserWarning, stacklevel=3)
+            return model
+        _compile_from(model, training_config, custom_objects, where)
+        saved_state = optimizer_state.read(h5file, where)
+        if saved_state is not None:
+            optimizer_state.restore(model, saved_state, where)
+    return model
+
+
+def _compile_from(model, training_config, custom_objects, where):
+    from fastfit import optimizers
+    try:
+        optimizer_config = config_compat.optimizer_config(training_config["optimizer_config"])
+        loss = config_compat.loss_name(training_config["loss"])
+        metrics = config_compat.metric_names(training_config.get("metrics"))
+    except (KeyError, TypeError) as error:
+        raise ValueError(f"{where}: the training configuration is incomplete ({error}); load with "
+                         "compile=False and compile the model yourself") from None
+    optimizer = optimizers.deserialize(optimizer_config, custom_objects)
+    model.compile(optimizer=optimizer, loss=loss, metrics=metrics)
+
+
+def load_weights(model, filepath, by_name=False, skip_mismatch=False):
+    """Load weights saved by `save_weights` or `model.save` (fastfit, Keras 2 or Keras 3 `.h5`) into `model`.
+
+    Arguments:
+        by_name: match layers by name (others keep their weights); default: by order among layers with weights.
+        skip_mismatch: with `by_name`, skip (with a warning) layers whose weights do not fit.
+
+    Raises:
+        FileNotFoundError: no such file. ValueError: not a weights file, corrupted file, different layer count,
+            or a weight shape that does not match (names the layer and both shapes); the model is unchanged.
+    """
+    where = "load_weights"
+    with files.reading(filepath, where) as h5file:
+        group = h5file
+        if "layer_names" not in h5file.attrs and "layer_names0" not in h5file.attrs and "model_weights" in h5file:
+            group = h5file["model_weights"]
+        saved = weights.read_layers(group, f"{where} '{filepath}'")
+        weights.assign(model, saved, by_name=by_name, skip_mismatch=skip_mismatch, where=where)
