@@ -149,28 +149,44 @@ class CallbackList:
     Arguments:
         callbacks: an iterable of `Callback` instances, or `None`.
         queue_length: accepted for Keras 2.2 compatibility (fastfit does not time hooks).
+        add_history, add_progbar, model, **params: the tf.keras extras: append a `History` / a
+            `ProgbarLogger(count_mode='steps')` unless the list already holds one, then `set_model(model)`
+            and `set_params(params)` when given.
 
     Raises:
         TypeError: `callbacks` is not an iterable of `Callback` instances (the message names the item).
     """
 
-    def __init__(self, callbacks=None, queue_length=10):
+    def __init__(self, callbacks=None, queue_length=10, add_history=False, add_progbar=False, model=None,
+                 **params):
         self.callbacks = []
         self.queue_length = queue_length
         self.params = {}
         self.model = None
-        if callbacks is None:
-            return
-        if isinstance(callbacks, Callback) or isinstance(callbacks, (str, bytes, dict)):
-            raise TypeError(f"`callbacks` must be a list of Callback instances, got {type(callbacks).__name__} "
-                            f"{callbacks!r}; wrap it in a list: callbacks=[...]")
-        try:
-            items = list(callbacks)
-        except TypeError:
-            raise TypeError(f"`callbacks` must be a list of Callback instances, got "
-                            f"{type(callbacks).__name__} {callbacks!r}") from None
-        for index, callback in enumerate(items):
-            self.append(callback, index)
+        if callbacks is not None:
+            if isinstance(callbacks, (Callback, str, bytes, dict)):
+                raise TypeError(f"`callbacks` must be a list of Callback instances, got "
+                                f"{type(callbacks).__name__} {callbacks!r}; wrap it in a list: callbacks=[...]")
+            try:
+                items = list(callbacks)
+            except TypeError:
+                raise TypeError(f"`callbacks` must be a list of Callback instances, got "
+                                f"{type(callbacks).__name__} {callbacks!r}") from None
+            for index, callback in enumerate(items):
+                self.append(callback, index)
+        self._add_defaults(add_history, add_progbar)
+        if model is not None:
+            self.set_model(model)
+        if params:
+            self.set_params(params)
+
+    def _add_defaults(self, add_history, add_progbar):
+        from fastfit.callbacks.history import History  # late: those modules import this one
+        from fastfit.callbacks.progbar import ProgbarLogger
+        if add_progbar and not any(isinstance(cb, ProgbarLogger) for cb in self.callbacks):
+            self.callbacks.append(ProgbarLogger(count_mode="steps"))
+        if add_history and not any(isinstance(cb, History) for cb in self.callbacks):
+            self.callbacks.append(History())
 
     def append(self, callback, index=None):
         """Add `callback` at the end. Raises TypeError when it is not a `Callback` instance."""

@@ -93,8 +93,8 @@ def make_batch_hook(cbks, mode, metrics_names, model, out=None):
     check_stop = mode == "train" and (begin or getattr(model, "stop_training", False))
     if not (begin or end or means or check_stop):
         return None
-    if check_stop and not (end or means):
-        interval = 0.0
+    if check_stop:
+        interval = 0.0  # see every batch end; a throttled callback then throttles itself
     return BatchHook(mode, metrics_names, model, out, begin, end, means, interval)
 
 

@@ -95,6 +95,10 @@ class ProgbarLogger(Callback):
         self.seen = batch + 1 if self.use_steps else logs.get("seen", 0)
         if self.target is not None and self.seen >= self.target:
             return  # the epoch end draws the final line
+        now = time.time()
+        if now - self._last_draw < self.batch_end_interval:
+            return  # called more often than asked (another callback needs every batch)
+        self._last_draw = now
         metric_keys = self.params.get("metrics") or ()
         self.progbar.update(self.seen, [(key, logs[key]) for key in metric_keys if key in logs], force=True)
 

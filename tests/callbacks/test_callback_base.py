@@ -212,3 +212,14 @@ def test_history_resets_on_train_begin():
     assert history.epoch == [2, 3] and history.history == {"loss": [1.0, 0.5], "lr": [0.1]}
     cbks.on_train_begin()
     assert history.epoch == [] and history.history == {}
+
+
+def test_tf_keras_extras_of_callback_list():
+    model = FakeModel()
+    cbks = CallbackList([Callback()], add_history=True, add_progbar=True, model=model, verbose=1, epochs=2)
+    kinds = [type(cb) for cb in cbks]
+    assert kinds == [Callback, ProgbarLogger, History]
+    assert cbks.callbacks[1].count_mode == "steps"
+    assert all(cb.model is model and cb.params == {"verbose": 1, "epochs": 2} for cb in cbks)
+    mine = History()
+    assert list(CallbackList([mine], add_history=True)) == [mine]

@@ -151,3 +151,10 @@ def test_exceptions_from_callbacks_propagate_unchanged():
     hook = make_batch_hook(CallbackList([LambdaCallback(on_batch_end=explode)]), "train", ["loss"], FakeModel())
     with pytest.raises(Boom, match="from the callback"):
         hook(1, 0, 1, stats_for([0.0], 1, [0.0]))
+
+
+def test_stop_already_requested_disables_the_progbar_throttle():
+    model = FakeModel()
+    model.stop_training = True
+    hook = make_batch_hook(CallbackList([_progbar()]), "train", ["loss"], model)
+    assert hook.end_interval == 0 and hook(1, 0, 10, stats_for([1.0], 10, [10.0]))
