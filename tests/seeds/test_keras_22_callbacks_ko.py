@@ -202,7 +202,7 @@ class _Collector(http.server.BaseHTTPRequestHandler):
 def collector():
     server = http.server.HTTPServer(('127.0.0.1', 0), _Collector)
     server.received = []
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
     thread.start()
     yield server
     server.shutdown()
