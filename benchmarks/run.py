@@ -46,11 +46,13 @@ def parse_args(argv=None):
     p.add_argument("--repeats", type=int, default=None, help="timed epochs per engine (default 3, >= 1)")
     p.add_argument("--samples", type=int, default=None, help=f"rows of data (default {FULL_SAMPLES})")
     p.add_argument("--gil-samples", type=int, default=None, help="rows for the GIL benchmark (default 30000)")
+    p.add_argument("--fastfit-blas-threads", type=int, default=None,
+                   help="run the fastfit engines' workers with OPENBLAS_NUM_THREADS=N (default: BLAS default)")
     p.add_argument("--quick", action="store_true",
                    help=f"tiny sizes ({QUICK_SAMPLES} rows), short timings: checks that everything runs")
     p.add_argument("--json", metavar="PATH", help="also write all results to PATH as JSON")
     args = p.parse_args(argv)
-    for name in ("repeats", "samples", "gil_samples"):
+    for name in ("repeats", "samples", "gil_samples", "fastfit_blas_threads"):
         value = getattr(args, name)
         if value is not None and value < 1:
             p.error(f"--{name.replace('_', '-')} must be a positive int, got {value}")
@@ -91,12 +93,17 @@ def run(args, log=print):
     have_fastfit = engines.get("fastfit", {}).get("available") or availability("fastfit")[0]
     ff_engine = "cython" if have_fastfit else "python"
     results = {"meta": {"command": " ".join(["python -m benchmarks", *sys.argv[1:]]), "quick": args.quick,
-                        "samples": args.samples, "repeats": args.repeats, "sections": args.sections},
+                        "samples": args.samples, "repeats": args.repeats, "sections": args.sections,
+                        "fastfit_blas_threads": args.fastfit_blas_threads},
                "engines": engines, "workloads": []}
     t0 = time.perf_counter()
     if "throughput" in args.sections:
         log("[throughput]")
-        with Throughput(ready, args.samples, args.repeats, args.gemm_budget, args.settle, log=log) as bench:
+        env = {}
+        if args.fastfit_blas_threads:
+            env = {e: {"OPENBLAS_NUM_THREADS": args.fastfit_blas_threads} for e in ("fastfit", "fastfit-ref")}
+        with Throughput(ready, args.samples, args.repeats, args.gemm_budget, args.settle, log=log,
+                        worker_env=env) as bench:
             bench.preload()
             for name in args.workloads:
                 results["workloads"].append(bench.run(WORKLOADS[name]))

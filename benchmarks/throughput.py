@@ -72,16 +72,19 @@ class Throughput:
         settle: seconds to wait before each timed call (see `SETTLE_S`).
         seed: data seed.
         log: function for progress lines.
+        worker_env: `{engine: {variable: value}}` extra environment for that engine's worker.
     """
 
-    def __init__(self, engines, samples, repeats, gemm_budget, settle=SETTLE_S, seed=0, log=print):
+    def __init__(self, engines, samples, repeats, gemm_budget, settle=SETTLE_S, seed=0, log=print,
+                 worker_env=None):
+        self.worker_env = worker_env or {}
         self.engines, self.samples, self.repeats = list(engines), samples, repeats
         self.gemm_budget, self.settle, self.seed, self.log = gemm_budget, settle, seed, log
         self.workers = {}
 
     def _worker(self, name):
         if name not in self.workers or self.workers[name].proc.poll() is not None:
-            self.workers[name] = Worker()
+            self.workers[name] = Worker(env=self.worker_env.get(name))
         return self.workers[name]
 
     def close(self):
