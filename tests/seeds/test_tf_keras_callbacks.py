@@ -6,7 +6,6 @@ their `fastfit` equivalents (pandas, imported but unused, is dropped); the Learn
 stand-ins whose `Tensor` nothing is an instance of. The JSON log's '../data/' path is relative to a tmp working
 directory. Data: 256 training and 64 test samples shaped like flattened MNIST.
 """
-import json
 import types
 
 import numpy as np
