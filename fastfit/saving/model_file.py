@@ -27,22 +27,25 @@ def save_model(model, filepath, overwrite=True, include_optimizer=True):
         FileExistsError: the file exists and `overwrite` is False.
         FileNotFoundError: the folder does not exist. OSError: not writable, disk full, ...
     """
+    with files.writing(filepath, overwrite, "model file") as h5file:
+        write_model(h5file, model, include_optimizer)
+
+
+def write_model(h5file, model, include_optimizer=True):
+    """Write the whole model into an open, empty `h5py.File` (what `save_model` puts in the file)."""
     from fastfit import __version__
     model_config = {"class_name": _class_name(model), "config": model.get_config()}
-    training_config = None
+    attributes.write_short_text(h5file.attrs, "keras_version", weights.KERAS_VERSION)
+    attributes.write_short_text(h5file.attrs, "backend", weights.BACKEND)
+    attributes.write_short_text(h5file.attrs, "fastfit_version", __version__)
+    attributes.write_json(h5file.attrs, "model_config", model_config)
+    attributes.write_json(h5file.attrs, "fastfit_state", fastfit_state(model))
+    weights.write_layers(h5file.create_group("model_weights"), model.layers)
     if include_optimizer and getattr(model, "compiled", False) and model.optimizer is not None:
         training_config = dict(model._training_config())
         training_config["optimizer_config"] = config_compat.for_keras_readers(training_config["optimizer_config"])
-    with files.writing(filepath, overwrite, "model file") as h5file:
-        attributes.write_short_text(h5file.attrs, "keras_version", weights.KERAS_VERSION)
-        attributes.write_short_text(h5file.attrs, "backend", weights.BACKEND)
-        attributes.write_short_text(h5file.attrs, "fastfit_version", __version__)
-        attributes.write_json(h5file.attrs, "model_config", model_config)
-        attributes.write_json(h5file.attrs, "fastfit_state", fastfit_state(model))
-        weights.write_layers(h5file.create_group("model_weights"), model.layers)
-        if training_config is not None:
-            attributes.write_json(h5file.attrs, "training_config", training_config)
-            optimizer_state.write(h5file, model)
+        attributes.write_json(h5file.attrs, "training_config", training_config)
+        optimizer_state.write(h5file, model)
 
 
 def save_weights(model, filepath, overwrite=True):

@@ -1,0 +1,44 @@
+"""The backup file of `fastfit.callbacks.BackupAndRestore`: a model file plus the training position."""
+from fastfit.saving import attributes, files, model_file, optimizer_state, weights
+
+
+def save(model, path, epoch, batch):
+    """Atomically write `model` (weights, optimizer state, seeds) and the position `(epoch, batch)`.
+
+    Arguments:
+        epoch: the epoch (0-based) training continues with; batch: batches of it already done.
+    """
+    with files.writing(path, True, "backup file") as h5file:
+        model_file.write_model(h5file, model, include_optimizer=True)
+        attributes.write_json(h5file.attrs, "fastfit_backup", {"epoch": int(epoch), "batch": int(batch)})
+
+
+def restore(model, path):
+    """Load the backup at `path` into the compiled `model` (in place).
+
+    Returns:
+        `(epoch, batch)`: where training continues.
+
+    Raises:
+        ValueError: the file is not a backup, is corrupted, or does not fit the model (different layers or
+            shapes: delete the backup folder to start afresh).
+    """
+    where = f"BackupAndRestore: backup '{path}'"
+    with files.reading(path, "BackupAndRestore") as h5file:
+        position = attributes.read_json(h5file.attrs, "fastfit_backup", where)
+        if not isinstance(position, dict) or "epoch" not in position:
+            raise ValueError(f"{where} has no training position; it is not a BackupAndRestore file")
+        try:
+            weights.assign(model, weights.read_layers(h5file["model_weights"], where), where=where)
+        except ValueError as error:
+            raise ValueError(f"{error}. The backup was written for another model: delete the backup folder to "
+                             "start training afresh") from None
+        model_file.restore_fastfit_state(model, attributes.read_json(h5file.attrs, "fastfit_state", where))
+        saved_state = optimizer_state.read(h5file, where)
+        if saved_state is not None and getattr(model, "optimizer", None) is not None:
+            optimizer_state.restore(model, saved_state, where)
+            training_config = attributes.read_json(h5file.attrs, "training_config", where) or {}
+            rate = ((training_config.get("optimizer_config") or {}).get("config") or {}).get("learning_rate")
+            if isinstance(rate, (int, float)):
+                model.optimizer.lr = rate  # schedulers may have changed it before the interruption
+    return int(position["epoch"]), int(position.get("batch", 0))
