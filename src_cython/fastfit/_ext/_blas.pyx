@@ -7,6 +7,38 @@ and the m/n sizes, keep the transpose flags.
 from cython cimport floating
 from scipy.linalg.cython_blas cimport sgemm, dgemm, sgemv, dgemv, saxpy, daxpy, sscal, dscal, sdot, ddot
 
+# Thread policy. OpenBLAS wakes its worker threads for any GEMM above a tiny size; for the small products of
+# a training step (W1: 128x784x10) the hand-off costs about as much as it saves, and on a busy machine the
+# spinning workers make it many times slower. GEMMs with m*n*k below SMALL_GEMM therefore run on the
+# calling thread only, through OpenBLAS's `openblas_set_num_threads_local` when scipy's BLAS provides it.
+ctypedef int (*set_threads_fn)(int) noexcept nogil
+cdef set_threads_fn _set_threads = NULL
+cdef long long SMALL_GEMM = 4 * 1024 * 1024
+
+
+def _thread_control_address():
+    """Address of scipy's `openblas_set_num_threads_local`, or 0 when its BLAS is not a recent OpenBLAS."""
+    import ctypes
+    from scipy.linalg import cython_blas
+    try:
+        fn = ctypes.CDLL(cython_blas.__file__).openblas_set_num_threads_local
+    except (OSError, AttributeError):
+        return 0
+    return ctypes.cast(fn, ctypes.c_void_p).value or 0
+
+
+_address = _thread_control_address()
+if _address:
+    _set_threads = <set_threads_fn><size_t>_address
+
+
+def small_gemm_threshold(value=None):
+    """Return (and optionally set) the m*n*k size below which GEMM runs single-threaded (0 disables)."""
+    global SMALL_GEMM
+    if value is not None:
+        SMALL_GEMM = int(value)
+    return SMALL_GEMM
+
 
 cdef void gemm(bint trans_a, bint trans_b, int m, int n, int k, floating alpha,
                const floating* a, int lda, const floating* b, int ldb,
@@ -14,10 +46,15 @@ cdef void gemm(bint trans_a, bint trans_b, int m, int n, int k, floating alpha,
     """C (m x n) = alpha * op(A) @ op(B) + beta * C, op(A) is m x k, op(B) is k x n, all row-major."""
     cdef char ta = b'T' if trans_a else b'N'
     cdef char tb = b'T' if trans_b else b'N'
+    cdef int previous = 0
+    if _set_threads != NULL and <long long>m * n * k < SMALL_GEMM:
+        previous = _set_threads(1)
     if floating is float:
         sgemm(&tb, &ta, &n, &m, &k, &alpha, <float*>b, &ldb, <float*>a, &lda, &beta, c, &ldc)
     else:
         dgemm(&tb, &ta, &n, &m, &k, &alpha, <double*>b, &ldb, <double*>a, &lda, &beta, c, &ldc)
+    if previous > 1:
+        _set_threads(previous)
 
 
 cdef void gemv(bint trans_a, int m, int n, floating alpha, const floating* a, int lda,
