@@ -191,3 +191,11 @@ def test_legacy_layers_save_modern_configs():
     assert config["kernel_initializer"]["class_name"] == "RandomUniform"
     assert not {"output_dim", "init", "bias"} & set(config)
     assert "p" not in dropout.get_config()
+
+
+def test_reduce_lr_on_plateau_epsilon_is_min_delta():
+    """Keras 2.0/2.1 `ReduceLROnPlateau(epsilon=...)` (spec §6): a warning naming `min_delta`."""
+    from fastfit.callbacks import ReduceLROnPlateau
+    with pytest.warns(Warning, match="min_delta"):
+        callback = ReduceLROnPlateau(epsilon=0.01)
+    assert callback.min_delta == 0.01 and not hasattr(callback, "epsilon")
