@@ -16,7 +16,7 @@ def data(n=48, seed=0):
     return x, fastfit.utils.to_categorical(labels, CLASSES)
 
 
-def mlp(engine="python", optimizer="adam", dropout=0.25, seed=7, compile=True):
+def mlp(engine=None, optimizer="adam", dropout=0.25, seed=7, compile=True):
     """Dense-Dropout-Dense-Activation(softmax), seeded so two calls build identical models."""
     fastfit.utils.set_random_seed(seed)
     layers = [Dense(8, input_dim=FEATURES, activation="relu")]
