@@ -352,3 +352,32 @@ def test_evaluate_and_predict_hooks(setup):
     assert [logs for name, _, logs in recorder.events if name == "on_predict_batch_begin"] == [
         {"batch": 0, "size": 16}, {"batch": 1, "size": 16}, {"batch": 2, "size": 8}]
     np.testing.assert_array_equal(np.concatenate(outputs), predicted)
+
+
+def test_keras_test_suite_counter_with_wrapped_instance_hooks(setup):
+    """Keras' own Counter: skips Callback.__init__ and wraps every hook on the instance."""
+    model, x, y = setup
+    hooks = EPOCH_HOOKS + INDEXED_HOOKS + ("on_batch_begin", "on_batch_end")
+
+    class Counter(Callback):
+        def __init__(self):
+            self.method_counts = {}
+            for name in hooks:
+                setattr(self, name, self.wrap_with_counts(name, getattr(self, name)))
+
+        def wrap_with_counts(self, name, method):
+            def call_and_count(*args, **kwargs):
+                self.method_counts[name] = self.method_counts.get(name, 0) + 1
+                return method(*args, **kwargs)
+            return call_and_count
+
+    counter = Counter()
+    model.fit(x[:30], y[:30], batch_size=16, epochs=3, verbose=0, validation_data=(x[30:], y[30:]),
+              callbacks=[counter])
+    model.evaluate(x, y, batch_size=16, verbose=0, callbacks=[counter])
+    model.predict(x, batch_size=32, callbacks=[counter])
+    assert counter.method_counts == {
+        "on_train_begin": 1, "on_train_end": 1, "on_epoch_begin": 3, "on_epoch_end": 3,
+        "on_train_batch_begin": 6, "on_train_batch_end": 6, "on_batch_begin": 6, "on_batch_end": 6,
+        "on_test_begin": 4, "on_test_end": 4, "on_test_batch_begin": 6, "on_test_batch_end": 6,
+        "on_predict_begin": 1, "on_predict_end": 1, "on_predict_batch_begin": 2, "on_predict_batch_end": 2}
