@@ -10,6 +10,7 @@ and for a signal check at most every 0.25 s when no hook is called.
 import numpy as np
 cimport numpy as cnp
 from cython cimport floating
+from cython.parallel cimport prange
 from cpython.exc cimport PyErr_CheckSignals
 from cpython.mem cimport PyMem_Malloc, PyMem_Free
 from libc.string cimport memcpy, memset
@@ -33,6 +34,8 @@ cdef enum:
     K_DROPOUT = 2
 
 cdef double SIGNAL_PERIOD = 0.25
+cdef Py_ssize_t PARALLEL_GATHER_BYTES = 1 << 18
+cdef double SLOW_GATHER_SECONDS_PER_BYTE = 1.0 / 2e9   # slower than 2 GB/s: the helper thread is starved
 
 
 cdef struct Op:
@@ -84,6 +87,7 @@ cdef struct Call:
     Py_ssize_t n, bs, n_batches
     bint begin, end
     double interval
+    bint parallel_gather        # cleared for the rest of the call when a two-thread gather stalls
 
 
 cdef inline double _now() noexcept nogil:
@@ -202,9 +206,21 @@ cdef bint _gather(State* s, Call* c, floating* tag, Py_ssize_t start, Py_ssize_t
             break
     else:
         return False
+    cdef double t0
+    if c.parallel_gather and size * nx >= PARALLEL_GATHER_BYTES:
+        # Random rows are latency-bound: two threads copy about twice as fast (serial without OpenMP).
+        # On a busy machine the second thread may not get a core and the copy waits for it; then the rest
+        # of the call gathers serially.
+        t0 = _now()
+        for r in prange(size, num_threads=2, schedule="static"):
+            memcpy(s.xbuf + r * nx, c.x + c.order[start + r] * nx, nx)
+        if _now() - t0 > size * nx * SLOW_GATHER_SECONDS_PER_BYTE:
+            c.parallel_gather = False
+    else:
+        for r in range(size):
+            memcpy(s.xbuf + r * nx, c.x + c.order[start + r] * nx, nx)
     for r in range(size):
         row = c.order[start + r]
-        memcpy(s.xbuf + r * nx, c.x + row * nx, nx)
         if c.labels != NULL:
             s.lbuf[r] = c.labels[row]
         else:
@@ -499,6 +515,7 @@ cdef class Network:
         self.c.bs = bs
         self.c.n_batches = (n + bs - 1) // bs
         self.c.begin, self.c.end, self.c.interval = hook_flags(hook)
+        self.c.parallel_gather = True
         self._reserve(min(bs, n))
         self._stats[:] = 0
         self.s.stats = <double*>_ptr(self._stats)
