@@ -227,7 +227,8 @@ class Network:
                 stats[0] = start
             if begin and self._call_hook(hook, 0, k, size, stats, state):
                 break
-            run_batch(start, size)
+            with np.errstate(all="ignore"):  # numeric trouble is returned in the sums, not warned about
+                run_batch(start, size)
             if end:
                 now = time.monotonic()
                 if interval <= 0 or k == n_batches - 1 or now - last_end >= interval:

@@ -84,8 +84,8 @@ def _categorical_hinge(y, p, grad):
     loss = np.maximum(np.take_along_axis(q, j, axis=-1)[..., 0] - pos + 1, 0)
     if not grad:
         return loss, None
-    g = -y
-    np.put_along_axis(g, j, np.take_along_axis(g + 1, j, axis=-1), axis=-1)  # + (1 - y_j) at the argmax
+    # d neg / d p is (1 - y_j) at the argmax j (which may be the true class, when its q = 0 is the largest).
+    g = (1 - y) * _one_hot(j[..., 0], p) - y
     return loss, g * (loss > 0)[..., None]
 
 

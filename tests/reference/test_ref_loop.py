@@ -188,3 +188,14 @@ def test_ops_without_dense_take_their_width_from_x(dtype):
     np.testing.assert_allclose(out.sum(), 1, rtol=1e-6)
     with pytest.raises(ValueError, match=r"x: expected 3 features per row, got shape \(1, 2\)"):
         net.predict(x[:, :2].copy(), 8, out[:, :2].copy(), None)
+
+
+def test_divergence_returns_nan_without_warnings(dtype):
+    import warnings
+    params, x, y, _, _, order = setup(dtype)
+    opt = StubOptimizer("sgd", [p for p in params], lr=1e30)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        make_net(params, dtype, "mse").train_epoch(x, y, None, order, 2, opt, None)
+        sums = make_net(params, dtype, "mse").evaluate(x, y, None, 4, None)
+    assert not np.isfinite(sums[1])

@@ -17,7 +17,12 @@ def make(name, seed=0):
     labels = rng.integers(0, UNITS, ROWS)
     if name == "sparse_categorical_crossentropy":
         return labels.astype(np.int64), p
-    if name in ("categorical_crossentropy", "categorical_hinge"):
+    if name == "categorical_crossentropy":
+        return np.eye(UNITS)[labels], p
+    if name == "categorical_hinge":
+        # Rows 0-1 all negative: the largest (1 - y) * p is the true class's 0, so the argmax is the target.
+        p = rng.uniform(-1, 1, size=(ROWS, UNITS))
+        p[:2] = -np.abs(p[:2]) - 0.05
         return np.eye(UNITS)[labels], p
     if name in ("hinge", "squared_hinge"):
         y = np.where(rng.random((ROWS, UNITS)) < 0.5, -1.0, 1.0)
