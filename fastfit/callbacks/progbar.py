@@ -20,8 +20,7 @@ class ProgbarLogger(Callback):
         ValueError: unknown `count_mode`.
     """
 
-    # Throttle declaration (see fastfit.callbacks.hooks): running means every 50 ms are enough for the bar.
-    batch_end_interval = 0.05
+    _INTERVAL = 0.05
 
     def __init__(self, count_mode="samples", stateful_metrics=None):
         super().__init__()
@@ -34,13 +33,21 @@ class ProgbarLogger(Callback):
         self.epochs = 0
         self.progbar = None
 
+    def _own_batch_end(self):
+        """True unless a subclass or the instance replaced the batch-end hooks."""
+        return not (overrides(self, "on_batch_end", ProgbarLogger)
+                    or overrides(self, "on_train_batch_end", ProgbarLogger))
+
+    @property
+    def batch_end_interval(self):
+        """Throttle declaration (see fastfit.callbacks.hooks): running means every 50 ms are enough for the
+        bar. 0 (no throttle) when the batch-end hooks were replaced, since those may need every batch."""
+        return self._INTERVAL if self._own_batch_end() else 0
+
     def batch_hooks_needed(self, mode):
         begin, end = super().batch_hooks_needed(check_hook_mode(mode))
-        # A subclass's own batch hooks count; ProgbarLogger's own only draw with verbose == 1 in fit.
-        own_end = overrides(self, "on_batch_end", ProgbarLogger) or \
-            overrides(self, "on_train_batch_end", ProgbarLogger)
-        if mode == "train" and not own_end:
-            end = self._verbose() == 1
+        if mode == "train" and self._own_batch_end():
+            end = self._verbose() == 1  # the bar only draws during the epoch with verbose == 1
         return begin, end
 
     def _verbose(self):
@@ -83,7 +90,7 @@ class ProgbarLogger(Callback):
                     total[0] += logs[key] * size
                     total[1] += size
         now = time.time()
-        if now - self._last_draw >= self.batch_end_interval and (self.target is None or self.seen < self.target):
+        if now - self._last_draw >= self._INTERVAL and (self.target is None or self.seen < self.target):
             self._last_draw = now
             values = [(key, total / max(count, 1)) for key, (total, count) in self._sums.items()]
             self.progbar.update(self.seen, values)
@@ -96,7 +103,7 @@ class ProgbarLogger(Callback):
         if self.target is not None and self.seen >= self.target:
             return  # the epoch end draws the final line
         now = time.time()
-        if now - self._last_draw < self.batch_end_interval:
+        if now - self._last_draw < self._INTERVAL:
             return  # called more often than asked (another callback needs every batch)
         self._last_draw = now
         metric_keys = self.params.get("metrics") or ()

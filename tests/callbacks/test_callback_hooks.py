@@ -158,3 +158,19 @@ def test_stop_already_requested_disables_the_progbar_throttle():
     model.stop_training = True
     hook = make_batch_hook(CallbackList([_progbar()]), "train", ["loss"], model)
     assert hook.end_interval == 0 and hook(1, 0, 10, stats_for([1.0], 10, [10.0]))
+
+
+def test_progbar_subclass_with_its_own_batch_end_gets_every_batch():
+    class Counting(ProgbarLogger):
+        calls = 0
+
+        def on_batch_end(self, batch, logs=None):
+            self.calls += 1
+
+    progbar = Counting()
+    progbar.set_params({"verbose": 0})
+    assert progbar.batch_end_interval == 0 and ProgbarLogger().batch_end_interval == 0.05
+    hook = make_batch_hook(CallbackList([progbar]), "train", ["loss"], FakeModel())
+    assert hook.end_interval == 0
+    hook(1, 0, 1, stats_for([1.0], 1, [1.0]))
+    assert progbar.calls == 1
