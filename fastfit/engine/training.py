@@ -16,8 +16,6 @@ from fastfit import optimizers
 from fastfit.engine import compiled, data
 from fastfit.engine.network import Network
 
-_FIT_KEYWORDS_K1 = {"nb_epoch": "epochs"}
-
 
 class Model(Network):
     """A trainable graph of layers: `Model(inputs, outputs)` (functional API) or `Sequential`."""
@@ -155,25 +153,26 @@ class Model(Network):
         return train, val, [val[0].reshape((-1,) + tuple(self.input_shape[1:])), val[1]]
 
     # -- fit ----------------------------------------------------------------------------------------------
-    def fit(self, x=None, y=None, batch_size=None, epochs=1, verbose=1, callbacks=None, validation_split=0.0,
+    def fit(self, x=None, y=None, batch_size=None, epochs=None, verbose=1, callbacks=None, validation_split=0.0,
             validation_data=None, shuffle=True, class_weight=None, sample_weight=None, initial_epoch=0,
             steps_per_epoch=None, validation_steps=None, validation_freq=1, **kwargs):
         """Train for `epochs - initial_epoch` epochs and return the `History`.
 
         Arguments follow Keras 2 (`batch_size=None` means 32; `validation_split` takes the last samples before
-        shuffling; `shuffle='batch'` shuffles whole batches). The legacy `nb_epoch` is accepted with a warning.
+        shuffling; `shuffle='batch'` shuffles whole batches; `epochs=None` means 1). The legacy `nb_epoch` is accepted with a warning.
 
         Raises:
             RuntimeError: not compiled, or `fit` already running on this model in another thread.
             TypeError, ValueError: bad arguments or data (the model is left unchanged).
         """
         if "nb_epoch" in kwargs:
-            if epochs != 1:
+            if epochs is not None:
                 raise TypeError("fit received both the legacy keyword argument `nb_epoch` and `epochs`; "
                                 "pass only `epochs`")
             warnings.warn("The `nb_epoch` argument in `fit` has been renamed `epochs`.", DeprecationWarning,
                           stacklevel=2)
             epochs = kwargs.pop("nb_epoch")
+        epochs = 1 if epochs is None else epochs
         if kwargs:
             raise TypeError(f"Unrecognized keyword arguments: {kwargs}")
         self._require_compiled("fit")
