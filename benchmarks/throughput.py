@@ -38,8 +38,10 @@ def worker_build(engine, workload, samples, seed=0):
 
 
 def worker_epoch():
-    """Worker side: returns the seconds of one training epoch."""
-    return _timed(_STATE["trainer"].epoch)
+    """Worker side: returns `[wall seconds, CPU seconds of all threads]` of one training epoch."""
+    c0 = time.process_time()
+    wall = _timed(_STATE["trainer"].epoch)
+    return [wall, time.process_time() - c0]
 
 
 def ceiling_build(workload, budget):
@@ -142,7 +144,9 @@ class Throughput:
                 if "error" in results[name]:
                     continue
                 try:
-                    results[name]["times"].append(self._timed_call(name, "throughput:worker_epoch"))
+                    wall, cpu = self._timed_call(name, "throughput:worker_epoch")
+                    results[name]["times"].append(wall)
+                    results[name].setdefault("cpu_times", []).append(cpu)
                 except WorkerError as exc:
                     results[name]["error"] = str(exc)
                     self.log(f"  {workload.name:7s} {name:12s} FAILED: {exc}")
@@ -160,6 +164,7 @@ class Throughput:
         for res in results.values():
             if res.get("times") and "error" not in res:
                 res["median_s"] = statistics.median(res["times"])
+                res["median_cpu_s"] = statistics.median(res["cpu_times"])   # > wall when multi-threaded
                 res["samples_per_s"] = self.samples / res["median_s"]
                 res["fraction_of_ceiling"] = res["samples_per_s"] / ceil["samples_per_s"]
                 # time per full batch beyond the GEMMs of that batch
