@@ -1,3 +1,4 @@
+# cython: cdivision=True
 """Activation passes over row-major (rows x cols) matrices, in place.
 
 `forward_rows` adds the bias (if any) and applies the activation in one pass over the pre-activation, which

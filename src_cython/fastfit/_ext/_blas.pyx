@@ -1,3 +1,4 @@
+# cython: cdivision=True
 """Row-major BLAS wrappers (GEMM, GEMV, AXPY, SCAL, DOT) over scipy's Fortran BLAS.
 
 Fortran BLAS is column-major. A row-major matrix is the column-major view of its transpose, so the row-major

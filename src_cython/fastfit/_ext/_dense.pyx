@@ -1,3 +1,4 @@
+# cython: cdivision=True
 """Dense layer kernels: out = f(x @ W + b) forward, and the gradients of W, b and x backward.
 
 The activation f is fused into the layer: GEMM writes the pre-activation into `out`, then one pass adds the

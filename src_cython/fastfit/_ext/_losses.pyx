@@ -1,3 +1,4 @@
+# cython: cdivision=True
 """Losses and metrics of a batch, with the gradient of the batch loss (Keras 2.2 definitions).
 
 Row r of the network output `p` (rows x units) is scored against row r of `y` (same shape) or, for the sparse

@@ -1,3 +1,4 @@
+# cython: cdivision=True
 """Optimizer update rules of Keras 2.2 (docs/architecture.md, "The optimizer object the engines read").
 
 `prepare_step` computes the scalars of one step in float64 (decayed lr, bias corrections, Nadam's momentum
