@@ -1,0 +1,65 @@
+"""Time whole `fit` epochs of one model on each engine, for `demo` and the built-in `bench`."""
+import statistics
+import time
+
+from fastfit.callbacks import Callback
+
+
+ENGINES = ("cython", "python")
+
+
+class EpochTimer(Callback):
+    """Records the wall time of every epoch (epoch hooks only, so it adds no per-batch cost)."""
+
+    def __init__(self):
+        super().__init__()
+        self.seconds = []
+        self._start = None
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self._start = time.perf_counter()
+
+    def on_epoch_end(self, epoch, logs=None):
+        self.seconds.append(time.perf_counter() - self._start)
+
+
+def compare_engines(build_model, x, y, epochs, batch_size, seed=0):
+    """Median epoch time of the same run on the Cython and the NumPy reference engine.
+
+    Both models start from the same seeded weights. Their epochs are interleaved (one `fit` epoch on each
+    engine in turn) so a burst of load from other processes hits both alike; one untimed epoch each comes
+    first (imports, workspace allocation, BLAS thread start-up). Each time is a whole `fit` epoch as the
+    user sees it, Python bookkeeping included.
+
+    Arguments:
+        build_model: callable `engine -> compiled model`.
+        x, y: training data.
+        epochs: number of timed epochs per engine (>= 1).
+        batch_size: batch size of `fit`.
+        seed: seed of the initial weights and the shuffling.
+
+    Returns:
+        `{'cython': seconds, 'python': seconds, 'ratio': python / cython}`, or None when the compiled
+        engine is not built.
+    """
+    from fastfit.engine.compiled import compiled_engine
+    from fastfit.utils import set_random_seed
+
+    if compiled_engine() is None:
+        return None
+    models, timers = {}, {}
+    for engine in ENGINES:
+        set_random_seed(seed)
+        models[engine], timers[engine] = build_model(engine), EpochTimer()
+    for epoch in range(epochs + 1):
+        for engine in ENGINES:
+            models[engine].fit(x, y, batch_size=batch_size, epochs=epoch + 1, initial_epoch=epoch, verbose=0,
+                               callbacks=[timers[engine]])
+    result = {engine: statistics.median(timers[engine].seconds[1:]) for engine in ENGINES}
+    result["ratio"] = result["python"] / result["cython"]
+    return result
+
+
+def format_seconds(seconds):
+    """`12.3 ms` below a second, `1.23 s` above."""
+    return f"{seconds * 1e3:.1f} ms" if seconds < 1 else f"{seconds:.2f} s"
