@@ -62,12 +62,13 @@ class Optimizer:
     # -- learning rate: a live attribute under both Keras spellings ------------------------------------
     @property
     def lr(self):
-        return LearningRate(self._lr, self, "lr")
+        return self._lr_handle  # built once per assignment: the engine reads it after every hook call
 
     @lr.setter
     def lr(self, value):
         self._lr = _check_rate("lr", backend.get_value(value) if isinstance(value, np.ndarray) else value,
                                type(self).__name__)
+        self._lr_handle = LearningRate(self._lr, self, "lr")
 
     learning_rate = property(lr.fget, lr.fset)
 

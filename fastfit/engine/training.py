@@ -308,12 +308,15 @@ class Model(Network):
             cbks.set_model(self)
             cbks.set_params({"batch_size": batch_size, "steps": None, "samples": len(x), "verbose": verbose})
             cbks.on_predict_begin({})
+            single_chain = len(self.outputs) == 1
             for index, tensor in enumerate(self.outputs):
                 out = np.empty((len(x), int(np.prod(tensor.shape[1:]))), dtype=dtype)
                 net = compiled.engine_network(self, engine, "mean_squared_error", [], index)
-                hook = make_batch_hook(cbks, "predict", [], self, out=out) if index == 0 else None
+                hook = make_batch_hook(cbks, "predict", [], self, out=out) if single_chain else None
                 net.predict(x, batch_size, out, hook)
                 outputs.append(out.reshape((len(x),) + tuple(tensor.shape[1:])))
+            if not single_chain:
+                _replay_predict_hooks(cbks, outputs, batch_size)
             cbks.on_predict_end({})
         return outputs[0] if self._single_output else outputs
 
@@ -375,6 +378,16 @@ class _ExclusiveUse:
 
     def __exit__(self, *exc):
         self.lock.release()
+
+
+def _replay_predict_hooks(cbks, outputs, batch_size):
+    """Batch hooks of a multi-output predict: each output chain ran on its own, so the batches are reported
+    afterwards, each with the list of all outputs' rows (Keras 2 `outputs`)."""
+    for batch, start in enumerate(range(0, len(outputs[0]), batch_size)):
+        size = min(batch_size, len(outputs[0]) - start)
+        cbks.on_predict_batch_begin(batch, {"batch": batch, "size": size})
+        cbks.on_predict_batch_end(batch, {"batch": batch, "size": size,
+                                          "outputs": [out[start:start + size] for out in outputs]})
 
 
 def _logs_from_sums(keys, sums):
