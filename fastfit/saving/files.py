@@ -2,15 +2,25 @@
 
 Reading never executes code: configs are JSON, classes come from fastfit's registries or `custom_objects`,
 and only numeric datasets are accepted (nothing is unpickled).
+
+Files fastfit writes start with a 512-byte HDF5 userblock (which every HDF5 reader skips) holding a CRC32 of
+the rest of the file. It is checked before HDF5 parses the file, because the HDF5 library can crash on
+damaged metadata; a truncated or corrupted fastfit file is therefore a clean `ValueError`.
 """
 import contextlib
 import os
+import re
+import zlib
 
 import h5py
 
 from fastfit.utils import io_utils
 
 _ZIP_MAGIC = b"PK\x03\x04"
+_MAGIC = b"FASTFIT-HDF5"
+_CHUNK = 1 << 22
+# Bytes reserved before the HDF5 data; fastfit keeps a checksum of the rest of the file there.
+USERBLOCK = 512
 
 
 @contextlib.contextmanager
@@ -23,13 +33,60 @@ def writing(filepath, overwrite, what):
     """
     with io_utils.atomic_path(filepath, overwrite=overwrite, what=what) as tmp:
         try:
-            # track_order=False and the default (earliest) format keep the file readable by every HDF5 1.8+.
-            with h5py.File(tmp, "w") as h5file:
+            # The default (earliest) file format keeps the file readable by every HDF5 1.8+ (old Keras too).
+            with h5py.File(tmp, "w", userblock_size=USERBLOCK) as h5file:
                 yield h5file
         except (RuntimeError, ValueError) as error:
             if "No space" in str(error) or "errno = 28" in str(error):
                 raise OSError(28, f"No space left on device ({error})", filepath) from error
             raise
+        _stamp_checksum(tmp)
+
+
+def _stamp_checksum(path):
+    """Write the CRC32 of everything after the userblock into the userblock (HDF5 readers skip it)."""
+    with open(path, "r+b") as handle:
+        handle.seek(USERBLOCK)
+        crc, size = 0, USERBLOCK
+        while True:
+            chunk = handle.read(_CHUNK)
+            if not chunk:
+                break
+            crc = zlib.crc32(chunk, crc)
+            size += len(chunk)
+        handle.seek(0)
+        handle.write(_header(crc, size))
+
+
+def _header(crc, size):
+    return (_MAGIC + b" crc32=%08x size=%d\n" % (crc, size)).ljust(USERBLOCK, b"\0")
+
+
+def verify_checksum(path, head):
+    """Check a fastfit file against the checksum in its userblock; files without one pass unchecked.
+
+    Raises:
+        ValueError: the file is truncated or corrupted (HDF5 itself may crash on damaged metadata, so this runs
+            before HDF5 sees the file).
+    """
+    if not head.startswith(_MAGIC):
+        return
+    match = re.match(rb" crc32=([0-9a-f]{8}) size=(\d+)\n", head[len(_MAGIC):])
+    if match is None:
+        raise ValueError(f"'{path}' is corrupted: its fastfit checksum header is damaged")
+    expected_crc, expected_size = int(match.group(1), 16), int(match.group(2))
+    size = os.path.getsize(path)
+    if size != expected_size:
+        raise ValueError(f"'{path}' is truncated or corrupted: it has {size} bytes, its fastfit checksum "
+                         f"header says {expected_size} (a file changed after saving fails this check)")
+    crc = 0
+    with open(path, "rb") as handle:
+        handle.seek(USERBLOCK)
+        for chunk in iter(lambda: handle.read(_CHUNK), b""):
+            crc = zlib.crc32(chunk, crc)
+    if crc != expected_crc:
+        raise ValueError(f"'{path}' is corrupted: its content does not match its fastfit checksum (a file "
+                         "changed after saving fails this check)")
 
 
 @contextlib.contextmanager
@@ -52,7 +109,11 @@ def reading(filepath, what):
     if os.path.isdir(path):
         raise IsADirectoryError(21, f"{what}: '{path}' is a folder, expected an HDF5 file", path)
     with open(path, "rb") as probe:  # PermissionError here already names the path
-        head = probe.read(8)
+        head = probe.read(USERBLOCK)
+    try:
+        verify_checksum(path, head)
+    except ValueError as error:
+        raise ValueError(f"{what}: {error}") from None
     if head[:4] == _ZIP_MAGIC:
         raise ValueError(f"{what}: '{path}' is a zip archive (a Keras 3 '.keras' file?), not HDF5; save it from "
                          "Keras with model.save('model.h5') to get a file fastfit reads")
@@ -65,6 +126,6 @@ def reading(filepath, what):
     try:
         with h5file:
             yield h5file
-    except (OSError, RuntimeError, KeyError, UnicodeDecodeError) as error:
+    except (OSError, RuntimeError, KeyError, TypeError, UnicodeDecodeError) as error:
         raise ValueError(f"{what}: cannot read '{path}': the file is corrupted or truncated, or not a model "
                          f"file ({type(error).__name__}: {error})") from None

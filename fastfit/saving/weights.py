@@ -4,6 +4,7 @@ Layout written (tf.keras 2.x flavour): the group has `layer_names`, `backend`, `
 per layer (weightless ones too) with `weight_names` (`<layer>/kernel:0`, `<layer>/bias:0`) and one dataset per
 name (the "/" makes a subgroup); a `top_level_model_weights` subgroup with no weights.
 """
+import h5py
 import numpy as np
 
 from fastfit.saving import attributes
@@ -67,7 +68,7 @@ def read_layers(group, where):
 
 
 def _numeric(dataset, what):
-    if not hasattr(dataset, "dtype") or dataset.dtype.kind not in "fiu":
+    if not isinstance(dataset, h5py.Dataset) or dataset.dtype.kind not in "fiu":
         kind = getattr(dataset, "dtype", type(dataset).__name__)
         raise ValueError(f"{what} is not a numeric array (found {kind})")
     return dataset[()]

@@ -1,4 +1,6 @@
 """Small seeded models and data shared by the saving tests."""
+import os
+
 import numpy as np
 
 import fastfit
@@ -6,6 +8,7 @@ from fastfit.layers import Activation, Dense, Dropout
 from fastfit.models import Sequential
 
 FEATURES, CLASSES = 6, 3
+REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))  # for subprocesses
 
 
 def data(n=48, seed=0):
