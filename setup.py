@@ -5,8 +5,8 @@ import numpy
 from Cython.Build import cythonize
 from setuptools import Extension, setup
 
-MODULES = ["_blas", "_activations", "_losses", "_dense", "_optim", "_validate", "_loop"]
-# OpenMP (two-thread batch gather in _loop) where the compiler is known to have it; elsewhere prange is serial.
+MODULES = ["_blas", "_activations", "_losses", "_dense", "_optim", "_validate", "_batch", "_loop"]
+# OpenMP (two-thread batch gather in _batch) where the compiler is known to have it; elsewhere prange is serial.
 OPENMP = ["-fopenmp"] if sys.platform.startswith("linux") else []
 
 extensions = [
@@ -15,8 +15,8 @@ extensions = [
         [f"src_cython/fastfit/_ext/{name}.pyx"],
         include_dirs=[numpy.get_include()],
         define_macros=[("NPY_NO_DEPRECATED_API", "NPY_1_7_API_VERSION")],
-        extra_compile_args=["-O3", "-fno-math-errno"] + (OPENMP if name == "_loop" else []),
-        extra_link_args=OPENMP if name == "_loop" else [],
+        extra_compile_args=["-O3", "-fno-math-errno"] + (OPENMP if name == "_batch" else []),
+        extra_link_args=OPENMP if name == "_batch" else [],
     )
     for name in MODULES
 ]

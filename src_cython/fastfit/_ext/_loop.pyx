@@ -2,98 +2,31 @@
 """The Cython training engine: `Network` with train/evaluate/predict loops (docs/architecture.md).
 
 Python-level code (the methods of `Network`) validates every argument, reads the optimizer and hook, and
-allocates the workspaces as NumPy arrays kept on the object. It then calls one fused cdef loop
-(`_train`, `_evaluate`, `_predict`, specialised for float or double by a typed NULL pointer) that runs the whole
-call with the GIL released. The loop takes the GIL only inside `_call_hook`, the one trampoline into Python,
+allocates the workspaces as NumPy arrays kept on the object. It then calls the fused cdef loop `_run`
+(specialised for float or double by a typed NULL pointer) that runs the whole call with the GIL released,
+using the batch kernels of `_batch`. The loop takes the GIL only inside `_call_hook`, the one trampoline into Python,
 and for a signal check at most every 0.25 s when no hook is called.
 """
 import numpy as np
 cimport numpy as cnp
 from cython cimport floating
-from cython.parallel cimport prange
 from cpython.exc cimport PyErr_CheckSignals
 from cpython.mem cimport PyMem_Malloc, PyMem_Free
-from libc.string cimport memcpy, memset
-from libc.stdint cimport int64_t, uint64_t
-from posix.time cimport clock_gettime, timespec, CLOCK_MONOTONIC
+from libc.string cimport memcpy
+from libc.stdint cimport int64_t
 
-from fastfit._ext._activations cimport forward_rows, backward_rows, A_LINEAR, A_SOFTMAX, A_SIGMOID
-from fastfit._ext._dense cimport dense_forward, dense_backward
-from fastfit._ext._losses cimport batch_loss, batch_metric, L_CCE, L_SCCE, L_BCE
-from fastfit._ext._optim cimport Hyper, Step, prepare_step, update, O_NADAM
-from fastfit._ext._rng cimport dropout_base, uniform
+from fastfit._ext._activations cimport A_LINEAR, A_SOFTMAX, A_SIGMOID
+from fastfit._ext._losses cimport L_CCE, L_SCCE, L_BCE
+from fastfit._ext._optim cimport O_NADAM
+from fastfit._ext._state cimport Op, State, Call, K_DENSE, K_ACT, K_DROPOUT, now
+from fastfit._ext._batch cimport forward, backward, score, accumulate, optimizer_step, gather
 from fastfit._ext._validate import (ACTIVATIONS, LOSSES, METRICS, SPARSE_METRICS, OPTIMIZERS, code,
                                     float_array, int_array, in_range, positive_int, number, hook_flags,
                                     slot_count)
 
 cnp.import_array()
 
-cdef enum:
-    K_DENSE = 0
-    K_ACT = 1
-    K_DROPOUT = 2
-
 cdef double SIGNAL_PERIOD = 0.25
-cdef Py_ssize_t PARALLEL_GATHER_BYTES = 1 << 18
-cdef double SLOW_GATHER_SECONDS_PER_BYTE = 1.0 / 2e9   # slower than 2 GB/s: the helper thread is starved
-
-
-cdef struct Op:
-    int kind
-    int act                 # activation code (Dense: the activation fused into it)
-    Py_ssize_t n_in, n_out
-    char* w                 # Dense parameters and their gradients (b, gb NULL without bias)
-    char* b
-    char* gw
-    char* gb
-    double rate             # Dropout
-    uint64_t seed
-    char* mask              # Dropout: 0 or 1/(1-rate) per element of the batch matrix
-
-
-cdef struct State:
-    Op* ops
-    int n_ops
-    int first_param         # index of the first op with parameters (n_ops if none)
-    Py_ssize_t n_in, units
-    int loss
-    bint fused              # last activation and loss share their gradient
-    int* metrics
-    int n_metrics
-    int n_params
-    char** params           # per parameter array: data, gradient, size, 3 slot pointers
-    char** pgrads
-    Py_ssize_t* psizes
-    char** slots
-    char** act              # act[i + 1]: output buffer of op i (capacity x width)
-    char** grad             # grad[i]: d loss / d input of op i (shared by ops that keep the width)
-    char* xbuf              # gathered batch: x rows, y rows or labels, sample weights
-    char* ybuf
-    int64_t* lbuf
-    char* wbuf
-    double* stats           # [batch loss, batch metrics..., seen, loss sum, metric sums...]
-    Hyper hyper
-    Step step
-    long long iterations
-    double m_schedule
-
-
-cdef struct Call:
-    char* x
-    char* y
-    int64_t* labels
-    char* w
-    int64_t* order
-    Py_ssize_t n, bs, n_batches
-    bint begin, end
-    double interval
-    bint parallel_gather        # cleared for the rest of the call when a two-thread gather stalls
-
-
-cdef inline double _now() noexcept nogil:
-    cdef timespec ts
-    clock_gettime(CLOCK_MONOTONIC, &ts)
-    return ts.tv_sec + 1e-9 * ts.tv_nsec
 
 
 cdef char* _keep_new(list keep, tuple shape, dtype):
@@ -105,129 +38,6 @@ cdef char* _keep_new(list keep, tuple shape, dtype):
 
 cdef inline char* _ptr(object arr):
     return <char*>cnp.PyArray_DATA(<cnp.ndarray>arr) if arr is not None else NULL
-
-
-# ---------------------------------------------------------------------------------------------------------
-# GIL-free kernels of one batch
-
-cdef floating* _forward(State* s, floating* x, Py_ssize_t rows, bint training) noexcept nogil:
-    """Run the ops on `rows` rows starting at `x`; return the output (dropout is the identity unless training)."""
-    cdef int i
-    cdef Py_ssize_t e, n
-    cdef Op* op
-    cdef floating* cur = x
-    cdef floating* out
-    cdef floating* mask
-    cdef floating scale
-    cdef uint64_t base
-    for i in range(s.n_ops):
-        op = &s.ops[i]
-        out = <floating*>s.act[i + 1]
-        if op.kind == K_DENSE:
-            dense_forward(cur, <floating*>op.w, <floating*>op.b, op.act, rows, op.n_in, op.n_out, out)
-        elif op.kind == K_ACT:
-            memcpy(out, cur, rows * op.n_out * sizeof(floating))
-            forward_rows(op.act, out, <floating*>NULL, rows, op.n_out)
-        elif training:
-            n = rows * op.n_out
-            mask = <floating*>op.mask
-            scale = <floating>(1.0 / (1.0 - op.rate))
-            base = dropout_base(op.seed, <uint64_t>s.iterations)
-            for e in range(n):
-                mask[e] = scale if uniform(base, <uint64_t>e) >= op.rate else 0
-                out[e] = cur[e] * mask[e]
-        else:
-            continue
-        cur = out
-    return cur
-
-
-cdef void _backward(State* s, floating* x, Py_ssize_t rows) noexcept nogil:
-    """Back-propagate grad[n_ops] (from the loss) down to the first op with parameters."""
-    cdef int i
-    cdef Py_ssize_t e, n
-    cdef Op* op
-    cdef floating* g
-    cdef floating* mask
-    cdef bint last
-    for i in range(s.n_ops - 1, s.first_param - 1, -1):
-        op = &s.ops[i]
-        g = <floating*>s.grad[i + 1]
-        last = i == s.n_ops - 1
-        if op.kind == K_DENSE:
-            dense_backward(x if i == 0 else <floating*>s.act[i], <floating*>op.w,
-                           A_LINEAR if (last and s.fused) else op.act, <floating*>s.act[i + 1], g,
-                           rows, op.n_in, op.n_out, <floating*>op.gw, <floating*>op.gb,
-                           <floating*>s.grad[i] if i > s.first_param else NULL)
-        elif op.kind == K_ACT:
-            if not (last and s.fused):
-                backward_rows(op.act, <floating*>s.act[i + 1], g, rows, op.n_out)
-        else:
-            n = rows * op.n_out
-            mask = <floating*>op.mask
-            for e in range(n):
-                g[e] = g[e] * mask[e]
-
-
-cdef void _score(State* s, floating* out, floating* y, int64_t* labels, floating* w, Py_ssize_t rows,
-                 bint training) noexcept nogil:
-    """Write the batch loss and metrics into stats[0 : 1 + n_metrics] (and the loss gradient if training)."""
-    cdef int m
-    s.stats[0] = batch_loss(s.loss, s.fused, out, y, labels, w, rows, s.units,
-                            <floating*>s.grad[s.n_ops] if training else NULL)
-    for m in range(s.n_metrics):
-        s.stats[1 + m] = batch_metric(s.metrics[m], out, y, labels, rows, s.units)
-
-
-cdef void _accumulate(State* s, Py_ssize_t size) noexcept nogil:
-    """Add this batch's size-weighted values to the running sums in stats."""
-    cdef int m, k = 1 + s.n_metrics
-    s.stats[k] += size
-    for m in range(k):
-        s.stats[k + 1 + m] += s.stats[m] * size
-
-
-cdef void _update(State* s, floating* tag) noexcept nogil:
-    """One optimizer step over every parameter array (`tag` selects the dtype)."""
-    cdef int j
-    prepare_step(&s.hyper, s.iterations, &s.m_schedule, &s.step)
-    for j in range(s.n_params):
-        update(&s.hyper, &s.step, s.psizes[j], <floating*>s.params[j], <floating*>s.pgrads[j],
-               <floating*>s.slots[3 * j], <floating*>s.slots[3 * j + 1], <floating*>s.slots[3 * j + 2])
-    s.iterations += 1
-
-
-cdef bint _gather(State* s, Call* c, floating* tag, Py_ssize_t start, Py_ssize_t size) noexcept nogil:
-    """Copy the rows order[start : start + size] into the batch buffers; return False (no copy) for a run."""
-    cdef Py_ssize_t r, row, first = c.order[start]
-    cdef Py_ssize_t nx = s.n_in * sizeof(floating), ny = s.units * sizeof(floating)
-    for r in range(size):
-        if c.order[start + r] != first + r:
-            break
-    else:
-        return False
-    cdef double t0
-    if c.parallel_gather and size * nx >= PARALLEL_GATHER_BYTES:
-        # Random rows are latency-bound: two threads copy about twice as fast (serial without OpenMP).
-        # On a busy machine the second thread may not get a core and the copy waits for it; then the rest
-        # of the call gathers serially.
-        t0 = _now()
-        for r in prange(size, num_threads=2, schedule="static"):
-            memcpy(s.xbuf + r * nx, c.x + c.order[start + r] * nx, nx)
-        if _now() - t0 > size * nx * SLOW_GATHER_SECONDS_PER_BYTE:
-            c.parallel_gather = False
-    else:
-        for r in range(size):
-            memcpy(s.xbuf + r * nx, c.x + c.order[start + r] * nx, nx)
-    for r in range(size):
-        row = c.order[start + r]
-        if c.labels != NULL:
-            s.lbuf[r] = c.labels[row]
-        else:
-            memcpy(s.ybuf + r * ny, c.y + row * ny, ny)
-        if c.w != NULL:
-            (<floating*>s.wbuf)[r] = (<floating*>c.w)[row]
-    return True
 
 
 # ---------------------------------------------------------------------------------------------------------
@@ -251,15 +61,15 @@ cdef int _run(Network net, floating* tag, int mode, object hook, object optimize
     cdef Call* c = &net.c
     cdef Py_ssize_t k, start, size
     cdef int stop = 0
-    cdef bint gathered, call_end
-    cdef double now, last_end, last_signal
+    cdef bint call_end
+    cdef double t, last_end, last_signal
     cdef floating* xb
     cdef floating* yb
     cdef floating* wb
     cdef floating* res
     cdef int64_t* lb
     stats = net._stats if mode != 2 else net._pstats
-    last_end = last_signal = _now()
+    last_end = last_signal = now()
     with nogil:
         for k in range(c.n_batches):
             start = k * c.bs
@@ -271,7 +81,7 @@ cdef int _run(Network net, floating* tag, int mode, object hook, object optimize
                     stop = _call_hook(net, hook, optimizer, 0, k, size, stats)
                 if stop:
                     break
-            if mode == 0 and _gather(s, c, tag, start, size):
+            if mode == 0 and gather(s, c, tag, start, size):
                 xb, yb, lb, wb = <floating*>s.xbuf, <floating*>s.ybuf, s.lbuf, <floating*>s.wbuf
             else:
                 if mode == 0:
@@ -284,28 +94,28 @@ cdef int _run(Network net, floating* tag, int mode, object hook, object optimize
                 lb = NULL
             if c.w == NULL:
                 wb = NULL
-            res = _forward(s, xb, size, mode == 0)
+            res = forward(s, xb, size, mode == 0)
             if mode == 2:
                 memcpy(out + start * s.units, res, size * s.units * sizeof(floating))
             else:
-                _score(s, res, yb, lb, wb, size, mode == 0)
+                score(s, res, yb, lb, wb, size, mode == 0)
                 if mode == 0:
-                    _backward(s, xb, size)
-                    _update(s, tag)
-                _accumulate(s, size)
-            now = _now()
-            call_end = c.end and (c.interval <= 0 or k == c.n_batches - 1 or now - last_end >= c.interval)
+                    backward(s, xb, size)
+                    optimizer_step(s, tag)
+                accumulate(s, size)
+            t = now()
+            call_end = c.end and (c.interval <= 0 or k == c.n_batches - 1 or t - last_end >= c.interval)
             if call_end:
-                last_end = now
-                last_signal = now
+                last_end = t
+                last_signal = t
                 with gil:
                     stop = _call_hook(net, hook, optimizer, 1, k, size, stats)
                 if stop:
                     break
             elif c.begin:
-                last_signal = now
-            elif now - last_signal >= SIGNAL_PERIOD:
-                last_signal = now
+                last_signal = t
+            elif t - last_signal >= SIGNAL_PERIOD:
+                last_signal = t
                 with gil:
                     PyErr_CheckSignals()
     return 0

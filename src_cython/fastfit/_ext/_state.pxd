@@ -1,0 +1,70 @@
+# The state shared by the loops of `_loop` and the GIL-free batch kernels of `_batch`: the compiled op
+# table, workspaces and optimizer state (State) and the arguments of the current call (Call).
+from libc.stdint cimport int64_t, uint64_t
+from posix.time cimport clock_gettime, timespec, CLOCK_MONOTONIC
+
+from fastfit._ext._optim cimport Hyper, Step
+
+cdef enum:
+    K_DENSE = 0
+    K_ACT = 1
+    K_DROPOUT = 2
+
+
+cdef struct Op:
+    int kind
+    int act                 # activation code (Dense: the activation fused into it)
+    Py_ssize_t n_in, n_out
+    char* w                 # Dense parameters and their gradients (b, gb NULL without bias)
+    char* b
+    char* gw
+    char* gb
+    double rate             # Dropout
+    uint64_t seed
+    char* mask              # Dropout: 0 or 1/(1-rate) per element of the batch matrix
+
+
+cdef struct State:
+    Op* ops
+    int n_ops
+    int first_param         # index of the first op with parameters (n_ops if none)
+    Py_ssize_t n_in, units
+    int loss
+    bint fused              # last activation and loss share their gradient
+    int* metrics
+    int n_metrics
+    int n_params
+    char** params           # per parameter array: data, gradient, size, 3 slot pointers
+    char** pgrads
+    Py_ssize_t* psizes
+    char** slots
+    char** act              # act[i + 1]: output buffer of op i (capacity x width)
+    char** grad             # grad[i]: d loss / d input of op i (shared by ops that keep the width)
+    char* xbuf              # gathered batch: x rows, y rows or labels, sample weights
+    char* ybuf
+    int64_t* lbuf
+    char* wbuf
+    double* stats           # [batch loss, batch metrics..., seen, loss sum, metric sums...]
+    Hyper hyper
+    Step step
+    long long iterations
+    double m_schedule
+
+
+cdef struct Call:
+    char* x
+    char* y
+    int64_t* labels
+    char* w
+    int64_t* order
+    Py_ssize_t n, bs, n_batches
+    bint begin, end
+    double interval
+    bint parallel_gather        # cleared for the rest of the call when a two-thread gather stalls
+
+
+cdef inline double now() noexcept nogil:
+    """Monotonic time in seconds."""
+    cdef timespec ts
+    clock_gettime(CLOCK_MONOTONIC, &ts)
+    return ts.tv_sec + 1e-9 * ts.tv_nsec
