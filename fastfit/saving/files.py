@@ -25,37 +25,29 @@ USERBLOCK = 512
 
 @contextlib.contextmanager
 def writing(filepath, overwrite, what):
-    """Yield an `h5py.File` open for writing a temporary file that replaces `filepath` when the block ends.
+    """Yield an `h5py.File` to fill; when the block ends it replaces `filepath` atomically.
+
+    HDF5 builds the file in memory (core driver); Python then writes the image, with its checksum header, to a
+    temporary file and renames it into place. HDF5 itself never writes to disk, because a failing write inside
+    HDF5 (disk full) can crash the process; a Python write fails with a plain OSError.
 
     Raises:
         FileExistsError, FileNotFoundError, PermissionError, OSError: see `io_utils.atomic_path`; the previous
             file is unchanged whenever an error is raised.
     """
     with io_utils.atomic_path(filepath, overwrite=overwrite, what=what) as tmp:
+        # The default (earliest) file format keeps the file readable by every HDF5 1.8+ (old Keras too).
+        h5file = h5py.File(tmp, "w", driver="core", backing_store=False, block_size=1 << 22)
         try:
-            # The default (earliest) file format keeps the file readable by every HDF5 1.8+ (old Keras too).
-            with h5py.File(tmp, "w", userblock_size=USERBLOCK) as h5file:
-                yield h5file
-        except (RuntimeError, ValueError) as error:
-            if "No space" in str(error) or "errno = 28" in str(error):
-                raise OSError(28, f"No space left on device ({error})", filepath) from error
-            raise
-        _stamp_checksum(tmp)
-
-
-def _stamp_checksum(path):
-    """Write the CRC32 of everything after the userblock into the userblock (HDF5 readers skip it)."""
-    with open(path, "r+b") as handle:
-        handle.seek(USERBLOCK)
-        crc, size = 0, USERBLOCK
-        while True:
-            chunk = handle.read(_CHUNK)
-            if not chunk:
-                break
-            crc = zlib.crc32(chunk, crc)
-            size += len(chunk)
-        handle.seek(0)
-        handle.write(_header(crc, size))
+            yield h5file
+            h5file.flush()
+            image = h5file.id.get_file_image()
+        finally:
+            h5file.close()
+        with open(tmp, "wb") as handle:
+            # HDF5 finds the superblock after a userblock of 512 bytes and reads addresses relative to it.
+            handle.write(_header(zlib.crc32(image), USERBLOCK + len(image)))
+            handle.write(image)
 
 
 def _header(crc, size):

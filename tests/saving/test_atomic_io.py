@@ -1,0 +1,159 @@
+"""Atomic writes: the target appears whole or not at all, temp files are cleaned up, errors are clear."""
+import os
+import subprocess
+import sys
+import textwrap
+
+import pytest
+
+from fastfit.utils import io_utils
+
+from saving_helpers import REPO, data, mlp
+
+
+def test_atomic_write_replaces_whole_file_and_leaves_no_temp(tmp_path):
+    path = tmp_path / "log.csv"
+    with io_utils.atomic_write(path, "w", newline="") as f:
+        f.write("a,b\n")
+    with io_utils.atomic_write(path, "a", newline="") as f:  # atomic append = copy + append + replace
+        f.write("1,2\n")
+    assert path.read_text() == "a,b\n1,2\n"
+    assert os.listdir(tmp_path) == ["log.csv"]
+    assert (os.stat(path).st_mode & 0o777) != 0o600 or os.umask(0o022) == 0o077  # not mkstemp's private mode
+
+
+def test_error_inside_the_block_keeps_the_previous_file(tmp_path):
+    path = tmp_path / "data.bin"
+    path.write_bytes(b"old")
+    with pytest.raises(RuntimeError, match="boom"):
+        with io_utils.atomic_write(path, "wb") as f:
+            f.write(b"half")
+            raise RuntimeError("boom")
+    assert path.read_bytes() == b"old"
+    assert os.listdir(tmp_path) == ["data.bin"]
+
+
+def test_keyboard_interrupt_inside_the_block_cleans_up(tmp_path):
+    path = tmp_path / "data.bin"
+    with pytest.raises(KeyboardInterrupt):
+        with io_utils.atomic_path(path) as tmp:
+            open(tmp, "wb").write(b"x")
+            raise KeyboardInterrupt
+    assert os.listdir(tmp_path) == []
+
+
+def test_missing_folder_is_an_error_and_not_created(tmp_path):
+    target = tmp_path / "nope" / "model.h5"
+    with pytest.raises(FileNotFoundError, match="nope"):
+        mlp().save(str(target))
+    assert not target.parent.exists()
+
+
+def test_bad_mode_and_bad_path():
+    with pytest.raises(ValueError, match="mode"):
+        with io_utils.atomic_write("x", "r"):
+            pass
+    with pytest.raises(TypeError, match="path"):
+        io_utils.check_target(3.5)
+
+
+def test_target_is_a_folder(tmp_path):
+    (tmp_path / "m.h5").mkdir()
+    with pytest.raises(IsADirectoryError, match="m.h5"):
+        mlp().save(str(tmp_path / "m.h5"))
+
+
+def _run(script, *args, preexec_fn=None):
+    return subprocess.run([sys.executable, "-c", textwrap.dedent(script), *args], capture_output=True, text=True,
+                          timeout=120, env=dict(os.environ, PYTHONPATH=REPO, FASTFIT_ENGINE="python"),
+                          preexec_fn=preexec_fn)
+
+
+SAVE_SCRIPT = """
+    import sys
+    sys.path.insert(0, sys.argv[2])
+    from saving_helpers import mlp
+    try:
+        mlp(dropout=0).save(sys.argv[1])
+    except OSError as error:
+        print(type(error).__name__, "|", error)
+"""
+
+
+def _saved_previous(tmp_path):
+    path = tmp_path / "m.h5"
+    model = mlp()
+    model.save(str(path))
+    return path, path.read_bytes()
+
+
+@pytest.mark.skipif(not hasattr(os, "setuid"), reason="POSIX only")
+def test_read_only_folder(tmp_path):
+    """An unprivileged user cannot write the folder: a clear PermissionError, previous file intact."""
+    path, before = _saved_previous(tmp_path)
+    os.chmod(tmp_path, 0o555)
+    try:
+        if os.geteuid() == 0:  # root ignores permissions: run the writer as nobody
+            nobody = 65534
+
+            def drop():
+                os.setgid(nobody)
+                os.setuid(nobody)
+            try:
+                result = _run(SAVE_SCRIPT, str(path), os.path.dirname(__file__), preexec_fn=drop)
+            except OSError as error:
+                pytest.skip(f"cannot run Python as an unprivileged user here ({error})")
+        else:
+            result = _run(SAVE_SCRIPT, str(path), os.path.dirname(__file__))
+    finally:
+        os.chmod(tmp_path, 0o755)
+    if "PermissionError" not in result.stdout and result.returncode != 0:
+        pytest.skip(f"cannot run as an unprivileged user here: {result.stderr[-300:]}")
+    assert result.stdout.startswith("PermissionError |"), result.stdout + result.stderr
+    assert "m.h5" in result.stdout
+    assert path.read_bytes() == before
+    assert os.listdir(tmp_path) == ["m.h5"]
+
+
+@pytest.mark.skipif(sys.platform != "linux", reason="uses RLIMIT_FSIZE")
+def test_disk_full_keeps_previous_file(tmp_path):
+    """Writes fail part-way (file size limit, as when the disk fills): OSError, previous file intact, no temp."""
+    path, before = _saved_previous(tmp_path)
+    script = textwrap.dedent("""
+        import resource, signal, sys
+        signal.signal(signal.SIGXFSZ, signal.SIG_IGN)  # a write past the limit then fails with EFBIG
+        resource.setrlimit(resource.RLIMIT_FSIZE, (4096, 4096))
+    """) + textwrap.dedent(SAVE_SCRIPT)
+    result = _run(script, str(path), os.path.dirname(__file__))
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert "m.h5" in result.stdout and "Error" in result.stdout, result.stdout
+    assert path.read_bytes() == before
+    assert os.listdir(tmp_path) == ["m.h5"]
+
+
+def test_unwritable_folder_message(tmp_path, monkeypatch):
+    """What a read-only folder gives (simulated where the tests run as root): PermissionError naming both."""
+    import errno
+    import tempfile
+    path, before = _saved_previous(tmp_path)
+
+    def refuse(*args, **kwargs):
+        raise PermissionError(errno.EACCES, "Permission denied")
+    monkeypatch.setattr(tempfile, "mkstemp", refuse)
+    with pytest.raises(PermissionError) as error:
+        mlp().save(str(path))
+    assert "m.h5" in str(error.value) and str(tmp_path) in str(error.value)
+    assert path.read_bytes() == before
+
+
+def test_fsync_failure_keeps_previous_file(tmp_path, monkeypatch):
+    import errno
+    path, before = _saved_previous(tmp_path)
+
+    def full(fd):
+        raise OSError(errno.ENOSPC, "No space left on device")
+    monkeypatch.setattr(os, "fsync", full)
+    with pytest.raises(OSError, match="No space left on device") as error:
+        mlp().save(str(path))
+    assert "m.h5" in str(error.value)
+    assert path.read_bytes() == before and os.listdir(tmp_path) == ["m.h5"]
