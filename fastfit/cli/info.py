@@ -1,10 +1,12 @@
 """`fastfit info`: versions, the BLAS fastfit computes with, and whether the compiled engine imports."""
 import importlib
 import os
+import pkgutil
 import platform
 import sys
 
-EXTENSIONS = ("_blas", "_activations", "_losses", "_dense", "_optim", "_validate", "_loop")
+# every module of the compiled engine must import; `_loop` is the one the engine selection checks
+REQUIRED_EXTENSION = "_loop"
 THREAD_VARIABLES = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS", "FASTFIT_ENGINE")
 
 
@@ -46,6 +48,21 @@ def _blas_from_build_config(module):
     return f"{blas.get('name')} {blas.get('version')}"
 
 
+def compiled_modules():
+    """`(names found, [failure messages])` for the compiled modules shipped in `fastfit/_ext/`."""
+    import fastfit._ext
+
+    names = sorted({module.name for module in pkgutil.iter_modules(fastfit._ext.__path__)}
+                   | {REQUIRED_EXTENSION})
+    failed = []
+    for name in names:
+        try:
+            importlib.import_module(f"fastfit._ext.{name}")
+        except ImportError as exc:
+            failed.append(f"{name} ({exc})")
+    return names, failed
+
+
 def collect():
     """Everything `info` prints, as a list of `(label, value)` pairs."""
     import numpy
@@ -60,14 +77,9 @@ def collect():
             ("platform", f"{platform.platform()}, {os.cpu_count()} CPUs"),
             ("numpy", numpy.__version__), ("scipy", scipy.__version__), ("h5py", _version("h5py")),
             ("matplotlib (plots)", _version("matplotlib"))]
-    failed = []
-    for name in EXTENSIONS:
-        try:
-            importlib.import_module(f"fastfit._ext.{name}")
-        except ImportError as exc:
-            failed.append(f"{name} ({exc})")
-    rows.append(("compiled extensions", "all import: " + ", ".join(EXTENSIONS) if not failed
-                 else "NOT available: " + "; ".join(failed)))
+    names, failed = compiled_modules()
+    rows.append(("compiled extensions", "all import: " + ", ".join(names) if names and not failed
+                 else "NOT available: " + ("; ".join(failed) or "no compiled module found (not built)")))
     import warnings
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
