@@ -366,6 +366,7 @@ class _TrainState:
         self.m_schedule = optim.read_number(optimizer, "m_schedule", 1.0) if nadam else 1.0
         self.params = params
         self.slots = self._check_slots(getattr(optimizer, "slots", None), params, dtype)
+        self.work = [(np.empty_like(p), np.empty_like(p)) for p in params]  # update scratch, once per call
 
     def _check_slots(self, slots, params, dtype):
         if not isinstance(slots, (list, tuple)) or len(slots) != len(params):
@@ -384,8 +385,8 @@ class _TrainState:
     def step(self, grads):
         """One optimizer update of every parameter array."""
         s, self.m_schedule = optim.prepare(self.hyper, self.iterations, self.m_schedule)
-        for p, g, slots in zip(self.params, grads, self.slots):
-            optim.update(self.hyper, s, p, g, slots)
+        for p, g, slots, work in zip(self.params, grads, self.slots, self.work):
+            optim.update(self.hyper, s, p, g, slots, work)
         self.iterations += 1
 
     def write_back(self):

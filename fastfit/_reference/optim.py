@@ -102,68 +102,116 @@ def prepare(h, iterations, m_schedule):
     return Step(lr), m_schedule
 
 
-def update(h, s, p, g, slots):
+def update(h, s, p, g, slots, work=None):
     """Apply one update to parameter `p` in place.
+
+    Every intermediate goes through the two scratch arrays in `work` (allocated when None), so a step
+    makes no temporary allocations; the operation order follows the formulas (e.g. `(lr * g) / d`).
 
     Arguments:
         h: `Hyper`; s: `Step` from `prepare`.
         p: parameter array; g: its gradient (same shape and dtype).
         slots: the parameter's slot arrays (at least `h.slot_count()`), updated in place.
+        work: None or two scratch arrays of p's shape and dtype.
     """
     dt = p.dtype.type
+    t1, t2 = work if work is not None else (np.empty_like(p), np.empty_like(p))
     lr, eps = dt(s.lr), dt(h.epsilon)
     if h.kind == "sgd":
+        np.multiply(g, lr, out=t1)  # lr * g
         if h.momentum == 0:
-            p -= lr * g
+            p -= t1
             return
         v, mom = slots[0], dt(h.momentum)
         v *= mom
-        v -= lr * g
+        v -= t1
         if h.nesterov:
-            p += mom * v - lr * g
+            np.multiply(v, mom, out=t2)
+            t2 -= t1
+            p += t2
         else:
             p += v
     elif h.kind in ("rmsprop", "adagrad"):
         a = slots[0]
         if h.kind == "rmsprop":
             a *= dt(h.rho)
-            a += dt(1 - h.rho) * g * g
+            np.multiply(g, dt(1 - h.rho), out=t1)
         else:
-            a += g * g
-        p -= lr * g / (np.sqrt(a) + eps)
+            np.copyto(t1, g)
+        t1 *= g
+        a += t1
+        _step(p, g, lr, a, eps, t1, t2, root=True)
     elif h.kind == "adadelta":
         a, d = slots[0], slots[1]
         rho, rho1 = dt(h.rho), dt(1 - h.rho)
         a *= rho
-        a += rho1 * g * g
-        u = g * np.sqrt(d + eps) / np.sqrt(a + eps)
-        p -= lr * u
+        np.multiply(g, rho1, out=t1)
+        t1 *= g
+        a += t1
+        # u = g * sqrt(d + eps) / sqrt(a + eps), kept in t1
+        np.add(d, eps, out=t1)
+        np.sqrt(t1, out=t1)
+        t1 *= g
+        np.add(a, eps, out=t2)
+        np.sqrt(t2, out=t2)
+        t1 /= t2
+        np.multiply(t1, lr, out=t2)
+        p -= t2
         d *= rho
-        d += rho1 * u * u
+        np.multiply(t1, rho1, out=t2)
+        t2 *= t1
+        d += t2
     elif h.kind == "adam":
-        m, v = _moments(h, dt, g, slots)
+        m, v = _moments(h, dt, g, slots, t1)
         if h.amsgrad:
             np.maximum(slots[2], v, out=slots[2])
             v = slots[2]
-        p -= lr * m / (np.sqrt(v) + eps)
+        _step(p, m, lr, v, eps, t1, t2, root=True)
     elif h.kind == "adamax":
         m, u = slots[0], slots[1]
         m *= dt(h.beta_1)
-        m += dt(1 - h.beta_1) * g
+        np.multiply(g, dt(1 - h.beta_1), out=t1)
+        m += t1
         u *= dt(h.beta_2)
-        np.maximum(u, np.abs(g), out=u)
-        p -= lr * m / (u + eps)
+        np.abs(g, out=t1)
+        np.maximum(u, t1, out=u)
+        _step(p, m, lr, u, eps, t1, t2, root=False)
     else:  # nadam
-        m, v = _moments(h, dt, g, slots)
-        mbar = dt(1 - s.mu_t) * (g / dt(s.g_div)) + dt(s.mu_t1) * (m / dt(s.m_div))
-        p -= lr * mbar / (np.sqrt(v / dt(s.v_div)) + eps)
+        m, v = _moments(h, dt, g, slots, t1)
+        # mbar = (1 - mu_t) * g / (1 - ms_new) + mu_t1 * m / (1 - ms_next), kept in t1
+        np.divide(g, dt(s.g_div), out=t1)
+        t1 *= dt(1 - s.mu_t)
+        np.divide(m, dt(s.m_div), out=t2)
+        t2 *= dt(s.mu_t1)
+        t1 += t2
+        np.divide(v, dt(s.v_div), out=t2)
+        t1 *= lr
+        np.sqrt(t2, out=t2)
+        t2 += eps
+        t1 /= t2
+        p -= t1
 
 
-def _moments(h, dt, g, slots):
-    """Adam/Nadam first and second moments, updated in place: m = b1 m + (1-b1) g, v = b2 v + (1-b2) g^2."""
+def _step(p, num, lr, den, eps, t1, t2, root):
+    """p -= (lr * num) / (sqrt(den) + eps), or / (den + eps) without `root`."""
+    if root:
+        np.sqrt(den, out=t1)
+        t1 += eps
+    else:
+        np.add(den, eps, out=t1)
+    np.multiply(num, lr, out=t2)
+    t2 /= t1
+    p -= t2
+
+
+def _moments(h, dt, g, slots, tmp):
+    """Adam/Nadam moments in place: m = b1 m + (1-b1) g, v = b2 v + (1-b2) g^2 (tmp: scratch array)."""
     m, v = slots[0], slots[1]
     m *= dt(h.beta_1)
-    m += dt(1 - h.beta_1) * g
+    np.multiply(g, dt(1 - h.beta_1), out=tmp)
+    m += tmp
     v *= dt(h.beta_2)
-    v += dt(1 - h.beta_2) * g * g
+    np.multiply(g, dt(1 - h.beta_2), out=tmp)
+    tmp *= g
+    v += tmp
     return m, v
