@@ -14,7 +14,12 @@ from fastfit._reference.checks import (check_dtype, check_float_array, check_hoo
 from fastfit._reference.names import SPARSE_LOSSES
 
 
+# The ops own their workspaces (output, input gradient, dropout mask), sized by `reserve`, and keep a
+# reference to their forward input for the backward pass.
+
 class _Dense:
+    """`x @ W + b`; the parameter gradients go to gW/gb, the input gradient to dx."""
+
     def __init__(self, W, b):
         self.W, self.b = W, b
         self.gW = np.zeros_like(W)
@@ -34,6 +39,8 @@ class _Dense:
 
 
 class _Activation:
+    """An element-wise (or softmax) activation; its backward pass works in place on the incoming gradient."""
+
     def __init__(self, name):
         self.name = name
 
@@ -50,6 +57,8 @@ class _Activation:
 
 
 class _Dropout:
+    """Inverted dropout with the counter-based mask of `rng`; the identity outside training."""
+
     def __init__(self, rate, seed):
         self.rate, self.seed = rate, seed
 

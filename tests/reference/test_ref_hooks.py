@@ -27,6 +27,7 @@ def test_calls_sizes_and_optimizer_state_at_each_boundary(dtype):
     opt.iterations = 5
     hook = RecordingHook(optimizer=opt)
     sums = net.train_epoch(x, y, None, order, 4, opt, hook)
+    assert sums[0] == 10
     assert [c[:3] for c in hook.calls] == [(0, 0, 4), (1, 0, 4), (0, 1, 4), (1, 1, 4), (0, 2, 2), (1, 2, 2)]
     assert [c[4] for c in hook.calls] == [5, 6, 6, 7, 7, 8]  # iterations written back before each call
     assert opt.iterations == 8
