@@ -130,3 +130,25 @@ def test_bad_dtype_and_predict_out():
         net.predict(x, 2, np.zeros((6, 4), np.float32), None)
     with pytest.raises(ValueError, match="out: expected dtype float32"):
         net.predict(x, 2, np.zeros((6, 3)), None)
+
+
+def test_read_only_parameters_rejected():
+    ops, params = make_ops(np.float32, [3, 4, 3], ["relu", "softmax"])
+    params[0].flags.writeable = False
+    with pytest.raises(ValueError, match="ops.0. W: expected a writeable array"):
+        Network(ops, "categorical_crossentropy", [], np.float32)
+
+
+def test_overlapping_calls_rejected():
+    net, params, x, y, opt = setup()
+
+    class Reenter:
+        batch_begin, batch_end, end_interval = False, True, 0.0
+
+        def __call__(self, phase, batch, size, stats):
+            net.evaluate(x, y, None, 2, None)
+
+    with pytest.raises(RuntimeError, match="already running"):
+        call(net, x, y, opt, hook=Reenter())
+    assert opt.iterations == 1
+    assert call(net, x, y, opt)[0] == 6  # usable again afterwards

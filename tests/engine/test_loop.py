@@ -1,4 +1,5 @@
 """Loop behaviour of the Cython engine: gather by order, partial batches, determinism, the released GIL."""
+import _thread
 import threading
 import time
 
@@ -131,3 +132,30 @@ def test_gil_is_released_during_train_epoch():
         running[0] = False
         thread.join()
     assert progress > 1000
+
+
+def test_ctrl_c_interrupts_a_call_without_hook():
+    ops, params = make_ops(np.float32, [50, 64, 10], ["relu", "softmax"])
+    net = Network(ops, "categorical_crossentropy", [], np.float32)
+    x, y = make_data(np.float32, 2000, 50, 10, "categorical_crossentropy")
+    order = np.arange(2000, dtype=np.int64)
+    opt = Optimizer("sgd", params)
+    timer = threading.Timer(0.05, _thread.interrupt_main)
+    timer.start()
+    with pytest.raises(KeyboardInterrupt):
+        for _ in range(10000):
+            net.train_epoch(x, y, None, order, 1, opt, None)
+    timer.join()
+    assert opt.iterations > 0  # written back on the way out
+    sums = net.train_epoch(x[:10], y[:10], None, order[:10], 5, opt, None)
+    assert sums[0] == 10
+
+
+def test_numeric_trouble_is_returned_not_raised():
+    ops, params = make_ops(np.float64, [3, 4, 2], ["exponential", "linear"], scale=400.0)
+    net = Network(ops, "mean_squared_error", ["mean_absolute_error"], np.float64)
+    x, y = make_data(np.float64, 6, 3, 2, "mean_squared_error")
+    x *= 10
+    with np.errstate(all="ignore"):
+        sums = net.train_epoch(x, y, None, np.arange(6, dtype=np.int64), 3, Optimizer("adam", params), None)
+    assert sums[0] == 6 and not np.isfinite(sums[1])

@@ -147,6 +147,7 @@ cdef class Network:
     cdef object _stats, _pstats
     cdef list _op_specs          # validated (kind, act, W, b, rate, seed) per internal op
     cdef object _slots_keep
+    cdef bint _busy
 
     def __cinit__(self):
         self.s.ops = NULL
@@ -197,12 +198,12 @@ cdef class Network:
                 raise ValueError(f"ops[{i}]: expected ('dense', W, b), ('activation', name) or "
                                  f"('dropout', rate, seed), got {op!r}")
             if op[0] == "dense" and len(op) == 3:
-                W = float_array(op[1], self.dtype, f"ops[{i}] W", ndim=2)
+                W = float_array(op[1], self.dtype, f"ops[{i}] W", ndim=2, writeable=True)
                 if width is not None and W.shape[0] != width:
                     raise ValueError(f"ops[{i}] W: expected {width} input rows, got shape {W.shape}")
                 b = op[2]
                 if b is not None:
-                    float_array(b, self.dtype, f"ops[{i}] b", shape=(W.shape[1],))
+                    float_array(b, self.dtype, f"ops[{i}] b", shape=(W.shape[1],), writeable=True)
                 specs.append([K_DENSE, A_LINEAR, W, b, 0.0, 0])
                 width = W.shape[1]
             elif op[0] == "activation" and len(op) == 2:
@@ -362,9 +363,21 @@ cdef class Network:
             for k in range(3):
                 arr = None
                 if k < need:
-                    arr = float_array(entry[k], self.dtype, f"optimizer.slots[{j}][{k}]", shape=param.shape)
+                    arr = float_array(entry[k], self.dtype, f"optimizer.slots[{j}][{k}]", shape=param.shape,
+                                      writeable=True)
                 self.s.slots[3 * j + k] = _ptr(arr)
         self._slots_keep = slots
+
+    def _enter(self):
+        """Mark the network busy for one call (its workspaces and call state are not shareable).
+
+        Raises:
+            RuntimeError: a call is already running, from another thread or from inside a hook.
+        """
+        if self._busy:
+            raise RuntimeError("Network: a train_epoch/evaluate/predict call is already running on this "
+                               "network (from another thread or from inside a hook); calls cannot overlap")
+        self._busy = True
 
     def _write_back(self, optimizer):
         optimizer.iterations = int(self.s.iterations)
@@ -390,20 +403,24 @@ cdef class Network:
             ValueError: any argument of the wrong type, dtype, layout, shape or range.
             Whatever the hook raises (weights are those of the last completed batch).
         """
-        n = self._bind_data(x, y, sample_weight, True)
-        int_array(order, "order", shape=(n,))
-        in_range(order, n, "order")
-        self.c.order = <int64_t*>_ptr(order)
-        self._bind_optimizer(optimizer)
-        self._bind_batches(n, batch_size, hook)
+        self._enter()
         try:
-            if self.dtype == np.float64:
-                _run(self, <double*>NULL, 0, hook, optimizer, NULL)
-            else:
-                _run(self, <float*>NULL, 0, hook, optimizer, NULL)
+            n = self._bind_data(x, y, sample_weight, True)
+            int_array(order, "order", shape=(n,))
+            in_range(order, n, "order")
+            self.c.order = <int64_t*>_ptr(order)
+            self._bind_optimizer(optimizer)
+            self._bind_batches(n, batch_size, hook)
+            try:
+                if self.dtype == np.float64:
+                    _run(self, <double*>NULL, 0, hook, optimizer, NULL)
+                else:
+                    _run(self, <float*>NULL, 0, hook, optimizer, NULL)
+            finally:
+                self._write_back(optimizer)
+                self._slots_keep = None
         finally:
-            self._write_back(optimizer)
-            self._slots_keep = None
+            self._busy = False
         return self._sums()
 
     def evaluate(self, x, y, sample_weight, batch_size, hook):
@@ -412,12 +429,16 @@ cdef class Network:
         Raises:
             ValueError: as `train_epoch`. Whatever the hook raises.
         """
-        n = self._bind_data(x, y, sample_weight, True)
-        self._bind_batches(n, batch_size, hook)
-        if self.dtype == np.float64:
-            _run(self, <double*>NULL, 1, hook, None, NULL)
-        else:
-            _run(self, <float*>NULL, 1, hook, None, NULL)
+        self._enter()
+        try:
+            n = self._bind_data(x, y, sample_weight, True)
+            self._bind_batches(n, batch_size, hook)
+            if self.dtype == np.float64:
+                _run(self, <double*>NULL, 1, hook, None, NULL)
+            else:
+                _run(self, <float*>NULL, 1, hook, None, NULL)
+        finally:
+            self._busy = False
         return self._sums()
 
     def predict(self, x, batch_size, out, hook):
@@ -426,11 +447,15 @@ cdef class Network:
         Raises:
             ValueError: as `train_epoch`, or `out` of the wrong dtype, layout or shape.
         """
-        n = self._bind_data(x, None, None, False)
-        out = float_array(out, self.dtype, "out", shape=(n, self.s.units))
-        self._bind_batches(n, batch_size, hook)
-        self.s.stats = <double*>_ptr(self._pstats)
-        if self.dtype == np.float64:
-            _run(self, <double*>NULL, 2, hook, None, <double*>_ptr(out))
-        else:
-            _run(self, <float*>NULL, 2, hook, None, <float*>_ptr(out))
+        self._enter()
+        try:
+            n = self._bind_data(x, None, None, False)
+            out = float_array(out, self.dtype, "out", shape=(n, self.s.units), writeable=True)
+            self._bind_batches(n, batch_size, hook)
+            self.s.stats = <double*>_ptr(self._pstats)
+            if self.dtype == np.float64:
+                _run(self, <double*>NULL, 2, hook, None, <double*>_ptr(out))
+            else:
+                _run(self, <float*>NULL, 2, hook, None, <float*>_ptr(out))
+        finally:
+            self._busy = False

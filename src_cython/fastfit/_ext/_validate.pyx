@@ -23,8 +23,9 @@ def code(name, names, what):
         raise ValueError(f"{what}: expected one of {list(names)}, got {name!r}") from None
 
 
-def float_array(arr, dtype, what, shape=None, ndim=None):
-    """Check a float array: NumPy, exactly `dtype`, C-contiguous, with `shape` (None entries match any).
+def float_array(arr, dtype, what, shape=None, ndim=None, writeable=False):
+    """Check a float array: NumPy, exactly `dtype`, C-contiguous, with `shape` (None entries match any),
+    and writeable if the engine writes into it.
 
     Returns:
         The array itself.
@@ -35,6 +36,8 @@ def float_array(arr, dtype, what, shape=None, ndim=None):
         raise ValueError(f"{what}: expected a NumPy array of {np.dtype(dtype).name}, got {type(arr).__name__}")
     if arr.dtype != dtype:
         raise ValueError(f"{what}: expected dtype {np.dtype(dtype).name}, got {arr.dtype}")
+    if writeable and not arr.flags.writeable:
+        raise ValueError(f"{what}: expected a writeable array, got a read-only one")
     return _layout(arr, what, shape, ndim)
 
 
