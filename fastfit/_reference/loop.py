@@ -221,12 +221,13 @@ class Network:
     # ---------------------------------------------------------------------------------------------------
     # The batch loop shared by the three calls
 
-    def _run(self, n, batch_size, hook, run_batch, stats, state=None):
-        """Call `run_batch(k, start, size)` for every batch, with the hook calls around it.
+    def _run(self, n, batch_size, hook, flags, run_batch, stats, state=None):
+        """Call `run_batch(start, size)` for every batch, with the hook calls around it.
 
+        `flags` are the hook's (batch_begin, batch_end, end_interval), read once by `check_hook`.
         `state` (training only) carries the optimizer object and the engine's copy of its counters.
         """
-        begin, end, interval = check_hook(hook)
+        begin, end, interval = flags
         n_batches = -(-n // batch_size)
         last_end = time.monotonic()
         for k in range(n_batches):
@@ -282,7 +283,7 @@ class Network:
         check_labels(order, n, "order")
         batch_size = check_positive_int(batch_size, "batch_size")
         state = _TrainState(optimizer, self._params, self.dtype)
-        check_hook(hook)
+        flags = check_hook(hook)
         self._reserve(min(batch_size, n))
         self._stats[:] = 0
         runs = np.arange(min(batch_size, n), dtype=np.int64)
@@ -305,7 +306,7 @@ class Network:
             self._accumulate(size)
 
         try:
-            self._run(n, batch_size, hook, run_batch, self._stats, state)
+            self._run(n, batch_size, hook, flags, run_batch, self._stats, state)
         finally:
             state.write_back()
         return self._sums()
@@ -321,7 +322,7 @@ class Network:
         """
         n = self._check_targets(x, y, sample_weight)
         batch_size = check_positive_int(batch_size, "batch_size")
-        check_hook(hook)
+        flags = check_hook(hook)
         self._reserve(min(batch_size, n))
         self._stats[:] = 0
 
@@ -332,7 +333,7 @@ class Network:
             self._score(out, y[start:stop], wb, size, grad=False)
             self._accumulate(size)
 
-        self._run(n, batch_size, hook, run_batch, self._stats)
+        self._run(n, batch_size, hook, flags, run_batch, self._stats)
         return self._sums()
 
     def predict(self, x, batch_size, out, hook):
@@ -346,14 +347,14 @@ class Network:
         n = self._check_x(x)
         check_float_array(out, self.dtype, "out", shape=(n, self._units))
         batch_size = check_positive_int(batch_size, "batch_size")
-        check_hook(hook)
+        flags = check_hook(hook)
         self._reserve(min(batch_size, n))
         self._pstats[:] = 0
 
         def run_batch(start, size):
             out[start:start + size] = self._forward(x[start:start + size], size, False)
 
-        self._run(n, batch_size, hook, run_batch, self._pstats)
+        self._run(n, batch_size, hook, flags, run_batch, self._pstats)
 
 
 class _TrainState:
