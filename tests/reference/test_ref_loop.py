@@ -2,6 +2,7 @@
 the sample-weight rule through the loop."""
 import numpy as np
 import pytest
+from hypothesis import given, settings, strategies as st
 
 from fastfit._reference.loop import Network
 from ref_helpers import StubOptimizer, keep_py
@@ -199,3 +200,18 @@ def test_divergence_returns_nan_without_warnings(dtype):
         make_net(params, dtype, "mse").train_epoch(x, y, None, order, 2, opt, None)
         sums = make_net(params, dtype, "mse").evaluate(x, y, None, 4, None)
     assert not np.isfinite(sums[1])
+
+
+@settings(max_examples=25, deadline=None)
+@given(n=st.integers(1, 30), batch_size=st.integers(1, 40))
+def test_unweighted_evaluate_sums_do_not_depend_on_batching(n, batch_size):
+    # Without weights each batch contributes mean * size = the sum of its per-sample values.
+    params, x, y, _, _, _ = setup(np.float64)
+    x, y = np.resize(x, (n, N_IN)), np.resize(y, (n, UNITS))
+    net = make_net(params, np.float64, "cce", metrics=["categorical_accuracy", "categorical_crossentropy"])
+    whole = net.evaluate(x, y, None, n, None)
+    np.testing.assert_allclose(net.evaluate(x, y, None, batch_size, None), whole, rtol=1e-12)
+    assert whole[0] == n
+    out = np.zeros((n, UNITS))
+    net.predict(x, batch_size, out, None)
+    np.testing.assert_allclose(whole[3], -np.sum(y * np.log(out)), rtol=1e-12)
