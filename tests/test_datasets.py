@@ -122,3 +122,28 @@ def test_load_npz_length_mismatch(tmp_path):
                       x_test=np.zeros((1, 2)), y_test=np.zeros(1))
     with pytest.raises(ValueError, match=r"x_train and y_train .* \(3, 2\) and \(2,\)"):
         load_npz(path)
+
+
+def test_mnist_load_data_reads_local_file_then_keras_cache(tmp_path, monkeypatch):
+    from fastfit.datasets import mnist
+
+    arrays = dict(x_train=np.zeros((3, 28, 28), np.uint8), y_train=np.arange(3, dtype=np.uint8),
+                  x_test=np.ones((2, 28, 28), np.uint8), y_test=np.arange(2, dtype=np.uint8))
+    local = _write_npz(tmp_path / "local.npz", **arrays)
+    assert mnist.load_data(local)[0][1].tolist() == [0, 1, 2]
+    home = tmp_path / "home"
+    (home / ".keras" / "datasets").mkdir(parents=True)
+    _write_npz(home / ".keras" / "datasets" / "mnist.npz", **arrays)
+    monkeypatch.setenv("HOME", str(home))
+    monkeypatch.chdir(tmp_path)
+    (x_train, _), (x_test, _) = mnist.load_data()
+    assert x_train.shape == (3, 28, 28) and x_test.shape == (2, 28, 28)
+
+
+def test_mnist_load_data_missing_says_where_to_get_it(tmp_path, monkeypatch):
+    from fastfit.datasets import mnist
+
+    monkeypatch.setenv("HOME", str(tmp_path))
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(FileNotFoundError, match="does not download data.*mnist.npz"):
+        mnist.load_data()
