@@ -36,6 +36,14 @@ cdef char* _keep_new(list keep, tuple shape, dtype):
     return _ptr(arr)
 
 
+cdef void* _malloc(size_t nbytes) except NULL:
+    """PyMem_Malloc that raises MemoryError instead of returning NULL."""
+    cdef void* p = PyMem_Malloc(nbytes if nbytes > 0 else 1)
+    if p == NULL:
+        raise MemoryError()
+    return p
+
+
 cdef inline char* _ptr(object arr):
     return <char*>cnp.PyArray_DATA(<cnp.ndarray>arr) if arr is not None else NULL
 
@@ -178,7 +186,7 @@ cdef class Network:
                 raise ValueError(f"metrics: {name!r} cannot be used with the loss {loss!r} (sparse integer "
                                  f"labels go with {list(SPARSE_METRICS)} only)")
         self.s.n_metrics = len(metrics)
-        self.s.metrics = <int*>PyMem_Malloc(max(1, len(metrics)) * sizeof(int))
+        self.s.metrics = <int*>_malloc(len(metrics) * sizeof(int))
         for m, name in enumerate(metrics):
             self.s.metrics[m] = code(name, METRICS, "metrics")
         self._compile_ops(ops)
@@ -190,6 +198,8 @@ cdef class Network:
     def _compile_ops(self, ops):
         """Validate the op list, fuse each Dense with a following activation, and fill the C op table."""
         cdef Op* dst
+        if self.s.ops != NULL:
+            raise RuntimeError("Network: already initialised")
         if not isinstance(ops, (list, tuple)):
             raise ValueError(f"ops: expected a list of tuples, got {type(ops).__name__}")
         specs, width = [], None
@@ -224,9 +234,9 @@ cdef class Network:
                 raise ValueError(f"ops[{i}]: malformed {op[0]!r} op {op!r}")
         self._op_specs = specs
         self.s.n_ops = len(specs)
-        self.s.ops = <Op*>PyMem_Malloc(max(1, len(specs)) * sizeof(Op))
-        self.s.act = <char**>PyMem_Malloc((len(specs) + 1) * sizeof(char*))
-        self.s.grad = <char**>PyMem_Malloc((len(specs) + 1) * sizeof(char*))
+        self.s.ops = <Op*>_malloc(len(specs) * sizeof(Op))
+        self.s.act = <char**>_malloc((len(specs) + 1) * sizeof(char*))
+        self.s.grad = <char**>_malloc((len(specs) + 1) * sizeof(char*))
         self.s.first_param = len(specs)
         self._keep, self._params = [], []
         grads = []
@@ -247,10 +257,10 @@ cdef class Network:
                     grads.append(gb)
         self._keep = self._params + grads
         n = self.s.n_params = len(self._params)
-        self.s.params = <char**>PyMem_Malloc(max(1, n) * sizeof(char*))
-        self.s.pgrads = <char**>PyMem_Malloc(max(1, n) * sizeof(char*))
-        self.s.psizes = <Py_ssize_t*>PyMem_Malloc(max(1, n) * sizeof(Py_ssize_t))
-        self.s.slots = <char**>PyMem_Malloc(max(1, 3 * n) * sizeof(char*))
+        self.s.params = <char**>_malloc(n * sizeof(char*))
+        self.s.pgrads = <char**>_malloc(n * sizeof(char*))
+        self.s.psizes = <Py_ssize_t*>_malloc(n * sizeof(Py_ssize_t))
+        self.s.slots = <char**>_malloc(3 * n * sizeof(char*))
         for j in range(n):
             self.s.params[j] = _ptr(self._params[j])
             self.s.pgrads[j] = _ptr(grads[j])
