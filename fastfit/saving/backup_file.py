@@ -8,7 +8,7 @@ def save(model, path, epoch, batch):
     Arguments:
         epoch: the epoch (0-based) training continues with; batch: batches of it already done.
     """
-    with files.writing(path, True, "backup file") as h5file:
+    with files.writing(path, True, "backup file", model_file.size_hint(model, True)) as h5file:
         model_file.write_model(h5file, model, include_optimizer=True)
         attributes.write_json(h5file.attrs, "fastfit_backup", {"epoch": int(epoch), "batch": int(batch)})
 

@@ -24,20 +24,24 @@ USERBLOCK = 512
 
 
 @contextlib.contextmanager
-def writing(filepath, overwrite, what):
+def writing(filepath, overwrite, what, size_hint=0):
     """Yield an `h5py.File` to fill; when the block ends it replaces `filepath` atomically.
 
     HDF5 builds the file in memory (core driver); Python then writes the image, with its checksum header, to a
     temporary file and renames it into place. HDF5 itself never writes to disk, because a failing write inside
     HDF5 (disk full) can crash the process; a Python write fails with a plain OSError.
 
+    Arguments:
+        size_hint: expected file size in bytes; HDF5 then allocates its memory image once instead of growing it.
+
     Raises:
         FileExistsError, FileNotFoundError, PermissionError, OSError: see `io_utils.atomic_path`; the previous
             file is unchanged whenever an error is raised.
     """
+    block = max(1 << 20, int(size_hint) + (1 << 20))
     with io_utils.atomic_path(filepath, overwrite=overwrite, what=what) as tmp:
         # The default (earliest) file format keeps the file readable by every HDF5 1.8+ (old Keras too).
-        h5file = h5py.File(tmp, "w", driver="core", backing_store=False, block_size=1 << 22)
+        h5file = h5py.File(tmp, "w", driver="core", backing_store=False, block_size=block)
         try:
             yield h5file
             h5file.flush()

@@ -27,7 +27,7 @@ def save_model(model, filepath, overwrite=True, include_optimizer=True):
         FileExistsError: the file exists and `overwrite` is False.
         FileNotFoundError: the folder does not exist. OSError: not writable, disk full, ...
     """
-    with files.writing(filepath, overwrite, "model file") as h5file:
+    with files.writing(filepath, overwrite, "model file", size_hint(model, include_optimizer)) as h5file:
         write_model(h5file, model, include_optimizer)
 
 
@@ -55,9 +55,17 @@ def save_weights(model, filepath, overwrite=True):
         see `save_model`.
     """
     from fastfit import __version__
-    with files.writing(filepath, overwrite, "weights file") as h5file:
+    with files.writing(filepath, overwrite, "weights file", size_hint(model, False)) as h5file:
         weights.write_layers(h5file, model.layers)
         attributes.write_short_text(h5file.attrs, "fastfit_version", __version__)
+
+
+def size_hint(model, include_optimizer):
+    """Roughly the bytes the file will take: the weights, and the optimizer slots when included."""
+    weight_bytes = sum(w.nbytes for layer in model.layers for w in layer.weights)
+    slots = getattr(getattr(model, "optimizer", None), "slots", None) or []
+    slot_bytes = sum(a.nbytes for per_param in slots for a in per_param) if include_optimizer else 0
+    return weight_bytes + slot_bytes
 
 
 def fastfit_state(model):
