@@ -42,8 +42,8 @@ def read_json(attrs, name, where):
         return None
     try:
         return json.loads(to_text(attrs[name]))
-    except (ValueError, UnicodeDecodeError) as error:
-        raise ValueError(f"{where}: attribute '{name}' is not valid JSON ({error})") from None
+    except (ValueError, UnicodeDecodeError, RecursionError) as error:
+        raise ValueError(f"{where}: attribute '{name}' is not valid JSON ({type(error).__name__}: {error})") from None
 
 
 def write_name_list(attrs, name, names):

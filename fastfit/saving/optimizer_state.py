@@ -60,7 +60,7 @@ def read(h5file, where):
     for name in names:
         if name not in group:
             raise ValueError(f"{where}: optimizer weight '{name}' is listed but missing from the file")
-        arrays.append(weights._numeric(group[name], f"{where}: optimizer weight '{name}'"))
+        arrays.append(weights._numeric(group[name], f"{where}: optimizer weight '{name}'")[()])
     return names, arrays
 
 

@@ -43,7 +43,10 @@ def write_layers(group, layers):
 
 
 def read_layers(group, where):
-    """Read saved layers in file order: a list of (layer name, [arrays]).
+    """The saved layers in file order: a list of (layer name, [datasets]).
+
+    The datasets are read only by `assign`, after their shapes were checked, so a file that declares huge
+    arrays cannot exhaust memory.
 
     Raises:
         ValueError: no `layer_names` (not a weights group), a listed layer or weight missing, or a weight that
@@ -68,10 +71,11 @@ def read_layers(group, where):
 
 
 def _numeric(dataset, what):
+    """`dataset` itself, after checking it is a numeric HDF5 dataset (nothing else is ever read)."""
     if not isinstance(dataset, h5py.Dataset) or dataset.dtype.kind not in "fiu":
         kind = getattr(dataset, "dtype", type(dataset).__name__)
         raise ValueError(f"{what} is not a numeric array (found {kind})")
-    return dataset[()]
+    return dataset
 
 
 def assign(model, saved, by_name=False, skip_mismatch=False, where="load_weights"):
@@ -110,7 +114,7 @@ def assign(model, saved, by_name=False, skip_mismatch=False, where="load_weights
         else:
             raise ValueError(f"{where}: {problem}")
     for layer, arrays in checked:
-        layer.set_weights([np.asarray(a, dtype=w.dtype) for a, w in zip(arrays, layer.weights)])
+        layer.set_weights([np.asarray(a[()], dtype=w.dtype) for a, w in zip(arrays, layer.weights)])
 
 
 def _mismatch(layer, saved_name, arrays):

@@ -152,3 +152,26 @@ def test_random_corruption_never_crashes(saved):
                             text=True, timeout=120, env=env)
     assert result.returncode == 0, result.stderr[-3000:]
     assert "{" in result.stdout
+
+
+def test_huge_declared_weight_is_refused_before_reading(tmp_path):
+    """A file may declare a 40 GB kernel; the shape check runs before any data is read."""
+    model = mlp(dropout=0)
+    path = str(tmp_path / "huge.h5")
+    model.save_weights(path)
+    name = model.layers[0].name
+    with h5py.File(path, "r+") as f:
+        del f[f"{name}/{name}/kernel:0"]
+        f.create_dataset(f"{name}/{name}/kernel:0", shape=(100_000, 100_000), dtype="float32")  # not allocated
+    _edited(path)
+    with pytest.raises(ValueError, match=r"\(100000, 100000\)"):
+        mlp(dropout=0).load_weights(path)
+
+
+def test_deeply_nested_json_config(saved):
+    _, path = saved
+    with h5py.File(path, "r+") as f:
+        f.attrs["model_config"] = ("[" * 100_000 + "]" * 100_000).encode()
+    _edited(path)
+    with pytest.raises(ValueError, match="model_config"):
+        load_model(path)
