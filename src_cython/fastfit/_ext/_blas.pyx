@@ -5,6 +5,8 @@ Fortran BLAS is column-major. A row-major matrix is the column-major view of its
 product C = op(A) @ op(B) is computed as the column-major product C^T = op(B)^T @ op(A)^T: swap the operands
 and the m/n sizes, keep the transpose flags.
 """
+import os
+
 from cython cimport floating
 from scipy.linalg.cython_blas cimport sgemm, dgemm, sgemv, dgemv, saxpy, daxpy, sscal, dscal, sdot, ddot
 
@@ -17,28 +19,49 @@ cdef set_threads_fn _set_threads = NULL
 cdef long long SMALL_GEMM = 4 * 1024 * 1024
 
 
-def _thread_control_address():
-    """Address of scipy's `openblas_set_num_threads_local`, or 0 when its BLAS is not a recent OpenBLAS."""
+def _symbol_address(*names):
+    """Address of the first of `names` found in scipy's BLAS library, or 0."""
     import ctypes
     from scipy.linalg import cython_blas
     try:
-        fn = ctypes.CDLL(cython_blas.__file__).openblas_set_num_threads_local
-    except (OSError, AttributeError):
+        lib = ctypes.CDLL(cython_blas.__file__)
+    except OSError:
         return 0
-    return ctypes.cast(fn, ctypes.c_void_p).value or 0
+    for name in names:
+        try:
+            return ctypes.cast(getattr(lib, name), ctypes.c_void_p).value or 0
+        except AttributeError:
+            pass
+    return 0
 
 
-_address = _thread_control_address()
+_address = _symbol_address("openblas_set_num_threads_local")
 if _address:
     _set_threads = <set_threads_fn><size_t>_address
+_get_threads = _symbol_address("scipy_openblas_get_num_threads", "openblas_get_num_threads")
 
 
 def small_gemm_threshold(value=None):
-    """Return (and optionally set) the m*n*k size below which GEMM runs single-threaded (0 disables)."""
+    """Return (and optionally set) the m*n*k size below which GEMM runs single-threaded (0 disables).
+
+    The default, 4 * 2**20, can also be set with the environment variable FASTFIT_SMALL_GEMM.
+    """
     global SMALL_GEMM
     if value is not None:
         SMALL_GEMM = int(value)
     return SMALL_GEMM
+
+
+def blas_threads():
+    """Number of threads scipy's OpenBLAS may use (1 when it cannot be asked)."""
+    import ctypes
+    if not _get_threads:
+        return 1
+    return int(ctypes.CFUNCTYPE(ctypes.c_int)(_get_threads)())
+
+
+if os.environ.get("FASTFIT_SMALL_GEMM", "").isdigit():
+    small_gemm_threshold(int(os.environ["FASTFIT_SMALL_GEMM"]))
 
 
 cdef void gemm(bint trans_a, bint trans_b, int m, int n, int k, floating alpha,

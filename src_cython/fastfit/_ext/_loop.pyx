@@ -20,6 +20,7 @@ from fastfit._ext._losses cimport L_CCE, L_SCCE, L_BCE
 from fastfit._ext._optim cimport O_NADAM
 from fastfit._ext._state cimport Op, State, Call, K_DENSE, K_ACT, K_DROPOUT, now
 from fastfit._ext._batch cimport forward, backward, score, accumulate, optimizer_step, gather
+from fastfit._ext._blas import blas_threads
 from fastfit._ext._validate import (ACTIVATIONS, LOSSES, METRICS, SPARSE_METRICS, OPTIMIZERS, code,
                                     float_array, int_array, in_range, positive_int, number, hook_flags,
                                     slot_count)
@@ -336,7 +337,8 @@ cdef class Network:
         self.c.bs = bs
         self.c.n_batches = (n + bs - 1) // bs
         self.c.begin, self.c.end, self.c.interval = hook_flags(hook)
-        self.c.parallel_gather = True
+        # The gather uses a second thread only where BLAS may (OPENBLAS_NUM_THREADS=1 means one core).
+        self.c.parallel_gather = blas_threads() > 1
         self._reserve(min(bs, n))
         self._stats[:] = 0
         self.s.stats = <double*>_ptr(self._stats)
