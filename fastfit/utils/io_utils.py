@@ -3,7 +3,8 @@
 A write goes to a temporary file in the target's folder (same file system, so the final `os.replace` is an
 atomic rename), is flushed to disk with `fsync`, and is then moved over the target. (The folder itself is not
 fsynced: after a power cut the folder shows either the old complete file or the new complete one, which is
-all atomicity needs, and it saves a second fsync per checkpoint.) If anything fails, or
+all atomicity needs, and it saves a second fsync per checkpoint.) `FASTFIT_FSYNC=0` skips the fsync too, for
+scratch checkpoints on slow disks: files stay atomic against crashes of the process, not of the machine. If anything fails, or
 the process is interrupted by an exception, the temporary file is removed and the previous file is left
 untouched. A process killed outright (SIGKILL, power loss) can leave a hidden `.<name>.*.tmp` file behind,
 but never a half-written target.
@@ -71,7 +72,8 @@ def atomic_path(path, overwrite=True, what="file"):
     os.close(fd)
     try:
         yield tmp
-        _fsync_file(tmp)
+        if os.environ.get("FASTFIT_FSYNC", "1") != "0":
+            _fsync_file(tmp)
         if not overwrite and os.path.exists(path):  # appeared while we were writing
             raise FileExistsError(17, f"{what.capitalize()} '{path}' already exists and overwrite=False", path)
         _keep_mode(path, tmp)

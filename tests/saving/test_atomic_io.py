@@ -157,3 +157,13 @@ def test_fsync_failure_keeps_previous_file(tmp_path, monkeypatch):
         mlp().save(str(path))
     assert "m.h5" in str(error.value)
     assert path.read_bytes() == before and os.listdir(tmp_path) == ["m.h5"]
+
+
+def test_fsync_can_be_switched_off(tmp_path, monkeypatch):
+    def never(fd):
+        raise AssertionError("fsync called")
+    monkeypatch.setattr(os, "fsync", never)
+    monkeypatch.setenv("FASTFIT_FSYNC", "0")
+    with io_utils.atomic_write(tmp_path / "x.txt") as f:
+        f.write("ok")
+    assert (tmp_path / "x.txt").read_text() == "ok"
