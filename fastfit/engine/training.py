@@ -216,15 +216,23 @@ class Model(Network):
             print(f"Train on {n} samples, validate on {len(val[0])} samples")
         self.stop_training = False
         cbks.on_train_begin({})
+        start_epoch, skip_batches = _resume_point(cbks, initial_epoch)
         epoch_logs = {}
         try:
-            for epoch in range(initial_epoch, epochs):
+            for epoch in range(start_epoch, epochs):
                 cbks.on_epoch_begin(epoch, {})
                 hook = make_batch_hook(cbks, "train", metric_keys, self)
                 order = self._epoch_order(epoch, n, batch_size, shuffle)
-                sums = net.train_epoch(x, y, weights, order, batch_size, self.optimizer, hook)
+                epoch_data = (x, y, weights)
+                if epoch == start_epoch and skip_batches:
+                    # Resumed mid-epoch: train on the rows of the batches not done yet, in the same order (a
+                    # one-off gather on resume; the engines take a full-length order).
+                    rest = order[skip_batches * batch_size:]
+                    epoch_data = (x[rest], y[rest], None if weights is None else weights[rest])
+                    order = np.arange(len(rest), dtype=np.int64)
+                sums = net.train_epoch(*epoch_data, order, batch_size, self.optimizer, hook)
                 epoch_logs = _logs_from_sums(metric_keys, sums)
-                finished = int(sums[0]) == n
+                finished = int(sums[0]) == len(order)
                 if finished and not math.isfinite(epoch_logs.get("loss", 0.0)):
                     warnings.warn(f"Epoch {epoch + 1}: the training loss became {epoch_logs['loss']} (NaN or "
                                   "infinite); add fastfit.callbacks.TerminateOnNaN() to stop at the first such "
@@ -378,6 +386,16 @@ class _ExclusiveUse:
 
     def __exit__(self, *exc):
         self.lock.release()
+
+
+def _resume_point(cbks, initial_epoch):
+    """Where training resumes: a callback such as BackupAndRestore may set `resume_point = (epoch, batches
+    done)` in `on_train_begin`; otherwise at `initial_epoch`."""
+    for cb in cbks:
+        point = getattr(cb, "resume_point", None)
+        if point is not None and point[0] >= initial_epoch:
+            return int(point[0]), int(point[1])
+    return initial_epoch, 0
 
 
 def _replay_predict_hooks(cbks, outputs, batch_size):
