@@ -1,13 +1,15 @@
 """Atomic file writes: every file fastfit writes appears whole or not at all.
 
 A write goes to a temporary file in the target's folder (same file system, so the final `os.replace` is an
-atomic rename), is flushed to disk with `fsync`, and is then moved over the target. (The folder itself is not
-fsynced: after a power cut the folder shows either the old complete file or the new complete one, which is
-all atomicity needs, and it saves a second fsync per checkpoint.) `FASTFIT_FSYNC=0` skips the fsync too, for
-scratch checkpoints on slow disks: files stay atomic against crashes of the process, not of the machine. If anything fails, or
+atomic rename), is flushed to disk with `fsync`, and is then moved over the target. If anything fails, or
 the process is interrupted by an exception, the temporary file is removed and the previous file is left
-untouched. A process killed outright (SIGKILL, power loss) can leave a hidden `.<name>.*.tmp` file behind,
-but never a half-written target.
+untouched. A process killed outright (SIGKILL) can leave a hidden `.<name>.*.tmp` file behind, but never a
+half-written target.
+
+The folder itself is not fsynced: after a power cut it shows either the old complete file or the new
+complete one, which is all atomicity needs, and it saves a second fsync per checkpoint. `FASTFIT_FSYNC=0`
+skips the file fsync too, for scratch checkpoints on slow disks: files then stay atomic against crashes of
+the process, not of the machine.
 """
 import contextlib
 import os
