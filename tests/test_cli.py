@@ -139,3 +139,10 @@ def main_args(argv):
     from fastfit.cli import build_parser
 
     return build_parser().parse_args(argv)
+
+
+def test_describe_ratio():
+    from fastfit.cli.timing import describe_ratio
+
+    assert describe_ratio(4.25) == "4.2x faster"
+    assert describe_ratio(0.8) == "0.8x as fast (slower)"

@@ -5,7 +5,7 @@ import sys
 
 import numpy as np
 
-from fastfit.cli.timing import compare_engines, format_seconds
+from fastfit.cli.timing import compare_engines, describe_ratio, format_seconds
 
 
 def add_arguments(parser):
@@ -65,9 +65,9 @@ def builtin(args, say=print):
         if result is None:
             say("The compiled extensions are not built: nothing to compare (see `fastfit info`).")
             return rows
-        say(f"  {label:<34} cython {args.samples / result['cython']:>10,.0f} samples/s "
+        say(f"  {label:<38} cython {args.samples / result['cython']:>10,.0f} samples/s "
             f"({format_seconds(result['cython'])}/epoch)   NumPy reference "
-            f"{args.samples / result['python']:>9,.0f} samples/s   cython {result['ratio']:.1f}x faster")
+            f"{args.samples / result['python']:>9,.0f} samples/s   cython {describe_ratio(result['ratio'])}")
         rows.append((label, result))
     return rows
 

@@ -2,7 +2,7 @@
 import os
 import time
 
-from fastfit.cli.timing import compare_engines, format_seconds
+from fastfit.cli.timing import compare_engines, describe_ratio, format_seconds
 
 TARGET_ACCURACY = 0.95
 CHECKPOINT = "best_model.h5"
@@ -109,7 +109,7 @@ def run(args, say=print):
             say(f"Engine comparison (same model and data, median of {args.compare_epochs} epochs): "
                 f"cython {format_seconds(comparison['cython'])}/epoch, NumPy reference "
                 f"{format_seconds(comparison['python'])}/epoch -> the Cython engine was "
-                f"{comparison['ratio']:.1f}x faster")
+                f"{describe_ratio(comparison['ratio'])}")
     return {"accuracy": accuracy, "loss": loss, "epochs": epochs_run, "seconds": train_seconds,
             "reloaded_accuracy": reloaded_accuracy, "comparison": comparison, "plot": plot, "out": out,
             "engine": engine}

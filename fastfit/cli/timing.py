@@ -60,6 +60,11 @@ def compare_engines(build_model, x, y, epochs, batch_size, seed=0):
     return result
 
 
+def describe_ratio(ratio):
+    """`'4.2x faster'`, or for a ratio below 1 (a busy machine, tiny work) `'0.8x as fast (slower)'`."""
+    return f"{ratio:.1f}x faster" if ratio >= 1 else f"{ratio:.1f}x as fast (slower)"
+
+
 def format_seconds(seconds):
     """`12.3 ms` below a second, `1.23 s` above."""
     return f"{seconds * 1e3:.1f} ms" if seconds < 1 else f"{seconds:.2f} s"
