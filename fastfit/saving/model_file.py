@@ -74,10 +74,10 @@ def fastfit_state(model):
     seed = getattr(model, "_seed", None)
     if seed is not None:
         state["seed"] = int(seed)
-    dropout = {layer.name: int(layer._engine_seed) for layer in model.layers
-               if getattr(layer, "_engine_seed", None) is not None}
-    if dropout:
-        state["dropout_seeds"] = dropout
+    seeds = [getattr(layer, "_engine_seed", None) for layer in model.layers]
+    if any(seed is not None for seed in seeds):
+        # By position in model.layers (like the weights): automatic layer names differ between processes.
+        state["dropout_seeds"] = [None if seed is None else int(seed) for seed in seeds]
     return state
 
 
@@ -88,7 +88,11 @@ def restore_fastfit_state(model, state):
     if isinstance(state.get("seed"), int):
         model._seed = state["seed"]
     seeds = state.get("dropout_seeds")
-    if isinstance(seeds, dict):
+    if isinstance(seeds, list) and len(seeds) == len(model.layers):
+        for layer, seed in zip(model.layers, seeds):
+            if isinstance(seed, int) and hasattr(layer, "_engine_seed"):
+                layer._engine_seed = seed
+    elif isinstance(seeds, dict):  # fastfit 0.1.0 development files: by layer name
         for layer in model.layers:
             if isinstance(seeds.get(layer.name), int) and hasattr(layer, "_engine_seed"):
                 layer._engine_seed = seeds[layer.name]
