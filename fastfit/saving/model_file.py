@@ -92,10 +92,6 @@ def restore_fastfit_state(model, state):
         for layer, seed in zip(model.layers, seeds):
             if isinstance(seed, int) and hasattr(layer, "_engine_seed"):
                 layer._engine_seed = seed
-    elif isinstance(seeds, dict):  # fastfit 0.1.0 development files: by layer name
-        for layer in model.layers:
-            if isinstance(seeds.get(layer.name), int) and hasattr(layer, "_engine_seed"):
-                layer._engine_seed = seeds[layer.name]
     invalidate = getattr(model, "_invalidate", None)
     if callable(invalidate):
         invalidate()  # compiled engine networks captured the old dropout seeds
