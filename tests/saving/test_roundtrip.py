@@ -187,3 +187,15 @@ def test_json_round_trip_matches_file_config(tmp_path):
     model = mlp()
     rebuilt = fastfit.models.model_from_json(model.to_json())
     assert [type(l) for l in rebuilt.layers] == [type(l) for l in model.layers]
+
+
+def test_non_ascii_layer_names_round_trip(tmp_path):
+    model = Sequential([Dense(3, input_dim=FEATURES, name="dénse_ü"), Dense(2, name="出力")])
+    path = str(tmp_path / "u.h5")
+    model.save(path)
+    loaded = load_model(path, compile=False)
+    assert [layer.name for layer in loaded.layers] == ["dénse_ü", "出力"]
+    assert_same_weights(loaded, model)
+    fresh = Sequential([Dense(3, input_dim=FEATURES, name="dénse_ü"), Dense(2, name="出力")])
+    fresh.load_weights(path, by_name=True)
+    assert_same_weights(fresh, model)
