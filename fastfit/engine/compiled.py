@@ -67,9 +67,21 @@ def chain_params(ops):
 
 
 def model_dtype(layers):
+    """The one float dtype of the layers' weights.
+
+    Raises:
+        ValueError: layers with weights of different dtypes (the engines run one dtype end to end).
+    """
+    dtypes = {}
     for layer in layers:
         for weight in layer.weights:
-            return weight.dtype
+            dtypes.setdefault(weight.dtype, layer.name)
+    if len(dtypes) > 1:
+        found = ", ".join(f"{dtype} (layer '{name}')" for dtype, name in dtypes.items())
+        raise ValueError(f"All layers of a model must have one dtype, got {found}; pass the same `dtype=` to "
+                         "every layer, or call fastfit.backend.set_floatx() before building the model")
+    if dtypes:
+        return next(iter(dtypes))
     return np.dtype(layers[0].dtype if layers else "float32")
 
 

@@ -284,3 +284,14 @@ def test_load_model_on_weights_only_file(engine, tmp_path):
     path = str(tmp_path / "weights.h5")
     net.save_weights(path)
     rejected(net, lambda n: load_model(path), ValueError, ["model"])
+
+
+def test_layers_of_different_dtypes_are_refused_by_name(engine):
+    net = Sequential([Dense(5, input_dim=FEATURES, dtype="float32", name="single"),
+                      Dense(3, activation="softmax", dtype="float64", name="double")])
+    net.compile("sgd", CCE, engine=engine)
+    for call in (lambda: net.fit(X, ONEHOT, verbose=0), lambda: net.predict(X)):
+        with pytest.raises(ValueError) as error:
+            call()
+        for fragment in ("dtype", "float32", "'single'", "float64", "'double'"):
+            assert fragment in str(error.value)
