@@ -121,3 +121,14 @@ def test_no_metrics_and_empty_input():
     assert sums.shape == (2,)
     empty = net.train_epoch(x[:0], y[:0], None, np.zeros(0, np.int64), 4, opt, Hook())
     np.testing.assert_array_equal(empty, [0, 0])
+
+
+def test_hooks_and_caller_keep_denormal_floats():
+    # The loop flushes denormals to zero for speed; Python code (hooks, the caller) must not see that mode.
+    net, params, x, y, opt = setup()
+    tiny = np.array([1e-39], np.float32)
+    seen = []
+    hook = Hook(on_call=lambda *a: seen.append(float((tiny * np.float32(1.0))[0])))
+    train(net, x, y, opt, hook)
+    assert seen and all(v > 0 for v in seen)
+    assert (tiny * np.float32(1.0))[0] > 0
