@@ -217,6 +217,9 @@ class Model(Network):
         self.stop_training = False
         cbks.on_train_begin({})
         start_epoch, skip_batches = _resume_point(cbks, initial_epoch)
+        if (start_epoch, skip_batches) != (initial_epoch, 0):
+            self._invalidate()  # a restored backup may carry other dropout seeds: rebuild the engine network
+            net = self._train_network()
         epoch_logs = {}
         try:
             for epoch in range(start_epoch, epochs):
@@ -365,7 +368,7 @@ class Model(Network):
 
     def load_weights(self, filepath, by_name=False, skip_mismatch=False):
         from fastfit import saving
-        saving.load_weights(self, filepath, by_name=by_name)
+        saving.load_weights(self, filepath, by_name=by_name, skip_mismatch=skip_mismatch)
 
     # cthulhu spellings (fastfit.cthulhu), plain aliases like upstream's `Pile.summon = Pile.fit`
     summon = fit

@@ -165,8 +165,6 @@ def test_killed_script_rerun_ends_with_the_uninterrupted_weights(tmp_path):
 
 
 @resumable_fit
-@pytest.mark.xfail(reason="needs fit to build its engine network after on_train_begin (restored dropout seeds)",
-                   strict=False)
 def test_backup_restores_seeds_into_a_differently_seeded_rerun(tmp_path):
     """An unseeded script draws other seeds on the rerun; the backup's shuffling and dropout seeds win."""
     x, y = data(n=48)
