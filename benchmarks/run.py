@@ -75,6 +75,13 @@ def _section(name, log, fn):
         return {"error": str(exc)}
 
 
+def _save_partial(args, results):
+    """Writes what is measured so far to `--json` (a long run stopped midway still leaves its numbers)."""
+    if args.json:
+        with open(args.json, "w") as fh:
+            json.dump({**results, "partial": True}, fh, indent=1)
+
+
 def run(args, log=print):
     """Runs the selected sections.
 
@@ -107,6 +114,7 @@ def run(args, log=print):
             bench.preload()
             for name in args.workloads:
                 results["workloads"].append(bench.run(WORKLOADS[name]))
+                _save_partial(args, results)
     fastfit_ok = availability("fastfit-ref")[0]
     if fastfit_ok and "callbacks" in args.sections:
         results["callbacks"] = _section("callbacks", log, lambda: call_once(
