@@ -5,6 +5,7 @@ import os
 import numpy as np
 
 from fastfit.callbacks.base import Callback
+from fastfit.utils.io_utils import atomic_write
 
 
 def _cell(value):
@@ -24,8 +25,8 @@ class CSVLogger(Callback):
     """Streams epoch results to a CSV file: a header `epoch,<sorted keys>`, then one row per epoch.
 
     The columns are fixed at the first epoch end this instance sees; a column missing from a later epoch's
-    logs is written as `NA`, keys that appear later are not added. The file is flushed after every row and
-    closed at the end of training.
+    logs is written as `NA`, keys that appear later are not added. Each row is added atomically (the file is
+    rewritten through a temporary file and renamed into place), so after a crash the file holds whole rows only.
 
     Arguments:
         filename: path of the CSV file (str or path-like).
@@ -49,49 +50,32 @@ class CSVLogger(Callback):
         self.sep = separator
         self.append = bool(append)
         self.keys = None
-        self.writer = None
-        self.csv_file = None
-        self._header_needed = True
+        self._header_needed = None  # decided at train begin
 
     def on_train_begin(self, logs=None):
-        self._close()
         if self.append and os.path.exists(self.filename):
             with open(self.filename, newline="") as existing:
                 self._header_needed = not existing.readline().strip()
-            mode = "a"
         else:
+            with atomic_write(self.filename, "w", newline="", what="CSVLogger file"):
+                pass  # start from an empty file, as Keras does at train begin
             self._header_needed = True
-            mode = "w"
-        self.csv_file = open(self.filename, mode, newline="")
-        self.writer = None
 
     def on_epoch_end(self, epoch, logs=None):
         logs = logs or {}
-        if self.csv_file is None:  # driven without on_train_begin
+        if self._header_needed is None:  # driven without on_train_begin
             self.on_train_begin()
         if self.keys is None:
             self.keys = sorted(logs)
-        if self.writer is None:
-            self.writer = csv.DictWriter(self.csv_file, fieldnames=["epoch"] + self.keys, delimiter=self.sep,
-                                         dialect=csv.excel)
-            if self._header_needed:
-                self.writer.writeheader()
         row = {"epoch": epoch}
         row.update((key, _cell(logs[key]) if key in logs else "NA") for key in self.keys)
-        self.writer.writerow(row)
-        self.csv_file.flush()
+        with atomic_write(self.filename, "a", newline="", what="CSVLogger file") as handle:
+            writer = csv.DictWriter(handle, fieldnames=["epoch"] + self.keys, delimiter=self.sep,
+                                    dialect=csv.excel)
+            if self._header_needed:
+                writer.writeheader()
+            writer.writerow(row)
+        self._header_needed = False
 
     def on_train_end(self, logs=None):
-        self._close()
-
-    def _close(self):
-        if self.csv_file is not None:
-            self.csv_file.close()
-        self.csv_file = None
-        self.writer = None
-
-    def __del__(self):
-        try:
-            self._close()
-        except Exception:  # interpreter shutdown
-            pass
+        self._header_needed = None

@@ -51,15 +51,17 @@ def test_missing_keys_are_na_and_late_keys_dropped(tmp_path):
     assert read_rows(tmp_path / "late.csv") == [["epoch", "loss"], ["0", "1.0"], ["1", "0.5"]]
 
 
-def test_flushed_after_each_epoch(tmp_path):
+def test_each_row_is_on_disk_and_no_temp_file_is_left(tmp_path):
     path = tmp_path / "log.csv"
     logger = CSVLogger(path)
     cbks = CallbackList([logger])
     cbks.on_train_begin({})
     cbks.on_epoch_end(0, {"loss": 1.0})
     assert read_rows(path) == [["epoch", "loss"], ["0", "1.0"]]  # readable before training ends
+    cbks.on_epoch_end(1, {"loss": 0.5})
     cbks.on_train_end({})
-    assert logger.csv_file is None
+    assert read_rows(path)[-1] == ["1", "0.5"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["log.csv"]
 
 
 def test_separator_iterables_and_strings(tmp_path):
