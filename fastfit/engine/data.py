@@ -48,6 +48,21 @@ def check_finite(array, argument):
         raise ValueError(f"`{argument}` contains {bad} NaN or infinite value(s); clean the data first")
 
 
+def convert(array, dtype, argument):
+    """Return `array` as a C-contiguous array of `dtype`.
+
+    Raises:
+        ValueError: finite values too large for `dtype` (1e39 becomes inf in float32).
+    """
+    with np.errstate(over="ignore"):
+        converted = np.ascontiguousarray(array, dtype=dtype)
+    narrowing = array.dtype.kind == "f" and array.dtype.itemsize > converted.dtype.itemsize
+    if narrowing and not np.isfinite(converted).all():  # NaN/inf were refused before: this is overflow
+        raise ValueError(f"`{argument}` holds values too large for {np.dtype(dtype).name} (largest magnitude "
+                         f"{np.abs(array).max()}); scale the data or use float64 layers")
+    return converted
+
+
 def prepare_inputs(x, input_shape, dtype, argument="x"):
     """Return `x` as a C-contiguous `(n, features)` array of `dtype`, checked against the model input shape.
 
@@ -64,7 +79,7 @@ def prepare_inputs(x, input_shape, dtype, argument="x"):
         raise ValueError(f"`{argument}` has 0 samples; give at least one")
     check_finite(array, argument)
     flat = array.reshape(array.shape[0], -1)
-    return np.ascontiguousarray(flat, dtype=dtype)
+    return convert(flat, dtype, argument)
 
 
 def prepare_targets(y, loss, units, dtype, argument="y"):
@@ -101,7 +116,7 @@ def prepare_targets(y, loss, units, dtype, argument="y"):
     if loss == "binary_crossentropy" and array.size and (array.min() < 0 or array.max() > 1):
         raise ValueError(f"`{argument}`: binary_crossentropy expects targets in [0, 1], got values from "
                          f"{array.min()} to {array.max()}")
-    return np.ascontiguousarray(array, dtype=dtype)
+    return convert(array, dtype, argument)
 
 
 def check_sample_count(x, y, x_name="x", y_name="y"):
@@ -131,7 +146,7 @@ def prepare_sample_weight(sample_weight, class_weight, targets, loss, units, dty
     if class_weight is not None:
         per_sample = _class_weights(class_weight, targets, loss, units)
         weights = per_sample if weights is None else weights * per_sample
-    return None if weights is None else np.ascontiguousarray(weights, dtype=dtype)
+    return None if weights is None else convert(weights, dtype, argument)
 
 
 def _class_weights(class_weight, targets, loss, units):
