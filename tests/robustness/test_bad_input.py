@@ -86,6 +86,10 @@ CASES = [
      ["validation_data[0]", f"({FEATURES},)", "(24, 3)"]),
     ("validation-data-targets", CCE, fit(validation_data=(X, LABELS)), ValueError,
      ["validation_data[1]", "(n, 3)", "(24,)"]),
+    ("validation-split-leaves-nothing", CCE, fit(x=X[:1], y=ONEHOT[:1], validation_split=0.5), ValueError,
+     ["validation_split", "0.5", "no training", "1"]),
+    ("validation-data-empty", CCE, fit(validation_data=(X[:0], ONEHOT[:0])), ValueError,
+     ["validation_data[0]", "0 samples"]),
     ("validation-data-nan", CCE, fit(validation_data=(with_nan(X), ONEHOT)), ValueError,
      ["validation_data[0]", "NaN"]),
     # -- fit: data -----------------------------------------------------------------------------------------------
