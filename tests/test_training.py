@@ -194,3 +194,31 @@ def test_verbose_output_is_printed(engine, classification_data, capsys, verbose)
     out = capsys.readouterr().out
     assert "Train on 48 samples, validate on 12 samples" in out
     assert "Epoch 2/2" in out and "val_loss" in out
+
+
+def test_frozen_layers_are_refused_at_compile(engine):
+    model = Sequential([Dense(4, input_dim=3, trainable=False), Dense(2)])
+    with pytest.raises(ValueError, match="trainable=False"):
+        model.compile("sgd", "mse", engine=engine)
+    assert not model.compiled
+
+
+def test_model_without_input_shape_cannot_compile(engine):
+    model = Sequential([Dense(2)])
+    with pytest.raises(ValueError, match="input_shape"):
+        model.compile("sgd", "mse", engine=engine)
+
+
+def test_callback_may_evaluate_and_predict_its_own_model_at_epoch_end(engine, classification_data):
+    x, y, _ = classification_data
+    scores = []
+
+    class Probe(Callback):
+        def on_epoch_end(self, epoch, logs=None):
+            scores.append((self.model.evaluate(x, y, verbose=0), self.model.predict(x[:2])))
+
+    model = small_model(engine)
+    history = model.fit(x, y, epochs=2, verbose=0, callbacks=[Probe()])
+    assert len(scores) == 2
+    assert scores[-1][0][0] == pytest.approx(model.evaluate(x, y, verbose=0)[0])
+    assert len(history.epoch) == 2

@@ -32,7 +32,7 @@ class Model(Network):
         self._engine = None
         self._canonical_metrics = []
         self._seed = backend.draw_seed()   # drives per-epoch shuffling; saved with the model
-        self._busy = threading.Lock()
+        self._busy = threading.RLock()  # re-entrant: a callback may evaluate/predict its own model
 
     # -- compile -----------------------------------------------------------------------------------------
     def compile(self, optimizer="rmsprop", loss=None, metrics=None, loss_weights=None, sample_weight_mode=None,
@@ -52,7 +52,13 @@ class Model(Network):
         """
         if kwargs:
             raise TypeError(f"compile: unexpected keyword arguments {sorted(kwargs)}")
-        self._require_graph("output (compile needs a built model)")
+        if not self.outputs:
+            raise ValueError(f"compile: model '{self.name}' has no input shape yet: give the first layer "
+                             "`input_shape=` or `input_dim=`, or call `model.build(input_shape)` first")
+        frozen = [layer.name for layer in self.layers if not layer.trainable and layer.weights]
+        if frozen:
+            raise ValueError(f"compile: layers {frozen} have trainable=False; fastfit's engines do not support "
+                             "frozen layers yet (their weights would still be updated), so set trainable=True")
         if len(self.outputs) != 1:
             raise ValueError(f"compile: model '{self.name}' has {len(self.outputs)} outputs; fastfit trains models "
                              "with one output (multi-output models can still `predict`)")
@@ -376,16 +382,18 @@ class Model(Network):
 
 
 class _ExclusiveUse:
-    """Refuses a second concurrent fit/evaluate/predict on the same model instead of corrupting it."""
+    """Refuses a fit/evaluate/predict on a model that another thread is using, instead of corrupting it.
+
+    The lock is re-entrant, so a callback may call its own model's evaluate/predict from the training thread;
+    the engines themselves refuse a call that would overlap a running loop on the same network."""
 
     def __init__(self, lock, name, method):
         self.lock, self.name, self.method = lock, name, method
 
     def __enter__(self):
         if not self.lock.acquire(blocking=False):
-            raise RuntimeError(f"{self.method}: model '{self.name}' is already being used by another call (fit, "
-                               "evaluate or predict in another thread, or from inside a callback); a model can run "
-                               "one of them at a time")
+            raise RuntimeError(f"{self.method}: model '{self.name}' is already being used by another thread "
+                               "(fit, evaluate or predict); a model runs one of them at a time")
 
     def __exit__(self, *exc):
         self.lock.release()
