@@ -1,6 +1,7 @@
 """`RemoteMonitor`: POST each epoch's logs to an HTTP server (standard library only)."""
 import http.client
 import json
+import threading
 import urllib.error
 import urllib.parse
 import urllib.request
@@ -52,6 +53,7 @@ class RemoteMonitor(Callback):
         self.headers = dict(headers or {})
         self.send_as_json = bool(send_as_json)
         self.timeout = float(timeout)
+        self._pending = None  # the thread of the last POST
 
     def _request(self, epoch, logs):
         send = {"epoch": epoch}
@@ -66,14 +68,36 @@ class RemoteMonitor(Callback):
         return urllib.request.Request(self.root + self.path, data=body, headers=headers, method="POST")
 
     def on_epoch_end(self, epoch, logs=None):
+        # The POST runs in a daemon thread joined for at most `timeout`: socket timeouts bound each read, not a
+        # server that drips its answer, and training must never wait on the network longer than `timeout`.
+        if self._pending is not None and self._pending.is_alive():
+            warnings.warn(f"Warning: RemoteMonitor root server at {self.root} has not answered the previous "
+                          f"epoch yet; epoch {epoch} is not sent", UserWarning, stacklevel=2)
+            return
         try:
             request = self._request(epoch, logs or {})
+        except ValueError as exc:  # a malformed URL
+            warnings.warn(f"Warning: could not reach RemoteMonitor root server at {self.root} ({exc})",
+                          UserWarning, stacklevel=2)
+            return
+        outcome = []
+        self._pending = threading.Thread(target=self._post, args=(request, outcome), daemon=True,
+                                         name="fastfit-RemoteMonitor")
+        self._pending.start()
+        self._pending.join(self.timeout)
+        if self._pending.is_alive():
+            outcome.append(f"Warning: could not reach RemoteMonitor root server at {self.root} (no answer "
+                           f"within {self.timeout:g} s)")
+        if outcome:
+            warnings.warn(outcome[0], UserWarning, stacklevel=2)
+
+    def _post(self, request, outcome):
+        try:
             with urllib.request.urlopen(request, timeout=self.timeout) as response:
                 response.read()
         except urllib.error.HTTPError as exc:
-            warnings.warn(f"Warning: RemoteMonitor root server at {self.root} answered HTTP {exc.code} "
-                          f"({exc.reason})", UserWarning, stacklevel=2)
+            outcome.append(f"Warning: RemoteMonitor root server at {self.root} answered HTTP {exc.code} "
+                           f"({exc.reason})")
         except (OSError, http.client.HTTPException, ValueError) as exc:
-            # URLError, refused connections and timeouts are OSErrors; ValueError: a malformed URL.
-            warnings.warn(f"Warning: could not reach RemoteMonitor root server at {self.root} ({exc})",
-                          UserWarning, stacklevel=2)
+            # URLError, refused connections and timeouts are OSErrors.
+            outcome.append(f"Warning: could not reach RemoteMonitor root server at {self.root} ({exc})")
