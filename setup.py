@@ -5,7 +5,7 @@ import numpy
 from Cython.Build import cythonize
 from setuptools import Extension, setup
 
-MODULES = ["_blas", "_activations", "_losses", "_dense", "_optim", "_validate", "_batch", "_loop"]
+MODULES = ["_blas", "_activations", "_losses", "_dense", "_optim", "_batch", "_loop"]
 # OpenMP (two-thread batch gather in _batch) where the compiler is known to have it; elsewhere prange is serial.
 OPENMP = ["-fopenmp"] if sys.platform.startswith("linux") else []
 

@@ -1,5 +1,6 @@
-"""Argument checks of the reference engine; each raises ValueError naming the argument, what was expected
-and what was given (the same messages as the Cython engine's)."""
+"""Argument checks of both engines, run with the GIL before any engine code; each raises ValueError naming the
+argument, what was expected and what was given. The Cython engine imports them too, so a bad call can never
+reach its pointer arithmetic and both engines word their errors the same way."""
 import numpy as np
 
 from fastfit._reference.names import METRICS, SPARSE_LOSSES, SPARSE_METRICS
@@ -39,8 +40,24 @@ def check_metrics(metrics, loss):
     return list(metrics)
 
 
-def check_float_array(arr, dtype, what, shape=None, ndim=None):
-    """Check a float array: NumPy, exactly `dtype`, C-contiguous, with `shape` (None entries match any).
+_INT_MAX = 2 ** 31 - 1  # the Cython engine indexes with C ints
+
+
+def code(name, names, what):
+    """Return the index of `name` in `names` (the integer code the Cython engine uses).
+
+    Raises:
+        ValueError: `name` is not one of `names`.
+    """
+    try:
+        return names.index(name)
+    except ValueError:
+        raise ValueError(f"{what}: expected one of {list(names)}, got {name!r}") from None
+
+
+def check_float_array(arr, dtype, what, shape=None, ndim=None, writeable=False):
+    """Check a float array: NumPy, exactly `dtype`, C-contiguous, with `shape` (None entries match any),
+    and writeable if the engine writes into it.
 
     Returns:
         The array itself.
@@ -52,6 +69,8 @@ def check_float_array(arr, dtype, what, shape=None, ndim=None):
         raise ValueError(f"{what}: expected a NumPy array of {np.dtype(dtype).name}, got {type(arr).__name__}")
     if arr.dtype != dtype:
         raise ValueError(f"{what}: expected dtype {np.dtype(dtype).name}, got {arr.dtype}")
+    if writeable and not arr.flags.writeable:
+        raise ValueError(f"{what}: expected a writeable array, got a read-only one")
     return _check_layout(arr, what, shape, ndim)
 
 
@@ -73,6 +92,8 @@ def _check_layout(arr, what, shape, ndim):
         raise ValueError(f"{what}: expected shape {expected}, got {arr.shape}")
     if not arr.flags.c_contiguous:
         raise ValueError(f"{what}: expected a C-contiguous array, got a non-contiguous one")
+    if any(s > _INT_MAX for s in arr.shape):
+        raise ValueError(f"{what}: every dimension must be below 2**31, got shape {arr.shape}")
     return arr
 
 
@@ -111,3 +132,29 @@ def check_hook(hook):
         return bool(hook.batch_begin), bool(hook.batch_end), float(hook.end_interval)
     except AttributeError as exc:
         raise ValueError(f"hook: expected attributes batch_begin, batch_end and end_interval ({exc})") from None
+
+
+def number(obj, attr, default=None):
+    """Read `obj.attr` as a float (or `default` when missing or None).
+
+    Raises:
+        ValueError: missing without default, or not a number.
+    """
+    value = getattr(obj, attr, None)
+    if value is None:
+        if default is None:
+            raise ValueError(f"optimizer.{attr}: expected a number, got nothing")
+        return float(default)
+    try:
+        return float(value)
+    except (TypeError, ValueError):
+        raise ValueError(f"optimizer.{attr}: expected a number, got {value!r}") from None
+
+
+def slot_count(kind, optimizer):
+    """Number of slot arrays per parameter the update rule of `kind` reads."""
+    if kind == "sgd":
+        return 1 if number(optimizer, "momentum", 0.0) != 0 else 0
+    if kind == "adam" and getattr(optimizer, "amsgrad", False):
+        return 3
+    return 1 if kind in ("rmsprop", "adagrad") else 2

@@ -21,9 +21,9 @@ from fastfit._ext._optim cimport O_NADAM
 from fastfit._ext._state cimport Op, State, Call, K_DENSE, K_ACT, K_DROPOUT, now
 from fastfit._ext._batch cimport forward, backward, score, accumulate, optimizer_step, gather
 from fastfit._ext._blas import blas_threads
-from fastfit._ext._validate import (ACTIVATIONS, LOSSES, METRICS, SPARSE_METRICS, OPTIMIZERS, code,
-                                    float_array, int_array, in_range, positive_int, number, hook_flags,
-                                    slot_count)
+from fastfit._reference.names import ACTIVATIONS, LOSSES, METRICS, SPARSE_METRICS, OPTIMIZERS
+from fastfit._reference.checks import (code, check_float_array, check_int_array, check_labels, check_positive_int,
+                                       check_hook, number, slot_count)
 
 cnp.import_array()
 
@@ -249,12 +249,12 @@ cdef class Network:
                 raise ValueError(f"ops[{i}]: expected ('dense', W, b), ('activation', name) or "
                                  f"('dropout', rate, seed), got {op!r}")
             if op[0] == "dense" and len(op) == 3:
-                W = float_array(op[1], self.dtype, f"ops[{i}] W", ndim=2, writeable=True)
+                W = check_float_array(op[1], self.dtype, f"ops[{i}] W", ndim=2, writeable=True)
                 if width is not None and W.shape[0] != width:
                     raise ValueError(f"ops[{i}] W: expected {width} input rows, got shape {W.shape}")
                 b = op[2]
                 if b is not None:
-                    float_array(b, self.dtype, f"ops[{i}] b", shape=(W.shape[1],), writeable=True)
+                    check_float_array(b, self.dtype, f"ops[{i}] b", shape=(W.shape[1],), writeable=True)
                 specs.append([K_DENSE, A_LINEAR, W, b, 0.0, 0])
                 width = W.shape[1]
             elif op[0] == "activation" and len(op) == 2:
@@ -353,7 +353,7 @@ cdef class Network:
 
     cdef Py_ssize_t _bind_data(self, x, y, sample_weight, bint with_targets) except -1:
         """Validate x (and y, sample_weight) and point the call at them; return the number of rows."""
-        x = float_array(x, self.dtype, "x", ndim=2)
+        x = check_float_array(x, self.dtype, "x", ndim=2)
         if self.s.n_in == -1:  # no Dense op: the chain keeps the width of the first x it sees
             self._set_widths(x.shape[1])
         if x.shape[1] != self.s.n_in:
@@ -362,21 +362,21 @@ cdef class Network:
         self.c.x, self.c.y, self.c.labels, self.c.w = _ptr(x), NULL, NULL, NULL
         if with_targets:
             if self.s.loss == L_SCCE:
-                int_array(y, "y", shape=(n,))
-                in_range(y, self.s.units, "y (sparse labels)")
+                check_int_array(y, "y", shape=(n,))
+                check_labels(y, self.s.units, "y (sparse labels)")
                 self.c.labels = <int64_t*>_ptr(y)
             else:
-                self.c.y = _ptr(float_array(y, self.dtype, "y", shape=(n, self.s.units)))
+                self.c.y = _ptr(check_float_array(y, self.dtype, "y", shape=(n, self.s.units)))
             if sample_weight is not None:
-                self.c.w = _ptr(float_array(sample_weight, self.dtype, "sample_weight", shape=(n,)))
+                self.c.w = _ptr(check_float_array(sample_weight, self.dtype, "sample_weight", shape=(n,)))
         self.c.n = n
         return n
 
     cdef _bind_batches(self, Py_ssize_t n, batch_size, hook):
-        bs = positive_int(batch_size, "batch_size")
+        bs = check_positive_int(batch_size, "batch_size")
         self.c.bs = bs
         self.c.n_batches = (n + bs - 1) // bs
-        self.c.begin, self.c.end, self.c.interval = hook_flags(hook)
+        self.c.begin, self.c.end, self.c.interval = check_hook(hook)
         # The gather uses a second thread only where BLAS may (OPENBLAS_NUM_THREADS=1 means one core).
         self.c.parallel_gather = blas_threads() > 1
         self._reserve(min(bs, n))
@@ -415,7 +415,7 @@ cdef class Network:
             for k in range(3):
                 arr = None
                 if k < need:
-                    arr = float_array(entry[k], self.dtype, f"optimizer.slots[{j}][{k}]", shape=param.shape,
+                    arr = check_float_array(entry[k], self.dtype, f"optimizer.slots[{j}][{k}]", shape=param.shape,
                                       writeable=True)
                 self.s.slots[3 * j + k] = _ptr(arr)
         self._slots_keep = slots
@@ -458,8 +458,8 @@ cdef class Network:
         self._enter()
         try:
             n = self._bind_data(x, y, sample_weight, True)
-            int_array(order, "order", shape=(n,))
-            in_range(order, n, "order")
+            check_int_array(order, "order", shape=(n,))
+            check_labels(order, n, "order")
             self.c.order = <int64_t*>_ptr(order)
             self._bind_optimizer(optimizer)
             self._bind_batches(n, batch_size, hook)
@@ -502,7 +502,7 @@ cdef class Network:
         self._enter()
         try:
             n = self._bind_data(x, None, None, False)
-            out = float_array(out, self.dtype, "out", shape=(n, self.s.units), writeable=True)
+            out = check_float_array(out, self.dtype, "out", shape=(n, self.s.units), writeable=True)
             self._bind_batches(n, batch_size, hook)
             self.s.stats = <double*>_ptr(self._pstats)
             if self.dtype == np.float64:
