@@ -26,10 +26,11 @@ class EpochTimer(Callback):
 def compare_engines(build_model, x, y, epochs, batch_size, seed=0):
     """Median epoch time of the same run on the Cython and the NumPy reference engine.
 
-    Both models start from the same seeded weights. Their epochs are interleaved (one `fit` epoch on each
-    engine in turn) so a burst of load from other processes hits both alike; one untimed epoch each comes
-    first (imports, workspace allocation, BLAS thread start-up). Each time is a whole `fit` epoch as the
-    user sees it, Python bookkeeping included.
+    Both models start from the same seeded weights. Each engine runs one untimed epoch (imports, workspace
+    allocation, BLAS thread start-up) and then its timed epochs, one engine after the other. The engines are
+    not interleaved epoch by epoch: NumPy and SciPy each bring their own BLAS thread pool, and the threads of
+    one keep spinning for a while after a call, which would slow the other engine's next epoch. Each time is
+    a whole `fit` epoch as the user sees it, Python bookkeeping included.
 
     Arguments:
         build_model: callable `engine -> compiled model`.
@@ -47,15 +48,12 @@ def compare_engines(build_model, x, y, epochs, batch_size, seed=0):
 
     if compiled_engine() is None:
         return None
-    models, timers = {}, {}
+    result = {}
     for engine in ENGINES:
         set_random_seed(seed)
-        models[engine], timers[engine] = build_model(engine), EpochTimer()
-    for epoch in range(epochs + 1):
-        for engine in ENGINES:
-            models[engine].fit(x, y, batch_size=batch_size, epochs=epoch + 1, initial_epoch=epoch, verbose=0,
-                               callbacks=[timers[engine]])
-    result = {engine: statistics.median(timers[engine].seconds[1:]) for engine in ENGINES}
+        timer = EpochTimer()
+        build_model(engine).fit(x, y, batch_size=batch_size, epochs=epochs + 1, verbose=0, callbacks=[timer])
+        result[engine] = statistics.median(timer.seconds[1:])
     result["ratio"] = result["python"] / result["cython"]
     return result
 
