@@ -8,8 +8,8 @@ __version__ = "0.1.0"
 
 from fastfit import activations, backend, initializers, losses, metrics, optimizers  # noqa: E402
 from fastfit import layers, models, utils  # noqa: E402
-from fastfit import callbacks  # noqa: E402
+from fastfit import callbacks, datasets  # noqa: E402
 from fastfit.models import Model, Sequential  # noqa: E402
 
-__all__ = ["__version__", "activations", "backend", "callbacks", "initializers", "layers", "losses", "metrics",
+__all__ = ["__version__", "activations", "backend", "callbacks", "datasets", "initializers", "layers", "losses", "metrics",
            "models", "optimizers", "utils", "Model", "Sequential"]

@@ -46,9 +46,10 @@ class TensorBoard(Callback):
     Arguments:
         log_dir: folder of the event files (created if missing).
         histogram_freq: epochs between weight histograms (0: none).
-        batch_size, write_graph, write_grads, write_images, embeddings_freq, embeddings_layer_names,
-            embeddings_metadata, embeddings_data: Keras 2.2 arguments, accepted. There is no TensorFlow graph,
-            so graphs, gradients, weight images and embeddings are not written (one warning when requested).
+        batch_size, write_graph, write_grads, write_images: Keras 2.2 arguments, accepted. There is no
+            TensorFlow graph, so graphs, gradients and weight images are not written (one warning when requested).
+        embeddings_freq, embeddings_layer_names, embeddings_metadata, embeddings_data: accepted; fastfit has no
+            embedding layers, so nothing is written.
         update_freq: 'epoch', 'batch', or an int N: write batch values every N samples.
 
     Raises:

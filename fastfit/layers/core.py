@@ -18,6 +18,9 @@ def _activation_ops(name):
 class Dense(Layer):
     """A fully connected layer: `output = activation(input @ kernel + bias)`.
 
+    Keras 0.x/1 spellings (`Dense(784, 10)` for input and output size, `output_dim`, `init`, `bias`,
+    `W_regularizer`, ...) are converted with a DeprecationWarning.
+
     Arguments:
         units: positive int, the output size.
         activation: name or function of `fastfit.activations` (default linear).
@@ -25,8 +28,6 @@ class Dense(Layer):
         kernel_initializer, bias_initializer: names, config dicts or initializers.
         kernel_regularizer, bias_regularizer, activity_regularizer, kernel_constraint, bias_constraint: accepted
             for Keras compatibility, only as None.
-        Keras 0.x/1 spellings (`Dense(784, 10)` for input and output size, `output_dim`, `init`, `bias`,
-        `W_regularizer`, ...) are converted with a DeprecationWarning.
 
     Raises:
         ValueError: `units` not a positive int, unknown activation or initializer.

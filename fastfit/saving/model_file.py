@@ -52,7 +52,8 @@ def save_weights(model, filepath, overwrite=True):
     """Save the layer weights only (Keras 2 `save_weights` layout: the weights group at the file root).
 
     Raises:
-        see `save_model`.
+        FileExistsError: the file exists and `overwrite` is False.
+        OSError: the folder does not exist or is not writable.
     """
     from fastfit import __version__
     with files.writing(filepath, overwrite, "weights file", size_hint(model, False)) as h5file:
