@@ -108,6 +108,7 @@ class Network:
             self._set_widths(self._n_in)
         self._capacity = 0
         self._stats = np.zeros(3 + 2 * len(self.metrics))
+        self.first_nonfinite_batch = None  # set by train_epoch
         self._pstats = np.zeros(1)
 
     def _compile(self, ops):
@@ -239,6 +240,8 @@ class Network:
                 break
             with np.errstate(all="ignore"):  # numeric trouble is returned in the sums, not warned about
                 run_batch(start, size)
+            if state is not None and self.first_nonfinite_batch is None and not np.isfinite(stats[0]):
+                self.first_nonfinite_batch = k
             if end:
                 now = time.monotonic()
                 if interval <= 0 or k == n_batches - 1 or now - last_end >= interval:
@@ -286,6 +289,7 @@ class Network:
         flags = check_hook(hook)
         self._reserve(min(batch_size, n))
         self._stats[:] = 0
+        self.first_nonfinite_batch = None  # index of the first training batch whose loss was NaN/inf
         runs = np.arange(min(batch_size, n), dtype=np.int64)
 
         def run_batch(start, size):

@@ -243,9 +243,11 @@ class Model(Network):
                 epoch_logs = _logs_from_sums(metric_keys, sums)
                 finished = int(sums[0]) == len(order)
                 if finished and not math.isfinite(epoch_logs.get("loss", 0.0)):
+                    bad = net.first_nonfinite_batch
+                    where = "" if bad is None else f" at batch {bad + (skip_batches if epoch == start_epoch else 0)}"
                     warnings.warn(f"Epoch {epoch + 1}: the training loss became {epoch_logs['loss']} (NaN or "
-                                  "infinite); add fastfit.callbacks.TerminateOnNaN() to stop at the first such "
-                                  "batch", RuntimeWarning, stacklevel=3)
+                                  f"infinite){where}; add fastfit.callbacks.TerminateOnNaN() to stop at the first "
+                                  "such batch", RuntimeWarning, stacklevel=3)
                 if finished and val is not None and (epoch + 1) in validation_epochs:
                     results = self._evaluate_arrays(val, batch_size, cbks)
                     epoch_logs.update(("val_" + k, v) for k, v in results.items())

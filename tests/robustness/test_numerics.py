@@ -40,8 +40,6 @@ def test_nonfinite_loss_without_terminate_on_nan_is_logged_and_warned(engine):
     assert any("Epoch 1" in m and ("nan" in m or "inf" in m) for m in messages), messages
 
 
-@pytest.mark.xfail(reason="the warning names the epoch but not the first batch whose loss was not finite; the "
-                          "engines do not report that batch (see the robustness report)")
 def test_nonfinite_loss_warning_names_the_batch(engine):
     net, x, y = exploding_model(engine)
     with pytest.warns(RuntimeWarning) as record:

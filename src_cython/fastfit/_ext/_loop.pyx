@@ -13,6 +13,7 @@ from cython cimport floating
 from cpython.exc cimport PyErr_CheckSignals
 from cpython.mem cimport PyMem_Malloc, PyMem_Free
 from libc.string cimport memcpy
+from libc.math cimport isfinite
 from libc.stdint cimport int64_t
 
 from fastfit._ext._activations cimport A_LINEAR, A_SOFTMAX, A_SIGMOID
@@ -143,6 +144,8 @@ cdef int _run(Network net, floating* tag, int mode, object hook, object optimize
                 memcpy(out + start * s.units, res, size * s.units * sizeof(floating))
             else:
                 score(s, res, yb, lb, wb, size, mode == 0)
+                if mode == 0 and c.first_bad < 0 and not isfinite(s.stats[0]):
+                    c.first_bad = k
                 if mode == 0:
                     backward(s, xb, size)
                     optimizer_step(s, tag)
@@ -377,6 +380,7 @@ cdef class Network:
         self.c.bs = bs
         self.c.n_batches = (n + bs - 1) // bs
         self.c.begin, self.c.end, self.c.interval = check_hook(hook)
+        self.c.first_bad = -1
         # The gather uses a second thread only where BLAS may (OPENBLAS_NUM_THREADS=1 means one core).
         self.c.parallel_gather = blas_threads() > 1
         self._reserve(min(bs, n))
@@ -438,6 +442,11 @@ cdef class Network:
 
     def _sums(self):
         return self._stats[1 + self.s.n_metrics:].copy()
+
+    @property
+    def first_nonfinite_batch(self):
+        """Index (in the last call) of the first training batch whose loss was NaN or inf, or None."""
+        return None if self.c.first_bad < 0 else int(self.c.first_bad)
 
     def train_epoch(self, x, y, sample_weight, order, batch_size, optimizer, hook):
         """Train one pass over x in the batches given by `order`.

@@ -61,6 +61,7 @@ cdef struct Call:
     bint begin, end
     double interval
     bint parallel_gather        # cleared for the rest of the call when a two-thread gather stalls
+    Py_ssize_t first_bad        # first training batch whose loss was NaN/inf, or -1
 
 
 cdef inline double now() noexcept nogil:
