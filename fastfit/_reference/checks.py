@@ -134,7 +134,7 @@ def check_hook(hook):
         raise ValueError(f"hook: expected attributes batch_begin, batch_end and end_interval ({exc})") from None
 
 
-def number(obj, attr, default=None):
+def read_number(obj, attr, default=None):
     """Read `obj.attr` as a float (or `default` when missing or None).
 
     Raises:
@@ -154,7 +154,7 @@ def number(obj, attr, default=None):
 def slot_count(kind, optimizer):
     """Number of slot arrays per parameter the update rule of `kind` reads."""
     if kind == "sgd":
-        return 1 if number(optimizer, "momentum", 0.0) != 0 else 0
+        return 1 if read_number(optimizer, "momentum", 0.0) != 0 else 0
     if kind == "adam" and getattr(optimizer, "amsgrad", False):
         return 3
     return 1 if kind in ("rmsprop", "adagrad") else 2

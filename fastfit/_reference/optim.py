@@ -6,27 +6,11 @@ them in place to one parameter array and its slots, in the array's dtype.
 """
 import numpy as np
 
+from fastfit._reference.checks import read_number
 from fastfit._reference.names import OPTIMIZERS
 
 # Slot arrays per parameter (sgd needs its one only with momentum, adam a third with amsgrad).
 SLOT_COUNTS = {"sgd": 1, "rmsprop": 1, "adagrad": 1, "adadelta": 2, "adam": 2, "adamax": 2, "nadam": 2}
-
-
-def read_number(obj, attr, default=None):
-    """`obj.attr` as a Python float, or `default` when missing or None.
-
-    Raises:
-        ValueError: missing without a default, or not a number.
-    """
-    value = getattr(obj, attr, None)
-    if value is None:
-        if default is None:
-            raise ValueError(f"optimizer.{attr}: expected a number, got nothing")
-        return float(default)
-    try:
-        return float(value)
-    except (TypeError, ValueError):
-        raise ValueError(f"optimizer.{attr}: expected a number, got {value!r}") from None
 
 
 class Hyper:

@@ -24,7 +24,7 @@ from fastfit._ext._batch cimport forward, backward, score, accumulate, optimizer
 from fastfit._ext._blas import blas_threads
 from fastfit._reference.names import ACTIVATIONS, LOSSES, METRICS, SPARSE_METRICS, OPTIMIZERS
 from fastfit._reference.checks import (code, check_float_array, check_int_array, check_labels, check_positive_int,
-                                       check_hook, number, slot_count)
+                                       check_hook, read_number, slot_count)
 
 cnp.import_array()
 
@@ -92,7 +92,7 @@ cdef int _call_hook(Network net, object hook, object optimizer, int phase, Py_ss
     stop = hook(phase, batch, size, stats)
     PyErr_CheckSignals()
     if optimizer is not None:
-        net.s.hyper.lr = number(optimizer, "lr")
+        net.s.hyper.lr = read_number(optimizer, "lr")
     return 1 if stop else 0
 
 
@@ -392,21 +392,21 @@ cdef class Network:
         kind = getattr(optimizer, "kind", None)
         self.s.hyper.kind = code(kind, OPTIMIZERS, "optimizer.kind")
         h = &self.s.hyper
-        h.lr = number(optimizer, "lr")
-        h.decay = number(optimizer, "decay", 0.0)
-        h.eps = number(optimizer, "epsilon", 1e-7)
-        h.momentum = number(optimizer, "momentum", 0.0)
+        h.lr = read_number(optimizer, "lr")
+        h.decay = read_number(optimizer, "decay", 0.0)
+        h.eps = read_number(optimizer, "epsilon", 1e-7)
+        h.momentum = read_number(optimizer, "momentum", 0.0)
         h.nesterov = bool(getattr(optimizer, "nesterov", False))
-        h.rho = number(optimizer, "rho", 0.9)
-        h.beta_1 = number(optimizer, "beta_1", 0.9)
-        h.beta_2 = number(optimizer, "beta_2", 0.999)
+        h.rho = read_number(optimizer, "rho", 0.9)
+        h.beta_1 = read_number(optimizer, "beta_1", 0.9)
+        h.beta_2 = read_number(optimizer, "beta_2", 0.999)
         h.amsgrad = bool(getattr(optimizer, "amsgrad", False))
-        h.schedule_decay = number(optimizer, "schedule_decay", 0.004)
+        h.schedule_decay = read_number(optimizer, "schedule_decay", 0.004)
         iterations = getattr(optimizer, "iterations", None)
         if not isinstance(iterations, (int, np.integer)) or iterations < 0:
             raise ValueError(f"optimizer.iterations: expected a non-negative int, got {iterations!r}")
         self.s.iterations = int(iterations)
-        self.s.m_schedule = number(optimizer, "m_schedule", 1.0) if kind == "nadam" else 1.0
+        self.s.m_schedule = read_number(optimizer, "m_schedule", 1.0) if kind == "nadam" else 1.0
         slots = getattr(optimizer, "slots", None)
         if not isinstance(slots, (list, tuple)) or len(slots) != self.s.n_params:
             given = len(slots) if isinstance(slots, (list, tuple)) else type(slots).__name__
