@@ -7,21 +7,11 @@ Arrays keep their dtype: float32 in, float32 out.
 """
 import numpy as np
 
+from fastfit._reference.checks import check_name
 from fastfit._reference.names import ACTIVATIONS
 
 SELU_ALPHA = 1.6732632423543772848170429916717
 SELU_SCALE = 1.0507009873554804934193349852946
-
-
-def check_name(name, what="activation"):
-    """Return `name` if it is a canonical activation name.
-
-    Raises:
-        ValueError: `name` is not one of `ACTIVATIONS`.
-    """
-    if not isinstance(name, str) or name not in ACTIVATIONS:
-        raise ValueError(f"{what}: expected one of {list(ACTIVATIONS)}, got {name!r}")
-    return name
 
 
 def _sigmoid(x, out):
@@ -52,7 +42,7 @@ def forward(name, x, out=None):
     Raises:
         ValueError: unknown activation name.
     """
-    check_name(name)
+    check_name(name, ACTIVATIONS, "activation")
     x = np.asarray(x)
     if not np.issubdtype(x.dtype, np.floating):
         x = x.astype(np.float64)
@@ -111,7 +101,7 @@ def backward(name, x, y, grad, out=None):
     Raises:
         ValueError: unknown activation name.
     """
-    check_name(name)
+    check_name(name, ACTIVATIONS, "activation")
     if out is None:
         out = np.empty_like(grad)
     dt = grad.dtype.type

@@ -32,8 +32,7 @@ def check_metrics(metrics, loss):
         raise ValueError(f"metrics: expected a list of metric names, got {metrics!r}")
     sparse = loss in SPARSE_LOSSES
     for name in metrics:
-        if not isinstance(name, str) or name not in METRICS:
-            raise ValueError(f"metrics: expected one of {list(METRICS)}, got {name!r}")
+        check_name(name, METRICS, "metrics")
         if (name in SPARSE_METRICS) != sparse:
             raise ValueError(f"metrics: {name!r} cannot be used with the loss {loss!r} (sparse integer "
                              f"labels go with {list(SPARSE_METRICS)} only)")
@@ -43,16 +42,24 @@ def check_metrics(metrics, loss):
 _INT_MAX = 2 ** 31 - 1  # the Cython engine indexes with C ints
 
 
+def check_name(name, names, what):
+    """Return `name` if it is one of the canonical `names`.
+
+    Raises:
+        ValueError: `name` is not one of `names`.
+    """
+    if not isinstance(name, str) or name not in names:
+        raise ValueError(f"{what}: expected one of {list(names)}, got {name!r}")
+    return name
+
+
 def code(name, names, what):
     """Return the index of `name` in `names` (the integer code the Cython engine uses).
 
     Raises:
         ValueError: `name` is not one of `names`.
     """
-    try:
-        return names.index(name)
-    except ValueError:
-        raise ValueError(f"{what}: expected one of {list(names)}, got {name!r}") from None
+    return names.index(check_name(name, names, what))
 
 
 def check_float_array(arr, dtype, what, shape=None, ndim=None, writeable=False):

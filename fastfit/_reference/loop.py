@@ -9,9 +9,9 @@ import time
 import numpy as np
 
 from fastfit._reference import activations, dense, losses, metrics, optim, rng
-from fastfit._reference.checks import (check_dtype, check_float_array, check_hook, check_int_array,
+from fastfit._reference.checks import (check_dtype, check_name, check_float_array, check_hook, check_int_array,
                                        check_labels, check_metrics, check_positive_int)
-from fastfit._reference.names import SPARSE_LOSSES
+from fastfit._reference.names import ACTIVATIONS, LOSSES, SPARSE_LOSSES
 
 
 # The ops own their workspaces (output, input gradient, dropout mask), sized by `reserve`, and keep a
@@ -94,7 +94,7 @@ class Network:
 
     def __init__(self, ops, loss, metrics, dtype):
         self.dtype = check_dtype(dtype)
-        self.loss = losses.check_name(loss)
+        self.loss = check_name(loss, LOSSES, "loss")
         self.metrics = check_metrics(metrics, loss)
         self._sparse = loss in SPARSE_LOSSES
         self._layers, self._params, self._grads = self._compile(ops)
@@ -133,7 +133,7 @@ class Network:
                 grads += [layer.gW] + ([layer.gb] if b is not None else [])
                 width = W.shape[1]
             elif op[0] == "activation" and len(op) == 2:
-                layers.append(_Activation(activations.check_name(op[1], f"ops[{i}] activation")))
+                layers.append(_Activation(check_name(op[1], ACTIVATIONS, f"ops[{i}] activation")))
             elif op[0] == "dropout" and len(op) == 3:
                 rate, seed = op[1], op[2]
                 if (isinstance(rate, (bool, np.bool_)) or not isinstance(rate, (int, float, np.number))

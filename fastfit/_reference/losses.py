@@ -10,23 +10,13 @@ and sigmoid + binary crossentropy are fused: the gradient is then w.r.t. the pre
 """
 import numpy as np
 
+from fastfit._reference.checks import check_name
 from fastfit._reference.names import EPSILON, LOSSES, SPARSE_LOSSES
 
 LOG2 = float(np.log(2.0))
 # Fused pairs: loss name -> the activation it fuses with.
 FUSED_ACTIVATION = {"categorical_crossentropy": "softmax", "sparse_categorical_crossentropy": "softmax",
                     "binary_crossentropy": "sigmoid"}
-
-
-def check_name(name, what="loss"):
-    """Return `name` if it is a canonical loss name.
-
-    Raises:
-        ValueError: `name` is not one of `LOSSES`.
-    """
-    if not isinstance(name, str) or name not in LOSSES:
-        raise ValueError(f"{what}: expected one of {list(LOSSES)}, got {name!r}")
-    return name
 
 
 def _inside(v, lo, hi):
@@ -260,7 +250,7 @@ def per_sample(name, y_true, y_pred):
     Raises:
         ValueError: unknown name, or shapes/labels that do not fit.
     """
-    check_name(name)
+    check_name(name, LOSSES, "loss")
     y_pred = np.asarray(y_pred)
     if y_pred.ndim < 1:
         raise ValueError(f"y_pred: expected an array with at least 1 dimension, got shape {y_pred.shape}")

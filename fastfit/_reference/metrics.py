@@ -7,20 +7,10 @@ also a metric: its unfused per-sample value.
 import numpy as np
 
 from fastfit._reference import losses
+from fastfit._reference.checks import check_name
 from fastfit._reference.names import LOSSES, METRICS, SPARSE_METRICS
 
 TOP_K = 5
-
-
-def check_name(name, what="metric"):
-    """Return `name` if it is a canonical metric name.
-
-    Raises:
-        ValueError: `name` is not one of `METRICS`.
-    """
-    if not isinstance(name, str) or name not in METRICS:
-        raise ValueError(f"{what}: expected one of {list(METRICS)}, got {name!r}")
-    return name
 
 
 def _in_top_k(p, target):
@@ -74,7 +64,7 @@ def per_sample(name, y_true, y_pred):
     Raises:
         ValueError: unknown name, or shapes/labels that do not fit.
     """
-    check_name(name)
+    check_name(name, METRICS, "metric")
     y_pred = np.asarray(y_pred)
     if y_pred.ndim < 1:
         raise ValueError(f"y_pred: expected an array with at least 1 dimension, got shape {y_pred.shape}")
