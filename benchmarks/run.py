@@ -15,7 +15,6 @@ if __name__ == "__main__" and not __package__:      # `python benchmarks/run.py`
 from benchmarks import report                          # noqa: E402
 from benchmarks.engines import ALL_ENGINES, availability  # noqa: E402
 from benchmarks.isolate import Worker, WorkerError, call_once  # noqa: E402
-from benchmarks.machine import describe                # noqa: E402
 from benchmarks.throughput import Throughput           # noqa: E402
 from benchmarks.workloads import FULL_SAMPLES, QUICK_SAMPLES, WORKLOADS  # noqa: E402
 

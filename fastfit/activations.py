@@ -6,12 +6,12 @@ implementations for direct use (`fastfit.activations.relu(x)`) and the values ac
 """
 import numpy as np
 
+from fastfit._reference import activations as _twin  # the NumPy twins of the engine kernels
 from fastfit._reference.names import ACTIVATIONS
 
 
 def _make(name):
     def activation(x):
-        from fastfit._reference import activations as _twin  # the NumPy twins of the engine kernels
         return _twin.forward(name, np.asarray(x, dtype=np.result_type(np.asarray(x).dtype, np.float32)))
     activation.__name__ = activation.__qualname__ = name
     activation.__doc__ = f"The `{name}` activation, applied element-wise (softmax: over the last axis)."

@@ -6,6 +6,7 @@ definitions (`fastfit.losses.mean_squared_error(y_true, y_pred)`).
 """
 import numpy as np
 
+from fastfit._reference import losses as _twin  # the NumPy twins of the engine kernels
 from fastfit._reference.names import LOSSES
 
 ALIASES = {
@@ -19,18 +20,19 @@ ALIASES = {
 }
 
 
-def _make(name):
-    def loss(y_true, y_pred):
+def per_sample_function(twin, name):
+    """A public `f(y_true, y_pred)` returning the per-sample values of `name` from a NumPy twin module
+    (`fastfit._reference.losses` or `.metrics`); used here and by `fastfit.metrics`."""
+    def function(y_true, y_pred):
         y_pred = np.asarray(y_pred, dtype=np.result_type(np.asarray(y_pred).dtype, np.float32))
-        from fastfit._reference import losses as _twin  # the NumPy twins of the engine kernels
-        return _twin.per_sample(name, np.asarray(y_true), y_pred)
-    loss.__name__ = loss.__qualname__ = name
-    loss.__doc__ = f"Per-sample `{name}` of NumPy arrays (`y_true`, `y_pred`)."
-    return loss
+        return twin.per_sample(name, np.asarray(y_true), y_pred)
+    function.__name__ = function.__qualname__ = name
+    function.__doc__ = f"Per-sample `{name}` of NumPy arrays (`y_true`, `y_pred`)."
+    return function
 
 
 for _name in LOSSES:
-    globals()[_name] = _make(_name)
+    globals()[_name] = per_sample_function(_twin, _name)
 mse = MSE = globals()["mean_squared_error"]
 mae = MAE = globals()["mean_absolute_error"]
 mape = MAPE = globals()["mean_absolute_percentage_error"]

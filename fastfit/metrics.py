@@ -5,29 +5,20 @@ string the user passed (`'acc'` → `acc`, `'accuracy'` → `accuracy`), or the 
 `'accuracy'` resolve to binary, categorical or sparse categorical accuracy from the loss and output size, as
 Keras does.
 """
-import numpy as np
-
 from fastfit import losses as _losses
+from fastfit._reference import metrics as _twin  # the NumPy twins of the engine kernels
+from fastfit.losses import per_sample_function
 from fastfit._reference.names import LOSSES, METRICS, SPARSE_METRICS
 
 _ACCURACY = ("acc", "accuracy")
 _CROSSENTROPY = ("ce", "crossentropy")
 
 
-def _make(name):
-    def metric(y_true, y_pred):
-        from fastfit._reference import metrics as _twin  # the NumPy twins of the engine kernels
-        return _twin.per_sample(name, np.asarray(y_true), np.asarray(y_pred))
-    metric.__name__ = metric.__qualname__ = name
-    metric.__doc__ = f"Per-sample `{name}` of NumPy arrays (`y_true`, `y_pred`)."
-    return metric
-
-
-binary_accuracy = _make("binary_accuracy")
-categorical_accuracy = _make("categorical_accuracy")
-sparse_categorical_accuracy = _make("sparse_categorical_accuracy")
-top_k_categorical_accuracy = _make("top_k_categorical_accuracy")
-sparse_top_k_categorical_accuracy = _make("sparse_top_k_categorical_accuracy")
+binary_accuracy = per_sample_function(_twin, "binary_accuracy")
+categorical_accuracy = per_sample_function(_twin, "categorical_accuracy")
+sparse_categorical_accuracy = per_sample_function(_twin, "sparse_categorical_accuracy")
+top_k_categorical_accuracy = per_sample_function(_twin, "top_k_categorical_accuracy")
+sparse_top_k_categorical_accuracy = per_sample_function(_twin, "sparse_top_k_categorical_accuracy")
 
 
 def resolve(identifier, loss, units):
