@@ -270,7 +270,8 @@ class Network:
 
         Arguments:
             x: (n, in_features) array; y: (n, units) targets, or int64 (n,) labels for the sparse loss;
-            sample_weight: None or (n,) array; order: int64 (n,) permutation of range(n);
+            sample_weight: None or (n,) array; order: int64 array of row indices in [0, n), walked in batches
+                (usually a permutation of range(n); shorter when a resumed epoch skips its first batches);
             batch_size: int >= 1; optimizer: the optimizer object (its iterations, slots and m_schedule
                 are updated); hook: None or the batch hook.
 
@@ -282,15 +283,16 @@ class Network:
             Whatever the hook raises (the weights are then those of the last completed batch).
         """
         n = self._check_targets(x, y, sample_weight)
-        check_int_array(order, "order", shape=(n,))
+        check_int_array(order, "order", shape=(None,))
         check_labels(order, n, "order")
+        steps = len(order)  # rows this call trains on
         batch_size = check_positive_int(batch_size, "batch_size")
         state = _TrainState(optimizer, self._params, self.dtype)
         flags = check_hook(hook)
-        self._reserve(min(batch_size, n))
+        self._reserve(min(batch_size, steps))
         self._stats[:] = 0
         self.first_nonfinite_batch = None  # index of the first training batch whose loss was NaN/inf
-        runs = np.arange(min(batch_size, n), dtype=np.int64)
+        runs = np.arange(min(batch_size, steps), dtype=np.int64)
 
         def run_batch(start, size):
             idx = order[start:start + size]
@@ -310,7 +312,7 @@ class Network:
             self._accumulate(size)
 
         try:
-            self._run(n, batch_size, hook, flags, run_batch, self._stats, state)
+            self._run(steps, batch_size, hook, flags, run_batch, self._stats, state)
         finally:
             state.write_back()
         return self._sums()

@@ -232,14 +232,9 @@ class Model(Network):
                 cbks.on_epoch_begin(epoch, {})
                 hook = make_batch_hook(cbks, "train", metric_keys, self)
                 order = self._epoch_order(epoch, n, batch_size, shuffle)
-                epoch_data = (x, y, weights)
                 if epoch == start_epoch and skip_batches:
-                    # Resumed mid-epoch: train on the rows of the batches not done yet, in the same order (a
-                    # one-off gather on resume; the engines take a full-length order).
-                    rest = order[skip_batches * batch_size:]
-                    epoch_data = (x[rest], y[rest], None if weights is None else weights[rest])
-                    order = np.arange(len(rest), dtype=np.int64)
-                sums = net.train_epoch(*epoch_data, order, batch_size, self.optimizer, hook)
+                    order = order[skip_batches * batch_size:]  # resumed mid-epoch: those batches are done
+                sums = net.train_epoch(x, y, weights, order, batch_size, self.optimizer, hook)
                 epoch_logs = _logs_from_sums(metric_keys, sums)
                 finished = int(sums[0]) == len(order)
                 if finished and not math.isfinite(epoch_logs.get("loss", 0.0)):

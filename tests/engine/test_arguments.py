@@ -27,7 +27,7 @@ def call(net, x, y, opt, w=None, order=None, batch_size=2, hook=None):
     (dict(order="int32"), "order: expected a NumPy array of int64"),
     (dict(order="high"), r"order: expected values in \[0, 6\)"),
     (dict(order="negative"), r"order: expected values in \[0, 6\)"),
-    (dict(order="short"), r"order: expected shape \(6,\)"),
+    (dict(order="matrix"), r"order: expected a 1-D array"),
     (dict(batch_size=0), "batch_size: expected an integer >= 1"),
     (dict(batch_size=2.0), "batch_size: expected an integer >= 1"),
     (dict(hook="nocallable"), "hook: expected None or a callable"),
@@ -51,7 +51,7 @@ def test_bad_train_arguments(change, match):
     if change.get("w") == "long":
         kwargs["w"] = np.ones(7, np.float32)
     order = {"int32": np.arange(6, dtype=np.int32), "high": np.array([0, 1, 2, 3, 4, 6]),
-             "negative": np.array([0, 1, 2, 3, 4, -1]), "short": np.arange(5)}.get(change.get("order"))
+             "negative": np.array([0, 1, 2, 3, 4, -1]), "matrix": np.arange(6).reshape(2, 3)}.get(change.get("order"))
     if order is not None:
         kwargs["order"] = order.astype(np.int32) if change["order"] == "int32" else order.astype(np.int64)
     if "batch_size" in change:

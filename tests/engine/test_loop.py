@@ -30,6 +30,22 @@ def test_order_gathers_rows(dtype):
 
 
 @DTYPES
+def test_a_shorter_order_trains_exactly_those_rows(dtype):
+    """A resumed epoch passes only the rest of its order; that equals training on those rows alone."""
+    x, y = make_data(dtype, 11, 4, 3, "categorical_crossentropy")
+    rest = np.array([7, 2, 9, 0, 5], dtype=np.int64)
+    net, params, opt = fresh(dtype, dropout={0: (0.3, 11)})
+    sums = net.train_epoch(x, y, None, rest, 2, opt, None)
+    alone, alone_params, alone_opt = fresh(dtype, dropout={0: (0.3, 11)})
+    alone_sums = alone.train_epoch(np.ascontiguousarray(x[rest]), np.ascontiguousarray(y[rest]), None,
+                                   np.arange(5, dtype=np.int64), 2, alone_opt, None)
+    assert sums[0] == 5 and opt.iterations == 3
+    np.testing.assert_array_equal(sums, alone_sums)
+    for a, b in zip(params, alone_params):
+        np.testing.assert_array_equal(a, b)
+
+
+@DTYPES
 def test_sparse_labels_match_one_hot(dtype):
     x, y = make_data(dtype, 9, 4, 3, "sparse_categorical_crossentropy")
     order = np.random.default_rng(4).permutation(9).astype(np.int64)

@@ -453,7 +453,8 @@ cdef class Network:
 
         Arguments:
             x: (n, in_features) array; y: targets ((n, units) array, or int64 (n,) labels for the sparse
-                loss); sample_weight: None or (n,) array; order: int64 (n,) permutation of range(n);
+                loss); sample_weight: None or (n,) array; order: int64 array of row indices in [0, n), walked
+                in batches (usually a permutation of range(n); shorter when a resumed epoch skips batches);
             batch_size: int >= 1; optimizer: the optimizer object (updated: iterations, slots, m_schedule);
             hook: None or the batch hook.
 
@@ -467,11 +468,12 @@ cdef class Network:
         self._enter()
         try:
             n = self._bind_data(x, y, sample_weight, True)
-            check_int_array(order, "order", shape=(n,))
+            check_int_array(order, "order", shape=(None,))
             check_labels(order, n, "order")
             self.c.order = <int64_t*>_ptr(order)
+            self.c.n = order.shape[0]  # the loop walks `order`, which may cover fewer rows than x has
             self._bind_optimizer(optimizer)
-            self._bind_batches(n, batch_size, hook)
+            self._bind_batches(self.c.n, batch_size, hook)
             try:
                 if self.dtype == np.float64:
                     _run(self, <double*>NULL, 0, hook, optimizer, NULL)
