@@ -1,5 +1,7 @@
 """The backup file of `fastfit.callbacks.BackupAndRestore`: a model file plus the training position."""
-from fastfit.saving import attributes, files, model_file, optimizer_state, weights
+from fastfit.saving import attributes, files, model_file, optimizer_state, snapshot, weights
+
+WHAT = "backup file"
 
 
 def save(model, path, epoch, batch):
@@ -8,9 +10,15 @@ def save(model, path, epoch, batch):
     Arguments:
         epoch: the epoch (0-based) training continues with; batch: batches of it already done.
     """
-    with files.writing(path, True, "backup file", model_file.size_hint(model, True)) as h5file:
-        model_file.write_model(h5file, model, include_optimizer=True)
-        attributes.write_json(h5file.attrs, "fastfit_backup", {"epoch": int(epoch), "batch": int(batch)})
+    files.write_snapshot(path, backup_snapshot(model, epoch, batch, copy=False), True, WHAT)
+
+
+def backup_snapshot(model, epoch, batch, copy=True):
+    """The content of a backup file, for `files.write_snapshot`; `copy`: capture the arrays as they are now."""
+    content = snapshot.Snapshot(copy)
+    model_file.write_model(content, model, include_optimizer=True)
+    attributes.write_json(content.attrs, "fastfit_backup", {"epoch": int(epoch), "batch": int(batch)})
+    return content
 
 
 def restore(model, path):

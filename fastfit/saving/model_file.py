@@ -7,7 +7,7 @@ exactly where the saved one stopped).
 """
 import warnings
 
-from fastfit.saving import attributes, config_compat, files, optimizer_state, weights
+from fastfit.saving import attributes, config_compat, files, optimizer_state, snapshot, weights
 
 
 # -- writing -------------------------------------------------------------------------------------------------
@@ -27,12 +27,18 @@ def save_model(model, filepath, overwrite=True, include_optimizer=True):
         FileExistsError: the file exists and `overwrite` is False.
         FileNotFoundError: the folder does not exist. OSError: not writable, disk full, ...
     """
-    with files.writing(filepath, overwrite, "model file", size_hint(model, include_optimizer)) as h5file:
-        write_model(h5file, model, include_optimizer)
+    files.write_snapshot(filepath, model_snapshot(model, include_optimizer, copy=False), overwrite, "model file")
+
+
+def model_snapshot(model, include_optimizer=True, copy=True):
+    """What `save_model` writes, for `files.write_snapshot`; `copy`: capture the arrays as they are now."""
+    content = snapshot.Snapshot(copy)
+    write_model(content, model, include_optimizer)
+    return content
 
 
 def write_model(h5file, model, include_optimizer=True):
-    """Write the whole model into an open, empty `h5py.File` (what `save_model` puts in the file)."""
+    """Write the whole model into an empty `h5py.File` or `Snapshot` (what `save_model` puts in the file)."""
     from fastfit import __version__
     model_config = {"class_name": _class_name(model), "config": model.get_config()}
     attributes.write_short_text(h5file.attrs, "keras_version", weights.KERAS_VERSION)
@@ -55,18 +61,21 @@ def save_weights(model, filepath, overwrite=True):
         FileExistsError: the file exists and `overwrite` is False.
         OSError: the folder does not exist or is not writable.
     """
+    files.write_snapshot(filepath, weights_snapshot(model, copy=False), overwrite, "weights file")
+
+
+def weights_snapshot(model, copy=True):
+    """What `save_weights` writes, for `files.write_snapshot`; `copy`: capture the arrays as they are now."""
+    content = snapshot.Snapshot(copy)
+    write_weights(content, model)
+    return content
+
+
+def write_weights(h5file, model):
+    """Write the layer weights at the root of an empty `h5py.File` or `Snapshot` (what `save_weights` writes)."""
     from fastfit import __version__
-    with files.writing(filepath, overwrite, "weights file", size_hint(model, False)) as h5file:
-        weights.write_layers(h5file, model.layers)
-        attributes.write_short_text(h5file.attrs, "fastfit_version", __version__)
-
-
-def size_hint(model, include_optimizer):
-    """Roughly the bytes the file will take: the weights, and the optimizer slots when included."""
-    weight_bytes = sum(w.nbytes for layer in model.layers for w in layer.weights)
-    slots = getattr(getattr(model, "optimizer", None), "slots", None) or []
-    slot_bytes = sum(a.nbytes for per_param in slots for a in per_param) if include_optimizer else 0
-    return weight_bytes + slot_bytes
+    weights.write_layers(h5file, model.layers)
+    attributes.write_short_text(h5file.attrs, "fastfit_version", __version__)
 
 
 def fastfit_state(model):

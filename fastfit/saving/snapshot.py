@@ -1,0 +1,46 @@
+"""A model file's content captured in memory, to be written to HDF5 afterwards (maybe by another thread).
+
+`Snapshot` stands in for an `h5py.Group` for the writers of this package (`attrs[...] = ...`,
+`create_group`, `create_dataset(name, data=...)`): they fill it, then `replay` builds the real file from it.
+With `copy=True` the arrays are copied, which is all the work left on the training thread when a
+checkpoint is written behind; a synchronous save keeps references instead.
+"""
+import numpy as np
+
+
+class Snapshot:
+    """An in-memory HDF5 group: attributes, subgroups and datasets, in creation order."""
+
+    def __init__(self, copy=True):
+        self.attrs = {}
+        self._copy = copy
+        self._children = []   # (name, Snapshot or numpy array)
+
+    def create_group(self, name):
+        group = Snapshot(self._copy)
+        self._children.append((name, group))
+        return group
+
+    def create_dataset(self, name, data):
+        # Copied when the file is written later: the engine updates weights and slots in place.
+        self._children.append((name, np.array(data, copy=True) if self._copy else np.asarray(data)))
+
+    @property
+    def nbytes(self):
+        """Bytes of array data held (roughly the file size)."""
+        return sum(child.nbytes for _, child in self._children)
+
+
+def replay(snapshot, group, create_dataset):
+    """Write everything recorded in `snapshot` into the h5py group (or file) `group`.
+
+    Arguments:
+        create_dataset: `create_dataset(group, name, array)` writes one dataset.
+    """
+    for name, value in snapshot.attrs.items():
+        group.attrs[name] = value
+    for name, child in snapshot._children:
+        if isinstance(child, Snapshot):
+            replay(child, group.create_group(name), create_dataset)
+        else:
+            create_dataset(group, name, child)
