@@ -10,3 +10,5 @@ cdef void gemv(bint trans_a, int m, int n, floating alpha, const floating* a, in
 cdef void axpy(int n, floating alpha, const floating* x, floating* y) noexcept nogil
 cdef void scal(int n, floating alpha, floating* x) noexcept nogil
 cdef floating dot(int n, const floating* x, const floating* y) noexcept nogil
+cdef int pin_one_thread() noexcept nogil
+cdef void unpin(int previous) noexcept nogil

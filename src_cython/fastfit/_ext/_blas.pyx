@@ -17,6 +17,9 @@ from scipy.linalg.cython_blas cimport sgemm, dgemm, sgemv, dgemv, saxpy, daxpy, 
 ctypedef int (*set_threads_fn)(int) noexcept nogil
 cdef set_threads_fn _set_threads = NULL
 cdef long long SMALL_GEMM = 4 * 1024 * 1024
+# Set while the engine runs GEMMs from several threads at once (each on its own thread): the per-call switch
+# below would then race on OpenBLAS's global thread count.
+cdef bint _pinned = False
 
 
 def _symbol_address(*names):
@@ -64,6 +67,27 @@ if os.environ.get("FASTFIT_SMALL_GEMM", "").isdigit():
     small_gemm_threshold(int(os.environ["FASTFIT_SMALL_GEMM"]))
 
 
+cdef int pin_one_thread() noexcept nogil:
+    """Make every GEMM run on its calling thread until `unpin`; return the previous count (0: not pinned).
+
+    Call from one thread only, outside any parallel region.
+    """
+    global _pinned
+    if _set_threads == NULL or _pinned:
+        return 0
+    _pinned = True
+    return _set_threads(1)
+
+
+cdef void unpin(int previous) noexcept nogil:
+    """Undo `pin_one_thread` (given its return value)."""
+    global _pinned
+    if previous > 0:
+        _pinned = False
+        if previous > 1:
+            _set_threads(previous)
+
+
 cdef void gemm(bint trans_a, bint trans_b, int m, int n, int k, floating alpha,
                const floating* a, int lda, const floating* b, int ldb,
                floating beta, floating* c, int ldc) noexcept nogil:
@@ -71,7 +95,7 @@ cdef void gemm(bint trans_a, bint trans_b, int m, int n, int k, floating alpha,
     cdef char ta = b'T' if trans_a else b'N'
     cdef char tb = b'T' if trans_b else b'N'
     cdef int previous = 0
-    if _set_threads != NULL and <long long>m * n * k < SMALL_GEMM:
+    if _set_threads != NULL and not _pinned and <long long>m * n * k < SMALL_GEMM:
         previous = _set_threads(1)
     if floating is float:
         sgemm(&tb, &ta, &n, &m, &k, &alpha, <float*>b, &ldb, <float*>a, &lda, &beta, c, &ldc)

@@ -20,25 +20,35 @@ cdef void dense_forward(const floating* x, const floating* w, const floating* b,
         forward_rows(act, out, b, rows, n_out)
 
 
-cdef void dense_backward(const floating* x, const floating* w, int act, const floating* out, floating* g_out,
-                         Py_ssize_t rows, Py_ssize_t n_in, Py_ssize_t n_out,
-                         floating* g_w, floating* g_b, floating* g_x) noexcept nogil:
-    """Back-propagate `g_out` (d loss / d out, overwritten with d loss / d pre-activation).
+cdef void dense_backward_rows(const floating* w, int act, const floating* out, floating* g_out,
+                              Py_ssize_t rows, Py_ssize_t n_in, Py_ssize_t n_out, floating* g_x) noexcept nogil:
+    """Back-propagate `g_out` (d loss / d out, overwritten with d loss / d pre-activation) through rows.
 
-    Pass act = A_LINEAR when `g_out` already is the gradient of the pre-activation (fused loss).
-    Writes g_w = x^T g, g_b = column sums of g (if not NULL), g_x = g w^T (if not NULL).
+    Pass act = A_LINEAR when `g_out` already is the gradient of the pre-activation (fused loss). Writes
+    g_x = g w^T if `g_x` is not NULL. Each row depends only on its own row: row blocks can run apart.
     """
-    cdef Py_ssize_t r, j
-    cdef const floating* gr
     backward_rows(act, out, g_out, rows, n_out)
-    gemm(True, False, <int>n_in, <int>n_out, <int>rows, <floating>1, x, <int>n_in, g_out, <int>n_out,
-         <floating>0, g_w, <int>n_out)
-    if g_b != NULL:
-        memset(g_b, 0, n_out * sizeof(floating))
-        for r in range(rows):
-            gr = g_out + r * n_out
-            for j in range(n_out):
-                g_b[j] += gr[j]
     if g_x != NULL:
         gemm(False, True, <int>rows, <int>n_in, <int>n_out, <floating>1, g_out, <int>n_out, w, <int>n_out,
              <floating>0, g_x, <int>n_in)
+
+
+cdef void dense_param_grads(const floating* x, const floating* g, Py_ssize_t rows, Py_ssize_t n_in,
+                            Py_ssize_t n_out, Py_ssize_t lo, Py_ssize_t hi, Py_ssize_t c0, Py_ssize_t c1,
+                            floating* g_w, floating* g_b) noexcept nogil:
+    """Rows lo..hi of g_w = x^T g (n_in x n_out) and entries c0..c1 of g_b = column sums of g.
+
+    `g` is the gradient of the pre-activation over all `rows` rows of the batch; `g_b` may be NULL. Slices of
+    g_w and g_b can be computed apart (one per thread).
+    """
+    cdef Py_ssize_t r, j
+    cdef const floating* gr
+    if hi > lo:
+        gemm(True, False, <int>(hi - lo), <int>n_out, <int>rows, <floating>1, x + lo, <int>n_in, g, <int>n_out,
+             <floating>0, g_w + lo * n_out, <int>n_out)
+    if g_b != NULL and c1 > c0:
+        memset(g_b + c0, 0, (c1 - c0) * sizeof(floating))
+        for r in range(rows):
+            gr = g + r * n_out
+            for j in range(c0, c1):
+                g_b[j] += gr[j]

@@ -7,20 +7,22 @@ allocates the workspaces as NumPy arrays kept on the object. It then calls the f
 using the batch kernels of `_batch`. The loop takes the GIL only inside `_call_hook`, the one trampoline into Python,
 and for a signal check at most every 0.25 s when no hook is called.
 """
+import threading
+
 import numpy as np
 cimport numpy as cnp
 from cython cimport floating
 from cpython.exc cimport PyErr_CheckSignals
 from cpython.mem cimport PyMem_Malloc, PyMem_Free
-from libc.string cimport memcpy
 from libc.math cimport isfinite
 from libc.stdint cimport int64_t
 
 from fastfit._ext._activations cimport A_LINEAR, A_SOFTMAX, A_SIGMOID
 from fastfit._ext._losses cimport L_CCE, L_SCCE, L_BCE
 from fastfit._ext._optim cimport O_NADAM
-from fastfit._ext._state cimport Op, State, Call, K_DENSE, K_ACT, K_DROPOUT, now
-from fastfit._ext._batch cimport forward, backward, score, accumulate, optimizer_step, gather
+from fastfit._ext._state cimport Op, State, Call, K_DENSE, K_ACT, K_DROPOUT, MIN_BLOCK_ROWS, now
+from fastfit._ext._batch cimport run_batch, accumulate
+from fastfit._ext._blas cimport pin_one_thread, unpin
 from fastfit._ext._blas import blas_threads
 from fastfit._reference.names import ACTIVATIONS, LOSSES, METRICS, SPARSE_METRICS, OPTIMIZERS
 from fastfit._reference.checks import (code, check_float_array, check_int_array, check_labels, check_positive_int,
@@ -60,6 +62,8 @@ cdef extern from *:
     void fastfit_restore_fp(unsigned long long old) noexcept nogil
 
 cdef double SIGNAL_PERIOD = 0.25
+# Threads of a call: a batch splits into at most this many row blocks and parameter slices (_batch.pyx).
+cdef int MAX_THREADS = 8
 
 
 cdef char* _keep_new(list keep, tuple shape, dtype):
@@ -102,75 +106,66 @@ cdef int _run(Network net, floating* tag, int mode, object hook, object optimize
     cdef Call* c = &net.c
     cdef Py_ssize_t k, start, size
     cdef int stop = 0
+    cdef int blas_before = 0
     cdef bint call_end
     cdef double t, last_end, last_signal
-    cdef floating* xb
-    cdef floating* yb
-    cdef floating* wb
-    cdef floating* res
-    cdef int64_t* lb
     cdef unsigned long long fp_mode
     stats = net._stats if mode != 2 else net._pstats
     last_end = last_signal = now()
     with nogil:
         fp_mode = fastfit_flush_denormals()
+        if c.threads > 1:  # the blocks of a batch run their GEMMs side by side, each on its own thread
+            blas_before = pin_one_thread()
         for k in range(c.n_batches):
             start = k * c.bs
             size = c.bs if start + c.bs <= c.n else c.n - start
             if mode == 2:
                 s.stats[0] = start
             if c.begin:
-                fastfit_restore_fp(fp_mode)
+                _to_python(fp_mode, blas_before)
                 with gil:
                     stop = _call_hook(net, hook, optimizer, 0, k, size, stats)
-                fastfit_flush_denormals()
+                blas_before = _from_python(c)
                 if stop:
                     break
-            if mode == 0 and gather(s, c, tag, start, size):
-                xb, yb, lb, wb = <floating*>s.xbuf, <floating*>s.ybuf, s.lbuf, <floating*>s.wbuf
-            else:
-                if mode == 0:
-                    start = c.order[start]
-                xb = <floating*>c.x + start * s.n_in
-                yb = <floating*>c.y + start * s.units if c.y != NULL else NULL
-                lb = c.labels + start if c.labels != NULL else NULL
-                wb = <floating*>c.w + start if c.w != NULL else NULL
-            if c.labels == NULL:
-                lb = NULL
-            if c.w == NULL:
-                wb = NULL
-            res = forward(s, xb, size, mode == 0)
-            if mode == 2:
-                memcpy(out + start * s.units, res, size * s.units * sizeof(floating))
-            else:
-                score(s, res, yb, lb, wb, size, mode == 0)
-                if mode == 0 and c.first_bad < 0 and not isfinite(s.stats[0]):
-                    c.first_bad = k
-                if mode == 0:
-                    backward(s, xb, size)
-                    optimizer_step(s, tag)
+            run_batch(s, c, tag, mode, start, size, out)
+            if mode == 0 and c.first_bad < 0 and not isfinite(s.stats[0]):
+                c.first_bad = k
+            if mode != 2:
                 accumulate(s, size)
             t = now()
             call_end = c.end and (c.interval <= 0 or k == c.n_batches - 1 or t - last_end >= c.interval)
             if call_end:
                 last_end = t
                 last_signal = t
-                fastfit_restore_fp(fp_mode)
+                _to_python(fp_mode, blas_before)
                 with gil:
                     stop = _call_hook(net, hook, optimizer, 1, k, size, stats)
-                fastfit_flush_denormals()
+                blas_before = _from_python(c)
                 if stop:
                     break
             elif c.begin:
                 last_signal = t
-            elif t - last_signal >= SIGNAL_PERIOD:
+            elif c.signals and t - last_signal >= SIGNAL_PERIOD:
                 last_signal = t
-                fastfit_restore_fp(fp_mode)
+                _to_python(fp_mode, blas_before)
                 with gil:
                     PyErr_CheckSignals()
-                fastfit_flush_denormals()
-        fastfit_restore_fp(fp_mode)
+                blas_before = _from_python(c)
+        _to_python(fp_mode, blas_before)
     return 0
+
+
+cdef inline void _to_python(unsigned long long fp_mode, int blas_before) noexcept nogil:
+    """Give the caller back its floating-point mode and BLAS threads (before Python code runs)."""
+    fastfit_restore_fp(fp_mode)
+    unpin(blas_before)
+
+
+cdef inline int _from_python(Call* c) noexcept nogil:
+    """Back into the loop after Python code: flush denormals, pin BLAS again; returns what `_to_python` needs."""
+    fastfit_flush_denormals()
+    return pin_one_thread() if c.threads > 1 else 0
 
 
 # ---------------------------------------------------------------------------------------------------------
@@ -200,12 +195,16 @@ cdef class Network:
     cdef list _op_specs          # validated (kind, act, W, b, rate, seed) per internal op
     cdef object _slots_keep
     cdef bint _busy
+    cdef public int split_threads    # 0: split each batch for as many threads as BLAS may use; n: for n
+    cdef public bint serial          # run the blocks and slices of a split one after the other (same bits)
 
     def __cinit__(self):
         self.s.ops = NULL
         self.s.metrics = NULL
         self.s.params = self.s.pgrads = self.s.slots = self.s.act = self.s.grad = NULL
         self.s.psizes = NULL
+        self.s.bstats = self.s.btime = NULL
+        self.s.n_blocks = 0
 
     def __dealloc__(self):
         PyMem_Free(self.s.ops)
@@ -216,6 +215,8 @@ cdef class Network:
         PyMem_Free(self.s.slots)
         PyMem_Free(self.s.act)
         PyMem_Free(self.s.grad)
+        PyMem_Free(self.s.bstats)
+        PyMem_Free(self.s.btime)
 
     def __init__(self, ops, loss, metrics, dtype):
         if dtype not in (np.float32, np.float64) and np.dtype(dtype) not in (np.float32, np.float64):
@@ -288,15 +289,18 @@ cdef class Network:
             dst = &self.s.ops[i]
             dst.kind, dst.act, dst.rate, dst.seed = kind, act, rate, seed
             dst.w = dst.b = dst.gw = dst.gb = dst.mask = NULL
+            dst.pw = dst.pb = -1
             if kind == K_DENSE:
                 self.s.first_param = min(self.s.first_param, i)
                 gW = np.zeros_like(W)
                 dst.w, dst.gw = _ptr(W), _ptr(gW)
+                dst.pw = len(self._params)
                 self._params.append(W)
                 grads.append(gW)
                 if b is not None:
                     gb = np.zeros_like(b)
                     dst.b, dst.gb = _ptr(b), _ptr(gb)
+                    dst.pb = len(self._params)
                     self._params.append(b)
                     grads.append(gb)
         self._keep = self._params + grads
@@ -309,6 +313,7 @@ cdef class Network:
             self.s.params[j] = _ptr(self._params[j])
             self.s.pgrads[j] = _ptr(grads[j])
             self.s.psizes[j] = self._params[j].size
+        self._reserve_blocks(1)
         last = specs[len(specs) - 1][1] if specs else A_LINEAR
         self.s.fused = ((last == A_SOFTMAX and self.s.loss in (L_CCE, L_SCCE))
                         or (last == A_SIGMOID and self.s.loss == L_BCE))
@@ -354,6 +359,18 @@ cdef class Network:
         self._work = work
         self._capacity = rows
 
+    def _reserve_blocks(self, int blocks):
+        """Make sure the per-block stats have room for `blocks` row blocks (allocated here, never in GIL-free
+        code)."""
+        if blocks <= self.s.n_blocks:
+            return
+        bstats = <double*>_malloc(blocks * (1 + self.s.n_metrics) * sizeof(double))
+        btime = <double*>_malloc(blocks * sizeof(double))
+        PyMem_Free(self.s.bstats)
+        PyMem_Free(self.s.btime)
+        self.s.bstats, self.s.btime = bstats, btime
+        self.s.n_blocks = blocks
+
     cdef Py_ssize_t _bind_data(self, x, y, sample_weight, bint with_targets) except -1:
         """Validate x (and y, sample_weight) and point the call at them; return the number of rows."""
         x = check_float_array(x, self.dtype, "x", ndim=2)
@@ -381,8 +398,16 @@ cdef class Network:
         self.c.n_batches = (n + bs - 1) // bs
         self.c.begin, self.c.end, self.c.interval = check_hook(hook)
         self.c.first_bad = -1
-        # The gather uses a second thread only where BLAS may (OPENBLAS_NUM_THREADS=1 means one core).
-        self.c.parallel_gather = blas_threads() > 1
+        # Several threads only where BLAS may use them (OPENBLAS_NUM_THREADS=1: one core).
+        threads = self.split_threads if self.split_threads > 0 else blas_threads()
+        threads = max(1, min(threads, MAX_THREADS))
+        self.c.blocks = max(1, min(threads, bs // MIN_BLOCK_ROWS))
+        self.c.slices = threads
+        self.c.threads = 1 if self.serial else threads
+        self.c.stalls = 0
+        # Python handles signals in the main thread only; elsewhere a check would just wait for the GIL.
+        self.c.signals = threading.current_thread() is threading.main_thread()
+        self._reserve_blocks(self.c.blocks)
         self._reserve(min(bs, n))
         self._stats[:] = 0
         self.s.stats = <double*>_ptr(self._stats)
@@ -442,6 +467,11 @@ cdef class Network:
 
     def _sums(self):
         return self._stats[1 + self.s.n_metrics:].copy()
+
+    @property
+    def threads(self):
+        """Threads the last call ran its batches on (1 if it fell back to one because a core was busy)."""
+        return int(self.c.threads)
 
     @property
     def first_nonfinite_batch(self):

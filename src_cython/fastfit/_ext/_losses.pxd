@@ -23,7 +23,8 @@ cdef enum:
     M_TOP_K = 17
     M_SPARSE_TOP_K = 18
 
-cdef double batch_loss(int code, bint fused, const floating* p, const floating* y, const int64_t* labels,
-                       const floating* w, Py_ssize_t rows, Py_ssize_t units, floating* grad) noexcept nogil
-cdef double batch_metric(int code, const floating* p, const floating* y, const int64_t* labels,
-                         Py_ssize_t rows, Py_ssize_t units) noexcept nogil
+cdef double loss_rows(int code, bint fused, const floating* p, const floating* y, const int64_t* labels,
+                      const floating* w, Py_ssize_t rows, Py_ssize_t units, double scale,
+                      floating* grad) noexcept nogil
+cdef double metric_sum(int code, const floating* p, const floating* y, const int64_t* labels,
+                       Py_ssize_t rows, Py_ssize_t units) noexcept nogil

@@ -197,21 +197,20 @@ cdef double _row(int code, bint fused, const floating* p, const floating* y, Py_
     return 0
 
 
-cdef double batch_loss(int code, bint fused, const floating* p, const floating* y, const int64_t* labels,
-                       const floating* w, Py_ssize_t rows, Py_ssize_t units, floating* grad) noexcept nogil:
-    """Return the batch loss; if `grad` is not NULL, fill it (rows x units) with its gradient."""
-    cdef Py_ssize_t r, count = 0
-    cdef double total = 0, c, l, inv
+cdef double loss_rows(int code, bint fused, const floating* p, const floating* y, const int64_t* labels,
+                      const floating* w, Py_ssize_t rows, Py_ssize_t units, double scale,
+                      floating* grad) noexcept nogil:
+    """Return this block's share of the batch loss, sum_r scale * w_r * l_r (w_r = 1 without weights).
+
+    `scale` is 1 / (rows of the whole batch), or 1 / (its count of non-zero weights) with weights, so the
+    blocks of one batch add up to its loss; if `grad` is not NULL it is filled (rows x units) with the
+    block's rows of the batch-loss gradient.
+    """
+    cdef Py_ssize_t r
+    cdef double total = 0, c, l
     cdef Py_ssize_t label = 0
-    if w == NULL:
-        inv = 1.0 / rows
-    else:
-        for r in range(rows):
-            if w[r] != 0:
-                count += 1
-        inv = 1.0 / count if count > 0 else 0.0
     for r in range(rows):
-        c = inv if w == NULL else w[r] * inv
+        c = scale if w == NULL else w[r] * scale
         if labels != NULL:
             label = labels[r]
         l = _row(code, fused, p + r * units, y + r * units if y != NULL else NULL, label, units,
@@ -221,9 +220,9 @@ cdef double batch_loss(int code, bint fused, const floating* p, const floating* 
     return total
 
 
-cdef double batch_metric(int code, const floating* p, const floating* y, const int64_t* labels,
-                         Py_ssize_t rows, Py_ssize_t units) noexcept nogil:
-    """Return the unweighted mean over the batch of a metric (or of a loss used as a metric)."""
+cdef double metric_sum(int code, const floating* p, const floating* y, const int64_t* labels,
+                       Py_ssize_t rows, Py_ssize_t units) noexcept nogil:
+    """Return the unweighted sum over the rows of a metric (or of a loss used as a metric)."""
     cdef Py_ssize_t r, j, a, b, label = 0, above
     cdef double total = 0, hits
     cdef const floating* pr
@@ -268,4 +267,4 @@ cdef double batch_metric(int code, const floating* p, const floating* y, const i
                 if pr[j] > pr[b]:
                     above += 1
             total += (above < 5)
-    return total / rows
+    return total

@@ -10,6 +10,9 @@ cdef enum:
     K_ACT = 1
     K_DROPOUT = 2
 
+cdef enum:
+    MIN_BLOCK_ROWS = 16     # a row block of a batch needs this many rows to be worth a thread of its own
+
 
 cdef struct Op:
     int kind
@@ -22,6 +25,7 @@ cdef struct Op:
     double rate             # Dropout
     uint64_t seed
     char* mask              # Dropout: 0 or 1/(1-rate) per element of the batch matrix
+    int pw, pb              # Dense: indices of W and b in State.params (pb -1 without bias)
 
 
 cdef struct State:
@@ -38,6 +42,9 @@ cdef struct State:
     char** pgrads
     Py_ssize_t* psizes
     char** slots
+    int n_blocks            # row blocks the per-block arrays below have room for (see Call.blocks)
+    double* bstats          # per row block: [loss share, metric sums...]
+    double* btime           # per row block: seconds its work took (to see whether blocks really overlapped)
     char** act              # act[i + 1]: output buffer of op i (capacity x width)
     char** grad             # grad[i]: d loss / d input of op i (shared by ops that keep the width)
     char* xbuf              # gathered batch: x rows, y rows or labels, sample weights
@@ -60,7 +67,11 @@ cdef struct Call:
     Py_ssize_t n, bs, n_batches
     bint begin, end
     double interval
-    bint parallel_gather        # cleared for the rest of the call when a two-thread gather stalls
+    int blocks                  # row blocks per full batch (1: no split); fixes the arithmetic
+    int slices                  # parameter slices of the weight gradients and update; fixes the arithmetic
+    int threads                 # threads that run the blocks (1: one after the other, same result)
+    int stalls                  # consecutive batches whose blocks did not overlap; at 4, threads = 1
+    bint signals                # check for Ctrl-C now and then (main thread only)
     Py_ssize_t first_bad        # first training batch whose loss was NaN/inf, or -1
 
 

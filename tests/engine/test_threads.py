@@ -1,0 +1,89 @@
+"""Batches split over threads: row blocks and parameter slices (src_cython/fastfit/_ext/_batch.pyx).
+
+The split fixes the arithmetic, the threads only run it: a split network agrees with the reference engine,
+and running its blocks and slices one after the other gives the same bits as running them side by side.
+"""
+import numpy as np
+import pytest
+
+from engine_helpers import DTYPES, Hook, Network, Optimizer, make_data, make_ops
+
+reference = pytest.importorskip("fastfit._reference.loop")
+
+RTOL = {np.float32: 1e-4, np.float64: 1e-8}
+# 150 rows in batches of 64: two full batches of two 32-row blocks, then 22 rows (too few to split).
+N, BATCH = 150, 64
+
+
+def train(engine, dtype, loss="categorical_crossentropy", kind="adam", threads=2, serial=False, weights=True,
+          sizes=(12, 40, 20, 5), activations=("relu", "tanh", "softmax"), epochs=3, lr_factor=None):
+    """Train a seeded chain; return (params, slots, sums per epoch, evaluate sums, predictions)."""
+    ops, params = make_ops(dtype, list(sizes), list(activations), dropout={0: (0.25, 5)})
+    x, y = make_data(dtype, N, sizes[0], sizes[-1], loss)
+    w = None
+    if weights:
+        w = np.random.default_rng(3).uniform(0, 2, N).astype(dtype)
+        w[[0, 5, 70]] = 0
+    metrics = (["sparse_categorical_accuracy"] if loss.startswith("sparse")
+               else ["categorical_accuracy", "mean_absolute_error"])
+    net = engine(ops, loss, metrics, dtype)
+    if engine is Network:
+        net.split_threads, net.serial = threads, serial
+    opt = Optimizer(kind, params)
+
+    def scale_lr(phase, batch, size, stats):
+        opt.lr *= lr_factor
+
+    rng = np.random.default_rng(9)
+    hook = Hook(begin=False, on_call=scale_lr if lr_factor else None)
+    sums = [net.train_epoch(x, y, w, rng.permutation(N).astype(np.int64), BATCH, opt, hook)
+            for _ in range(epochs)]
+    evaluated = net.evaluate(x, y, w, BATCH, None)
+    out = np.zeros((N, sizes[-1]), dtype)
+    net.predict(x, BATCH, out, None)
+    return params, [a for s in opt.slots for a in s], sums, evaluated, out, [c[3] for c in hook.calls], opt.lr
+
+
+@DTYPES
+@pytest.mark.parametrize("loss, kind", [("categorical_crossentropy", "adam"), ("mean_squared_error", "rmsprop"),
+                                        ("sparse_categorical_crossentropy", "sgd"), ("binary_crossentropy", "nadam")])
+def test_split_batches_match_the_reference(dtype, loss, kind):
+    activations = ("relu", "tanh", "sigmoid" if loss == "binary_crossentropy" else "softmax")
+    got = train(Network, dtype, loss, kind, activations=activations)
+    want = train(reference.Network, dtype, loss, kind, activations=activations)
+    rtol = RTOL[dtype]
+    for name, a_list, b_list in zip(("params", "slots", "sums", "evaluated", "out", "hook stats"), got[:-1], want[:-1]):
+        a_list = a_list if isinstance(a_list, list) else [a_list]
+        b_list = b_list if isinstance(b_list, list) else [b_list]
+        assert len(a_list) == len(b_list)
+        for a, b in zip(a_list, b_list):
+            scale = max(np.abs(b).max(), 1e-3)
+            np.testing.assert_allclose(a, b, rtol=rtol, atol=rtol * scale * 1e-2, err_msg=name)
+
+
+@DTYPES
+@pytest.mark.parametrize("threads", [2, 3])
+def test_threads_do_not_change_the_bits(dtype, threads):
+    side_by_side = train(Network, dtype, threads=threads)
+    one_after_other = train(Network, dtype, threads=threads, serial=True)
+    for a_list, b_list in zip(side_by_side[:-1], one_after_other[:-1]):
+        for a, b in zip(a_list if isinstance(a_list, list) else [a_list],
+                        b_list if isinstance(b_list, list) else [b_list]):
+            np.testing.assert_array_equal(a, b)
+
+
+def test_more_threads_than_weight_rows_or_units():
+    # 3 inputs and 2 outputs split 4 ways: some slices are empty, the result still matches the reference.
+    kwargs = dict(sizes=(3, 2), activations=("softmax",), weights=False)
+    got = train(Network, np.float64, threads=4, **kwargs)
+    want = train(reference.Network, np.float64, **kwargs)
+    for a, b in zip(got[0], want[0]):
+        np.testing.assert_allclose(a, b, rtol=1e-8)
+
+
+def test_hook_changing_lr_between_split_batches():
+    got = train(Network, np.float64, epochs=2, lr_factor=0.5)
+    want = train(reference.Network, np.float64, epochs=2, lr_factor=0.5)
+    assert got[-1] == pytest.approx(0.01 * 0.5 ** 6)  # 3 batches per epoch, 2 epochs
+    for a, b in zip(got[0], want[0]):
+        np.testing.assert_allclose(a, b, rtol=1e-8)
