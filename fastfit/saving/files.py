@@ -15,7 +15,7 @@ import zlib
 
 import h5py
 
-from fastfit.saving import image, snapshot
+from fastfit.saving import image
 from fastfit.utils import io_utils
 
 _ZIP_MAGIC = b"PK\x03\x04"
@@ -30,8 +30,9 @@ _PARALLEL_CRC_BYTES = 1 << 22
 def write_snapshot(filepath, content, overwrite, what):
     """Write a `snapshot.Snapshot` as a fastfit HDF5 file, atomically.
 
-    HDF5 builds the file in memory (`image`), leaving the userblock free; Python then writes it, with its
-    checksum header, to a temporary file and renames it into place. HDF5 itself never writes to disk, because
+    HDF5 lays the file out in memory (`image`, reused for a snapshot of the same structure), leaving the
+    userblock free; Python then writes it, with its checksum header, to a temporary file and renames it into
+    place. HDF5 itself never writes to disk, because
     a failing write inside HDF5 (disk full) can crash the process; a Python write fails with a plain OSError.
 
     Raises:
@@ -39,17 +40,14 @@ def write_snapshot(filepath, content, overwrite, what):
             file is unchanged whenever an error is raised.
     """
     path = io_utils.check_target(filepath, overwrite, what)  # fail before any work
-    built = image.build(lambda h5file, img: snapshot.replay(content, h5file, img.create_dataset), content.nbytes,
-                        USERBLOCK)
-    try:
-        with io_utils.atomic_path(path, overwrite=overwrite, what=what) as tmp:
-            with open(tmp, "r+b", buffering=0) as handle:
-                crc = _crc32_while(built.segments(USERBLOCK), built.size - USERBLOCK,
-                                   lambda: _write_all(handle, built.segments()))
-                handle.seek(0)
-                _write_all(handle, [_header(crc, built.size)])
-    finally:
-        built.close()
+    layout = image.layout_for(content, USERBLOCK)
+    arrays = list(content.arrays())
+    with io_utils.atomic_path(path, overwrite=overwrite, what=what) as tmp:
+        with open(tmp, "r+b", buffering=0) as handle:
+            crc = _crc32_while(layout.segments(arrays, USERBLOCK), layout.size - USERBLOCK,
+                               lambda: _write_all(handle, layout.segments(arrays)))
+            handle.seek(0)
+            _write_all(handle, [_header(crc, layout.size)])
 
 
 def _crc32_while(segments, size, work):

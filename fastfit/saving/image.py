@@ -1,30 +1,90 @@
-"""An HDF5 file built in memory without copying its large arrays into the image.
+"""The bytes of an HDF5 model file, built without copying its arrays and reused from one save to the next.
 
-Building a 20 MB model file in memory used to copy every array into HDF5's image (and fault in 20 MB of
-fresh pages) before the image was copied again into the file. Here HDF5 writes only the metadata, into an
-anonymous memory map whose untouched pages cost nothing; large numeric datasets get their space allocated
-but not written (`FILL_TIME_NEVER`), and `segments` gives the file as memory-map slices interleaved with
-the arrays' own buffers, so writing the file reads each array once. The bytes are those HDF5 would have
-written: a contiguous dataset of the array's own (native) dtype stores the array's C-order bytes.
+HDF5 writes only the metadata, into an anonymous memory map whose untouched pages cost nothing: numeric
+datasets get their space allocated but not written (`FILL_TIME_NEVER`), and the file is then the metadata
+pieces interleaved with the arrays' own buffers (`Layout.segments`), so writing it reads each array once.
+The bytes are those HDF5 would write: a contiguous dataset of the array's own (native) dtype stores the
+array's C-order bytes.
+
+The metadata depends only on the file's structure (attributes, names, shapes, dtypes), not on the array
+values, so a checkpoint of the same model reuses the layout built for the previous one: the HDF5 work of a
+save (3 ms for a one-layer model, 12 ms for W3) happens once per model structure and process.
 """
+import collections
 import mmap
+import threading
 
 import h5py
 import numpy as np
 from h5py import h5d, h5p
 
-# Smaller arrays go through HDF5 as usual: the saving is per byte, the bookkeeping per array.
-_DIRECT_BYTES = 1 << 16
+from fastfit.saving import snapshot
+
+_CACHED_LAYOUTS = 8
+_cache = collections.OrderedDict()   # structure key -> Layout
+_cache_lock = threading.Lock()
 
 
-class Image:
-    """A file object for h5py's `fileobj` driver that leaves the space of large arrays to `segments`."""
+class Layout:
+    """Where a file's arrays go: `pieces` of metadata bytes around the array `slots` (offset, bytes), in file
+    order; `order[i]` is the index, among the datasets in creation order, of the array in slot i.
+
+    `reusable` is False when some dataset's bytes are inside the pieces (a dtype HDF5 had to write itself).
+    """
+
+    def __init__(self, pieces, slots, order, size, reusable):
+        self.pieces, self.slots, self.order, self.size, self.reusable = pieces, slots, order, size, reusable
+
+    def segments(self, arrays, start=0):
+        """The file's bytes from `start` on, as buffers in order (no copies); `arrays` in creation order."""
+        position = 0
+        for piece, (offset, nbytes), index in zip(self.pieces, self.slots + [(self.size, 0)], self.order + [None]):
+            if position + len(piece) > start:
+                yield memoryview(piece)[max(0, start - position):]
+            position += len(piece)
+            if index is not None and nbytes:
+                data = memoryview(arrays[index].reshape(-1).view(np.uint8))
+                if position + nbytes > start:
+                    yield data[max(0, start - position):]
+                position += nbytes
+
+
+def layout_for(content, userblock):
+    """The `Layout` of the file holding `content` (a `snapshot.Snapshot`), from the cache when it can be."""
+    key = (userblock, content.structure())
+    with _cache_lock:
+        layout = _cache.get(key)
+        if layout is not None:
+            _cache.move_to_end(key)
+            return layout
+    layout = _build(content, userblock)
+    if layout.reusable:
+        with _cache_lock:
+            _cache[key] = layout
+            while len(_cache) > _CACHED_LAYOUTS:
+                _cache.popitem(last=False)
+    return layout
+
+
+def _build(content, userblock):
+    image = _Image(content.nbytes + userblock + (1 << 20))
+    try:
+        # The default (earliest) file format keeps the file readable by every HDF5 1.8+ (old Keras too).
+        with h5py.File(image, "w", userblock_size=userblock) as h5file:
+            snapshot.replay(content, h5file, image.create_dataset)
+        return image.layout()
+    finally:
+        image.close()
+
+
+class _Image:
+    """A file object for h5py's `fileobj` driver; `create_dataset` leaves the arrays' bytes out."""
 
     def __init__(self, capacity):
         self._map = mmap.mmap(-1, max(int(capacity), mmap.PAGESIZE))
         self._pos = 0
         self.size = 0
-        self._direct = []   # (file offset, contiguous array), written from the array itself
+        self._slots = []   # (offset, nbytes) of each dataset, in creation order
 
     # -- file object protocol (what h5py's fileobj driver calls) ----------------------------------------------
     def seek(self, pos, whence=0):
@@ -67,44 +127,41 @@ class Image:
     def flush(self):
         pass
 
-    # -- building and reading out ------------------------------------------------------------------------------
-    def create_dataset(self, group, name, value):
-        """`group.create_dataset(name, data=value)`, leaving a large numeric array's bytes out of the image."""
-        array = np.asarray(value, order="C")
-        if array.nbytes < _DIRECT_BYTES or array.dtype.kind not in "biuf" or not array.dtype.isnative:
+    # -- building --------------------------------------------------------------------------------------------
+    def create_dataset(self, group, name, array):
+        """Create dataset `name` for `array` (C-contiguous, from the snapshot) and note where its bytes go."""
+        if array.dtype.kind not in "biuf" or not array.dtype.isnative:
             group.create_dataset(name, data=array)
+            self._slots.append(None)  # its bytes are inside the metadata: this layout cannot be reused
             return
         plist = h5p.create(h5p.DATASET_CREATE)
         plist.set_alloc_time(h5d.ALLOC_TIME_EARLY)   # the space (and its address) exists right away
         plist.set_fill_time(h5d.FILL_TIME_NEVER)     # ... and HDF5 does not write zeros into it
         dataset = group.create_dataset(name, shape=array.shape, dtype=array.dtype, dcpl=plist)
-        offset = dataset.id.get_offset()
-        if offset is None or dataset.id.get_storage_size() != array.nbytes:
-            dataset[...] = array  # a layout this module does not know: let HDF5 write it
+        if array.nbytes and dataset.id.get_storage_size() != array.nbytes:
+            dataset[...] = array  # not allocated early (scalars): HDF5 allocates the space when writing
+        offset = dataset.id.get_offset() if array.nbytes else None
+        if array.nbytes and (offset is None or dataset.id.get_storage_size() != array.nbytes):
+            self._slots.append(None)  # a layout this module does not know: HDF5 wrote the bytes
         else:
-            self._direct.append((offset, array))
+            self._slots.append((offset, array.nbytes))
 
-    def segments(self, start=0):
-        """The file's bytes from `start` to the end, as buffers in order (no copies)."""
-        view = memoryview(self._map)
-        position = start
-        for offset, array in sorted(self._direct, key=lambda item: item[0]):
-            end = offset + array.nbytes
-            if end <= position:
-                continue
-            if offset > position:
-                yield view[position:offset]
-            yield memoryview(array.reshape(-1).view(np.uint8))[max(0, position - offset):]
-            position = end
-        if position < self.size:
-            yield view[position:self.size]
+    def layout(self):
+        """The `Layout` of the finished file (copies the metadata bytes; the memory map can then go)."""
+        reusable = None not in self._slots
+        placed = sorted((slot, index) for index, slot in enumerate(self._slots) if slot and slot[1])
+        pieces, slots, order, position = [], [], [], 0
+        for (offset, nbytes), index in placed:
+            pieces.append(self._map[position:offset])
+            slots.append((offset, nbytes))
+            order.append(index)
+            position = offset + nbytes
+        size = max(self.size, position)
+        pieces.append(self._map[position:size])
+        return Layout(pieces, slots, order, size, reusable)
 
     def close(self):
-        self._direct = []
-        try:
-            self._map.close()
-        except BufferError:  # a segment view is still alive (an error mid-write): the collector unmaps it
-            pass
+        self._map.close()
 
     def _reserve(self, end):
         if end <= len(self._map):
@@ -114,23 +171,3 @@ class Image:
         grown[:self.size] = self._map[:self.size]
         self._map.close()
         self._map = grown
-
-
-def build(fill, capacity, userblock):
-    """Run `fill(h5file, image)` on a new in-memory HDF5 file; return the closed `Image`.
-
-    Arguments:
-        fill: writes the content (through `image.create_dataset` for arrays).
-        capacity: expected file size in bytes (the memory map grows if it is too small).
-        userblock: bytes reserved at the start of the file (HDF5 leaves them zero).
-    """
-    image = Image(capacity + userblock + (1 << 20))
-    try:
-        # The default (earliest) file format keeps the file readable by every HDF5 1.8+ (old Keras too).
-        with h5py.File(image, "w", userblock_size=userblock) as h5file:
-            fill(h5file, image)
-        image.size = max(image.size, userblock, *(o + a.nbytes for o, a in image._direct))
-    except BaseException:
-        image.close()
-        raise
-    return image

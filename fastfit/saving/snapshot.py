@@ -22,13 +22,36 @@ class Snapshot:
         return group
 
     def create_dataset(self, name, data):
-        # Copied when the file is written later: the engine updates weights and slots in place.
-        self._children.append((name, np.array(data, copy=True) if self._copy else np.asarray(data)))
+        # Copied when the file is written later: the engine updates weights and slots in place. C order: the
+        # file stores the array's bytes as they are in memory.
+        self._children.append((name, np.array(data, order="C", copy=True) if self._copy else
+                               np.asarray(data, order="C")))
 
     @property
     def nbytes(self):
         """Bytes of array data held (roughly the file size)."""
         return sum(child.nbytes for _, child in self._children)
+
+    def arrays(self):
+        """The datasets' arrays in the order `replay` creates them."""
+        for _, child in self._children:
+            if isinstance(child, Snapshot):
+                yield from child.arrays()
+            else:
+                yield child
+
+    def structure(self):
+        """A hashable key of everything but the array values: equal keys give equal HDF5 metadata."""
+        attrs = tuple((name, _attr_key(value)) for name, value in self.attrs.items())
+        children = tuple((name, child.structure() if isinstance(child, Snapshot) else
+                          (child.dtype.str, child.shape)) for name, child in self._children)
+        return attrs, children
+
+
+def _attr_key(value):
+    if isinstance(value, np.ndarray):
+        return type(value).__name__, value.dtype.str, value.shape, value.tobytes()
+    return type(value).__name__, value
 
 
 def replay(snapshot, group, create_dataset):
