@@ -1,9 +1,11 @@
 """`BackupAndRestore`: resume an interrupted `fit` where it stopped (tf.keras semantics).
 
 Each backup is one HDF5 model file (weights, optimizer state, seeds) plus the training position, written
-atomically to `<backup_dir>/backup.h5`. When `fit` starts and a backup exists, the model gets the backed-up
-weights and optimizer state and `fit` continues from the saved position, so rerunning a killed script ends
-with the same weights as an uninterrupted run. At the end of a completed `fit` the backup is deleted.
+atomically to `<backup_dir>/backup.h5` by a background thread (write-behind, as in `ModelCheckpoint`: the
+next backup and `on_train_end` wait for it and raise its errors). When `fit` starts and a backup exists, the
+model gets the backed-up weights and optimizer state and `fit` continues from the saved position, so
+rerunning a killed script ends with the same weights as an uninterrupted run. At the end of a completed
+`fit` the backup is deleted.
 """
 import os
 
@@ -51,6 +53,8 @@ class BackupAndRestore(Callback):
         self._batch_offset = 0
         self._batches_since_save = 0
         self._last_epoch_done = None
+        from fastfit.saving import write_behind  # late: importing fastfit should not import h5py
+        self._writer = write_behind.BackgroundWriter()
 
     @property
     def backup_path(self):
@@ -61,7 +65,9 @@ class BackupAndRestore(Callback):
 
     # -- hooks -----------------------------------------------------------------------------------------------
     def on_train_begin(self, logs=None):
-        from fastfit.saving import backup_file
+        from fastfit.saving import backup_file, write_behind
+        self._writer.wait()  # a previous fit that ended with an exception may still be writing
+        write_behind.wait_for(self.backup_path)  # ... or another instance using the same folder
         os.makedirs(self.backup_dir, exist_ok=True)
         self.resume_point = None
         self._last_epoch_done = None
@@ -92,13 +98,16 @@ class BackupAndRestore(Callback):
             self._backup(epoch + 1, 0)
 
     def on_train_end(self, logs=None):
+        self._writer.wait()  # the last backup must not land after its deletion
         if self.delete_checkpoint and self._completed() and os.path.exists(self.backup_path):
             os.remove(self.backup_path)
 
     # -- helpers ---------------------------------------------------------------------------------------------
     def _backup(self, epoch, batch):
-        from fastfit.saving import backup_file
-        backup_file.save(self.model, self.backup_path, epoch, batch)
+        from fastfit.saving import backup_file, files
+        path = self.backup_path
+        content = backup_file.backup_snapshot(self.model, epoch, batch)
+        self._writer.submit(path, lambda: files.write_snapshot(path, content, True, backup_file.WHAT))
 
     def _completed(self):
         """True when fit ended normally: every epoch ran, or a callback stopped training."""

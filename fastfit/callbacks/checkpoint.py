@@ -5,6 +5,7 @@ import warnings
 
 from fastfit.callbacks.base import Callback, check_hook_mode, overrides
 from fastfit.callbacks.monitor import check_monitor, higher_is_better
+from fastfit.utils import io_utils
 
 
 class ModelCheckpoint(Callback):
@@ -12,8 +13,14 @@ class ModelCheckpoint(Callback):
 
     `filepath` may hold `str.format` fields filled with `epoch` (1-based) and the keys of the logs, e.g.
     `weights.{epoch:02d}-{val_loss:.2f}.hdf5`; with a batch `save_freq`, `batch` (1-based, within the epoch)
-    is available too. A missing folder of `filepath` is created. Files are written through `model.save` /
-    `model.save_weights` (atomic: a crash never leaves a half-written file).
+    is available too. A missing folder of `filepath` is created. Files hold what `model.save` /
+    `model.save_weights` write and are atomic (a crash never leaves a half-written file).
+
+    Write-behind: for fastfit models the callback copies the weights and optimizer state, and a background
+    thread writes the file (HDF5, fsync, rename) while training goes on. The next save waits for the previous
+    one, a failed background write raises its error at the next save or in `on_train_end`, and
+    `on_train_end` waits, so every checkpoint is on disk when `fit` returns. A model class that overrides
+    `save` / `save_weights` is saved by calling them, synchronously.
 
     Arguments:
         filepath: path of the file to write (str or path-like).
@@ -57,6 +64,8 @@ class ModelCheckpoint(Callback):
         self.epochs_since_last_save = 0
         self._batches_since_save = 0
         self._epoch = 0
+        from fastfit.saving import write_behind  # late: importing fastfit should not import h5py
+        self._writer = write_behind.BackgroundWriter()
 
     def batch_hooks_needed(self, mode):
         begin, end = super().batch_hooks_needed(check_hook_mode(mode))
@@ -65,6 +74,12 @@ class ModelCheckpoint(Callback):
         if mode == "train" and own:
             end = self.save_freq != "epoch"
         return begin, end
+
+    def on_train_begin(self, logs=None):
+        self._writer.wait()  # a previous fit that ended with an exception may still be writing
+
+    def on_train_end(self, logs=None):
+        self._writer.wait()
 
     def on_epoch_begin(self, epoch, logs=None):
         self._epoch = epoch
@@ -128,7 +143,20 @@ class ModelCheckpoint(Callback):
         folder = os.path.dirname(path)
         if folder:
             os.makedirs(folder, exist_ok=True)
-        if self.save_weights_only:
-            self.model.save_weights(path, overwrite=True)
-        else:
-            self.model.save(path, overwrite=True)
+        method = "save_weights" if self.save_weights_only else "save"
+        if not _fastfit_saves(self.model, method):
+            self._writer.wait()
+            getattr(self.model, method)(path, overwrite=True)
+            return
+        from fastfit.saving import files, model_file
+        what = "weights file" if self.save_weights_only else "model file"
+        io_utils.check_target(path, True, what)  # a folder in the way fails this save, not a later one
+        content = model_file.weights_snapshot(self.model) if self.save_weights_only else \
+            model_file.model_snapshot(self.model)
+        self._writer.submit(path, lambda: files.write_snapshot(path, content, True, what))
+
+
+def _fastfit_saves(model, method):
+    """True when `model.<method>` is fastfit's own, so its file content can be captured and written behind."""
+    from fastfit.engine.training import Model
+    return getattr(type(model), method, None) is getattr(Model, method)

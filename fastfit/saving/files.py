@@ -15,7 +15,7 @@ import zlib
 
 import h5py
 
-from fastfit.saving import image
+from fastfit.saving import image, write_behind
 from fastfit.utils import io_utils
 
 _ZIP_MAGIC = b"PK\x03\x04"
@@ -40,6 +40,7 @@ def write_snapshot(filepath, content, overwrite, what):
             file is unchanged whenever an error is raised.
     """
     path = io_utils.check_target(filepath, overwrite, what)  # fail before any work
+    write_behind.wait_for(path)  # a checkpoint of this path still being written must not land after us
     layout = image.layout_for(content, USERBLOCK)
     arrays = list(content.arrays())
     with io_utils.atomic_path(path, overwrite=overwrite, what=what) as tmp:
@@ -126,6 +127,7 @@ def reading(filepath, what):
         raise TypeError(f"{what}: `filepath` must be a str or path-like, got {type(filepath).__name__}") from None
     if isinstance(path, bytes):
         path = os.fsdecode(path)
+    write_behind.wait_for(path)  # a checkpoint of this path still being written: read the newest
     if not os.path.exists(path):
         raise FileNotFoundError(2, f"{what}: no such file '{path}'", path)
     if os.path.isdir(path):

@@ -1,0 +1,113 @@
+"""Write-behind: the training thread captures a checkpoint's content, a background thread writes it.
+
+Writing a checkpoint is mostly waiting for the disk (write, fsync, rename), while fastfit's training loop
+runs without the GIL; so `ModelCheckpoint` and `BackupAndRestore` hand the file to a worker thread and go
+on training. Each callback owns a `BackgroundWriter`: a new save first waits for its previous one (one file
+in flight per callback), an error of the background write is raised by the next `submit` or `wait`, and
+the callbacks `wait` in `on_train_end`, so when `fit` returns every checkpoint is on disk. The files stay
+atomic: the worker writes through `files.write_snapshot` (temporary file, fsync, rename).
+
+One daemon worker runs the writes in submission order. It is a daemon so that an idle worker never keeps
+the interpreter alive, and an `atexit` hook finishes pending writes before the interpreter exits, also when
+`fit` ended with an exception (fit then skips `on_train_end`). Readers (`files.reading`) and synchronous
+saves of the same path `wait_for` it first, so within the process nobody sees an older checkpoint than the
+last one submitted.
+"""
+import atexit
+import os
+import queue
+import threading
+
+_lock = threading.Lock()
+_in_flight = {}       # absolute path -> the last _Job writing it
+_jobs = queue.SimpleQueue()
+_worker = None
+
+
+class _Job:
+    def __init__(self, key, write):
+        self.key, self.write = key, write
+        self.done = threading.Event()
+        self.error = None
+
+
+def wait_for(path):
+    """Block until no background write of `path` is pending (its errors stay with its writer)."""
+    with _lock:
+        job = _in_flight.get(os.path.abspath(path))
+    if job is not None and threading.current_thread() is not _worker:
+        job.done.wait()
+
+
+class BackgroundWriter:
+    """Hands one file write at a time to the worker; re-raises its error on the next call."""
+
+    def __init__(self):
+        self._job = None
+
+    def submit(self, path, write):
+        """Wait for the previous write (raising its error), then queue `write()`, which writes `path`.
+
+        Raises:
+            whatever the previous background write raised (OSError: disk full, ...).
+        """
+        self.wait()
+        job = _Job(os.path.abspath(path), write)
+        with _lock:
+            _in_flight[job.key] = job
+        self._job = job
+        _start_worker()
+        _jobs.put(job)
+
+    def wait(self):
+        """Block until the pending write is on disk.
+
+        Raises:
+            the error of the background write, if it failed (the previous file is then unchanged).
+        """
+        job, self._job = self._job, None
+        if job is not None:
+            job.done.wait()
+            if job.error is not None:
+                raise job.error
+
+
+def _start_worker():
+    global _worker
+    with _lock:
+        if _worker is None or not _worker.is_alive():  # first use, or a forked child
+            _worker = threading.Thread(target=_work, daemon=True, name="fastfit write-behind")
+            _worker.start()
+
+
+def _work():
+    while True:
+        job = _jobs.get()
+        try:
+            job.write()
+        except BaseException as error:  # kept for the training thread: a thread's exception is otherwise lost
+            job.error = error
+        finally:
+            with _lock:
+                if _in_flight.get(job.key) is job:
+                    del _in_flight[job.key]
+            job.done.set()
+
+
+def _forget_parent_jobs():
+    """A forked child has no worker and will never see the parent's pending writes complete."""
+    global _jobs, _worker
+    _in_flight.clear()
+    _jobs, _worker = queue.SimpleQueue(), None
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_forget_parent_jobs)
+
+
+@atexit.register
+def _finish_pending():
+    with _lock:
+        pending = list(_in_flight.values())
+    for job in pending:
+        job.done.wait()

@@ -1,0 +1,150 @@
+"""Write-behind checkpoints: captured at save time, on disk when fit returns, errors reach the caller."""
+import errno
+import os
+import subprocess
+import sys
+import textwrap
+import threading
+import time
+
+import numpy as np
+import pytest
+
+from fastfit.callbacks import BackupAndRestore, LambdaCallback, ModelCheckpoint
+from fastfit.models import load_model
+from fastfit.saving import files, write_behind
+
+from saving_helpers import REPO, data, mlp
+
+
+@pytest.fixture
+def slow_writes(monkeypatch):
+    """Background writes start late, so they are still pending when the training thread moves on."""
+    original = files.write_snapshot
+
+    def slow(*args, **kwargs):
+        time.sleep(0.05)
+        return original(*args, **kwargs)
+    monkeypatch.setattr(files, "write_snapshot", slow)
+
+
+def test_every_checkpoint_is_on_disk_and_holds_its_epoch_when_fit_returns(tmp_path, slow_writes):
+    x, y = data()
+    model = mlp()
+    at_save = []
+    keep = LambdaCallback(on_epoch_end=lambda e, l: at_save.append(model.get_weights()))
+    model.fit(x, y, epochs=3, batch_size=16, verbose=0,
+              callbacks=[keep, ModelCheckpoint(str(tmp_path / "e{epoch}.h5"))])
+    assert sorted(os.listdir(tmp_path)) == ["e1.h5", "e2.h5", "e3.h5"]  # no temporary file still pending
+    for epoch, expected in enumerate(at_save):  # the weights of that epoch end, not later ones
+        for saved, weights in zip(load_model(str(tmp_path / f"e{epoch + 1}.h5")).get_weights(), expected):
+            np.testing.assert_array_equal(saved, weights)
+
+
+def test_weights_only_checkpoint_is_written_behind_too(tmp_path, slow_writes):
+    x, y = data()
+    model = mlp()
+    model.fit(x, y, epochs=2, batch_size=16, verbose=0,
+              callbacks=[ModelCheckpoint(str(tmp_path / "w.h5"), save_weights_only=True)])
+    fresh = mlp()
+    fresh.load_weights(str(tmp_path / "w.h5"))
+    for a, b in zip(fresh.get_weights(), model.get_weights()):
+        np.testing.assert_array_equal(a, b)
+
+
+def _failing_fsync(monkeypatch, calls):
+    def full(fd):
+        calls.append(threading.current_thread().name)
+        raise OSError(errno.ENOSPC, "No space left on device")
+    monkeypatch.setattr(os, "fsync", full)
+
+
+def test_background_error_is_raised_at_train_end_and_keeps_the_previous_file(tmp_path, monkeypatch):
+    x, y = data()
+    path = tmp_path / "m.h5"
+    mlp().save(str(path))
+    before = path.read_bytes()
+    calls = []
+    _failing_fsync(monkeypatch, calls)
+    with pytest.raises(OSError, match="No space left on device") as error:
+        mlp().fit(x, y, epochs=1, verbose=0, callbacks=[ModelCheckpoint(str(path))])
+    assert "m.h5" in str(error.value)
+    assert calls and all(name.startswith("fastfit write-behind") for name in calls)  # it was written behind
+    assert path.read_bytes() == before and os.listdir(tmp_path) == ["m.h5"]
+
+
+def test_background_error_is_raised_by_the_next_save(tmp_path, monkeypatch):
+    x, y = data()
+    calls = []
+    _failing_fsync(monkeypatch, calls)
+    checkpoint = ModelCheckpoint(str(tmp_path / "e{epoch}.h5"))
+    seen = []
+    model = mlp()
+    with pytest.raises(OSError, match="No space left"):
+        model.fit(x, y, epochs=5, verbose=0,
+                  callbacks=[checkpoint, LambdaCallback(on_epoch_end=lambda e, l: seen.append(e))])
+    assert seen == [0]  # epoch 2's save raised epoch 1's error, before the next callback ran
+    assert len(calls) == 1 and os.listdir(tmp_path) == []
+    checkpoint.on_train_end({})  # the error was handed over once, not kept
+
+
+def test_backup_is_written_behind_and_deleted_after_it_landed(tmp_path, slow_writes):
+    x, y = data()
+    mlp().fit(x, y, epochs=2, batch_size=16, verbose=0, callbacks=[BackupAndRestore(str(tmp_path))])
+    assert os.listdir(tmp_path) == []  # the last backup did not land after its deletion
+
+
+def test_readers_and_direct_saves_wait_for_a_pending_write(tmp_path):
+    path = str(tmp_path / "m.h5")
+    old, new = mlp(seed=1), mlp(seed=2)
+    old.save(path)
+    release = threading.Event()
+    writer = write_behind.BackgroundWriter()
+    writer.submit(path, lambda: (release.wait(5), new.save(path)))
+    threading.Timer(0.05, release.set).start()
+    for a, b in zip(load_model(path).get_weights(), new.get_weights()):  # not the old file
+        np.testing.assert_array_equal(a, b)
+    writer.submit(path, lambda: (time.sleep(0.05), new.save(path)))
+    old.save(path)  # lands after the pending write, so it is what stays
+    writer.wait()
+    for a, b in zip(load_model(path).get_weights(), old.get_weights()):
+        np.testing.assert_array_equal(a, b)
+
+
+def test_writer_runs_one_write_at_a_time_in_order():
+    order = []
+    writer = write_behind.BackgroundWriter()
+    for i in range(5):
+        writer.submit(f"file{i}", lambda i=i: (time.sleep(0.002 * (5 - i)), order.append(i)))
+    writer.wait()
+    assert order == [0, 1, 2, 3, 4]
+    writer.wait()  # nothing pending: returns
+
+
+CRASH_SCRIPT = textwrap.dedent("""
+    import sys, time
+    sys.path.insert(0, sys.argv[2])
+    from saving_helpers import data, mlp
+    from fastfit.callbacks import LambdaCallback, ModelCheckpoint
+    from fastfit.saving import files
+    original = files.write_snapshot
+    def slow(*args, **kwargs):
+        time.sleep(0.2)
+        return original(*args, **kwargs)
+    files.write_snapshot = slow
+    def fail(epoch, logs):
+        raise RuntimeError("a later callback failed")
+    x, y = data()
+    mlp().fit(x, y, epochs=3, verbose=0, callbacks=[ModelCheckpoint(sys.argv[1]), LambdaCallback(on_epoch_end=fail)])
+""")
+
+
+def test_pending_write_lands_when_fit_raises_and_the_process_exits(tmp_path):
+    """fit skips on_train_end on an exception; the non-daemon writer still finishes before the interpreter exits."""
+    path = tmp_path / "m.h5"
+    result = subprocess.run([sys.executable, "-c", CRASH_SCRIPT, str(path), os.path.dirname(__file__)],
+                            capture_output=True, text=True, timeout=120,
+                            env=dict(os.environ, PYTHONPATH=REPO, FASTFIT_ENGINE="python"))
+    assert result.returncode == 1 and "a later callback failed" in result.stderr
+    assert os.listdir(tmp_path) == ["m.h5"]
+    assert load_model(str(path)).optimizer.iterations == 2  # epoch 1's checkpoint: 48 samples, batches of 32
