@@ -87,3 +87,33 @@ def test_hook_changing_lr_between_split_batches():
     assert got[-1] == pytest.approx(0.01 * 0.5 ** 6)  # 3 batches per epoch, 2 epochs
     for a, b in zip(got[0], want[0]):
         np.testing.assert_allclose(a, b, rtol=1e-8)
+
+
+@DTYPES
+@pytest.mark.parametrize("kind", ["sgd", "rmsprop", "adagrad", "adadelta", "adam", "adamax", "nadam"])
+def test_both_builds_of_the_optimizer_rules_match_the_reference(dtype, kind):
+    # The AVX2 + FMA build of `_optim` (used where the CPU has them) against the baseline build.
+    from fastfit._ext import _batch
+    builds = ["baseline"]
+    before = _batch.update_kernels()
+    try:
+        _batch.update_kernels("avx2")
+        builds.append("avx2")
+    except ValueError:
+        pass  # not an AVX2 + FMA CPU (or not x86-64): only the baseline build runs here
+    want = train(reference.Network, dtype, kind=kind)
+    try:
+        for build in builds:
+            _batch.update_kernels(build)
+            got = train(Network, dtype, kind=kind)
+            for a, b in zip(got[0] + got[1], want[0] + want[1]):
+                scale = max(np.abs(b).max(), 1e-3)
+                np.testing.assert_allclose(a, b, rtol=RTOL[dtype], atol=RTOL[dtype] * scale * 1e-2, err_msg=build)
+    finally:
+        _batch.update_kernels(before)
+
+
+def test_unknown_update_build_is_refused():
+    from fastfit._ext import _batch
+    with pytest.raises(ValueError, match="'baseline' or 'avx2'"):
+        _batch.update_kernels("avx512")

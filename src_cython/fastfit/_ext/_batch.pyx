@@ -22,7 +22,7 @@ from libc.stdint cimport int64_t, uint64_t
 from fastfit._ext._activations cimport forward_rows, backward_rows, A_LINEAR
 from fastfit._ext._dense cimport dense_forward, dense_backward_rows, dense_param_grads
 from fastfit._ext._losses cimport loss_rows, metric_sum
-from fastfit._ext._optim cimport prepare_step, update
+from fastfit._ext._optim cimport prepare_step, update, update_float, update_double
 from fastfit._ext._rng cimport dropout_base, uniform
 from fastfit._ext._state cimport Op, State, Call, K_DENSE, K_ACT, K_DROPOUT, MIN_BLOCK_ROWS, now
 
@@ -30,6 +30,58 @@ from fastfit._ext._state cimport Op, State, Call, K_DENSE, K_ACT, K_DROPOUT, MIN
 cdef double STALL_FACTOR = 1.5
 cdef double STALL_SLACK = 20e-6
 cdef int MAX_STALLS = 4
+
+# The optimizer rules this CPU runs fastest: the x86-64 baseline build, or the AVX2 + FMA one (`_optim_avx2`).
+cdef extern from *:
+    """
+    #if defined(__GNUC__) && (defined(__x86_64__) || defined(__i386__))
+    static int fastfit_cpu_has_avx2_fma(void) {
+        __builtin_cpu_init();
+        return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
+    }
+    #else
+    static int fastfit_cpu_has_avx2_fma(void) { return 0; }
+    #endif
+    """
+    int fastfit_cpu_has_avx2_fma()
+
+cdef update_float _update_float = update[float]
+cdef update_double _update_double = update[double]
+_update_kernels = "baseline"
+
+
+def update_kernels(name=None):
+    """Return (and with `name`, choose) the build of the optimizer rules in use: 'baseline' or 'avx2'.
+
+    The default is 'avx2' where the CPU has AVX2 and FMA and the module was built, else 'baseline'.
+
+    Raises:
+        ValueError: unknown `name`, or 'avx2' on a CPU without AVX2 and FMA (or a build without it).
+    """
+    global _update_float, _update_double, _update_kernels
+    if name is None:
+        return _update_kernels
+    if name == "baseline":
+        _update_float, _update_double = update[float], update[double]
+    elif name == "avx2":
+        if not fastfit_cpu_has_avx2_fma():
+            raise ValueError("update_kernels: 'avx2' needs a CPU with AVX2 and FMA; this one lacks them")
+        try:
+            from fastfit._ext import _optim_avx2
+        except ImportError:
+            raise ValueError("update_kernels: 'avx2' was not built on this platform") from None
+        f32, f64 = _optim_avx2.addresses()
+        _update_float, _update_double = <update_float><size_t>f32, <update_double><size_t>f64
+    else:
+        raise ValueError(f"update_kernels: expected 'baseline' or 'avx2', got {name!r}")
+    _update_kernels = name
+    return name
+
+
+try:
+    update_kernels("avx2")
+except ValueError:
+    pass
 
 
 cdef int blocks_of(Call* c, Py_ssize_t size) noexcept nogil:
@@ -245,9 +297,16 @@ cdef inline floating* _at(char* p, Py_ssize_t e, floating* tag) noexcept nogil:
 
 cdef void _update(State* s, int j, Py_ssize_t lo, Py_ssize_t hi, floating* tag) noexcept nogil:
     """Optimizer step on elements lo..hi of parameter array j (the step scalars are in s.step)."""
-    if hi > lo:
-        update(&s.hyper, &s.step, hi - lo, <floating*>s.params[j] + lo, <floating*>s.pgrads[j] + lo,
-               _at(s.slots[3 * j], lo, tag), _at(s.slots[3 * j + 1], lo, tag), _at(s.slots[3 * j + 2], lo, tag))
+    if hi <= lo:
+        return
+    if floating is float:
+        _update_float(&s.hyper, &s.step, hi - lo, <float*>s.params[j] + lo, <float*>s.pgrads[j] + lo,
+                      _at(s.slots[3 * j], lo, tag), _at(s.slots[3 * j + 1], lo, tag),
+                      _at(s.slots[3 * j + 2], lo, tag))
+    else:
+        _update_double(&s.hyper, &s.step, hi - lo, <double*>s.params[j] + lo, <double*>s.pgrads[j] + lo,
+                       _at(s.slots[3 * j], lo, tag), _at(s.slots[3 * j + 1], lo, tag),
+                       _at(s.slots[3 * j + 2], lo, tag))
 
 
 cdef void _slice(State* s, floating* x, Py_ssize_t rows, int t, int nt) noexcept nogil:

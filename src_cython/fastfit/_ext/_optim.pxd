@@ -37,3 +37,9 @@ cdef struct Step:
 cdef void prepare_step(const Hyper* h, long long iterations, double* m_schedule, Step* s) noexcept nogil
 cdef void update(const Hyper* h, const Step* s, Py_ssize_t n, floating* p, const floating* g,
                  floating* s0, floating* s1, floating* s2) noexcept nogil
+
+# `update` specialised for one dtype: `_batch` calls it through these pointers (baseline or AVX2 build).
+ctypedef void (*update_float)(const Hyper* h, const Step* s, Py_ssize_t n, float* p, const float* g,
+                              float* s0, float* s1, float* s2) noexcept nogil
+ctypedef void (*update_double)(const Hyper* h, const Step* s, Py_ssize_t n, double* p, const double* g,
+                               double* s0, double* s1, double* s2) noexcept nogil
