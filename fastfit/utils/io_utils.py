@@ -7,14 +7,29 @@ untouched. A process killed outright (SIGKILL) can leave a hidden `.<name>.*.tmp
 half-written target.
 
 The folder itself is not fsynced: after a power cut it shows either the old complete file or the new
-complete one, which is all atomicity needs, and it saves a second fsync per checkpoint. `FASTFIT_FSYNC=0`
+complete one, which is all atomicity needs, and it saves a second fsync per checkpoint.
+
+Replacing a large file frees the old file's blocks, which took about 7 ms for a 21 MB model file on the
+development machine (ext4 mounted with `discard`). So the old file (from 4 MiB) is first hard-linked to a
+hidden `.<name>.*.old.tmp` name, and a background thread removes that link after the rename: the caller
+does not wait for the blocks to be freed. A process killed in between leaves that hidden file behind, like
+a killed writer leaves its temporary file. `FASTFIT_FSYNC=0`
 skips the file fsync too, for scratch checkpoints on slow disks: files then stay atomic against crashes of
 the process, not of the machine.
 """
+import atexit
 import contextlib
 import os
+import queue
 import shutil
 import tempfile
+import threading
+
+# Previous files at least this large are unlinked in the background.
+_RECLAIM_BYTES = 1 << 22
+_to_remove = queue.SimpleQueue()
+_remover = None
+_remover_lock = threading.Lock()
 
 
 def check_target(path, overwrite=True, what="file"):
@@ -79,7 +94,7 @@ def atomic_path(path, overwrite=True, what="file"):
         if not overwrite and os.path.exists(path):  # appeared while we were writing
             raise FileExistsError(17, f"{what.capitalize()} '{path}' already exists and overwrite=False", path)
         _keep_mode(path, tmp)
-        os.replace(tmp, path)
+        _replace(tmp, path)
     except BaseException as error:
         _remove_quietly(tmp)
         if isinstance(error, OSError) and not isinstance(error, FileExistsError) and path not in str(error):
@@ -119,6 +134,48 @@ def _fsync_file(path):
         os.fsync(fd)
     finally:
         os.close(fd)
+
+
+def _replace(tmp, path):
+    """os.replace(tmp, path), leaving the unlinking of a large previous file to a background thread."""
+    old = None
+    try:
+        if os.stat(path).st_size >= _RECLAIM_BYTES:
+            old = tmp[:-len(".tmp")] + ".old.tmp"
+            os.link(path, old)
+    except OSError:  # no previous file, or no hard links here: replace it directly
+        old = None
+    try:
+        os.replace(tmp, path)
+    except BaseException:
+        if old is not None:
+            _remove_quietly(old)
+        raise
+    if old is not None:
+        _remove_later(old)
+
+
+def _remove_later(path):
+    global _remover
+    with _remover_lock:
+        if _remover is None or not _remover.is_alive():  # first use, or a forked child
+            _remover = threading.Thread(target=_remove_forever, daemon=True, name="fastfit old-file remover")
+            _remover.start()
+    _to_remove.put(path)
+
+
+def _remove_forever():
+    while True:
+        _remove_quietly(_to_remove.get())
+
+
+@atexit.register
+def _remove_pending():
+    while True:
+        try:
+            _remove_quietly(_to_remove.get_nowait())
+        except queue.Empty:
+            return
 
 
 def _keep_mode(path, tmp):

@@ -167,3 +167,51 @@ def test_fsync_can_be_switched_off(tmp_path, monkeypatch):
     with io_utils.atomic_write(tmp_path / "x.txt") as f:
         f.write("ok")
     assert (tmp_path / "x.txt").read_text() == "ok"
+
+
+def _leftovers_gone(folder, keep, deadline_s=10.0):
+    """Wait (bounded) for the background remover; True when only `keep` is left in `folder`."""
+    import time
+    deadline = time.monotonic() + deadline_s
+    while sorted(os.listdir(folder)) != keep and time.monotonic() < deadline:
+        time.sleep(0.01)
+    return sorted(os.listdir(folder)) == keep
+
+
+def test_a_large_previous_file_is_removed_in_the_background(tmp_path):
+    path = tmp_path / "big.bin"
+    old = os.urandom(io_utils._RECLAIM_BYTES)
+    path.write_bytes(old)
+    with open(path, "rb") as reader:  # an open reader keeps reading the old content
+        with io_utils.atomic_write(path, "wb") as f:
+            f.write(b"new")
+        assert path.read_bytes() == b"new"
+        assert reader.read() == old
+    assert _leftovers_gone(tmp_path, ["big.bin"])
+
+
+def test_without_hard_links_the_previous_file_is_replaced_directly(tmp_path, monkeypatch):
+    path = tmp_path / "big.bin"
+    path.write_bytes(bytes(io_utils._RECLAIM_BYTES))
+
+    def no_links(src, dst):
+        raise OSError(1, "Operation not permitted")
+    monkeypatch.setattr(os, "link", no_links)
+    with io_utils.atomic_write(path, "wb") as f:
+        f.write(b"new")
+    assert path.read_bytes() == b"new" and os.listdir(tmp_path) == ["big.bin"]
+
+
+def test_failed_rename_removes_the_extra_link(tmp_path, monkeypatch):
+    import errno
+    path = tmp_path / "big.bin"
+    before = bytes(io_utils._RECLAIM_BYTES)
+    path.write_bytes(before)
+
+    def refuse(src, dst):
+        raise OSError(errno.EIO, "Input/output error")
+    monkeypatch.setattr(os, "replace", refuse)
+    with pytest.raises(OSError, match="big.bin"):
+        with io_utils.atomic_write(path, "wb") as f:
+            f.write(b"new")
+    assert path.read_bytes() == before and os.listdir(tmp_path) == ["big.bin"]
