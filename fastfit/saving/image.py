@@ -66,6 +66,12 @@ def layout_for(content, userblock):
     return layout
 
 
+def clear_cache():
+    """Forget the cached layouts (the next save of each model builds its layout again)."""
+    with _cache_lock:
+        _cache.clear()
+
+
 def _build(content, userblock):
     image = _Image(content.nbytes + userblock + (1 << 20))
     try:
