@@ -2,10 +2,10 @@
 
 Each backup is one HDF5 model file (weights, optimizer state, seeds) plus the training position, written
 atomically to `<backup_dir>/backup.h5` by a background thread (write-behind, as in `ModelCheckpoint`: the
-next backup and `on_train_end` wait for it and raise its errors). When `fit` starts and a backup exists, the
-model gets the backed-up weights and optimizer state and `fit` continues from the saved position, so
-rerunning a killed script ends with the same weights as an uninterrupted run. At the end of a completed
-`fit` the backup is deleted.
+next backup and `on_train_end` wait for it and raise its errors, and the first backup of a `fit` is on disk
+before the next epoch starts). When `fit` starts and a backup exists, the model gets the backed-up weights
+and optimizer state and `fit` continues from the saved position, so rerunning a killed script ends with the
+same weights as an uninterrupted run. At the end of a completed `fit` the backup is deleted.
 """
 import os
 
@@ -53,6 +53,7 @@ class BackupAndRestore(Callback):
         self._batch_offset = 0
         self._batches_since_save = 0
         self._last_epoch_done = None
+        self._first_unchecked = None  # None: no backup yet in this fit; True: the first one is not waited for
         from fastfit.saving import write_behind  # late: importing fastfit should not import h5py
         self._writer = write_behind.BackgroundWriter()
 
@@ -72,6 +73,7 @@ class BackupAndRestore(Callback):
         self.resume_point = None
         self._last_epoch_done = None
         self._batches_since_save = 0
+        self._first_unchecked = None
         if os.path.exists(self.backup_path):
             epoch, batch = backup_file.restore(self.model, self.backup_path)
             steps = (getattr(self, "params", None) or {}).get("steps")
@@ -81,6 +83,9 @@ class BackupAndRestore(Callback):
 
     def on_epoch_begin(self, epoch, logs=None):
         self._epoch = epoch
+        if self._first_unchecked:  # an unwritable folder or a full disk stops training at once
+            self._first_unchecked = False
+            self._writer.wait()
         resumed_here = self.resume_point is not None and epoch == self.resume_point[0]
         self._batch_offset = self.resume_point[1] if resumed_here else 0
 
@@ -108,6 +113,8 @@ class BackupAndRestore(Callback):
         path = self.backup_path
         content = backup_file.backup_snapshot(self.model, epoch, batch)
         self._writer.submit(path, lambda: files.write_snapshot(path, content, True, backup_file.WHAT))
+        if self._first_unchecked is None:
+            self._first_unchecked = True
 
     def _completed(self):
         """True when fit ended normally: every epoch ran, or a callback stopped training."""

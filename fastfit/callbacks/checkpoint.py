@@ -17,10 +17,11 @@ class ModelCheckpoint(Callback):
     `model.save_weights` write and are atomic (a crash never leaves a half-written file).
 
     Write-behind: for fastfit models the callback copies the weights and optimizer state, and a background
-    thread writes the file (HDF5, fsync, rename) while training goes on. The next save waits for the previous
-    one, a failed background write raises its error at the next save or in `on_train_end`, and
-    `on_train_end` waits, so every checkpoint is on disk when `fit` returns. A model class that overrides
-    `save` / `save_weights` is saved by calling them, synchronously.
+    thread writes the file (fsync, rename) while training goes on. The next save waits for the previous one,
+    a failed background write raises its error at the next save or in `on_train_end`, and `on_train_end`
+    waits, so every checkpoint is on disk when `fit` returns. The first checkpoint of a `fit` is on disk
+    before the next epoch starts, so an unwritable folder or a full disk stops training at once. A model
+    class that overrides `save` / `save_weights` is saved by calling them, synchronously.
 
     Arguments:
         filepath: path of the file to write (str or path-like).
@@ -64,6 +65,7 @@ class ModelCheckpoint(Callback):
         self.epochs_since_last_save = 0
         self._batches_since_save = 0
         self._epoch = 0
+        self._first_unchecked = None  # None: no save yet in this fit; True: the first one is not waited for
         from fastfit.saving import write_behind  # late: importing fastfit should not import h5py
         self._writer = write_behind.BackgroundWriter()
 
@@ -77,12 +79,16 @@ class ModelCheckpoint(Callback):
 
     def on_train_begin(self, logs=None):
         self._writer.wait()  # a previous fit that ended with an exception may still be writing
+        self._first_unchecked = None
 
     def on_train_end(self, logs=None):
         self._writer.wait()
 
     def on_epoch_begin(self, epoch, logs=None):
         self._epoch = epoch
+        if self._first_unchecked:
+            self._first_unchecked = False
+            self._writer.wait()
 
     def on_batch_end(self, batch, logs=None):
         if self.save_freq == "epoch":
@@ -154,6 +160,8 @@ class ModelCheckpoint(Callback):
         content = model_file.weights_snapshot(self.model) if self.save_weights_only else \
             model_file.model_snapshot(self.model)
         self._writer.submit(path, lambda: files.write_snapshot(path, content, True, what))
+        if self._first_unchecked is None:
+            self._first_unchecked = True  # on_epoch_begin waits for it
 
 
 def _fastfit_saves(model, method):

@@ -41,6 +41,16 @@ def test_every_checkpoint_is_on_disk_and_holds_its_epoch_when_fit_returns(tmp_pa
             np.testing.assert_array_equal(saved, weights)
 
 
+def test_the_first_checkpoint_of_a_fit_is_on_disk_before_the_next_epoch(tmp_path, slow_writes):
+    """So an unwritable folder or a full disk stops training at the first save, as a synchronous save would."""
+    x, y = data()
+    path = tmp_path / "m.h5"
+    seen = []
+    probe = LambdaCallback(on_epoch_begin=lambda e, l: seen.append(path.exists()))
+    mlp().fit(x, y, epochs=3, batch_size=16, verbose=0, callbacks=[ModelCheckpoint(str(path)), probe])
+    assert seen == [False, True, True]
+
+
 def test_weights_only_checkpoint_is_written_behind_too(tmp_path, slow_writes):
     x, y = data()
     model = mlp()
