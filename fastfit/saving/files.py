@@ -32,8 +32,8 @@ def write_snapshot(filepath, content, overwrite, what):
 
     HDF5 lays the file out in memory (`image`, reused for a snapshot of the same structure), leaving the
     userblock free; Python then writes it, with its checksum header, to a temporary file and renames it into
-    place. HDF5 itself never writes to disk, because
-    a failing write inside HDF5 (disk full) can crash the process; a Python write fails with a plain OSError.
+    place. HDF5 itself never writes to disk, because a failing write inside HDF5 (disk full) can crash the
+    process; a Python write fails with a plain OSError.
 
     Raises:
         FileExistsError, FileNotFoundError, PermissionError, OSError: see `io_utils.atomic_path`; the previous
@@ -54,7 +54,7 @@ def write_snapshot(filepath, content, overwrite, what):
 def _crc32_while(segments, size, work):
     """The crc32 of the buffers `segments` (`size` bytes), computed in a second thread while `work()` runs.
 
-    crc32 and file writes both release the GIL, so for a 20 MB model the checksum (~6 ms) costs no time.
+    crc32 and file writes both release the GIL, so for a 20 MB model the checksum (~6 ms) overlaps the write.
     """
     def crc32():
         value = 0
