@@ -1,18 +1,21 @@
 # cython: cdivision=True
 """GIL-free kernels of one batch: gather, forward through the ops, score, backward, optimizer step.
 
-A training batch runs in two phases, each split over the threads (`Call.threads`) of the call:
-1. Row blocks (`Call.blocks`): each block gathers its rows and runs forward, loss and the backward pass
-   through its rows (activation derivatives, input gradients), all of which only depend on the row itself.
-2. Parameter slices (`Call.slices`): each slice computes its rows of every weight gradient (x^T g over the
-   whole batch) and its part of every bias gradient, then updates those parameters and their optimizer
-   slots while they are still in its core's cache.
-This puts both cores to work on the small GEMMs of a training step, which one BLAS call cannot use well,
-without a gradient buffer per thread or a reduction. Blocks and slices fix the arithmetic; the threads only
-change who does it: one thread running them one after the other gives the same bits.
+A batch runs as a list of stages (`State.stages`, planned per call by `_loop.Network`): gather, the forward
+pass of each op, the score (loss, metrics, loss gradient), then per op the row-wise backward and the input
+gradient of Dense layers. Each stage is spread over the threads of the call (`Call.threads`):
+- over **row blocks** (`Call.blocks`, at least MIN_BLOCK_ROWS rows each): runs of consecutive row stages go
+  through their rows in one parallel region, so a block's rows stay in its core's cache from the gather on;
+- or over **column slices** of one layer, for a layer whose weights are wider than the batch is tall: then a
+  thread packs only its slice of W for the GEMM (with row blocks every thread would pack all of W).
+Training ends with the **parameter slices** (`Call.slices`): each thread computes its rows of every weight
+gradient (x^T g over the whole batch) and its part of every bias gradient, then updates those parameters and
+their optimizer slots while they are in its cache. No gradient buffer per thread, no reduction.
 
-The kernels work on the `State` compiled by `_loop.Network` (see `_state.pxd`) and are specialised for float
-or double by the pointer type of an argument (`tag` where no other argument carries it).
+Blocks, slices and the plan depend on the thread count and the batch size only: they fix the arithmetic,
+and the threads just run it; one thread running the parts one after the other gives the same bits. The
+kernels work on the `State` compiled by `_loop.Network` (see `_state.pxd`) and are specialised for float or
+double by the pointer type of an argument (`tag` where no other argument carries it).
 """
 from cython cimport floating
 from cython.parallel cimport prange
@@ -20,11 +23,12 @@ from libc.string cimport memcpy
 from libc.stdint cimport int64_t, uint64_t
 
 from fastfit._ext._activations cimport forward_rows, backward_rows, A_LINEAR
-from fastfit._ext._dense cimport dense_forward, dense_backward_rows, dense_param_grads
+from fastfit._ext._dense cimport dense_forward, dense_input_grad, dense_param_grads
 from fastfit._ext._losses cimport loss_rows, metric_sum
 from fastfit._ext._optim cimport prepare_step, update, update_float, update_double
 from fastfit._ext._rng cimport dropout_base, uniform
-from fastfit._ext._state cimport Op, State, Call, K_DENSE, K_ACT, K_DROPOUT, MIN_BLOCK_ROWS, now
+from fastfit._ext._state cimport (Op, State, Call, Stage, K_DENSE, K_ACT, K_DROPOUT, MIN_BLOCK_ROWS, S_GATHER,
+                                  S_FORWARD, S_SCORE, S_BACK, S_DX, now)
 
 # Blocks that took this much longer together than the slowest one alone did not run side by side.
 cdef double STALL_FACTOR = 1.5
@@ -95,26 +99,41 @@ cdef void run_batch(State* s, Call* c, floating* tag, int mode, Py_ssize_t start
 
     Leaves the batch loss and metric means in stats[0 : 1 + n_metrics] (modes 0 and 1).
     """
-    cdef int t, m, nb = blocks_of(c, size)
+    cdef int t, m, p, q, nb = blocks_of(c, size)
     cdef int width = 1 + s.n_metrics
+    cdef bint parallel = c.threads > 1
     cdef double scale = 0, t0, total
     cdef floating* x
-    cdef Py_ssize_t first
     if mode == 0 and _gather_needed(c, start, size):
         x = <floating*>s.xbuf
     else:
-        first = c.order[start] if mode == 0 else start
-        x = <floating*>c.x + first * s.n_in
+        x = <floating*>c.x + (c.order[start] if mode == 0 else start) * s.n_in
     if mode != 2:
         scale = _loss_scale(c, tag, mode, start, size)
-    if nb > 1 and c.threads > 1:
+    p = 0
+    while p < s.n_stages:
         t0 = now()
-        for t in prange(nb, num_threads=nb, schedule="static", chunksize=1):
-            _block(s, c, x, mode, start, size, t, nb, scale, out)
-        _note_overlap(s, c, nb, now() - t0)
-    else:
-        for t in range(nb):
-            _block(s, c, x, mode, start, size, t, nb, scale, out)
+        if s.stages[p].cols:
+            if parallel:
+                for t in prange(c.slices, num_threads=c.slices, schedule="static", chunksize=1):
+                    _column_stage(s, &s.stages[p], x, mode, size, t, c.slices)
+                _note_overlap(s, c, c.slices, now() - t0)
+            else:
+                for t in range(c.slices):
+                    _column_stage(s, &s.stages[p], x, mode, size, t, c.slices)
+            p += 1
+            continue
+        q = p
+        while q < s.n_stages and not s.stages[q].cols:
+            q += 1
+        if parallel and nb > 1:
+            for t in prange(nb, num_threads=nb, schedule="static", chunksize=1):
+                _row_stages(s, c, x, mode, start, size, t, nb, p, q, scale, out)
+            _note_overlap(s, c, nb, now() - t0)
+        else:
+            for t in range(nb):
+                _row_stages(s, c, x, mode, start, size, t, nb, p, q, scale, out)
+        p = q
     if mode == 2:
         return
     for m in range(width):
@@ -125,7 +144,7 @@ cdef void run_batch(State* s, Call* c, floating* tag, int mode, Py_ssize_t start
     if mode != 0:
         return
     prepare_step(&s.hyper, s.iterations, &s.m_schedule, &s.step)
-    if c.slices > 1 and c.threads > 1:
+    if parallel:
         for t in prange(c.slices, num_threads=c.slices, schedule="static", chunksize=1):
             _slice(s, x, size, t, c.slices)
     else:
@@ -141,6 +160,15 @@ cdef bint _gather_needed(Call* c, Py_ssize_t start, Py_ssize_t size) noexcept no
         if c.order[start + r] != first + r:
             return True
     return False
+
+
+cdef inline floating* _input(State* s, floating* x, int i, bint training) noexcept nogil:
+    """The input of op i (i = n_ops: the network output): the output of the last op before it that writes
+    one (dropout is skipped outside training), or the batch inputs `x`."""
+    cdef int j = i - 1
+    while j >= 0 and s.ops[j].kind == K_DROPOUT and not training:
+        j -= 1
+    return <floating*>s.act[j + 1] if j >= 0 else x
 
 
 cdef double _loss_scale(Call* c, floating* tag, int mode, Py_ssize_t start, Py_ssize_t size) noexcept nogil:
@@ -170,21 +198,63 @@ cdef void _note_overlap(State* s, Call* c, int nb, double elapsed) noexcept nogi
         c.stalls = 0
 
 
-cdef void _block(State* s, Call* c, floating* x, int mode, Py_ssize_t start, Py_ssize_t size, int t, int nb,
-                 double scale, floating* out) noexcept nogil:
-    """Row block t of nb of the batch whose inputs are (or are gathered into) `x`: forward, then the output
-    (predict) or loss, metrics and backward through the rows (train)."""
+cdef void _row_stages(State* s, Call* c, floating* x, int mode, Py_ssize_t start, Py_ssize_t size, int t, int nb,
+                      int p, int q, double scale, floating* out) noexcept nogil:
+    """Stages p..q of the plan (all row stages) on row block t of nb; `x`: the batch inputs (or the buffer
+    they are gathered into)."""
     cdef double t0 = now()
-    cdef Py_ssize_t r0 = size * t // nb, rows = size * (t + 1) // nb - r0, first
+    cdef Py_ssize_t r0 = size * t // nb, rows = size * (t + 1) // nb - r0
+    cdef int k
+    cdef bint training = mode == 0
+    cdef Stage* st
+    cdef Op* op
+    for k in range(p, q):
+        st = &s.stages[k]
+        if st.kind == S_GATHER:
+            if x == <floating*>s.xbuf:
+                _gather(s, c, x + r0 * s.n_in, start + r0, rows, r0)
+        elif st.kind == S_FORWARD:
+            op = &s.ops[st.op]
+            _forward_rows(s, st.op, _input(s, x, st.op, training) + r0 * op.n_in, rows, r0)
+        elif st.kind == S_SCORE:
+            _score_rows(s, c, x, mode, start, r0, rows, t, scale, out)
+        elif st.kind == S_BACK:
+            _backward_rows(s, st.op, rows, r0, x)
+        else:
+            op = &s.ops[st.op]
+            dense_input_grad(<floating*>s.grad[st.op + 1] + r0 * op.n_out, <floating*>op.w, rows, op.n_in,
+                             op.n_out, 0, op.n_in, <floating*>s.grad[st.op] + r0 * op.n_in)
+    s.btime[t] = now() - t0
+
+
+cdef void _column_stage(State* s, Stage* st, floating* x, int mode, Py_ssize_t rows, int t, int nt) noexcept nogil:
+    """Column slice t of nt of one Dense op's forward product (S_FORWARD) or input gradient (S_DX)."""
+    cdef double t0 = now()
+    cdef Op* op = &s.ops[st.op]
+    if st.kind == S_FORWARD:
+        dense_forward(_input(s, x, st.op, mode == 0), <floating*>op.w, <floating*>op.b, op.act, rows, op.n_in,
+                      op.n_out, op.n_out * t // nt, op.n_out * (t + 1) // nt, <floating*>s.act[st.op + 1])
+    else:
+        dense_input_grad(<floating*>s.grad[st.op + 1], <floating*>op.w, rows, op.n_in, op.n_out,
+                         op.n_in * t // nt, op.n_in * (t + 1) // nt, <floating*>s.grad[st.op])
+    s.btime[t] = now() - t0
+
+
+cdef void _score_rows(State* s, Call* c, floating* x, int mode, Py_ssize_t start, Py_ssize_t r0, Py_ssize_t rows,
+                      int t, double scale, floating* out) noexcept nogil:
+    """Rows r0..r0+rows of the batch: copy the output (predict), or loss share, metric sums and (training)
+    the loss gradient into block t's stats."""
+    cdef Py_ssize_t first
     cdef int m
     cdef double* stats = s.bstats + t * (1 + s.n_metrics)
-    cdef floating* xb = x + r0 * s.n_in
+    cdef floating* res = _input(s, x, s.n_ops, mode == 0) + r0 * s.units
     cdef floating* yb
     cdef floating* wb
-    cdef floating* res
     cdef int64_t* lb
+    if mode == 2:
+        memcpy(out + (start + r0) * s.units, res, rows * s.units * sizeof(floating))
+        return
     if x == <floating*>s.xbuf:
-        _gather(s, c, xb, start + r0, rows, r0)
         yb = <floating*>s.ybuf + r0 * s.units
         lb = s.lbuf + r0
         wb = <floating*>s.wbuf + r0
@@ -199,17 +269,10 @@ cdef void _block(State* s, Call* c, floating* x, int mode, Py_ssize_t start, Py_
         lb = NULL
     if c.w == NULL:
         wb = NULL
-    res = _forward(s, xb, rows, r0, mode == 0)
-    if mode == 2:
-        memcpy(out + (start + r0) * s.units, res, rows * s.units * sizeof(floating))
-    else:
-        stats[0] = loss_rows(s.loss, s.fused, res, yb, lb, wb, rows, s.units, scale,
-                             <floating*>s.grad[s.n_ops] + r0 * s.units if mode == 0 else <floating*>NULL)
-        for m in range(s.n_metrics):
-            stats[1 + m] = metric_sum(s.metrics[m], res, yb, lb, rows, s.units)
-        if mode == 0:
-            _backward_rows(s, xb, rows, r0)
-    s.btime[t] = now() - t0
+    stats[0] = loss_rows(s.loss, s.fused, res, yb, lb, wb, rows, s.units, scale,
+                         <floating*>s.grad[s.n_ops] + r0 * s.units if mode == 0 else <floating*>NULL)
+    for m in range(s.n_metrics):
+        stats[1 + m] = metric_sum(s.metrics[m], res, yb, lb, rows, s.units)
 
 
 cdef void _gather(State* s, Call* c, floating* xb, Py_ssize_t pos, Py_ssize_t rows, Py_ssize_t r0) noexcept nogil:
@@ -227,68 +290,49 @@ cdef void _gather(State* s, Call* c, floating* xb, Py_ssize_t pos, Py_ssize_t ro
             (<floating*>s.wbuf)[r0 + r] = (<floating*>c.w)[row]
 
 
-cdef floating* _forward(State* s, floating* x, Py_ssize_t rows, Py_ssize_t r0, bint training) noexcept nogil:
-    """Run the ops on the `rows` rows at `x` (batch rows r0 on); return the output (dropout only if training)."""
-    cdef int i
+cdef void _forward_rows(State* s, int i, floating* cur, Py_ssize_t rows, Py_ssize_t r0) noexcept nogil:
+    """Forward pass of op i on the `rows` rows at `cur` (batch rows r0 on), into its output buffer."""
     cdef Py_ssize_t e, n, e0
-    cdef Op* op
-    cdef floating* cur = x
-    cdef floating* out
+    cdef Op* op = &s.ops[i]
+    cdef floating* out = <floating*>s.act[i + 1] + r0 * op.n_out
     cdef floating* mask
     cdef floating scale
     cdef uint64_t base
-    for i in range(s.n_ops):
-        op = &s.ops[i]
-        out = <floating*>s.act[i + 1] + r0 * op.n_out
-        if op.kind == K_DENSE:
-            dense_forward(cur, <floating*>op.w, <floating*>op.b, op.act, rows, op.n_in, op.n_out, out)
-        elif op.kind == K_ACT:
-            memcpy(out, cur, rows * op.n_out * sizeof(floating))
-            forward_rows(op.act, out, <floating*>NULL, rows, op.n_out)
-        elif training:
-            # The draw of an element depends on its index in the whole batch, not in the block.
-            n = rows * op.n_out
-            e0 = r0 * op.n_out
-            mask = <floating*>op.mask + e0
-            scale = <floating>(1.0 / (1.0 - op.rate))
-            base = dropout_base(op.seed, <uint64_t>s.iterations)
-            for e in range(n):
-                mask[e] = scale if uniform(base, <uint64_t>(e0 + e)) >= op.rate else 0
-                out[e] = cur[e] * mask[e]
-        else:
-            continue
-        cur = out
-    return cur
+    if op.kind == K_DENSE:
+        dense_forward(cur, <floating*>op.w, <floating*>op.b, op.act, rows, op.n_in, op.n_out, 0, op.n_out, out)
+    elif op.kind == K_ACT:
+        memcpy(out, cur, rows * op.n_out * sizeof(floating))
+        forward_rows(op.act, out, <floating*>NULL, rows, op.n_out)
+    else:
+        # Dropout (training only: the plan leaves it out otherwise). The draw of an element depends on its
+        # index in the whole batch, not in the block.
+        n = rows * op.n_out
+        e0 = r0 * op.n_out
+        mask = <floating*>op.mask + e0
+        scale = <floating>(1.0 / (1.0 - op.rate))
+        base = dropout_base(op.seed, <uint64_t>s.iterations)
+        for e in range(n):
+            mask[e] = scale if uniform(base, <uint64_t>(e0 + e)) >= op.rate else 0
+            out[e] = cur[e] * mask[e]
 
 
-cdef void _backward_rows(State* s, floating* x, Py_ssize_t rows, Py_ssize_t r0) noexcept nogil:
-    """Back-propagate the block's rows of grad[n_ops] (from the loss) down to the first op with parameters.
+cdef void _backward_rows(State* s, int i, Py_ssize_t rows, Py_ssize_t r0, floating* tag) noexcept nogil:
+    """Rows r0..r0+rows of op i's row-wise backward: its gradient grad[i + 1] becomes the gradient of its
+    pre-activation (Dense, activation ops) or is masked (dropout), in place.
 
-    Leaves in grad[i + 1] the gradient of each Dense op's pre-activation, from which `_slice` computes the
-    parameter gradients.
+    After the stage of a Dense op, grad[i + 1] holds what `_slice` and the S_DX stage need.
     """
-    cdef int i
     cdef Py_ssize_t e, n
-    cdef Op* op
-    cdef floating* g
+    cdef Op* op = &s.ops[i]
+    cdef floating* g = <floating*>s.grad[i + 1] + r0 * op.n_out
     cdef floating* mask
-    cdef bint last
-    for i in range(s.n_ops - 1, s.first_param - 1, -1):
-        op = &s.ops[i]
-        g = <floating*>s.grad[i + 1] + r0 * op.n_out
-        last = i == s.n_ops - 1
-        if op.kind == K_DENSE:
-            dense_backward_rows(<floating*>op.w, A_LINEAR if (last and s.fused) else op.act,
-                                <floating*>s.act[i + 1] + r0 * op.n_out, g, rows, op.n_in, op.n_out,
-                                <floating*>s.grad[i] + r0 * op.n_in if i > s.first_param else <floating*>NULL)
-        elif op.kind == K_ACT:
-            if not (last and s.fused):
-                backward_rows(op.act, <floating*>s.act[i + 1] + r0 * op.n_out, g, rows, op.n_out)
-        else:
-            n = rows * op.n_out
-            mask = <floating*>op.mask + r0 * op.n_out
-            for e in range(n):
-                g[e] = g[e] * mask[e]
+    if op.kind == K_DROPOUT:
+        n = rows * op.n_out
+        mask = <floating*>op.mask + r0 * op.n_out
+        for e in range(n):
+            g[e] = g[e] * mask[e]
+    elif not (i == s.n_ops - 1 and s.fused):  # a fused last activation: the loss gave d pre-activation
+        backward_rows(op.act, <floating*>s.act[i + 1] + r0 * op.n_out, g, rows, op.n_out)
 
 
 cdef inline floating* _at(char* p, Py_ssize_t e, floating* tag) noexcept nogil:

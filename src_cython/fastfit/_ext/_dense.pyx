@@ -2,35 +2,44 @@
 """Dense layer kernels: out = f(x @ W + b) forward, and the gradients of W, b and x backward.
 
 The activation f is fused into the layer: GEMM writes the pre-activation into `out`, then one pass adds the
-bias and applies f in place, so the layer keeps a single (rows x n_out) buffer.
+bias and applies f in place, so the layer keeps a single (rows x n_out) buffer. Each kernel computes a
+slice (of rows by its pointers, of columns by its lo/hi or c0/c1 arguments), so threads can share a layer.
+The activation derivative is `_activations.backward_rows`, applied to the gradient before these kernels.
 """
 from cython cimport floating
 from libc.string cimport memset
 
 from fastfit._ext._blas cimport gemm
-from fastfit._ext._activations cimport forward_rows, backward_rows, A_LINEAR
+from fastfit._ext._activations cimport forward_rows, A_LINEAR
 
 
 cdef void dense_forward(const floating* x, const floating* w, const floating* b, int act,
-                        Py_ssize_t rows, Py_ssize_t n_in, Py_ssize_t n_out, floating* out) noexcept nogil:
-    """out (rows x n_out) = act(x (rows x n_in) @ w (n_in x n_out) + b); `b` may be NULL."""
-    gemm(False, False, <int>rows, <int>n_out, <int>n_in, <floating>1, x, <int>n_in, w, <int>n_out,
-         <floating>0, out, <int>n_out)
-    if act != A_LINEAR or b != NULL:
-        forward_rows(act, out, b, rows, n_out)
+                        Py_ssize_t rows, Py_ssize_t n_in, Py_ssize_t n_out, Py_ssize_t c0, Py_ssize_t c1,
+                        floating* out) noexcept nogil:
+    """Columns c0..c1 of out (rows x n_out) = act(x (rows x n_in) @ w (n_in x n_out) + b); `b` may be NULL.
 
-
-cdef void dense_backward_rows(const floating* w, int act, const floating* out, floating* g_out,
-                              Py_ssize_t rows, Py_ssize_t n_in, Py_ssize_t n_out, floating* g_x) noexcept nogil:
-    """Back-propagate `g_out` (d loss / d out, overwritten with d loss / d pre-activation) through rows.
-
-    Pass act = A_LINEAR when `g_out` already is the gradient of the pre-activation (fused loss). Writes
-    g_x = g w^T if `g_x` is not NULL. Each row depends only on its own row: row blocks can run apart.
+    A slice of the columns (one per thread) needs an element-wise `act`; all columns take any activation.
     """
-    backward_rows(act, out, g_out, rows, n_out)
-    if g_x != NULL:
-        gemm(False, True, <int>rows, <int>n_in, <int>n_out, <floating>1, g_out, <int>n_out, w, <int>n_out,
-             <floating>0, g_x, <int>n_in)
+    cdef Py_ssize_t r
+    if c1 <= c0:
+        return
+    gemm(False, False, <int>rows, <int>(c1 - c0), <int>n_in, <floating>1, x, <int>n_in, w + c0, <int>n_out,
+         <floating>0, out + c0, <int>n_out)
+    if act == A_LINEAR and b == NULL:
+        return
+    if c0 == 0 and c1 == n_out:
+        forward_rows(act, out, b, rows, n_out)
+    else:
+        for r in range(rows):
+            forward_rows(act, out + r * n_out + c0, b + c0 if b != NULL else NULL, 1, c1 - c0)
+
+
+cdef void dense_input_grad(const floating* g, const floating* w, Py_ssize_t rows, Py_ssize_t n_in,
+                           Py_ssize_t n_out, Py_ssize_t lo, Py_ssize_t hi, floating* g_x) noexcept nogil:
+    """Columns lo..hi of g_x (rows x n_in) = g (rows x n_out, d loss / d pre-activation) @ w^T."""
+    if hi > lo:
+        gemm(False, True, <int>rows, <int>(hi - lo), <int>n_out, <floating>1, g, <int>n_out, w + lo * n_out,
+             <int>n_out, <floating>0, g_x + lo, <int>n_in)
 
 
 cdef void dense_param_grads(const floating* x, const floating* g, Py_ssize_t rows, Py_ssize_t n_in,

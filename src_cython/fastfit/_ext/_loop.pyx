@@ -20,7 +20,8 @@ from libc.stdint cimport int64_t
 from fastfit._ext._activations cimport A_LINEAR, A_SOFTMAX, A_SIGMOID
 from fastfit._ext._losses cimport L_CCE, L_SCCE, L_BCE
 from fastfit._ext._optim cimport O_NADAM
-from fastfit._ext._state cimport Op, State, Call, K_DENSE, K_ACT, K_DROPOUT, MIN_BLOCK_ROWS, now
+from fastfit._ext._state cimport (Op, State, Call, Stage, K_DENSE, K_ACT, K_DROPOUT, MIN_BLOCK_ROWS, MIN_SPLIT_WEIGHTS,
+                                  S_GATHER, S_FORWARD, S_SCORE, S_BACK, S_DX, now)
 from fastfit._ext._batch cimport run_batch, accumulate
 from fastfit._ext._blas cimport pin_one_thread, unpin
 from fastfit._ext._blas import blas_threads
@@ -204,6 +205,8 @@ cdef class Network:
         self.s.params = self.s.pgrads = self.s.slots = self.s.act = self.s.grad = NULL
         self.s.psizes = NULL
         self.s.bstats = self.s.btime = NULL
+        self.s.stages = NULL
+        self.s.n_stages = 0
         self.s.n_blocks = 0
 
     def __dealloc__(self):
@@ -217,6 +220,7 @@ cdef class Network:
         PyMem_Free(self.s.grad)
         PyMem_Free(self.s.bstats)
         PyMem_Free(self.s.btime)
+        PyMem_Free(self.s.stages)
 
     def __init__(self, ops, loss, metrics, dtype):
         if dtype not in (np.float32, np.float64) and np.dtype(dtype) not in (np.float32, np.float64):
@@ -281,6 +285,7 @@ cdef class Network:
         self.s.n_ops = len(specs)
         self.s.ops = <Op*>_malloc(len(specs) * sizeof(Op))
         self.s.act = <char**>_malloc((len(specs) + 1) * sizeof(char*))
+        self.s.stages = <Stage*>_malloc((3 * len(specs) + 2) * sizeof(Stage))  # see _plan
         self.s.grad = <char**>_malloc((len(specs) + 1) * sizeof(char*))
         self.s.first_param = len(specs)
         self._keep, self._params = [], []
@@ -392,7 +397,7 @@ cdef class Network:
         self.c.n = n
         return n
 
-    cdef _bind_batches(self, Py_ssize_t n, batch_size, hook):
+    cdef _bind_batches(self, Py_ssize_t n, batch_size, hook, int mode):
         bs = check_positive_int(batch_size, "batch_size")
         self.c.bs = bs
         self.c.n_batches = (n + bs - 1) // bs
@@ -409,8 +414,41 @@ cdef class Network:
         self.c.signals = threading.current_thread() is threading.main_thread()
         self._reserve_blocks(self.c.blocks)
         self._reserve(min(bs, n))
+        self._plan(mode, min(bs, n))
         self._stats[:] = 0
         self.s.stats = <double*>_ptr(self._stats)
+
+    cdef void _plan(self, int mode, Py_ssize_t rows):
+        """Fill s.stages for a call of `mode` (0 train, 1 evaluate, 2 predict) with batches of `rows` rows.
+
+        A Dense product runs over column slices when the layer is wider than the batch is tall (then each
+        thread packs a slice of W, instead of all of it for its rows) and W is large enough to be worth it.
+        """
+        cdef int i, L = self.s.n_ops
+        cdef bint training = mode == 0, split = self.c.slices > 1
+        cdef Op* op
+        self.s.n_stages = 0
+        if training:
+            self._add_stage(S_GATHER, -1, False)
+        for i in range(L):
+            op = &self.s.ops[i]
+            if op.kind == K_DROPOUT and not training:
+                continue
+            self._add_stage(S_FORWARD, i, split and op.kind == K_DENSE and op.act != A_SOFTMAX
+                            and op.n_out > rows and op.n_in * op.n_out >= MIN_SPLIT_WEIGHTS)
+        self._add_stage(S_SCORE, -1, False)
+        if not training:
+            return
+        for i in range(L - 1, self.s.first_param - 1, -1):
+            op = &self.s.ops[i]
+            self._add_stage(S_BACK, i, False)
+            if op.kind == K_DENSE and i > self.s.first_param:
+                self._add_stage(S_DX, i, split and op.n_in > rows and op.n_in * op.n_out >= MIN_SPLIT_WEIGHTS)
+
+    cdef void _add_stage(self, int kind, int op, bint cols):
+        cdef Stage* st = &self.s.stages[self.s.n_stages]
+        st.kind, st.op, st.cols = kind, op, cols
+        self.s.n_stages += 1
 
     cdef _bind_optimizer(self, optimizer):
         """Read the hyper-parameters, iterations and slot arrays of the optimizer object."""
@@ -469,6 +507,13 @@ cdef class Network:
         return self._stats[1 + self.s.n_metrics:].copy()
 
     @property
+    def stages(self):
+        """The plan of the last call: a list of (stage, op index or None, 'rows' or 'columns')."""
+        names = {S_GATHER: "gather", S_FORWARD: "forward", S_SCORE: "score", S_BACK: "backward", S_DX: "input grad"}
+        return [(names[self.s.stages[k].kind], self.s.stages[k].op if self.s.stages[k].op >= 0 else None,
+                 "columns" if self.s.stages[k].cols else "rows") for k in range(self.s.n_stages)]
+
+    @property
     def threads(self):
         """Threads the last call ran its batches on (1 if it fell back to one because a core was busy)."""
         return int(self.c.threads)
@@ -503,7 +548,7 @@ cdef class Network:
             self.c.order = <int64_t*>_ptr(order)
             self.c.n = order.shape[0]  # the loop walks `order`, which may cover fewer rows than x has
             self._bind_optimizer(optimizer)
-            self._bind_batches(self.c.n, batch_size, hook)
+            self._bind_batches(self.c.n, batch_size, hook, 0)
             try:
                 if self.dtype == np.float64:
                     _run(self, <double*>NULL, 0, hook, optimizer, NULL)
@@ -525,7 +570,7 @@ cdef class Network:
         self._enter()
         try:
             n = self._bind_data(x, y, sample_weight, True)
-            self._bind_batches(n, batch_size, hook)
+            self._bind_batches(n, batch_size, hook, 1)
             if self.dtype == np.float64:
                 _run(self, <double*>NULL, 1, hook, None, NULL)
             else:
@@ -544,7 +589,7 @@ cdef class Network:
         try:
             n = self._bind_data(x, None, None, False)
             out = check_float_array(out, self.dtype, "out", shape=(n, self.s.units), writeable=True)
-            self._bind_batches(n, batch_size, hook)
+            self._bind_batches(n, batch_size, hook, 2)
             self.s.stats = <double*>_ptr(self._pstats)
             if self.dtype == np.float64:
                 _run(self, <double*>NULL, 2, hook, None, <double*>_ptr(out))

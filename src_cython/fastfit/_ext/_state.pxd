@@ -12,6 +12,21 @@ cdef enum:
 
 cdef enum:
     MIN_BLOCK_ROWS = 16     # a row block of a batch needs this many rows to be worth a thread of its own
+    MIN_SPLIT_WEIGHTS = 16384   # a layer's products are split by columns only if W has this many entries
+
+# The stages of a batch, in order (see _batch.pyx); each runs over row blocks or over column slices.
+cdef enum:
+    S_GATHER = 0            # copy the batch's shuffled rows into the batch buffers
+    S_FORWARD = 1           # forward pass of one op
+    S_SCORE = 2             # loss, metrics and loss gradient; or (predict) copy the output
+    S_BACK = 3              # row-wise backward of one op: activation derivative, dropout mask
+    S_DX = 4                # input gradient g W^T of one Dense op
+
+
+cdef struct Stage:
+    int kind
+    int op
+    bint cols               # over column slices of the layer (one per thread) instead of row blocks
 
 
 cdef struct Op:
@@ -42,6 +57,8 @@ cdef struct State:
     char** pgrads
     Py_ssize_t* psizes
     char** slots
+    Stage* stages           # the stages of the current call (a plan for its mode and batch size)
+    int n_stages
     int n_blocks            # row blocks the per-block arrays below have room for (see Call.blocks)
     double* bstats          # per row block: [loss share, metric sums...]
     double* btime           # per row block: seconds its work took (to see whether blocks really overlapped)
