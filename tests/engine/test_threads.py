@@ -102,6 +102,24 @@ def test_plans_split_wide_layers_by_columns():
     assert [stage for stage, _, _ in net.stages] == ["forward"] * 3 + ["score"]  # no dropout, no backward
 
 
+@pytest.mark.parametrize("batch", [16, 31])
+def test_batches_too_small_for_row_blocks_still_split_wide_layers(batch):
+    # One row block but two column slices and two parameter slices per batch.
+    ops, params = make_ops(np.float64, list(WIDE["sizes"]), ["relu", "tanh", "softmax"])
+    ref_ops, ref_params = make_ops(np.float64, list(WIDE["sizes"]), ["relu", "tanh", "softmax"])
+    x, y = make_data(np.float64, N, 20, 5, "categorical_crossentropy")
+    order = np.random.default_rng(2).permutation(N).astype(np.int64)
+    net = Network(ops, "categorical_crossentropy", ["categorical_accuracy"], np.float64)
+    net.split_threads = 2
+    ref = reference.Network(ref_ops, "categorical_crossentropy", ["categorical_accuracy"], np.float64)
+    got = net.train_epoch(x, y, None, order, batch, Optimizer("adam", params), None)
+    want = ref.train_epoch(x, y, None, order, batch, Optimizer("adam", ref_params), None)
+    assert ("forward", 1, "columns") in net.stages
+    np.testing.assert_allclose(got, want, rtol=1e-8)
+    for a, b in zip(params, ref_params):
+        np.testing.assert_allclose(a, b, rtol=1e-8, atol=1e-12)
+
+
 def test_more_threads_than_weight_rows_or_units():
     # 3 inputs and 2 outputs split 4 ways: some slices are empty, the result still matches the reference.
     kwargs = dict(sizes=(3, 2), activations=("softmax",), weights=False)

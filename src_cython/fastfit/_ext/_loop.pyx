@@ -207,7 +207,7 @@ cdef class Network:
         self.s.bstats = self.s.btime = NULL
         self.s.stages = NULL
         self.s.n_stages = 0
-        self.s.n_blocks = 0
+        self.s.n_parts = 0
 
     def __dealloc__(self):
         PyMem_Free(self.s.ops)
@@ -318,7 +318,7 @@ cdef class Network:
             self.s.params[j] = _ptr(self._params[j])
             self.s.pgrads[j] = _ptr(grads[j])
             self.s.psizes[j] = self._params[j].size
-        self._reserve_blocks(1)
+        self._reserve_parts(1)
         last = specs[len(specs) - 1][1] if specs else A_LINEAR
         self.s.fused = ((last == A_SOFTMAX and self.s.loss in (L_CCE, L_SCCE))
                         or (last == A_SIGMOID and self.s.loss == L_BCE))
@@ -364,17 +364,17 @@ cdef class Network:
         self._work = work
         self._capacity = rows
 
-    def _reserve_blocks(self, int blocks):
-        """Make sure the per-block stats have room for `blocks` row blocks (allocated here, never in GIL-free
-        code)."""
-        if blocks <= self.s.n_blocks:
+    def _reserve_parts(self, int parts):
+        """Make sure the per-part arrays have room for `parts` row blocks or column slices (allocated here,
+        never in GIL-free code)."""
+        if parts <= self.s.n_parts:
             return
-        bstats = <double*>_malloc(blocks * (1 + self.s.n_metrics) * sizeof(double))
-        btime = <double*>_malloc(blocks * sizeof(double))
+        bstats = <double*>_malloc(parts * (1 + self.s.n_metrics) * sizeof(double))
+        btime = <double*>_malloc(parts * sizeof(double))
         PyMem_Free(self.s.bstats)
         PyMem_Free(self.s.btime)
         self.s.bstats, self.s.btime = bstats, btime
-        self.s.n_blocks = blocks
+        self.s.n_parts = parts
 
     cdef Py_ssize_t _bind_data(self, x, y, sample_weight, bint with_targets) except -1:
         """Validate x (and y, sample_weight) and point the call at them; return the number of rows."""
@@ -412,7 +412,7 @@ cdef class Network:
         self.c.stalls = 0
         # Python handles signals in the main thread only; elsewhere a check would just wait for the GIL.
         self.c.signals = threading.current_thread() is threading.main_thread()
-        self._reserve_blocks(self.c.blocks)
+        self._reserve_parts(max(self.c.blocks, self.c.slices))
         self._reserve(min(bs, n))
         self._plan(mode, min(bs, n))
         self._stats[:] = 0

@@ -59,9 +59,9 @@ cdef struct State:
     char** slots
     Stage* stages           # the stages of the current call (a plan for its mode and batch size)
     int n_stages
-    int n_blocks            # row blocks the per-block arrays below have room for (see Call.blocks)
+    int n_parts             # row blocks or column slices the per-part arrays below have room for
     double* bstats          # per row block: [loss share, metric sums...]
-    double* btime           # per row block: seconds its work took (to see whether blocks really overlapped)
+    double* btime           # per block or slice: seconds its work took (did the parts really overlap?)
     char** act              # act[i + 1]: output buffer of op i (capacity x width)
     char** grad             # grad[i]: d loss / d input of op i (shared by ops that keep the width)
     char* xbuf              # gathered batch: x rows, y rows or labels, sample weights
