@@ -252,6 +252,11 @@ class Model(Network):
         except KeyboardInterrupt:
             cbks.on_train_end(dict(epoch_logs))
             raise
+        except BaseException:
+            # No on_train_end (as in Keras), but checkpoints written behind must be on disk when fit raises.
+            from fastfit.saving import write_behind
+            write_behind.finish_pending()
+            raise
         cbks.on_train_end(dict(epoch_logs))
         return self.history
 

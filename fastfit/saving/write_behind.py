@@ -8,10 +8,10 @@ the callbacks `wait` in `on_train_end`, so when `fit` returns every checkpoint i
 atomic: the worker writes through `files.write_snapshot` (temporary file, fsync, rename).
 
 One daemon worker runs the writes in submission order. It is a daemon so that an idle worker never keeps
-the interpreter alive, and an `atexit` hook finishes pending writes before the interpreter exits, also when
-`fit` ended with an exception (fit then skips `on_train_end`). Readers (`files.reading`) and synchronous
-saves of the same path `wait_for` it first, so within the process nobody sees an older checkpoint than the
-last one submitted.
+the interpreter alive, and an `atexit` hook finishes pending writes before the interpreter exits; `fit`
+calls `finish_pending` when it ends with an exception (it then skips `on_train_end`, as Keras does).
+Readers (`files.reading`) and synchronous saves of the same path `wait_for` it first, so within the process
+nobody sees an older checkpoint than the last one submitted.
 """
 import atexit
 import os
@@ -106,7 +106,8 @@ if hasattr(os, "register_at_fork"):
 
 
 @atexit.register
-def _finish_pending():
+def finish_pending():
+    """Block until every pending background write is done (their errors stay with their writers)."""
     with _lock:
         pending = list(_in_flight.values())
     for job in pending:
