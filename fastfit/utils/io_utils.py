@@ -69,11 +69,13 @@ def check_target(path, overwrite=True, what="file"):
 
 
 @contextlib.contextmanager
-def atomic_path(path, overwrite=True, what="file"):
+def atomic_path(path, overwrite=True, what="file", fsync=True):
     """Context manager yielding a temporary path to write; on success it replaces `path` atomically.
 
     Use it for libraries that want a file name (h5py): `with atomic_path('m.h5') as tmp: h5py.File(tmp, 'w')`.
-    The caller must close the file before the block ends.
+    The caller must close the file before the block ends. `fsync=False` skips the flush to disk (as
+    FASTFIT_FSYNC=0 does for every file): the file stays atomic against a crash of the process, but a power
+    cut may bring back the previous version.
 
     Raises:
         see `check_target`; OSError (with the target path in the message) when the folder is not writable,
@@ -89,7 +91,7 @@ def atomic_path(path, overwrite=True, what="file"):
     os.close(fd)
     try:
         yield tmp
-        if os.environ.get("FASTFIT_FSYNC", "1") != "0":
+        if fsync and os.environ.get("FASTFIT_FSYNC", "1") != "0":
             _fsync_file(tmp)
         if not overwrite and os.path.exists(path):  # appeared while we were writing
             raise FileExistsError(17, f"{what.capitalize()} '{path}' already exists and overwrite=False", path)
@@ -104,7 +106,7 @@ def atomic_path(path, overwrite=True, what="file"):
 
 
 @contextlib.contextmanager
-def atomic_write(path, mode="w", encoding=None, newline=None, overwrite=True, what="file"):
+def atomic_write(path, mode="w", encoding=None, newline=None, overwrite=True, what="file", fsync=True):
     """Context manager yielding an open file whose content replaces `path` atomically when the block ends.
 
     Arguments:
@@ -114,13 +116,14 @@ def atomic_write(path, mode="w", encoding=None, newline=None, overwrite=True, wh
         encoding, newline: as for `open` (text modes).
         overwrite: if False, an existing file is an error.
         what: how error messages name the file.
+        fsync: flush the file to disk before the rename (see `atomic_path`).
 
     Raises:
         ValueError: unsupported `mode`. See `atomic_path` for the rest.
     """
     if mode not in ("w", "wb", "a", "ab"):
         raise ValueError(f"atomic_write: `mode` must be 'w', 'wb', 'a' or 'ab', got {mode!r}")
-    with atomic_path(path, overwrite=overwrite, what=what) as tmp:
+    with atomic_path(path, overwrite=overwrite, what=what, fsync=fsync) as tmp:
         if mode.startswith("a") and os.path.exists(path):
             shutil.copyfile(path, tmp)
         handle = open(tmp, mode, encoding=encoding, newline=newline)

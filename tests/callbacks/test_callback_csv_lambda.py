@@ -112,3 +112,24 @@ def test_lambda_bad_arguments():
         LambdaCallback(on_epoch_end=3)
     with pytest.raises(TypeError, match="on_epoch_ends"):
         LambdaCallback(on_epoch_ends=print)
+
+
+def test_csv_rows_are_atomic_but_not_fsynced(tmp_path, monkeypatch):
+    """A log is not worth a disk flush per epoch: rows go through a renamed temporary file, without fsync."""
+    import os
+    synced = []
+    real_fsync = os.fsync
+    monkeypatch.setattr(os, "fsync", lambda fd: (synced.append(fd), real_fsync(fd)))
+    from fastfit.callbacks import CSVLogger
+    from fastfit.models import Sequential
+    from fastfit.layers import Dense
+    model = Sequential([Dense(2, input_dim=3, activation="softmax")])
+    model.compile(loss="categorical_crossentropy", optimizer="sgd")
+    x = np.random.default_rng(0).random((8, 3))
+    y = np.eye(2)[np.arange(8) % 2]
+    path = tmp_path / "log.csv"
+    model.fit(x, y, epochs=2, batch_size=4, verbose=0, callbacks=[CSVLogger(str(path))])
+    assert synced == []
+    assert path.read_text().splitlines()[0] == "epoch,loss"
+    assert len(path.read_text().splitlines()) == 3
+    assert [p.name for p in tmp_path.iterdir()] == ["log.csv"]  # no temporary file left
