@@ -166,3 +166,20 @@ def test_unknown_update_build_is_refused():
     from fastfit._ext import _batch
     with pytest.raises(ValueError, match="'baseline' or 'avx2'"):
         _batch.update_kernels("avx512")
+
+
+def test_blas_threads_are_given_back_when_a_hook_raises():
+    # BLAS is pinned to one thread per call while the parts of a batch run side by side; a raising hook
+    # must not leave it pinned for the rest of the process.
+    from fastfit._ext._blas import blas_threads
+    before = blas_threads()
+    ops, params = make_ops(np.float64, list(NARROW["sizes"]), ["relu", "tanh", "softmax"])
+    net = Network(ops, "categorical_crossentropy", [], np.float64)
+    net.split_threads = 2
+    x, y = make_data(np.float64, N, 12, 5, "categorical_crossentropy")
+    with pytest.raises(RuntimeError, match="hook failure"):
+        net.train_epoch(x, y, None, np.arange(N, dtype=np.int64), BATCH, Optimizer("sgd", params),
+                        Hook(begin=False, raise_at=(1, 1)))
+    assert blas_threads() == before
+    net.evaluate(x, y, None, BATCH, None)
+    assert blas_threads() == before

@@ -107,7 +107,6 @@ cdef int _run(Network net, floating* tag, int mode, object hook, object optimize
     cdef Call* c = &net.c
     cdef Py_ssize_t k, start, size
     cdef int stop = 0
-    cdef int blas_before = 0
     cdef bint call_end
     cdef double t, last_end, last_signal
     cdef unsigned long long fp_mode
@@ -115,18 +114,16 @@ cdef int _run(Network net, floating* tag, int mode, object hook, object optimize
     last_end = last_signal = now()
     with nogil:
         fp_mode = fastfit_flush_denormals()
-        if c.threads > 1:  # the blocks of a batch run their GEMMs side by side, each on its own thread
-            blas_before = pin_one_thread()
         for k in range(c.n_batches):
             start = k * c.bs
             size = c.bs if start + c.bs <= c.n else c.n - start
             if mode == 2:
                 s.stats[0] = start
             if c.begin:
-                _to_python(fp_mode, blas_before)
+                fastfit_restore_fp(fp_mode)
                 with gil:
                     stop = _call_hook(net, hook, optimizer, 0, k, size, stats)
-                blas_before = _from_python(c)
+                fastfit_flush_denormals()
                 if stop:
                     break
             run_batch(s, c, tag, mode, start, size, out)
@@ -139,34 +136,22 @@ cdef int _run(Network net, floating* tag, int mode, object hook, object optimize
             if call_end:
                 last_end = t
                 last_signal = t
-                _to_python(fp_mode, blas_before)
+                fastfit_restore_fp(fp_mode)
                 with gil:
                     stop = _call_hook(net, hook, optimizer, 1, k, size, stats)
-                blas_before = _from_python(c)
+                fastfit_flush_denormals()
                 if stop:
                     break
             elif c.begin:
                 last_signal = t
             elif c.signals and t - last_signal >= SIGNAL_PERIOD:
                 last_signal = t
-                _to_python(fp_mode, blas_before)
+                fastfit_restore_fp(fp_mode)
                 with gil:
                     PyErr_CheckSignals()
-                blas_before = _from_python(c)
-        _to_python(fp_mode, blas_before)
+                fastfit_flush_denormals()
+        fastfit_restore_fp(fp_mode)
     return 0
-
-
-cdef inline void _to_python(unsigned long long fp_mode, int blas_before) noexcept nogil:
-    """Give the caller back its floating-point mode and BLAS threads (before Python code runs)."""
-    fastfit_restore_fp(fp_mode)
-    unpin(blas_before)
-
-
-cdef inline int _from_python(Call* c) noexcept nogil:
-    """Back into the loop after Python code: flush denormals, pin BLAS again; returns what `_to_python` needs."""
-    fastfit_flush_denormals()
-    return pin_one_thread() if c.threads > 1 else 0
 
 
 # ---------------------------------------------------------------------------------------------------------
@@ -498,6 +483,22 @@ cdef class Network:
                                "network (from another thread or from inside a hook); calls cannot overlap")
         self._busy = True
 
+    cdef _run(self, int mode, hook, optimizer, out):
+        """Run the bound call in the network dtype (`out`: the predict output array, else None).
+
+        The parts of a batch run their GEMMs side by side, each on its own thread, so SciPy's BLAS is pinned
+        to one thread per call for the whole call (hooks included: switching OpenBLAS's thread count costs
+        microseconds) and unpinned however the call ends.
+        """
+        cdef int blas_before = pin_one_thread() if self.c.threads > 1 else 0
+        try:
+            if self.dtype == np.float64:
+                _run(self, <double*>NULL, mode, hook, optimizer, <double*>_ptr(out))
+            else:
+                _run(self, <float*>NULL, mode, hook, optimizer, <float*>_ptr(out))
+        finally:
+            unpin(blas_before)
+
     def _write_back(self, optimizer):
         optimizer.iterations = int(self.s.iterations)
         if self.s.hyper.kind == O_NADAM:
@@ -550,10 +551,7 @@ cdef class Network:
             self._bind_optimizer(optimizer)
             self._bind_batches(self.c.n, batch_size, hook, 0)
             try:
-                if self.dtype == np.float64:
-                    _run(self, <double*>NULL, 0, hook, optimizer, NULL)
-                else:
-                    _run(self, <float*>NULL, 0, hook, optimizer, NULL)
+                self._run(0, hook, optimizer, None)
             finally:
                 self._write_back(optimizer)
                 self._slots_keep = None
@@ -571,10 +569,7 @@ cdef class Network:
         try:
             n = self._bind_data(x, y, sample_weight, True)
             self._bind_batches(n, batch_size, hook, 1)
-            if self.dtype == np.float64:
-                _run(self, <double*>NULL, 1, hook, None, NULL)
-            else:
-                _run(self, <float*>NULL, 1, hook, None, NULL)
+            self._run(1, hook, None, None)
         finally:
             self._busy = False
         return self._sums()
@@ -591,9 +586,6 @@ cdef class Network:
             out = check_float_array(out, self.dtype, "out", shape=(n, self.s.units), writeable=True)
             self._bind_batches(n, batch_size, hook, 2)
             self.s.stats = <double*>_ptr(self._pstats)
-            if self.dtype == np.float64:
-                _run(self, <double*>NULL, 2, hook, None, <double*>_ptr(out))
-            else:
-                _run(self, <float*>NULL, 2, hook, None, <float*>_ptr(out))
+            self._run(2, hook, None, out)
         finally:
             self._busy = False
