@@ -112,7 +112,7 @@ class FastfitTrainer:
         self.batch_size = workload.batch_size
 
     def epoch(self, **fit_kwargs):
-        """Trains one epoch; extra keyword arguments go to `fit` (callbacks, verbose)."""
+        """Trains one epoch; extra keyword arguments go to `fit` (callbacks, verbose, epochs); returns the History."""
         kwargs = {"batch_size": self.batch_size, "epochs": 1, "verbose": 0, "shuffle": True}
         kwargs.update(fit_kwargs)
         return self.model.fit(self.x, self.y, **kwargs)

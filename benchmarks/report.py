@@ -70,7 +70,8 @@ def section_lines(results):
     if cb and "error" not in cb:
         med = {k: v["median_s"] * 1e3 for k, v in cb["variants"].items()}
         lines += [f"callbacks on W1 ({cb['engine']} engine, {cb['samples']} samples, {cb['batches_per_epoch']} "
-                  f"batches/epoch, median epoch ms: " + ", ".join(f"{k} {v:.1f}" for k, v in med.items()) + ")",
+                  f"batches/epoch, fits of {cb.get('epochs_per_fit', 1)} epochs, median epoch ms: "
+                  + ", ".join(f"{k} {v:.1f}" for k, v in med.items()) + ")",
                   f"  History+ModelCheckpoint+EarlyStopping+CSVLogger: {cb['standard_pct']:+.1f}% (target <= 2%)",
                   f"  verbose=1 to a file: {cb['verbose1_pct']:+.1f}% (target <= 3%)",
                   f"  on_batch_end hook: {cb['batch_hook_us']:.2f} us per batch beyond the hook body "
