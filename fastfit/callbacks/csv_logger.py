@@ -1,5 +1,6 @@
 """`CSVLogger`: one CSV row per epoch."""
 import csv
+import io
 import os
 
 import numpy as np
@@ -28,7 +29,8 @@ class CSVLogger(Callback):
     logs is written as `NA`, keys that appear later are not added. Each row is added atomically (the file is
     rewritten through a temporary file and renamed into place), so after a crash the file holds whole rows only.
     Rows are not forced to disk with fsync (a log is not worth a disk flush per epoch): a power cut may lose
-    the last rows, never leave half of one.
+    the last rows, never leave half of one. The logger keeps the file's text in memory, so adding a row
+    writes the file without reading it back.
 
     Arguments:
         filename: path of the CSV file (str or path-like).
@@ -52,32 +54,37 @@ class CSVLogger(Callback):
         self.sep = separator
         self.append = bool(append)
         self.keys = None
-        self._header_needed = None  # decided at train begin
+        self._text = None  # the file's content, from train begin on
+        self._header_needed = False
 
     def on_train_begin(self, logs=None):
         if self.append and os.path.exists(self.filename):
             with open(self.filename, newline="") as existing:
-                self._header_needed = not existing.readline().strip()
+                self._text = existing.read()
+            self._header_needed = not self._text.partition("\n")[0].strip()
         else:
             with atomic_write(self.filename, "w", newline="", what="CSVLogger file", fsync=False):
                 pass  # start from an empty file, as Keras does at train begin
+            self._text = ""
             self._header_needed = True
 
     def on_epoch_end(self, epoch, logs=None):
         logs = logs or {}
-        if self._header_needed is None:  # driven without on_train_begin
+        if self._text is None:  # driven without on_train_begin
             self.on_train_begin()
         if self.keys is None:
             self.keys = sorted(logs)
         row = {"epoch": epoch}
         row.update((key, _cell(logs[key]) if key in logs else "NA") for key in self.keys)
-        with atomic_write(self.filename, "a", newline="", what="CSVLogger file", fsync=False) as handle:
-            writer = csv.DictWriter(handle, fieldnames=["epoch"] + self.keys, delimiter=self.sep,
-                                    dialect=csv.excel)
-            if self._header_needed:
-                writer.writeheader()
-            writer.writerow(row)
-        self._header_needed = False
+        chunk = io.StringIO(newline="")
+        writer = csv.DictWriter(chunk, fieldnames=["epoch"] + self.keys, delimiter=self.sep, dialect=csv.excel)
+        if self._header_needed:
+            writer.writeheader()
+        writer.writerow(row)
+        text = self._text + chunk.getvalue()
+        with atomic_write(self.filename, "w", newline="", what="CSVLogger file", fsync=False) as handle:
+            handle.write(text)
+        self._text, self._header_needed = text, False
 
     def on_train_end(self, logs=None):
-        self._header_needed = None
+        self._text = None
