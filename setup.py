@@ -6,12 +6,13 @@ import numpy
 from Cython.Build import cythonize
 from setuptools import Extension, setup
 
-MODULES = ["_blas", "_activations", "_losses", "_dense", "_optim", "_batch", "_loop"]
-# OpenMP (the threads of a batch in _batch) where the compiler is known to have it; elsewhere prange is serial.
+MODULES = ["_blas", "_activations", "_losses", "_dense", "_optim", "_batch", "_loop", "_scan"]
+# OpenMP (the threads of a batch in _batch, of the input scan in _scan) where the compiler is known to have
+# it; elsewhere prange is serial.
 OPENMP = ["-fopenmp"] if sys.platform.startswith("linux") else []
 # The optimizer rules once more for x86-64 CPUs with AVX2 and FMA; _batch picks that build at run time only
 # on such a CPU (the module itself would not run elsewhere).
-FLAGS = {"_batch": OPENMP}
+FLAGS = {"_batch": OPENMP, "_scan": OPENMP}
 if platform.machine().lower() in ("x86_64", "amd64") and not sys.platform.startswith("win"):
     MODULES.append("_optim_avx2")
     FLAGS["_optim_avx2"] = ["-mavx2", "-mfma"]
@@ -23,7 +24,7 @@ extensions = [
         include_dirs=[numpy.get_include()],
         define_macros=[("NPY_NO_DEPRECATED_API", "NPY_1_7_API_VERSION")],
         extra_compile_args=["-O3", "-fno-math-errno"] + FLAGS.get(name, []),
-        extra_link_args=OPENMP if name == "_batch" else [],
+        extra_link_args=OPENMP if name in ("_batch", "_scan") else [],
     )
     for name in MODULES
 ]

@@ -45,19 +45,32 @@ def as_numeric_array(value, argument):
 def check_finite(array, argument):
     """Raise ValueError if a float array holds NaN or inf.
 
-    The sum of squares (one BLAS dot, a single pass at memory speed with no temporary the size of the data) is
-    NaN or inf whenever some element is. Only then (or when large finite values overflow it) is the exact
-    element-wise count made, in chunks.
+    One read of the data: the compiled scan (`fastfit._ext._scan`, on the threads BLAS may use) counts the
+    elements whose exponent bits are all set. Without the compiled modules, the NumPy twin: the sum of squares
+    (one BLAS dot, no temporary the size of the data) is NaN or inf whenever some element is; only then (or
+    when large finite values overflow it) is the exact element-wise count made, in chunks.
     """
     if array.dtype.kind != "f":
         return
+    bad = _count_nonfinite(array)
+    if bad:
+        raise ValueError(f"`{argument}` contains {bad} NaN or infinite value(s); clean the data first")
+
+
+def _count_nonfinite(array):
+    if array.dtype in (np.float32, np.float64) and array.flags.c_contiguous:
+        try:
+            from fastfit._ext._blas import blas_threads
+            from fastfit._ext._scan import count_nonfinite
+        except ImportError:
+            pass
+        else:
+            return count_nonfinite(array, blas_threads())
     flat = array.reshape(-1) if array.flags.c_contiguous else np.ravel(array)
     with np.errstate(over="ignore", invalid="ignore"):
         if np.isfinite(np.dot(flat, flat)):
-            return
-    bad = sum(int(np.count_nonzero(~np.isfinite(chunk))) for chunk in _chunks(flat))
-    if bad:
-        raise ValueError(f"`{argument}` contains {bad} NaN or infinite value(s); clean the data first")
+            return 0
+    return sum(int(np.count_nonzero(~np.isfinite(chunk))) for chunk in _chunks(flat))
 
 
 def _chunks(flat, size=1 << 16):
