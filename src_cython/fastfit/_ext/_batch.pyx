@@ -23,6 +23,7 @@ from libc.string cimport memcpy
 from libc.stdint cimport int64_t, uint64_t
 
 from fastfit._ext._activations cimport forward_rows, backward_rows, A_LINEAR
+from fastfit._ext._fpu cimport fastfit_flush_denormals, fastfit_restore_fp
 from fastfit._ext._dense cimport dense_forward, dense_input_grad, dense_param_grads
 from fastfit._ext._losses cimport loss_rows, metric_sum
 from fastfit._ext._optim cimport prepare_step, update, update_float, update_double
@@ -202,6 +203,7 @@ cdef void _row_stages(State* s, Call* c, floating* x, int mode, Py_ssize_t start
                       int p, int q, double scale, floating* out) noexcept nogil:
     """Stages p..q of the plan (all row stages) on row block t of nb; `x`: the batch inputs (or the buffer
     they are gathered into)."""
+    cdef unsigned long long fp_mode = fastfit_flush_denormals()
     cdef double t0 = now()
     cdef Py_ssize_t r0 = size * t // nb, rows = size * (t + 1) // nb - r0
     cdef int k
@@ -225,10 +227,12 @@ cdef void _row_stages(State* s, Call* c, floating* x, int mode, Py_ssize_t start
             dense_input_grad(<floating*>s.grad[st.op + 1] + r0 * op.n_out, <floating*>op.w, rows, op.n_in,
                              op.n_out, 0, op.n_in, <floating*>s.grad[st.op] + r0 * op.n_in)
     s.btime[t] = now() - t0
+    fastfit_restore_fp(fp_mode)
 
 
 cdef void _column_stage(State* s, Stage* st, floating* x, int mode, Py_ssize_t rows, int t, int nt) noexcept nogil:
     """Column slice t of nt of one Dense op's forward product (S_FORWARD) or input gradient (S_DX)."""
+    cdef unsigned long long fp_mode = fastfit_flush_denormals()
     cdef double t0 = now()
     cdef Op* op = &s.ops[st.op]
     if st.kind == S_FORWARD:
@@ -238,6 +242,7 @@ cdef void _column_stage(State* s, Stage* st, floating* x, int mode, Py_ssize_t r
         dense_input_grad(<floating*>s.grad[st.op + 1], <floating*>op.w, rows, op.n_in, op.n_out,
                          op.n_in * t // nt, op.n_in * (t + 1) // nt, <floating*>s.grad[st.op])
     s.btime[t] = now() - t0
+    fastfit_restore_fp(fp_mode)
 
 
 cdef void _score_rows(State* s, Call* c, floating* x, int mode, Py_ssize_t start, Py_ssize_t r0, Py_ssize_t rows,
@@ -356,6 +361,7 @@ cdef void _update(State* s, int j, Py_ssize_t lo, Py_ssize_t hi, floating* tag) 
 cdef void _slice(State* s, floating* x, Py_ssize_t rows, int t, int nt) noexcept nogil:
     """Parameter slice t of nt: its rows of every weight gradient and part of every bias gradient, then the
     optimizer step on those parameters (`x`: the batch inputs)."""
+    cdef unsigned long long fp_mode = fastfit_flush_denormals()
     cdef int i
     cdef Op* op
     cdef Py_ssize_t lo, hi, c0, c1
@@ -370,6 +376,7 @@ cdef void _slice(State* s, floating* x, Py_ssize_t rows, int t, int nt) noexcept
         _update(s, op.pw, lo * op.n_out, hi * op.n_out, x)
         if op.pb >= 0:
             _update(s, op.pb, c0, c1, x)
+    fastfit_restore_fp(fp_mode)
 
 
 cdef void accumulate(State* s, Py_ssize_t size) noexcept nogil:

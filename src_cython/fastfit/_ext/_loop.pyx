@@ -20,6 +20,7 @@ from libc.stdint cimport int64_t
 from fastfit._ext._activations cimport A_LINEAR, A_SOFTMAX, A_SIGMOID
 from fastfit._ext._losses cimport L_CCE, L_SCCE, L_BCE
 from fastfit._ext._optim cimport O_NADAM
+from fastfit._ext._fpu cimport fastfit_flush_denormals, fastfit_restore_fp
 from fastfit._ext._state cimport (Op, State, Call, Stage, K_DENSE, K_ACT, K_DROPOUT, MIN_BLOCK_ROWS, MIN_SPLIT_WEIGHTS,
                                   S_GATHER, S_FORWARD, S_SCORE, S_BACK, S_DX, now)
 from fastfit._ext._batch cimport run_batch, accumulate
@@ -30,37 +31,6 @@ from fastfit._reference.checks import (code, check_float_array, check_int_array,
                                        check_hook, read_number, slot_count)
 
 cnp.import_array()
-
-# Flush-to-zero / denormals-are-zero for the GIL-free part of a call. Optimizer slots of parameters whose
-# gradient is 0 (dead relu units) decay geometrically (m *= beta_1) into the denormal range after a few hundred
-# steps, where every arithmetic operation on them is ~100x slower: an epoch of W2 became 10x slower from the
-# second epoch on. Values below 1.2e-38 (float32) are treated as 0 instead. The caller's mode is restored
-# around every hook call and at the end.
-cdef extern from *:
-    """
-    #if defined(__SSE2__) || defined(_M_X64) || defined(_M_AMD64)
-    #include <xmmintrin.h>
-    static unsigned long long fastfit_flush_denormals(void) {
-        unsigned int old = _mm_getcsr();
-        _mm_setcsr(old | 0x8040u);
-        return old;
-    }
-    static void fastfit_restore_fp(unsigned long long old) { _mm_setcsr((unsigned int)old); }
-    #elif defined(__aarch64__)
-    static unsigned long long fastfit_flush_denormals(void) {
-        unsigned long long old;
-        __asm__ __volatile__("mrs %0, fpcr" : "=r"(old));
-        __asm__ __volatile__("msr fpcr, %0" : : "r"(old | (1ull << 24)));
-        return old;
-    }
-    static void fastfit_restore_fp(unsigned long long old) { __asm__ __volatile__("msr fpcr, %0" : : "r"(old)); }
-    #else
-    static unsigned long long fastfit_flush_denormals(void) { return 0; }
-    static void fastfit_restore_fp(unsigned long long old) { (void)old; }
-    #endif
-    """
-    unsigned long long fastfit_flush_denormals() noexcept nogil
-    void fastfit_restore_fp(unsigned long long old) noexcept nogil
 
 cdef double SIGNAL_PERIOD = 0.25
 # Threads of a call: a batch splits into at most this many row blocks and parameter slices (_batch.pyx).
