@@ -15,19 +15,22 @@ cnp.import_array()
 cdef Py_ssize_t CHUNK = 1 << 18       # elements per task: a task costs far more than handing it out
 
 
-cdef Py_ssize_t _count32(const uint32_t* bits, Py_ssize_t n) noexcept nogil:
-    cdef Py_ssize_t i
-    cdef uint32_t count = 0
-    for i in range(n):
-        count += (bits[i] & 0x7f800000u) == 0x7f800000u
-    return count
+ctypedef fused bits_t:
+    uint32_t
+    uint64_t
 
 
-cdef Py_ssize_t _count64(const uint64_t* bits, Py_ssize_t n) noexcept nogil:
+cdef Py_ssize_t _count(const bits_t* bits, Py_ssize_t n) noexcept nogil:
+    """How many of the n values (float32 or float64 bit patterns) have all exponent bits set."""
+    cdef bits_t exponent
+    if bits_t is uint32_t:
+        exponent = 0x7f800000u
+    else:
+        exponent = 0x7ff0000000000000u
     cdef Py_ssize_t i
-    cdef uint64_t count = 0
+    cdef bits_t count = 0
     for i in range(n):
-        count += (bits[i] & 0x7ff0000000000000u) == 0x7ff0000000000000u
+        count += (bits[i] & exponent) == exponent
     return count
 
 
@@ -48,7 +51,7 @@ def count_nonfinite(cnp.ndarray array, int threads=1):
         for k in prange(chunks, num_threads=workers, schedule="static"):
             lo = k * CHUNK
             if single:
-                total += _count32(<const uint32_t*>data + lo, min(CHUNK, n - lo))
+                total += _count(<const uint32_t*>data + lo, min(CHUNK, n - lo))
             else:
-                total += _count64(<const uint64_t*>data + lo, min(CHUNK, n - lo))
+                total += _count(<const uint64_t*>data + lo, min(CHUNK, n - lo))
     return total
