@@ -227,3 +227,15 @@ def test_pool_threads_flush_denormals_like_the_calling_thread():
                           timeout=120)
     assert done.returncode == 0, done.stderr
     assert done.stdout.strip() == "flushed"
+
+
+def test_batches_with_little_matrix_work_stay_on_one_thread():
+    # Below 2**19 multiply-adds per batch, starting threads costs more than it saves (the digits demo ran
+    # 4x slower on two threads); larger batches use as many threads as BLAS may.
+    from fastfit._ext._blas import blas_threads
+    for shape, threads in ((NARROW, 1), (WIDE, min(blas_threads(), 8))):  # 88k vs 1.4M per batch of 64
+        ops, params = make_ops(np.float64, list(shape["sizes"]), ["relu", "tanh", "softmax"])
+        net = Network(ops, "categorical_crossentropy", [], np.float64)
+        x, y = make_data(np.float64, N, shape["sizes"][0], 5, "categorical_crossentropy")
+        net.train_epoch(x, y, None, np.arange(N, dtype=np.int64), BATCH, Optimizer("sgd", params), None)
+        assert net.threads == threads

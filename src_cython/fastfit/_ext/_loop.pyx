@@ -33,8 +33,11 @@ from fastfit._reference.checks import (code, check_float_array, check_int_array,
 cnp.import_array()
 
 cdef double SIGNAL_PERIOD = 0.25
-# Threads of a call: a batch splits into at most this many row blocks and parameter slices (_batch.pyx).
+# Threads of a call: a batch splits into at most this many row blocks and parameter slices (_batch.pyx),
+# and only when its Dense layers do at least MIN_SPLIT_WORK multiply-adds (W1 at batch 128 does 1M; the
+# digits demo's 64-128-10 layers at batch 32 do 303k and ran 4x slower on two threads than on one).
 cdef int MAX_THREADS = 8
+cdef Py_ssize_t MIN_SPLIT_WORK = 1 << 19
 
 
 cdef char* _keep_new(list keep, tuple shape, dtype):
@@ -358,8 +361,11 @@ cdef class Network:
         self.c.n_batches = (n + bs - 1) // bs
         self.c.begin, self.c.end, self.c.interval = check_hook(hook)
         self.c.first_bad = -1
-        # Several threads only where BLAS may use them (OPENBLAS_NUM_THREADS=1: one core).
+        # Several threads only where BLAS may use them (OPENBLAS_NUM_THREADS=1: one core), and only for
+        # batches with enough matrix work to pay for starting them (tiny layers run faster on one).
         threads = self.split_threads if self.split_threads > 0 else blas_threads()
+        if self.split_threads <= 0 and min(bs, n) * self._weights_per_row() < MIN_SPLIT_WORK:
+            threads = 1
         threads = max(1, min(threads, MAX_THREADS))
         self.c.blocks = max(1, min(threads, bs // MIN_BLOCK_ROWS))
         self.c.slices = threads
@@ -372,6 +378,15 @@ cdef class Network:
         self._plan(mode, min(bs, n))
         self._stats[:] = 0
         self.s.stats = <double*>_ptr(self._stats)
+
+    cdef Py_ssize_t _weights_per_row(self):
+        """Multiply-adds of one row through every Dense layer (the matrix work of a batch, per row)."""
+        cdef int i
+        cdef Py_ssize_t total = 0
+        for i in range(self.s.n_ops):
+            if self.s.ops[i].kind == K_DENSE:
+                total += self.s.ops[i].n_in * self.s.ops[i].n_out
+        return total
 
     cdef void _plan(self, int mode, Py_ssize_t rows):
         """Fill s.stages for a call of `mode` (0 train, 1 evaluate, 2 predict) with batches of `rows` rows.
