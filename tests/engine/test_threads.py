@@ -215,7 +215,7 @@ print("flushed" if same and not train(False)[:, 20:].any() else "denormal")
 """
 
 
-def test_pool_threads_flush_denormals_like_the_calling_thread():
+def test_pool_threads_flush_denormals_like_the_calling_thread(tmp_path):
     # Every task on a pool thread sets flush-to-zero itself: a pool started by other OpenMP code (here
     # fastfit's own input scan) once kept denormals in half the optimizer slots, 3x slower on W2.
     import os
@@ -223,8 +223,9 @@ def test_pool_threads_flush_denormals_like_the_calling_thread():
     import sys
     pytest.importorskip("fastfit._ext._scan")
     here = os.path.dirname(os.path.abspath(__file__))
+    # Run outside the repository, so the child imports the installed fastfit (with its compiled modules).
     done = subprocess.run([sys.executable, "-c", DENORMAL_CHILD, here], capture_output=True, text=True,
-                          timeout=120)
+                          timeout=120, cwd=tmp_path)
     assert done.returncode == 0, done.stderr
     assert done.stdout.strip() == "flushed"
 
