@@ -3,7 +3,6 @@ from cython cimport floating
 
 from fastfit._ext._state cimport State, Call
 
-cdef int blocks_of(Call* c, Py_ssize_t size) noexcept nogil
 cdef void run_batch(State* s, Call* c, floating* tag, int mode, Py_ssize_t start, Py_ssize_t size,
                     floating* out) noexcept nogil
 cdef void accumulate(State* s, Py_ssize_t size) noexcept nogil

@@ -89,7 +89,7 @@ except ValueError:
     pass
 
 
-cdef int blocks_of(Call* c, Py_ssize_t size) noexcept nogil:
+cdef inline int blocks_of(Call* c, Py_ssize_t size) noexcept nogil:
     """Number of row blocks for a batch of `size` rows."""
     return c.blocks if size >= c.blocks * MIN_BLOCK_ROWS else 1
 
