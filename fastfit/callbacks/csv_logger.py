@@ -6,7 +6,6 @@ import os
 import numpy as np
 
 from fastfit.callbacks.base import Callback
-from fastfit.utils.io_utils import atomic_write
 
 
 def _cell(value):
@@ -25,12 +24,12 @@ def _cell(value):
 class CSVLogger(Callback):
     """Streams epoch results to a CSV file: a header `epoch,<sorted keys>`, then one row per epoch.
 
-    The columns are fixed at the first epoch end this instance sees; a column missing from a later epoch's
-    logs is written as `NA`, keys that appear later are not added. Each row is added atomically (the file is
-    rewritten through a temporary file and renamed into place), so after a crash the file holds whole rows only.
-    Rows are not forced to disk with fsync (a log is not worth a disk flush per epoch): a power cut may lose
-    the last rows, never leave half of one. The logger keeps the file's text in memory, so adding a row
-    writes the file without reading it back.
+    The columns are fixed at the first epoch end this instance sees (and kept across `fit` calls); a column
+    missing from a later epoch's logs is written as `NA`, keys that appear later are not added. The file is
+    opened at train begin (truncated, or with `append=True` continued) and closed at train end, or when the
+    logger is garbage-collected (e.g. after `fit` raised). Each row is appended with a single write and
+    flushed, so other readers see it at once and a killed process leaves whole rows only. Rows are not forced
+    to disk with fsync: a power cut may lose the last rows.
 
     Arguments:
         filename: path of the CSV file (str or path-like).
@@ -41,6 +40,8 @@ class CSVLogger(Callback):
     Raises:
         TypeError: bad `filename` or `separator`.
     """
+
+    _file = None  # the open file, from train begin to train end (class default: `__del__` after a failed init)
 
     def __init__(self, filename, separator=",", append=False):
         super().__init__()
@@ -54,23 +55,24 @@ class CSVLogger(Callback):
         self.sep = separator
         self.append = bool(append)
         self.keys = None
-        self._text = None  # the file's content, from train begin on
+        self._file = None
         self._header_needed = False
 
     def on_train_begin(self, logs=None):
+        self._close()
+        header_needed = True
         if self.append and os.path.exists(self.filename):
             with open(self.filename, newline="") as existing:
-                self._text = existing.read()
-            self._header_needed = not self._text.partition("\n")[0].strip()
+                header_needed = not existing.readline().strip()
+            mode = "a"
         else:
-            with atomic_write(self.filename, "w", newline="", what="CSVLogger file", fsync=False):
-                pass  # start from an empty file, as Keras does at train begin
-            self._text = ""
-            self._header_needed = True
+            mode = "w"
+        self._file = open(self.filename, mode, newline="")
+        self._header_needed = header_needed
 
     def on_epoch_end(self, epoch, logs=None):
         logs = logs or {}
-        if self._text is None:  # driven without on_train_begin
+        if self._file is None:  # driven without on_train_begin
             self.on_train_begin()
         if self.keys is None:
             self.keys = sorted(logs)
@@ -81,10 +83,22 @@ class CSVLogger(Callback):
         if self._header_needed:
             writer.writeheader()
         writer.writerow(row)
-        text = self._text + chunk.getvalue()
-        with atomic_write(self.filename, "w", newline="", what="CSVLogger file", fsync=False) as handle:
-            handle.write(text)
-        self._text, self._header_needed = text, False
+        # One write of the whole row (and header) and a flush: one write syscall per row, so the file only
+        # ever ends at a row boundary. No fsync: a log is not worth a disk flush per epoch.
+        self._file.write(chunk.getvalue())
+        self._file.flush()
+        self._header_needed = False
 
     def on_train_end(self, logs=None):
-        self._text = None
+        self._close()
+
+    def _close(self):
+        handle, self._file = self._file, None
+        if handle is not None:
+            handle.close()
+
+    def __del__(self):  # fit raised (no on_train_end): do not leave the file open
+        try:
+            self._close()
+        except Exception:
+            pass
