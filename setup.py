@@ -10,12 +10,12 @@ MODULES = ["_blas", "_activations", "_losses", "_dense", "_optim", "_batch", "_l
 # OpenMP (the threads of a batch in _batch, of the input scan in _scan) where the compiler is known to have
 # it; elsewhere prange is serial.
 OPENMP = ["-fopenmp"] if sys.platform.startswith("linux") else []
-# The optimizer rules once more for x86-64 CPUs with AVX2 and FMA; _batch picks that build at run time only
-# on such a CPU (the module itself would not run elsewhere).
+# Kernels built for x86-64 CPUs with AVX2 and FMA (the optimizer rules once more, and the fused gather + first
+# Dense layer); _batch picks them at run time only on such a CPU (the modules would not run elsewhere).
 FLAGS = {"_batch": OPENMP, "_scan": OPENMP}
 if platform.machine().lower() in ("x86_64", "amd64") and not sys.platform.startswith("win"):
-    MODULES.append("_optim_avx2")
-    FLAGS["_optim_avx2"] = ["-mavx2", "-mfma"]
+    MODULES += ["_optim_avx2", "_dense_avx2"]
+    FLAGS["_optim_avx2"] = FLAGS["_dense_avx2"] = ["-mavx2", "-mfma"]
 
 extensions = [
     Extension(

@@ -102,6 +102,24 @@ def test_plans_split_wide_layers_by_columns():
     assert [stage for stage, _, _ in net.stages] == ["forward"] * 3 + ["score"]  # no dropout, no backward
 
 
+def test_plans_sum_narrow_layers_gradients_from_block_parts():
+    # NARROW's engine ops: 0 dense 12->40, 1 dropout, 2 dense 40->20, 3 dense 20->5. Blocks of 32 rows: only
+    # layers of at most 16 units take their gradient from per-block parts (for op 3, reading the other
+    # block's 32 rows of its 20-wide input moves more than the 20 x 5 part does).
+    ops, params = make_ops(np.float64, list(NARROW["sizes"]), ["relu", "tanh", "softmax"], dropout={0: (0.25, 5)})
+    net = Network(ops, "categorical_crossentropy", [], np.float64)
+    net.split_threads = 2
+    x, y = make_data(np.float64, N, 12, 5, "categorical_crossentropy")
+    order = np.arange(N, dtype=np.int64)
+    net.train_epoch(x, y, None, order, BATCH, Optimizer("sgd", params), None)
+    assert [op for stage, op, _ in net.stages if stage == "block gradient"] == [3]
+    net.train_epoch(x, y, None, order, 16, Optimizer("sgd", params), None)   # one block: nothing to sum
+    assert "block gradient" not in [stage for stage, _, _ in net.stages]
+    net.split_threads = 1
+    net.train_epoch(x, y, None, order, BATCH, Optimizer("sgd", params), None)
+    assert "block gradient" not in [stage for stage, _, _ in net.stages]
+
+
 @pytest.mark.parametrize("batch", [16, 31])
 def test_batches_too_small_for_row_blocks_still_split_wide_layers(batch):
     # One row block but two column slices and two parameter slices per batch.
@@ -144,28 +162,28 @@ def test_both_builds_of_the_optimizer_rules_match_the_reference(dtype, kind):
     # The AVX2 + FMA build of `_optim` (used where the CPU has them) against the baseline build.
     from fastfit._ext import _batch
     builds = ["baseline"]
-    before = _batch.update_kernels()
+    before = _batch.simd_kernels()
     try:
-        _batch.update_kernels("avx2")
+        _batch.simd_kernels("avx2")
         builds.append("avx2")
     except ValueError:
         pass  # not an AVX2 + FMA CPU (or not x86-64): only the baseline build runs here
     want = train(reference.Network, dtype, kind=kind)
     try:
         for build in builds:
-            _batch.update_kernels(build)
+            _batch.simd_kernels(build)
             got = train(Network, dtype, kind=kind)
             for a, b in zip(got[0] + got[1], want[0] + want[1]):
                 scale = max(np.abs(b).max(), 1e-3)
                 np.testing.assert_allclose(a, b, rtol=RTOL[dtype], atol=RTOL[dtype] * scale * 1e-2, err_msg=build)
     finally:
-        _batch.update_kernels(before)
+        _batch.simd_kernels(before)
 
 
-def test_unknown_update_build_is_refused():
+def test_unknown_simd_build_is_refused():
     from fastfit._ext import _batch
     with pytest.raises(ValueError, match="'baseline' or 'avx2'"):
-        _batch.update_kernels("avx512")
+        _batch.simd_kernels("avx512")
 
 
 def test_blas_threads_are_given_back_when_a_hook_raises():

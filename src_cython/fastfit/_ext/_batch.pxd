@@ -6,3 +6,4 @@ from fastfit._ext._state cimport State, Call
 cdef void run_batch(State* s, Call* c, floating* tag, int mode, Py_ssize_t start, Py_ssize_t size,
                     floating* out) noexcept nogil
 cdef void accumulate(State* s, Py_ssize_t size) noexcept nogil
+cdef bint gather_dense_available() noexcept nogil

@@ -29,7 +29,7 @@ from fastfit._ext._losses cimport loss_rows, metric_sum
 from fastfit._ext._optim cimport prepare_step, update, update_float, update_double
 from fastfit._ext._rng cimport dropout_base, uniform
 from fastfit._ext._state cimport (Op, State, Call, Stage, K_DENSE, K_ACT, K_DROPOUT, MIN_BLOCK_ROWS, S_GATHER,
-                                  S_FORWARD, S_SCORE, S_BACK, S_DX, now)
+                                  S_GATHER_DENSE, S_FORWARD, S_SCORE, S_BACK, S_DX, S_PARTIAL, now)
 
 # Blocks that took this much longer together than the slowest one alone did not run side by side.
 cdef double STALL_FACTOR = 1.5
@@ -50,41 +50,53 @@ cdef extern from *:
     """
     int fastfit_cpu_has_avx2_fma()
 
+ctypedef void (*gather_dense_t)(const float* x, const int64_t* order, Py_ssize_t rows, Py_ssize_t n_in,
+                                const float* w, Py_ssize_t n_out, float* out, float* xcopy) noexcept nogil
+
 cdef update_float _update_float = update[float]
 cdef update_double _update_double = update[double]
-_update_kernels = "baseline"
+cdef gather_dense_t _gather_dense = NULL     # `_dense_avx2`'s fused gather + first Dense forward, or none
+_simd_kernels = "baseline"
 
 
-def update_kernels(name=None):
-    """Return (and with `name`, choose) the build of the optimizer rules in use: 'baseline' or 'avx2'.
+def simd_kernels(name=None):
+    """Return (and with `name`, choose) the kernel build in use: 'baseline' or 'avx2'.
 
-    The default is 'avx2' where the CPU has AVX2 and FMA and the module was built, else 'baseline'.
+    'avx2' runs the optimizer rules built with AVX2 + FMA (`_optim_avx2`) and, for float32 training, reads a
+    shuffled batch straight into a first Dense layer of at most GATHER_DENSE_UNITS units (`_dense_avx2`).
+    The default is 'avx2' where the CPU has AVX2 and FMA and the modules were built, else 'baseline'.
+    A change applies from the next call on.
 
     Raises:
         ValueError: unknown `name`, or 'avx2' on a CPU without AVX2 and FMA (or a build without it).
     """
-    global _update_float, _update_double, _update_kernels
+    global _update_float, _update_double, _gather_dense, _simd_kernels
     if name is None:
-        return _update_kernels
+        return _simd_kernels
     if name == "baseline":
-        _update_float, _update_double = update[float], update[double]
+        _update_float, _update_double, _gather_dense = update[float], update[double], NULL
     elif name == "avx2":
         if not fastfit_cpu_has_avx2_fma():
-            raise ValueError("update_kernels: 'avx2' needs a CPU with AVX2 and FMA; this one lacks them")
+            raise ValueError("simd_kernels: 'avx2' needs a CPU with AVX2 and FMA; this one lacks them")
         try:
-            from fastfit._ext import _optim_avx2
+            from fastfit._ext import _dense_avx2, _optim_avx2
         except ImportError:
-            raise ValueError("update_kernels: 'avx2' was not built on this platform") from None
+            raise ValueError("simd_kernels: 'avx2' was not built on this platform") from None
         f32, f64 = _optim_avx2.addresses()
         _update_float, _update_double = <update_float><size_t>f32, <update_double><size_t>f64
+        _gather_dense = <gather_dense_t><size_t>_dense_avx2.address()
     else:
-        raise ValueError(f"update_kernels: expected 'baseline' or 'avx2', got {name!r}")
-    _update_kernels = name
+        raise ValueError(f"simd_kernels: expected 'baseline' or 'avx2', got {name!r}")
+    _simd_kernels = name
     return name
 
 
+cdef bint gather_dense_available() noexcept nogil:
+    return _gather_dense != NULL
+
+
 try:
-    update_kernels("avx2")
+    simd_kernels("avx2")
 except ValueError:
     pass
 
@@ -147,10 +159,10 @@ cdef void run_batch(State* s, Call* c, floating* tag, int mode, Py_ssize_t start
     prepare_step(&s.hyper, s.iterations, &s.m_schedule, &s.step)
     if parallel:
         for t in prange(c.slices, num_threads=c.slices, schedule="static", chunksize=1):
-            _slice(s, x, size, t, c.slices)
+            _slice(s, x, size, t, c.slices, nb)
     else:
         for t in range(c.slices):
-            _slice(s, x, size, t, c.slices)
+            _slice(s, x, size, t, c.slices, nb)
     s.iterations += 1
 
 
@@ -215,6 +227,11 @@ cdef void _row_stages(State* s, Call* c, floating* x, int mode, Py_ssize_t start
         if st.kind == S_GATHER:
             if x == <floating*>s.xbuf:
                 _gather(s, c, x + r0 * s.n_in, start + r0, rows, r0)
+        elif st.kind == S_GATHER_DENSE:
+            if x == <floating*>s.xbuf:
+                _gather_into_dense(s, c, x, start, r0, rows)
+            else:
+                _forward_rows(s, 0, x + r0 * s.n_in, rows, r0)
         elif st.kind == S_FORWARD:
             op = &s.ops[st.op]
             _forward_rows(s, st.op, _input(s, x, st.op, training) + r0 * op.n_in, rows, r0)
@@ -222,6 +239,8 @@ cdef void _row_stages(State* s, Call* c, floating* x, int mode, Py_ssize_t start
             _score_rows(s, c, x, mode, start, r0, rows, t, scale, out)
         elif st.kind == S_BACK:
             _backward_rows(s, st.op, rows, r0, x)
+        elif st.kind == S_PARTIAL:
+            _block_gradient(s, st.op, x if st.op == 0 else <floating*>s.act[st.op], rows, r0, t)
         else:
             op = &s.ops[st.op]
             dense_input_grad(<floating*>s.grad[st.op + 1] + r0 * op.n_out, <floating*>op.w, rows, op.n_in,
@@ -282,11 +301,34 @@ cdef void _score_rows(State* s, Call* c, floating* x, int mode, Py_ssize_t start
 
 cdef void _gather(State* s, Call* c, floating* xb, Py_ssize_t pos, Py_ssize_t rows, Py_ssize_t r0) noexcept nogil:
     """Copy the rows order[pos : pos + rows] into the batch buffers, from row r0 on (`xb`: x row r0)."""
-    cdef Py_ssize_t r, row
-    cdef Py_ssize_t nx = s.n_in * sizeof(floating), ny = s.units * sizeof(floating)
+    cdef Py_ssize_t r, nx = s.n_in * sizeof(floating)
+    for r in range(rows):
+        memcpy(<char*>xb + r * nx, c.x + c.order[pos + r] * nx, nx)
+    _gather_targets(s, c, xb, pos, rows, r0)
+
+
+cdef void _gather_into_dense(State* s, Call* c, floating* xb, Py_ssize_t start, Py_ssize_t r0,
+                             Py_ssize_t rows) noexcept nogil:
+    """Stage S_GATHER_DENSE on rows r0..r0+rows: the float32 kernel of `_dense_avx2` computes the first
+    (Dense) op's product from the rows of x while it copies them into the batch buffer `xb`; then the bias,
+    the activation, and the gather of the targets."""
+    cdef Op* op = &s.ops[0]
+    cdef floating* out = <floating*>s.act[1] + r0 * op.n_out
+    if floating is float:
+        _gather_dense(<const float*>c.x, c.order + start + r0, rows, op.n_in, <const float*>op.w, op.n_out,
+                      out, xb + r0 * s.n_in)
+        if op.act != A_LINEAR or op.b != NULL:
+            forward_rows(op.act, out, <floating*>op.b, rows, op.n_out)
+        _gather_targets(s, c, xb, start + r0, rows, r0)
+
+
+cdef void _gather_targets(State* s, Call* c, floating* tag, Py_ssize_t pos, Py_ssize_t rows,
+                          Py_ssize_t r0) noexcept nogil:
+    """Copy the targets (and sample weights) of rows order[pos : pos + rows] into the batch buffers, from
+    row r0 on."""
+    cdef Py_ssize_t r, row, ny = s.units * sizeof(floating)
     for r in range(rows):
         row = c.order[pos + r]
-        memcpy(<char*>xb + r * nx, c.x + row * nx, nx)
         if c.labels != NULL:
             s.lbuf[r0 + r] = c.labels[row]
         else:
@@ -358,21 +400,49 @@ cdef void _update(State* s, int j, Py_ssize_t lo, Py_ssize_t hi, floating* tag) 
                        _at(s.slots[3 * j + 2], lo, tag))
 
 
-cdef void _slice(State* s, floating* x, Py_ssize_t rows, int t, int nt) noexcept nogil:
-    """Parameter slice t of nt: its rows of every weight gradient and part of every bias gradient, then the
-    optimizer step on those parameters (`x`: the batch inputs)."""
+cdef void _block_gradient(State* s, int i, floating* inputs, Py_ssize_t rows, Py_ssize_t r0, int t) noexcept nogil:
+    """Stage S_PARTIAL: block t's part of Dense op i's weight and bias gradients, over its rows r0..r0+rows
+    (`inputs`: the op's input over the whole batch)."""
+    cdef Op* op = &s.ops[i]
+    cdef floating* part = <floating*>op.parts + t * (op.n_in + 1) * op.n_out
+    dense_param_grads(inputs + r0 * op.n_in, <floating*>s.grad[i + 1] + r0 * op.n_out, rows, op.n_in, op.n_out,
+                      0, op.n_in, 0, op.n_out, part, part + op.n_in * op.n_out if op.gb != NULL else NULL)
+
+
+cdef void _sum_parts(const floating* parts, Py_ssize_t stride, int nb, Py_ssize_t e0, Py_ssize_t e1,
+                     floating* total) noexcept nogil:
+    """total[e0:e1] = the sum over the nb blocks (in block order) of parts[b * stride + e0 : ... + e1]."""
+    cdef Py_ssize_t e
+    cdef int b
+    for e in range(e0, e1):
+        total[e] = parts[e]
+    for b in range(1, nb):
+        for e in range(e0, e1):
+            total[e] += parts[b * stride + e]
+
+
+cdef void _slice(State* s, floating* x, Py_ssize_t rows, int t, int nt, int nb) noexcept nogil:
+    """Parameter slice t of nt: its rows of every weight gradient and part of every bias gradient (over the
+    whole batch, or summed from the batch's nb block parts), then the optimizer step on those parameters
+    (`x`: the batch inputs)."""
     cdef unsigned long long fp_mode = fastfit_flush_denormals()
     cdef int i
     cdef Op* op
-    cdef Py_ssize_t lo, hi, c0, c1
+    cdef Py_ssize_t lo, hi, c0, c1, stride
     for i in range(s.first_param, s.n_ops):
         op = &s.ops[i]
         if op.kind != K_DENSE:
             continue
         lo, hi = op.n_in * t // nt, op.n_in * (t + 1) // nt
         c0, c1 = op.n_out * t // nt, op.n_out * (t + 1) // nt
-        dense_param_grads(x if i == 0 else <floating*>s.act[i], <floating*>s.grad[i + 1], rows, op.n_in,
-                          op.n_out, lo, hi, c0, c1, <floating*>op.gw, <floating*>op.gb)
+        if op.parts != NULL:
+            stride = (op.n_in + 1) * op.n_out
+            _sum_parts(<floating*>op.parts, stride, nb, lo * op.n_out, hi * op.n_out, <floating*>op.gw)
+            if op.gb != NULL:
+                _sum_parts(<floating*>op.parts + op.n_in * op.n_out, stride, nb, c0, c1, <floating*>op.gb)
+        else:
+            dense_param_grads(x if i == 0 else <floating*>s.act[i], <floating*>s.grad[i + 1], rows, op.n_in,
+                              op.n_out, lo, hi, c0, c1, <floating*>op.gw, <floating*>op.gb)
         _update(s, op.pw, lo * op.n_out, hi * op.n_out, x)
         if op.pb >= 0:
             _update(s, op.pb, c0, c1, x)

@@ -22,8 +22,9 @@ from fastfit._ext._losses cimport L_CCE, L_SCCE, L_BCE
 from fastfit._ext._optim cimport O_NADAM
 from fastfit._ext._fpu cimport fastfit_flush_denormals, fastfit_restore_fp
 from fastfit._ext._state cimport (Op, State, Call, Stage, K_DENSE, K_ACT, K_DROPOUT, MIN_BLOCK_ROWS, MIN_SPLIT_WEIGHTS,
-                                  S_GATHER, S_FORWARD, S_SCORE, S_BACK, S_DX, now)
-from fastfit._ext._batch cimport run_batch, accumulate
+                                  S_GATHER, S_GATHER_DENSE, S_FORWARD, S_SCORE, S_BACK, S_DX,
+                                  S_PARTIAL, GATHER_DENSE_UNITS, PARTIAL_ROWS_PER_UNIT, now)
+from fastfit._ext._batch cimport run_batch, accumulate, gather_dense_available
 from fastfit._ext._blas cimport pin_one_thread, unpin
 from fastfit._ext._blas import blas_threads
 from fastfit._reference.names import ACTIVATIONS, LOSSES, METRICS, SPARSE_METRICS, OPTIMIZERS
@@ -153,6 +154,7 @@ cdef class Network:
     cdef object _stats, _pstats
     cdef list _op_specs          # validated (kind, act, W, b, rate, seed) per internal op
     cdef object _slots_keep
+    cdef list _parts_keep        # the per-block gradient parts of the current call
     cdef bint _busy
     cdef public int split_threads    # 0: split each batch for as many threads as BLAS may use; n: for n
     cdef public bint serial          # run the blocks and slices of a split one after the other (same bits)
@@ -375,9 +377,29 @@ cdef class Network:
         self.c.signals = threading.current_thread() is threading.main_thread()
         self._reserve_parts(max(self.c.blocks, self.c.slices))
         self._reserve(min(bs, n))
+        self._reserve_gradient_parts(mode, min(bs, n))
         self._plan(mode, min(bs, n))
         self._stats[:] = 0
         self.s.stats = <double*>_ptr(self._stats)
+
+    cdef _reserve_gradient_parts(self, int mode, Py_ssize_t rows):
+        """Point `parts` of each Dense op whose training gradient is summed from per-block parts at room for
+        them (NULL for the others).
+
+        With row blocks, the gradient slice of a thread (x^T g over the whole batch) reads every other
+        block's rows of x from the core that wrote them. For a layer narrower than a block is tall, each
+        block's own gradient (x_block^T g_block) is the smaller thing to hand over.
+        """
+        cdef int i
+        cdef Op* op
+        parts = []
+        for i in range(self.s.n_ops):
+            op = &self.s.ops[i]
+            op.parts = NULL
+            if (mode == 0 and op.kind == K_DENSE and i >= self.s.first_param and self.c.blocks > 1
+                    and op.n_out * PARTIAL_ROWS_PER_UNIT <= rows // self.c.blocks):
+                op.parts = _keep_new(parts, (self.c.blocks, (op.n_in + 1) * op.n_out), self.dtype)
+        self._parts_keep = parts
 
     cdef Py_ssize_t _weights_per_row(self):
         """Multiply-adds of one row through every Dense layer (the matrix work of a batch, per row)."""
@@ -395,23 +417,30 @@ cdef class Network:
         thread packs a slice of W, instead of all of it for its rows) and W is large enough to be worth it.
         """
         cdef int i, L = self.s.n_ops
-        cdef bint training = mode == 0, split = self.c.slices > 1
+        cdef bint training = mode == 0, split = self.c.slices > 1, cols
         cdef Op* op
         self.s.n_stages = 0
-        if training:
-            self._add_stage(S_GATHER, -1, False)
         for i in range(L):
             op = &self.s.ops[i]
             if op.kind == K_DROPOUT and not training:
                 continue
-            self._add_stage(S_FORWARD, i, split and op.kind == K_DENSE and op.act != A_SOFTMAX
-                            and op.n_out > rows and op.n_in * op.n_out >= MIN_SPLIT_WEIGHTS)
+            cols = (split and op.kind == K_DENSE and op.act != A_SOFTMAX and op.n_out > rows
+                    and op.n_in * op.n_out >= MIN_SPLIT_WEIGHTS)
+            if i == 0 and training:
+                if (op.kind == K_DENSE and not cols and op.n_out <= GATHER_DENSE_UNITS
+                        and self.dtype == np.float32 and gather_dense_available()):
+                    self._add_stage(S_GATHER_DENSE, 0, False)
+                    continue
+                self._add_stage(S_GATHER, -1, False)
+            self._add_stage(S_FORWARD, i, cols)
         self._add_stage(S_SCORE, -1, False)
         if not training:
             return
         for i in range(L - 1, self.s.first_param - 1, -1):
             op = &self.s.ops[i]
             self._add_stage(S_BACK, i, False)
+            if op.parts != NULL:
+                self._add_stage(S_PARTIAL, i, False)
             if op.kind == K_DENSE and i > self.s.first_param:
                 self._add_stage(S_DX, i, split and op.n_in > rows and op.n_in * op.n_out >= MIN_SPLIT_WEIGHTS)
 
@@ -495,7 +524,8 @@ cdef class Network:
     @property
     def stages(self):
         """The plan of the last call: a list of (stage, op index or None, 'rows' or 'columns')."""
-        names = {S_GATHER: "gather", S_FORWARD: "forward", S_SCORE: "score", S_BACK: "backward", S_DX: "input grad"}
+        names = {S_GATHER: "gather", S_GATHER_DENSE: "gather+forward", S_FORWARD: "forward", S_SCORE: "score", S_BACK: "backward", S_DX: "input grad",
+                 S_PARTIAL: "block gradient"}
         return [(names[self.s.stages[k].kind], self.s.stages[k].op if self.s.stages[k].op >= 0 else None,
                  "columns" if self.s.stages[k].cols else "rows") for k in range(self.s.n_stages)]
 

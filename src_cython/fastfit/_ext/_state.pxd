@@ -21,6 +21,15 @@ cdef enum:
     S_SCORE = 2             # loss, metrics and loss gradient; or (predict) copy the output
     S_BACK = 3              # row-wise backward of one op: activation derivative, dropout mask
     S_DX = 4                # input gradient g W^T of one Dense op
+    S_GATHER_DENSE = 5      # S_GATHER and the first Dense op's forward in one pass (float32, narrow layer)
+    S_PARTIAL = 6           # weight and bias gradient of one narrow Dense op over the block's rows only
+
+cdef enum:
+    PARTIAL_ROWS_PER_UNIT = 2   # a Dense op's gradient is summed from per-block parts when the blocks have
+                                # this many rows per unit of the layer (the parts are then the smaller read)
+
+cdef enum:
+    GATHER_DENSE_UNITS = 16 # the widest first Dense layer S_GATHER_DENSE computes
 
 
 cdef struct Stage:
@@ -41,6 +50,7 @@ cdef struct Op:
     uint64_t seed
     char* mask              # Dropout: 0 or 1/(1-rate) per element of the batch matrix
     int pw, pb              # Dense: indices of W and b in State.params (pb -1 without bias)
+    char* parts             # Dense, S_PARTIAL planned: per row block, its gradient of W then of b (or NULL)
 
 
 cdef struct State:
