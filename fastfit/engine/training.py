@@ -5,6 +5,7 @@ the engine runs each epoch's batch loop in one call and comes back into Python o
 and only when some callback implements a batch hook (docs/architecture.md).
 """
 import math
+import sys
 import threading
 import warnings
 
@@ -234,6 +235,7 @@ class Model(Network):
                 order = self._epoch_order(epoch, n, batch_size, shuffle)
                 if epoch == start_epoch and skip_batches:
                     order = order[skip_batches * batch_size:]  # resumed mid-epoch: those batches are done
+                _release_writes()
                 sums = net.train_epoch(x, y, weights, order, batch_size, self.optimizer, hook)
                 epoch_logs = _logs_from_sums(metric_keys, sums)
                 finished = int(sums[0]) == len(order)
@@ -246,10 +248,12 @@ class Model(Network):
                 if finished and val is not None and (epoch + 1) in validation_epochs:
                     results = self._evaluate_arrays(val, batch_size, cbks)
                     epoch_logs.update(("val_" + k, v) for k, v in results.items())
+                _hold_writes()
                 cbks.on_epoch_end(epoch, epoch_logs)
                 if self.stop_training:
                     break
         except KeyboardInterrupt:
+            _release_writes()
             cbks.on_train_end(dict(epoch_logs))
             raise
         except BaseException:
@@ -257,6 +261,7 @@ class Model(Network):
             from fastfit.saving import write_behind
             write_behind.finish_pending()
             raise
+        _release_writes()
         cbks.on_train_end(dict(epoch_logs))
         return self.history
 
@@ -399,6 +404,19 @@ class _ExclusiveUse:
 
     def __exit__(self, *exc):
         self.lock.release()
+
+
+def _hold_writes():
+    """Checkpoints the epoch-end callbacks write behind start once the next epoch runs (see write_behind)."""
+    module = sys.modules.get("fastfit.saving.write_behind")  # not loaded: nothing is written behind
+    if module is not None:
+        module.hold()
+
+
+def _release_writes():
+    module = sys.modules.get("fastfit.saving.write_behind")
+    if module is not None:
+        module.release()
 
 
 def _resume_point(cbks, initial_epoch):

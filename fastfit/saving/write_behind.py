@@ -7,6 +7,12 @@ in flight per callback), an error of the background write is raised by the next 
 the callbacks `wait` in `on_train_end`, so when `fit` returns every checkpoint is on disk. The files stay
 atomic: the worker writes through `files.write_snapshot` (temporary file, fsync, rename).
 
+A write submitted at the end of an epoch starts once `fit` is back in the engine's GIL-free loop (`fit`
+calls `hold` before the epoch-end callbacks and `release` as it starts the next epoch; at most
+HOLD_SECONDS later otherwise): the worker holds the GIL for most of a write (h5py), and the training thread
+still has Python to run until then (the other callbacks, the next epoch's setup), which would wait for it.
+Anyone waiting for a write releases the hold first.
+
 One daemon worker runs the writes in submission order. It is a daemon so that an idle worker never keeps
 the interpreter alive, and an `atexit` hook finishes pending writes before the interpreter exits; `fit`
 calls `finish_pending` when it ends with an exception (it then skips `on_train_end`, as Keras does).
@@ -22,6 +28,19 @@ _lock = threading.Lock()
 _in_flight = {}       # absolute path -> the last _Job writing it
 _jobs = queue.SimpleQueue()
 _worker = None
+_released = threading.Event()
+_released.set()
+HOLD_SECONDS = 0.05
+
+
+def hold():
+    """Let queued writes wait (at most HOLD_SECONDS) until `release`: the training thread needs the GIL."""
+    _released.clear()
+
+
+def release():
+    """Let queued writes run: the training thread is back in GIL-free code (or someone waits for them)."""
+    _released.set()
 
 
 class _Job:
@@ -36,6 +55,7 @@ def wait_for(path):
     with _lock:
         job = _in_flight.get(os.path.abspath(path))
     if job is not None and threading.current_thread() is not _worker:
+        release()
         job.done.wait()
 
 
@@ -67,6 +87,7 @@ class BackgroundWriter:
         """
         job, self._job = self._job, None
         if job is not None:
+            release()
             job.done.wait()
             if job.error is not None:
                 raise job.error
@@ -83,6 +104,7 @@ def _start_worker():
 def _work():
     while True:
         job = _jobs.get()
+        _released.wait(HOLD_SECONDS)
         try:
             job.write()
         except BaseException as error:  # kept for the training thread: a thread's exception is otherwise lost
@@ -108,6 +130,7 @@ if hasattr(os, "register_at_fork"):
 @atexit.register
 def finish_pending():
     """Block until every pending background write is done (their errors stay with their writers)."""
+    release()
     with _lock:
         pending = list(_in_flight.values())
     for job in pending:

@@ -131,6 +131,58 @@ def test_writer_runs_one_write_at_a_time_in_order():
     writer.wait()  # nothing pending: returns
 
 
+def test_held_writes_start_on_release_and_waiting_releases_them():
+    started = threading.Event()
+    writer = write_behind.BackgroundWriter()
+    write_behind.hold()
+    try:
+        writer.submit("held-file", started.set)
+        assert not started.wait(write_behind.HOLD_SECONDS / 5)  # held while the training thread runs Python
+        write_behind.release()
+        assert started.wait(1.0)
+        writer.wait()
+        write_behind.hold()
+        writer.submit("held-file", lambda: None)
+        t0 = time.perf_counter()
+        writer.wait()  # a waiter releases the hold instead of sitting it out
+        assert time.perf_counter() - t0 < write_behind.HOLD_SECONDS
+    finally:
+        write_behind.release()
+
+
+def test_a_hold_nobody_releases_delays_a_write_by_hold_seconds_at_most():
+    done = threading.Event()
+    writer = write_behind.BackgroundWriter()
+    write_behind.hold()
+    try:
+        writer.submit("held-file", done.set)
+        assert done.wait(write_behind.HOLD_SECONDS + 1.0)
+    finally:
+        write_behind.release()
+
+
+def test_fit_holds_epoch_end_writes_until_the_next_epoch_starts(tmp_path, monkeypatch):
+    # A checkpoint submitted at an epoch end is written while the next epoch trains, not while the
+    # training thread still runs the epoch-end callbacks after ModelCheckpoint.
+    events = []
+    original = files.write_snapshot
+    monkeypatch.setattr(write_behind, "HOLD_SECONDS", 5.0)  # only `release` (or a waiter) can start it
+
+    def recorded(*args, **kwargs):
+        events.append("write")
+        return original(*args, **kwargs)
+    monkeypatch.setattr(files, "write_snapshot", recorded)
+
+    def later_callback(epoch, logs):
+        time.sleep(0.05)  # time for the worker to start, were it not held
+        events.append(f"end {epoch}")
+    x, y = data()
+    mlp().fit(x, y, epochs=2, verbose=0,
+              callbacks=[ModelCheckpoint(str(tmp_path / "m.h5")), LambdaCallback(on_epoch_end=later_callback)])
+    assert events[:2] == ["end 0", "write"] and events.count("write") == 2
+    assert os.path.exists(tmp_path / "m.h5")
+
+
 CRASH_SCRIPT = textwrap.dedent("""
     import sys, time
     sys.path.insert(0, sys.argv[2])
