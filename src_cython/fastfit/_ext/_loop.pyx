@@ -13,6 +13,7 @@ import numpy as np
 cimport numpy as cnp
 from cython cimport floating
 from cpython.exc cimport PyErr_CheckSignals
+from cpython.float cimport PyFloat_AS_DOUBLE, PyFloat_Check
 from cpython.mem cimport PyMem_Malloc, PyMem_Free
 from libc.math cimport isfinite
 from libc.stdint cimport int64_t
@@ -71,7 +72,10 @@ cdef int _call_hook(Network net, object hook, object optimizer, int phase, Py_ss
     stop = hook(phase, batch, size, stats)
     PyErr_CheckSignals()
     if optimizer is not None:
-        net.s.hyper.lr = read_number(optimizer, "lr")
+        # This runs after every batch some callback watches, on caches the batch just filled: a float
+        # (fastfit's `optimizer.lr` is one) is read in C, anything else through the checks.
+        lr = optimizer.lr
+        net.s.hyper.lr = PyFloat_AS_DOUBLE(lr) if PyFloat_Check(lr) else read_number(optimizer, "lr")
     return 1 if stop else 0
 
 
@@ -513,8 +517,8 @@ cdef class Network:
         finally:
             unpin(blas_before)
 
-    def _write_back(self, optimizer):
-        optimizer.iterations = int(self.s.iterations)
+    cdef _write_back(self, optimizer):
+        optimizer.iterations = self.s.iterations
         if self.s.hyper.kind == O_NADAM:
             optimizer.m_schedule = float(self.s.m_schedule)
 
