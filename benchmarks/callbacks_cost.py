@@ -1,16 +1,27 @@
-"""What callbacks cost on the seed workload W1 (issue 3's speed targets).
+"""What callbacks cost on the seed workload W1 (issue 3's speed targets), measured inside one fit.
 
-Variants, interleaved per repeat, `epochs` epochs per `fit` call (10 by default: the cost of per-epoch
-checkpoints in a training run; a 1-epoch fit pays its one checkpoint in full, since `fit` returns only when
-the file is on disk), median over repeats of the time per epoch:
-    none      fit(verbose=0), no callbacks
-    standard  History + ModelCheckpoint (every epoch) + EarlyStopping(monitor='loss') + CSVLogger
-    verbose1  verbose=1 with stdout sent to a file
+Comparing whole fits with and without callbacks measured this machine's drift (whole fits moved by 5-10%
+from one to the next) more than the callbacks (a few %). So each variant is measured inside a single
+`fit`: the callbacks under test are switched on and off from epoch to epoch, and epochs with them are
+compared with their neighbours without them. A variant's fit runs in blocks of 4 epochs, alternately
+[on, after, off, off] and [off, off, on, after]; "after" is the epoch that follows an "on" epoch with the
+callbacks off again, because the checkpoint of epoch e is written behind, during epoch e + 1. The cost of a
+block is (on + after) - (off + off), and the median over blocks is reported.
+
+Variants:
+    null      a callback whose on_epoch_end does nothing: the noise floor of the method
+    standard  ModelCheckpoint (every epoch) + EarlyStopping(monitor='loss') + CSVLogger (History is always on)
+    verbose1  the ProgbarLogger that `fit(verbose=1)` adds, printing to a file
     batchhook a callback whose on_batch_end only counts
-The batch-hook cost per batch is (batchhook - none) / batches minus what the hook body itself costs when
-called directly from Python; that is the price of the GIL round trip and the batch `logs`. Costs are paired:
-each round runs every variant back to back, its cost is taken against that round's `none`, and the median
-over rounds is reported (the machine's speed drifts between rounds more than these costs).
+
+The spread of the block costs is printed with each median: on this machine an epoch's time moves by 5-10%
+from one epoch to the next, so a median of 1-2% needs many blocks. The time spent inside the switched
+callbacks' epoch hooks is also timed directly (it does not include a checkpoint written behind).
+
+An epoch's time runs from one epoch begin to the next (so it includes the epoch-end work of every
+callback). The batch-hook cost per batch is the block cost divided by the batches of one epoch, minus what
+the hook body itself costs when called directly from Python: that is the price of the GIL round trip and
+the batch `logs`.
 """
 import contextlib
 import os
@@ -21,23 +32,121 @@ import time
 from .engines import FastfitTrainer
 from .workloads import WORKLOADS, make_data, steps_per_epoch
 
-VARIANTS = ("none", "standard", "verbose1", "batchhook")
+VARIANTS = ("null", "standard", "verbose1", "batchhook")
+_EPOCH_HOOKS = ("on_epoch_begin", "on_epoch_end")
+# The hooks a switched-on callback exposes (as attributes of its `_Switch`).
+_EXPOSED = ("on_epoch_begin", "on_epoch_end", "on_batch_begin", "on_batch_end", "on_train_batch_begin",
+            "on_train_batch_end", "on_train_batch_means", "batch_end_interval", "batch_hooks_needed")
 
 
-def _counter_callback():
+def _callback_classes():
     from fastfit.callbacks import Callback
 
+    class Switch(Callback):
+        """Wraps a callback; it sees train begin/end always, every other hook only while switched on.
+
+        Switched on, the wrapped callback's hooks become attributes of this instance, so the engine sees
+        exactly the batch hooks (and throttling) the callback itself declares; off, none.
+        """
+
+        def __init__(self, inner, params_override=None):
+            super().__init__()
+            self.inner = inner
+            self._override = params_override or {}
+
+        def set_model(self, model):
+            super().set_model(model)
+            self.inner.set_model(model)
+
+        def set_params(self, params):
+            super().set_params(params)
+            self.inner.set_params({**params, **self._override})
+
+        def on_train_begin(self, logs=None):
+            self.inner.on_train_begin(logs)
+
+        def on_train_end(self, logs=None):
+            self.inner.on_train_end(logs)
+
+        def switch(self, on):
+            for name in _EXPOSED:
+                if on and name in _own_names(self.inner):
+                    setattr(self, name, self._timed(getattr(self.inner, name)) if name in _EPOCH_HOOKS
+                            else getattr(self.inner, name))
+                else:
+                    self.__dict__.pop(name, None)
+
+        def _timed(self, hook):
+            def timed(*args):
+                t0 = time.perf_counter()
+                hook(*args)
+                self.seconds += time.perf_counter() - t0
+            return timed
+
+        seconds = 0.0   # spent in the wrapped callback's epoch hooks, on the training thread
+
     class BatchCounter(Callback):
-        """Does nothing but count `on_batch_end` calls."""
+        """Counts `on_batch_end` calls; the hook is an instance attribute so that it can be switched."""
 
         def __init__(self):
             super().__init__()
             self.calls = 0
 
-        def on_batch_end(self, batch, logs=None):
+        def count(self, batch, logs=None):
             self.calls += 1
 
-    return BatchCounter()
+    class EpochClock(Callback):
+        """First in the list: switches the variant's callbacks for each epoch and times the epochs."""
+
+        def __init__(self, switches, schedule):
+            super().__init__()
+            self.switches, self.schedule, self.starts = switches, schedule, []
+
+        def on_epoch_begin(self, epoch, logs=None):
+            self.starts.append(time.perf_counter())
+            for switch in self.switches:
+                switch(self.schedule[epoch] == "on")
+
+        def on_train_end(self, logs=None):
+            self.starts.append(time.perf_counter())
+
+    class Nothing(Callback):
+        def on_epoch_end(self, epoch, logs=None):
+            pass
+
+    return Switch, BatchCounter, EpochClock, Nothing
+
+
+def _own_names(callback):
+    """The hooks `callback` implements itself (not the `Callback` base class's no-ops), and its attributes."""
+    from fastfit.callbacks import Callback
+    names = set(vars(callback))
+    for klass in type(callback).__mro__:
+        if klass is Callback:
+            break
+        names.update(vars(klass))
+    if hasattr(callback, "batch_end_interval"):
+        names.add("batch_end_interval")
+    return names
+
+
+def _schedule(blocks):
+    """Per epoch 'on', 'after' or 'off': blocks alternately [on, after, off, off] and [off, off, on, after]."""
+    out = []
+    for b in range(blocks):
+        out += ["on", "after", "off", "off"] if b % 2 == 0 else ["off", "off", "on", "after"]
+    return out
+
+
+def _block_costs(starts, schedule):
+    """Per block: (seconds of its on + after epochs - seconds of its off epochs, mean seconds of an off epoch)."""
+    epochs = [b - a for a, b in zip(starts[:-1], starts[1:])]
+    costs = []
+    for k in range(0, len(schedule) - 3, 4):
+        with_cb = sum(t for t, s in zip(epochs[k:k + 4], schedule[k:k + 4]) if s != "off")
+        without = sum(t for t, s in zip(epochs[k:k + 4], schedule[k:k + 4]) if s == "off")
+        costs.append((with_cb - without, without / 2))
+    return costs
 
 
 def _hook_self_seconds(callback, calls=200000):
@@ -45,71 +154,89 @@ def _hook_self_seconds(callback, calls=200000):
     logs = {"batch": 0, "size": 128, "loss": 0.5, "acc": 0.5}
     t0 = time.perf_counter()
     for i in range(calls):
-        callback.on_batch_end(i, logs)
+        callback.count(i, logs)
     return (time.perf_counter() - t0) / calls
 
 
-def run(samples, repeats, engine="cython", seed=0, epochs=10):
+def run(samples, repeats, engine="cython", seed=0, blocks=None):
     """Worker side: measure every variant on W1.
 
     Arguments:
         samples: rows of synthetic data.
-        repeats: timed fits per variant.
+        repeats: sets the number of 4-epoch blocks per variant (`blocks`, default 6 * repeats).
         engine: fastfit engine ('cython' or 'python').
         seed: data seed.
-        epochs: epochs per fit.
 
     Returns:
-        dict with per-variant `times`/`median_s`, `standard_pct`, `verbose1_pct`, `batch_hook_us`,
-        `hook_self_us`, `batches_per_epoch`, `epochs_per_fit` and the hook's call count (to show it ran).
+        dict with per-variant `block_costs_s`, `epoch_s` (median off epoch), `pct` (median block cost
+        over an off epoch), `pct_quartiles` and `in_hooks_ms_per_epoch` (time inside the switched
+        callbacks' epoch hooks per "on" epoch), then `null_pct`, `standard_pct`, `verbose1_pct`, `batch_hook_us`, `hook_self_us`,
+        `batches_per_epoch`, `blocks` and the hook's call count (to show it ran).
     """
-    from fastfit.callbacks import CSVLogger, EarlyStopping, History, ModelCheckpoint
+    from fastfit.callbacks import CSVLogger, EarlyStopping, ModelCheckpoint, ProgbarLogger
 
+    Switch, BatchCounter, EpochClock, Nothing = _callback_classes()
+    blocks = blocks or max(6 * repeats, 2)
     workload = WORKLOADS["w1"]
     x, y, y_int = make_data(samples, seed)
     trainer = FastfitTrainer(workload, {"x": x, "y": y, "y_int": y_int}, engine=engine)
-    counter = _counter_callback()
-    times = {v: [] for v in VARIANTS}
-    with tempfile.TemporaryDirectory() as tmp, open(os.path.join(tmp, "stdout.txt"), "w") as sink:
-        def standard():
-            return [History(), ModelCheckpoint(os.path.join(tmp, "ckpt.h5")),
-                    EarlyStopping(monitor="loss", patience=3), CSVLogger(os.path.join(tmp, "log.csv"))]
-
-        def fit(variant):
-            if variant == "none":
-                return trainer.epoch(epochs=epochs)
-            if variant == "standard":
-                return trainer.epoch(epochs=epochs, callbacks=standard())
-            if variant == "verbose1":
-                with contextlib.redirect_stdout(sink):
-                    return trainer.epoch(epochs=epochs, verbose=1)
-            return trainer.epoch(epochs=epochs, callbacks=[counter])
-
-        for variant in VARIANTS:          # warm-up: first save, first file open, imports
-            fit(variant)
-        counter.calls = 0
-        for r in range(repeats):
-            for variant in VARIANTS[r % len(VARIANTS):] + VARIANTS[:r % len(VARIANTS)]:
-                t0 = time.perf_counter()
-                history = fit(variant)
-                # per epoch actually run (EarlyStopping may end a fit early)
-                times[variant].append((time.perf_counter() - t0) / max(len(history.epoch), 1))
-    med = {v: statistics.median(t) for v, t in times.items()}
     batches = steps_per_epoch(workload, samples)
-    hook_self = _hook_self_seconds(counter)
+    counter = BatchCounter()
+    schedule = _schedule(blocks)
+    results = {}
+    with tempfile.TemporaryDirectory() as tmp, open(os.path.join(tmp, "stdout.txt"), "w") as sink:
+        def switched(variant):
+            """The callbacks of one fit (clock first) for `variant`."""
+            if variant == "null":
+                wrapped = [Switch(Nothing())]
+                return [EpochClock([w.switch for w in wrapped], schedule)] + wrapped
+            if variant == "standard":
+                # patience: keep the fit going for every block (EarlyStopping's cost is the same)
+                inner = [ModelCheckpoint(os.path.join(tmp, "ckpt.h5")),
+                         EarlyStopping(monitor="loss", patience=10 ** 9),
+                         CSVLogger(os.path.join(tmp, "log.csv"))]
+                wrapped = [Switch(cb) for cb in inner]
+                return [EpochClock([w.switch for w in wrapped], schedule)] + wrapped
+            if variant == "verbose1":
+                wrapped = Switch(ProgbarLogger(count_mode="samples"), {"verbose": 1})
+                return [EpochClock([wrapped.switch], schedule), wrapped]
 
-    def paired(variant, per):
-        return statistics.median(per(t, base) for t, base in zip(times[variant], times["none"]))
+            def hook_switch(on):
+                if on:
+                    counter.on_batch_end = counter.count
+                else:
+                    counter.__dict__.pop("on_batch_end", None)
+            return [EpochClock([hook_switch], schedule), counter]
+
+        trainer.epoch(epochs=2)                      # warm-up: imports, first allocations
+        for variant in VARIANTS:
+            trainer.epoch(epochs=4, callbacks=switched(variant))   # warm-up: first save, first file open
+        counter.calls = 0
+        for variant in VARIANTS:
+            callbacks = switched(variant)
+            with contextlib.redirect_stdout(sink):
+                trainer.epoch(epochs=len(schedule), callbacks=callbacks)
+            costs = _block_costs(callbacks[0].starts, schedule)
+            pcts = sorted(100.0 * c / e for c, e in costs)
+            inside = sum(cb.seconds for cb in callbacks[1:] if isinstance(cb, Switch))
+            results[variant] = {"block_costs_s": [c for c, _ in costs],
+                                "epoch_s": statistics.median(e for _, e in costs),
+                                "pct": statistics.median(pcts),
+                                "pct_quartiles": (pcts[len(pcts) // 4], pcts[(3 * len(pcts)) // 4]),
+                                "in_hooks_ms_per_epoch": 1e3 * inside / blocks}
+    hook_self = _hook_self_seconds(counter)
+    hook_cost = statistics.median(results["batchhook"]["block_costs_s"]) / batches
     return {
         "engine": engine,
         "samples": samples,
         "batches_per_epoch": batches,
-        "epochs_per_fit": epochs,
-        "variants": {v: {"times": times[v], "median_s": med[v]} for v in VARIANTS},
-        "standard_pct": 100.0 * paired("standard", lambda t, base: t / base - 1.0),
-        "verbose1_pct": 100.0 * paired("verbose1", lambda t, base: t / base - 1.0),
-        "batch_hook_us": (paired("batchhook", lambda t, base: (t - base) / batches) - hook_self) * 1e6,
+        "blocks": blocks,
+        "variants": results,
+        "null_pct": results["null"]["pct"],
+        "standard_pct": results["standard"]["pct"],
+        "verbose1_pct": results["verbose1"]["pct"],
+        "batch_hook_us": (hook_cost - hook_self) * 1e6,
         "hook_self_us": hook_self * 1e6,
         "hook_calls": counter.calls,
-        "hook_calls_expected": batches * repeats * epochs,
+        "hook_calls_expected": batches * blocks,
     }

@@ -117,8 +117,8 @@ def run(args, log=print):
     fastfit_ok = availability("fastfit-ref")[0]
     if fastfit_ok and "callbacks" in args.sections:
         results["callbacks"] = _section("callbacks", log, lambda: call_once(
-            "callbacks_cost:run", samples=args.samples, repeats=max(args.repeats, 3 if args.quick else 7),
-            engine=ff_engine, epochs=2 if args.quick else 10))
+            "callbacks_cost:run", samples=args.samples, repeats=max(args.repeats, 1 if args.quick else 10),
+            engine=ff_engine))
     if fastfit_ok and "gil" in args.sections:
         from benchmarks.gil import ONE_THREAD_ENV
         engines_gil = [ff_engine] if args.quick or ff_engine == "python" else ["cython", "python"]
