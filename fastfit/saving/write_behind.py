@@ -11,7 +11,7 @@ A write submitted at the end of an epoch starts once `fit` is back in the engine
 calls `hold` before the epoch-end callbacks and `release` as it starts the next epoch; at most
 HOLD_SECONDS later otherwise): the worker holds the GIL for most of a write (h5py), and the training thread
 still has Python to run until then (the other callbacks, the next epoch's setup), which would wait for it.
-Anyone waiting for a write releases the hold first.
+Anyone waiting for a write lets the held jobs go first (the hold itself stays for later submissions).
 
 One daemon worker runs the writes in submission order. It is a daemon so that an idle worker never keeps
 the interpreter alive, and an `atexit` hook finishes pending writes before the interpreter exits; `fit`
@@ -28,24 +28,37 @@ _lock = threading.Lock()
 _in_flight = {}       # absolute path -> the last _Job writing it
 _jobs = queue.SimpleQueue()
 _worker = None
-_released = threading.Event()
-_released.set()
+_holding = False       # between `hold` and `release`: new jobs wait
+_held = []             # jobs submitted while holding, not yet let go
 HOLD_SECONDS = 0.05
 
 
 def hold():
-    """Let queued writes wait (at most HOLD_SECONDS) until `release`: the training thread needs the GIL."""
-    _released.clear()
+    """Jobs submitted from now on wait (at most HOLD_SECONDS) for `release`: the training thread needs the GIL."""
+    global _holding
+    _holding = True
 
 
 def release():
-    """Let queued writes run: the training thread is back in GIL-free code (or someone waits for them)."""
-    _released.set()
+    """Let the held jobs run, and the ones submitted from now on: the training thread is in GIL-free code."""
+    global _holding
+    _holding = False
+    _let_go()
+
+
+def _let_go():
+    """Let every held job run now (someone waits for one; the worker runs them in order)."""
+    with _lock:
+        jobs = _held[:]
+        _held.clear()
+    for job in jobs:
+        job.go.set()
 
 
 class _Job:
     def __init__(self, key, write):
         self.key, self.write = key, write
+        self.go = threading.Event()
         self.done = threading.Event()
         self.error = None
 
@@ -54,8 +67,8 @@ def wait_for(path):
     """Block until no background write of `path` is pending (its errors stay with its writer)."""
     with _lock:
         job = _in_flight.get(os.path.abspath(path))
-    if job is not None and threading.current_thread() is not _worker:
-        release()
+    if job is not None and threading.current_thread() is not _worker and not job.done.is_set():
+        _let_go()
         job.done.wait()
 
 
@@ -75,6 +88,10 @@ class BackgroundWriter:
         job = _Job(os.path.abspath(path), write)
         with _lock:
             _in_flight[job.key] = job
+            if _holding:
+                _held.append(job)
+            else:
+                job.go.set()
         self._job = job
         _start_worker()
         _jobs.put(job)
@@ -87,8 +104,9 @@ class BackgroundWriter:
         """
         job, self._job = self._job, None
         if job is not None:
-            release()
-            job.done.wait()
+            if not job.done.is_set():
+                _let_go()
+                job.done.wait()
             if job.error is not None:
                 raise job.error
 
@@ -104,7 +122,7 @@ def _start_worker():
 def _work():
     while True:
         job = _jobs.get()
-        _released.wait(HOLD_SECONDS)
+        job.go.wait(HOLD_SECONDS)
         try:
             job.write()
         except BaseException as error:  # kept for the training thread: a thread's exception is otherwise lost
@@ -120,6 +138,7 @@ def _forget_parent_jobs():
     """A forked child has no worker and will never see the parent's pending writes complete."""
     global _jobs, _worker
     _in_flight.clear()
+    _held.clear()
     _jobs, _worker = queue.SimpleQueue(), None
 
 
@@ -130,7 +149,7 @@ if hasattr(os, "register_at_fork"):
 @atexit.register
 def finish_pending():
     """Block until every pending background write is done (their errors stay with their writers)."""
-    release()
+    _let_go()
     with _lock:
         pending = list(_in_flight.values())
     for job in pending:
