@@ -111,6 +111,12 @@ class FastfitTrainer:
         self.x, self.y = data["x"], data["y"]
         self.batch_size = workload.batch_size
 
+    def input_check(self):
+        """The check each `fit` call makes before training: no NaN or inf in x and y (one read of each)."""
+        from fastfit.engine import data
+        data.check_finite(self.x, "x")
+        data.check_finite(self.y, "y")
+
     def epoch(self, **fit_kwargs):
         """Trains one epoch; extra keyword arguments go to `fit` (callbacks, verbose, epochs); returns the History."""
         kwargs = {"batch_size": self.batch_size, "epochs": 1, "verbose": 0, "shuffle": True}

@@ -55,6 +55,12 @@ def throughput_lines(workloads, engines):
             lines.append(f"{'':40s} {name:12s} {_rate(r['samples_per_s']):>10s} "
                          f"{_pct(r['fraction_of_ceiling']):>10s} {_ratio(r.get('vs_reference')):>7s} "
                          f"{_ratio(r.get('vs_best_peer')):>8s} {r['step_us']:8.1f} {r['overhead_us']:14.1f}")
+    for w in workloads:
+        ff = w["results"].get("fastfit", {})
+        if ff.get("input_check_us") is not None and "overhead_us" in ff:
+            lines.append(f"{w['name']}: fastfit's input check (NaN/inf scan of x and y, once per fit call, "
+                         f"timed apart in the same run): {ff['input_check_us']:.1f} us per step; beyond GEMM "
+                         f"without it: {ff['overhead_us'] - ff['input_check_us']:.1f} us")
     for name, e in engines.items():
         if not e["available"]:
             lines.append(f"skipped {name}: {e['note']}")

@@ -44,6 +44,14 @@ def worker_epoch():
     return [wall, time.process_time() - c0]
 
 
+def worker_input_check():
+    """Worker side: seconds of the input check one `fit` call of a fastfit engine makes (NaN/inf scan of x
+    and y, before training), or None for other engines."""
+    trainer = _STATE["trainer"]
+    check = getattr(trainer, "input_check", None)
+    return None if check is None else _timed(check)
+
+
 def ceiling_build(workload, budget):
     """Worker side: prepare the GEMM ceiling of `workload`; returns the wrapper call overhead (s)."""
     overhead = call_overhead()
@@ -147,6 +155,9 @@ class Throughput:
                     wall, cpu = self._timed_call(name, "throughput:worker_epoch")
                     results[name]["times"].append(wall)
                     results[name].setdefault("cpu_times", []).append(cpu)
+                    check = self._timed_call(name, "throughput:worker_input_check")
+                    if check is not None:
+                        results[name].setdefault("input_check_times", []).append(check)
                 except WorkerError as exc:
                     results[name]["error"] = str(exc)
                     self.log(f"  {workload.name:7s} {name:12s} FAILED: {exc}")
@@ -170,6 +181,10 @@ class Throughput:
                 # time per full batch beyond the GEMMs of that batch
                 res["step_us"] = res["median_s"] / self.samples * workload.batch_size * 1e6
                 res["overhead_us"] = res["step_us"] - step * 1e6
+                if res.get("input_check_times"):
+                    # part of every timed fit(epochs=1) call: its share per full batch
+                    res["input_check_us"] = (statistics.median(res["input_check_times"]) / self.samples
+                                             * workload.batch_size * 1e6)
         _add_ratios(results)
         return {"name": workload.name, "title": workload.title, "batch_size": workload.batch_size,
                 "samples": self.samples, "ceiling": ceil, "results": results}
