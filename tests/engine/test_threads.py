@@ -120,6 +120,26 @@ def test_plans_sum_narrow_layers_gradients_from_block_parts():
     assert "block gradient" not in [stage for stage, _, _ in net.stages]
 
 
+def test_longest_plan_fits_and_trains_like_the_reference():
+    # Every layer narrow: each one gets a backward, a block gradient and (but the first) an input gradient,
+    # the longest plan there is (4 per Dense op + gather + score - 1). It once overran the stage array.
+    sizes, acts = (12, 8, 8, 8, 5), ("relu", "tanh", "relu", "softmax")
+    ops, params = make_ops(np.float64, list(sizes), list(acts))
+    ref_ops, ref_params = make_ops(np.float64, list(sizes), list(acts))
+    x, y = make_data(np.float64, N, 12, 5, "categorical_crossentropy")
+    order = np.random.default_rng(4).permutation(N).astype(np.int64)
+    net = Network(ops, "categorical_crossentropy", [], np.float64)
+    net.split_threads = 2
+    ref = reference.Network(ref_ops, "categorical_crossentropy", [], np.float64)
+    got = net.train_epoch(x, y, None, order, BATCH, Optimizer("adam", params), None)
+    want = ref.train_epoch(x, y, None, order, BATCH, Optimizer("adam", ref_params), None)
+    stages = [stage for stage, _, _ in net.stages]
+    assert stages.count("block gradient") == 4 and len(stages) == 4 * 4 + 1
+    np.testing.assert_allclose(got, want, rtol=1e-8)
+    for a, b in zip(params, ref_params):
+        np.testing.assert_allclose(a, b, rtol=1e-8, atol=1e-12)
+
+
 @pytest.mark.parametrize("batch", [16, 31])
 def test_batches_too_small_for_row_blocks_still_split_wide_layers(batch):
     # One row block but two column slices and two parameter slices per batch.

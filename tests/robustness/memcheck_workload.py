@@ -107,6 +107,21 @@ def engine_workload():
                 out = np.empty((n, units), dtype)
                 net.predict(x, batch_size, out, None)
                 cases += 1
+    for dtype in (np.float32, np.float64):
+        # Split over two threads: row blocks of 32-35 rows, per-block gradient parts of the narrow layers,
+        # the fused gather + first layer (float32), a last short batch.
+        W1 = rng.normal(size=(20, 6)).astype(dtype)
+        b1 = np.zeros(6, dtype)
+        W2 = rng.normal(size=(6, 3)).astype(dtype)
+        net = Network([("dense", W1, b1), ("activation", "relu"), ("dense", W2, None),
+                       ("activation", "softmax")], "categorical_crossentropy", ["categorical_accuracy"], dtype)
+        net.split_threads = 2
+        x = rng.normal(size=(150, 20)).astype(dtype)
+        y = _targets("categorical_crossentropy", rng, 150, 3, dtype)
+        opt = _Optimizer("adam", [W1, b1, W2])
+        net.train_epoch(x, y, None, rng.permutation(150).astype(np.int64), 70, opt, None)
+        assert [s for s, _, _ in net.stages].count("block gradient") >= 1, net.stages
+        cases += 1
     _bad_engine_calls(Network, rng)
     print(f"engine workload: {cases} cases")
 

@@ -159,6 +159,7 @@ cdef class Network:
     cdef list _op_specs          # validated (kind, act, W, b, rate, seed) per internal op
     cdef object _slots_keep
     cdef list _parts_keep        # the per-block gradient parts of the current call
+    cdef int _stage_capacity     # entries of s.stages
     cdef bint _busy
     cdef public int split_threads    # 0: split each batch for as many threads as BLAS may use; n: for n
     cdef public bint serial          # run the blocks and slices of a split one after the other (same bits)
@@ -249,7 +250,10 @@ cdef class Network:
         self.s.n_ops = len(specs)
         self.s.ops = <Op*>_malloc(len(specs) * sizeof(Op))
         self.s.act = <char**>_malloc((len(specs) + 1) * sizeof(char*))
-        self.s.stages = <Stage*>_malloc((3 * len(specs) + 2) * sizeof(Stage))  # see _plan
+        # The most a plan holds (see _plan): a gather, a forward per op, the score, and per op a backward, a
+        # block gradient and an input gradient.
+        self._stage_capacity = 4 * len(specs) + 2
+        self.s.stages = <Stage*>_malloc(self._stage_capacity * sizeof(Stage))
         self.s.grad = <char**>_malloc((len(specs) + 1) * sizeof(char*))
         self.s.first_param = len(specs)
         self._keep, self._params = [], []
@@ -414,7 +418,7 @@ cdef class Network:
                 total += self.s.ops[i].n_in * self.s.ops[i].n_out
         return total
 
-    cdef void _plan(self, int mode, Py_ssize_t rows):
+    cdef int _plan(self, int mode, Py_ssize_t rows) except -1:
         """Fill s.stages for a call of `mode` (0 train, 1 evaluate, 2 predict) with batches of `rows` rows.
 
         A Dense product runs over column slices when the layer is wider than the batch is tall (then each
@@ -439,7 +443,7 @@ cdef class Network:
             self._add_stage(S_FORWARD, i, cols)
         self._add_stage(S_SCORE, -1, False)
         if not training:
-            return
+            return 0
         for i in range(L - 1, self.s.first_param - 1, -1):
             op = &self.s.ops[i]
             self._add_stage(S_BACK, i, False)
@@ -447,11 +451,15 @@ cdef class Network:
                 self._add_stage(S_PARTIAL, i, False)
             if op.kind == K_DENSE and i > self.s.first_param:
                 self._add_stage(S_DX, i, split and op.n_in > rows and op.n_in * op.n_out >= MIN_SPLIT_WEIGHTS)
+        return 0
 
-    cdef void _add_stage(self, int kind, int op, bint cols):
+    cdef int _add_stage(self, int kind, int op, bint cols) except -1:
+        if self.s.n_stages >= self._stage_capacity:  # a plan longer than the array allocated for it
+            raise RuntimeError(f"Network: the plan needs more than {self._stage_capacity} stages")
         cdef Stage* st = &self.s.stages[self.s.n_stages]
         st.kind, st.op, st.cols = kind, op, cols
         self.s.n_stages += 1
+        return 0
 
     cdef _bind_optimizer(self, optimizer):
         """Read the hyper-parameters, iterations and slot arrays of the optimizer object."""
