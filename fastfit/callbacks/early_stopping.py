@@ -30,22 +30,26 @@ class EarlyStopping(Callback):
             `auc`).
         baseline: a value the monitor must beat; epochs that do not beat it count as not improving.
         restore_best_weights: at the end of training (however it ended) set the weights of the best epoch.
+        start_from_epoch: (tf.keras) epochs to train before monitoring starts: epochs numbered below it
+            (0-based, as `on_epoch_end` gets them) neither count against `patience` nor become the best.
 
     Attributes:
         stopped_epoch: 0-based epoch at which this callback stopped training (0 if it did not).
         best, best_epoch, wait: the state of the last run.
 
     Raises:
-        ValueError: unknown `mode`, negative `patience`. TypeError: `monitor` not a string.
+        ValueError: unknown `mode`, negative `patience` or `start_from_epoch`. TypeError: `monitor` not a string.
     """
 
     def __init__(self, monitor="val_loss", min_delta=0, patience=0, verbose=0, mode="auto", baseline=None,
-                 restore_best_weights=False):
+                 restore_best_weights=False, start_from_epoch=0):
         super().__init__()
         self.monitor = check_monitor(monitor, "EarlyStopping")
-        if isinstance(patience, bool) or not isinstance(patience, int) or patience < 0:
-            raise ValueError(f"EarlyStopping: `patience` must be an int >= 0, got {patience!r}")
+        for name, value in (("patience", patience), ("start_from_epoch", start_from_epoch)):
+            if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+                raise ValueError(f"EarlyStopping: `{name}` must be an int >= 0, got {value!r}")
         self.patience = patience
+        self.start_from_epoch = start_from_epoch
         self.verbose = verbose
         self.min_delta = abs(float(min_delta))
         self.baseline = None if baseline is None else float(baseline)
@@ -74,6 +78,8 @@ class EarlyStopping(Callback):
         current = logs.get(self.monitor)
         if current is None:
             warn_missing(f"Early stopping conditioned on metric `{self.monitor}` which is not available.", logs)
+            return
+        if epoch < self.start_from_epoch:  # warm-up: not monitored yet
             return
         if self.restore_best_weights and self.best_weights is None:
             # The first monitored epoch: there is always something to restore, even if nothing improves.

@@ -27,6 +27,23 @@ def test_worked_examples(values, kwargs, key, epochs_run):
     assert run_epochs([EarlyStopping(**kwargs)], FakeModel(), values, key=key) == epochs_run
 
 
+def test_start_from_epoch_ignores_the_warm_up_epochs():
+    # Epochs 0 and 1 are not monitored: their low loss is neither the best nor counted against patience.
+    model = FakeModel()
+    stopper = EarlyStopping(patience=1, start_from_epoch=2, restore_best_weights=True)
+    assert run_epochs([stopper], model, [0.01, 0.02, 0.5, 0.4, 0.45, 0.5]) == 5
+    assert stopper.best == 0.4 and stopper.best_epoch == 3 and stopper.stopped_epoch == 4
+    np.testing.assert_array_equal(model.weights[0], np.full(3, 3.0))
+    # without it, the first epoch is the best and training stops at once
+    assert run_epochs([EarlyStopping(patience=1)], FakeModel(), [0.01, 0.02, 0.5, 0.4, 0.45, 0.5]) == 2
+
+
+@pytest.mark.parametrize("value", [-1, 1.5, True, "2"])
+def test_start_from_epoch_must_be_a_non_negative_int(value):
+    with pytest.raises(ValueError, match="start_from_epoch"):
+        EarlyStopping(start_from_epoch=value)
+
+
 def test_restore_best_weights_when_it_stops():
     model = FakeModel()
     stopper = EarlyStopping(patience=2, restore_best_weights=True)
