@@ -15,6 +15,7 @@ merely used would still be reported (with a fastfit frame in its origin).
 """
 import os
 import re
+import site
 import subprocess
 import sys
 
@@ -63,7 +64,10 @@ def main(argv):
     names = [a for a in argv[1:] if not a.startswith("--")]
     workload = names[0] if names else "engine"
     log = os.path.join("/tmp", f"fastfit-memcheck-{workload}{'-origins' if origins else ''}.log")
-    env = dict(os.environ, PYTHONMALLOC="malloc", OPENBLAS_NUM_THREADS="1", PYTHONPATH=ROOT)
+    # The child runs the interpreter binary itself (not a venv's link to it), so it gets this environment's
+    # packages (h5py, ...) through PYTHONPATH.
+    env = dict(os.environ, PYTHONMALLOC="malloc", OPENBLAS_NUM_THREADS="1",
+               PYTHONPATH=os.pathsep.join([ROOT] + site.getsitepackages()))
     result = subprocess.run(command(workload, log, origins), cwd=ROOT, env=env)
     text = open(log).read()
     found = errors(text)
