@@ -130,3 +130,24 @@ def test_unshuffled_batches_skip_the_copy_and_still_train(build):
     assert got.stages[0][0] == "gather+forward"
     for a, b in zip(params, ref_params):
         np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-7)
+
+
+@needs_avx2
+def test_switching_builds_during_a_call_keeps_the_running_plan_valid(build):
+    # A hook (or another thread) may switch builds while a call planned with the fused stage runs: its later
+    # batches must still find the kernel (it was once unset, leaving a NULL kernel to call).
+    build("avx2")
+    ops, params = make_ops(np.float32, [12, 6], ["softmax"])
+    ref_ops, ref_params = make_ops(np.float32, [12, 6], ["softmax"])
+    x, y = make_data(np.float32, 100, 12, 6, "categorical_crossentropy")
+    order = np.random.default_rng(5).permutation(100).astype(np.int64)
+    net = Network(ops, "categorical_crossentropy", [], np.float32)
+    hook = Hook(begin=False, on_call=lambda *args: _batch.simd_kernels("baseline"))
+    net.train_epoch(x, y, None, order, 16, Optimizer("sgd", params), hook)
+    assert net.stages[0][0] == "gather+forward" and len(hook.calls) == 7
+    reference.Network(ref_ops, "categorical_crossentropy", [], np.float32).train_epoch(
+        x, y, None, order, 16, Optimizer("sgd", ref_params), None)
+    for a, b in zip(params, ref_params):
+        np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-7)
+    net.train_epoch(x, y, None, order, 16, Optimizer("sgd", params), None)  # planned afresh: no fused stage
+    assert net.stages[0][0] == "gather"

@@ -55,7 +55,10 @@ ctypedef void (*gather_dense_t)(const float* x, const int64_t* order, Py_ssize_t
 
 cdef update_float _update_float = update[float]
 cdef update_double _update_double = update[double]
-cdef gather_dense_t _gather_dense = NULL     # `_dense_avx2`'s fused gather + first Dense forward, or none
+# `_dense_avx2`'s fused gather + first Dense forward: loaded once and never unset, so that a call planned with
+# it keeps a valid kernel even if another thread switches builds meanwhile; plans use it while `_gather_dense_on`.
+cdef gather_dense_t _gather_dense = NULL
+cdef bint _gather_dense_on = False
 _simd_kernels = "baseline"
 
 
@@ -70,11 +73,11 @@ def simd_kernels(name=None):
     Raises:
         ValueError: unknown `name`, or 'avx2' on a CPU without AVX2 and FMA (or a build without it).
     """
-    global _update_float, _update_double, _gather_dense, _simd_kernels
+    global _update_float, _update_double, _gather_dense, _gather_dense_on, _simd_kernels
     if name is None:
         return _simd_kernels
     if name == "baseline":
-        _update_float, _update_double, _gather_dense = update[float], update[double], NULL
+        _update_float, _update_double, _gather_dense_on = update[float], update[double], False
     elif name == "avx2":
         if not fastfit_cpu_has_avx2_fma():
             raise ValueError("simd_kernels: 'avx2' needs a CPU with AVX2 and FMA; this one lacks them")
@@ -85,6 +88,7 @@ def simd_kernels(name=None):
         f32, f64 = _optim_avx2.addresses()
         _update_float, _update_double = <update_float><size_t>f32, <update_double><size_t>f64
         _gather_dense = <gather_dense_t><size_t>_dense_avx2.address()
+        _gather_dense_on = True
     else:
         raise ValueError(f"simd_kernels: expected 'baseline' or 'avx2', got {name!r}")
     _simd_kernels = name
@@ -92,7 +96,7 @@ def simd_kernels(name=None):
 
 
 cdef bint gather_dense_available() noexcept nogil:
-    return _gather_dense != NULL
+    return _gather_dense_on
 
 
 try:
