@@ -196,11 +196,6 @@ def test_verbose_output_is_printed(engine, classification_data, capsys, verbose)
     assert "Epoch 2/2" in out and "val_loss" in out
 
 
-def test_frozen_layers_are_refused_at_compile(engine):
-    model = Sequential([Dense(4, input_dim=3, trainable=False), Dense(2)])
-    with pytest.raises(ValueError, match="trainable=False"):
-        model.compile("sgd", "mse", engine=engine)
-    assert not model.compiled
 
 
 def test_model_without_input_shape_cannot_compile(engine):

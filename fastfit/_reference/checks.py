@@ -141,6 +141,19 @@ def check_hook(hook):
         raise ValueError(f"hook: expected attributes batch_begin, batch_end and end_interval ({exc})") from None
 
 
+def check_trainable(op, index):
+    """The trainable flag of a ('dense', W, b[, trainable]) engine op (True when absent).
+
+    Raises:
+        ValueError: a 4th item that is not a bool.
+    """
+    if len(op) < 4:
+        return True
+    if not isinstance(op[3], (bool, np.bool_)):
+        raise ValueError(f"ops[{index}] trainable: expected True or False, got {op[3]!r}")
+    return bool(op[3])
+
+
 def read_number(obj, attr, default=None):
     """Read `obj.attr` as a float (or `default` when missing or None).
 

@@ -23,15 +23,16 @@ def backward(x, W, grad, dW, db, dx=None):
 
     Arguments:
         x: (rows, in) input of the forward pass; W: (in, out) kernel; grad: (rows, out) d loss / d y.
-        dW: (in, out) array receiving `x.T @ grad`; db: (out,) array receiving `grad.sum(0)`, or None
-            without bias.
+        dW: (in, out) array receiving `x.T @ grad`, or None (a frozen layer); db: (out,) array receiving
+            `grad.sum(0)`, or None (no bias, or frozen).
         dx: None (first layer: the input gradient is not needed) or a (rows, in) array receiving
             `grad @ W.T`.
 
     Returns:
         `dx`.
     """
-    np.matmul(x.T, grad, out=dW)
+    if dW is not None:
+        np.matmul(x.T, grad, out=dW)
     if db is not None:
         np.sum(grad, axis=0, out=db)
     if dx is not None:

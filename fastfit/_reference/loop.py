@@ -10,7 +10,7 @@ import numpy as np
 
 from fastfit._reference import activations, dense, losses, metrics, optim, rng
 from fastfit._reference.checks import (check_dtype, check_name, check_float_array, check_hook, check_int_array,
-                                       check_labels, check_metrics, check_positive_int)
+                                       check_labels, check_metrics, check_positive_int, check_trainable)
 from fastfit._reference.names import ACTIVATIONS, LOSSES, SPARSE_LOSSES
 
 
@@ -18,12 +18,12 @@ from fastfit._reference.names import ACTIVATIONS, LOSSES, SPARSE_LOSSES
 # reference to their forward input for the backward pass.
 
 class _Dense:
-    """`x @ W + b`; the parameter gradients go to gW/gb, the input gradient to dx."""
+    """`x @ W + b`; the parameter gradients go to gW/gb (a frozen layer has none), the input gradient to dx."""
 
-    def __init__(self, W, b):
-        self.W, self.b = W, b
-        self.gW = np.zeros_like(W)
-        self.gb = None if b is None else np.zeros_like(b)
+    def __init__(self, W, b, trainable=True):
+        self.W, self.b, self.trainable = W, b, trainable
+        self.gW = np.zeros_like(W) if trainable else None
+        self.gb = None if b is None or not trainable else np.zeros_like(b)
         self.n_in, self.n_out = W.shape
 
     def reserve(self, rows, dtype, need_dx):
@@ -98,8 +98,8 @@ class Network:
         self.metrics = check_metrics(metrics, loss)
         self._sparse = loss in SPARSE_LOSSES
         self._layers, self._params, self._grads = self._compile(ops)
-        self._first_param = next((i for i, op in enumerate(self._layers) if isinstance(op, _Dense)),
-                                 len(self._layers))
+        self._first_param = next((i for i, op in enumerate(self._layers)
+                                  if isinstance(op, _Dense) and op.trainable), len(self._layers))
         last = self._layers[-1] if self._layers else None
         self._fused = (isinstance(last, _Activation) and losses.FUSED_ACTIVATION.get(loss) == last.name)
         denses = [op for op in self._layers if isinstance(op, _Dense)]
@@ -118,19 +118,21 @@ class Network:
         layers, params, grads, width = [], [], [], None
         for i, op in enumerate(ops):
             if not isinstance(op, tuple) or not op or op[0] not in ("dense", "activation", "dropout"):
-                raise ValueError(f"ops[{i}]: expected ('dense', W, b), ('activation', name) or "
+                raise ValueError(f"ops[{i}]: expected ('dense', W, b[, trainable]), ('activation', name) or "
                                  f"('dropout', rate, seed), got {op!r}")
-            if op[0] == "dense" and len(op) == 3:
+            if op[0] == "dense" and len(op) in (3, 4):
                 W = check_float_array(op[1], self.dtype, f"ops[{i}] W", ndim=2)
                 if width is not None and W.shape[0] != width:
                     raise ValueError(f"ops[{i}] W: expected {width} input rows, got shape {W.shape}")
                 b = op[2]
                 if b is not None:
                     check_float_array(b, self.dtype, f"ops[{i}] b", shape=(W.shape[1],))
-                layer = _Dense(W, b)
+                trainable = check_trainable(op, i)
+                layer = _Dense(W, b, trainable)
                 layers.append(layer)
-                params += [W] + ([b] if b is not None else [])
-                grads += [layer.gW] + ([layer.gb] if b is not None else [])
+                if trainable:
+                    params += [W] + ([b] if b is not None else [])
+                    grads += [layer.gW] + ([layer.gb] if b is not None else [])
                 width = W.shape[1]
             elif op[0] == "activation" and len(op) == 2:
                 layers.append(_Activation(check_name(op[1], ACTIVATIONS, f"ops[{i}] activation")))

@@ -47,19 +47,37 @@ def engine_class(engine):
     return Network
 
 
-def chain_ops(layers):
-    """The engine ops of a chain of layers (InputLayer and Flatten contribute none)."""
+def chain_ops(layers, frozen=frozenset()):
+    """The engine ops of a chain of layers (InputLayer and Flatten contribute none).
+
+    Arguments:
+        frozen: the layers whose weights training leaves alone (their Dense ops carry a 4th item, False).
+    """
     ops = []
     for layer in layers:
-        ops.extend(layer.engine_ops())
+        layer_ops = layer.engine_ops()
+        if layer in frozen:
+            layer_ops = [op + (False,) if op[0] == "dense" else op for op in layer_ops]
+        ops.extend(layer_ops)
     return ops
 
 
+def model_ops(model, output_index=0):
+    """The engine ops of one output chain of `model`, with the layers frozen at its last `compile`."""
+    return chain_ops(output_chains(model)[output_index], getattr(model, "_frozen", frozenset()))
+
+
+def dense_trainable(op):
+    """Whether a ('dense', W, b[, trainable]) op's parameters are trained."""
+    return len(op) < 4 or bool(op[3])
+
+
 def chain_params(ops):
-    """The parameter arrays of `ops` in engine order (W0, b0, W1, ...), the order optimizer slots follow."""
+    """The trained parameter arrays of `ops` in engine order (W0, b0, W1, ...), the order optimizer slots
+    follow (frozen layers have none)."""
     params = []
     for op in ops:
-        if op[0] == "dense":
+        if op[0] == "dense" and dense_trainable(op):
             params.append(op[1])
             if op[2] is not None:
                 params.append(op[2])
@@ -96,7 +114,7 @@ def engine_network(model, engine, loss, metrics, output_index=0):
     cached = model._engine_cache.get(key)
     if cached is None:
         layers = output_chains(model)[output_index]
-        ops = chain_ops(layers)
+        ops = model_ops(model, output_index)
         cached = engine_class(engine)(ops, loss, list(metrics), model_dtype(layers))
         model._engine_cache[key] = cached
     return cached

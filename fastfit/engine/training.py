@@ -56,10 +56,6 @@ class Model(Network):
         if not self.outputs:
             raise ValueError(f"compile: model '{self.name}' has no input shape yet: give the first layer "
                              "`input_shape=` or `input_dim=`, or call `model.build(input_shape)` first")
-        frozen = [layer.name for layer in self.layers if not layer.trainable and layer.weights]
-        if frozen:
-            raise ValueError(f"compile: layers {frozen} have trainable=False; fastfit's engines do not support "
-                             "frozen layers yet (their weights would still be updated), so set trainable=True")
         if len(self.outputs) != 1:
             raise ValueError(f"compile: model '{self.name}' has {len(self.outputs)} outputs; fastfit trains models "
                              "with one output (multi-output models can still `predict`)")
@@ -95,6 +91,10 @@ class Model(Network):
         self._canonical_metrics = [name for _, name in resolved]
         self.metrics_names = ["loss"] + keys
         self._engine = chosen_engine
+        # As in Keras 2, `layer.trainable` takes effect at compile: training leaves these layers' weights alone
+        # until the next compile, whatever their flag says meanwhile.
+        self._frozen = frozenset(layer for layer in self.layers if not layer.trainable and layer.weights)
+        self._invalidate()
         self.compiled = True
 
     def _training_config(self):
@@ -109,8 +109,7 @@ class Model(Network):
                                "model.compile(optimizer='rmsprop', loss='categorical_crossentropy')")
 
     def _train_network(self):
-        ops = compiled.chain_ops(compiled.output_chains(self)[0])
-        params = compiled.chain_params(ops)
+        params = compiled.chain_params(compiled.model_ops(self))
         if not self.optimizer.is_built_for(params):
             self.optimizer.build(params)
         return compiled.engine_network(self, self._engine, self._canonical_loss, self._canonical_metrics)

@@ -15,9 +15,10 @@ from fastfit.saving import attributes, weights
 def _params_and_names(model):
     """The trainable parameter arrays in engine order and their Keras 2 names."""
     from fastfit.engine import compiled
-    layers = compiled.output_chains(model)[0]
-    params = compiled.chain_params(compiled.chain_ops(layers))
-    names = [name for layer in layers for name in weights.weight_names(layer)]
+    frozen = getattr(model, "_frozen", frozenset())
+    params = compiled.chain_params(compiled.model_ops(model))
+    names = [name for layer in compiled.output_chains(model)[0] if layer not in frozen
+             for name in weights.weight_names(layer)]
     if len(names) != len(params):
         names = [f"param_{i}:0" for i in range(len(params))]
     return params, names

@@ -122,6 +122,11 @@ def engine_workload():
         net.train_epoch(x, y, None, rng.permutation(150).astype(np.int64), 70, opt, None)
         assert [s for s, _, _ in net.stages].count("block gradient") >= 1, net.stages
         cases += 1
+        # The first Dense frozen: forward and input gradient only, no gradient arrays, no slots.
+        frozen = Network([("dense", W1, b1, False), ("activation", "relu"), ("dense", W2, None),
+                          ("activation", "softmax")], "categorical_crossentropy", [], dtype)
+        frozen.train_epoch(x, y, None, rng.permutation(150).astype(np.int64), 32, _Optimizer("sgd", [W2]), None)
+        cases += 1
     _bad_engine_calls(Network, rng)
     print(f"engine workload: {cases} cases")
 

@@ -435,7 +435,7 @@ cdef void _slice(State* s, floating* x, Py_ssize_t rows, int t, int nt, int nb) 
     cdef Py_ssize_t lo, hi, c0, c1, stride
     for i in range(s.first_param, s.n_ops):
         op = &s.ops[i]
-        if op.kind != K_DENSE:
+        if op.kind != K_DENSE or op.pw < 0:  # no parameters, or frozen
             continue
         lo, hi = op.n_in * t // nt, op.n_in * (t + 1) // nt
         c0, c1 = op.n_out * t // nt, op.n_out * (t + 1) // nt

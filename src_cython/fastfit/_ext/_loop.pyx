@@ -30,7 +30,7 @@ from fastfit._ext._blas cimport pin_one_thread, unpin
 from fastfit._ext._blas import blas_threads
 from fastfit._reference.names import ACTIVATIONS, LOSSES, METRICS, SPARSE_METRICS, OPTIMIZERS
 from fastfit._reference.checks import (code, check_float_array, check_int_array, check_labels, check_positive_int,
-                                       check_hook, read_number, slot_count)
+                                       check_hook, check_trainable, read_number, slot_count)
 
 cnp.import_array()
 
@@ -156,7 +156,7 @@ cdef class Network:
     cdef list _work              # workspaces of the current capacity
     cdef Py_ssize_t _capacity
     cdef object _stats, _pstats
-    cdef list _op_specs          # validated (kind, act, W, b, rate, seed) per internal op
+    cdef list _op_specs          # validated (kind, act, W, b, rate, seed, trainable) per internal op
     cdef object _slots_keep
     cdef list _parts_keep        # the per-block gradient parts of the current call
     cdef int _stage_capacity     # entries of s.stages
@@ -219,23 +219,23 @@ cdef class Network:
         specs, width = [], None
         for i, op in enumerate(ops):
             if not isinstance(op, tuple) or not op or op[0] not in ("dense", "activation", "dropout"):
-                raise ValueError(f"ops[{i}]: expected ('dense', W, b), ('activation', name) or "
+                raise ValueError(f"ops[{i}]: expected ('dense', W, b[, trainable]), ('activation', name) or "
                                  f"('dropout', rate, seed), got {op!r}")
-            if op[0] == "dense" and len(op) == 3:
+            if op[0] == "dense" and len(op) in (3, 4):
                 W = check_float_array(op[1], self.dtype, f"ops[{i}] W", ndim=2, writeable=True)
                 if width is not None and W.shape[0] != width:
                     raise ValueError(f"ops[{i}] W: expected {width} input rows, got shape {W.shape}")
                 b = op[2]
                 if b is not None:
                     check_float_array(b, self.dtype, f"ops[{i}] b", shape=(W.shape[1],), writeable=True)
-                specs.append([K_DENSE, A_LINEAR, W, b, 0.0, 0])
+                specs.append([K_DENSE, A_LINEAR, W, b, 0.0, 0, check_trainable(op, i)])
                 width = W.shape[1]
             elif op[0] == "activation" and len(op) == 2:
                 act = code(op[1], ACTIVATIONS, f"ops[{i}] activation")
                 if specs and specs[len(specs) - 1][0] == K_DENSE and specs[len(specs) - 1][1] == A_LINEAR:
                     specs[len(specs) - 1][1] = act
                 else:
-                    specs.append([K_ACT, act, None, None, 0.0, 0])
+                    specs.append([K_ACT, act, None, None, 0.0, 0, False])
             elif op[0] == "dropout" and len(op) == 3:
                 rate, seed = op[1], op[2]
                 if not isinstance(rate, (int, float, np.floating, np.integer)) or not 0 <= rate < 1:
@@ -243,7 +243,7 @@ cdef class Network:
                 if not isinstance(seed, (int, np.integer)) or isinstance(seed, bool) or seed < 0:
                     raise ValueError(f"ops[{i}] dropout seed: expected a non-negative int, got {seed!r}")
                 if rate > 0:  # rate 0 is the identity
-                    specs.append([K_DROPOUT, A_LINEAR, None, None, float(rate), int(seed) & (2**64 - 1)])
+                    specs.append([K_DROPOUT, A_LINEAR, None, None, float(rate), int(seed) & (2**64 - 1), False])
             else:
                 raise ValueError(f"ops[{i}]: malformed {op[0]!r} op {op!r}")
         self._op_specs = specs
@@ -258,12 +258,16 @@ cdef class Network:
         self.s.first_param = len(specs)
         self._keep, self._params = [], []
         grads = []
-        for i, (kind, act, W, b, rate, seed) in enumerate(specs):
+        frozen = []
+        for i, (kind, act, W, b, rate, seed, trainable) in enumerate(specs):
             dst = &self.s.ops[i]
             dst.kind, dst.act, dst.rate, dst.seed = kind, act, rate, seed
             dst.w = dst.b = dst.gw = dst.gb = dst.mask = NULL
             dst.pw = dst.pb = -1
-            if kind == K_DENSE:
+            if kind == K_DENSE and not trainable:  # frozen: forward and input gradient, no parameters
+                dst.w, dst.b = _ptr(W), _ptr(b)
+                frozen += [W, b]
+            elif kind == K_DENSE:
                 self.s.first_param = min(self.s.first_param, i)
                 gW = np.zeros_like(W)
                 dst.w, dst.gw = _ptr(W), _ptr(gW)
@@ -276,7 +280,7 @@ cdef class Network:
                     dst.pb = len(self._params)
                     self._params.append(b)
                     grads.append(gb)
-        self._keep = self._params + grads
+        self._keep = self._params + grads + frozen
         n = self.s.n_params = len(self._params)
         self.s.params = <char**>_malloc(n * sizeof(char*))
         self.s.pgrads = <char**>_malloc(n * sizeof(char*))
@@ -404,7 +408,7 @@ cdef class Network:
         for i in range(self.s.n_ops):
             op = &self.s.ops[i]
             op.parts = NULL
-            if (mode == 0 and op.kind == K_DENSE and i >= self.s.first_param and self.c.blocks > 1
+            if (mode == 0 and op.kind == K_DENSE and op.pw >= 0 and self.c.blocks > 1
                     and op.n_out * PARTIAL_ROWS_PER_UNIT <= rows // self.c.blocks):
                 op.parts = _keep_new(parts, (self.c.blocks, (op.n_in + 1) * op.n_out), self.dtype)
         self._parts_keep = parts
