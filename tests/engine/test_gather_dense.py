@@ -53,6 +53,28 @@ def train(engine, sizes, activations, loss, batch, n=150, dtype=np.float32, thre
     return net, params, [a for s in opt.slots for a in s], sums
 
 
+class Trained:
+    """One engine's network of a seeded 12 -> 6 softmax layer, with its parameters and SGD optimizer."""
+
+    def __init__(self, engine):
+        ops, self.params = make_ops(np.float32, [12, 6], ["softmax"])
+        self.net = engine(ops, "categorical_crossentropy", [], np.float32)
+        self.opt = Optimizer("sgd", self.params)
+
+    def train(self, x, y, order, batch, hook):
+        self.net.train_epoch(x, y, None, order, batch, self.opt, hook)
+
+    def assert_close(self, other):
+        for a, b in zip(self.params, other.params):
+            np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-7)
+
+
+def softmax_pair():
+    """(Cython network, reference network, x, y) from the same seeded weights and 100 rows of data."""
+    x, y = make_data(np.float32, 100, 12, 6, "categorical_crossentropy")
+    return Trained(Network), Trained(reference.Network), x, y
+
+
 # (sizes, activations, loss, batch, optimizer): one unit to the widest the kernel takes, with and without a
 # second layer, batches whose blocks are not multiples of 4 rows (the kernel works on groups of 4) and a last
 # short batch. With 784 inputs RMSprop amplifies float32 rounding past 1e-4 in any build: SGD there.
@@ -116,20 +138,13 @@ def test_fused_build_gives_the_same_bits_on_one_thread_and_on_two(build, batch):
 def test_unshuffled_batches_skip_the_copy_and_still_train(build):
     # Consecutive rows are read in place (no gather): the fused stage then runs the plain forward.
     build("avx2")
-    ops, params = make_ops(np.float32, [12, 6], ["softmax"])
-    ref_ops, ref_params = make_ops(np.float32, [12, 6], ["softmax"])
-    x, y = make_data(np.float32, 100, 12, 6, "categorical_crossentropy")
+    got, want, x, y = softmax_pair()
     order = np.arange(100, dtype=np.int64)
-    got, want = Network(ops, "categorical_crossentropy", [], np.float32), \
-        reference.Network(ref_ops, "categorical_crossentropy", [], np.float32)
-    opt, ref_opt = Optimizer("sgd", params), Optimizer("sgd", ref_params)
-    hook = Hook(begin=False)
     for _ in range(2):
-        got.train_epoch(x, y, None, order, 32, opt, hook)
-        want.train_epoch(x, y, None, order, 32, ref_opt, None)
-    assert got.stages[0][0] == "gather+forward"
-    for a, b in zip(params, ref_params):
-        np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-7)
+        got.train(x, y, order, 32, Hook(begin=False))
+        want.train(x, y, order, 32, None)
+    assert got.net.stages[0][0] == "gather+forward"
+    got.assert_close(want)
 
 
 @needs_avx2
@@ -137,17 +152,12 @@ def test_switching_builds_during_a_call_keeps_the_running_plan_valid(build):
     # A hook (or another thread) may switch builds while a call planned with the fused stage runs: its later
     # batches must still find the kernel (it was once unset, leaving a NULL kernel to call).
     build("avx2")
-    ops, params = make_ops(np.float32, [12, 6], ["softmax"])
-    ref_ops, ref_params = make_ops(np.float32, [12, 6], ["softmax"])
-    x, y = make_data(np.float32, 100, 12, 6, "categorical_crossentropy")
+    got, want, x, y = softmax_pair()
     order = np.random.default_rng(5).permutation(100).astype(np.int64)
-    net = Network(ops, "categorical_crossentropy", [], np.float32)
     hook = Hook(begin=False, on_call=lambda *args: _batch.simd_kernels("baseline"))
-    net.train_epoch(x, y, None, order, 16, Optimizer("sgd", params), hook)
-    assert net.stages[0][0] == "gather+forward" and len(hook.calls) == 7
-    reference.Network(ref_ops, "categorical_crossentropy", [], np.float32).train_epoch(
-        x, y, None, order, 16, Optimizer("sgd", ref_params), None)
-    for a, b in zip(params, ref_params):
-        np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-7)
-    net.train_epoch(x, y, None, order, 16, Optimizer("sgd", params), None)  # planned afresh: no fused stage
-    assert net.stages[0][0] == "gather"
+    got.train(x, y, order, 16, hook)
+    assert got.net.stages[0][0] == "gather+forward" and len(hook.calls) == 7
+    want.train(x, y, order, 16, None)
+    got.assert_close(want)
+    got.train(x, y, order, 16, None)  # planned afresh: no fused stage
+    assert got.net.stages[0][0] == "gather"
