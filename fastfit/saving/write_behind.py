@@ -136,9 +136,10 @@ def _work():
 
 def _forget_parent_jobs():
     """A forked child has no worker and will never see the parent's pending writes complete."""
-    global _jobs, _worker
+    global _jobs, _worker, _holding
     _in_flight.clear()
     _held.clear()
+    _holding = False
     _jobs, _worker = queue.SimpleQueue(), None
 
 
@@ -148,8 +149,9 @@ if hasattr(os, "register_at_fork"):
 
 @atexit.register
 def finish_pending():
-    """Block until every pending background write is done (their errors stay with their writers)."""
-    _let_go()
+    """End any hold and block until every pending background write is done (their errors stay with their
+    writers)."""
+    release()
     with _lock:
         pending = list(_in_flight.values())
     for job in pending:
