@@ -9,6 +9,8 @@ import warnings
 
 import numpy as np
 
+from fastfit._reference.checks import check_trainable
+
 ENGINES = ("cython", "python")
 _ENGINE_VARIABLE = "FASTFIT_ENGINE"
 
@@ -67,17 +69,12 @@ def model_ops(model, output_index=0):
     return chain_ops(output_chains(model)[output_index], getattr(model, "_frozen", frozenset()))
 
 
-def dense_trainable(op):
-    """Whether a ('dense', W, b[, trainable]) op's parameters are trained."""
-    return len(op) < 4 or bool(op[3])
-
-
 def chain_params(ops):
     """The trained parameter arrays of `ops` in engine order (W0, b0, W1, ...), the order optimizer slots
     follow (frozen layers have none)."""
     params = []
-    for op in ops:
-        if op[0] == "dense" and dense_trainable(op):
+    for i, op in enumerate(ops):
+        if op[0] == "dense" and check_trainable(op, i):
             params.append(op[1])
             if op[2] is not None:
                 params.append(op[2])

@@ -188,6 +188,12 @@ cdef inline floating* _input(State* s, floating* x, int i, bint training) noexce
     return <floating*>s.act[j + 1] if j >= 0 else x
 
 
+cdef inline floating* _param_input(State* s, floating* x, int i) noexcept nogil:
+    """The input a training op i saw (what its weight gradient multiplies): the batch inputs for op 0, else
+    the output of op i - 1 (dropout included)."""
+    return x if i == 0 else <floating*>s.act[i]
+
+
 cdef double _loss_scale(Call* c, floating* tag, int mode, Py_ssize_t start, Py_ssize_t size) noexcept nogil:
     """The factor of the batch mean: 1 / size, or 1 / count(w != 0) with sample weights (0 if none is)."""
     cdef Py_ssize_t r, row, count = 0
@@ -244,7 +250,7 @@ cdef void _row_stages(State* s, Call* c, floating* x, int mode, Py_ssize_t start
         elif st.kind == S_BACK:
             _backward_rows(s, st.op, rows, r0, x)
         elif st.kind == S_PARTIAL:
-            _block_gradient(s, st.op, x if st.op == 0 else <floating*>s.act[st.op], rows, r0, t)
+            _block_gradient(s, st.op, _param_input(s, x, st.op), rows, r0, t)
         else:
             op = &s.ops[st.op]
             dense_input_grad(<floating*>s.grad[st.op + 1] + r0 * op.n_out, <floating*>op.w, rows, op.n_in,
@@ -445,7 +451,7 @@ cdef void _slice(State* s, floating* x, Py_ssize_t rows, int t, int nt, int nb) 
             if op.gb != NULL:
                 _sum_parts(<floating*>op.parts + op.n_in * op.n_out, stride, nb, c0, c1, <floating*>op.gb)
         else:
-            dense_param_grads(x if i == 0 else <floating*>s.act[i], <floating*>s.grad[i + 1], rows, op.n_in,
+            dense_param_grads(_param_input(s, x, i), <floating*>s.grad[i + 1], rows, op.n_in,
                               op.n_out, lo, hi, c0, c1, <floating*>op.gw, <floating*>op.gb)
         _update(s, op.pw, lo * op.n_out, hi * op.n_out, x)
         if op.pb >= 0:
