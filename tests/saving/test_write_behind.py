@@ -131,34 +131,33 @@ def test_writer_runs_one_write_at_a_time_in_order():
     writer.wait()  # nothing pending: returns
 
 
-def test_held_writes_start_on_release_and_waiting_releases_them():
+@pytest.fixture
+def held():
+    """Writes submitted in the test start held (as at an epoch end); the hold is lifted afterwards."""
+    write_behind.hold()
+    yield
+    write_behind.release()
+
+
+def test_held_writes_start_on_release_and_waiting_releases_them(held):
     started = threading.Event()
     writer = write_behind.BackgroundWriter()
+    writer.submit("held-file", started.set)
+    assert not started.wait(write_behind.HOLD_SECONDS / 5)  # held while the training thread runs Python
+    write_behind.release()
+    assert started.wait(1.0)
+    writer.wait()
     write_behind.hold()
-    try:
-        writer.submit("held-file", started.set)
-        assert not started.wait(write_behind.HOLD_SECONDS / 5)  # held while the training thread runs Python
-        write_behind.release()
-        assert started.wait(1.0)
-        writer.wait()
-        write_behind.hold()
-        writer.submit("held-file", lambda: None)
-        t0 = time.perf_counter()
-        writer.wait()  # a waiter releases the hold instead of sitting it out
-        assert time.perf_counter() - t0 < write_behind.HOLD_SECONDS
-    finally:
-        write_behind.release()
+    writer.submit("held-file", lambda: None)
+    t0 = time.perf_counter()
+    writer.wait()  # a waiter releases the hold instead of sitting it out
+    assert time.perf_counter() - t0 < write_behind.HOLD_SECONDS
 
 
-def test_a_hold_nobody_releases_delays_a_write_by_hold_seconds_at_most():
+def test_a_hold_nobody_releases_delays_a_write_by_hold_seconds_at_most(held):
     done = threading.Event()
-    writer = write_behind.BackgroundWriter()
-    write_behind.hold()
-    try:
-        writer.submit("held-file", done.set)
-        assert done.wait(write_behind.HOLD_SECONDS + 1.0)
-    finally:
-        write_behind.release()
+    write_behind.BackgroundWriter().submit("held-file", done.set)
+    assert done.wait(write_behind.HOLD_SECONDS + 1.0)
 
 
 def test_fit_holds_epoch_end_writes_until_the_next_epoch_starts(tmp_path, monkeypatch):
