@@ -68,6 +68,7 @@ class ModelCheckpoint(Callback):
         self._first_unchecked = None  # None: no save yet in this fit; True: the first one is not waited for
         from fastfit.saving import write_behind  # late: importing fastfit should not import h5py
         self._writer = write_behind.BackgroundWriter()
+        self._capture = None  # a model_file.Capture, made at the first save
 
     def batch_hooks_needed(self, mode):
         begin, end = super().batch_hooks_needed(check_hook_mode(mode))
@@ -146,19 +147,20 @@ class ModelCheckpoint(Callback):
         self._save(path)
 
     def _save(self, path):
-        folder = os.path.dirname(path)
-        if folder:
-            os.makedirs(folder, exist_ok=True)
+        what = "weights file" if self.save_weights_only else "model file"
+        try:
+            io_utils.check_target(path, True, what)  # a folder in the way fails this save, not a later one
+        except FileNotFoundError:
+            os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)  # documented: created
         method = "save_weights" if self.save_weights_only else "save"
         if not _fastfit_saves(self.model, method):
             self._writer.wait()
             getattr(self.model, method)(path, overwrite=True)
             return
         from fastfit.saving import files, model_file
-        what = "weights file" if self.save_weights_only else "model file"
-        io_utils.check_target(path, True, what)  # a folder in the way fails this save, not a later one
-        content = model_file.weights_snapshot(self.model) if self.save_weights_only else \
-            model_file.model_snapshot(self.model)
+        if self._capture is None:
+            self._capture = model_file.Capture(self.save_weights_only)
+        content = self._capture(self.model)
         self._writer.submit(path, lambda: files.write_snapshot(path, content, True, what))
         if self._first_unchecked is None:
             self._first_unchecked = True  # on_epoch_begin waits for it

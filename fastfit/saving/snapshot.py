@@ -4,6 +4,9 @@
 `create_group`, `create_dataset(name, data=...)`): they fill it, then `replay` builds the real file from it.
 With `copy=True` the arrays are copied, which is all the work left on the training thread when a
 checkpoint is written behind; a synchronous save keeps references instead.
+
+A snapshot is not changed once captured (its `structure` key is computed once), and `refilled` makes a new
+one that shares its metadata and holds other arrays.
 """
 import numpy as np
 
@@ -15,15 +18,19 @@ class Snapshot:
         self.attrs = {}
         self._copy = copy
         self._children = []   # (name, Snapshot or numpy array)
+        self._structure = None
+        self.source_ids = []  # id() of each `data` given to create_dataset, in creation order (whole tree)
 
     def create_group(self, name):
         group = Snapshot(self._copy)
+        group.source_ids = self.source_ids
         self._children.append((name, group))
         return group
 
     def create_dataset(self, name, data):
         # Copied when the file is written later: the engine updates weights and slots in place. C order: the
         # file stores the array's bytes as they are in memory.
+        self.source_ids.append(id(data))
         self._children.append((name, np.array(data, order="C", copy=True) if self._copy else
                                np.asarray(data, order="C")))
 
@@ -42,10 +49,29 @@ class Snapshot:
 
     def structure(self):
         """A hashable key of everything but the array values: equal keys give equal HDF5 metadata."""
-        attrs = tuple((name, _attr_key(value)) for name, value in self.attrs.items())
-        children = tuple((name, child.structure() if isinstance(child, Snapshot) else
-                          (child.dtype.str, child.shape)) for name, child in self._children)
-        return attrs, children
+        if self._structure is None:
+            attrs = tuple((name, _attr_key(value)) for name, value in self.attrs.items())
+            children = tuple((name, child.structure() if isinstance(child, Snapshot) else
+                              (child.dtype.str, child.shape)) for name, child in self._children)
+            self._structure = attrs, children
+        return self._structure
+
+    def refilled(self, arrays):
+        """A snapshot with this one's metadata and `arrays` as its datasets.
+
+        Arguments:
+            arrays: C-contiguous arrays in `arrays()` order, each of the dtype and shape of the one it replaces
+                (the caller's promise: the structure key is reused, not recomputed).
+        """
+        return self._refill(iter(arrays))
+
+    def _refill(self, arrays):
+        twin = Snapshot(self._copy)
+        twin.attrs, twin.source_ids = self.attrs, self.source_ids
+        twin._structure = self.structure()
+        twin._children = [(name, child._refill(arrays) if isinstance(child, Snapshot) else next(arrays))
+                          for name, child in self._children]
+        return twin
 
 
 def _attr_key(value):

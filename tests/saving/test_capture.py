@@ -1,0 +1,113 @@
+"""`model_file.Capture`: a repeated checkpoint reuses the previous metadata only while it is still right."""
+import numpy as np
+import pytest
+
+from fastfit.callbacks import LearningRateScheduler, ModelCheckpoint
+from fastfit.layers import Dense
+from fastfit.saving import files, model_file
+
+from saving_helpers import data, mlp
+
+
+def _bytes(tmp_path, content, name):
+    path = tmp_path / name
+    files.write_snapshot(str(path), content, True, "model file")
+    return path.read_bytes()
+
+
+def _same_file_as_save(tmp_path, model, capture, tag):
+    """The captured file is byte for byte what `model.save` writes at this point."""
+    model.save(str(tmp_path / f"saved-{tag}.h5"))
+    assert _bytes(tmp_path, capture(model), f"captured-{tag}.h5") == (tmp_path / f"saved-{tag}.h5").read_bytes()
+
+
+@pytest.mark.parametrize("weights_only", [False, True])
+def test_repeated_captures_write_what_save_writes(tmp_path, weights_only):
+    x, y = data()
+    model = mlp(optimizer="rmsprop")
+    capture = model_file.Capture(weights_only)
+    save = model.save_weights if weights_only else model.save
+    for epoch in range(3):
+        model.fit(x, y, epochs=1, batch_size=16, verbose=0)
+        content = capture(model)
+        assert (capture._template is not None) and (epoch == 0 or content is not capture._template)
+        save(str(tmp_path / f"saved{epoch}.h5"))
+        assert _bytes(tmp_path, content, f"captured{epoch}.h5") == (tmp_path / f"saved{epoch}.h5").read_bytes()
+
+
+def test_a_capture_holds_the_arrays_of_its_time(tmp_path):
+    x, y = data()
+    model = mlp()
+    capture = model_file.Capture()
+    model.fit(x, y, epochs=1, verbose=0)
+    capture(model)
+    first = [w.copy() for w in model.get_weights()]
+    reused = capture(model)  # reuses the template...
+    model.fit(x, y, epochs=1, verbose=0)  # ... and the training that follows does not change it
+    path = tmp_path / "m.h5"
+    files.write_snapshot(str(path), reused, True, "model file")
+    fresh = mlp()
+    fresh.load_weights(str(path))
+    for a, b in zip(fresh.get_weights(), first):
+        np.testing.assert_array_equal(a, b)
+
+
+def test_a_changed_learning_rate_is_in_the_next_capture(tmp_path):
+    model = mlp()
+    model.fit(*data(), epochs=1, verbose=0)
+    capture = model_file.Capture()
+    capture(model)
+    model.optimizer.lr = 0.5
+    _same_file_as_save(tmp_path, model, capture, "lr")
+
+
+def test_freezing_and_recompiling_renames_the_optimizer_state(tmp_path):
+    x, y = data()
+    model = mlp()
+    model.fit(x, y, epochs=1, verbose=0)
+    capture = model_file.Capture()
+    capture(model)
+    model.layers[0].trainable = False
+    model.compile(optimizer="adam", loss="categorical_crossentropy", metrics=["acc"])
+    model.fit(x, y, epochs=1, verbose=0)
+    _same_file_as_save(tmp_path, model, capture, "frozen")
+
+
+def test_a_renamed_layer_is_in_the_next_capture(tmp_path):
+    model = mlp()
+    model.fit(*data(), epochs=1, verbose=0)
+    capture = model_file.Capture()
+    capture(model)
+    model.layers[0].name = "renamed_dense"
+    _same_file_as_save(tmp_path, model, capture, "renamed")
+
+
+class CopyingDense(Dense):
+    """A layer whose `weights` are copies: the capture cannot tell what to copy later, so it never reuses."""
+
+    @property
+    def weights(self):
+        return [w.copy() for w in super().weights]
+
+
+def test_a_layer_that_returns_copies_gets_full_captures(tmp_path):
+    from fastfit.models import Sequential
+    model = Sequential([CopyingDense(3, input_dim=6, activation="softmax")])
+    model.compile(optimizer="sgd", loss="categorical_crossentropy")
+    model.fit(*data(), epochs=1, verbose=0)
+    capture = model_file.Capture()
+    capture(model)
+    assert capture._template is None
+    assert capture(model).structure() == model_file.model_snapshot(model).structure()
+
+
+def test_checkpoints_follow_a_learning_rate_schedule(tmp_path):
+    x, y = data()
+    model = mlp()
+    rates = [0.01, 0.005, 0.0025]
+    model.fit(x, y, epochs=3, verbose=0,
+              callbacks=[LearningRateScheduler(lambda epoch: rates[epoch]),
+                         ModelCheckpoint(str(tmp_path / "e{epoch}.h5"))])
+    from fastfit.models import load_model
+    for epoch, rate in enumerate(rates):
+        assert load_model(str(tmp_path / f"e{epoch + 1}.h5")).optimizer.lr == pytest.approx(rate)
