@@ -104,6 +104,10 @@ class BatchHook:
     Attributes:
         batch_begin, batch_end: whether the engine should call the hook at those boundaries.
         end_interval: minimum seconds between end calls (0 = every batch), always called on the last batch.
+        end_calls: None, or `(callables, keys, model)`: a batch end is then `call(batch, logs)` for each
+            callable, with `logs = {'batch', 'size', keys[i]: stats[i]}`, and returns
+            `model.stop_training` (model None: False). An engine may do exactly that instead of calling
+            the hook.
 
     Returns (from a call): in train mode after a batch end, `model.stop_training`; otherwise False.
     """
@@ -121,6 +125,10 @@ class BatchHook:
         self._end = [_target(callback, mode, "end") for callback in end]
         self._means = [getattr(callback, f"on_{mode}_batch_means") for callback in means]
         self._train = mode == "train"
+        # The Cython engine's shortcut for batch ends (docs/architecture.md, "Hooks"): it builds these same
+        # logs itself and calls the callbacks directly, saving this object's Python frames on every batch.
+        self.end_calls = ((tuple(self._end), tuple(self._names), model if self._train else None)
+                          if self._end and mode != "predict" else None)
 
     def __call__(self, phase, batch, size, stats):
         batch = int(batch)

@@ -174,3 +174,32 @@ def test_progbar_subclass_with_its_own_batch_end_gets_every_batch():
     assert hook.end_interval == 0
     hook(1, 0, 1, stats_for([1.0], 1, [1.0]))
     assert progbar.calls == 1
+
+
+def test_both_engines_give_callbacks_the_same_batch_logs():
+    """The Cython engine builds batch-end logs itself (`BatchHook.end_calls`); the reference engine calls
+    the hook. Callbacks see the same keys, types and values, in one shared dict per batch."""
+    import fastfit
+    from fastfit.layers import Dense
+    from fastfit.models import Sequential
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(20, 4)).astype("float64")
+    y = fastfit.utils.to_categorical(rng.integers(0, 3, 20), 3).astype("float64")
+    seen = {}
+    for name in ("cython", "python"):
+        fastfit.utils.set_random_seed(1)
+        model = Sequential([Dense(3, input_dim=4, activation="softmax")])
+        model.compile(optimizer="sgd", loss="categorical_crossentropy", metrics=["acc"], engine=name)
+        first, second = [], []
+        stop = LambdaCallback(on_batch_end=lambda b, l: setattr(model, "stop_training", b == 2))
+        model.fit(x, y, batch_size=6, epochs=1, shuffle=False, verbose=0,
+                  callbacks=[LambdaCallback(on_batch_end=lambda b, l: first.append((b, l))),
+                             LambdaCallback(on_train_batch_end=lambda b, l: second.append((b, l))), stop])
+        assert all(a is b for (_, a), (_, b) in zip(first, second))  # one dict, shared
+        seen[name] = [(b, {k: (type(v), v) for k, v in l.items()}) for b, l in first]
+    assert [b for b, _ in seen["cython"]] == [b for b, _ in seen["python"]] == [0, 1, 2]  # stopped after 2
+    for (_, a), (_, b) in zip(seen["cython"], seen["python"]):
+        assert list(a) == list(b) == ["batch", "size", "loss", "acc"]
+        assert {k: t for k, (t, _) in a.items()} == {k: t for k, (t, _) in b.items()}
+        assert a["batch"] == b["batch"] and a["size"] == b["size"]
+        np.testing.assert_allclose([a["loss"][1], a["acc"][1]], [b["loss"][1], b["acc"][1]], rtol=1e-6)

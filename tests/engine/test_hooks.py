@@ -132,3 +132,59 @@ def test_hooks_and_caller_keep_denormal_floats():
     train(net, x, y, opt, hook)
     assert seen and all(v > 0 for v in seen)
     assert (tiny * np.float32(1.0))[0] > 0
+
+
+class EndCallsHook(Hook):
+    """A hook that also offers the `end_calls` shortcut; its own batch-end calls are recorded apart."""
+
+    def __init__(self, keys, stop_model=None, **kwargs):
+        super().__init__(**kwargs)
+        self.logs = []
+        self.end_calls = ((lambda batch, logs: self.logs.append((batch, dict(logs))),), keys, stop_model)
+
+
+def test_end_calls_get_the_batch_logs_the_hook_would_build():
+    net, params, x, y, opt = setup()
+    plain = Hook()
+    train(net, x, y, opt, plain)
+    net, params, x, y, opt = setup()
+    fast = EndCallsHook(("loss", "acc", "mse"))
+    train(net, x, y, opt, fast)
+    assert [c[0] for c in fast.calls] == [0, 0, 0]  # batch ends never reach the hook itself
+    ends = [c for c in plain.calls if c[0] == 1]
+    assert [batch for batch, _ in fast.logs] == [0, 1, 2]
+    for (batch, logs), (_, _, size, stats) in zip(fast.logs, ends):
+        assert list(logs) == ["batch", "size", "loss", "acc", "mse"]
+        assert logs["batch"] == batch and logs["size"] == size and type(logs["size"]) is int
+        assert all(type(logs[key]) is float for key in ("loss", "acc", "mse"))
+        np.testing.assert_array_equal([logs["loss"], logs["acc"], logs["mse"]], stats[:3])
+
+
+class Model:
+    stop_training = False
+
+
+def test_end_calls_stop_when_the_model_asks():
+    net, params, x, y, opt = setup()
+    model = Model()
+    hook = EndCallsHook(("loss", "acc", "mse"), stop_model=model, begin=False)
+    hook.end_calls = ((lambda batch, logs: setattr(model, "stop_training", batch == 1),),) + hook.end_calls[1:]
+    sums = train(net, x, y, opt, hook)
+    assert sums[0] == 8 and opt.iterations == 2
+
+
+@pytest.mark.parametrize("plan, match", [
+    ("nonsense", "end_calls"),
+    (((print,), ("loss",), None), "3 str keys"),
+    (((print,), ("loss", 1, "mse"), None), "3 str keys"),
+    (((None,), ("loss", "acc", "mse"), None), "callable"),
+])
+def test_bad_end_calls_are_refused_before_training(plan, match):
+    net, params, x, y, opt = setup()
+    before = copies(params)
+    hook = Hook()
+    hook.end_calls = plan
+    with pytest.raises(ValueError, match=match):
+        train(net, x, y, opt, hook)
+    for p, b in zip(params, before):
+        np.testing.assert_array_equal(p, b)

@@ -69,7 +69,10 @@ cdef int _call_hook(Network net, object hook, object optimizer, int phase, Py_ss
     """Call the hook at a batch boundary (GIL held); return 1 to stop. Syncs the optimizer both ways."""
     if optimizer is not None:
         net._write_back(optimizer)
-    stop = hook(phase, batch, size, stats)
+    if phase == 1 and net._end_calls is not None:
+        stop = _call_end(net, batch, size)
+    else:
+        stop = hook(phase, batch, size, stats)
     PyErr_CheckSignals()
     if optimizer is not None:
         # This runs after every batch some callback watches, on caches the batch just filled: a float
@@ -77,6 +80,22 @@ cdef int _call_hook(Network net, object hook, object optimizer, int phase, Py_ss
         lr = optimizer.lr
         net.s.hyper.lr = PyFloat_AS_DOUBLE(lr) if PyFloat_Check(lr) else read_number(optimizer, "lr")
     return 1 if stop else 0
+
+
+cdef bint _call_end(Network net, Py_ssize_t batch, Py_ssize_t size) except -1:
+    """What `hook(1, batch, size, stats)` does, for a hook with `end_calls`: the same batch-end logs, built
+    here, go to each callback in turn; returns the model's `stop_training` (training only). Skipping the
+    hook's Python frames matters because this runs once per batch, on caches the batch just filled."""
+    cdef Py_ssize_t i
+    cdef tuple keys = net._end_keys
+    index = batch  # one int object, as the hook passes it
+    logs = {"batch": index, "size": size}
+    for i in range(len(keys)):
+        logs[keys[i]] = net.s.stats[i]
+    for call in net._end_calls:
+        call(index, logs)
+    model = net._stop_model
+    return model is not None and bool(model.stop_training)
 
 
 cdef int _run(Network net, floating* tag, int mode, object hook, object optimizer, floating* out) except -1:
@@ -161,6 +180,8 @@ cdef class Network:
     cdef list _parts_keep        # the per-block gradient parts of the current call
     cdef int _stage_capacity     # entries of s.stages
     cdef bint _busy
+    cdef tuple _end_calls, _end_keys     # the hook's `end_calls` for this call (None: call the hook)
+    cdef object _stop_model
     cdef public int split_threads    # 0: split each batch for as many threads as BLAS may use; n: for n
     cdef public bint serial          # run the blocks and slices of a split one after the other (same bits)
 
@@ -374,6 +395,7 @@ cdef class Network:
         self.c.bs = bs
         self.c.n_batches = (n + bs - 1) // bs
         self.c.begin, self.c.end, self.c.interval = check_hook(hook)
+        self._end_calls, self._end_keys, self._stop_model = self._end_plan(hook, mode)
         self.c.first_bad = -1
         # Several threads only where BLAS may use them (OPENBLAS_NUM_THREADS=1: one core), and only for
         # batches with enough matrix work to pay for starting them (tiny layers run faster on one).
@@ -393,6 +415,24 @@ cdef class Network:
         self._plan(mode, min(bs, n))
         self._stats[:] = 0
         self.s.stats = <double*>_ptr(self._stats)
+
+    cdef tuple _end_plan(self, hook, int mode):
+        """(calls, keys, model) from the hook's optional `end_calls` (docs/architecture.md, "Hooks"), checked
+        here, or (None, None, None) when the engine calls the hook itself."""
+        plan = getattr(hook, "end_calls", None) if hook is not None and mode != 2 else None
+        if plan is None:
+            return None, None, None
+        try:
+            calls, keys, model = plan
+            calls, keys = tuple(calls), tuple(keys)
+        except (TypeError, ValueError):
+            raise ValueError(f"hook.end_calls: expected (callables, keys, model or None), got {plan!r}") from None
+        if len(keys) != 1 + self.s.n_metrics or not all(isinstance(key, str) for key in keys):
+            raise ValueError(f"hook.end_calls: expected {1 + self.s.n_metrics} str keys (the loss and each "
+                             f"metric), got {keys!r}")
+        if not all(callable(call) for call in calls):
+            raise ValueError(f"hook.end_calls: every call must be callable, got {calls!r}")
+        return calls, keys, model
 
     cdef _reserve_gradient_parts(self, int mode, Py_ssize_t rows):
         """Point `parts` of each Dense op whose training gradient is summed from per-block parts at room for
