@@ -57,6 +57,10 @@ class CSVLogger(Callback):
         self.keys = None
         self._file = None
         self._header_needed = False
+        # Rows are formatted into this buffer by one csv writer (made once: a DictWriter per epoch cost
+        # more than the row), then written to the file in one piece.
+        self._row_buffer = io.StringIO(newline="")
+        self._rows = csv.writer(self._row_buffer, delimiter=self.sep, dialect=csv.excel)
 
     def on_train_begin(self, logs=None):
         self._close()
@@ -76,16 +80,15 @@ class CSVLogger(Callback):
             self.on_train_begin()
         if self.keys is None:
             self.keys = sorted(logs)
-        row = {"epoch": epoch}
-        row.update((key, _cell(logs[key]) if key in logs else "NA") for key in self.keys)
-        chunk = io.StringIO(newline="")
-        writer = csv.DictWriter(chunk, fieldnames=["epoch"] + self.keys, delimiter=self.sep, dialect=csv.excel)
+        buffer = self._row_buffer
+        buffer.seek(0)
+        buffer.truncate()
         if self._header_needed:
-            writer.writeheader()
-        writer.writerow(row)
+            self._rows.writerow(["epoch"] + self.keys)
+        self._rows.writerow([epoch] + [_cell(logs[key]) if key in logs else "NA" for key in self.keys])
         # One write of the whole row (and header) and a flush: one write syscall per row, so the file only
         # ever ends at a row boundary. No fsync: a log is not worth a disk flush per epoch.
-        self._file.write(chunk.getvalue())
+        self._file.write(buffer.getvalue())
         self._file.flush()
         self._header_needed = False
 
