@@ -17,6 +17,8 @@ Variants:
 The spread of the block costs is printed with each median: on this machine an epoch's time moves by 5-10%
 from one epoch to the next, so a median of 1-2% needs many blocks. The time spent inside the switched
 callbacks' epoch hooks is also timed directly (it does not include a checkpoint written behind).
+The batch hook is also timed on a tiny model whose batches leave the caches warm: the floor of its round
+trip.
 
 An epoch's time runs from one epoch begin to the next (so it includes the epoch-end work of every
 callback). The batch-hook cost per batch is the block cost divided by the batches of one epoch, minus what
@@ -158,6 +160,34 @@ def _hook_self_seconds(callback, calls=200000):
     return (time.perf_counter() - t0) / calls
 
 
+def _warm_hook_seconds(callback, engine, pairs=7, rows=20000, batch_size=16):
+    """Seconds per batch an on_batch_end callback adds on a tiny model, whose batches leave the caches warm.
+
+    The floor of the round trip (GIL, logs, dispatch): on W1 every batch streams 400 KB of x through the
+    caches first, so the same Python then runs several times slower. Median of `pairs` fits with and without
+    the callback, alternated.
+    """
+    import numpy as np
+    import fastfit
+    rng = np.random.default_rng(0)
+    x = rng.random((rows, 8), dtype=np.float32)
+    y = np.eye(2, dtype=np.float32)[rng.integers(0, 2, rows)]
+    model = fastfit.models.Sequential([fastfit.layers.Dense(2, input_dim=8, activation="softmax")])
+    model.compile(optimizer="rmsprop", loss="categorical_crossentropy", metrics=["accuracy"], engine=engine)
+    fit = dict(batch_size=batch_size, epochs=1, verbose=0)
+    model.fit(x, y, **fit)
+    callback.on_batch_end = callback.count
+    costs = []
+    for _ in range(pairs):
+        t0 = time.perf_counter()
+        model.fit(x, y, **fit)
+        t1 = time.perf_counter()
+        model.fit(x, y, callbacks=[callback], **fit)
+        costs.append((time.perf_counter() - t1) - (t1 - t0))
+    del callback.on_batch_end
+    return statistics.median(costs) / -(-rows // batch_size)
+
+
 def run(samples, repeats, engine="cython", seed=0, blocks=None):
     """Worker side: measure every variant on W1.
 
@@ -170,7 +200,8 @@ def run(samples, repeats, engine="cython", seed=0, blocks=None):
     Returns:
         dict with per-variant `block_costs_s`, `epoch_s` (median off epoch), `pct` (median block cost
         over an off epoch), `pct_quartiles` and `in_hooks_ms_per_epoch` (time inside the switched
-        callbacks' epoch hooks per "on" epoch), then `null_pct`, `standard_pct`, `verbose1_pct`, `batch_hook_us`, `hook_self_us`,
+        callbacks' epoch hooks per "on" epoch), then `null_pct`, `standard_pct`, `verbose1_pct`, `batch_hook_us`,
+        `batch_hook_warm_us` (on a tiny model), `hook_self_us`,
         `batches_per_epoch`, `blocks` and the hook's call count (to show it ran).
     """
     from fastfit.callbacks import CSVLogger, EarlyStopping, ModelCheckpoint, ProgbarLogger
@@ -226,6 +257,7 @@ def run(samples, repeats, engine="cython", seed=0, blocks=None):
                                 "in_hooks_ms_per_epoch": 1e3 * inside / blocks}
     hook_self = _hook_self_seconds(counter)
     hook_cost = statistics.median(results["batchhook"]["block_costs_s"]) / batches
+    warm_hook = _warm_hook_seconds(BatchCounter(), engine)
     return {
         "engine": engine,
         "samples": samples,
@@ -237,6 +269,7 @@ def run(samples, repeats, engine="cython", seed=0, blocks=None):
         "verbose1_pct": results["verbose1"]["pct"],
         "batch_hook_us": (hook_cost - hook_self) * 1e6,
         "hook_self_us": hook_self * 1e6,
+        "batch_hook_warm_us": (warm_hook - hook_self) * 1e6,
         "hook_calls": counter.calls,
         "hook_calls_expected": batches * blocks,
     }
