@@ -203,3 +203,24 @@ def test_both_engines_give_callbacks_the_same_batch_logs():
         assert {k: t for k, (t, _) in a.items()} == {k: t for k, (t, _) in b.items()}
         assert a["batch"] == b["batch"] and a["size"] == b["size"]
         np.testing.assert_allclose([a["loss"][1], a["acc"][1]], [b["loss"][1], b["acc"][1]], rtol=1e-6)
+
+
+def test_the_engine_lets_go_of_the_callbacks_after_fit():
+    import weakref
+    import fastfit
+    from fastfit.layers import Dense
+    from fastfit.models import Sequential
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(20, 4)).astype("float32")
+    y = fastfit.utils.to_categorical(rng.integers(0, 3, 20), 3)
+    model = Sequential([Dense(3, input_dim=4, activation="softmax")])
+    model.compile(optimizer="sgd", loss="categorical_crossentropy", engine="cython")
+
+    class Counter(Callback):
+        def on_batch_end(self, batch, logs=None):
+            pass
+    counter = Counter()
+    alive = weakref.ref(counter)
+    model.fit(x, y, batch_size=5, epochs=1, verbose=0, callbacks=[counter])
+    del counter
+    assert alive() is None  # nothing (such as the engine's batch-end shortcut) holds it any more

@@ -568,6 +568,8 @@ cdef class Network:
                 _run(self, <float*>NULL, mode, hook, optimizer, <float*>_ptr(out))
         finally:
             unpin(blas_before)
+            # Do not keep the callbacks (and the model, a reference cycle) alive after the call.
+            self._end_calls = self._end_keys = self._stop_model = None
 
     cdef _write_back(self, optimizer):
         optimizer.iterations = self.s.iterations
