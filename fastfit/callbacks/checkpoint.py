@@ -147,16 +147,19 @@ class ModelCheckpoint(Callback):
         self._save(path)
 
     def _save(self, path):
-        what = "weights file" if self.save_weights_only else "model file"
-        try:
-            io_utils.check_target(path, True, what)  # a folder in the way fails this save, not a later one
-        except FileNotFoundError:
-            os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)  # documented: created
         method = "save_weights" if self.save_weights_only else "save"
         if not _fastfit_saves(self.model, method):
+            folder = os.path.dirname(path)
+            if folder:
+                os.makedirs(folder, exist_ok=True)
             self._writer.wait()
             getattr(self.model, method)(path, overwrite=True)
             return
+        what = "weights file" if self.save_weights_only else "model file"
+        try:
+            io_utils.check_target(path, True, what)  # a folder in the way fails this save, not a later one
+        except FileNotFoundError:  # the folder is missing: created, as documented (one stat when it exists)
+            os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
         from fastfit.saving import files, model_file
         if self._capture is None:
             self._capture = model_file.Capture(self.save_weights_only)

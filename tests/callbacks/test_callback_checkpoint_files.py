@@ -52,3 +52,19 @@ def test_val_loss_placeholder_without_validation_is_a_key_error(tmp_path):
     model, x, y = tiny_classifier()
     with pytest.raises(KeyError, match="val_loss"):
         model.fit(x, y, epochs=1, verbose=0, callbacks=[ModelCheckpoint(str(tmp_path / "{val_loss:.2f}.h5"))])
+
+
+def test_a_model_class_with_its_own_save_is_called_for_a_folder_target(tmp_path):
+    """A custom `save` may write a folder (as SavedModel does): fastfit's file checks are not applied to it."""
+    model, x, y = tiny_classifier()
+    calls = []
+
+    class FolderSaving(type(model)):
+        def save(self, path, overwrite=True):
+            os.makedirs(path, exist_ok=True)
+            calls.append(path)
+
+    model.__class__ = FolderSaving
+    target = str(tmp_path / "sub" / "model_dir")
+    model.fit(x, y, epochs=2, batch_size=8, verbose=0, callbacks=[ModelCheckpoint(target)])
+    assert calls == [target, target] and os.path.isdir(target)
