@@ -55,7 +55,8 @@ def write_snapshot(filepath, content, overwrite, what):
             os.lseek(fd, USERBLOCK, os.SEEK_SET)
             crc = _while(lambda: _crc32(layout.segments(arrays, USERBLOCK)),
                          lambda: io_utils.write_buffers(fd, layout.segments(arrays, USERBLOCK)))
-            os.pwrite(fd, _header(crc, layout.size), 0)
+            os.lseek(fd, 0, os.SEEK_SET)
+            io_utils.write_buffers(fd, [_header(crc, layout.size)])
 
 
 def _crc32(segments):

@@ -66,7 +66,7 @@ class Capture:
     A file's metadata depends only on the model's configs and seeds and on the names, shapes and dtypes of
     its arrays. When those are what they were at the previous capture, the previous snapshot's metadata is
     reused and only the arrays are copied: at a W1 epoch end (caches cold after the epoch) the capture
-    takes about 0.1 ms instead of 0.5 ms. The reuse is checked once per new template: the arrays this class
+    takes about 0.27 ms instead of 0.5 ms. The reuse is checked once per new template: the arrays this class
     collects must be the very objects `write_model` wrote, else every capture is a full one.
     """
 

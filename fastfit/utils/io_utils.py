@@ -148,7 +148,7 @@ def _atomic(path, overwrite, what, fsync):
             os.fsync(handle[0])
         # mkstemp creates files readable by the owner only; give the new file the permissions a plain open
         # would: the previous file's, or the default for a new file.
-        mode = stat.S_IMODE(previous.st_mode) if previous is not None else _new_file_mode()
+        mode = previous.st_mode & 0o777 if previous is not None else _new_file_mode()
         if hasattr(os, "fchmod"):
             os.fchmod(handle[0], mode)
         os.close(handle[0])
