@@ -82,7 +82,8 @@ def section_lines(results):
     if cb and "error" not in cb:
         lines += [f"callbacks on W1 ({cb['engine']} engine, {cb['samples']} samples, {cb['batches_per_epoch']} "
                   f"batches/epoch, switched on and off inside one fit per variant, median of {cb['blocks']} "
-                  f"4-epoch blocks; epoch without callbacks "
+                  f"4-epoch blocks ({3 * cb['blocks']} for the standard set and the batch hook); epoch without "
+                  f"callbacks "
                   f"{cb['variants']['standard']['epoch_s'] * 1e3:.1f} ms)",
                   f"  null (the method's noise floor): {_spread(cb['variants']['null'])}",
                   f"  ModelCheckpoint+EarlyStopping+CSVLogger (+History): {_spread(cb['variants']['standard'])}; "
