@@ -46,6 +46,22 @@ class _Hook:
         return batch == self.stop_at
 
 
+class _Stop:
+    stop_training = False
+
+
+def _end_calls_hook(keys, raise_at=None):
+    """A hook whose batch ends go through the engine's shortcut (`end_calls`): logs built in C."""
+    hook, model = _Hook(), _Stop()
+
+    def call(batch, logs):
+        if batch == raise_at:
+            raise RuntimeError("callback failure")
+        model.stop_training = batch == 1
+    hook.end_calls = ((call, lambda batch, logs: None), keys, model)
+    return hook
+
+
 def _targets(loss, rng, n, units, dtype):
     if loss == "sparse_categorical_crossentropy":
         return rng.integers(0, units, n).astype(np.int64)
@@ -104,6 +120,13 @@ def engine_workload():
                 except RuntimeError:
                     pass
                 net.evaluate(x, y, w, batch_size, _Hook())
+                keys = ["loss"] + metrics
+                net.train_epoch(x, y, w, order, batch_size, opt, _end_calls_hook(keys))
+                try:
+                    net.train_epoch(x, y, None, order, batch_size, opt, _end_calls_hook(keys, raise_at=0))
+                except RuntimeError:
+                    pass
+                net.evaluate(x, y, None, batch_size, _end_calls_hook(keys))
                 out = np.empty((n, units), dtype)
                 net.predict(x, batch_size, out, None)
                 cases += 1
