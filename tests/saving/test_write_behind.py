@@ -139,19 +139,24 @@ def held():
     write_behind.release()
 
 
-def test_held_writes_start_on_release_and_waiting_releases_them(held):
+def test_held_writes_start_on_release_and_waiting_releases_them(held, monkeypatch):
+    # A hold much longer than anything the test waits for: only `release` or a waiter can start a job (a
+    # busy machine delays the worker, never the other way round).
+    monkeypatch.setattr(write_behind, "HOLD_SECONDS", 60.0)
     started = threading.Event()
     writer = write_behind.BackgroundWriter()
     writer.submit("held-file", started.set)
-    assert not started.wait(write_behind.HOLD_SECONDS / 5)  # held while the training thread runs Python
+    assert not started.wait(0.05)  # held while the training thread runs Python
     write_behind.release()
-    assert started.wait(1.0)
+    assert started.wait(10.0)
     writer.wait()
     write_behind.hold()
-    writer.submit("held-file", lambda: None)
-    t0 = time.perf_counter()
-    writer.wait()  # a waiter releases the hold instead of sitting it out
-    assert time.perf_counter() - t0 < write_behind.HOLD_SECONDS
+    ran = threading.Event()
+    writer.submit("held-file", ran.set)
+    waiter = threading.Thread(target=writer.wait)  # a waiter releases the hold instead of sitting it out
+    waiter.start()
+    waiter.join(30.0)
+    assert ran.is_set() and not waiter.is_alive()
 
 
 def test_a_hold_nobody_releases_delays_a_write_by_hold_seconds_at_most(held):
