@@ -109,9 +109,7 @@ def atomic_path(path, overwrite=True, what="file", fsync=True):
         see `check_target`; OSError (with the target path in the message) when the folder is not writable,
         the disk is full or the rename fails. The previous file is intact in every case.
     """
-    with _atomic(path, overwrite, what, fsync) as (fd, tmp):
-        os.close(fd[0])
-        fd[0] = -1
+    with _atomic(path, overwrite, what, fsync) as (_fd, tmp):
         yield tmp
 
 
@@ -123,14 +121,15 @@ def atomic_fd(path, overwrite=True, what="file", fsync=True):
     create, write, fsync, close, rename). The descriptor is closed by this context manager.
     """
     with _atomic(path, overwrite, what, fsync) as (fd, _tmp):
-        yield fd[0]
+        yield fd
 
 
 @contextlib.contextmanager
 def _atomic(path, overwrite, what, fsync):
-    """Yield ([fd], tmp) for a new temporary file next to `path`; on success move it over `path`.
+    """Yield (fd, tmp): a new temporary file next to `path`, open read-write; on success move it over `path`.
 
-    `fd` is in a list so that the caller may close it early (and set it to -1).
+    The descriptor stays open until the end, also when the caller writes the file by name: `fsync` of any
+    descriptor of a file flushes the file.
     """
     path, previous = _target(path, overwrite, what)
     folder = os.path.dirname(os.path.abspath(path))
@@ -139,28 +138,22 @@ def _atomic(path, overwrite, what, fsync):
     except OSError as error:
         raise type(error)(error.errno, f"Cannot write {what} '{path}': {error.strerror} (creating a temporary "
                                        f"file in '{folder}')", path) from None
-    handle = [fd]
+    closed = False
     try:
-        yield handle, tmp
-        if handle[0] < 0:
-            handle[0] = os.open(tmp, os.O_RDONLY)  # written by name: reopen it for fsync and fchmod
+        yield fd, tmp
         if fsync and os.environ.get("FASTFIT_FSYNC", "1") != "0":
-            os.fsync(handle[0])
+            os.fsync(fd)
         # mkstemp creates files readable by the owner only; give the new file the permissions a plain open
         # would: the previous file's, or the default for a new file.
-        mode = previous.st_mode & 0o777 if previous is not None else _new_file_mode()
-        if hasattr(os, "fchmod"):
-            os.fchmod(handle[0], mode)
-        os.close(handle[0])
-        handle[0] = -1
-        if not hasattr(os, "fchmod"):
-            os.chmod(tmp, mode)
+        os.chmod(tmp, previous.st_mode & 0o777 if previous is not None else _new_file_mode())
+        closed = True
+        os.close(fd)
         if not overwrite and os.path.exists(path):  # appeared while we were writing
             raise FileExistsError(17, f"{what.capitalize()} '{path}' already exists and overwrite=False", path)
         _replace(tmp, path, previous)
     except BaseException as error:
-        if handle[0] >= 0:
-            os.close(handle[0])
+        if not closed:
+            os.close(fd)
         _remove_quietly(tmp)
         if isinstance(error, OSError) and not isinstance(error, FileExistsError) and path not in str(error):
             raise type(error)(error.errno, f"Cannot write {what} '{path}': {error.strerror or error}; the "
