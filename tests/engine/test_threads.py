@@ -86,15 +86,21 @@ def test_threads_do_not_change_the_bits(dtype, shape, threads):
 
 def test_plans_split_wide_layers_by_columns():
     # Engine ops of WIDE: 0 dense 20->150 + relu, 1 dropout, 2 dense 150->120 + tanh, 3 dense 120->5 + softmax.
-    # Only op 2 is wider than a batch of 64 rows with enough weights to split by columns.
+    # Only op 2 is wider than a batch of 64 rows with enough weights to split by columns. In training its
+    # forward product splits by depth instead (each thread reads the rows of W it updates), then a row stage
+    # sums the partial outputs.
     ops, params = make_ops(np.float64, list(WIDE["sizes"]), ["relu", "tanh", "softmax"], dropout={0: (0.25, 5)})
     net = Network(ops, "categorical_crossentropy", [], np.float64)
     net.split_threads = 2
     x, y = make_data(np.float64, N, 20, 5, "categorical_crossentropy")
     net.train_epoch(x, y, None, np.arange(N, dtype=np.int64), BATCH, Optimizer("sgd", params), None)
     columns = [(stage, op) for stage, op, how in net.stages if how == "columns"]
-    assert columns == [("forward", 2), ("input grad", 2)]
+    assert columns == [("forward by depth", 2), ("input grad", 2)]
+    stages = [(stage, op) for stage, op, _ in net.stages]
+    assert stages.index(("forward sum", 2)) == stages.index(("forward by depth", 2)) + 1
     assert net.stages[0] == ("gather", None, "rows") and ("score", None, "rows") in net.stages
+    net.evaluate(x, y, None, BATCH, None)   # nothing is updated: the output columns split as before
+    assert [(stage, op) for stage, op, how in net.stages if how == "columns"] == [("forward", 2)]
     net.split_threads = 1
     net.train_epoch(x, y, None, np.arange(N, dtype=np.int64), BATCH, Optimizer("sgd", params), None)
     assert all(how == "rows" for _, _, how in net.stages)
@@ -152,10 +158,20 @@ def test_batches_too_small_for_row_blocks_still_split_wide_layers(batch):
     ref = reference.Network(ref_ops, "categorical_crossentropy", ["categorical_accuracy"], np.float64)
     got = net.train_epoch(x, y, None, order, batch, Optimizer("adam", params), None)
     want = ref.train_epoch(x, y, None, order, batch, Optimizer("adam", ref_params), None)
-    assert ("forward", 1, "columns") in net.stages
+    assert ("forward by depth", 1, "columns") in net.stages
     np.testing.assert_allclose(got, want, rtol=1e-8)
     for a, b in zip(params, ref_params):
         np.testing.assert_allclose(a, b, rtol=1e-8, atol=1e-12)
+
+
+def test_depth_split_with_empty_slices_matches_the_reference():
+    # 2 inputs and 9000 units split 4 ways by depth: slices 0 and 2 get no input, their partial output is 0.
+    kwargs = dict(sizes=(2, 9000, 3), activations=("relu", "softmax"), weights=False, epochs=1)
+    got = train(Network, np.float64, threads=4, **kwargs)
+    want = train(reference.Network, np.float64, **kwargs)
+    for a, b in zip(got[0], want[0]):
+        np.testing.assert_allclose(a, b, rtol=1e-8, atol=1e-12)
+    np.testing.assert_allclose(got[2], want[2], rtol=1e-8)
 
 
 def test_more_threads_than_weight_rows_or_units():

@@ -7,7 +7,10 @@ gradient of Dense layers. Each stage is spread over the threads of the call (`Ca
 - over **row blocks** (`Call.blocks`, at least MIN_BLOCK_ROWS rows each): runs of consecutive row stages go
   through their rows in one parallel region, so a block's rows stay in its core's cache from the gather on;
 - or over **column slices** of one layer, for a layer whose weights are wider than the batch is tall: then a
-  thread packs only its slice of W for the GEMM (with row blocks every thread would pack all of W).
+  thread packs only its slice of W for the GEMM (with row blocks every thread would pack all of W);
+- or, in training, over **depth slices** of a large Dense layer: thread t multiplies x[:, lo:hi] by the rows
+  lo:hi of W that its parameter slice updates, so W's cache lines stay with one core (a core writing lines
+  another has just read waits for them), and the partial outputs are summed in a row stage.
 Training ends with the **parameter slices** (`Call.slices`): each thread computes its rows of every weight
 gradient (x^T g over the whole batch) and its part of every bias gradient, then updates those parameters and
 their optimizer slots while they are in its cache. No gradient buffer per thread, no reduction.
@@ -24,12 +27,14 @@ from libc.stdint cimport int64_t, uint64_t
 
 from fastfit._ext._activations cimport forward_rows, backward_rows, A_LINEAR
 from fastfit._ext._fpu cimport fastfit_flush_denormals, fastfit_restore_fp
-from fastfit._ext._dense cimport dense_forward, dense_input_grad, dense_param_grads
+from fastfit._ext._dense cimport (dense_forward, dense_forward_depth, dense_sum_partials, dense_input_grad,
+                                  dense_param_grads)
 from fastfit._ext._losses cimport loss_rows, metric_sum
 from fastfit._ext._optim cimport prepare_step, update, update_float, update_double
 from fastfit._ext._rng cimport dropout_base, uniform
 from fastfit._ext._state cimport (Op, State, Call, Stage, K_DENSE, K_ACT, K_DROPOUT, MIN_BLOCK_ROWS, S_GATHER,
-                                  S_GATHER_DENSE, S_FORWARD, S_SCORE, S_BACK, S_DX, S_PARTIAL, now)
+                                  S_GATHER_DENSE, S_FORWARD, S_FORWARD_DEPTH, S_FORWARD_SUM, S_SCORE, S_BACK, S_DX,
+                                  S_PARTIAL, now)
 
 # Blocks that took this much longer together than the slowest one alone did not run side by side.
 cdef double STALL_FACTOR = 1.5
@@ -251,6 +256,10 @@ cdef void _row_stages(State* s, Call* c, floating* x, int mode, Py_ssize_t start
             _backward_rows(s, st.op, rows, r0, x)
         elif st.kind == S_PARTIAL:
             _block_gradient(s, st.op, _param_input(s, x, st.op), rows, r0, t)
+        elif st.kind == S_FORWARD_SUM:
+            op = &s.ops[st.op]
+            dense_sum_partials(<floating*>s.act[st.op + 1] + r0 * op.n_out, <floating*>op.partials + r0 * op.n_out,
+                               c.slices - 1, size * op.n_out, <floating*>op.b, op.act, rows, op.n_out)
         else:
             op = &s.ops[st.op]
             dense_input_grad(<floating*>s.grad[st.op + 1] + r0 * op.n_out, <floating*>op.w, rows, op.n_in,
@@ -260,13 +269,19 @@ cdef void _row_stages(State* s, Call* c, floating* x, int mode, Py_ssize_t start
 
 
 cdef void _column_stage(State* s, Stage* st, floating* x, int mode, Py_ssize_t rows, int t, int nt) noexcept nogil:
-    """Column slice t of nt of one Dense op's forward product (S_FORWARD) or input gradient (S_DX)."""
+    """Slice t of nt of one Dense op's forward product (S_FORWARD: columns of the output; S_FORWARD_DEPTH: the
+    share of inputs and rows of W slice t updates) or input gradient (S_DX: columns of it, rows of W)."""
     cdef unsigned long long fp_mode = fastfit_flush_denormals()
     cdef double t0 = now()
     cdef Op* op = &s.ops[st.op]
     if st.kind == S_FORWARD:
         dense_forward(_input(s, x, st.op, mode == 0), <floating*>op.w, <floating*>op.b, op.act, rows, op.n_in,
                       op.n_out, op.n_out * t // nt, op.n_out * (t + 1) // nt, <floating*>s.act[st.op + 1])
+    elif st.kind == S_FORWARD_DEPTH:
+        dense_forward_depth(_input(s, x, st.op, mode == 0), <floating*>op.w, rows, op.n_in, op.n_out,
+                            op.n_in * t // nt, op.n_in * (t + 1) // nt,
+                            <floating*>s.act[st.op + 1] if t == 0
+                            else <floating*>op.partials + (t - 1) * rows * op.n_out)
     else:
         dense_input_grad(<floating*>s.grad[st.op + 1], <floating*>op.w, rows, op.n_in, op.n_out,
                          op.n_in * t // nt, op.n_in * (t + 1) // nt, <floating*>s.grad[st.op])

@@ -34,6 +34,35 @@ cdef void dense_forward(const floating* x, const floating* w, const floating* b,
             forward_rows(act, out + r * n_out + c0, b + c0 if b != NULL else NULL, 1, c1 - c0)
 
 
+cdef void dense_forward_depth(const floating* x, const floating* w, Py_ssize_t rows, Py_ssize_t n_in,
+                              Py_ssize_t n_out, Py_ssize_t lo, Py_ssize_t hi, floating* out) noexcept nogil:
+    """out (rows x n_out) = x[:, lo:hi] @ w[lo:hi, :]: inputs lo..hi's share of the pre-activation.
+
+    The shares of all input slices sum to x @ w (`dense_sum_partials` adds them, then bias and activation).
+    """
+    cdef Py_ssize_t e
+    if hi <= lo:
+        for e in range(rows * n_out):
+            out[e] = 0
+        return
+    gemm(False, False, <int>rows, <int>n_out, <int>(hi - lo), <floating>1, x + lo, <int>n_in, w + lo * n_out,
+         <int>n_out, <floating>0, out, <int>n_out)
+
+
+cdef void dense_sum_partials(floating* out, const floating* partials, int n_partials, Py_ssize_t stride,
+                             const floating* b, int act, Py_ssize_t rows, Py_ssize_t n_out) noexcept nogil:
+    """out (rows x n_out) += partials[k * stride : ...] for k < n_partials, in order; then bias and activation."""
+    cdef Py_ssize_t e, n = rows * n_out
+    cdef int k
+    cdef const floating* part
+    for k in range(n_partials):
+        part = partials + k * stride
+        for e in range(n):
+            out[e] += part[e]
+    if act != A_LINEAR or b != NULL:
+        forward_rows(act, out, b, rows, n_out)
+
+
 cdef void dense_input_grad(const floating* g, const floating* w, Py_ssize_t rows, Py_ssize_t n_in,
                            Py_ssize_t n_out, Py_ssize_t lo, Py_ssize_t hi, floating* g_x) noexcept nogil:
     """Columns lo..hi of g_x (rows x n_in) = g (rows x n_out, d loss / d pre-activation) @ w^T."""

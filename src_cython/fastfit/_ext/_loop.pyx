@@ -24,7 +24,8 @@ from fastfit._ext._optim cimport O_NADAM
 from fastfit._ext._fpu cimport fastfit_flush_denormals, fastfit_restore_fp
 from fastfit._ext._state cimport (Op, State, Call, Stage, K_DENSE, K_ACT, K_DROPOUT, MIN_BLOCK_ROWS, MIN_SPLIT_WEIGHTS,
                                   S_GATHER, S_GATHER_DENSE, S_FORWARD, S_SCORE, S_BACK, S_DX,
-                                  S_PARTIAL, GATHER_DENSE_UNITS, PARTIAL_ROWS_PER_UNIT, now)
+                                  S_PARTIAL, S_FORWARD_DEPTH, S_FORWARD_SUM, GATHER_DENSE_UNITS,
+                                  PARTIAL_ROWS_PER_UNIT, now)
 from fastfit._ext._batch cimport run_batch, accumulate, gather_dense_available
 from fastfit._ext._blas cimport pin_one_thread, unpin
 from fastfit._ext._blas import blas_threads
@@ -178,6 +179,7 @@ cdef class Network:
     cdef list _op_specs          # validated (kind, act, W, b, rate, seed, trainable) per internal op
     cdef object _slots_keep
     cdef list _parts_keep        # the per-block gradient parts of the current call
+    cdef list _partials_keep     # the partial outputs of depth-split forward products of the current call
     cdef int _stage_capacity     # entries of s.stages
     cdef bint _busy
     cdef tuple _end_calls, _end_keys     # the hook's `end_calls` for this call (None: call the hook)
@@ -467,17 +469,30 @@ cdef class Network:
 
         A Dense product runs over column slices when the layer is wider than the batch is tall (then each
         thread packs a slice of W, instead of all of it for its rows) and W is large enough to be worth it.
+        In training, every Dense product with that many weights splits by depth instead: each thread
+        multiplies the rows of W its parameter slice updates (`_batch._slice`), so no core writes lines of W
+        that another core has just read (each such write waits for the other core to drop its copy: Adam's
+        step on W2's first layer took 3-10x longer); a row stage then sums the partial outputs.
         """
         cdef int i, L = self.s.n_ops
-        cdef bint training = mode == 0, split = self.c.slices > 1, cols
+        cdef bint training = mode == 0, split = self.c.slices > 1, big, cols
         cdef Op* op
         self.s.n_stages = 0
+        partials = []
         for i in range(L):
             op = &self.s.ops[i]
+            op.partials = NULL
             if op.kind == K_DROPOUT and not training:
                 continue
-            cols = (split and op.kind == K_DENSE and op.act != A_SOFTMAX and op.n_out > rows
-                    and op.n_in * op.n_out >= MIN_SPLIT_WEIGHTS)
+            big = split and op.kind == K_DENSE and op.n_in * op.n_out >= MIN_SPLIT_WEIGHTS
+            cols = big and op.act != A_SOFTMAX and op.n_out > rows
+            if big and training and op.pw >= 0 and op.parts == NULL:
+                if i == 0:
+                    self._add_stage(S_GATHER, -1, False)
+                op.partials = _keep_new(partials, (self.c.slices - 1, rows, op.n_out), self.dtype)
+                self._add_stage(S_FORWARD_DEPTH, i, True)
+                self._add_stage(S_FORWARD_SUM, i, False)
+                continue
             if i == 0 and training:
                 if (op.kind == K_DENSE and not cols and op.n_out <= GATHER_DENSE_UNITS
                         and self.dtype == np.float32 and gather_dense_available()):
@@ -485,6 +500,7 @@ cdef class Network:
                     continue
                 self._add_stage(S_GATHER, -1, False)
             self._add_stage(S_FORWARD, i, cols)
+        self._partials_keep = partials
         self._add_stage(S_SCORE, -1, False)
         if not training:
             return 0
@@ -583,7 +599,7 @@ cdef class Network:
     def stages(self):
         """The plan of the last call: a list of (stage, op index or None, 'rows' or 'columns')."""
         names = {S_GATHER: "gather", S_GATHER_DENSE: "gather+forward", S_FORWARD: "forward", S_SCORE: "score", S_BACK: "backward", S_DX: "input grad",
-                 S_PARTIAL: "block gradient"}
+                 S_PARTIAL: "block gradient", S_FORWARD_DEPTH: "forward by depth", S_FORWARD_SUM: "forward sum"}
         return [(names[self.s.stages[k].kind], self.s.stages[k].op if self.s.stages[k].op >= 0 else None,
                  "columns" if self.s.stages[k].cols else "rows") for k in range(self.s.n_stages)]
 

@@ -23,6 +23,9 @@ cdef enum:
     S_DX = 4                # input gradient g W^T of one Dense op
     S_GATHER_DENSE = 5      # S_GATHER and the first Dense op's forward in one pass (float32, narrow layer)
     S_PARTIAL = 6           # weight and bias gradient of one narrow Dense op over the block's rows only
+    S_FORWARD_DEPTH = 7     # (column slices) one Dense op's product over a slice of its inputs: x[:, lo:hi] @
+                            # W[lo:hi], the rows of W its thread updates, into one partial output per slice
+    S_FORWARD_SUM = 8       # the sum of those partial outputs, then bias and activation
 
 cdef enum:
     PARTIAL_ROWS_PER_UNIT = 2   # a Dense op's gradient is summed from per-block parts when the blocks have
@@ -51,6 +54,8 @@ cdef struct Op:
     char* mask              # Dropout: 0 or 1/(1-rate) per element of the batch matrix
     int pw, pb              # Dense: indices of W and b in State.params (pb -1 without bias)
     char* parts             # Dense, S_PARTIAL planned: per row block, its gradient of W then of b (or NULL)
+    char* partials          # Dense, S_FORWARD_DEPTH planned: the partial outputs of slices 1.. (slice 0 writes
+                            # into the output buffer), each batch rows x n_out
 
 
 cdef struct State:
