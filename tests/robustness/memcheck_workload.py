@@ -145,6 +145,17 @@ def engine_workload():
         net.train_epoch(x, y, None, rng.permutation(150).astype(np.int64), 70, opt, None)
         assert [s for s, _, _ in net.stages].count("block gradient") >= 1, net.stages
         cases += 1
+        # A layer of 20 x 1000 weights: its training product split by depth (partial outputs, then their sum),
+        # its evaluate product by output columns.
+        W3 = rng.normal(size=(20, 1000)).astype(dtype)
+        W4 = rng.normal(size=(1000, 3)).astype(dtype)
+        wide = Network([("dense", W3, None), ("activation", "relu"), ("dense", W4, None),
+                        ("activation", "softmax")], "categorical_crossentropy", [], dtype)
+        wide.split_threads = 2
+        wide.train_epoch(x, y, None, rng.permutation(150).astype(np.int64), 70, _Optimizer("adam", [W3, W4]), None)
+        assert ("forward by depth", 0, "columns") in wide.stages, wide.stages
+        wide.evaluate(x, y, None, 70, None)
+        cases += 1
         # The first Dense frozen: forward and input gradient only, no gradient arrays, no slots.
         frozen = Network([("dense", W1, b1, False), ("activation", "relu"), ("dense", W2, None),
                           ("activation", "softmax")], "categorical_crossentropy", [], dtype)
