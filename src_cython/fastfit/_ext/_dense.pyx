@@ -40,10 +40,8 @@ cdef void dense_forward_depth(const floating* x, const floating* w, Py_ssize_t r
 
     The shares of all input slices sum to x @ w (`dense_sum_partials` adds them, then bias and activation).
     """
-    cdef Py_ssize_t e
     if hi <= lo:
-        for e in range(rows * n_out):
-            out[e] = 0
+        memset(out, 0, rows * n_out * sizeof(floating))
         return
     gemm(False, False, <int>rows, <int>n_out, <int>(hi - lo), <floating>1, x + lo, <int>n_in, w + lo * n_out,
          <int>n_out, <floating>0, out, <int>n_out)

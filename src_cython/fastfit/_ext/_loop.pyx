@@ -475,7 +475,7 @@ cdef class Network:
         step on W2's first layer took 3-10x longer); a row stage then sums the partial outputs.
         """
         cdef int i, L = self.s.n_ops
-        cdef bint training = mode == 0, split = self.c.slices > 1, big, cols
+        cdef bint training = mode == 0, split = self.c.slices > 1, big, cols, depth
         cdef Op* op
         self.s.n_stages = 0
         partials = []
@@ -486,20 +486,19 @@ cdef class Network:
                 continue
             big = split and op.kind == K_DENSE and op.n_in * op.n_out >= MIN_SPLIT_WEIGHTS
             cols = big and op.act != A_SOFTMAX and op.n_out > rows
-            if big and training and op.pw >= 0 and op.parts == NULL:
-                if i == 0:
-                    self._add_stage(S_GATHER, -1, False)
-                op.partials = _keep_new(partials, (self.c.slices - 1, rows, op.n_out), self.dtype)
-                self._add_stage(S_FORWARD_DEPTH, i, True)
-                self._add_stage(S_FORWARD_SUM, i, False)
-                continue
+            depth = big and training and op.pw >= 0 and op.parts == NULL
             if i == 0 and training:
-                if (op.kind == K_DENSE and not cols and op.n_out <= GATHER_DENSE_UNITS
+                if (op.kind == K_DENSE and not cols and not depth and op.n_out <= GATHER_DENSE_UNITS
                         and self.dtype == np.float32 and gather_dense_available()):
                     self._add_stage(S_GATHER_DENSE, 0, False)
                     continue
                 self._add_stage(S_GATHER, -1, False)
-            self._add_stage(S_FORWARD, i, cols)
+            if depth:
+                op.partials = _keep_new(partials, (self.c.slices - 1, rows, op.n_out), self.dtype)
+                self._add_stage(S_FORWARD_DEPTH, i, True)
+                self._add_stage(S_FORWARD_SUM, i, False)
+            else:
+                self._add_stage(S_FORWARD, i, cols)
         self._partials_keep = partials
         self._add_stage(S_SCORE, -1, False)
         if not training:
