@@ -5,6 +5,7 @@ import sys
 import numpy
 from Cython.Build import cythonize
 from setuptools import Extension, setup
+from setuptools.command.build_ext import build_ext
 
 MODULES = ["_blas", "_activations", "_losses", "_dense", "_optim", "_batch", "_loop", "_scan"]
 # OpenMP (the threads of a batch in _batch, of the input scan in _scan) where the compiler is known to have
@@ -29,7 +30,27 @@ extensions = [
     for name in MODULES
 ]
 
+
+
+class BuildExtBesideSources(build_ext):
+    """Build the extensions, then also copy them next to their sources in fastfit/_ext (as `--inplace` does).
+
+    `python -m fastfit demo` run from the checkout, as the README's quick start does, imports the checkout's
+    `fastfit` (the current directory comes first on sys.path), not the installed one; without the compiled
+    modules there it would fall back to the NumPy engine. A read-only checkout only skips the copy.
+    """
+
+    def run(self):
+        super().run()
+        if not self.inplace:
+            try:
+                self.copy_extensions_to_source()
+            except OSError as error:
+                print(f"fastfit: extensions not copied into the source tree ({error})", file=sys.stderr)
+
+
 setup(
+    cmdclass={"build_ext": BuildExtBesideSources},
     ext_modules=cythonize(
         extensions,
         include_path=["src_cython"],
