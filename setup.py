@@ -6,6 +6,7 @@ import numpy
 from Cython.Build import cythonize
 from setuptools import Extension, setup
 from setuptools.command.build_ext import build_ext
+from setuptools.errors import FileError
 
 MODULES = ["_blas", "_activations", "_losses", "_dense", "_optim", "_batch", "_loop", "_scan"]
 # OpenMP (the threads of a batch in _batch, of the input scan in _scan) where the compiler is known to have
@@ -45,7 +46,7 @@ class BuildExtBesideSources(build_ext):
         if not self.inplace:
             try:
                 self.copy_extensions_to_source()
-            except OSError as error:
+            except (OSError, FileError) as error:
                 print(f"fastfit: extensions not copied into the source tree ({error})", file=sys.stderr)
 
 
