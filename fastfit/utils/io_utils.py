@@ -22,8 +22,8 @@ import contextlib
 import os
 import queue
 import shutil
+import random
 import stat
-import tempfile
 import threading
 
 # Previous files at least this large are unlinked in the background.
@@ -133,19 +133,20 @@ def _atomic(path, overwrite, what, fsync):
     """
     path, previous = _target(path, overwrite, what)
     folder = os.path.dirname(os.path.abspath(path))
+    # The permissions a plain open would give: the previous file's, or the default (0o666 less the umask).
+    mode = previous.st_mode & 0o777 if previous is not None else 0o666
     try:
-        fd, tmp = tempfile.mkstemp(dir=folder, prefix="." + os.path.basename(path) + ".", suffix=".tmp")
+        fd, tmp = _create_temp(folder, os.path.basename(path), mode)
     except OSError as error:
         raise type(error)(error.errno, f"Cannot write {what} '{path}': {error.strerror} (creating a temporary "
                                        f"file in '{folder}')", path) from None
     closed = False
     try:
+        if previous is not None and mode & _UMASK:  # bits the umask took away from the previous file's mode
+            _chmod(fd, tmp, mode)
         yield fd, tmp
         if fsync and os.environ.get("FASTFIT_FSYNC", "1") != "0":
             os.fsync(fd)
-        # mkstemp creates files readable by the owner only; give the new file the permissions a plain open
-        # would: the previous file's, or the default for a new file.
-        os.chmod(tmp, previous.st_mode & 0o777 if previous is not None else _new_file_mode())
         closed = True
         os.close(fd)
         if not overwrite and os.path.exists(path):  # appeared while we were writing
@@ -242,10 +243,38 @@ def _remove_pending():
             return
 
 
-def _new_file_mode():
-    umask = os.umask(0)
+def _read_umask():
+    umask = os.umask(0o022)
     os.umask(umask)
-    return 0o666 & ~umask
+    return umask
+
+
+# Read once: os.umask can only be read by setting it, which is not thread-safe.
+_UMASK = _read_umask()
+_temp_names = random.Random()
+_CREATE_FLAGS = os.O_RDWR | os.O_CREAT | os.O_EXCL | getattr(os, "O_CLOEXEC", 0) | getattr(os, "O_BINARY", 0)
+
+
+def _create_temp(folder, name, mode):
+    """Create a new hidden file `.<name>.<random>.tmp` in `folder` with `mode` (less the umask): (fd, path).
+
+    What `tempfile.mkstemp` does, in one system call and with the final permissions (mkstemp's are the
+    owner's only, which would need a chmod per file). O_EXCL never opens an existing file or a symlink.
+    """
+    for _ in range(100):
+        tmp = os.path.join(folder, f".{name}.{_temp_names.getrandbits(48):012x}.tmp")
+        try:
+            return os.open(tmp, _CREATE_FLAGS, mode), tmp
+        except FileExistsError:
+            continue
+    raise FileExistsError(17, f"no free temporary file name in '{folder}'", folder)
+
+
+def _chmod(fd, path, mode):
+    if os.chmod in os.supports_fd:
+        os.chmod(fd, mode)
+    else:
+        os.chmod(path, mode)
 
 
 def _remove_quietly(path):

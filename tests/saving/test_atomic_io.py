@@ -19,7 +19,20 @@ def test_atomic_write_replaces_whole_file_and_leaves_no_temp(tmp_path):
         f.write("1,2\n")
     assert path.read_text() == "a,b\n1,2\n"
     assert os.listdir(tmp_path) == ["log.csv"]
-    assert (os.stat(path).st_mode & 0o777) != 0o600 or os.umask(0o022) == 0o077  # not mkstemp's private mode
+
+
+def test_new_files_get_the_default_mode_and_replaced_files_keep_theirs(tmp_path):
+    new = tmp_path / "new.bin"
+    with io_utils.atomic_write(new, "wb") as f:
+        f.write(b"x")
+    assert os.stat(new).st_mode & 0o777 == 0o666 & ~io_utils._UMASK  # what open(path, 'w') gives
+    for mode in (0o640, 0o666, 0o604):  # 0o666 and 0o604: bits the usual umask (0o022) takes away
+        kept = tmp_path / f"kept{mode:o}.bin"
+        kept.write_bytes(b"old")
+        os.chmod(kept, mode)
+        with io_utils.atomic_write(kept, "wb") as f:
+            f.write(b"new")
+        assert kept.read_bytes() == b"new" and os.stat(kept).st_mode & 0o777 == mode
 
 
 def test_error_inside_the_block_keeps_the_previous_file(tmp_path):
@@ -134,12 +147,11 @@ def test_disk_full_keeps_previous_file(tmp_path):
 def test_unwritable_folder_message(tmp_path, monkeypatch):
     """What a read-only folder gives (simulated where the tests run as root): PermissionError naming both."""
     import errno
-    import tempfile
     path, before = _saved_previous(tmp_path)
 
     def refuse(*args, **kwargs):
         raise PermissionError(errno.EACCES, "Permission denied")
-    monkeypatch.setattr(tempfile, "mkstemp", refuse)
+    monkeypatch.setattr(os, "open", refuse)
     with pytest.raises(PermissionError) as error:
         mlp().save(str(path))
     assert "m.h5" in str(error.value) and str(tmp_path) in str(error.value)
