@@ -4,7 +4,7 @@ import pytest
 
 from fastfit.callbacks import LearningRateScheduler, ModelCheckpoint
 from fastfit.layers import Dense
-from fastfit.saving import files, model_file
+from fastfit.saving import files, image, model_file
 
 from saving_helpers import data, mlp
 
@@ -30,7 +30,9 @@ def test_repeated_captures_write_what_save_writes(tmp_path, weights_only):
     for epoch in range(3):
         model.fit(x, y, epochs=1, batch_size=16, verbose=0)
         content = capture(model)
-        assert (capture._template is not None) and (epoch == 0 or content is not capture._template)
+        assert capture._key is not None and (epoch == 0 or content is not capture._template)
+        # once the first file is written, later captures refill one image of the whole file
+        assert isinstance(content, image.FileImage) == (epoch > 0)
         save(str(tmp_path / f"saved{epoch}.h5"))
         assert _bytes(tmp_path, content, f"captured{epoch}.h5") == (tmp_path / f"saved{epoch}.h5").read_bytes()
 
@@ -49,6 +51,25 @@ def test_a_capture_holds_the_arrays_of_its_time(tmp_path):
     fresh = mlp()
     fresh.load_weights(str(path))
     for a, b in zip(fresh.get_weights(), first):
+        np.testing.assert_array_equal(a, b)
+
+
+def test_a_refilled_image_holds_the_arrays_of_its_time(tmp_path):
+    x, y = data()
+    model = mlp()
+    capture = model_file.Capture()
+    model.fit(x, y, epochs=1, verbose=0)
+    files.write_snapshot(str(tmp_path / "first.h5"), capture(model), True, "model file")
+    model.fit(x, y, epochs=1, verbose=0)
+    reused = capture(model)
+    assert isinstance(reused, image.FileImage)
+    then = [w.copy() for w in model.get_weights()]
+    model.fit(x, y, epochs=1, verbose=0)  # training in place does not reach the image
+    files.write_snapshot(str(tmp_path / "m.h5"), reused, True, "model file")
+    fresh = mlp()
+    fresh.load_weights(str(tmp_path / "m.h5"))
+    assert not np.array_equal(then[0], model.get_weights()[0])
+    for a, b in zip(fresh.get_weights(), then):
         np.testing.assert_array_equal(a, b)
 
 
