@@ -5,7 +5,6 @@ import warnings
 
 from fastfit.callbacks.base import Callback, check_hook_mode, overrides
 from fastfit.callbacks.monitor import check_monitor, higher_is_better
-from fastfit.utils import io_utils
 
 
 class ModelCheckpoint(Callback):
@@ -156,17 +155,28 @@ class ModelCheckpoint(Callback):
             getattr(self.model, method)(path, overwrite=True)
             return
         what = "weights file" if self.save_weights_only else "model file"
-        try:
-            io_utils.check_target(path, True, what)  # a folder in the way fails this save, not a later one
-        except FileNotFoundError:  # the folder is missing: created, as documented (one stat when it exists)
-            os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
-        from fastfit.saving import files, model_file
+        from fastfit.saving import model_file
         if self._capture is None:
             self._capture = model_file.Capture(self.save_weights_only)
+        self._writer.wait()  # the capture refills the buffer the previous write wrote (long done, normally)
         content = self._capture(self.model)
-        self._writer.submit(path, lambda: files.write_snapshot(path, content, True, what))
+        # The target is checked by the write itself: a folder in the way fails it like a full disk does.
+        self._writer.submit(path, lambda: _write_file(path, content, what))
         if self._first_unchecked is None:
             self._first_unchecked = True  # on_epoch_begin waits for it
+
+
+def _write_file(path, content, what):
+    """Write one checkpoint (in the writer thread), creating its folder if it is missing (as documented)."""
+    from fastfit.saving import files
+    try:
+        files.write_snapshot(path, content, True, what)
+    except FileNotFoundError:
+        folder = os.path.dirname(os.path.abspath(path))
+        if os.path.isdir(folder):
+            raise
+        os.makedirs(folder, exist_ok=True)
+        files.write_snapshot(path, content, True, what)
 
 
 def _fastfit_saves(model, method):

@@ -68,3 +68,13 @@ def test_a_model_class_with_its_own_save_is_called_for_a_folder_target(tmp_path)
     target = str(tmp_path / "sub" / "model_dir")
     model.fit(x, y, epochs=2, batch_size=8, verbose=0, callbacks=[ModelCheckpoint(target)])
     assert calls == [target, target] and os.path.isdir(target)
+
+
+def test_a_folder_in_the_way_fails_the_fit_with_its_name(tmp_path):
+    model, x, y = tiny_classifier()
+    target = tmp_path / "m.h5"
+    target.mkdir()
+    with pytest.raises(IsADirectoryError, match="m.h5"):
+        model.fit(x, y, epochs=3, verbose=0, callbacks=[ModelCheckpoint(str(target))])
+    assert target.is_dir() and os.listdir(target) == [] and os.listdir(tmp_path) == ["m.h5"]
+    model.fit(x, y, epochs=1, verbose=0)  # still usable
