@@ -231,10 +231,10 @@ class Model(Network):
             for epoch in range(start_epoch, epochs):
                 cbks.on_epoch_begin(epoch, {})
                 hook = make_batch_hook(cbks, "train", metric_keys, self)
+                _release_writes()  # the shuffle below releases the GIL: a write behind can run meanwhile
                 order = self._epoch_order(epoch, n, batch_size, shuffle)
                 if epoch == start_epoch and skip_batches:
                     order = order[skip_batches * batch_size:]  # resumed mid-epoch: those batches are done
-                _release_writes()
                 sums = net.train_epoch(x, y, weights, order, batch_size, self.optimizer, hook)
                 epoch_logs = _logs_from_sums(metric_keys, sums)
                 finished = int(sums[0]) == len(order)

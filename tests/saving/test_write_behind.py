@@ -245,3 +245,27 @@ def test_pending_checkpoint_is_on_disk_when_fit_raises(tmp_path, slow_writes):
     write_behind.finish_pending()
     assert path.read_bytes() == at_raise  # epoch 2's save had landed before the exception reached us
     assert load_model(str(path)).optimizer.iterations == 2 * int(np.ceil(len(x) / 16))
+
+
+def test_a_write_starts_while_the_next_epoch_is_shuffled(tmp_path, monkeypatch):
+    # fit releases the held write once the next epoch's callbacks have run, before the shuffle (which runs
+    # without the GIL), so the write overlaps it instead of the training.
+    from fastfit.engine.training import Model
+    monkeypatch.setattr(write_behind, "HOLD_SECONDS", 30.0)  # only `release` (or a waiter) can start it
+    original_write, original_order = files.write_snapshot, Model._epoch_order
+    written, seen = threading.Event(), []
+
+    def recorded(*args, **kwargs):
+        original_write(*args, **kwargs)
+        written.set()
+
+    def order(self, epoch, *args):
+        if epoch > 0:
+            seen.append(written.wait(5.0))
+            written.clear()
+        return original_order(self, epoch, *args)
+    monkeypatch.setattr(files, "write_snapshot", recorded)
+    monkeypatch.setattr(Model, "_epoch_order", order)
+    x, y = data()
+    mlp().fit(x, y, epochs=3, verbose=0, callbacks=[ModelCheckpoint(str(tmp_path / "m.h5"))])
+    assert seen == [True, True]
