@@ -75,7 +75,9 @@ def test_predict_is_deterministic_with_dropout(engine, classification_data):
     model = Sequential([Dense(16, input_dim=8, activation="relu"), Dropout(0.5), Dense(3, activation="softmax")])
     model.compile("sgd", "categorical_crossentropy", engine=engine)
     model.fit(x, y, epochs=2, verbose=0)
-    np.testing.assert_array_equal(model.predict(x), model.predict(x, batch_size=7))
+    np.testing.assert_array_equal(model.predict(x), model.predict(x))
+    # Another batch size may round differently in BLAS (a last-bit difference); dropout would change ~half
+    np.testing.assert_allclose(model.predict(x), model.predict(x, batch_size=7), rtol=1e-5, atol=1e-7)
 
 
 def test_same_seed_same_weights_bit_for_bit(engine, classification_data):
