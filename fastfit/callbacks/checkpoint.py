@@ -19,7 +19,8 @@ class ModelCheckpoint(Callback):
     thread writes the file (fsync, rename) while training goes on. The next save waits for the previous one,
     a failed background write raises its error at the next save or in `on_train_end`, and `on_train_end`
     waits, so every checkpoint is on disk when `fit` returns. The first checkpoint of a `fit` is on disk
-    before the next epoch starts, so an unwritable folder or a full disk stops training at once. A model
+    before the next epoch starts, so an unwritable folder, a folder in the way of the file or a full disk
+    stops training at once. A model
     class that overrides `save` / `save_weights` is saved by calling them, synchronously.
 
     Arguments:

@@ -7,11 +7,12 @@ in flight per callback), an error of the background write is raised by the next 
 the callbacks `wait` in `on_train_end`, so when `fit` returns every checkpoint is on disk. The files stay
 atomic: the worker writes through `files.write_snapshot` (temporary file, fsync, rename).
 
-A write submitted at the end of an epoch starts once `fit` is back in the engine's GIL-free loop (`fit`
-calls `hold` before the epoch-end callbacks and `release` as it starts the next epoch; at most
-HOLD_SECONDS later otherwise): the worker holds the GIL for most of a write (h5py), and the training thread
-still has Python to run until then (the other callbacks, the next epoch's setup), which would wait for it.
-Anyone waiting for a write lets the held jobs go first (the hold itself stays for later submissions).
+A write submitted at the end of an epoch starts once the epoch-end and epoch-begin callbacks have run
+(`fit` calls `hold` before the epoch-end callbacks and `release` just before the next epoch's shuffle; at
+most HOLD_SECONDS later otherwise): the worker needs the GIL between its system calls, and the training
+thread's callbacks would wait for it. The shuffle (0.7 ms for 60000 rows) releases the GIL, so a small
+checkpoint is mostly written beside it rather than beside the training threads. Anyone waiting for a write
+lets the held jobs go first (the hold itself stays for later submissions).
 
 One daemon worker runs the writes in submission order. It is a daemon so that an idle worker never keeps
 the interpreter alive, and an `atexit` hook finishes pending writes before the interpreter exits; `fit`
