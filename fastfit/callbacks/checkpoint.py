@@ -20,8 +20,8 @@ class ModelCheckpoint(Callback):
     a failed background write raises its error at the next save or in `on_train_end`, and `on_train_end`
     waits, so every checkpoint is on disk when `fit` returns. The first checkpoint of a `fit` is on disk
     before the next epoch starts, so an unwritable folder, a folder in the way of the file or a full disk
-    stops training at once. A model
-    class that overrides `save` / `save_weights` is saved by calling them, synchronously.
+    stops training at once. A model class that overrides `save` / `save_weights` is saved by calling
+    them, synchronously.
 
     Arguments:
         filepath: path of the file to write (str or path-like).
