@@ -271,8 +271,11 @@ class Model(Network):
         generator = np.random.default_rng([self._seed, epoch])
         if shuffle == "batch":
             starts = generator.permutation(np.arange(0, n, batch_size))
-            return np.concatenate([np.arange(s, min(s + batch_size, n)) for s in starts]).astype(np.int64)
-        return generator.permutation(n).astype(np.int64)
+            order = np.concatenate([np.arange(s, min(s + batch_size, n)) for s in starts])
+        else:
+            order = generator.permutation(n)
+        # Already int64 where that is numpy's default integer: a copy cost 0.4 ms per W1 epoch (fresh pages)
+        return order.astype(np.int64, copy=False)
 
     def _evaluate_arrays(self, arrays, batch_size, cbks):
         """Run the test loop over prepared arrays with `cbks`' test hooks; return {metric key: mean}."""
