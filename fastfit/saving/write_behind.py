@@ -10,7 +10,7 @@ atomic: the worker writes through `files.write_snapshot` (temporary file, fsync,
 A write submitted at the end of an epoch starts once the epoch-end and epoch-begin callbacks have run
 (`fit` calls `hold` before the epoch-end callbacks and `release` just before the next epoch's shuffle; at
 most HOLD_SECONDS later otherwise): the worker needs the GIL between its system calls, and the training
-thread's callbacks would wait for it. The shuffle (0.7 ms for 60000 rows) releases the GIL, so a small
+thread's callbacks would wait for it. The shuffle (0.5 ms for 60000 rows) releases the GIL, so a small
 checkpoint is mostly written beside it rather than beside the training threads. Anyone waiting for a write
 lets the held jobs go first (the hold itself stays for later submissions).
 

@@ -21,8 +21,8 @@ import atexit
 import contextlib
 import os
 import queue
-import shutil
 import random
+import shutil
 import stat
 import threading
 
