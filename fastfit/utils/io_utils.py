@@ -38,26 +38,6 @@ _remover = None
 _remover_lock = threading.Lock()
 
 
-def check_target(path, overwrite=True, what="file"):
-    """Check that `path` may be written before any work is done.
-
-    Arguments:
-        path: str or path-like.
-        overwrite: if False, an existing file is an error (fastfit never prompts on stdin).
-        what: how error messages name the file ("model file", "weights file", ...).
-
-    Returns:
-        The path as a str.
-
-    Raises:
-        TypeError: `path` is not a str or path-like.
-        FileExistsError: the file exists and `overwrite` is False.
-        FileNotFoundError: the folder does not exist (it is not created).
-        NotADirectoryError / IsADirectoryError: the folder is a file, or the target is a folder.
-    """
-    return _target(path, overwrite, what)[0]
-
-
 def as_path(path, what="file"):
     """`path` (str, bytes or path-like) as a str.
 
@@ -72,10 +52,21 @@ def as_path(path, what="file"):
 
 
 def _target(path, overwrite, what):
-    """`check_target`, also returning the target's `os.stat` result (None when it does not exist).
+    """Check that `path` may be written before any work is done; return it as a str with its `os.stat`
+    result (None when it does not exist).
 
     An existing file is the common case (every checkpoint after the first): it costs one `stat`, which
     matters on virtual machines where a system call costs tens of microseconds.
+
+    Arguments:
+        overwrite: if False, an existing file is an error (fastfit never prompts on stdin).
+        what: how error messages name the file ("model file", "weights file", ...).
+
+    Raises:
+        TypeError: `path` is not a str or path-like.
+        FileExistsError: the file exists and `overwrite` is False.
+        FileNotFoundError: the folder does not exist (it is not created).
+        NotADirectoryError / IsADirectoryError: the folder is a file, or the target is a folder.
     """
     path = as_path(path, what)
     try:
@@ -106,7 +97,7 @@ def atomic_path(path, overwrite=True, what="file", fsync=True):
     cut may bring back the previous version.
 
     Raises:
-        see `check_target`; OSError (with the target path in the message) when the folder is not writable,
+        see `_target`; OSError (with the target path in the message) when the folder is not writable,
         the disk is full or the rename fails. The previous file is intact in every case.
     """
     with _atomic(path, overwrite, what, fsync) as (_fd, tmp):

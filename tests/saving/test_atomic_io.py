@@ -67,7 +67,8 @@ def test_bad_mode_and_bad_path():
         with io_utils.atomic_write("x", "r"):
             pass
     with pytest.raises(TypeError, match="path"):
-        io_utils.check_target(3.5)
+        with io_utils.atomic_write(3.5, "w"):
+            pass
 
 
 def test_target_is_a_folder(tmp_path):
