@@ -78,6 +78,12 @@ def test_predict_is_deterministic_with_dropout(engine, classification_data):
     np.testing.assert_array_equal(model.predict(x), model.predict(x))
     # Another batch size may round differently in BLAS (a last-bit difference); dropout would change ~half
     np.testing.assert_allclose(model.predict(x), model.predict(x, batch_size=7), rtol=1e-5, atol=1e-7)
+    # ... and both are the forward pass without dropout
+    w1, b1, w2, b2 = [w.astype(np.float64) for w in model.get_weights()]
+    logits = np.maximum(x @ w1 + b1, 0.0) @ w2 + b2
+    expected = np.exp(logits - logits.max(axis=1, keepdims=True))
+    np.testing.assert_allclose(model.predict(x), expected / expected.sum(axis=1, keepdims=True), rtol=1e-4,
+                               atol=1e-6)
 
 
 def test_same_seed_same_weights_bit_for_bit(engine, classification_data):
