@@ -15,6 +15,10 @@ OPENMP = ["-fopenmp"] if sys.platform.startswith("linux") else []
 # Kernels built for x86-64 CPUs with AVX2 and FMA (the optimizer rules once more, and the fused gather + first
 # Dense layer); _batch picks them at run time only on such a CPU (the modules would not run elsewhere).
 FLAGS = {"_batch": OPENMP, "_scan": OPENMP}
+# The native checkpoint writer thread uses Linux's pthread and affinity calls; elsewhere a Python thread writes.
+if sys.platform.startswith("linux"):
+    MODULES.append("_filewrite")
+    FLAGS["_filewrite"] = ["-D_GNU_SOURCE", "-pthread"]
 if platform.machine().lower() in ("x86_64", "amd64") and not sys.platform.startswith("win"):
     MODULES += ["_optim_avx2", "_dense_avx2"]
     FLAGS["_optim_avx2"] = FLAGS["_dense_avx2"] = ["-mavx2", "-mfma"]

@@ -156,13 +156,14 @@ class ModelCheckpoint(Callback):
             getattr(self.model, method)(path, overwrite=True)
             return
         what = "weights file" if self.save_weights_only else "model file"
-        from fastfit.saving import model_file
+        from fastfit.saving import files, image, model_file
         if self._capture is None:
             self._capture = model_file.Capture(self.save_weights_only)
         self._writer.wait()  # the capture refills the buffer the previous write wrote (long done, normally)
         content = self._capture(self.model)
         # The target is checked by the write itself: a folder in the way fails it like a full disk does.
-        self._writer.submit(path, lambda: _write_file(path, content, what))
+        started = files.start_image_write(path, content, what) if isinstance(content, image.FileImage) else None
+        self._writer.submit(path, lambda: _write_file(path, content, what), started)
         if self._first_unchecked is None:
             self._first_unchecked = True  # on_epoch_begin waits for it
 

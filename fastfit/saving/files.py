@@ -8,6 +8,7 @@ the rest of the file. It is checked before HDF5 parses the file, because the HDF
 damaged metadata; a truncated or corrupted fastfit file is therefore a clean `ValueError`.
 """
 import contextlib
+import errno
 import os
 import re
 import threading
@@ -17,6 +18,11 @@ import h5py
 
 from fastfit.saving import image, write_behind
 from fastfit.utils import io_utils
+
+try:  # the native writer thread (Linux builds)
+    from fastfit._ext import _filewrite
+except ImportError:
+    _filewrite = None
 
 _ZIP_MAGIC = b"PK\x03\x04"
 _MAGIC = b"FASTFIT-HDF5"
@@ -60,6 +66,64 @@ def write_snapshot(filepath, content, overwrite, what):
             crc = _while(lambda: _crc32(segments(USERBLOCK)), lambda: io_utils.write_buffers(fd, segments(USERBLOCK)))
             os.lseek(fd, 0, os.SEEK_SET)
             io_utils.write_buffers(fd, [_header(crc, size)])
+
+
+def start_image_write(filepath, content, what):
+    """Start writing `content` (an `image.FileImage`) in the native writer thread, with no GIL; a `NativeWrite`.
+
+    The file is the one `write_snapshot(filepath, content, True, what)` writes, as atomically against a
+    crash of the process; its fsync follows the rename (`fastfit._ext._filewrite`). The checksum is computed
+    here (the buffer is still in the cache after the capture filled it). Returns None where
+    there is no native writer, or for a file large enough to want the checksum beside the write: then
+    use `write_snapshot`. `content` must not be refilled before the write is done.
+    """
+    if _filewrite is None or content.size - USERBLOCK >= _PARALLEL_CRC_BYTES:
+        return None
+    # Absolute: the thread writes later, after a possible chdir.
+    path = os.path.abspath(io_utils.as_path(filepath, what))
+    write_behind.wait_for(path)  # a checkpoint of this path still being written must not land after us
+    body = memoryview(content.buffer)[USERBLOCK:]
+    job = _filewrite.FileWrite(os.fsencode(io_utils.temp_path(path)), os.fsencode(path),
+                               _header(zlib.crc32(body), content.size), body, io_utils.fsync_enabled(),
+                               io_utils.UMASK)
+    job.start()
+    return NativeWrite(job, path, what)
+
+
+class NativeWrite:
+    """A file write running in the native writer thread (`start_image_write`)."""
+
+    def __init__(self, job, path, what):
+        self._job, self.path, self._what = job, path, what
+
+    def wait(self):
+        """Block until the write is done; None when it succeeded, else the OSError naming the file.
+
+        The target is unchanged whenever there is an error. `redo_in_python` then says whether the failure
+        was one the Python writer handles itself (a missing folder, which it creates).
+        """
+        self._job.wait()
+        failure = self._job.error
+        if failure is None:
+            return None
+        code, step = failure
+        path, what = self.path, self._what
+        folder = os.path.dirname(path)
+        self.redo_in_python = step == _filewrite.STEP_CREATE and code in (errno.ENOENT, errno.EEXIST)
+        if step == _filewrite.STEP_TARGET and code == errno.EISDIR:
+            return IsADirectoryError(code, f"Cannot write {what} '{path}': it is a folder", path)
+        if step == _filewrite.STEP_TARGET and code == errno.ENOTDIR:
+            return NotADirectoryError(code, f"Cannot write {what} '{path}': '{folder}' is not a folder", path)
+        if step in (_filewrite.STEP_FSYNC, _filewrite.STEP_CLOSE):
+            return OSError(code, f"Cannot write {what} '{path}': {os.strerror(code)} while flushing it to disk; the "
+                                 "new file is in place but may be incomplete on disk", path)
+        if step == _filewrite.STEP_CREATE:
+            return OSError(code, f"Cannot write {what} '{path}': {os.strerror(code)} (creating a temporary file "
+                                 f"in '{folder}')", path)
+        return OSError(code, f"Cannot write {what} '{path}': {os.strerror(code)}; the previous file (if any) is "
+                             "unchanged", path)
+
+    redo_in_python = False
 
 
 def _crc32(segments):

@@ -14,7 +14,12 @@ thread's callbacks would wait for it. The shuffle (0.5 ms for 60000 rows) releas
 checkpoint is mostly written beside it rather than beside the training threads. Anyone waiting for a write
 lets the held jobs go first (the hold itself stays for later submissions).
 
-One daemon worker runs the writes in submission order. It is a daemon so that an idle worker never keeps
+A small model file (`files.start_image_write`) is written by the native writer thread instead, which needs no
+GIL: it starts at once, held or not, and moves to the CPU the training thread is not on. Its job here only
+collects the outcome; a failure the native thread leaves to Python (a missing folder) is written again, by
+whoever waits for it first.
+
+One daemon worker runs the Python writes in submission order. It is a daemon so that an idle worker never keeps
 the interpreter alive, and an `atexit` hook finishes pending writes before the interpreter exits; `fit`
 calls `finish_pending` when it ends with an exception (it then skips `on_train_end`, as Keras does).
 Readers (`files.reading`) and synchronous saves of the same path `wait_for` it first, so within the process
@@ -57,20 +62,58 @@ def _let_go():
 
 
 class _Job:
+    """A write the Python worker runs: `write()`, once let go."""
+
     def __init__(self, key, write):
         self.key, self.write = key, write
         self.go = threading.Event()
         self.done = threading.Event()
         self.error = None
 
+    def wait(self):
+        if not self.done.is_set():
+            _let_go()
+            self.done.wait()
+
+
+class _NativeJob:
+    """A write the native writer thread runs (`files.NativeWrite`); `redo()` writes the file in Python when the
+    native write failed in a way Python handles (a missing folder)."""
+
+    def __init__(self, key, native, redo):
+        self.key, self._native, self._redo = key, native, redo
+        self._settle_lock = threading.Lock()
+        self._settled = False
+        self.error = None
+
+    def wait(self):
+        with self._settle_lock:
+            if self._settled:
+                return
+            error = self._native.wait()
+            _forget(self)  # the redo's own wait_for must not wait for this job
+            if error is not None and self._native.redo_in_python:
+                try:
+                    self._redo()
+                except BaseException as redo_error:  # kept for the writer, like a Python worker's error
+                    error = redo_error
+                else:
+                    error = None
+            self.error, self._settled = error, True
+
+
+def _forget(job):
+    with _lock:
+        if _in_flight.get(job.key) is job:
+            del _in_flight[job.key]
+
 
 def wait_for(path):
     """Block until no background write of `path` is pending (its errors stay with its writer)."""
     with _lock:
         job = _in_flight.get(os.path.abspath(path))
-    if job is not None and threading.current_thread() is not _worker and not job.done.is_set():
-        _let_go()
-        job.done.wait()
+    if job is not None and threading.current_thread() is not _worker:
+        job.wait()
 
 
 class BackgroundWriter:
@@ -79,13 +122,22 @@ class BackgroundWriter:
     def __init__(self):
         self._job = None
 
-    def submit(self, path, write):
+    def submit(self, path, write, started=None):
         """Wait for the previous write (raising its error), then queue `write()`, which writes `path`.
+
+        `started`: the same file already being written by the native writer thread (`files.NativeWrite`);
+        `write()` then only runs if that write fails in a way Python handles, when the job is waited for.
 
         Raises:
             whatever the previous background write raised (OSError: disk full, ...).
         """
         self.wait()
+        if started is not None:
+            job = _NativeJob(os.path.abspath(path), started, write)
+            with _lock:
+                _in_flight[job.key] = job
+            self._job = job
+            return
         job = _Job(os.path.abspath(path), write)
         with _lock:
             _in_flight[job.key] = job
@@ -105,9 +157,7 @@ class BackgroundWriter:
         """
         job, self._job = self._job, None
         if job is not None:
-            if not job.done.is_set():
-                _let_go()
-                job.done.wait()
+            job.wait()
             if job.error is not None:
                 raise job.error
 
@@ -156,4 +206,4 @@ def finish_pending():
     with _lock:
         pending = list(_in_flight.values())
     for job in pending:
-        job.done.wait()
+        job.wait()

@@ -133,10 +133,10 @@ def _atomic(path, overwrite, what, fsync):
                                        f"file in '{folder}')", path) from None
     closed = False
     try:
-        if previous is not None and mode & _UMASK:  # bits the umask took away from the previous file's mode
+        if previous is not None and mode & UMASK:  # bits the umask took away from the previous file's mode
             _chmod(fd, tmp, mode)
         yield fd, tmp
-        if fsync and os.environ.get("FASTFIT_FSYNC", "1") != "0":
+        if fsync and fsync_enabled():
             os.fsync(fd)
         closed = True
         os.close(fd)
@@ -151,6 +151,11 @@ def _atomic(path, overwrite, what, fsync):
             raise type(error)(error.errno, f"Cannot write {what} '{path}': {error.strerror or error}; the "
                                            "previous file (if any) is unchanged", path) from error
         raise
+
+
+def fsync_enabled():
+    """False when FASTFIT_FSYNC=0 asks to skip the flush to disk of every file written."""
+    return os.environ.get("FASTFIT_FSYNC", "1") != "0"
 
 
 def write_buffers(fd, buffers):
@@ -241,9 +246,15 @@ def _read_umask():
 
 
 # Read once: os.umask can only be read by setting it, which is not thread-safe.
-_UMASK = _read_umask()
+UMASK = _read_umask()
 _temp_names = random.Random()
 _CREATE_FLAGS = os.O_RDWR | os.O_CREAT | os.O_EXCL | getattr(os, "O_CLOEXEC", 0) | getattr(os, "O_BINARY", 0)
+
+
+def temp_path(path):
+    """A new name for a temporary file next to `path`: `.<name>.<random>.tmp` in the same folder (not created)."""
+    folder, name = os.path.split(path)
+    return os.path.join(folder, f".{name}.{_temp_names.getrandbits(48):012x}.tmp")
 
 
 def _create_temp(folder, name, mode):
@@ -253,7 +264,7 @@ def _create_temp(folder, name, mode):
     owner's only, which would need a chmod per file). O_EXCL never opens an existing file or a symlink.
     """
     for _ in range(100):
-        tmp = os.path.join(folder, f".{name}.{_temp_names.getrandbits(48):012x}.tmp")
+        tmp = temp_path(os.path.join(folder, name))
         try:
             return os.open(tmp, _CREATE_FLAGS, mode), tmp
         except FileExistsError:

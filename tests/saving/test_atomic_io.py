@@ -25,7 +25,7 @@ def test_new_files_get_the_default_mode_and_replaced_files_keep_theirs(tmp_path)
     new = tmp_path / "new.bin"
     with io_utils.atomic_write(new, "wb") as f:
         f.write(b"x")
-    assert os.stat(new).st_mode & 0o777 == 0o666 & ~io_utils._UMASK  # what open(path, 'w') gives
+    assert os.stat(new).st_mode & 0o777 == 0o666 & ~io_utils.UMASK  # what open(path, 'w') gives
     for mode in (0o640, 0o666, 0o604):  # 0o666 and 0o604: bits the usual umask (0o022) takes away
         kept = tmp_path / f"kept{mode:o}.bin"
         kept.write_bytes(b"old")

@@ -17,15 +17,40 @@ from fastfit.saving import files, write_behind
 from saving_helpers import REPO, data, mlp
 
 
-@pytest.fixture
-def slow_writes(monkeypatch):
-    """Background writes start late, so they are still pending when the training thread moves on."""
+@pytest.fixture(params=["python", "native"])
+def slow_writes(request, monkeypatch):
+    """Background writes start late, so they are still pending when the training thread moves on; in the
+    Python worker, or (where it is built) in the native writer thread for small files."""
     original = files.write_snapshot
 
     def slow(*args, **kwargs):
         time.sleep(0.05)
         return original(*args, **kwargs)
     monkeypatch.setattr(files, "write_snapshot", slow)
+    if request.param == "python":
+        monkeypatch.setattr(files, "_filewrite", None)
+    elif files._filewrite is None:
+        pytest.skip("no native writer on this platform")
+    else:
+        monkeypatch.setattr(files._filewrite, "FileWrite", _slow_native_write(files._filewrite.FileWrite))
+
+
+def _slow_native_write(native):
+    class SlowStart(native):
+        """Queued to the native thread 50 ms after `start`."""
+
+        def start(self):
+            self.begun = threading.Event()
+
+            def go():
+                native.start(self)
+                self.begun.set()
+            threading.Timer(0.05, go).start()
+
+        def wait(self):
+            self.begun.wait()
+            native.wait(self)
+    return SlowStart
 
 
 def test_every_checkpoint_is_on_disk_and_holds_its_epoch_when_fit_returns(tmp_path, slow_writes):
@@ -167,9 +192,11 @@ def test_a_hold_nobody_releases_delays_a_write_by_hold_seconds_at_most(held):
 
 def test_fit_holds_epoch_end_writes_until_the_next_epoch_starts(tmp_path, monkeypatch):
     # A checkpoint submitted at an epoch end is written while the next epoch trains, not while the
-    # training thread still runs the epoch-end callbacks after ModelCheckpoint.
+    # training thread still runs the epoch-end callbacks after ModelCheckpoint (writes in the Python worker;
+    # the native writer needs no GIL and is not held).
     events = []
     original = files.write_snapshot
+    monkeypatch.setattr(files, "_filewrite", None)
     monkeypatch.setattr(write_behind, "HOLD_SECONDS", 5.0)  # only `release` (or a waiter) can start it
 
     def recorded(*args, **kwargs):
@@ -251,6 +278,7 @@ def test_a_write_starts_while_the_next_epoch_is_shuffled(tmp_path, monkeypatch):
     # fit releases the held write once the next epoch's callbacks have run, before the shuffle (which runs
     # without the GIL), so the write overlaps it instead of the training.
     from fastfit.engine.training import Model
+    monkeypatch.setattr(files, "_filewrite", None)  # the Python worker (the native writer is never held)
     monkeypatch.setattr(write_behind, "HOLD_SECONDS", 30.0)  # only `release` (or a waiter) can start it
     original_write, original_order = files.write_snapshot, Model._epoch_order
     written, seen = threading.Event(), []

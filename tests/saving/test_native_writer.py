@@ -1,0 +1,189 @@
+"""The native writer thread (`fastfit._ext._filewrite`) and ModelCheckpoint's use of it for small files."""
+import errno
+import os
+import shutil
+import stat
+
+import numpy as np
+import pytest
+
+from fastfit.callbacks import LambdaCallback, ModelCheckpoint
+from fastfit.models import load_model
+from fastfit.saving import files, image, model_file, write_behind
+
+from saving_helpers import data, mlp
+
+_filewrite = pytest.importorskip("fastfit._ext._filewrite", reason="the native writer is built on Linux only")
+
+
+def _write(tmp_path, target, body=b"body", header=b"head", fsync=True):
+    job = _filewrite.FileWrite(os.fsencode(tmp_path), os.fsencode(target), header, body, fsync, 0o022)
+    job.start()
+    job.wait()
+    return job
+
+
+def test_writes_header_and_body_atomically_through_the_temporary_file(tmp_path):
+    target = tmp_path / "f.bin"
+    job = _write(tmp_path / ".f.tmp", target, body=bytearray(range(256)) * 100)
+    assert job.done() and job.error is None
+    assert target.read_bytes() == b"head" + bytes(range(256)) * 100
+    assert os.listdir(tmp_path) == ["f.bin"]
+    assert stat.S_IMODE(os.stat(target).st_mode) == 0o644  # 0o666 less the umask passed
+
+
+def test_a_replaced_file_keeps_its_permissions(tmp_path):
+    target = tmp_path / "f.bin"
+    target.write_bytes(b"old")
+    os.chmod(target, 0o600)
+    assert _write(tmp_path / ".f.tmp", target).error is None
+    assert target.read_bytes() == b"headbody" and stat.S_IMODE(os.stat(target).st_mode) == 0o600
+    os.chmod(target, 0o666)  # bits the umask would take away are given back
+    assert _write(tmp_path / ".f2.tmp", target).error is None
+    assert stat.S_IMODE(os.stat(target).st_mode) == 0o666
+
+
+def test_failures_report_errno_and_step_and_leave_the_target_alone(tmp_path):
+    (tmp_path / "dir").mkdir()
+    assert _write(tmp_path / ".d.tmp", tmp_path / "dir").error == (errno.EISDIR, _filewrite.STEP_TARGET)
+    assert _write(tmp_path / "no" / ".x.tmp", tmp_path / "no" / "x").error == (errno.ENOENT, _filewrite.STEP_CREATE)
+    (tmp_path / "taken.tmp").write_bytes(b"someone else's")
+    target = tmp_path / "t.bin"
+    target.write_bytes(b"old")
+    assert _write(tmp_path / "taken.tmp", target).error == (errno.EEXIST, _filewrite.STEP_CREATE)
+    assert target.read_bytes() == b"old" and (tmp_path / "taken.tmp").read_bytes() == b"someone else's"
+    assert sorted(os.listdir(tmp_path)) == ["dir", "t.bin", "taken.tmp"]
+
+
+def test_jobs_run_in_start_order(tmp_path):
+    target = tmp_path / "f"
+    jobs = [_filewrite.FileWrite(os.fsencode(tmp_path / f".{i}.tmp"), os.fsencode(target), b"", str(i).encode(),
+                                 False, 0o022) for i in range(50)]
+    for job in jobs:
+        job.start()
+    jobs[-1].wait()
+    assert all(job.done() for job in jobs) and target.read_text() == "49"
+    for job in jobs:
+        job.wait()
+    assert os.listdir(tmp_path) == ["f"]
+
+
+def test_start_twice_and_wait_before_start_are_errors(tmp_path):
+    job = _filewrite.FileWrite(os.fsencode(tmp_path / ".t"), os.fsencode(tmp_path / "t"), b"", b"", False, 0)
+    assert not job.done() and job.error is None
+    with pytest.raises(RuntimeError, match="not started"):
+        job.wait()
+    job.start()
+    with pytest.raises(RuntimeError, match="already started"):
+        job.start()
+    job.wait()
+    job.wait()  # waiting again returns at once
+    assert (tmp_path / "t").read_bytes() == b""
+
+
+def test_bad_arguments_are_refused_before_anything_runs(tmp_path):
+    with pytest.raises(TypeError):
+        _filewrite.FileWrite("not bytes", b"t", b"", b"", False, 0)
+    with pytest.raises((TypeError, ValueError, BufferError)):
+        _filewrite.FileWrite(b"t.tmp", b"t", b"", np.zeros((2, 2))[:, 0].view(np.uint8), False, 0)  # not contiguous
+
+
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="needs fork")
+def test_a_forked_child_gets_its_own_writer_thread(tmp_path):
+    _write(tmp_path / ".p.tmp", tmp_path / "parent")  # the parent's thread is running
+    pid = os.fork()
+    if pid == 0:  # child: exit code 0 only if its own write landed
+        try:
+            job = _write(tmp_path / ".c.tmp", tmp_path / "child", body=b"child")
+            ok = job.error is None and (tmp_path / "child").read_bytes() == b"headchild"
+        finally:
+            os._exit(0 if ok else 1)
+    assert os.waitpid(pid, 0)[1] == 0
+
+
+def test_the_native_file_is_the_file_write_snapshot_writes(tmp_path):
+    x, y = data()
+    model = mlp()
+    model.fit(x, y, epochs=1, verbose=0)
+    capture = model_file.Capture()
+    files.write_snapshot(str(tmp_path / "first.h5"), capture(model), True, "model file")  # lays the file out
+    content = capture(model)
+    assert isinstance(content, image.FileImage)
+    files.write_snapshot(str(tmp_path / "python.h5"), content, True, "model file")
+    native = files.start_image_write(str(tmp_path / "native.h5"), content, "model file")
+    assert native is not None and native.wait() is None
+    assert (tmp_path / "native.h5").read_bytes() == (tmp_path / "python.h5").read_bytes()
+    for a, b in zip(load_model(str(tmp_path / "native.h5")).get_weights(), model.get_weights()):
+        np.testing.assert_array_equal(a, b)
+
+
+@pytest.fixture
+def native_starts(monkeypatch):
+    """Counts the checkpoints ModelCheckpoint hands to the native writer."""
+    started = []
+    original = files.start_image_write
+
+    def counted(*args):
+        job = original(*args)
+        started.append(job is not None)
+        return job
+    monkeypatch.setattr(files, "start_image_write", counted)
+    return started
+
+
+def test_model_checkpoint_writes_later_epochs_natively(tmp_path, native_starts):
+    x, y = data()
+    model = mlp()
+    at_save = []
+    keep = LambdaCallback(on_epoch_end=lambda e, l: at_save.append(model.get_weights()))
+    model.fit(x, y, epochs=4, batch_size=16, verbose=0, callbacks=[keep, ModelCheckpoint(str(tmp_path / "e{epoch}.h5"))])
+    assert native_starts and all(native_starts)  # every save after the first (which lays the file out)
+    assert sorted(os.listdir(tmp_path)) == ["e1.h5", "e2.h5", "e3.h5", "e4.h5"]
+    for epoch, expected in enumerate(at_save):
+        for saved, weights in zip(load_model(str(tmp_path / f"e{epoch + 1}.h5")).get_weights(), expected):
+            np.testing.assert_array_equal(saved, weights)
+
+
+def test_a_folder_in_the_way_of_a_native_write_is_raised_naming_the_file(tmp_path, native_starts):
+    x, y = data()
+    path = tmp_path / "m.h5"
+
+    def block(epoch, logs):
+        if epoch == 2:  # before ModelCheckpoint's third save: the file becomes a folder
+            write_behind.wait_for(str(path))
+            path.unlink()
+            path.mkdir()
+    with pytest.raises(IsADirectoryError, match="m.h5.*it is a folder"):
+        mlp().fit(x, y, epochs=5, verbose=0, callbacks=[LambdaCallback(on_epoch_end=block), ModelCheckpoint(str(path))])
+    assert any(native_starts) and path.is_dir() and os.listdir(tmp_path) == ["m.h5"]  # no temporary file left
+
+
+def test_a_folder_removed_during_training_is_created_again(tmp_path, native_starts):
+    x, y = data()
+    folder = tmp_path / "ckpt"
+    model = mlp()
+
+    def remove(epoch, logs):
+        if epoch == 2:
+            write_behind.wait_for(str(folder / "m.h5"))  # the previous checkpoint has landed
+            shutil.rmtree(folder)
+    model.fit(x, y, epochs=3, verbose=0,
+              callbacks=[LambdaCallback(on_epoch_end=remove), ModelCheckpoint(str(folder / "m.h5"))])
+    assert any(native_starts) and os.listdir(folder) == ["m.h5"]
+    for a, b in zip(load_model(str(folder / "m.h5")).get_weights(), model.get_weights()):
+        np.testing.assert_array_equal(a, b)
+
+
+def test_a_file_in_place_of_the_folder_is_raised_naming_it(tmp_path, native_starts):
+    x, y = data()
+    folder = tmp_path / "ckpt"
+
+    def replace(epoch, logs):
+        if epoch == 2:
+            write_behind.wait_for(str(folder / "m.h5"))
+            shutil.rmtree(folder)
+            folder.write_bytes(b"not a folder")
+    with pytest.raises(NotADirectoryError, match="ckpt.*is not a folder"):
+        mlp().fit(x, y, epochs=4, verbose=0,
+                  callbacks=[LambdaCallback(on_epoch_end=replace), ModelCheckpoint(str(folder / "m.h5"))])
+    assert any(native_starts) and folder.read_bytes() == b"not a folder"
