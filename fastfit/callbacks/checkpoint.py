@@ -6,6 +6,15 @@ import warnings
 from fastfit.callbacks.base import Callback, check_hook_mode, overrides
 from fastfit.callbacks.monitor import check_monitor, higher_is_better
 
+# fastfit.saving's modules, imported by the first ModelCheckpoint (importing fastfit should not import h5py;
+# an import statement in the per-epoch path cost 10-20 us with cold caches).
+files = image = model_file = write_behind = None
+
+
+def _import_saving():
+    global files, image, model_file, write_behind
+    from fastfit.saving import files, image, model_file, write_behind
+
 
 class ModelCheckpoint(Callback):
     """Save the model after every epoch (or every `save_freq` batches).
@@ -66,8 +75,12 @@ class ModelCheckpoint(Callback):
         self._batches_since_save = 0
         self._epoch = 0
         self._first_unchecked = None  # None: no save yet in this fit; True: the first one is not waited for
-        from fastfit.saving import write_behind  # late: importing fastfit should not import h5py
+        # No `{}` fields: the path is the same every time (a lone brace still goes through format's error).
+        self._fixed_path = "{" not in self.filepath and "}" not in self.filepath
+        if write_behind is None:
+            _import_saving()
         self._writer = write_behind.BackgroundWriter()
+        self._captured_class = None  # the model class last found to save with fastfit's own save
         self._capture = None  # a model_file.Capture, made at the first save
 
     def batch_hooks_needed(self, mode):
@@ -110,6 +123,8 @@ class ModelCheckpoint(Callback):
         self._checkpoint(epoch, logs or {})
 
     def _format_path(self, epoch, logs, batch):
+        if self._fixed_path:
+            return self.filepath
         fields = dict(logs)
         fields["epoch"] = epoch + 1
         if batch is not None:
@@ -125,7 +140,7 @@ class ModelCheckpoint(Callback):
 
     def _checkpoint(self, epoch, logs, batch=None):
         path = self._format_path(epoch, logs, batch)
-        where = "Epoch %05d" % (epoch + 1) + ("" if batch is None else f", batch {batch}")
+        where = "Epoch %05d" % (epoch + 1) + ("" if batch is None else f", batch {batch}") if self.verbose > 0 else ""
         if self.save_best_only:
             current = logs.get(self.monitor)
             if current is None:
@@ -148,15 +163,15 @@ class ModelCheckpoint(Callback):
 
     def _save(self, path):
         method = "save_weights" if self.save_weights_only else "save"
-        if not _fastfit_saves(self.model, method):
+        if type(self.model) is not self._captured_class and not _fastfit_saves(self.model, method):
             folder = os.path.dirname(path)
             if folder:
                 os.makedirs(folder, exist_ok=True)
             self._writer.wait()
             getattr(self.model, method)(path, overwrite=True)
             return
+        self._captured_class = type(self.model)
         what = "weights file" if self.save_weights_only else "model file"
-        from fastfit.saving import files, image, model_file
         if self._capture is None:
             self._capture = model_file.Capture(self.save_weights_only)
         self._writer.wait()  # the capture refills the buffer the previous write wrote (long done, normally)
@@ -170,7 +185,6 @@ class ModelCheckpoint(Callback):
 
 def _write_file(path, content, what):
     """Write one checkpoint (in the writer thread), creating its folder if it is missing (as documented)."""
-    from fastfit.saving import files
     try:
         files.write_snapshot(path, content, True, what)
     except FileNotFoundError:

@@ -79,15 +79,31 @@ def start_image_write(filepath, content, what):
     """
     if _filewrite is None or content.size - USERBLOCK >= _PARALLEL_CRC_BYTES:
         return None
-    # Absolute: the thread writes later, after a possible chdir.
-    path = os.path.abspath(io_utils.as_path(filepath, what))
+    names = _native_names.get(filepath)
+    if names is None:
+        names = _names_for_native(filepath, what)
+    path, target, temp_prefix = names
     write_behind.wait_for(path)  # a checkpoint of this path still being written must not land after us
     body = memoryview(content.buffer)[USERBLOCK:]
-    job = _filewrite.FileWrite(os.fsencode(io_utils.temp_path(path)), os.fsencode(path),
+    job = _filewrite.FileWrite(b"%s%012x.tmp" % (temp_prefix, io_utils.random_bits(48)), target,
                                _header(zlib.crc32(body), content.size), body, io_utils.fsync_enabled(),
                                io_utils.UMASK)
     job.start()
     return NativeWrite(job, path, what)
+
+
+_native_names = {}  # absolute path as given -> what _names_for_native returns (the per-epoch path is the same)
+
+
+def _names_for_native(filepath, what):
+    """(absolute path, the same as bytes, the bytes its temporary names start with): the native thread writes
+    later, maybe after a chdir, so relative paths are resolved now (and not remembered)."""
+    given = io_utils.as_path(filepath, what)
+    path = os.path.abspath(given)
+    names = path, os.fsencode(path), os.fsencode(io_utils.temp_path(path)[:-len("000000000000.tmp")])
+    if path == given and len(_native_names) < 64:
+        _native_names[path] = names
+    return names
 
 
 class NativeWrite:

@@ -252,9 +252,15 @@ _CREATE_FLAGS = os.O_RDWR | os.O_CREAT | os.O_EXCL | getattr(os, "O_CLOEXEC", 0)
 
 
 def temp_path(path):
-    """A new name for a temporary file next to `path`: `.<name>.<random>.tmp` in the same folder (not created)."""
+    """A new name for a temporary file next to `path`: `.<name>.<12 hex digits>.tmp` in the same folder (not
+    created)."""
     folder, name = os.path.split(path)
-    return os.path.join(folder, f".{name}.{_temp_names.getrandbits(48):012x}.tmp")
+    return os.path.join(folder, f".{name}.{random_bits(48):012x}.tmp")
+
+
+def random_bits(bits):
+    """A random int of `bits` bits for temporary file names (not for secrets)."""
+    return _temp_names.getrandbits(bits)
 
 
 def _create_temp(folder, name, mode):
