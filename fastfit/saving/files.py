@@ -72,8 +72,8 @@ def start_image_write(filepath, content, what):
     """Start writing `content` (an `image.FileImage`) in the native writer thread, with no GIL; a `NativeWrite`.
 
     The file is the one `write_snapshot(filepath, content, True, what)` writes, as atomically against a
-    crash of the process; its fsync follows the rename (`fastfit._ext._filewrite`). The checksum is computed
-    here (the buffer is still in the cache after the capture filled it). Returns None where
+    crash of the process; its fsync follows the rename (`fastfit._ext._filewrite`). The thread computes the
+    checksum too, with zlib (here, where it finds no zlib). Returns None where
     there is no native writer, or for a file large enough to want the checksum beside the write: then
     use `write_snapshot`. `content` must not be refilled before the write is done.
     """
@@ -85,9 +85,12 @@ def start_image_write(filepath, content, what):
     path, target, temp_prefix = names
     write_behind.wait_for(path)  # a checkpoint of this path still being written must not land after us
     body = memoryview(content.buffer)[USERBLOCK:]
-    job = _filewrite.FileWrite(b"%s%012x.tmp" % (temp_prefix, io_utils.random_bits(48)), target,
-                               _header(zlib.crc32(body), content.size), body, io_utils.fsync_enabled(),
-                               io_utils.UMASK)
+    if _filewrite.has_crc32():  # the thread puts the checksum into the header
+        header, crc_at = bytearray(_header(0, content.size)), _CRC_AT
+    else:
+        header, crc_at = _header(zlib.crc32(body), content.size), -1
+    job = _filewrite.FileWrite(b"%s%012x.tmp" % (temp_prefix, io_utils.random_bits(48)), target, header, body,
+                               io_utils.fsync_enabled(), io_utils.UMASK, crc_at)
     job.start()
     return NativeWrite(job, path, what)
 
@@ -163,6 +166,9 @@ def _while(compute, work):
 
 def _header(crc, size):
     return (_MAGIC + b" crc32=%08x size=%d\n" % (crc, size)).ljust(USERBLOCK, b"\0")
+
+
+_CRC_AT = len(_MAGIC + b" crc32=")  # where the checksum's 8 hex digits start in the header
 
 
 def verify_checksum(path, head):

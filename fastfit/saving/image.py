@@ -22,6 +22,11 @@ from h5py import h5d, h5p
 
 from fastfit.saving import snapshot
 
+try:  # the arrays' copy into their slots (where the extension is built)
+    from fastfit._ext import _filewrite
+except ImportError:
+    _filewrite = None
+
 _CACHED_LAYOUTS = 8
 _cache = collections.OrderedDict()   # structure key -> Layout
 _cache_lock = threading.Lock()
@@ -59,10 +64,16 @@ class FileImage:
     """
 
     def __init__(self, layout, arrays):
-        """`arrays`: the datasets in creation order (their dtypes and shapes define the slots)."""
+        """`arrays`: the datasets in creation order (their dtypes and shapes define the slots).
+
+        Raises:
+            ValueError: `arrays` do not fit the layout.
+        """
         self.size = layout.size
         self.buffer = bytearray(layout.size)
-        self._targets = [None] * len(arrays)  # per dataset, the array viewing its bytes in `buffer`
+        self._count = len(arrays)
+        # The datasets with bytes in the file: their index in `arrays`, offset, and an array viewing the slot.
+        self._indices, self._offsets, self._targets = [], [], []
         position = 0
         for piece, (offset, nbytes), index in zip(layout.pieces, layout.slots + [(layout.size, 0)],
                                                    layout.order + [None]):
@@ -70,15 +81,27 @@ class FileImage:
             position += len(piece)
             if index is not None and nbytes:
                 like = arrays[index]
-                self._targets[index] = np.ndarray(like.shape, like.dtype, buffer=self.buffer, offset=offset)
+                self._indices.append(index)
+                self._offsets.append(offset)
+                self._targets.append(np.ndarray(like.shape, like.dtype, buffer=self.buffer, offset=offset))
                 position += nbytes
-        self.fill(arrays)
+        if not self.fill(arrays):
+            raise ValueError("FileImage: the arrays do not match the layout's slots")
 
     def fill(self, arrays):
-        """Copy `arrays` (creation order; the dtypes and shapes of the constructor's) into their slots."""
-        for target, array in zip(self._targets, arrays):
-            if target is not None:
-                target[...] = array
+        """Copy `arrays` (creation order) into their slots. False when their count, dtypes or shapes are not
+        the constructor's: the image then holds a mix and must not be written."""
+        if len(arrays) != self._count:
+            return False
+        slot_arrays = [arrays[i] for i in self._indices]
+        if _filewrite is not None and _filewrite.copy_slots(self.buffer, self._offsets, self._targets, slot_arrays):
+            return True
+        for target, array in zip(self._targets, slot_arrays):  # views, scalars, other byte orders...
+            array = np.asarray(array)
+            if array.shape != target.shape or array.dtype != target.dtype:
+                return False
+            target[...] = array
+        return True
 
     def segments(self, start=0):
         """The file's bytes from `start` on (one buffer, not copied)."""

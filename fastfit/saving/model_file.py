@@ -65,7 +65,7 @@ class Capture:
 
     A file's metadata depends only on the model's configs and seeds and on the names, shapes and dtypes of
     its arrays. When those are what they were at the previous capture, the previous file is reused and only
-    the arrays are copied: into an `image.FileImage` of the whole file once the writer has laid the first
+    the arrays are copied (their shapes and dtypes are checked by that copy): into an `image.FileImage` of the whole file once the writer has laid the first
     one out (then a save allocates nothing and its write is one buffer), else into a refilled snapshot. The
     reuse is checked once per new template: the arrays this class collects must be the very objects
     `write_model` wrote, else every capture is a full one.
@@ -76,24 +76,27 @@ class Capture:
         self._key = None       # the metadata key of the reusable file; None: the next capture is a full one
         self._template = None  # the last full capture (a Snapshot), until `_image` replaces it
         self._image = None
+        self._shapes = None    # the shapes and dtypes of the template's arrays
 
     def __call__(self, model):
         """What saving `model` now would write, for `files.write_snapshot`: a `snapshot.Snapshot` (arrays
         copied) or this capture's `image.FileImage`, which the next call refills (write it before that)."""
         arrays = self._arrays(model)
-        key = self._metadata_key(model, arrays)
+        key = self._metadata_key(model)
         if self._key is not None and _equal(key, self._key):
-            if self._image is None:
+            if self._image is not None:
+                if self._image.fill(arrays):  # checks the arrays' shapes and dtypes against the slots
+                    return self._image
+            elif _shapes(arrays) == self._shapes:
                 layout = image.cached_layout(self._template, files.USERBLOCK)
                 if layout is None:  # not written yet (the writer lays it out): copy into a snapshot again
                     return self._template.refilled([np.array(a, order="C", copy=True) for a in arrays])
                 self._image, self._template = image.FileImage(layout, arrays), None
-            else:
-                self._image.fill(arrays)
-            return self._image
+                return self._image
         content = weights_snapshot(model) if self.weights_only else model_snapshot(model)
         reusable = _same_sources(content.source_ids, arrays)
         self._key, self._template, self._image = (key, content, None) if reusable else (None, None, None)
+        self._shapes = _shapes(arrays)
         return content
 
     def _arrays(self, model):
@@ -103,9 +106,9 @@ class Capture:
             arrays += optimizer_state._state_arrays(model.optimizer)
         return arrays
 
-    def _metadata_key(self, model, arrays):
-        key = [_class_name(model), model.get_config(), [weights.weight_names(layer) for layer in model.layers],
-               [(a.shape, a.dtype.str) for a in arrays]]
+    def _metadata_key(self, model):
+        """What the file's metadata depends on besides the arrays' shapes and dtypes."""
+        key = [_class_name(model), model.get_config(), [weights.weight_names(layer) for layer in model.layers]]
         if not self.weights_only:
             key.append(fastfit_state(model))
             if _includes_optimizer(model, True):
@@ -113,6 +116,10 @@ class Capture:
                 key += [model._training_config(), type(optimizer).__name__, getattr(optimizer, "kind", None),
                         optimizer_state._slot_names(optimizer), frozenset(getattr(model, "_frozen", ()))]
         return key
+
+
+def _shapes(arrays):
+    return [(np.shape(a), np.asarray(a).dtype.str) for a in arrays]
 
 
 def _equal(a, b):

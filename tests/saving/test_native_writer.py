@@ -4,6 +4,7 @@ import os
 import shutil
 import stat
 
+import h5py
 import numpy as np
 import pytest
 
@@ -101,7 +102,12 @@ def test_a_forked_child_gets_its_own_writer_thread(tmp_path):
     assert os.waitpid(pid, 0)[1] == 0
 
 
-def test_the_native_file_is_the_file_write_snapshot_writes(tmp_path):
+@pytest.mark.parametrize("checksum_in", ["writer thread", "python"])
+def test_the_native_file_is_the_file_write_snapshot_writes(tmp_path, monkeypatch, checksum_in):
+    if checksum_in == "python":
+        monkeypatch.setattr(_filewrite, "has_crc32", lambda: False)
+    else:
+        assert _filewrite.has_crc32()  # libz is loaded by Python's zlib module on Linux builds
     x, y = data()
     model = mlp()
     model.fit(x, y, epochs=1, verbose=0)
@@ -187,3 +193,67 @@ def test_a_file_in_place_of_the_folder_is_raised_naming_it(tmp_path, native_star
         mlp().fit(x, y, epochs=4, verbose=0,
                   callbacks=[LambdaCallback(on_epoch_end=replace), ModelCheckpoint(str(folder / "m.h5"))])
     assert any(native_starts) and folder.read_bytes() == b"not a folder"
+
+
+def test_copy_slots_copies_only_when_every_array_fits():
+    buffer = bytearray(32)
+    targets = [np.ndarray((2,), np.float32, buffer=buffer, offset=0), np.ndarray((), np.int64, buffer=buffer, offset=8)]
+    good = [np.array([1.5, 2.5], np.float32), np.array(7, np.int64)]
+    assert _filewrite.copy_slots(buffer, [0, 8], targets, good)
+    assert targets[0].tolist() == [1.5, 2.5] and int(targets[1]) == 7
+    for bad in ([np.array([1.0, 2.0]), good[1]],                          # float64 into a float32 slot
+                [np.zeros(3, np.float32), good[1]],                         # wrong shape
+                [np.zeros(4, np.float32)[::2], good[1]],                    # not contiguous
+                [[1.0, 2.0], good[1]],                                      # not an ndarray
+                [good[0], np.array(9, np.dtype(">i8"))]):                   # other byte order
+        assert not _filewrite.copy_slots(buffer, [0, 8], targets, bad)
+        assert targets[0].tolist() == [1.5, 2.5] and int(targets[1]) == 7   # nothing copied
+    with pytest.raises(ValueError, match="outside"):
+        _filewrite.copy_slots(buffer, [0, 30], targets, good)
+    with pytest.raises(ValueError, match="offsets"):
+        _filewrite.copy_slots(buffer, [0], targets, good)
+
+
+def test_capture_takes_a_full_snapshot_when_an_array_changes_shape(tmp_path):
+    x, y = data()
+    model = mlp()
+    model.fit(x, y, epochs=1, verbose=0)
+    capture = model_file.Capture()
+    files.write_snapshot(str(tmp_path / "a.h5"), capture(model), True, "model file")
+    assert isinstance(capture(model), image.FileImage)
+    layer = model.layers[0]
+    layer.bias = np.asfortranarray(np.ones((1, layer.bias.shape[0]), layer.bias.dtype))  # (n,) -> (1, n)
+    content = capture(model)
+    assert not isinstance(content, image.FileImage)  # a fresh snapshot with the new shape
+    files.write_snapshot(str(tmp_path / "b.h5"), content, True, "model file")
+    with h5py.File(tmp_path / "b.h5", "r") as saved:
+        assert saved["model_weights"][layer.name][layer.name]["bias:0"].shape == (1, layer.bias.shape[1])
+
+
+def test_file_image_takes_views_and_other_layouts_through_numpy(tmp_path):
+    x, y = data()
+    model = mlp()
+    model.fit(x, y, epochs=1, verbose=0)
+    capture = model_file.Capture()
+    files.write_snapshot(str(tmp_path / "a.h5"), capture(model), True, "model file")
+    layer = model.layers[0]
+    layer.kernel = np.asfortranarray(layer.kernel + 1)  # same shape and dtype, not C-contiguous
+    content = capture(model)
+    assert isinstance(content, image.FileImage)
+    files.write_snapshot(str(tmp_path / "b.h5"), content, True, "model file")
+    np.testing.assert_array_equal(load_model(str(tmp_path / "b.h5")).layers[0].kernel, layer.kernel)
+
+
+def test_the_writer_thread_puts_the_crc32_into_the_header(tmp_path):
+    import zlib
+    body = bytes(range(256)) * 3000
+    header = bytearray(b"crc=00000000;")
+    job = _filewrite.FileWrite(os.fsencode(tmp_path / ".t"), os.fsencode(tmp_path / "t"), header, body, False,
+                               0o022, 4)
+    job.start()
+    job.wait()
+    assert (tmp_path / "t").read_bytes() == b"crc=%08x;" % zlib.crc32(body) + body
+    with pytest.raises(TypeError, match="writable"):
+        _filewrite.FileWrite(b"a", b"b", b"crc=00000000;", body, False, 0, 4)
+    with pytest.raises(ValueError, match="no room"):
+        _filewrite.FileWrite(b"a", b"b", bytearray(10), body, False, 0, 4)

@@ -23,6 +23,11 @@ step that failed.
 """
 from cpython.ref cimport Py_INCREF, Py_DECREF
 from libc.errno cimport errno, EINTR, EISDIR, ENOENT
+from libc.string cimport memcpy
+
+cimport numpy as cnp
+
+cnp.import_array()
 
 cdef extern from "<sys/stat.h>" nogil:
     ctypedef struct stat_t "struct stat":
@@ -48,6 +53,13 @@ cdef extern from "<unistd.h>" nogil:
 
 cdef extern from "<stdio.h>" nogil:
     int rename(const char *old, const char *new)
+
+cdef extern from "<dlfcn.h>" nogil:
+    void *dlopen(const char *filename, int flags)
+    void *dlsym(void *handle, const char *symbol)
+    enum:
+        RTLD_NOW
+        RTLD_NOLOAD
 
 cdef extern from "<sched.h>" nogil:
     ctypedef struct cpu_set_t:
@@ -96,6 +108,29 @@ cpdef enum:
     STEP_CLOSE = 4
     STEP_RENAME = 5
 
+ctypedef unsigned long (*crc32_function)(unsigned long crc, const unsigned char *data,
+                                         unsigned int size) noexcept nogil
+
+cdef crc32_function _zlib_crc32 = NULL
+
+
+def _find_zlib_crc32():
+    """zlib's crc32 from the libz that Python's zlib module loaded (no build-time dependency on zlib)."""
+    global _zlib_crc32
+    import zlib  # noqa: F401  (loads libz.so.1 where the zlib module links it)
+    cdef void *handle = dlopen(b"libz.so.1", RTLD_NOW | RTLD_NOLOAD)
+    if handle != NULL:
+        _zlib_crc32 = <crc32_function>dlsym(handle, b"crc32")
+
+
+_find_zlib_crc32()
+
+
+def has_crc32():
+    """True when the thread can compute the checksum itself (`FileWrite`'s `crc_at`)."""
+    return _zlib_crc32 != NULL
+
+
 cdef struct Job:
     const char *tmp
     const char *target
@@ -104,6 +139,7 @@ cdef struct Job:
     const unsigned char *body
     size_t body_len
     int fsync
+    Py_ssize_t crc_at      # >= 0: write the body's crc32 as 8 hex digits into the header there
     unsigned int umask
     int avoid_cpu          # -1: run anywhere
     int done
@@ -133,6 +169,19 @@ cdef int _write_all(int fd, const unsigned char *data, size_t size) noexcept nog
     return 0
 
 
+cdef void _put_crc32(Job *job) noexcept nogil:
+    cdef unsigned long crc = 0
+    cdef size_t done = 0, chunk
+    cdef unsigned char *digits = <unsigned char *>job.head + job.crc_at
+    cdef int k
+    while done < job.body_len:
+        chunk = min(job.body_len - done, <size_t>1 << 30)  # zlib takes an unsigned int
+        crc = _zlib_crc32(crc, job.body + done, <unsigned int>chunk)
+        done += chunk
+    for k in range(8):
+        digits[k] = b"0123456789abcdef"[(crc >> (28 - 4 * k)) & 0xF]
+
+
 cdef void _run(Job *job) noexcept nogil:
     """Do one job's write; leave errno and the step in `job` when a step fails."""
     cdef stat_t info
@@ -147,6 +196,8 @@ cdef void _run(Job *job) noexcept nogil:
     elif errno != ENOENT:
         job.error, job.step = errno, STEP_TARGET
         return
+    if job.crc_at >= 0:
+        _put_crc32(job)
     fd = c_open(job.tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, mode)
     if fd < 0:
         job.error, job.step = errno, STEP_CREATE
@@ -259,22 +310,34 @@ cdef class FileWrite:
         header, body: buffers (C-contiguous bytes); kept alive, and must not change, until the write is done.
         fsync: flush the file to disk (right after the rename).
         umask: the process umask (a new file gets 0o666 less it; a replaced file keeps its permissions).
+        crc_at: if >= 0 (needs `has_crc32()`), the thread writes the crc32 of `body` as 8 lowercase hex
+            digits into `header` (a bytearray) at this offset before writing it.
     """
     cdef Job job
     cdef object _keep
     cdef bint _started
 
-    def __cinit__(self, bytes tmp, bytes target, const unsigned char[::1] header, const unsigned char[::1] body,
-                  bint fsync, unsigned int umask):
-        self._keep = (tmp, target, header, body)
+    def __cinit__(self, bytes tmp, bytes target, header, body, bint fsync, unsigned int umask, Py_ssize_t crc_at=-1):
+        cdef const unsigned char[::1] head = header
+        cdef const unsigned char[::1] data = body
+        if crc_at >= 0:
+            if _zlib_crc32 == NULL:
+                raise RuntimeError("FileWrite: no zlib crc32 found for `crc_at` (see has_crc32)")
+            if crc_at + 8 > head.shape[0]:
+                raise ValueError(f"FileWrite: `crc_at` {crc_at} leaves no room for 8 digits in a "
+                                 f"{head.shape[0]}-byte header")
+            if memoryview(header).readonly:
+                raise TypeError("FileWrite: with `crc_at`, `header` must be writable (a bytearray)")
+        self._keep = (tmp, target, header, body, head, data)
         self.job.tmp = tmp
         self.job.target = target
-        self.job.head = &header[0] if header.shape[0] else NULL
-        self.job.head_len = header.shape[0]
-        self.job.body = &body[0] if body.shape[0] else NULL
-        self.job.body_len = body.shape[0]
+        self.job.head = &head[0] if head.shape[0] else NULL
+        self.job.head_len = head.shape[0]
+        self.job.body = &data[0] if data.shape[0] else NULL
+        self.job.body_len = data.shape[0]
         self.job.fsync = fsync
         self.job.umask = umask
+        self.job.crc_at = crc_at
         self.job.avoid_cpu = -1
         self.job.done = 0
         self.job.error = 0
@@ -340,3 +403,39 @@ cdef class FileWrite:
         if not self.done() or self.job.error == 0:
             return None
         return self.job.error, self.job.step
+
+
+def copy_slots(unsigned char[::1] buffer, list offsets, list targets, list arrays):
+    """Copy each of `arrays` into `buffer` at its offset; False if one does not fit its slot.
+
+    A checkpoint's arrays go into their slots of the file image at every save; with the caches cold after an
+    epoch, numpy's `target[...] = array` cost 4 us per array. `targets[i]` is the array viewing slot i (its
+    dtype and shape are the slot's); an array that is not a C-contiguous ndarray of exactly that (numeric)
+    dtype and shape is not copied and the result is False, for the caller to take its slow path. Nothing is
+    copied unless every array fits.
+    """
+    cdef Py_ssize_t i, d, n = len(arrays)
+    cdef cnp.ndarray array, target
+    if len(offsets) != n or len(targets) != n:
+        raise ValueError(f"copy_slots: {len(offsets)} offsets and {len(targets)} targets for {n} arrays")
+    for i in range(n):
+        if type(arrays[i]) is not cnp.ndarray or type(targets[i]) is not cnp.ndarray:
+            return False
+        array, target = arrays[i], targets[i]
+        if (cnp.PyArray_TYPE(array) != cnp.PyArray_TYPE(target)
+                or not (cnp.PyArray_ISNUMBER(target) or cnp.PyArray_ISBOOL(target))
+                or cnp.PyArray_ITEMSIZE(array) != cnp.PyArray_ITEMSIZE(target)
+                or cnp.PyArray_ISNOTSWAPPED(array) != cnp.PyArray_ISNOTSWAPPED(target)
+                or cnp.PyArray_NDIM(array) != cnp.PyArray_NDIM(target)
+                or not cnp.PyArray_IS_C_CONTIGUOUS(array)):
+            return False
+        for d in range(cnp.PyArray_NDIM(array)):
+            if cnp.PyArray_DIMS(array)[d] != cnp.PyArray_DIMS(target)[d]:
+                return False
+        if <Py_ssize_t>offsets[i] < 0 or <Py_ssize_t>offsets[i] + cnp.PyArray_NBYTES(array) > buffer.shape[0]:
+            raise ValueError(f"copy_slots: slot {i} lies outside the buffer")
+    for i in range(n):
+        array = arrays[i]
+        if cnp.PyArray_NBYTES(array):
+            memcpy(&buffer[0] + <Py_ssize_t>offsets[i], cnp.PyArray_DATA(array), cnp.PyArray_NBYTES(array))
+    return True
