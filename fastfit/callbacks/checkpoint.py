@@ -94,6 +94,8 @@ class ModelCheckpoint(Callback):
     def on_train_begin(self, logs=None):
         self._writer.wait()  # a previous fit that ended with an exception may still be writing
         self._first_unchecked = None
+        if self._capture is not None:
+            self._capture.recheck()  # the model may have changed in place between the fits
 
     def on_train_end(self, logs=None):
         self._writer.wait()

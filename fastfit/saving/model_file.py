@@ -65,7 +65,9 @@ class Capture:
 
     A file's metadata depends only on the model's configs and seeds and on the names, shapes and dtypes of
     its arrays. When those are what they were at the previous capture, the previous file is reused and only
-    the arrays are copied (their shapes and dtypes are checked by that copy): into an `image.FileImage` of the whole file once the writer has laid the first
+    the arrays are copied (their shapes and dtypes are checked by that copy). Whether anything changed is first
+    checked by identity (`_attribute_signature`); the configs are compared when some attribute was set, and at
+    the first capture after `recheck`.: into an `image.FileImage` of the whole file once the writer has laid the first
     one out (then a save allocates nothing and its write is one buffer), else into a refilled snapshot. The
     reuse is checked once per new template: the arrays this class collects must be the very objects
     `write_model` wrote, else every capture is a full one.
@@ -77,13 +79,20 @@ class Capture:
         self._template = None  # the last full capture (a Snapshot), until `_image` replaces it
         self._image = None
         self._shapes = None    # the shapes and dtypes of the template's arrays
+        self._signature = None  # `_attribute_signature` when the metadata was last compared
 
     def __call__(self, model):
         """What saving `model` now would write, for `files.write_snapshot`: a `snapshot.Snapshot` (arrays
         copied) or this capture's `image.FileImage`, which the next call refills (write it before that)."""
         arrays = self._arrays(model)
-        key = self._metadata_key(model)
-        if self._key is not None and _equal(key, self._key):
+        signature = _attribute_signature(model)
+        if self._key is not None and self._signature is not None and _equal(signature, self._signature):
+            same = True
+        else:
+            key = self._metadata_key(model)
+            same = self._key is not None and _equal(key, self._key)
+        if same:
+            self._signature = signature
             if self._image is not None:
                 if self._image.fill(arrays):  # checks the arrays' shapes and dtypes against the slots
                     return self._image
@@ -96,8 +105,13 @@ class Capture:
         content = weights_snapshot(model) if self.weights_only else model_snapshot(model)
         reusable = _same_sources(content.source_ids, arrays)
         self._key, self._template, self._image = (key, content, None) if reusable else (None, None, None)
-        self._shapes = _shapes(arrays)
+        self._shapes, self._signature = _shapes(arrays), signature
         return content
+
+    def recheck(self):
+        """Compare the full metadata at the next capture, whatever the attribute signature says (a `fit`
+        starts: something may have changed in place since the last one)."""
+        self._signature = None
 
     def _arrays(self, model):
         """The arrays `write_model` / `write_weights` write, in creation order (optimizer head freshly made)."""
@@ -116,6 +130,30 @@ class Capture:
                 key += [model._training_config(), type(optimizer).__name__, getattr(optimizer, "kind", None),
                         optimizer_state._slot_names(optimizer), frozenset(getattr(model, "_frozen", ()))]
         return key
+
+
+# Optimizer attributes that training changes; they are saved as arrays, not in the metadata.
+_OPTIMIZER_STATE = ("iterations", "m_schedule")
+
+
+def _attribute_signature(model):
+    """The model's, its layers' and its optimizer's attributes (names and the objects they hold).
+
+    When it is the previous capture's, no attribute was set since, so nothing the metadata is made of can have
+    changed, short of an in-place change inside an attribute's object; comparing it is identity checks,
+    where computing the configs cost 85 us with the caches cold after an epoch.
+    """
+    signature = [type(model), tuple(model.layers)]
+    for owner in (model,) + signature[1]:
+        attributes = vars(owner)
+        signature += (tuple(attributes), tuple(attributes.values()))
+    optimizer = getattr(model, "optimizer", None)
+    if optimizer is not None:
+        attributes = dict(vars(optimizer))
+        for name in _OPTIMIZER_STATE:
+            attributes.pop(name, None)
+        signature += (type(optimizer), tuple(attributes), tuple(attributes.values()))
+    return signature
 
 
 def _shapes(arrays):

@@ -132,3 +132,27 @@ def test_checkpoints_follow_a_learning_rate_schedule(tmp_path):
     from fastfit.models import load_model
     for epoch, rate in enumerate(rates):
         assert load_model(str(tmp_path / f"e{epoch + 1}.h5")).optimizer.lr == pytest.approx(rate)
+
+
+def test_unchanged_attributes_skip_the_config_comparison(tmp_path, monkeypatch):
+    calls = []
+    original = model_file.Capture._metadata_key
+    monkeypatch.setattr(model_file.Capture, "_metadata_key", lambda self, model: calls.append(1) or original(self, model))
+    x, y = data()
+    checkpoint = ModelCheckpoint(str(tmp_path / "m.h5"))
+    model = mlp()
+    model.fit(x, y, epochs=4, verbose=0, callbacks=[checkpoint])
+    assert len(calls) == 1  # the first save; the three after it found every attribute as it was
+    model.fit(x, y, epochs=2, verbose=0, callbacks=[checkpoint])
+    assert len(calls) == 2  # a new fit compares the configs once again
+
+
+def test_a_change_inside_an_attribute_is_in_the_first_capture_after_recheck(tmp_path):
+    model = mlp()
+    model.fit(*data(), epochs=1, verbose=0)
+    capture = model_file.Capture()
+    files.write_snapshot(str(tmp_path / "first.h5"), capture(model), True, "model file")
+    capture(model)
+    model.layers[0].kernel_initializer.seed = 123  # in place: no attribute of the layer was set
+    capture.recheck()  # what ModelCheckpoint does when a fit begins
+    _same_file_as_save(tmp_path, model, capture, "rechecked")
