@@ -25,7 +25,9 @@ class ModelCheckpoint(Callback):
     `model.save_weights` write and are atomic (a crash never leaves a half-written file).
 
     Write-behind: for fastfit models the callback copies the weights and optimizer state, and a background
-    thread writes the file (fsync, rename) while training goes on. The next save waits for the previous one,
+    thread writes the file while training goes on (a small file: the native writer thread, which starts the
+    data's writeback before the rename and does not wait for it; the last file of a fit is fsynced in
+    `on_train_end`). The next save waits for the previous one,
     a failed background write raises its error at the next save or in `on_train_end`, and `on_train_end`
     waits, so every checkpoint is on disk when `fit` returns. The first checkpoint of a `fit` is on disk
     before the next epoch starts, so an unwritable folder, a folder in the way of the file or a full disk
@@ -81,6 +83,7 @@ class ModelCheckpoint(Callback):
             _import_saving()
         self._writer = write_behind.BackgroundWriter()
         self._captured_class = None  # the model class last found to save with fastfit's own save
+        self._unflushed = None  # the last file, if the native writer wrote it (no fsync)
         self._capture = None  # a model_file.Capture, made at the first save
 
     def batch_hooks_needed(self, mode):
@@ -99,6 +102,9 @@ class ModelCheckpoint(Callback):
 
     def on_train_end(self, logs=None):
         self._writer.wait()
+        path, self._unflushed = self._unflushed, None
+        if path is not None:
+            files.flush_to_disk(path)  # the native writer does not wait for the disk; the fit's last file does
 
     def on_epoch_begin(self, epoch, logs=None):
         self._epoch = epoch
@@ -181,6 +187,7 @@ class ModelCheckpoint(Callback):
         # The target is checked by the write itself: a folder in the way fails it like a full disk does.
         started = files.start_image_write(path, content, what) if isinstance(content, image.FileImage) else None
         self._writer.submit(path, lambda: _write_file(path, content, what), started)
+        self._unflushed = path if started is not None else None
         if self._first_unchecked is None:
             self._first_unchecked = True  # on_epoch_begin waits for it
 

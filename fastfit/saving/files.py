@@ -72,7 +72,8 @@ def start_image_write(filepath, content, what):
     """Start writing `content` (an `image.FileImage`) in the native writer thread, with no GIL; a `NativeWrite`.
 
     The file is the one `write_snapshot(filepath, content, True, what)` writes, as atomically against a
-    crash of the process; its fsync follows the rename (`fastfit._ext._filewrite`). The thread computes the
+    crash of the process; its data is sent to the disk before the rename but not waited for (no fsync:
+    `fastfit._ext._filewrite`; `flush_to_disk` makes a file durable). The thread computes the
     checksum too, with zlib (here, where it finds no zlib). Returns None where
     there is no native writer, or for a file large enough to want the checksum beside the write: then
     use `write_snapshot`. `content` must not be refilled before the write is done.
@@ -109,6 +110,21 @@ def _names_for_native(filepath, what):
     return names
 
 
+def flush_to_disk(filepath):
+    """fsync a file written before (ModelCheckpoint's last file of a fit), unless FASTFIT_FSYNC=0; a file
+    that is gone or unreadable is left alone (its writer reported any error)."""
+    if not io_utils.fsync_enabled():
+        return
+    try:
+        fd = os.open(filepath, os.O_RDONLY | getattr(os, "O_CLOEXEC", 0))
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
 class NativeWrite:
     """A file write running in the native writer thread (`start_image_write`)."""
 
@@ -133,9 +149,6 @@ class NativeWrite:
             return IsADirectoryError(code, f"Cannot write {what} '{path}': it is a folder", path)
         if step == _filewrite.STEP_TARGET and code == errno.ENOTDIR:
             return NotADirectoryError(code, f"Cannot write {what} '{path}': '{folder}' is not a folder", path)
-        if step in (_filewrite.STEP_FSYNC, _filewrite.STEP_CLOSE):
-            return OSError(code, f"Cannot write {what} '{path}': {os.strerror(code)} while flushing it to disk; the "
-                                 "new file is in place but may be incomplete on disk", path)
         if step == _filewrite.STEP_CREATE:
             return OSError(code, f"Cannot write {what} '{path}': {os.strerror(code)} (creating a temporary file "
                                  f"in '{folder}')", path)

@@ -257,3 +257,16 @@ def test_the_writer_thread_puts_the_crc32_into_the_header(tmp_path):
         _filewrite.FileWrite(b"a", b"b", b"crc=00000000;", body, False, 0, 4)
     with pytest.raises(ValueError, match="no room"):
         _filewrite.FileWrite(b"a", b"b", bytearray(10), body, False, 0, 4)
+
+
+@pytest.mark.parametrize("setting", ["1", "0"])
+def test_the_last_native_checkpoint_of_a_fit_is_fsynced_when_it_ends(tmp_path, monkeypatch, native_starts, setting):
+    monkeypatch.setenv("FASTFIT_FSYNC", setting)
+    synced = []
+    original = os.fsync
+    monkeypatch.setattr(os, "fsync", lambda fd: synced.append(os.readlink(f"/proc/self/fd/{fd}")) or original(fd))
+    x, y = data()
+    mlp().fit(x, y, epochs=3, verbose=0, callbacks=[ModelCheckpoint(str(tmp_path / "e{epoch}.h5"))])
+    assert native_starts[-1]  # e3.h5 came from the native writer
+    expected = [str(tmp_path / "e3.h5")] if setting == "1" else []
+    assert [path for path in synced if not path.endswith(".tmp")] == expected

@@ -7,14 +7,16 @@ thread's core. Here a `FileWrite` holds one atomic file write (buffers owned by 
 alive) and `start` queues it to a single native thread, which never takes the GIL:
 
     stat the target (keep its permissions; a folder in the way is an error), create the temporary file
-    (O_EXCL), write the header and the body, rename it over the target, fsync, close.
+    (O_EXCL), write the header and the body, start its writeback to disk (sync_file_range), close, rename
+    it over the target.
 
-Until the rename succeeds, a failure removes the temporary file and leaves the target untouched; so a crash
-of the process never leaves a partial file. The fsync comes after the rename: done before it, the thread
-woke up again once the disk answered, well into the next epoch's training, and the close and rename then
-took a training thread's CPU (0.1-0.3 ms per epoch on W1). The data is then flushed a few milliseconds
-after the file took the target's name, not before; ext4 (auto_da_alloc, its default) writes the data of
-a file renamed over another before it commits the rename anyway. Jobs run in the order they were started. For each job the thread first moves to a CPU other than the one `start` was called on, because
+A failure removes the temporary file and leaves the target untouched, so a crash of the process never
+leaves a partial file. The data is sent to the disk before the rename, but not waited for: an fsync
+forced a journal commit per checkpoint whose I/O and wake-ups landed in the next epoch's training (0.1-0.3
+ms per W1 epoch). The rename reaches the disk with the file system's next commit (ext4: within 5 s), after
+the data; ext4 (data=ordered) guarantees that order, elsewhere the writeback started first makes it all but
+certain. Callers that need a file on disk now fsync it themselves (ModelCheckpoint does, for the last file
+of a fit). Jobs run in the order they were started. For each job the thread first moves to a CPU other than the one `start` was called on, because
 libgomp's idle workers spin there after training and the training thread goes on with its epoch-end work
 on its own CPU.
 
@@ -22,7 +24,7 @@ The caller checks every argument (in Python, `fastfit.saving.files`); this modul
 step that failed.
 """
 from cpython.ref cimport Py_INCREF, Py_DECREF
-from libc.errno cimport errno, EINTR, EISDIR, ENOENT
+from libc.errno cimport errno, EINTR, EINVAL, EISDIR, ENOENT, ENOSYS, EOPNOTSUPP, ESPIPE
 from libc.string cimport memcpy
 
 cimport numpy as cnp
@@ -46,13 +48,17 @@ cdef extern from "<fcntl.h>" nogil:
 
 cdef extern from "<unistd.h>" nogil:
     ssize_t c_write "write"(int fd, const void *buf, size_t count)
-    int fsync(int fd)
     int close(int fd)
     int unlink(const char *path)
     int getpid()
 
 cdef extern from "<stdio.h>" nogil:
     int rename(const char *old, const char *new)
+
+cdef extern from "<fcntl.h>" nogil:
+    int sync_file_range(int fd, long offset, long nbytes, unsigned int flags)
+    enum:
+        SYNC_FILE_RANGE_WRITE
 
 cdef extern from "<dlfcn.h>" nogil:
     void *dlopen(const char *filename, int flags)
@@ -104,7 +110,7 @@ cpdef enum:
     STEP_TARGET = 0
     STEP_CREATE = 1
     STEP_WRITE = 2
-    STEP_FSYNC = 3
+    STEP_FLUSH = 3
     STEP_CLOSE = 4
     STEP_RENAME = 5
 
@@ -138,7 +144,7 @@ cdef struct Job:
     size_t head_len
     const unsigned char *body
     size_t body_len
-    int fsync
+    int flush              # start the data's writeback before the rename
     Py_ssize_t crc_at      # >= 0: write the body's crc32 as 8 hex digits into the header there
     unsigned int umask
     int avoid_cpu          # -1: run anywhere
@@ -182,6 +188,11 @@ cdef void _put_crc32(Job *job) noexcept nogil:
         digits[k] = b"0123456789abcdef"[(crc >> (28 - 4 * k)) & 0xF]
 
 
+cdef bint _unsupported(int code) noexcept nogil:
+    """sync_file_range's answer on a file system without it (which then writes the file back later)."""
+    return code == EINVAL or code == ENOSYS or code == EOPNOTSUPP or code == ESPIPE
+
+
 cdef void _run(Job *job) noexcept nogil:
     """Do one job's write; leave errno and the step in `job` when a step fails."""
     cdef stat_t info
@@ -210,22 +221,19 @@ cdef void _run(Job *job) noexcept nogil:
         error = _write_all(fd, job.head, job.head_len)
         if error == 0:
             error = _write_all(fd, job.body, job.body_len)
+    if error == 0 and job.flush:
+        job.step = STEP_FLUSH
+        if sync_file_range(fd, 0, 0, SYNC_FILE_RANGE_WRITE) != 0 and not _unsupported(errno):
+            error = errno  # an I/O error
+    if close(fd) != 0 and error == 0:
+        error, job.step = errno, STEP_CLOSE
     if error == 0:
         job.step = STEP_RENAME
         if rename(job.tmp, job.target) != 0:
             error = errno
     if error != 0:
-        close(fd)
         unlink(job.tmp)
-        job.error = error
-        return
-    if job.fsync:  # after the rename (see the module docstring)
-        job.step = STEP_FSYNC
-        if fsync(fd) != 0:
-            error = errno
-    if close(fd) != 0 and error == 0:
-        error, job.step = errno, STEP_CLOSE
-    job.error = error  # STEP_FSYNC / STEP_CLOSE: the file is in place, but its data may not be on disk
+    job.error = error
 
 
 cdef void _avoid(int cpu, cpu_set_t *allowed) noexcept nogil:
@@ -308,7 +316,7 @@ cdef class FileWrite:
     Arguments (checked by the caller):
         tmp, target: file system paths (bytes); `tmp` must not exist.
         header, body: buffers (C-contiguous bytes); kept alive, and must not change, until the write is done.
-        fsync: flush the file to disk (right after the rename).
+        flush: start writing the file to disk before the rename (not waited for; see the module docstring).
         umask: the process umask (a new file gets 0o666 less it; a replaced file keeps its permissions).
         crc_at: if >= 0 (needs `has_crc32()`), the thread writes the crc32 of `body` as 8 lowercase hex
             digits into `header` (a bytearray) at this offset before writing it.
@@ -317,7 +325,7 @@ cdef class FileWrite:
     cdef object _keep
     cdef bint _started
 
-    def __cinit__(self, bytes tmp, bytes target, header, body, bint fsync, unsigned int umask, Py_ssize_t crc_at=-1):
+    def __cinit__(self, bytes tmp, bytes target, header, body, bint flush, unsigned int umask, Py_ssize_t crc_at=-1):
         cdef const unsigned char[::1] head = header
         cdef const unsigned char[::1] data = body
         if crc_at >= 0:
@@ -335,7 +343,7 @@ cdef class FileWrite:
         self.job.head_len = head.shape[0]
         self.job.body = &data[0] if data.shape[0] else NULL
         self.job.body_len = data.shape[0]
-        self.job.fsync = fsync
+        self.job.flush = flush
         self.job.umask = umask
         self.job.crc_at = crc_at
         self.job.avoid_cpu = -1
