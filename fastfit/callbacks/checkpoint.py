@@ -8,12 +8,13 @@ from fastfit.callbacks.monitor import check_monitor, higher_is_better
 
 # fastfit.saving's modules, imported by the first ModelCheckpoint (importing fastfit should not import h5py;
 # an import statement in the per-epoch path cost 10-20 us with cold caches).
-files = image = model_file = write_behind = None
+files = image = model_file = write_behind = io_utils = None
 
 
 def _import_saving():
-    global files, image, model_file, write_behind
+    global files, image, model_file, write_behind, io_utils
     from fastfit.saving import files, image, model_file, write_behind
+    from fastfit.utils import io_utils
 
 
 class ModelCheckpoint(Callback):
@@ -84,6 +85,7 @@ class ModelCheckpoint(Callback):
         self._writer = write_behind.BackgroundWriter()
         self._captured_class = None  # the model class last found to save with fastfit's own save
         self._unflushed = None  # the last file, if the native writer wrote it (no fsync)
+        self._flush = True
         self._capture = None  # a model_file.Capture, made at the first save
 
     def batch_hooks_needed(self, mode):
@@ -97,6 +99,7 @@ class ModelCheckpoint(Callback):
     def on_train_begin(self, logs=None):
         self._writer.wait()  # a previous fit that ended with an exception may still be writing
         self._first_unchecked = None
+        self._flush = io_utils.fsync_enabled()  # FASTFIT_FSYNC, read once per fit
         if self._capture is not None:
             self._capture.recheck()  # the model may have changed in place between the fits
 
@@ -185,7 +188,8 @@ class ModelCheckpoint(Callback):
         self._writer.wait()  # the capture refills the buffer the previous write wrote (long done, normally)
         content = self._capture(self.model)
         # The target is checked by the write itself: a folder in the way fails it like a full disk does.
-        started = files.start_image_write(path, content, what) if isinstance(content, image.FileImage) else None
+        started = (files.start_image_write(path, content, what, self._flush)
+                   if isinstance(content, image.FileImage) else None)
         self._writer.submit(path, lambda: _write_file(path, content, what), started)
         self._unflushed = path if started is not None else None
         if self._first_unchecked is None:

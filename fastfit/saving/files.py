@@ -9,6 +9,7 @@ damaged metadata; a truncated or corrupted fastfit file is therefore a clean `Va
 """
 import contextlib
 import errno
+import functools
 import os
 import re
 import threading
@@ -68,7 +69,7 @@ def write_snapshot(filepath, content, overwrite, what):
             io_utils.write_buffers(fd, [_header(crc, size)])
 
 
-def start_image_write(filepath, content, what):
+def start_image_write(filepath, content, what, flush=True):
     """Start writing `content` (an `image.FileImage`) in the native writer thread, with no GIL; a `NativeWrite`.
 
     The file is the one `write_snapshot(filepath, content, True, what)` writes, as atomically against a
@@ -76,7 +77,9 @@ def start_image_write(filepath, content, what):
     `fastfit._ext._filewrite`; `flush_to_disk` makes a file durable). The thread computes the
     checksum too, with zlib (here, where it finds no zlib). Returns None where
     there is no native writer, or for a file large enough to want the checksum beside the write: then
-    use `write_snapshot`. `content` must not be refilled before the write is done.
+    use `write_snapshot`. `content` must not be refilled before the write is done. `flush`: start the
+    writeback to disk before the rename (the caller passes `io_utils.fsync_enabled()`, read once per fit:
+    reading the environment cost 10-20 us per save with cold caches).
     """
     if _filewrite is None or content.size - USERBLOCK >= _PARALLEL_CRC_BYTES:
         return None
@@ -84,14 +87,14 @@ def start_image_write(filepath, content, what):
     if names is None:
         names = _names_for_native(filepath, what)
     path, target, temp_prefix = names
-    write_behind.wait_for(path)  # a checkpoint of this path still being written must not land after us
+    write_behind.wait_for_absolute(path)  # a checkpoint of this path still being written must not land after us
     body = memoryview(content.buffer)[USERBLOCK:]
     if _filewrite.has_crc32():  # the thread puts the checksum into the header
-        header, crc_at = bytearray(_header(0, content.size)), _CRC_AT
+        header, crc_at = bytearray(_blank_header(content.size)), _CRC_AT
     else:
         header, crc_at = _header(zlib.crc32(body), content.size), -1
     job = _filewrite.FileWrite(b"%s%012x.tmp" % (temp_prefix, io_utils.random_bits(48)), target, header, body,
-                               io_utils.fsync_enabled(), io_utils.UMASK, crc_at)
+                               flush, io_utils.UMASK, crc_at)
     job.start()
     return NativeWrite(job, path, what)
 
@@ -137,8 +140,7 @@ class NativeWrite:
         The target is unchanged whenever there is an error. `redo_in_python` then says whether the failure
         was one the Python writer handles itself (a missing folder, which it creates).
         """
-        self._job.wait()
-        failure = self._job.error
+        failure = self._job.wait()
         if failure is None:
             return None
         code, step = failure
@@ -182,6 +184,12 @@ def _header(crc, size):
 
 
 _CRC_AT = len(_MAGIC + b" crc32=")  # where the checksum's 8 hex digits start in the header
+
+
+@functools.lru_cache(maxsize=16)
+def _blank_header(size):
+    """The header of a `size`-byte file with the checksum left at 0 (for the writer thread to fill in)."""
+    return _header(0, size)
 
 
 def verify_checksum(path, head):

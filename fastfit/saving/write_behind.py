@@ -31,6 +31,7 @@ import queue
 import threading
 
 _lock = threading.Lock()
+_settle_lock = threading.RLock()  # a redo's own save may settle another native job of the same thread
 _in_flight = {}       # absolute path -> the last _Job writing it
 _jobs = queue.SimpleQueue()
 _worker = None
@@ -82,12 +83,13 @@ class _NativeJob:
 
     def __init__(self, key, native, redo):
         self.key, self._native, self._redo = key, native, redo
-        self._settle_lock = threading.Lock()
         self._settled = False
         self.error = None
 
     def wait(self):
-        with self._settle_lock:
+        if self._settled:
+            return
+        with _settle_lock:  # one for all native jobs: settling is quick, except for a rare redo
             if self._settled:
                 return
             error = self._native.wait()
@@ -110,8 +112,12 @@ def _forget(job):
 
 def wait_for(path):
     """Block until no background write of `path` is pending (its errors stay with its writer)."""
-    with _lock:
-        job = _in_flight.get(os.path.abspath(path))
+    wait_for_absolute(os.path.abspath(path))
+
+
+def wait_for_absolute(path):
+    """`wait_for` of a path that is already absolute and normalised (`os.path.abspath`)."""
+    job = _in_flight.get(path)  # one dict lookup: atomic under the GIL
     if job is not None and threading.current_thread() is not _worker:
         job.wait()
 
@@ -133,7 +139,7 @@ class BackgroundWriter:
         """
         self.wait()
         if started is not None:
-            job = _NativeJob(os.path.abspath(path), started, write)
+            job = _NativeJob(started.path, started, write)  # its path is absolute
             with _lock:
                 _in_flight[job.key] = job
             self._job = job

@@ -385,25 +385,30 @@ cdef class FileWrite:
         cdef int done
         if not self._started:
             return False
-        with nogil:
-            pthread_mutex_lock(&_mutex)
-            done = self.job.done
-            pthread_mutex_unlock(&_mutex)
+        pthread_mutex_lock(&_mutex)  # with the GIL: the thread holds the mutex only between jobs, briefly
+        done = self.job.done
+        pthread_mutex_unlock(&_mutex)
         return bool(done)
 
     def wait(self):
-        """Block (without the GIL) until the write has finished. Raises RuntimeError if it was never started."""
+        """Block (without the GIL) until the write has finished; return `error`. Raises RuntimeError if it was
+        never started."""
+        cdef int done
         if not self._started:
             raise RuntimeError("FileWrite.wait: the write was not started")
-        if self._keep is None:
-            return
-        with nogil:
+        if self._keep is not None:
             pthread_mutex_lock(&_mutex)
-            while not self.job.done:
-                pthread_cond_wait(&_finished, &_mutex)
+            done = self.job.done
             pthread_mutex_unlock(&_mutex)
-        self._keep = None
-        Py_DECREF(self)  # balances `start`; the caller still holds a reference
+            if not done:
+                with nogil:
+                    pthread_mutex_lock(&_mutex)
+                    while not self.job.done:
+                        pthread_cond_wait(&_finished, &_mutex)
+                    pthread_mutex_unlock(&_mutex)
+            self._keep = None
+            Py_DECREF(self)  # balances `start`; the caller still holds a reference
+        return None if self.job.error == 0 else (self.job.error, self.job.step)
 
     @property
     def error(self):
