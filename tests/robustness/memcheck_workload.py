@@ -212,7 +212,33 @@ def api_workload():
             again = load_model(path)
             again.fit(x, labels, batch_size=5, epochs=1, verbose=0)
             again.predict(x[:1])
+            # per-epoch checkpoints: from the second on, the native writer thread (Linux builds)
+            again.fit(x, labels, batch_size=8, epochs=3, verbose=0,
+                      callbacks=[fastfit.callbacks.ModelCheckpoint(os.path.join(folder, f"{engine}-{{epoch}}.h5"))])
+            load_model(os.path.join(folder, f"{engine}-3.h5"))
+        _native_writer_calls(folder)
     print("api workload: done")
+
+
+def _native_writer_calls(folder):
+    """The native writer's own entry points, good and bad (errors are reported, never crash)."""
+    try:
+        from fastfit._ext import _filewrite
+    except ImportError:
+        return
+    target = os.fsencode(os.path.join(folder, "native.bin"))
+    for tmp, header, crc_at in ((b".a.tmp", bytearray(b"crc=00000000"), 4), (b".b.tmp", b"head", -1)):
+        job = _filewrite.FileWrite(os.fsencode(os.path.join(folder, os.fsdecode(tmp))), target, header,
+                                   np.arange(1000, dtype=np.float32).view(np.uint8), True, 0o022, crc_at)
+        job.start()
+        assert job.wait() is None
+    bad = _filewrite.FileWrite(os.fsencode(os.path.join(folder, "no", "x.tmp")), target, b"", b"x", True, 0, -1)
+    bad.start()
+    assert bad.wait() is not None
+    buffer = bytearray(16)
+    slot = np.ndarray((2,), np.float64, buffer=buffer, offset=0)
+    assert _filewrite.copy_slots(buffer, [0], [slot], [np.ones(2)])
+    assert not _filewrite.copy_slots(buffer, [0], [slot], [np.ones(3)])
 
 
 if __name__ == "__main__":

@@ -138,29 +138,32 @@ def native_starts(monkeypatch):
 
 
 def test_model_checkpoint_writes_later_epochs_natively(tmp_path, native_starts):
+    # (that each file holds its own epoch's weights: test_write_behind, with the native writer too)
     x, y = data()
     model = mlp()
-    at_save = []
-    keep = LambdaCallback(on_epoch_end=lambda e, l: at_save.append(model.get_weights()))
-    model.fit(x, y, epochs=4, batch_size=16, verbose=0, callbacks=[keep, ModelCheckpoint(str(tmp_path / "e{epoch}.h5"))])
+    model.fit(x, y, epochs=4, batch_size=16, verbose=0, callbacks=[ModelCheckpoint(str(tmp_path / "e{epoch}.h5"))])
     assert native_starts and all(native_starts)  # every save after the first (which lays the file out)
     assert sorted(os.listdir(tmp_path)) == ["e1.h5", "e2.h5", "e3.h5", "e4.h5"]
-    for epoch, expected in enumerate(at_save):
-        for saved, weights in zip(load_model(str(tmp_path / f"e{epoch + 1}.h5")).get_weights(), expected):
-            np.testing.assert_array_equal(saved, weights)
+    for saved, weights in zip(load_model(str(tmp_path / "e4.h5")).get_weights(), model.get_weights()):
+        np.testing.assert_array_equal(saved, weights)
+
+
+def _before_third_save(path, change):
+    """A callback (listed before ModelCheckpoint) that calls `change()` once the second checkpoint of `path`
+    (the first native one) has landed, before the third save."""
+    def at_epoch_end(epoch, logs):
+        if epoch == 2:
+            write_behind.wait_for(str(path))
+            change()
+    return LambdaCallback(on_epoch_end=at_epoch_end)
 
 
 def test_a_folder_in_the_way_of_a_native_write_is_raised_naming_the_file(tmp_path, native_starts):
     x, y = data()
     path = tmp_path / "m.h5"
-
-    def block(epoch, logs):
-        if epoch == 2:  # before ModelCheckpoint's third save: the file becomes a folder
-            write_behind.wait_for(str(path))
-            path.unlink()
-            path.mkdir()
+    in_the_way = _before_third_save(path, lambda: (path.unlink(), path.mkdir()))
     with pytest.raises(IsADirectoryError, match="m.h5.*it is a folder"):
-        mlp().fit(x, y, epochs=5, verbose=0, callbacks=[LambdaCallback(on_epoch_end=block), ModelCheckpoint(str(path))])
+        mlp().fit(x, y, epochs=5, verbose=0, callbacks=[in_the_way, ModelCheckpoint(str(path))])
     assert any(native_starts) and path.is_dir() and os.listdir(tmp_path) == ["m.h5"]  # no temporary file left
 
 
@@ -168,13 +171,8 @@ def test_a_folder_removed_during_training_is_created_again(tmp_path, native_star
     x, y = data()
     folder = tmp_path / "ckpt"
     model = mlp()
-
-    def remove(epoch, logs):
-        if epoch == 2:
-            write_behind.wait_for(str(folder / "m.h5"))  # the previous checkpoint has landed
-            shutil.rmtree(folder)
-    model.fit(x, y, epochs=3, verbose=0,
-              callbacks=[LambdaCallback(on_epoch_end=remove), ModelCheckpoint(str(folder / "m.h5"))])
+    remove = _before_third_save(folder / "m.h5", lambda: shutil.rmtree(folder))
+    model.fit(x, y, epochs=3, verbose=0, callbacks=[remove, ModelCheckpoint(str(folder / "m.h5"))])
     assert any(native_starts) and os.listdir(folder) == ["m.h5"]
     for a, b in zip(load_model(str(folder / "m.h5")).get_weights(), model.get_weights()):
         np.testing.assert_array_equal(a, b)
@@ -183,15 +181,9 @@ def test_a_folder_removed_during_training_is_created_again(tmp_path, native_star
 def test_a_file_in_place_of_the_folder_is_raised_naming_it(tmp_path, native_starts):
     x, y = data()
     folder = tmp_path / "ckpt"
-
-    def replace(epoch, logs):
-        if epoch == 2:
-            write_behind.wait_for(str(folder / "m.h5"))
-            shutil.rmtree(folder)
-            folder.write_bytes(b"not a folder")
+    replace = _before_third_save(folder / "m.h5", lambda: (shutil.rmtree(folder), folder.write_bytes(b"not a folder")))
     with pytest.raises(NotADirectoryError, match="ckpt.*is not a folder"):
-        mlp().fit(x, y, epochs=4, verbose=0,
-                  callbacks=[LambdaCallback(on_epoch_end=replace), ModelCheckpoint(str(folder / "m.h5"))])
+        mlp().fit(x, y, epochs=4, verbose=0, callbacks=[replace, ModelCheckpoint(str(folder / "m.h5"))])
     assert any(native_starts) and folder.read_bytes() == b"not a folder"
 
 
@@ -214,13 +206,18 @@ def test_copy_slots_copies_only_when_every_array_fits():
         _filewrite.copy_slots(buffer, [0], targets, good)
 
 
-def test_capture_takes_a_full_snapshot_when_an_array_changes_shape(tmp_path):
-    x, y = data()
+def _capture_with_image(tmp_path):
+    """A trained model and a Capture of it whose next captures refill a FileImage."""
     model = mlp()
-    model.fit(x, y, epochs=1, verbose=0)
+    model.fit(*data(), epochs=1, verbose=0)
     capture = model_file.Capture()
-    files.write_snapshot(str(tmp_path / "a.h5"), capture(model), True, "model file")
+    files.write_snapshot(str(tmp_path / "a.h5"), capture(model), True, "model file")  # lays the file out
     assert isinstance(capture(model), image.FileImage)
+    return model, capture
+
+
+def test_capture_takes_a_full_snapshot_when_an_array_changes_shape(tmp_path):
+    model, capture = _capture_with_image(tmp_path)
     layer = model.layers[0]
     layer.bias = np.asfortranarray(np.ones((1, layer.bias.shape[0]), layer.bias.dtype))  # (n,) -> (1, n)
     content = capture(model)
@@ -231,11 +228,7 @@ def test_capture_takes_a_full_snapshot_when_an_array_changes_shape(tmp_path):
 
 
 def test_file_image_takes_views_and_other_layouts_through_numpy(tmp_path):
-    x, y = data()
-    model = mlp()
-    model.fit(x, y, epochs=1, verbose=0)
-    capture = model_file.Capture()
-    files.write_snapshot(str(tmp_path / "a.h5"), capture(model), True, "model file")
+    model, capture = _capture_with_image(tmp_path)
     layer = model.layers[0]
     layer.kernel = np.asfortranarray(layer.kernel + 1)  # same shape and dtype, not C-contiguous
     content = capture(model)
