@@ -65,10 +65,11 @@ class Capture:
 
     A file's metadata depends only on the model's configs and seeds and on the names, shapes and dtypes of
     its arrays. When those are what they were at the previous capture, the previous file is reused and only
-    the arrays are copied (their shapes and dtypes are checked by that copy). Whether anything changed is first
-    checked by identity (`_attribute_signature`); the configs are compared when some attribute was set, and at
-    the first capture after `recheck`.: into an `image.FileImage` of the whole file once the writer has laid the first
-    one out (then a save allocates nothing and its write is one buffer), else into a refilled snapshot. The
+    the arrays are copied: into an `image.FileImage` of the whole file once the writer has laid the first
+    one out (then a save allocates nothing and its write is one buffer, and the copy checks the arrays'
+    shapes and dtypes), else into a refilled snapshot. Whether anything changed is first checked by
+    identity (`_attribute_signature`); the configs are compared when some attribute was set, and at the
+    first capture after `recheck`. The
     reuse is checked once per new template: the arrays this class collects must be the very objects
     `write_model` wrote, else every capture is a full one.
     """
@@ -85,7 +86,7 @@ class Capture:
         """What saving `model` now would write, for `files.write_snapshot`: a `snapshot.Snapshot` (arrays
         copied) or this capture's `image.FileImage`, which the next call refills (write it before that)."""
         arrays = self._arrays(model)
-        signature = _attribute_signature(model)
+        signature, key = _attribute_signature(model), None
         if self._key is not None and self._signature is not None and _equal(signature, self._signature):
             same = True
         else:
@@ -102,6 +103,8 @@ class Capture:
                     return self._template.refilled([np.array(a, order="C", copy=True) for a in arrays])
                 self._image, self._template = image.FileImage(layout, arrays), None
                 return self._image
+        if key is None:  # the attributes were unchanged, but the arrays no longer fit the image
+            key = self._metadata_key(model)
         content = weights_snapshot(model) if self.weights_only else model_snapshot(model)
         reusable = _same_sources(content.source_ids, arrays)
         self._key, self._template, self._image = (key, content, None) if reusable else (None, None, None)

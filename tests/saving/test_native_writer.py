@@ -263,3 +263,13 @@ def test_the_last_native_checkpoint_of_a_fit_is_fsynced_when_it_ends(tmp_path, m
     assert native_starts[-1]  # e3.h5 came from the native writer
     expected = [str(tmp_path / "e3.h5")] if setting == "1" else []
     assert [path for path in synced if not path.endswith(".tmp")] == expected
+
+
+def test_arrays_that_no_longer_fit_with_unchanged_attributes_get_a_full_capture(tmp_path):
+    # The optimizer's slot list is the same object (no attribute was set), but one slot array changed shape.
+    model, capture = _capture_with_image(tmp_path)
+    slots = model.optimizer.slots[0]
+    slots[0] = np.zeros((1,) + slots[0].shape, slots[0].dtype)
+    content = capture(model)
+    assert not isinstance(content, image.FileImage)
+    assert content.structure() == model_file.model_snapshot(model).structure()
