@@ -17,17 +17,18 @@ from saving_helpers import data, mlp
 _filewrite = pytest.importorskip("fastfit._ext._filewrite", reason="the native writer is built on Linux only")
 
 
-def _write(tmp_path, target, body=b"body", header=b"head", fsync=True):
-    job = _filewrite.FileWrite(os.fsencode(tmp_path), os.fsencode(target), header, body, fsync, 0o022)
+def _write(tmp_path, target, body=b"body", header=b"head", flush=True):
+    """Write through the native thread and wait: None, or (errno, step) of the failure."""
+    job = _filewrite.FileWrite(os.fsencode(tmp_path), os.fsencode(target), header, body, flush, 0o022)
     job.start()
-    job.wait()
-    return job
+    failure = job.wait()
+    assert job.done()
+    return failure
 
 
 def test_writes_header_and_body_atomically_through_the_temporary_file(tmp_path):
     target = tmp_path / "f.bin"
-    job = _write(tmp_path / ".f.tmp", target, body=bytearray(range(256)) * 100)
-    assert job.done() and job.error is None
+    assert _write(tmp_path / ".f.tmp", target, body=bytearray(range(256)) * 100) is None
     assert target.read_bytes() == b"head" + bytes(range(256)) * 100
     assert os.listdir(tmp_path) == ["f.bin"]
     assert stat.S_IMODE(os.stat(target).st_mode) == 0o644  # 0o666 less the umask passed
@@ -37,21 +38,21 @@ def test_a_replaced_file_keeps_its_permissions(tmp_path):
     target = tmp_path / "f.bin"
     target.write_bytes(b"old")
     os.chmod(target, 0o600)
-    assert _write(tmp_path / ".f.tmp", target).error is None
+    assert _write(tmp_path / ".f.tmp", target) is None
     assert target.read_bytes() == b"headbody" and stat.S_IMODE(os.stat(target).st_mode) == 0o600
     os.chmod(target, 0o666)  # bits the umask would take away are given back
-    assert _write(tmp_path / ".f2.tmp", target).error is None
+    assert _write(tmp_path / ".f2.tmp", target) is None
     assert stat.S_IMODE(os.stat(target).st_mode) == 0o666
 
 
 def test_failures_report_errno_and_step_and_leave_the_target_alone(tmp_path):
     (tmp_path / "dir").mkdir()
-    assert _write(tmp_path / ".d.tmp", tmp_path / "dir").error == (errno.EISDIR, _filewrite.STEP_TARGET)
-    assert _write(tmp_path / "no" / ".x.tmp", tmp_path / "no" / "x").error == (errno.ENOENT, _filewrite.STEP_CREATE)
+    assert _write(tmp_path / ".d.tmp", tmp_path / "dir") == (errno.EISDIR, _filewrite.STEP_TARGET)
+    assert _write(tmp_path / "no" / ".x.tmp", tmp_path / "no" / "x") == (errno.ENOENT, _filewrite.STEP_CREATE)
     (tmp_path / "taken.tmp").write_bytes(b"someone else's")
     target = tmp_path / "t.bin"
     target.write_bytes(b"old")
-    assert _write(tmp_path / "taken.tmp", target).error == (errno.EEXIST, _filewrite.STEP_CREATE)
+    assert _write(tmp_path / "taken.tmp", target) == (errno.EEXIST, _filewrite.STEP_CREATE)
     assert target.read_bytes() == b"old" and (tmp_path / "taken.tmp").read_bytes() == b"someone else's"
     assert sorted(os.listdir(tmp_path)) == ["dir", "t.bin", "taken.tmp"]
 
@@ -71,7 +72,7 @@ def test_jobs_run_in_start_order(tmp_path):
 
 def test_start_twice_and_wait_before_start_are_errors(tmp_path):
     job = _filewrite.FileWrite(os.fsencode(tmp_path / ".t"), os.fsencode(tmp_path / "t"), b"", b"", False, 0)
-    assert not job.done() and job.error is None
+    assert not job.done()
     with pytest.raises(RuntimeError, match="not started"):
         job.wait()
     job.start()
@@ -95,8 +96,7 @@ def test_a_forked_child_gets_its_own_writer_thread(tmp_path):
     pid = os.fork()
     if pid == 0:  # child: exit code 0 only if its own write landed
         try:
-            job = _write(tmp_path / ".c.tmp", tmp_path / "child", body=b"child")
-            ok = job.error is None and (tmp_path / "child").read_bytes() == b"headchild"
+            ok = _write(tmp_path / ".c.tmp", tmp_path / "child", body=b"child") is None and (tmp_path / "child").read_bytes() == b"headchild"
         finally:
             os._exit(0 if ok else 1)
     assert os.waitpid(pid, 0)[1] == 0

@@ -16,12 +16,13 @@ forced a journal commit per checkpoint whose I/O and wake-ups landed in the next
 ms per W1 epoch). The rename reaches the disk with the file system's next commit (ext4: within 5 s), after
 the data; ext4 (data=ordered) guarantees that order, elsewhere the writeback started first makes it all but
 certain. Callers that need a file on disk now fsync it themselves (ModelCheckpoint does, for the last file
-of a fit). Jobs run in the order they were started. For each job the thread first moves to a CPU other than the one `start` was called on, because
-libgomp's idle workers spin there after training and the training thread goes on with its epoch-end work
-on its own CPU.
+of a fit). Jobs run in the order they were started. For each job the thread first moves to a CPU other
+than the one `start` was called on: the training thread goes on with its epoch-end work on its own CPU,
+while the other one only has libgomp's idle worker spinning after training.
 
 The caller checks every argument (in Python, `fastfit.saving.files`); this module only reports errno and the
-step that failed.
+step that failed. `copy_slots` fills the buffer such a write takes: a checkpoint's arrays copied into their
+slots of the file image (`fastfit.saving.image.FileImage`).
 """
 from cpython.ref cimport Py_INCREF, Py_DECREF
 from libc.errno cimport errno, EINTR, EINVAL, EISDIR, ENOENT, ENOSYS, EOPNOTSUPP, ESPIPE
@@ -105,7 +106,7 @@ cdef extern from "<pthread.h>" nogil:
     int pthread_setaffinity_np(pthread_t thread, size_t size, const cpu_set_t *cpus)
     int pthread_setname_np(pthread_t thread, const char *name)
 
-# The step of a write that failed (see `FileWrite.error`).
+# The step of a write that failed (in what `FileWrite.wait` returns).
 cpdef enum:
     STEP_TARGET = 0
     STEP_CREATE = 1
@@ -391,8 +392,8 @@ cdef class FileWrite:
         return bool(done)
 
     def wait(self):
-        """Block (without the GIL) until the write has finished; return `error`. Raises RuntimeError if it was
-        never started."""
+        """Block (without the GIL) until the write has finished; None on success, else (errno, step) of the
+        failure (step: one of the STEP_* constants). Raises RuntimeError if it was never started."""
         cdef int done
         if not self._started:
             raise RuntimeError("FileWrite.wait: the write was not started")
@@ -409,13 +410,6 @@ cdef class FileWrite:
             self._keep = None
             Py_DECREF(self)  # balances `start`; the caller still holds a reference
         return None if self.job.error == 0 else (self.job.error, self.job.step)
-
-    @property
-    def error(self):
-        """None on success (or while running), else (errno, step): step is one of the STEP_* constants."""
-        if not self.done() or self.job.error == 0:
-            return None
-        return self.job.error, self.job.step
 
 
 def copy_slots(unsigned char[::1] buffer, list offsets, list targets, list arrays):
