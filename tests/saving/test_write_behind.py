@@ -49,7 +49,7 @@ def _slow_native_write(native):
 
         def wait(self):
             self.begun.wait()
-            native.wait(self)
+            return native.wait(self)
     return SlowStart
 
 
