@@ -11,8 +11,9 @@ class Sequential(Model):
         layers: optional list of layers to add.
         name: model name (default `sequential_N`).
 
-    The first layer needs an input shape (`input_shape=`, `input_dim=` or `batch_input_shape=`), or call
-    `build(input_shape)` before training.
+    Without an input shape on the first layer (`input_shape=`, `input_dim=` or `batch_input_shape=`) the model
+    builds from the first data it sees (`fit`, `evaluate`, `predict`) or at `build(input_shape)`, as in
+    tf.keras; it can be compiled before that.
     """
 
     def __init__(self, layers=None, name=None):
@@ -75,7 +76,17 @@ class Sequential(Model):
             raise ValueError("Sequential.build: give the input shape with the batch axis, e.g. (None, 784)")
         if self._input_layer is None:
             self._input_layer = InputLayer(batch_input_shape=tuple(input_shape), name=self.name + "_input")
+            try:
+                self._relink()
+            except Exception:  # a layer refused the shape: the model stays unbuilt
+                self._input_layer = None
+                self._relink()
+                raise
         self._relink()
+        self._compile_pending()
+
+    def _builds_from_data(self):
+        return self._input_layer is None and bool(self._stack)
 
     def _relink(self):
         """Recompute inputs/outputs by calling the stack on the input tensor (new graph nodes as needed)."""

@@ -32,6 +32,7 @@ class Model(Network):
         self.history = None
         self._engine = None
         self._canonical_metrics = []
+        self._pending_compile = None  # compile arguments waiting for a deferred build (see `compile`)
         self._seed = backend.draw_seed()   # drives per-epoch shuffling; saved with the model
         self._busy = threading.RLock()  # re-entrant: a callback may evaluate/predict its own model
 
@@ -53,10 +54,11 @@ class Model(Network):
         """
         if kwargs:
             raise TypeError(f"compile: unexpected keyword arguments {sorted(kwargs)}")
-        if not self.outputs:
+        deferred = not self.outputs
+        if deferred and not self._builds_from_data():
             raise ValueError(f"compile: model '{self.name}' has no input shape yet: give the first layer "
                              "`input_shape=` or `input_dim=`, or call `model.build(input_shape)` first")
-        if len(self.outputs) != 1:
+        if len(self.outputs) > 1:
             raise ValueError(f"compile: model '{self.name}' has {len(self.outputs)} outputs; fastfit trains models "
                              "with one output (multi-output models can still `predict`)")
         if target_tensors is not None or sample_weight_mode not in (None, "samplewise"):
@@ -71,7 +73,7 @@ class Model(Network):
         if isinstance(loss, dict) and len(loss) == 1:
             loss = next(iter(loss.values()))
         canonical_loss = losses.get(loss)
-        units = self.output_shape[-1]
+        units = None if deferred else self.output_shape[-1]  # deferred: metrics are checked again at build
         metric_list = [] if metrics is None else metrics
         if isinstance(metric_list, dict):
             metric_list = [m for value in metric_list.values() for m in (value if isinstance(value, list) else [value])]
@@ -96,6 +98,51 @@ class Model(Network):
         self._frozen = frozenset(layer for layer in self.layers if not layer.trainable and layer.weights)
         self._invalidate()
         self.compiled = True
+        # A model without an input shape compiles again, with these arguments, once it is built (`_build_from`).
+        self._pending_compile = None if not deferred else dict(
+            optimizer=new_optimizer, loss=loss, metrics=metric_list, engine=chosen_engine)
+
+    # -- deferred build ------------------------------------------------------------------------------------
+    def _builds_from_data(self):
+        """True for a model that takes its input shape from the first data it sees (`Sequential` without one)."""
+        return False
+
+    def _build_from(self, x):
+        """Build a model that has no input shape yet from `x`'s shape (`(None,) + x.shape[1:]`), as tf.keras
+        does at the first `fit`/`evaluate`/`predict`; a model already built is left alone."""
+        if self.outputs or not self._builds_from_data() or x is None:
+            return
+        shape = data.as_numeric_array(x, "x").shape
+        if len(shape) < 2:
+            raise ValueError(f"model '{self.name}' has no input shape yet and builds from `x`, which must have "
+                             f"a samples axis and a features axis; got shape {shape} (reshape it to "
+                             f"{(shape[0] if shape else 1, 1)} or give the first layer `input_shape=`)")
+        self.build((None,) + tuple(shape[1:]))
+
+    def _compile_pending(self):
+        """Run the compile that waited for the build (called by `build`)."""
+        if self._pending_compile is not None and self.outputs:
+            pending, self._pending_compile = self._pending_compile, None
+            self.compile(**pending)
+
+    def _require_built(self, what):
+        """tf.keras's error for an unbuilt model (`summary`, `get_weights`, saving before the first build)."""
+        if not self.outputs and self._builds_from_data():
+            raise ValueError(f"{what}: This model has not yet been built. Build the model first by calling "
+                             "`build()` or by calling the model on a batch of data (`fit`, `evaluate` or "
+                             "`predict`), or give the first layer an `input_shape` argument for automatic build.")
+
+    def summary(self, line_length=None, positions=None, print_fn=None):
+        self._require_built("summary")
+        super().summary(line_length=line_length, positions=positions, print_fn=print_fn)
+
+    summary.__doc__ = Network.summary.__doc__
+
+    def get_weights(self):
+        self._require_built("get_weights")
+        return super().get_weights()
+
+    get_weights.__doc__ = Network.get_weights.__doc__
 
     def _training_config(self):
         """The `training_config` dict of Keras 2 HDF5 files."""
@@ -181,6 +228,7 @@ class Model(Network):
         epochs = 1 if epochs is None else epochs
         if kwargs:
             raise TypeError(f"Unrecognized keyword arguments: {kwargs}")
+        self._build_from(x)
         self._require_compiled("fit")
         if steps_per_epoch is not None or validation_steps is not None:
             raise ValueError("fit: `steps_per_epoch`/`validation_steps` are for generator input, which fastfit does "
@@ -295,6 +343,7 @@ class Model(Network):
         """Return the loss (no metrics) or `[loss, *metrics]` in `metrics_names` order, sample-weighted means."""
         if kwargs:
             raise TypeError(f"Unrecognized keyword arguments: {kwargs}")
+        self._build_from(x)
         self._require_compiled("evaluate")
         if steps is not None:
             raise ValueError("evaluate: `steps` is for generator input; pass arrays and `batch_size`")
@@ -319,6 +368,7 @@ class Model(Network):
         """Return the model output for `x`: an array, or a list of arrays for a model with a list of outputs."""
         if kwargs:
             raise TypeError(f"Unrecognized keyword arguments: {kwargs}")
+        self._build_from(x)
         self._require_graph("output (predict needs a built model)")
         if steps is not None:
             raise ValueError("predict: `steps` is for generator input; pass arrays and `batch_size`")
@@ -349,6 +399,7 @@ class Model(Network):
     # -- single batches --------------------------------------------------------------------------------------
     def train_on_batch(self, x, y, sample_weight=None, class_weight=None):
         """One update on one batch; returns the loss or `[loss, *metrics]` measured before the update."""
+        self._build_from(x)
         self._require_compiled("train_on_batch")
         x, y, weights = self._prepare_xy(x, y, sample_weight, class_weight)
         with self._exclusive("train_on_batch"):
@@ -357,6 +408,7 @@ class Model(Network):
         return _scalar_or_list(self.metrics_names, sums)
 
     def test_on_batch(self, x, y, sample_weight=None):
+        self._build_from(x)
         self._require_compiled("test_on_batch")
         x, y, weights = self._prepare_xy(x, y, sample_weight)
         with self._exclusive("test_on_batch"):
@@ -375,10 +427,12 @@ class Model(Network):
     def save(self, filepath, overwrite=True, include_optimizer=True):
         """Save architecture, weights, training config and optimizer state to an HDF5 file (atomically)."""
         from fastfit import saving
+        self._require_built("save")
         saving.save_model(self, filepath, overwrite=overwrite, include_optimizer=include_optimizer)
 
     def save_weights(self, filepath, overwrite=True):
         from fastfit import saving
+        self._require_built("save_weights")
         saving.save_weights(self, filepath, overwrite=overwrite)
 
     def load_weights(self, filepath, by_name=False, skip_mismatch=False):
