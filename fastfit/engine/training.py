@@ -439,6 +439,13 @@ class Model(Network):
         from fastfit import saving
         saving.load_weights(self, filepath, by_name=by_name, skip_mismatch=skip_mismatch)
 
+    # -- pickling (fastfit.saving.pickling does the work) -------------------------------------------------------
+    def __reduce__(self):
+        """`pickle.dumps(model)` / `copy.deepcopy(model)`: the model travels as its HDF5 file image, optimizer
+        state and seeds included, so the copy continues training bit for bit (see `fastfit.saving.pickling`)."""
+        from fastfit.saving import pickling
+        return pickling.model_from_image, (pickling.model_image(self), pickling.model_extras(self))
+
     # cthulhu spellings (fastfit.cthulhu), plain aliases like upstream's `Pile.summon = Pile.fit`
     summon = fit
     conjure = compile

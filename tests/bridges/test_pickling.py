@@ -1,0 +1,94 @@
+"""`pickle` and `copy.deepcopy` of models: through the HDF5 image, optimizer state and seeds included."""
+import copy
+import pickle
+
+import numpy as np
+import pytest
+
+import fastfit
+from fastfit.layers import Dense, Dropout, Input
+from fastfit.models import Model, Sequential
+
+
+def _data(seed=0):
+    rng = np.random.default_rng(seed)
+    x = rng.normal(size=(45, 6)).astype("float32")
+    y = np.eye(3, dtype="float32")[(x[:, 0] > 0).astype(int) + (x[:, 1] > 1).astype(int)]
+    return x, y
+
+
+def _model(engine, optimizer="adam"):
+    model = Sequential([Dense(10, activation="relu", input_dim=6), Dropout(0.3), Dense(3, activation="softmax")])
+    model.compile(optimizer=optimizer, loss="categorical_crossentropy", metrics=["acc"], engine=engine)
+    return model
+
+
+def _same_weights(a, b):
+    return all(np.array_equal(p, q) for p, q in zip(a.get_weights(), b.get_weights())) and \
+        len(a.get_weights()) == len(b.get_weights())
+
+
+@pytest.mark.parametrize("optimizer", ["adam", "nadam", "rmsprop"])
+@pytest.mark.parametrize("how", ["pickle", "deepcopy"])
+def test_copy_continues_training_bit_for_bit(engine, optimizer, how):
+    x, y = _data()
+    original = _model(engine, optimizer)
+    original.fit(x, y, epochs=2, batch_size=8, verbose=0)
+    clone = pickle.loads(pickle.dumps(original)) if how == "pickle" else copy.deepcopy(original)
+    assert clone is not original and clone._engine == engine
+    assert clone.optimizer.iterations == original.optimizer.iterations == 12
+    assert clone.metrics_names == original.metrics_names == ["loss", "acc"]
+    assert _same_weights(clone, original)
+    history_original = original.fit(x, y, epochs=3, batch_size=8, verbose=0).history
+    history_clone = clone.fit(x, y, epochs=3, batch_size=8, verbose=0).history
+    assert history_clone == history_original
+    assert _same_weights(clone, original)
+
+
+def test_copies_are_independent(engine):
+    x, y = _data()
+    original = _model(engine)
+    clone = copy.deepcopy(original)
+    clone.fit(x, y, epochs=1, verbose=0)
+    assert not _same_weights(clone, original) and original.optimizer.iterations == 0
+
+
+def test_uncompiled_and_functional_models_pickle(engine):
+    inputs = Input(shape=(6,))
+    model = Model(inputs, Dense(2, activation="sigmoid")(Dense(4)(inputs)))
+    clone = pickle.loads(pickle.dumps(model))
+    assert not clone.compiled and type(clone) is Model and _same_weights(clone, model)
+    x, _ = _data()
+    np.testing.assert_array_equal(clone.predict(x), model.predict(x))
+
+
+def test_pickling_an_unbuilt_model_raises_keras_error():
+    model = Sequential([Dense(2)])
+    with pytest.raises(ValueError, match="not yet been built"):
+        pickle.dumps(model)
+
+
+def test_unpickling_goes_through_the_public_loader(monkeypatch, engine):
+    import fastfit.saving
+    calls = []
+    real = fastfit.saving.load_model
+
+    def counting(*args, **kwargs):
+        calls.append(args)
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(fastfit.saving, "load_model", counting)
+    pickle.loads(pickle.dumps(_model(engine)))
+    assert len(calls) == 1
+
+
+def test_a_pickled_model_is_the_saved_file(tmp_path, engine):
+    """The image is what model.save writes, minus fastfit's checksum userblock: load_model reads both alike."""
+    x, y = _data()
+    model = _model(engine)
+    model.fit(x, y, epochs=1, verbose=0)
+    model.save(str(tmp_path / "m.h5"))
+    loaded = fastfit.models.load_model(str(tmp_path / "m.h5"))
+    clone = pickle.loads(pickle.dumps(model))
+    assert _same_weights(loaded, clone)
+    assert clone.optimizer.get_config() == loaded.optimizer.get_config()
