@@ -1,0 +1,1 @@
+"""Bridges to other libraries' APIs: `fastfit.wrappers.scikit_learn` (needs scikit-learn, imported there only)."""
