@@ -1,6 +1,5 @@
 """`fastfit.datasets.mnist.load_data()`: Keras's MNIST loader, reading a local `mnist.npz` (no download)."""
-import os
-
+from fastfit.datasets.cache import find_local
 from fastfit.datasets.npz import load_npz
 
 KERAS_URL = "https://storage.googleapis.com/tensorflow/tf-keras-datasets/mnist.npz"
@@ -10,7 +9,8 @@ def load_data(path="mnist.npz"):
     """Load MNIST from a Keras-format `mnist.npz` already on disk, like `keras.datasets.mnist.load_data()`.
 
     fastfit does not download data. The file is looked up at `path` as given, then in Keras's cache folder
-    `~/.keras/datasets/` (where Keras saves its download), so a machine that ran Keras before works unchanged.
+    `$KERAS_HOME/datasets/` when that variable is set, then `~/.keras/datasets/` (where Keras saves its
+    download), so a machine that ran Keras before works unchanged.
 
     Arguments:
         path: file name or path of the `.npz` (default `mnist.npz`).
@@ -23,10 +23,4 @@ def load_data(path="mnist.npz"):
         FileNotFoundError: the file is in neither place (the message says where to get it).
         ValueError: see `load_npz`.
     """
-    path = os.fspath(path)
-    cached = os.path.join(os.path.expanduser("~"), ".keras", "datasets", path)
-    for candidate in (path, cached):
-        if os.path.isfile(candidate):
-            return load_npz(candidate)
-    raise FileNotFoundError(f"mnist.load_data: no file {path!r} here or at {cached!r}. fastfit does not "
-                            f"download data; fetch {KERAS_URL} (e.g. with curl -O) and pass its path")
+    return load_npz(find_local(path, "datasets", "mnist.load_data", KERAS_URL))
