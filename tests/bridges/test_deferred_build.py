@@ -121,3 +121,21 @@ def test_compile_still_checks_its_arguments_before_the_build():
 def test_an_empty_model_still_refuses_compile():
     with pytest.raises(ValueError, match="no input shape yet"):
         Sequential().compile(optimizer="adam", loss="mse")
+
+
+def test_boston_housing_script_with_a_model_without_input_shape(engine, tmp_path, monkeypatch):
+    """Deep Learning with Python (2nd ed.) chapter 4: keras.Sequential of Dense layers without an input shape,
+    compiled with metrics=['mae'], trained on boston_housing.load_data()."""
+    (tmp_path / "datasets").mkdir()
+    rng = np.random.default_rng(3)
+    x = rng.normal(size=(50, 13))
+    np.savez(tmp_path / "datasets" / "boston_housing.npz", x=x, y=x[:, 5] * 3 + 22)
+    monkeypatch.setenv("KERAS_HOME", str(tmp_path))
+    (train_data, train_targets), (test_data, test_targets) = fastfit.datasets.boston_housing.load_data()
+    model = fastfit.Sequential([fastfit.layers.Dense(16, activation="relu"), fastfit.layers.Dense(16, activation="relu"),
+                                fastfit.layers.Dense(1)])
+    model.compile(optimizer="rmsprop", loss="mse", metrics=["mae"], engine=engine)
+    model.fit(train_data, train_targets, epochs=5, batch_size=16, verbose=0)
+    mse, mae = model.evaluate(test_data, test_targets, verbose=0)
+    assert model.input_shape == (None, 13) and np.isfinite(mse) and 0 <= mae <= 100
+    assert model.predict(test_data).shape == (10, 1)

@@ -227,3 +227,42 @@ def test_a_fitted_estimator_pickles_with_its_model(engine):
     copy = pickle.loads(pickle.dumps(clf))
     np.testing.assert_array_equal(copy.predict_proba(x), clf.predict_proba(x))
     assert copy.model._engine == engine and list(copy.classes_) == [3, 7, 11]
+
+
+# -- what published Keras 2 scripts do (ported by renaming the module; see the branch report) --------------------
+def two_unit_sigmoid_model(engine="python"):
+    model = Sequential([Dense(6, input_dim=5, kernel_initializer="normal", activation="relu"),
+                        Dense(2, kernel_initializer="normal", activation="sigmoid")])
+    model.compile(loss="binary_crossentropy", optimizer="adam", metrics=["accuracy"], engine=engine)
+    return model
+
+
+def test_one_hot_targets_with_two_sigmoid_units_and_plain_kfold(engine, capsys):
+    """The sonar script: LabelEncoder + to_categorical targets, 2 sigmoid units, KFold, verbose=1, nb_epoch."""
+    x, y = _binary_data()
+    one_hot = np.eye(2, dtype="float64")[(y == "yes").astype(int)]
+    clf = KerasClassifier(build_fn=two_unit_sigmoid_model, engine=engine, verbose=1, nb_epoch=2, batch_size=5)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DeprecationWarning)
+        scores = cross_val_score(clf, x, one_hot, cv=KFold(n_splits=3, shuffle=True, random_state=0))
+    assert np.all((0 <= scores) & (scores <= 1))
+    out = capsys.readouterr().out
+    assert out.count("Epoch 2/2") == 3 and "accuracy:" in out  # verbose reaches fit and evaluate, as in Keras
+
+
+def test_float_labels_from_loadtxt_stay_floats_and_optimizer_names_in_any_case(engine):
+    """The pima grid scripts: labels are 0.0/1.0 from np.loadtxt; the grid spells optimizers 'SGD', 'Adam'."""
+    x, y = _binary_data()
+    y = (y == "yes").astype("float64")
+    clf = KerasClassifier(build_fn=binary_model, engine=engine, verbose=0)
+    grid = GridSearchCV(clf, {"optimizer": ["SGD", "Adam", "RMSprop"], "epochs": [1]}, cv=2)
+    grid.fit(x, y)
+    assert grid.best_params_["optimizer"] in ("SGD", "Adam", "RMSprop")
+    assert grid.best_estimator_.classes_.dtype == np.float64
+    assert set(grid.predict(x).ravel()) <= {0.0, 1.0}
+
+
+def test_verbose_zero_in_sk_params_keeps_cross_validation_quiet(engine, capsys):
+    x, y = _binary_data()
+    cross_val_score(KerasClassifier(build_fn=binary_model, engine=engine, epochs=2, verbose=0), x, y, cv=2)
+    assert capsys.readouterr().out == ""
