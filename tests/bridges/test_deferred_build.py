@@ -103,10 +103,12 @@ def test_one_dimensional_x_cannot_give_a_shape():
 
 
 def test_a_shape_the_layers_refuse_leaves_the_model_unbuilt():
-    model = Sequential([Dense(4, input_shape=None), fastfit.layers.Flatten()])
-    with pytest.raises(Exception):
+    model = Sequential([Dense(4), fastfit.layers.Flatten()])
+    with pytest.raises(ValueError, match="expects 2-D input"):
         model.build((None,))
     assert not model.built
+    model.build((None, 3))  # a later good shape still builds
+    assert model.output_shape == (None, 4)
 
 
 def test_compile_still_checks_its_arguments_before_the_build():

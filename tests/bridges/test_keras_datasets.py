@@ -81,7 +81,7 @@ def _fashion_files(folder, n_train=6, n_test=4):
 
 def test_fashion_mnist_reads_keras_cache_folder(keras_home):
     arrays = _fashion_files(keras_home / "datasets" / "fashion-mnist")
-    (x_train, y_train), (x_test, y_test) = fashion_mnist.load_data()
+    (x_train, _), (x_test, y_test) = fashion_mnist.load_data()
     assert x_train.dtype == np.uint8 and x_train.shape == (6, 28, 28) and x_test.shape == (4, 28, 28)
     np.testing.assert_array_equal(x_train, arrays["x_train"])
     np.testing.assert_array_equal(y_test, arrays["y_test"])

@@ -9,19 +9,24 @@ import pytest
 
 sklearn = pytest.importorskip("sklearn")
 try:
-    from joblib.externals import cloudpickle  # joblib < 1.5 vendors it
+    from joblib.externals import cloudpickle  # older joblib vendors it
 except ImportError:
     import cloudpickle  # newer joblib depends on it instead
-from sklearn.base import clone  # noqa: E402
-from sklearn.exceptions import NotFittedError  # noqa: E402
-from sklearn.model_selection import (GridSearchCV, KFold, RandomizedSearchCV, StratifiedKFold,  # noqa: E402
-                                     cross_val_score)
-from sklearn.pipeline import Pipeline  # noqa: E402
-from sklearn.preprocessing import StandardScaler  # noqa: E402
+from sklearn.base import clone
+from sklearn.exceptions import NotFittedError
+from sklearn.model_selection import (
+    GridSearchCV,
+    KFold,
+    RandomizedSearchCV,
+    StratifiedKFold,
+    cross_val_score,
+)
+from sklearn.pipeline import Pipeline
+from sklearn.preprocessing import StandardScaler
 
-from fastfit.layers import Dense  # noqa: E402
-from fastfit.models import Sequential  # noqa: E402
-from fastfit.wrappers.scikit_learn import KerasClassifier, KerasRegressor  # noqa: E402
+from fastfit.layers import Dense
+from fastfit.models import Sequential
+from fastfit.wrappers.scikit_learn import KerasClassifier, KerasRegressor
 
 # joblib's worker processes (n_jobs=2) cannot import this test module by name: send its functions by value.
 cloudpickle.register_pickle_by_value(sys.modules[__name__])
