@@ -84,7 +84,7 @@ class BaseWrapper(BaseEstimator):
                             f"object with `__call__`), got {self.build_fn!r}")
         if isinstance(self.build_fn, (types.FunctionType, types.MethodType, type)):
             return self.build_fn
-        return self.build_fn.__call__
+        return self.build_fn.__call__  # type: ignore[operator]  # an object's own __call__ (its signature routes)
 
     def _legal_functions(self) -> list[Callable]:
         return [Model.fit, Model.predict, Model.evaluate, self._build_callable()]
