@@ -116,7 +116,7 @@ class Model(Network):
         if len(shape) < 2:
             raise ValueError(f"model '{self.name}' has no input shape yet and builds from `x`, which must have "
                              f"a samples axis and a features axis; got shape {shape} (reshape it to "
-                             f"{(shape[0] if shape else 1, 1)} or give the first layer `input_shape=`)")
+                             f"{(shape[0] if shape else 1, 1)} or give the first layer `input_shape=` or `input_dim=`)")
         self.build((None,) + tuple(shape[1:]))
 
     def _compile_pending(self):
