@@ -98,7 +98,8 @@ class Model(Network):
         self._frozen = frozenset(layer for layer in self.layers if not layer.trainable and layer.weights)
         self._invalidate()
         self.compiled = True
-        # A model without an input shape compiles again, with these arguments, once it is built (`_build_from`).
+        # A model without an input shape compiles again, with these arguments, once it is built
+        # (`_compile_pending`): the metrics that depend on the output units are resolved then.
         self._pending_compile = None if not deferred else dict(
             optimizer=new_optimizer, loss=loss, metrics=metric_list, engine=chosen_engine)
 
@@ -123,7 +124,11 @@ class Model(Network):
         """Run the compile that waited for the build (called by `build`)."""
         if self._pending_compile is not None and self.outputs:
             pending, self._pending_compile = self._pending_compile, None
-            self.compile(**pending)
+            try:
+                self.compile(**pending)
+            except Exception:  # e.g. a metric that does not fit the output: the model is built, not compiled
+                self.compiled = False
+                raise
 
     def _require_built(self, what):
         """tf.keras's error for an unbuilt model (`summary`, `get_weights`, saving before the first build)."""

@@ -141,3 +141,22 @@ def test_boston_housing_script_with_a_model_without_input_shape(engine, tmp_path
     mse, mae = model.evaluate(test_data, test_targets, verbose=0)
     assert model.input_shape == (None, 13) and np.isfinite(mse) and 0 <= mae <= 100
     assert model.predict(test_data).shape == (10, 1)
+
+
+def test_a_compile_that_fails_at_the_build_leaves_the_model_uncompiled(monkeypatch):
+    from fastfit import metrics
+    real = metrics.resolve
+
+    def refuse_at_build(identifier, loss, units):
+        if units is not None:
+            raise ValueError(f"metric {identifier!r} does not fit {units} units")
+        return real(identifier, loss, units)
+
+    model = _stack()
+    model.compile(optimizer="adam", loss="binary_crossentropy", metrics=["acc"])
+    monkeypatch.setattr(metrics, "resolve", refuse_at_build)
+    with pytest.raises(ValueError, match="does not fit 1 units"):
+        model.build((None, 5))
+    assert model.built and not model.compiled
+    with pytest.raises(RuntimeError, match="compile"):
+        model.fit(*_data(), verbose=0)
