@@ -14,7 +14,7 @@ import numpy as np
 from fastfit import backend, losses
 from fastfit import metrics as metrics_module
 from fastfit import optimizers
-from fastfit.engine import compiled, data
+from fastfit.engine import compiled, data, streaming
 from fastfit.engine.network import Network
 
 
@@ -231,6 +231,10 @@ class Model(Network):
                           stacklevel=2)
             epochs = kwargs.pop("nb_epoch")
         epochs = 1 if epochs is None else epochs
+        if streaming.takes_fit(x, y, validation_data):  # generators, Sequences, on-disk arrays
+            return streaming.fit(self, x, y, batch_size, epochs, verbose, callbacks, validation_split,
+                                 validation_data, shuffle, class_weight, sample_weight, initial_epoch,
+                                 steps_per_epoch, validation_steps, validation_freq, **kwargs)
         if kwargs:
             raise TypeError(f"Unrecognized keyword arguments: {kwargs}")
         self._build_from(x)
@@ -346,6 +350,8 @@ class Model(Network):
     def evaluate(self, x=None, y=None, batch_size=None, verbose=1, sample_weight=None, steps=None, callbacks=None,
                  **kwargs):
         """Return the loss (no metrics) or `[loss, *metrics]` in `metrics_names` order, sample-weighted means."""
+        if streaming.takes(x, y):
+            return streaming.evaluate(self, x, y, batch_size, verbose, sample_weight, steps, callbacks, **kwargs)
         if kwargs:
             raise TypeError(f"Unrecognized keyword arguments: {kwargs}")
         self._build_from(x)
@@ -371,6 +377,8 @@ class Model(Network):
 
     def predict(self, x, batch_size=None, verbose=0, steps=None, callbacks=None, **kwargs):
         """Return the model output for `x`: an array, or a list of arrays for a model with a list of outputs."""
+        if streaming.takes(x):
+            return streaming.predict(self, x, batch_size, verbose, steps, callbacks, **kwargs)
         if kwargs:
             raise TypeError(f"Unrecognized keyword arguments: {kwargs}")
         self._build_from(x)
@@ -400,6 +408,33 @@ class Model(Network):
                 _replay_predict_hooks(cbks, outputs, batch_size)
             cbks.on_predict_end({})
         return outputs[0] if self._single_output else outputs
+
+    # -- Keras 2 generator methods (fastfit.engine.streaming does the work) --------------------------------------
+    def fit_generator(self, generator, steps_per_epoch=None, epochs=1, verbose=1, callbacks=None,
+                      validation_data=None, validation_steps=None, class_weight=None, max_queue_size=10, workers=1,
+                      use_multiprocessing=False, shuffle=True, initial_epoch=0, validation_freq=1):
+        """Train on batches from a generator or a `fastfit.utils.Sequence` (Keras 2.2 arguments).
+
+        `steps_per_epoch` is required for a generator (a Sequence defaults to its length); `validation_data`
+        is a generator, a Sequence or arrays; `shuffle` shuffles a Sequence's batch order per epoch.
+        """
+        return streaming.fit(self, generator, None, None, epochs, verbose, callbacks, 0.0, validation_data,
+                             shuffle, class_weight, None, initial_epoch, steps_per_epoch, validation_steps,
+                             validation_freq, max_queue_size=max_queue_size, workers=workers,
+                             use_multiprocessing=use_multiprocessing, keras2_generator=True)
+
+    def evaluate_generator(self, generator, steps=None, max_queue_size=10, workers=1, use_multiprocessing=False,
+                           verbose=0, callbacks=None):
+        """Evaluate on batches from a generator or a Sequence; the batch-size-weighted means of `evaluate`."""
+        return streaming.evaluate(self, generator, None, None, verbose, None, steps, callbacks,
+                                  max_queue_size=max_queue_size, workers=workers,
+                                  use_multiprocessing=use_multiprocessing, keras2_generator=True)
+
+    def predict_generator(self, generator, steps=None, max_queue_size=10, workers=1, use_multiprocessing=False,
+                          verbose=0, callbacks=None):
+        """Predict on batches from a generator or a Sequence; the outputs in batch order."""
+        return streaming.predict(self, generator, None, verbose, steps, callbacks, max_queue_size=max_queue_size,
+                                 workers=workers, use_multiprocessing=use_multiprocessing, keras2_generator=True)
 
     # -- single batches --------------------------------------------------------------------------------------
     def train_on_batch(self, x, y, sample_weight=None, class_weight=None):

@@ -1,7 +1,9 @@
-"""Utilities: `to_categorical`, `set_random_seed`, `plot_history`."""
+"""Utilities: `to_categorical`, `set_random_seed`, `plot_history`, `Sequence`, `HDF5Matrix`."""
 import numpy as np
 
 from fastfit.backend import set_random_seed
+from fastfit.utils.data_utils import Sequence
+from fastfit.utils.hdf5_matrix import HDF5Matrix
 
 
 def to_categorical(y, num_classes=None, dtype="float32"):
@@ -40,4 +42,4 @@ def plot_history(history_or_csv_path, path):
     return _plot(history_or_csv_path, path)
 
 
-__all__ = ["to_categorical", "set_random_seed", "plot_history"]
+__all__ = ["HDF5Matrix", "Sequence", "plot_history", "set_random_seed", "to_categorical"]

@@ -290,3 +290,6 @@ def _remove_quietly(path):
         os.remove(path)
     except OSError:
         pass
+
+
+from fastfit.utils.hdf5_matrix import HDF5Matrix  # noqa: F401  (Keras 2: keras.utils.io_utils.HDF5Matrix)

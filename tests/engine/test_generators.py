@@ -1,0 +1,312 @@
+"""Generators and `Sequence`s: fit/evaluate/predict (Keras 2 `*_generator` and tf.keras forms), hooks and logs
+equal to the array path, exactness, workers (threads, processes), errors that surface without a hang."""
+import multiprocessing
+import threading
+import traceback
+
+import numpy as np
+import pytest
+
+import fastfit
+from fastfit.callbacks import BackupAndRestore, Callback, LambdaCallback
+from fastfit.layers import Dense, Dropout
+from fastfit.models import Sequential
+
+N, BATCH = 100, 32
+
+
+def _data():
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(N, 8)).astype("float32")
+    y = fastfit.utils.to_categorical(rng.integers(0, 3, N), 3)
+    w = rng.uniform(0.5, 2.0, N).astype("float32")
+    return x, y, w
+
+
+def _model(engine, dropout=False):
+    fastfit.utils.set_random_seed(7)
+    model = Sequential([Dense(16, activation="relu", input_shape=(8,))] + ([Dropout(0.3)] if dropout else [])
+                       + [Dense(3, activation="softmax")])
+    model.compile("adam", "categorical_crossentropy", metrics=["acc"], engine=engine)
+    return model
+
+
+class Batches(fastfit.utils.Sequence):
+    """The batches of an array fit with shuffle=False; records the indices served and the epoch ends."""
+
+    def __init__(self, *arrays, batch_size=BATCH, fail_at=None):
+        self.arrays, self.batch_size, self.fail_at = arrays, batch_size, fail_at
+        self.served, self.epoch_ends = [], 0
+
+    def __len__(self):
+        return int(-(-len(self.arrays[0]) // self.batch_size))
+
+    def __getitem__(self, index):
+        if index == self.fail_at:
+            raise KeyError(f"batch {index} is broken")
+        self.served.append(index)
+        rows = slice(index * self.batch_size, (index + 1) * self.batch_size)
+        return tuple(a[rows] for a in self.arrays)
+
+    def on_epoch_end(self):
+        self.epoch_ends += 1
+
+
+def _generator(*arrays, batch_size=BATCH, fail_at=None):
+    step = 0
+    while True:
+        for start in range(0, len(arrays[0]), batch_size):
+            if step == fail_at:
+                raise KeyError(f"generator broke at step {step}")
+            step += 1
+            yield tuple(a[start:start + batch_size] for a in arrays)
+
+
+class Recorder(Callback):
+    """Every hook call with its logs."""
+
+    def __init__(self):
+        super().__init__()
+        self.calls = []
+
+    def _record(name):
+        def record(self, *args):
+            self.calls.append((name,) + tuple(dict(a) if isinstance(a, dict) else a for a in args))
+        return record
+
+    on_epoch_begin = _record("epoch_begin")
+    on_epoch_end = _record("epoch_end")
+    on_train_batch_begin = _record("train_batch_begin")
+    on_train_batch_end = _record("train_batch_end")
+    on_test_begin = _record("test_begin")
+    on_test_end = _record("test_end")
+    on_test_batch_end = _record("test_batch_end")
+    on_train_end = _record("train_end")
+
+
+def _same_weights(a, b):
+    for p, q in zip(a.get_weights(), b.get_weights()):
+        np.testing.assert_array_equal(p, q)
+
+
+def _within(seconds, function):
+    """Run `function` in a thread; fail if it has not returned after `seconds`; return (result, exception)."""
+    box = {}
+
+    def run():
+        try:
+            box["result"] = function()
+        except BaseException as error:  # noqa: BLE001 - inspected by the test
+            box["error"] = error
+    thread = threading.Thread(target=run, daemon=True)
+    thread.start()
+    thread.join(seconds)
+    assert not thread.is_alive(), f"still running after {seconds} s: a hang"
+    return box.get("result"), box.get("error")
+
+
+def _no_workers_left():
+    assert not [t for t in threading.enumerate() if t.name.startswith(("fastfit-sequence", "fastfit-generator"))]
+    assert multiprocessing.active_children() == []
+
+
+@pytest.mark.parametrize("workers, processes", [(0, False), (2, False), (2, True)])
+def test_sequence_gives_the_array_fit_bits_hooks_and_logs(engine, workers, processes):
+    x, y, w = _data()
+    xv, yv = x[:40], y[:40]
+    arrays, record_a = _model(engine, dropout=True), Recorder()
+    history_a = arrays.fit(x, y, batch_size=BATCH, epochs=3, shuffle=False, verbose=0, sample_weight=w,
+                           validation_data=(xv, yv), callbacks=[record_a])
+    sequence, record_s = _model(engine, dropout=True), Recorder()
+    train, val = Batches(x, y, w), Batches(xv, yv)
+    history_s = sequence.fit_generator(train, epochs=3, shuffle=False, verbose=0, validation_data=val,
+                                       callbacks=[record_s], workers=workers, use_multiprocessing=processes)
+    _same_weights(arrays, sequence)
+    assert history_a.history == history_s.history
+    assert record_a.calls == record_s.calls
+    assert sequence.optimizer.iterations == arrays.optimizer.iterations == 12
+    if not processes:
+        assert train.served == [0, 1, 2, 3] * 3 and train.epoch_ends == 3 and val.epoch_ends == 3
+    _no_workers_left()
+
+
+def test_tf_keras_fit_forms_match_fit_generator(engine):
+    x, y, w = _data()
+    reference = _model(engine)
+    reference.fit_generator(_generator(x, y, w), steps_per_epoch=4, epochs=2, verbose=0)
+    for source in (_generator(x, y, w), Batches(x, y, w)):
+        model = _model(engine)
+        model.fit(source, steps_per_epoch=4, epochs=2, verbose=0, shuffle=False)
+        _same_weights(reference, model)
+    model = _model(engine)
+    model.fit(Batches(x, y, w), epochs=2, verbose=0, shuffle=False)  # a Sequence needs no steps
+    _same_weights(reference, model)
+
+
+def test_generator_with_class_weight_matches_arrays(engine):
+    x, y, _ = _data()
+    weights = {0: 1.0, 1: 2.0, 2: 0.5}
+    arrays = _model(engine)
+    arrays.fit(x, y, batch_size=BATCH, epochs=2, shuffle=False, verbose=0, class_weight=weights)
+    model = _model(engine)
+    model.fit_generator(_generator(x, y), steps_per_epoch=4, epochs=2, verbose=0, class_weight=weights)
+    _same_weights(arrays, model)
+
+
+def test_shuffled_sequence_order_comes_from_the_seed_and_epoch(engine):
+    x, y, _ = _data()
+    served = []
+    for workers, processes in [(0, False), (2, False), (0, False)]:
+        model = _model(engine)
+        sequence = Batches(x, y)
+        model.fit(sequence, epochs=3, verbose=0, workers=workers, use_multiprocessing=processes)
+        served.append(sequence.served)
+        assert sorted(sequence.served[:4]) == [0, 1, 2, 3]
+    assert served[0] == served[1] == served[2]
+    assert served[0] != [0, 1, 2, 3] * 3
+    assert served[0][:4] != served[0][4:8] or served[0][4:8] != served[0][8:]
+
+
+def test_evaluate_and_predict_forms_match_arrays(engine):
+    x, y, w = _data()
+    model = _model(engine)
+    expected = model.evaluate(x, y, batch_size=BATCH, sample_weight=w, verbose=0)
+    assert model.evaluate_generator(Batches(x, y, w)) == expected
+    assert model.evaluate_generator(_generator(x, y, w), steps=4, workers=2) == expected
+    assert model.evaluate(Batches(x, y, w), verbose=0) == expected
+    assert model.evaluate(_generator(x, y, w), steps=4, verbose=0) == expected
+    outputs = model.predict(x, batch_size=BATCH)
+    np.testing.assert_array_equal(model.predict_generator(Batches(x), workers=2), outputs)
+    np.testing.assert_array_equal(model.predict_generator(_generator(x, y), steps=4), outputs)
+    np.testing.assert_array_equal(model.predict(Batches(x, y), use_multiprocessing=True), outputs)
+    seen = []
+    hooks = LambdaCallback(on_predict_batch_end=lambda batch, logs: seen.append((batch, len(logs["outputs"]))))
+    model.predict(_generator(x), steps=4, callbacks=[hooks])
+    assert seen == [(0, 32), (1, 32), (2, 32), (3, 4)]
+    _no_workers_left()
+
+
+def test_generator_running_out_warns_and_stops(engine):
+    x, y, _ = _data()
+    model = _model(engine)
+
+    def four_batches():
+        for start in range(0, N, BATCH):
+            yield x[start:start + BATCH], y[start:start + BATCH]
+    with pytest.warns(RuntimeWarning, match="ran out of data"):
+        history = model.fit(four_batches(), steps_per_epoch=4, epochs=3, verbose=0)
+    assert len(history.history["loss"]) == 1 and model.optimizer.iterations == 4
+    model = _model(engine)
+    history = model.fit(four_batches(), epochs=1, verbose=0)  # tf.keras: no steps, until exhausted
+    assert model.optimizer.iterations == 4 and len(history.history["loss"]) == 1
+
+
+@pytest.mark.parametrize("workers, processes", [(0, False), (1, False), (2, False), (2, True)])
+def test_an_error_in_a_sequence_surfaces_with_its_traceback(engine, workers, processes):
+    x, y, _ = _data()
+    model = _model(engine)
+    _, error = _within(60, lambda: model.fit(Batches(x, y, fail_at=2), epochs=2, shuffle=False, verbose=0,
+                                             workers=workers, use_multiprocessing=processes))
+    assert isinstance(error, KeyError) and "batch 2 is broken" in str(error)
+    text = "".join(traceback.format_exception(error))
+    assert "__getitem__" in text  # the worker's frames (a process's come as the exception's cause)
+    assert model.optimizer.iterations == 2
+    _no_workers_left()
+
+
+@pytest.mark.parametrize("workers", [0, 1, 3])
+def test_an_error_in_a_generator_surfaces_with_its_traceback(engine, workers):
+    x, y, _ = _data()
+    model = _model(engine)
+    _, error = _within(60, lambda: model.fit_generator(_generator(x, y, fail_at=5), steps_per_epoch=4, epochs=3,
+                                                       verbose=0, workers=workers))
+    assert isinstance(error, KeyError) and "step 5" in str(error)
+    assert "_generator" in "".join(traceback.format_exception(error))
+    assert model.optimizer.iterations == 5
+    _no_workers_left()
+
+
+def test_an_error_in_a_callback_stops_the_workers(engine):
+    x, y, _ = _data()
+    model = _model(engine)
+
+    def boom(batch, logs):
+        if batch == 1:
+            raise RuntimeError("callback failed")
+    for source, extra in [(_generator(x, y), {"steps_per_epoch": 4}), (Batches(x, y), {"workers": 2}),
+                          (Batches(x, y), {"workers": 2, "use_multiprocessing": True})]:
+        def fit(source=source, extra=extra):
+            return model.fit(source, epochs=2, verbose=0, callbacks=[LambdaCallback(on_batch_end=boom)], **extra)
+        _, error = _within(60, fit)
+        assert isinstance(error, RuntimeError) and "callback failed" in str(error)
+        _no_workers_left()
+
+
+def test_bad_arguments_and_batches_are_refused(engine):
+    x, y, _ = _data()
+    model = _model(engine)
+    with pytest.raises(ValueError, match="steps_per_epoch=None"):
+        model.fit_generator(_generator(x, y))
+    with pytest.raises(ValueError, match="validation_steps=None"):
+        model.fit_generator(_generator(x, y), steps_per_epoch=2, validation_data=_generator(x, y))
+    with pytest.raises(ValueError, match="`y` must not be given"):
+        model.fit(Batches(x, y), y)
+    with pytest.raises(ValueError, match="`batch_size` must not be given"):
+        model.fit(Batches(x, y), batch_size=4)
+    with pytest.raises(ValueError, match="use_multiprocessing"):
+        model.fit(_generator(x, y), steps_per_epoch=2, workers=2, use_multiprocessing=True)
+    with pytest.raises(ValueError, match="at most 4 steps"):
+        model.fit(Batches(x, y), steps_per_epoch=5)
+    with pytest.raises(ValueError, match="`workers`"):
+        model.fit(Batches(x, y), workers=-1)
+    with pytest.raises(ValueError, match="Output of generator should be a tuple"):
+        model.fit(iter([x[:4]]), steps_per_epoch=1, verbose=0)
+    with pytest.raises(ValueError, match="y of batch 0 of x"):
+        model.fit(iter([(x[:4], y[:3])]), steps_per_epoch=1, verbose=0)
+    bad = x[:4].copy()
+    bad[1, 2] = np.nan
+    with pytest.raises(ValueError, match="NaN"):
+        model.fit(iter([(bad, y[:4])]), steps_per_epoch=1, verbose=0)
+    assert model.optimizer.iterations == 0
+    _no_workers_left()
+
+
+def test_backup_and_restore_resumes_a_sequence_mid_epoch(engine, tmp_path):
+    x, y, _ = _data()
+    straight = _model(engine, dropout=True)
+    straight.fit(Batches(x, y), epochs=3, verbose=0)
+
+    count = {"epochs": 0}
+
+    def crash(batch, logs):
+        if count["epochs"] == 1 and batch == 1:
+            raise KeyboardInterrupt
+
+    interrupted = _model(engine, dropout=True)
+    stopper = LambdaCallback(on_epoch_end=lambda e, l: count.update(epochs=count["epochs"] + 1), on_batch_end=crash)
+    with pytest.raises(KeyboardInterrupt):
+        interrupted.fit(Batches(x, y), epochs=3, verbose=0,
+                        callbacks=[BackupAndRestore(str(tmp_path), save_freq=1), stopper])
+    resumed = _model(engine, dropout=True)
+    resumed.fit(Batches(x, y), epochs=3, verbose=0, callbacks=[BackupAndRestore(str(tmp_path), save_freq=1)])
+    _same_weights(straight, resumed)
+    assert resumed.optimizer.iterations == 12
+
+
+def test_keras2_import_paths():
+    from fastfit.utils.data_utils import Sequence
+    from fastfit.utils.io_utils import HDF5Matrix
+    assert Sequence is fastfit.utils.Sequence and HDF5Matrix is fastfit.utils.HDF5Matrix
+    with pytest.raises(NotImplementedError):
+        len(Sequence())
+
+
+def test_a_generator_without_steps_validates_each_epoch_it_completes(engine):
+    x, y, _ = _data()
+    model = _model(engine)
+
+    def four_batches():
+        for start in range(0, N, BATCH):
+            yield x[start:start + BATCH], y[start:start + BATCH]
+    history = model.fit(four_batches(), epochs=1, verbose=0, validation_data=(x[:10], y[:10]))
+    assert set(history.history) == {"loss", "acc", "val_loss", "val_acc"}
