@@ -392,6 +392,9 @@ def fit(model, x, y, batch_size, epochs, verbose, callbacks, validation_split, v
         max_queue_size=10, workers=1, use_multiprocessing=False, keras2_generator=False, **kwargs):
     """`fit` for a generator/Sequence `x`, or for on-disk arrays (see `Model.fit` and `Model.fit_generator`)."""
     if not is_batch_source(x):
+        if is_batch_source(validation_data):
+            raise ValueError("fit: a generator or Sequence as `validation_data` needs `x` to be one too; pass "
+                             "validation arrays, or wrap the training arrays in a fastfit.utils.Sequence")
         return _streams().fit(model, x, y, batch_size, epochs, verbose, callbacks, validation_split,
                               validation_data, shuffle, class_weight, sample_weight, initial_epoch,
                               steps_per_epoch, validation_steps, validation_freq, kwargs)

@@ -1,0 +1,258 @@
+"""On-disk arrays (np.memmap, h5py.Dataset, HDF5Matrix) streamed through fit/evaluate/predict in buffers."""
+import threading
+
+import h5py
+import numpy as np
+import pytest
+from test_generators import Recorder, _same_weights, _within
+
+import fastfit
+from fastfit.callbacks import BackupAndRestore, LambdaCallback
+from fastfit.engine import streams
+from fastfit.layers import Dense, Dropout
+from fastfit.models import Sequential
+
+N, BATCH, FEATURES = 300, 32, 8
+ROW_BYTES = FEATURES * 4 + 3 * 4 + 8  # a buffer row: inputs, one-hot targets, row order (float32 model)
+
+
+def _arrays():
+    rng = np.random.default_rng(3)
+    x = rng.normal(size=(N, FEATURES)).astype("float32")
+    y = fastfit.utils.to_categorical(rng.integers(0, 3, N), 3)
+    return x, y
+
+
+@pytest.fixture
+def files(tmp_path):
+    """x and y as a memmap, an HDF5 file (x chunked by 16 rows) and HDF5Matrix objects of it."""
+    x, y = _arrays()
+    mm = np.memmap(tmp_path / "x.dat", dtype="float32", mode="w+", shape=x.shape)
+    mm[:] = x
+    mm.flush()
+    path = str(tmp_path / "data.h5")
+    with h5py.File(path, "w") as handle:
+        handle.create_dataset("x", data=x, chunks=(16, FEATURES))
+        handle.create_dataset("y", data=y)
+    handle = h5py.File(path, "r")
+    yield {"x": x, "y": y, "path": path,
+           "memmap": np.memmap(tmp_path / "x.dat", dtype="float32", mode="r", shape=x.shape),
+           "dataset": handle["x"], "y_dataset": handle["y"],
+           "matrix": fastfit.utils.HDF5Matrix(path, "x")}
+    handle.close()
+    fastfit.utils.HDF5Matrix.refs.pop(path, None)
+
+
+def _model(engine, dropout=True, input_shape=(FEATURES,)):
+    fastfit.utils.set_random_seed(5)
+    model = Sequential([Dense(16, activation="relu", input_shape=input_shape)] + ([Dropout(0.2)] if dropout else [])
+                       + [Dense(3, activation="softmax")])
+    model.compile("adam", "categorical_crossentropy", metrics=["acc"], engine=engine)
+    return model
+
+
+@pytest.fixture
+def reads(monkeypatch):
+    """Every contiguous read of an h5py dataset or a memmap: (name, first row, rows)."""
+    log = []
+    for kind in (h5py.Dataset, np.memmap):
+        original = kind.__getitem__
+
+        def record(self, key, original=original, kind=kind):
+            if isinstance(key, slice) and threading.current_thread().name in ("fastfit-reader", "MainThread"):
+                start, stop, _ = key.indices(len(self))
+                log.append((kind.__name__, start, stop - start))
+            return original(self, key)
+        monkeypatch.setattr(kind, "__getitem__", record)
+    return log
+
+
+def _no_reader_left():
+    assert not [t for t in threading.enumerate() if t.name == "fastfit-reader"]
+
+
+@pytest.mark.parametrize("source", ["memmap", "dataset", "matrix"])
+def test_a_stream_that_fits_the_buffer_gives_the_in_memory_bits_hooks_and_logs(engine, files, source):
+    x, y = files["x"], files["y"]
+    arrays, record_a = _model(engine), Recorder()
+    history_a = arrays.fit(x, y, batch_size=BATCH, epochs=3, verbose=0, validation_split=0.25, callbacks=[record_a])
+    stream, record_s = _model(engine), Recorder()
+    history_s = stream.fit(files[source], files["y_dataset"], batch_size=BATCH, epochs=3, verbose=0,
+                           validation_split=0.25, callbacks=[record_s])
+    _same_weights(arrays, stream)
+    assert history_a.history == history_s.history
+    assert record_a.calls == record_s.calls
+    assert stream.evaluate(files[source], y, verbose=0) == arrays.evaluate(x, y, verbose=0)
+    np.testing.assert_array_equal(stream.predict(files[source], buffer_size=10 * ROW_BYTES), arrays.predict(x))
+
+
+def test_a_stream_that_fits_is_read_once_per_fit(engine, files, reads):
+    model = _model(engine)
+    model.fit(files["dataset"], files["y"], batch_size=BATCH, epochs=3, verbose=0)
+    assert sum(rows for kind, _, rows in reads if kind == "Dataset") == N  # the NaN check included
+
+
+@pytest.mark.parametrize("shuffle", [False, "batch"])
+def test_buffers_smaller_than_the_data_keep_the_in_memory_batches(engine, files, reads, shuffle):
+    x, y = files["x"], files["y"]
+    arrays = _model(engine)
+    arrays.fit(x, y, batch_size=BATCH, epochs=2, verbose=0, shuffle=shuffle)
+    stream, record = _model(engine), Recorder()
+    stream.fit(files["memmap"], y, batch_size=BATCH, epochs=2, verbose=0, shuffle=shuffle,
+               buffer_size=70 * ROW_BYTES, callbacks=[record])  # two batches per buffer
+    if shuffle is False or engine == "python":
+        _same_weights(arrays, stream)
+    else:  # the compiled engine gathers shuffled rows with another kernel than contiguous ones
+        for p, q in zip(arrays.get_weights(), stream.get_weights()):
+            np.testing.assert_allclose(p, q, rtol=1e-5, atol=1e-6)
+    batches = [call[1] for call in record.calls if call[0] == "train_batch_end"]
+    assert batches == list(range(10)) * 2  # continuous across buffers
+    memmap_reads = [(start, rows) for kind, start, rows in reads if kind == "memmap"]
+    assert max(rows for _, rows in memmap_reads) <= 64
+    assert sum(rows for _, rows in memmap_reads) == 2 * N  # every row once per epoch
+
+
+def test_shuffled_streams_read_blocks_in_an_order_from_the_seed(engine, files, reads, monkeypatch):
+    monkeypatch.setattr(streams, "_BLOCK_BYTES", 16 * 4 * FEATURES)  # one HDF5 chunk (16 rows) per block
+    runs = []
+    for _ in range(2):
+        model = _model(engine)
+        reads.clear()
+        history = model.fit(files["dataset"], files["y"], batch_size=BATCH, epochs=2, verbose=0,
+                            buffer_size=100 * ROW_BYTES)
+        runs.append((model.get_weights(), history.history, list(reads)))
+        covered = sorted((start, rows) for kind, start, rows in reads if kind == "Dataset")
+        rows_read = np.concatenate([np.arange(start, start + rows) for start, rows in covered])
+        assert sorted(rows_read.tolist()) == sorted(list(range(N)) * 2)  # each row once per epoch
+        assert max(rows for _, rows in covered) <= 96  # one buffer at most
+    (w1, h1, r1), (w2, h2, r2) = runs
+    assert r1 == r2 and h1 == h2
+    for p, q in zip(w1, w2):
+        np.testing.assert_array_equal(p, q)
+    starts = [start for kind, start, _ in r1 if kind == "Dataset"]
+    assert starts != sorted(starts)
+    _no_reader_left()
+
+
+def test_validation_and_evaluate_stream_in_buffers(engine, files, reads):
+    x, y = files["x"], files["y"]
+    arrays = _model(engine, dropout=False)
+    expected = arrays.evaluate(x, y, batch_size=BATCH, verbose=0)
+    reads.clear()
+    got = arrays.evaluate(files["dataset"], files["y_dataset"], batch_size=BATCH, verbose=0,
+                          buffer_size=64 * ROW_BYTES)
+    np.testing.assert_allclose(got, expected, rtol=1e-12)
+    assert max(rows for kind, _, rows in reads if kind == "Dataset") <= 64
+    history = _model(engine).fit(x, y, batch_size=BATCH, epochs=1, verbose=0,
+                                 validation_data=(files["memmap"], files["y_dataset"]), buffer_size=64 * ROW_BYTES)
+    assert set(history.history) == {"loss", "acc", "val_loss", "val_acc"}
+
+
+def test_a_bad_row_stops_fit_naming_it_without_a_hang(engine, files, tmp_path):
+    x, y = files["x"].copy(), files["y"]
+    x[250, 3] = np.nan
+    bad = np.memmap(tmp_path / "bad.dat", dtype="float32", mode="w+", shape=x.shape)
+    bad[:] = x
+    bad.flush()
+    model = _model(engine)
+    _, error = _within(60, lambda: model.fit(bad, y, batch_size=BATCH, epochs=2, verbose=0, shuffle=False,
+                                             buffer_size=64 * ROW_BYTES))
+    assert isinstance(error, ValueError) and "NaN" in str(error) and "rows 192 to 255" in str(error)
+    assert 0 < model.optimizer.iterations < 10
+    _no_reader_left()
+    labels = np.memmap(tmp_path / "labels.dat", dtype="float32", mode="w+", shape=y.shape)
+    labels[:] = y
+    labels[200, 0] = 2.0  # not a probability: refused as it is read
+    model.compile("adam", "binary_crossentropy")
+    _, error = _within(60, lambda: model.fit(files["memmap"], labels, epochs=1, verbose=0, shuffle=False,
+                                             buffer_size=64 * ROW_BYTES))
+    assert isinstance(error, ValueError) and "targets in [0, 1]" in str(error)
+    _no_reader_left()
+
+
+def test_an_error_in_a_callback_stops_the_reader(engine, files):
+    def boom(batch, logs):
+        if batch == 3:
+            raise RuntimeError("callback failed")
+    model = _model(engine)
+    _, error = _within(60, lambda: model.fit(files["dataset"], files["y"], epochs=2, verbose=0,
+                                             buffer_size=64 * ROW_BYTES, callbacks=[LambdaCallback(on_batch_end=boom)]))
+    assert isinstance(error, RuntimeError)
+    _no_reader_left()
+
+
+def test_backup_and_restore_resumes_a_stream_mid_epoch(engine, files, tmp_path):
+    straight = _model(engine)
+    straight.fit(files["dataset"], files["y"], epochs=3, verbose=0, buffer_size=64 * ROW_BYTES)
+    state = {"epochs": 0}
+
+    def crash(batch, logs):
+        if state["epochs"] == 1 and batch == 4:
+            raise KeyboardInterrupt
+    interrupted = _model(engine)
+    with pytest.raises(KeyboardInterrupt):
+        interrupted.fit(files["dataset"], files["y"], epochs=3, verbose=0, buffer_size=64 * ROW_BYTES,
+                        callbacks=[BackupAndRestore(str(tmp_path), save_freq=1), LambdaCallback(
+                            on_epoch_end=lambda e, l: state.update(epochs=state["epochs"] + 1), on_batch_end=crash)])
+    resumed = _model(engine)
+    resumed.fit(files["dataset"], files["y"], epochs=3, verbose=0, buffer_size=64 * ROW_BYTES,
+                callbacks=[BackupAndRestore(str(tmp_path), save_freq=1)])
+    _same_weights(straight, resumed)
+    _no_reader_left()
+
+
+def test_sample_and_class_weights_and_sparse_labels(engine, files):
+    x, y = files["x"], files["y"]
+    weights = np.random.default_rng(1).uniform(0.5, 2, N).astype("float32")
+    arrays = _model(engine)
+    arrays.fit(x, y, epochs=1, verbose=0, sample_weight=weights, class_weight={0: 1, 1: 2, 2: 0.5})
+    stream = _model(engine)
+    stream.fit(files["memmap"], y, epochs=1, verbose=0, sample_weight=weights, class_weight={0: 1, 1: 2, 2: 0.5})
+    _same_weights(arrays, stream)
+    labels = y.argmax(1)
+    for model in (arrays, stream):
+        model.compile("sgd", "sparse_categorical_crossentropy", engine=engine)
+    arrays.fit(x, labels, epochs=1, verbose=0, shuffle=False)
+    stream.fit(files["dataset"], labels, epochs=1, verbose=0, shuffle=False, buffer_size=64 * ROW_BYTES)
+    _same_weights(arrays, stream)
+
+
+def test_an_unbuilt_model_builds_from_the_stream_shape(engine, files):
+    model = Sequential([Dense(4, activation="relu"), Dense(3, activation="softmax")])
+    model.compile("sgd", "categorical_crossentropy", engine=engine)
+    model.fit(files["matrix"], files["y"], epochs=1, verbose=0)
+    assert model.input_shape == (None, FEATURES)
+
+
+def test_bad_arguments(engine, files):
+    model = _model(engine)
+    with pytest.raises(ValueError, match="buffer_size"):
+        model.fit(files["memmap"], files["y"], buffer_size=0)
+    with pytest.raises(ValueError, match="steps_per_epoch"):
+        model.fit(files["memmap"], files["y"], steps_per_epoch=3)
+    with pytest.raises(ValueError, match="same number of samples"):
+        model.fit(files["memmap"], files["y"][:10])
+    with pytest.raises(ValueError, match="expects samples of shape"):
+        _model(engine, input_shape=(4,)).fit(files["dataset"], files["y"])
+    with pytest.raises(TypeError, match="Unrecognized keyword"):
+        model.predict(files["memmap"], buffer_sizes=3)
+    assert model.optimizer.iterations == 0
+
+
+def test_hdf5_matrix_keras2_semantics(files):
+    path, x = files["path"], files["x"]
+    matrix = fastfit.utils.HDF5Matrix(path, "x", start=10, end=50, normalizer=lambda rows: rows * 2)
+    assert len(matrix) == 40 and matrix.shape == (40, FEATURES) and matrix.ndim == 2
+    assert matrix.dtype == np.float32 and matrix.size == 40 * FEATURES
+    np.testing.assert_array_equal(matrix[0:5], x[10:15] * 2)
+    np.testing.assert_array_equal(matrix[3], x[13] * 2)
+    np.testing.assert_array_equal(matrix[[1, 4]], x[[11, 14]] * 2)
+    with pytest.raises(IndexError):
+        matrix[40]
+    with pytest.raises(ValueError, match="rows"):
+        fastfit.utils.HDF5Matrix(path, "x", start=5, end=N + 1)
+    model = _model("python", dropout=False)
+    arrays = _model("python", dropout=False)
+    model.fit(matrix, files["y"][10:50], epochs=1, verbose=0, shuffle="batch")
+    arrays.fit(x[10:50] * 2, files["y"][10:50], epochs=1, verbose=0, shuffle="batch")
+    _same_weights(model, arrays)
