@@ -218,6 +218,10 @@ class Model(Network):
 
         Arguments follow Keras 2 (`batch_size=None` means 32; `validation_split` takes the last samples before
         shuffling; `shuffle='batch'` shuffles whole batches; `epochs=None` means 1). The legacy `nb_epoch` is accepted with a warning.
+        `x` may also be a generator or a `fastfit.utils.Sequence` (tf.keras: `steps_per_epoch`, `workers`,
+        `use_multiprocessing`, `max_queue_size`), or an on-disk array (`np.memmap`, `h5py.Dataset`,
+        `HDF5Matrix`) streamed in two buffers of `buffer_size` bytes (default 256 MiB): see the guide
+        "Data larger than memory".
 
         Raises:
             RuntimeError: not compiled, or `fit` already running on this model in another thread.
