@@ -99,7 +99,7 @@ def _result(future):
             return future.result(timeout=_POLL_SECONDS)
         except concurrent.futures.TimeoutError:
             continue
-        except concurrent.futures.process.BrokenProcessPool as error:
+        except concurrent.futures.BrokenExecutor as error:
             raise RuntimeError("a worker process reading the Sequence died (killed, or out of memory); "
                                "see its output above") from error
 

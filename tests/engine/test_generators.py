@@ -310,3 +310,66 @@ def test_a_generator_without_steps_validates_each_epoch_it_completes(engine):
             yield x[start:start + BATCH], y[start:start + BATCH]
     history = model.fit(four_batches(), epochs=1, verbose=0, validation_data=(x[:10], y[:10]))
     assert set(history.history) == {"loss", "acc", "val_loss", "val_acc"}
+
+
+CTRL_C_SCRIPT = """
+import multiprocessing, sys, threading, time
+import numpy as np
+import fastfit
+from fastfit.layers import Dense
+from fastfit.models import Sequential
+
+class Slow(fastfit.utils.Sequence):
+    def __len__(self):
+        return 1000
+    def __getitem__(self, index):
+        time.sleep(0.02)
+        rng = np.random.default_rng(index)
+        return rng.normal(size=(8, 4)).astype("float32"), rng.normal(size=(8, 1)).astype("float32")
+
+model = Sequential([Dense(1, input_shape=(4,))])
+model.compile("sgd", "mse", engine=sys.argv[1])
+started = fastfit.callbacks.LambdaCallback(on_batch_end=lambda b, l: b == 5 and print("started", flush=True))
+try:
+    model.fit(Slow(), epochs=5, verbose=0, workers=2, use_multiprocessing=sys.argv[2] == "processes",
+              callbacks=[started])
+except KeyboardInterrupt:
+    left = multiprocessing.active_children() + [t for t in threading.enumerate() if t.name.startswith("fastfit-s")]
+    print("interrupted", left, flush=True)
+"""
+
+
+@pytest.mark.parametrize("kind", ["threads", "processes"])
+def test_ctrl_c_stops_fit_and_its_workers(engine, kind, tmp_path):
+    import os
+    import signal
+    import subprocess
+    import sys
+    script = tmp_path / "ctrl_c.py"
+    script.write_text(CTRL_C_SCRIPT)
+    process = subprocess.Popen([sys.executable, str(script), engine, kind], stdout=subprocess.PIPE, text=True,
+                               env=dict(os.environ))
+    try:
+        assert process.stdout.readline().strip() == "started"
+        process.send_signal(signal.SIGINT)
+        out, _ = process.communicate(timeout=60)
+    finally:
+        process.kill()
+    assert out.strip() == "interrupted []"
+
+
+class Dies(Batches):
+    def __getitem__(self, index):
+        if index == 2:
+            import os
+            os._exit(3)  # a worker killed outright
+        return super().__getitem__(index)
+
+
+def test_a_worker_process_that_dies_stops_fit_without_a_hang(engine):
+    x, y, _ = _data()
+    model = _model(engine)
+    _, error = _within(60, lambda: model.fit(Dies(x, y), epochs=1, shuffle=False, verbose=0, workers=2,
+                                             use_multiprocessing=True))
+    assert isinstance(error, RuntimeError) and "worker process" in str(error)
+    _no_workers_left()
