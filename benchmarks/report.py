@@ -116,6 +116,7 @@ def section_lines(results):
                   f"{'COPIES the data set' if mem['copies_dataset'] else 'no copy of the data set'}"]
     elif mem:
         lines.append(f"memory: failed: {mem['error']}")
+    lines += streaming_lines(results.get("streaming"))
     ck = results.get("checkpoint")
     if ck and "error" not in ck:
         lines.append(f"checkpoint: model.save of W3 ({ck['params']} params + Adam state, "
@@ -170,3 +171,32 @@ def target_lines(items):
     """Returns one line per target: met/MISSED, name, value, target."""
     return [f"  {'met   ' if t['met'] else 'MISSED'} {t['name']}: {t['value']:.3g} (target {t['target']})"
             for t in items]
+
+
+def streaming_lines(st):
+    """Lines of the streaming section (issue 21), or [] when it did not run."""
+    if not st:
+        return []
+    if "error" in st:
+        return [f"streaming: failed: {st['error']}"]
+    mib, b, sp, sq = 1 << 20, st["bound"], st["speed"], st["sequence"]
+    lines = [f"streaming ({st['engine']} engine): W1 fit from a {b['file_bytes'] / mib:.0f} MiB memmap, buffer "
+             f"{b['buffer_size'] / mib:.0f} MiB: RssAnon grew {b['growth'] / mib:.0f} MiB (bound 2 x buffer + "
+             f"{b['workspaces'] / mib:.1f} MiB model/workspaces = {b['bound'] / mib:.0f} MiB): "
+             f"{'within' if b['within_bound'] else 'OVER'}; epoch {b['epoch_s']:.1f} s"]
+    for name, row in sp["workloads"].items():
+        text = f"  {name} on {sp['samples']} rows, buffer {sp['buffer_size'] / mib:.0f} MiB: in memory " \
+               f"{row['in_memory_s'] * 1e3:.0f} ms/epoch; warm memmap {_pct(row['memmap_warm_ratio'])}, h5py " \
+               f"{_pct(row['h5py_warm_ratio'])} of it (target >= 90%)"
+        if "memmap_cold_ratio" in row:
+            text += f"; cold memmap {_pct(row['memmap_cold_ratio'])}, h5py {_pct(row['h5py_cold_ratio'])}"
+        lines.append(text)
+    if "disk_read_bytes_per_s" in sp:
+        lines.append(f"  disk sequential read {sp['disk_read_bytes_per_s'] / mib:.0f} MiB/s "
+                     f"({sp['data_bytes'] / mib:.0f} MiB file)")
+    lines.append(f"  Sequence, __getitem__ = one {sq['workload']} step ({sq['step_s'] * 1e3:.2f} ms), workers=2: "
+                 f"threads {_pct(sq['threads_ratio'])}, processes {_pct(sq['processes_ratio'])} of the in-memory "
+                 "rate (target >= 80%)")
+    for key, value in sq.get("anchors", {}).items():
+        lines.append(f"  anchor {key}: {value if isinstance(value, str) else f'{value * 1e3:.0f} ms/epoch'}")
+    return lines

@@ -1,7 +1,7 @@
 """Command line of the benchmark suite: `python -m benchmarks` or `python benchmarks/run.py`.
 
 Runs the sections in one go (throughput with the GEMM ceiling and per-step overhead, callback costs, GIL,
-memory, checkpoint), prints one report and optionally writes everything to JSON.
+memory, checkpoint, streaming from disk), prints one report and optionally writes everything to JSON.
 """
 import argparse
 import json
@@ -18,7 +18,7 @@ from benchmarks.isolate import Worker, WorkerError, call_once  # noqa: E402
 from benchmarks.throughput import Throughput           # noqa: E402
 from benchmarks.workloads import FULL_SAMPLES, QUICK_SAMPLES, WORKLOADS  # noqa: E402
 
-SECTIONS = ("throughput", "callbacks", "gil", "memory", "checkpoint")
+SECTIONS = ("throughput", "callbacks", "gil", "memory", "checkpoint", "streaming")
 
 
 def _csv(choices, what):
@@ -47,11 +47,15 @@ def parse_args(argv=None):
     p.add_argument("--gil-samples", type=int, default=None, help="rows for the GIL benchmark (default 30000)")
     p.add_argument("--fastfit-blas-threads", type=int, default=None,
                    help="run the fastfit engines' workers with OPENBLAS_NUM_THREADS=N (default: BLAS default)")
+    p.add_argument("--stream-samples", type=int, default=None,
+                   help="rows of the on-disk data set of the streaming memory bound (default 1400000: 4.4 GB)")
+    p.add_argument("--stream-buffer-mb", type=int, default=None, help="buffer_size of that fit in MiB (default 256)")
+    p.add_argument("--stream-dir", default=None, help="folder for the streaming data files (default: the temp dir)")
     p.add_argument("--quick", action="store_true",
                    help=f"tiny sizes ({QUICK_SAMPLES} rows), short timings: checks that everything runs")
     p.add_argument("--json", metavar="PATH", help="also write all results to PATH as JSON")
     args = p.parse_args(argv)
-    for name in ("repeats", "samples", "gil_samples", "fastfit_blas_threads"):
+    for name in ("repeats", "samples", "gil_samples", "fastfit_blas_threads", "stream_samples", "stream_buffer_mb"):
         value = getattr(args, name)
         if value is not None and value < 1:
             p.error(f"--{name.replace('_', '-')} must be a positive int, got {value}")
@@ -59,6 +63,8 @@ def parse_args(argv=None):
     args.repeats = args.repeats or (1 if quick else 3)
     args.samples = args.samples or (QUICK_SAMPLES if quick else FULL_SAMPLES)
     args.gil_samples = args.gil_samples or (QUICK_SAMPLES if quick else 30000)
+    args.stream_samples = args.stream_samples or (4096 if quick else 1400000)
+    args.stream_buffer_mb = args.stream_buffer_mb or (1 if quick else 256)
     args.gemm_budget = 0.002 if quick else 0.05
     args.settle = 0.15 if quick else 0.2
     return args
@@ -131,8 +137,14 @@ def run(args, log=print):
     if fastfit_ok and "checkpoint" in args.sections:
         results["checkpoint"] = _section("checkpoint", log, lambda: call_once(
             "checkpoint:run", repeats=3 if args.quick else 7, engine=ff_engine))
+    if fastfit_ok and "streaming" in args.sections:
+        results["streaming"] = _section("streaming", log, lambda: call_once(
+            "streaming:run", bound_samples=args.stream_samples, speed_samples=args.samples,
+            buffer_size=args.stream_buffer_mb << 20, repeats=args.repeats, engine=ff_engine,
+            directory=args.stream_dir, cold=not args.quick, with_anchors=not args.quick,
+            workloads=["w1"] if args.quick else ["w1", "w3"]))
     if not fastfit_ok:
-        results["note"] = "fastfit not importable: callbacks, gil, memory and checkpoint sections skipped"
+        results["note"] = "fastfit not importable: callbacks, gil, memory, checkpoint and streaming sections skipped"
     with Worker() as worker:          # versions and BLAS as the engines' processes see them
         results["machine"] = worker.call("machine:describe_with_imports", engines=ready)
     results["targets"] = report.targets(results)

@@ -85,3 +85,6 @@ def test_quick_run_writes_expected_json(tmp_path):
         assert "error" in mem or {"peak_rss", "budget", "within_budget", "copies_dataset"} <= set(mem)
         ck = res["checkpoint"]
         assert "error" in ck or ck["median_ms"] > 0
+        st = res["streaming"]
+        assert "error" in st or ({"bound", "speed", "sequence"} <= set(st) and st["bound"]["growth"] >= 0
+                                 and st["speed"]["workloads"]["w1"]["memmap_warm_ratio"] > 0)

@@ -1,0 +1,296 @@
+"""Training from disk (issue 21): memory bound, warm/cold-cache speed against in-memory arrays, a `Sequence`
+with workers, and the torch DataLoader / Keras 3 PyDataset anchors.
+
+Runs in a fresh interpreter (`call_once("streaming:run", ...)`). Three measurements:
+
+- **bound**: a W1 fit from an `np.memmap` of `bound_samples` rows (the issue asks for >= 4 GB on disk)
+  with `buffer_size`; a sampling thread reads `RssAnon` from /proc/self/status every 20 ms. The bound is
+  `2 x buffer_size + the growth of the same fit on a memmap of 4 batches` (model, optimizer slots and engine
+  workspaces, measured), above the RssAnon before the fit.
+- **speed**: W1 and W3 epochs on `speed_samples` rows from in-memory arrays, from an `np.memmap` and from a
+  chunked, uncompressed `h5py.Dataset`, with `buffer_size` = a quarter of the data (so the stream really runs
+  in buffers); warm page cache, and cold (pages evicted with `posix_fadvise(DONTNEED)` before each epoch)
+  beside the disk's own sequential read rate.
+- **sequence**: a `Sequence` whose `__getitem__` costs as much CPU as one training step (NumPy work that
+  releases the GIL, calibrated), `workers=2` threads and processes, against the in-memory rate.
+"""
+import itertools
+import os
+import threading
+import time
+
+import numpy as np
+
+from .engines import FastfitTrainer
+from .workloads import N_CLASSES, N_FEATURES, WORKLOADS, make_data
+
+MIB = 1 << 20
+
+
+def rss_anon():
+    """RssAnon of this process in bytes (anonymous memory: not the page cache of mapped files)."""
+    with open("/proc/self/status") as fh:
+        for line in fh:
+            if line.startswith("RssAnon:"):
+                return int(line.split()[1]) * 1024
+    return 0
+
+
+class PeakSampler:
+    """Samples RssAnon every `period` seconds on a thread while the `with` block runs."""
+
+    def __init__(self, period=0.02):
+        self.period, self.peak, self._stop = period, 0, threading.Event()
+
+    def __enter__(self):
+        self.peak = rss_anon()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+        self._thread.start()
+        return self
+
+    def _run(self):
+        while not self._stop.wait(self.period):
+            self.peak = max(self.peak, rss_anon())
+
+    def __exit__(self, *exc):
+        self._stop.set()
+        self._thread.join()
+        self.peak = max(self.peak, rss_anon())
+
+
+def write_files(directory, samples, seed=0, block=16384):
+    """x/y as raw memmap files and as one HDF5 file (x chunked by ~1 MiB, uncompressed), written in blocks
+    (never the whole data set in memory). Returns the paths."""
+    import h5py
+    paths = {"x": os.path.join(directory, "x.f32"), "y": os.path.join(directory, "y.f32"),
+             "h5": os.path.join(directory, "data.h5")}
+    x_map = np.memmap(paths["x"], np.float32, "w+", shape=(samples, N_FEATURES))
+    y_map = np.memmap(paths["y"], np.float32, "w+", shape=(samples, N_CLASSES))
+    with h5py.File(paths["h5"], "w") as handle:
+        chunk_rows = max(1, MIB // (4 * N_FEATURES))
+        hx = handle.create_dataset("x", (samples, N_FEATURES), np.float32, chunks=(min(chunk_rows, samples), N_FEATURES))
+        hy = handle.create_dataset("y", (samples, N_CLASSES), np.float32)
+        for number, start in enumerate(range(0, samples, block)):
+            x, y, _ = make_data(min(block, samples - start), seed + number)
+            x_map[start:start + len(x)] = x
+            y_map[start:start + len(x)] = y
+            hx[start:start + len(x)] = x
+            hy[start:start + len(x)] = y
+    x_map.flush()
+    y_map.flush()
+    del x_map, y_map
+    return paths
+
+
+def evict(path):
+    """Drop `path`'s pages from the page cache (they are clean: written and flushed)."""
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fdatasync(fd)
+        os.posix_fadvise(fd, 0, 0, os.POSIX_FADV_DONTNEED)
+    finally:
+        os.close(fd)
+
+
+def sequential_read_rate(path):
+    """Bytes per second of one cold sequential read of `path` in 8 MiB blocks."""
+    evict(path)
+    total, start = 0, time.perf_counter()
+    with open(path, "rb", buffering=0) as fh:
+        while True:
+            block = fh.read(8 * MIB)
+            if not block:
+                break
+            total += len(block)
+    return total / (time.perf_counter() - start)
+
+
+def _maps(paths, samples):
+    import h5py
+    handle = h5py.File(paths["h5"], "r")
+    return {"memmap": (np.memmap(paths["x"], np.float32, "r", shape=(samples, N_FEATURES)),
+                       np.memmap(paths["y"], np.float32, "r", shape=(samples, N_CLASSES))),
+            "h5py": (handle["x"], handle["y"])}, handle
+
+
+def _epoch_seconds(trainer, x, y, repeats, buffer_size=None, before=None):
+    kwargs = {} if buffer_size is None else {"buffer_size": buffer_size}
+    trainer.model.fit(x, y, batch_size=trainer.batch_size, epochs=1, verbose=0, **kwargs)  # warm-up
+    times = []
+    for _ in range(repeats):
+        if before:
+            before()
+        start = time.perf_counter()
+        trainer.model.fit(x, y, batch_size=trainer.batch_size, epochs=1, verbose=0, **kwargs)
+        times.append(time.perf_counter() - start)
+    return float(np.median(times))
+
+
+def measure_bound(directory, samples, buffer_size, engine):
+    paths = write_files(directory, samples)
+    maps, handle = _maps(paths, samples)
+    x, y = maps["memmap"]
+    trainer = FastfitTrainer(WORKLOADS["w1"], {"x": x, "y": y}, engine=engine)
+    small = 4 * trainer.batch_size
+    trainer.model.fit(x[:small], y[:small], batch_size=trainer.batch_size, epochs=1, verbose=0)  # imports
+    base = rss_anon()
+    with PeakSampler() as small_fit:
+        trainer.model.fit(x[:small], y[:small], batch_size=trainer.batch_size, epochs=1, verbose=0)
+    workspaces = max(0, small_fit.peak - base)
+    base = rss_anon()
+    start = time.perf_counter()
+    with PeakSampler() as fit:
+        trainer.model.fit(x, y, batch_size=trainer.batch_size, epochs=1, verbose=0, buffer_size=buffer_size)
+    seconds = time.perf_counter() - start
+    handle.close()
+    growth = fit.peak - base
+    bound = 2 * buffer_size + workspaces
+    return {"samples": samples, "file_bytes": os.path.getsize(paths["x"]), "buffer_size": buffer_size,
+            "workspaces": workspaces, "rss_anon_base": base, "rss_anon_peak": fit.peak, "growth": growth,
+            "bound": bound, "within_bound": growth <= bound, "epoch_s": seconds}
+
+
+def measure_speed(directory, samples, repeats, engine, cold, workloads=("w1", "w3")):
+    paths = write_files(directory, samples, seed=1000)
+    maps, handle = _maps(paths, samples)
+    x_mem, y_mem, _ = make_data(samples, 0)
+    buffer_size = max(MIB, (x_mem.nbytes + 8 * samples) // 4)
+    result = {"samples": samples, "buffer_size": buffer_size, "workloads": {}}
+    for name in workloads:
+        trainer = FastfitTrainer(WORKLOADS[name], {"x": x_mem, "y": y_mem}, engine=engine)
+        row = {"in_memory_s": _epoch_seconds(trainer, x_mem, y_mem, repeats)}
+        for kind, (x, y) in maps.items():
+            row[f"{kind}_warm_s"] = _epoch_seconds(trainer, x, y, repeats, buffer_size)
+            row[f"{kind}_warm_ratio"] = row["in_memory_s"] / row[f"{kind}_warm_s"]
+            if cold:
+                files = [paths["x"], paths["y"]] if kind == "memmap" else [paths["h5"]]
+                row[f"{kind}_cold_s"] = _epoch_seconds(trainer, x, y, repeats, buffer_size,
+                                                       before=lambda files=files: [evict(f) for f in files])
+                row[f"{kind}_cold_ratio"] = row["in_memory_s"] / row[f"{kind}_cold_s"]
+        result["workloads"][name] = row
+    handle.close()
+    if cold:
+        result["disk_read_bytes_per_s"] = sequential_read_rate(paths["x"])
+        result["data_bytes"] = os.path.getsize(paths["x"])
+    return result
+
+
+def measure_sequence(samples, repeats, engine, workload="w3", with_anchors=True):
+    import fastfit
+    x, y, _ = make_data(samples, 0)
+    trainer = FastfitTrainer(WORKLOADS[workload], {"x": x, "y": y}, engine=engine)
+    bs = trainer.batch_size
+    in_memory = _epoch_seconds(trainer, x, y, repeats)
+    step = in_memory / -(-samples // bs)
+    scratch = np.random.default_rng(0).random(1 << 16)
+    out = np.empty_like(scratch)
+    start, calls = time.perf_counter(), 0
+    while time.perf_counter() - start < 0.2:
+        np.exp(scratch, out=out)
+        calls += 1
+    per_call = 0.2 / calls
+    work = max(1, int(step / per_call))
+
+    class Costly(fastfit.utils.Sequence):
+        def __len__(self):
+            return int(-(-samples // bs))
+
+        def __getitem__(self, index):
+            buf = np.empty_like(scratch)
+            for _ in range(work):
+                np.exp(scratch, out=buf)
+            rows = slice(index * bs, (index + 1) * bs)
+            return x[rows], y[rows]
+
+    result = {"workload": workload, "samples": samples, "in_memory_s": in_memory, "step_s": step}
+    for label, processes in (("threads", False), ("processes", True)):
+        seconds = []
+        for _ in range(repeats):
+            t0 = time.perf_counter()
+            trainer.model.fit(Costly(), epochs=1, verbose=0, workers=2, use_multiprocessing=processes)
+            seconds.append(time.perf_counter() - t0)
+        result[f"{label}_s"] = float(np.median(seconds))
+        result[f"{label}_ratio"] = in_memory / result[f"{label}_s"]
+    if with_anchors:
+        result["anchors"] = anchors(x, y, bs, repeats)
+    return result
+
+
+def anchors(x, y, batch_size, repeats):
+    """W3 epochs of torch with a DataLoader over a memmap-like array and Keras 3 with a PyDataset, when
+    installed (seconds per epoch, or a note)."""
+    found = {}
+    try:
+        import torch
+        from torch import nn
+        from torch.utils.data import DataLoader, Dataset
+
+        class Rows(Dataset):
+            def __len__(self):
+                return len(x)
+
+            def __getitem__(self, index):
+                return torch.from_numpy(np.asarray(x[index])), int(y[index].argmax())
+        torch.manual_seed(0)
+        widths = WORKLOADS["w3"].widths
+        layers = []
+        for i, (a, b) in enumerate(itertools.pairwise(widths)):
+            layers += [nn.Linear(a, b)] + ([nn.ReLU()] if i < len(widths) - 2 else [])
+        model = nn.Sequential(*layers)
+        opt = torch.optim.Adam(model.parameters(), lr=1e-3)
+        loss_fn = nn.CrossEntropyLoss()
+        loader = DataLoader(Rows(), batch_size=batch_size, shuffle=True, num_workers=2)
+        seconds = []
+        for _ in range(repeats):
+            t0 = time.perf_counter()
+            for xb, yb in loader:
+                opt.zero_grad(set_to_none=True)
+                loss_fn(model(xb), yb).backward()
+                opt.step()
+            seconds.append(time.perf_counter() - t0)
+        found["torch_dataloader_s"] = float(np.median(seconds))
+    except ImportError as error:
+        found["torch_dataloader"] = f"not installed ({error})"
+    try:
+        os.environ.setdefault("KERAS_BACKEND", "jax")
+        import keras
+
+        class Batches(keras.utils.PyDataset):
+            def __init__(self):
+                super().__init__(workers=2)
+
+            def __len__(self):
+                return int(-(-len(x) // batch_size))
+
+            def __getitem__(self, index):
+                rows = slice(index * batch_size, (index + 1) * batch_size)
+                return x[rows], y[rows]
+        widths = WORKLOADS["w3"].widths
+        model = keras.Sequential([keras.Input((widths[0],))]
+                                 + [keras.layers.Dense(w, activation="relu") for w in widths[1:-1]]
+                                 + [keras.layers.Dense(widths[-1], activation="softmax")])
+        model.compile("adam", "categorical_crossentropy")
+        model.fit(Batches(), epochs=1, verbose=0)
+        seconds = []
+        for _ in range(repeats):
+            t0 = time.perf_counter()
+            model.fit(Batches(), epochs=1, verbose=0)
+            seconds.append(time.perf_counter() - t0)
+        found["keras3_pydataset_s"] = float(np.median(seconds))
+    except ImportError as error:
+        found["keras3_pydataset"] = f"not installed ({error})"
+    return found
+
+
+def run(bound_samples, speed_samples, buffer_size, repeats=3, engine="cython", directory=None, cold=True,
+        with_anchors=True, workloads=("w1", "w3")):
+    """Worker side: the three measurements (module docstring); files go to a temporary folder in
+    `directory` (default: the system's) and are removed afterwards."""
+    import tempfile
+    with tempfile.TemporaryDirectory(dir=directory, prefix="fastfit-stream-") as folder:
+        bound = measure_bound(folder, bound_samples, buffer_size, engine)
+        for name in os.listdir(folder):
+            os.remove(os.path.join(folder, name))
+        speed = measure_speed(folder, speed_samples, repeats, engine, cold, workloads)
+    sequence = measure_sequence(speed_samples, repeats, engine, workloads[-1], with_anchors)
+    return {"engine": engine, "bound": bound, "speed": speed, "sequence": sequence}
