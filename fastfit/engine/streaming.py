@@ -47,8 +47,8 @@ def _streams():
 class ContinuedHook:
     """Wraps the `BatchHook` of one epoch (or one evaluate/predict) so that engine calls over successive parts
     look like one call: batch indices continue, the running sums behind throttled means include the earlier
-    parts (train/test), the predict row offset points into the whole output, and throttled callbacks are
-    still called at most every `end_interval` seconds plus on `final_batch`."""
+    parts (train/test), and throttled callbacks are still called at most every `end_interval` seconds plus on
+    `final_batch` (predict hooks are made per part, with that part's outputs)."""
 
     def __init__(self, hook, metric_count, model=None):
         self._hook = hook
@@ -61,7 +61,6 @@ class ContinuedHook:
         self._carried = None
         self._last_end = time.monotonic()
         self.batch_offset = 0
-        self.row_offset = 0
         self.final_batch = None
 
     def __call__(self, phase, batch, size, stats):
@@ -74,15 +73,11 @@ class ContinuedHook:
         if self._carried is not None:
             stats = stats.copy()
             stats[self._count:] += self._carried
-        elif self.row_offset:
-            stats = stats.copy()
-            stats[0] += self.row_offset
         return self._hook(phase, batch, size, stats)
 
-    def advance(self, batches, rows, sums=None):
-        """Account for a finished part of `batches` batches and `rows` rows (and its sums, train/test)."""
+    def advance(self, batches, sums=None):
+        """Account for a finished part of `batches` batches (and its sums, train/test)."""
         self.batch_offset += batches
-        self.row_offset += rows
         if sums is not None:
             self._carried = sums.copy() if self._carried is None else self._carried + sums
 
@@ -265,7 +260,7 @@ def train(model, feed, validate, val_for_callbacks, callbacks, epochs, verbose, 
                     sums = part if sums is None else sums + part  # the engine's own order of additions
                     batches += done
                     if hook is not None:
-                        hook.advance(done, len(order), part)
+                        hook.advance(done, part)
                     if model.stop_training:
                         break
                 else:
@@ -326,7 +321,7 @@ def evaluate_parts(model, parts, cbks):
             part = net.evaluate(x, y, weights, batch_size, hook)
             sums = part if sums is None else sums + part
             if hook is not None:
-                hook.advance(-(-len(x) // batch_size), len(x), part)
+                hook.advance(-(-len(x) // batch_size), part)
     finally:
         parts.close()
     if sums is None:

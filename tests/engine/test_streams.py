@@ -256,3 +256,11 @@ def test_hdf5_matrix_keras2_semantics(files):
     model.fit(matrix, files["y"][10:50], epochs=1, verbose=0, shuffle="batch")
     arrays.fit(x[10:50] * 2, files["y"][10:50], epochs=1, verbose=0, shuffle="batch")
     _same_weights(model, arrays)
+
+
+def test_progress_bar_across_buffers(engine, files, capsys):
+    model = _model(engine)
+    history = model.fit(files["memmap"], files["y"], epochs=2, verbose=1, buffer_size=64 * ROW_BYTES)
+    out = capsys.readouterr().out
+    assert "Epoch 2/2" in out and f"loss: {history.history['loss'][-1]:.4f}" in out
+    assert f"{N}/{N}" in out
