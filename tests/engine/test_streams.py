@@ -264,3 +264,25 @@ def test_progress_bar_across_buffers(engine, files, capsys):
     out = capsys.readouterr().out
     assert "Epoch 2/2" in out and f"loss: {history.history['loss'][-1]:.4f}" in out
     assert f"{N}/{N}" in out
+
+
+def test_a_stream_is_never_held_whole_in_memory(engine, tmp_path):
+    import tracemalloc
+    rows, features = 4000, 200  # 3.2 MB of inputs on disk
+    x = np.random.default_rng(0).normal(size=(rows, features)).astype("float32")
+    y = fastfit.utils.to_categorical(np.arange(rows) % 3, 3)
+    path = str(tmp_path / "big.h5")
+    with h5py.File(path, "w") as handle:
+        handle.create_dataset("x", data=x, chunks=(64, features))
+    del x
+    model = _model(engine, input_shape=(features,))
+    buffer_size = 128 * 1024
+    with h5py.File(path, "r") as handle:
+        model.fit(handle["x"], y, batch_size=BATCH, epochs=1, verbose=0, buffer_size=buffer_size)  # warm-up
+        tracemalloc.start()
+        try:
+            model.fit(handle["x"], y, batch_size=BATCH, epochs=1, verbose=0, buffer_size=buffer_size)
+            _, peak = tracemalloc.get_traced_memory()
+        finally:
+            tracemalloc.stop()
+    assert peak < 8 * buffer_size < rows * features * 4 / 3  # two buffers and a read block, not the data
