@@ -194,7 +194,7 @@ def _looks_like_rows(item):
     return isinstance(item, list) and not any(hasattr(v, "__len__") for v in item)
 
 
-_IDENTITY = {}
+_IDENTITY: dict[int, np.ndarray] = {}
 
 
 def _identity(size):
