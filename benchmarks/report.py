@@ -183,7 +183,9 @@ def streaming_lines(st):
     lines = [f"streaming ({st['engine']} engine): W1 fit from a {b['file_bytes'] / mib:.0f} MiB memmap, buffer "
              f"{b['buffer_size'] / mib:.0f} MiB: RssAnon grew {b['growth'] / mib:.0f} MiB (bound 2 x buffer + "
              f"{b['workspaces'] / mib:.1f} MiB model/workspaces = {b['bound'] / mib:.0f} MiB): "
-             f"{'within' if b['within_bound'] else 'OVER'}; epoch {b['epoch_s']:.1f} s"]
+             f"{'within' if b['within_bound'] else 'OVER'}; epoch {b['epoch_s']:.1f} s; files on "
+             f"{st.get('filesystem', '?')}" + (" (in RAM: bound and cold figures mean nothing)"
+                                               if st.get("filesystem") == "tmpfs" else "")]
     for name, row in sp["workloads"].items():
         text = f"  {name} on {sp['samples']} rows, buffer {sp['buffer_size'] / mib:.0f} MiB: in memory " \
                f"{row['in_memory_s'] * 1e3:.0f} ms/epoch; warm memmap {_pct(row['memmap_warm_ratio'])}, h5py " \

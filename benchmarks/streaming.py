@@ -282,6 +282,21 @@ def anchors(x, y, batch_size, repeats):
     return found
 
 
+def mount_type(path):
+    """The file system type of the mount holding `path` ('tmpfs' means the files live in RAM)."""
+    best, kind = "", "unknown"
+    try:
+        with open("/proc/mounts") as fh:
+            for line in fh:
+                fields = line.split()
+                point = fields[1]
+                if os.path.realpath(path).startswith(point) and len(point) > len(best):
+                    best, kind = point, fields[2]
+    except OSError:
+        pass
+    return kind
+
+
 def run(bound_samples, speed_samples, buffer_size, repeats=3, engine="cython", directory=None, cold=True,
         with_anchors=True, workloads=("w1", "w3")):
     """Worker side: the three measurements (module docstring); files go to a temporary folder in
@@ -293,4 +308,5 @@ def run(bound_samples, speed_samples, buffer_size, repeats=3, engine="cython", d
             os.remove(os.path.join(folder, name))
         speed = measure_speed(folder, speed_samples, repeats, engine, cold, workloads)
     sequence = measure_sequence(speed_samples, repeats, engine, workloads[-1], with_anchors)
-    return {"engine": engine, "bound": bound, "speed": speed, "sequence": sequence}
+    return {"engine": engine, "filesystem": mount_type(directory or tempfile.gettempdir()), "bound": bound,
+            "speed": speed, "sequence": sequence}

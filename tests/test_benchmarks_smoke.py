@@ -85,6 +85,18 @@ def test_quick_run_writes_expected_json(tmp_path):
         assert "error" in mem or {"peak_rss", "budget", "within_budget", "copies_dataset"} <= set(mem)
         ck = res["checkpoint"]
         assert "error" in ck or ck["median_ms"] > 0
-        st = res["streaming"]
-        assert "error" in st or ({"bound", "speed", "sequence"} <= set(st) and st["bound"]["growth"] >= 0
-                                 and st["speed"]["workloads"]["w1"]["memmap_warm_ratio"] > 0)
+        assert "streaming" not in res  # only when asked for: it writes a large file
+
+
+def test_quick_streaming_section(tmp_path):
+    if not availability("fastfit-ref")[0]:
+        pytest.skip("fastfit not importable")
+    out = tmp_path / "stream.json"
+    assert bench_run.main(["--quick", "--sections", "streaming", "--engines", "fastfit", "--workloads", "w1",
+                           "--stream-dir", str(tmp_path), "--json", str(out)]) == 0
+    st = json.loads(out.read_text())["streaming"]
+    assert "error" not in st, st
+    assert st["bound"]["growth"] >= 0 and st["bound"]["bound"] >= 2 * st["bound"]["buffer_size"]
+    assert st["speed"]["workloads"]["w1"]["memmap_warm_ratio"] > 0
+    assert st["sequence"]["threads_ratio"] > 0 and st["sequence"]["processes_ratio"] > 0
+    assert os.listdir(tmp_path) == ["stream.json"]  # the data files are removed
