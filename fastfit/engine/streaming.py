@@ -45,16 +45,24 @@ def _streams():
 
 # -- the hook bridge ------------------------------------------------------------------------------------------
 class ContinuedHook:
-    """Wraps the `BatchHook` of one epoch (or one evaluate/predict) so that engine calls over successive parts
-    look like one call: batch indices continue, the running sums behind throttled means include the earlier
-    parts (train/test), and throttled callbacks are still called at most every `end_interval` seconds plus on
-    `final_batch` (predict hooks are made per part, with that part's outputs)."""
+    """Wraps the `BatchHook` of one epoch (or one evaluate/predict; None when no callback listens) so that
+    engine calls over successive parts look like one call: batch indices continue, the running sums behind
+    throttled means include the earlier parts (train/test), and throttled callbacks are still called at most
+    every `end_interval` seconds plus on `final_batch` (predict hooks are made per part, with that part's
+    outputs).
 
-    def __init__(self, hook, metric_count, model=None):
+    `exact=True` (generator and Sequence parts): the engine calls back after every batch and this object
+    adds the batch into `sums` ([seen, loss sum, metric sums...]) with the engine's own operations, in batch
+    order, so the epoch's sums are those of one engine call over all its batches, bit for bit.
+    """
+
+    def __init__(self, hook, metric_count, model=None, exact=False):
         self._hook = hook
-        self.batch_begin = hook.batch_begin
-        self.batch_end = hook.batch_end
-        self.end_interval = hook.end_interval  # the engine throttles inside a part, this object across parts
+        self._interval = 0.0 if hook is None else hook.end_interval
+        self.batch_begin = hook is not None and hook.batch_begin
+        self.batch_end = exact or (hook is not None and hook.batch_end)
+        # the engine throttles inside a part, this object across parts
+        self.end_interval = 0.0 if exact else self._interval
         self.end_calls = None
         self._count = metric_count
         self._model = model
@@ -62,18 +70,31 @@ class ContinuedHook:
         self._last_end = time.monotonic()
         self.batch_offset = 0
         self.final_batch = None
+        self.sums = [0.0] * (metric_count + 1) if exact else None
 
     def __call__(self, phase, batch, size, stats):
         batch = int(batch) + self.batch_offset
-        if phase and self.end_interval > 0:
+        if phase and self.sums is not None:
+            sums = self.sums
+            sums[0] += size
+            for index in range(self._count):
+                sums[index + 1] += stats.item(index) * size
+        if self._hook is None or phase and not self._hook.batch_end:
+            return phase and self._stop()
+        if phase and self._interval > 0:
             now = time.monotonic()
-            if batch != self.final_batch and now - self._last_end < self.end_interval:
-                return self._model is not None and bool(self._model.stop_training)
+            if batch != self.final_batch and now - self._last_end < self._interval:
+                return self._stop()
             self._last_end = now
-        if self._carried is not None:
+        if self.sums is not None:
+            stats = np.concatenate([stats[:self._count], self.sums])
+        elif self._carried is not None:
             stats = stats.copy()
             stats[self._count:] += self._carried
         return self._hook(phase, batch, size, stats)
+
+    def _stop(self):
+        return self._model is not None and bool(self._model.stop_training)
 
     def advance(self, batches, sums=None):
         """Account for a finished part of `batches` batches (and its sums, train/test)."""
@@ -82,8 +103,8 @@ class ContinuedHook:
             self._carried = sums.copy() if self._carried is None else self._carried + sums
 
 
-def relay(hook, metric_count, model=None):
-    return None if hook is None else ContinuedHook(hook, metric_count, model)
+def relay(hook, metric_count, model=None, exact=False):
+    return ContinuedHook(hook, metric_count, model, exact) if hook is not None or exact else None
 
 
 # -- batches from generators and Sequences ---------------------------------------------------------------------
@@ -127,6 +148,7 @@ class BatchFeed:
             self._generator = feeding.GeneratorReader(source, self.workers, self.max_queue_size)
         self.exhausted = False
         self.last_batch_size = None
+        self.group_size = max(1, min(self.max_queue_size, 16))
 
     def close(self):
         if self._generator is not None:
@@ -156,26 +178,65 @@ class BatchFeed:
                 yield item
             count += 1
 
+    exact_sums = True  # parts are groups of whole batches: ContinuedHook(exact=True) sums them in order
+
     def train_parts(self, epoch, skip):
-        """(x, y, sample_weight, order, batch_size) per batch of the epoch."""
-        for number, item in enumerate(self.items(epoch, skip)):
-            x, y, weights = self._prepare(item, number + skip, self.class_weight)
-            self.last_batch_size = len(x)
-            yield x, y, weights, _identity(len(x)), len(x)
+        """(x, y, sample_weight, order, batch_size) per group of batches of the epoch."""
+        batches = (self._prepare(item, number + skip, self.class_weight)
+                   for number, item in enumerate(self.items(epoch, skip)))
+        for x, y, weights, batch_size, last_size in self._groups(batches, skip):
+            self.last_batch_size = last_size
+            yield x, y, weights, _identity(len(x)), batch_size
 
     def test_parts(self):
-        """(x, y, sample_weight, batch_size) per batch of one pass."""
-        for number, item in enumerate(self.items()):
-            x, y, weights = self._prepare(item, number, None)
-            yield x, y, weights, len(x)
+        """(x, y, sample_weight, batch_size) per group of batches of one pass."""
+        batches = (self._prepare(item, number, None) for number, item in enumerate(self.items()))
+        for x, y, weights, batch_size, _ in self._groups(batches, 0):
+            yield x, y, weights, batch_size
 
     def predict_parts(self):
-        """x per batch of one pass (an item may be x alone, or a tuple whose first entry is x)."""
+        """(x, batch_size) per group of batches of one pass (an item may be x alone, or a tuple whose first
+        entry is x)."""
         model = self.model
-        for number, item in enumerate(self.items()):
-            if isinstance(item, (tuple, list)) and len(item) in (2, 3) and not _looks_like_rows(item):
-                item = item[0]
-            yield data.prepare_inputs(item, model.input_shape, model._dtype(), self._name(number, "x"))
+
+        def inputs():
+            for number, item in enumerate(self.items()):
+                if isinstance(item, (tuple, list)) and len(item) in (2, 3) and not _looks_like_rows(item):
+                    item = item[0]
+                yield data.prepare_inputs(item, model.input_shape, model._dtype(), self._name(number, "x")), \
+                    None, None
+        for x, _, _, batch_size, _ in self._groups(inputs(), 0):
+            yield x, batch_size
+
+    def _groups(self, batches, skip):
+        """Join consecutive batches into one engine part each (one call instead of one per batch): a group
+        holds batches of one size, the last of them possibly smaller (as an array fit's last batch), with the
+        same fields (weights or none), at most `group_size` batches (one more rather than leave a single batch
+        for the end). The engine walks a group in batches of its first batch's size: the same batches.
+
+        Yields (x, y, sample_weight, batch_size, last batch size)."""
+        group = []
+        left = None if self.steps is None else self.steps - skip
+        while True:
+            try:
+                x, y, weights = next(batches)
+            except StopIteration:
+                break
+            except Exception as error:
+                if group:  # the batches before a failing one train first, as without grouping
+                    yield _joined(group)
+                raise error
+            if group and (len(x) > len(group[0][0]) or len(group[-1][0]) != len(group[0][0])
+                          or (weights is None) != (group[0][2] is None)):
+                yield _joined(group)
+                group = []
+            group.append((x, y, weights))
+            left = None if left is None else left - 1
+            if len(group) >= self.group_size and left != 1:
+                yield _joined(group)
+                group = []
+        if group:
+            yield _joined(group)
 
     def _prepare(self, item, number, class_weight):
         if not isinstance(item, (tuple, list)) or len(item) not in (2, 3):
@@ -187,6 +248,17 @@ class BatchFeed:
 
     def _name(self, number, part):
         return f"{part} of batch {number} of {self.argument}"
+
+
+def _joined(group):
+    """One part from a list of (x, y, weights) batches: (x, y, weights, batch size, last batch size)."""
+    first, last = len(group[0][0]), len(group[-1][0])
+    if len(group) == 1:
+        return group[0] + (first, last)
+    x = np.concatenate([batch[0] for batch in group])
+    y = None if group[0][1] is None else np.concatenate([batch[1] for batch in group])
+    weights = None if group[0][2] is None else np.concatenate([batch[2] for batch in group])
+    return x, y, weights, first, last
 
 
 def _looks_like_rows(item):
@@ -245,7 +317,8 @@ def train(model, feed, validate, val_for_callbacks, callbacks, epochs, verbose, 
         for epoch in range(start_epoch, epochs):
             cbks.on_epoch_begin(epoch, {})
             skip = skip_batches if epoch == start_epoch else 0
-            hook = relay(make_batch_hook(cbks, "train", keys, model), len(keys), model)
+            exact = getattr(feed, "exact_sums", False)
+            hook = relay(make_batch_hook(cbks, "train", keys, model), len(keys), model, exact)
             if hook is not None and steps:
                 hook.final_batch = steps - 1 - skip
             _release_writes()
@@ -257,7 +330,7 @@ def train(model, feed, validate, val_for_callbacks, callbacks, epochs, verbose, 
                     done = -(-int(part[0]) // batch_size)
                     if first_bad is None and net.first_nonfinite_batch is not None:
                         first_bad = batches + net.first_nonfinite_batch + skip
-                    sums = part if sums is None else sums + part  # the engine's own order of additions
+                    sums = part if sums is None else sums + part
                     batches += done
                     if hook is not None:
                         hook.advance(done, part)
@@ -267,6 +340,8 @@ def train(model, feed, validate, val_for_callbacks, callbacks, epochs, verbose, 
                     completed = True
             finally:
                 parts.close()
+            if exact and sums is not None:
+                sums = np.array(hook.sums)  # batch by batch, as one engine call over the epoch adds them
             ran_out = feed.exhausted and (sums is None or steps is not None)
             if ran_out:
                 warnings.warn("Your input ran out of data; interrupting training. Make sure that your generator "
@@ -302,7 +377,7 @@ def train(model, feed, validate, val_for_callbacks, callbacks, epochs, verbose, 
     return model.history
 
 
-def evaluate_parts(model, parts, cbks):
+def evaluate_parts(model, parts, cbks, exact=False):
     """Run the test loop over `parts` ((x, y, w, batch_size) tuples) with `cbks`' test hooks; return
     {metric key: mean}.
 
@@ -314,7 +389,7 @@ def evaluate_parts(model, parts, cbks):
     net = model._train_network()
     keys = model.metrics_names
     cbks.on_test_begin({})
-    hook = relay(make_batch_hook(cbks, "test", keys, model), len(keys))
+    hook = relay(make_batch_hook(cbks, "test", keys, model), len(keys), None, exact)
     sums = None
     try:
         for x, y, weights, batch_size in parts:
@@ -326,14 +401,16 @@ def evaluate_parts(model, parts, cbks):
         parts.close()
     if sums is None:
         raise ValueError("evaluate: the data served no batches")
+    if exact:
+        sums = np.array(hook.sums)
     results = _logs_from_sums(keys, sums)
     cbks.on_test_end(dict(results))
     return results
 
 
-def predict_parts(model, parts, cbks, batch_size=None, total=None):
-    """Run predict over `parts` (input arrays, or (x, out_rows) for streams writing into preallocated
-    outputs of `total` rows); return the output (or list of outputs)."""
+def predict_parts(model, parts, cbks, total=None):
+    """Run predict over `parts` ((x, batch_size) pairs); return the output (or list of outputs). With
+    `total`, the outputs are allocated once for `total` rows and each part writes its rows."""
     from fastfit.callbacks import make_batch_hook
     from fastfit.engine import compiled
     engine = model._engine or compiled.resolve_engine(None)
@@ -348,8 +425,7 @@ def predict_parts(model, parts, cbks, batch_size=None, total=None):
     batch = 0
     row = 0
     try:
-        for x in parts:
-            size = batch_size or len(x)
+        for x, size in parts:
             if outputs is None:
                 outs = [np.empty((len(x), w), dtype) for w in widths]
                 for out, piece in zip(outs, pieces):
@@ -432,7 +508,7 @@ def fit(model, x, y, batch_size, epochs, verbose, callbacks, validation_split, v
                                      use_multiprocessing, max_queue_size)
 
                 def validate(cbks, _batch_size):
-                    return evaluate_parts(model, val_feed.test_parts(), cbks)
+                    return evaluate_parts(model, val_feed.test_parts(), cbks, exact=True)
             else:
                 val, val_for_callbacks = _validation_arrays(model, validation_data)
 
@@ -488,7 +564,7 @@ def evaluate(model, x, y, batch_size, verbose, sample_weight, steps, callbacks, 
             cbks.set_model(model)
             cbks.set_params({"batch_size": None, "steps": feed.steps, "samples": None, "verbose": verbose,
                              "metrics": list(model.metrics_names)})
-            results = evaluate_parts(model, feed.test_parts(), cbks)
+            results = evaluate_parts(model, feed.test_parts(), cbks, exact=True)
     finally:
         feed.close()
     if verbose:

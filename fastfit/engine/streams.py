@@ -347,7 +347,7 @@ class StreamFeed:
 
     def predict_parts(self):
         for buffer in self._buffered():
-            yield buffer.x[:buffer.rows]
+            yield buffer.x[:buffer.rows], self.batch_size
 
 
 def _merged(ranges):
@@ -498,4 +498,4 @@ def predict(model, x, batch_size, verbose, steps, callbacks, kwargs):
     with model._exclusive("predict"):
         cbks.set_model(model)
         cbks.set_params({"batch_size": batch_size, "steps": None, "samples": feed.n, "verbose": verbose})
-        return streaming.predict_parts(model, feed.predict_parts(), cbks, batch_size, feed.n)
+        return streaming.predict_parts(model, feed.predict_parts(), cbks, feed.n)

@@ -314,7 +314,8 @@ def test_a_generator_without_steps_validates_each_epoch_it_completes(engine):
 
 
 CTRL_C_SCRIPT = """
-import multiprocessing, sys, threading, time
+import faulthandler, multiprocessing, sys, threading, time
+faulthandler.dump_traceback_later(50, exit=True)  # a hang shows every thread's stack in the test's failure
 import numpy as np
 import fastfit
 from fastfit.layers import Dense
@@ -348,15 +349,15 @@ def test_ctrl_c_stops_fit_and_its_workers(engine, kind, tmp_path):
     import sys
     script = tmp_path / "ctrl_c.py"
     script.write_text(CTRL_C_SCRIPT)
-    process = subprocess.Popen([sys.executable, str(script), engine, kind], stdout=subprocess.PIPE, text=True,
-                               env=dict(os.environ))
+    process = subprocess.Popen([sys.executable, str(script), engine, kind], stdout=subprocess.PIPE,
+                               stderr=subprocess.PIPE, text=True, env=dict(os.environ))
     try:
         assert process.stdout.readline().strip() == "started"
         process.send_signal(signal.SIGINT)
-        out, _ = process.communicate(timeout=60)
+        out, err = process.communicate(timeout=60)
     finally:
         process.kill()
-    assert out.strip() == "interrupted []"
+    assert out.strip() == "interrupted []", err
 
 
 class Dies(Batches):
