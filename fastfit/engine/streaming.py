@@ -222,10 +222,10 @@ class BatchFeed:
                 x, y, weights = next(batches)
             except StopIteration:
                 break
-            except Exception as error:
+            except Exception:
                 if group:  # the batches before a failing one train first, as without grouping
                     yield _joined(group)
-                raise error
+                raise  # a generator keeps the exception being handled across the yield
             if group and (len(x) > len(group[0][0]) or len(group[-1][0]) != len(group[0][0])
                           or (weights is None) != (group[0][2] is None)):
                 yield _joined(group)
