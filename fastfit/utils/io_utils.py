@@ -33,7 +33,7 @@ try:
     _IOV_MAX = max(16, os.sysconf("SC_IOV_MAX"))
 except (AttributeError, ValueError, OSError):
     _IOV_MAX = 16
-_to_remove = queue.SimpleQueue()
+_to_remove: "queue.SimpleQueue[str | os.PathLike[str]]" = queue.SimpleQueue()
 _remover = None
 _remover_lock = threading.Lock()
 
