@@ -57,8 +57,8 @@ class CSVLogger(Callback):
         self.keys = None
         self._file = None
         self._header_needed = False
-        # Rows are formatted into this buffer by one csv writer (made once: a DictWriter per epoch cost
-        # more than the row), then written to the file in one piece.
+        # Rows are formatted into this buffer by one csv writer made once per logger (not one per epoch),
+        # then written to the file in one piece.
         self._row_buffer = io.StringIO(newline="")
         self._rows = csv.writer(self._row_buffer, delimiter=self.sep, dialect=csv.excel)
 

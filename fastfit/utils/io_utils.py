@@ -9,10 +9,10 @@ half-written target.
 The folder itself is not fsynced: after a power cut it shows either the old complete file or the new
 complete one, which is all atomicity needs, and it saves a second fsync per checkpoint.
 
-Replacing a large file frees the old file's blocks, which took about 7 ms for a 21 MB model file on the
-development machine (ext4 mounted with `discard`). So the old file (from 4 MiB) is first hard-linked to a
-hidden `.<name>.*.old.tmp` name, and a background thread removes that link after the rename: the caller
-does not wait for the blocks to be freed. A process killed in between leaves that hidden file behind, like
+Replacing a large file frees the old file's blocks, which the kernel does inside the rename (slow on file
+systems that discard freed blocks). So the old file (from 4 MiB) is first hard-linked to a hidden
+`.<name>.*.old.tmp` name, and a background thread removes that link after the rename: the caller never
+waits for the blocks to be freed. A process killed in between leaves that hidden file behind, like
 a killed writer leaves its temporary file. `FASTFIT_FSYNC=0`
 skips the file fsync too, for scratch checkpoints on slow disks: files then stay atomic against crashes of
 the process, not of the machine.
@@ -55,8 +55,8 @@ def _target(path, overwrite, what):
     """Check that `path` may be written before any work is done; return it as a str with its `os.stat`
     result (None when it does not exist).
 
-    An existing file is the common case (every checkpoint after the first): it costs one `stat`, which
-    matters on virtual machines where a system call costs tens of microseconds.
+    An existing file is the common case (every checkpoint after the first): it takes exactly one system
+    call (`stat`), whose result the caller reuses instead of asking again.
 
     Arguments:
         overwrite: if False, an existing file is an error (fastfit never prompts on stdin).
