@@ -109,14 +109,16 @@ def test_no_new_cycle_hidden_by_imports_inside_functions(cycles):
 
 
 def test_cycle_script_finds_a_cycle_and_a_deferred_import(tmp_path):
-    """The script itself: a planted cycle through a module-level import and one through a function."""
+    """The script itself: a planted cycle through a module-level import, one through a function, and an
+    import for annotations only (under `if TYPE_CHECKING:`), which never runs and closes no cycle."""
     if not CYCLES_SCRIPT.is_file():
         pytest.skip("tools/import_cycles.py is not here (not a source checkout)")
     pkg = tmp_path / "demo"
     (pkg / "sub").mkdir(parents=True)
     (pkg / "__init__.py").write_text("")
     (pkg / "sub" / "__init__.py").write_text("")
-    (pkg / "a.py").write_text("from demo import b\n")
+    (pkg / "a.py").write_text("from demo import b, d\n")
+    (pkg / "d.py").write_text("from typing import TYPE_CHECKING\nif TYPE_CHECKING:\n    from demo import a\n")
     (pkg / "b.py").write_text("from . import a\nimport demo.sub.c\n")
     (pkg / "sub" / "c.py").write_text("def f():\n    from ..b import x\n")
     done = subprocess.run([sys.executable, str(CYCLES_SCRIPT), "--root", str(tmp_path), "--package", "demo",

@@ -7,7 +7,8 @@ the function is called and are reported apart, as *deferred* edges: they are how
 A cycle is reported as a strongly connected component of the graph (a set of modules each of which reaches
 every other), with one shortest closed path through it as an example. Importing `a.b.c` also runs `a/__init__`
 and `a/b/__init__`; those implicit parent edges are left out (else every module would sit in a cycle with its
-package), while an explicit `from a import name` of a non-module name counts as an edge to `a`.
+package), while an explicit `from a import name` of a non-module name counts as an edge to `a`. Imports
+under `if TYPE_CHECKING:` (for annotations only) never run and are left out.
 
 Usage: python tools/import_cycles.py [--package fastfit] [--root .] [--json]
 Exit status 0; the output lists the top-level cycles, then the cycles deferred imports close, then the
@@ -44,8 +45,22 @@ def find_modules(root: Path, package: str) -> dict[str, Path]:
     return modules
 
 
+def _is_type_checking(node: ast.AST) -> bool:
+    """`if TYPE_CHECKING:` or `if typing.TYPE_CHECKING:`, whose imports never run."""
+    if not isinstance(node, ast.If):
+        return False
+    test = node.test
+    return (isinstance(test, ast.Name) and test.id == "TYPE_CHECKING") or (
+        isinstance(test, ast.Attribute) and test.attr == "TYPE_CHECKING")
+
+
 def _walk(node: ast.AST, in_function: bool = False) -> Iterator[tuple[ast.Import | ast.ImportFrom, bool]]:
     for child in ast.iter_child_nodes(node):
+        if _is_type_checking(child):
+            assert isinstance(child, ast.If)
+            for other in child.orelse:  # the `else:` branch does run
+                yield from _walk(ast.Module(body=[other], type_ignores=[]), in_function)
+            continue
         if isinstance(child, (ast.Import, ast.ImportFrom)):
             yield child, in_function
         inner = in_function or isinstance(child, (ast.FunctionDef, ast.AsyncFunctionDef, ast.Lambda))
