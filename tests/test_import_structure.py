@@ -101,9 +101,10 @@ def test_no_import_cycle_at_module_level(cycles):
 
 
 def test_no_new_cycle_hidden_by_imports_inside_functions(cycles):
-    found = cycles["cycles_with_deferred_imports"]
-    new = _unknown(found, KNOWN_CYCLES_WITH_DEFERRED_IMPORTS)
-    assert len(found) <= len(KNOWN_CYCLES_WITH_DEFERRED_IMPORTS) and not new, (
+    # Each cycle found must lie inside a known one (no count check: breaking a known cycle may leave two
+    # smaller ones behind for a while).
+    new = _unknown(cycles["cycles_with_deferred_imports"], KNOWN_CYCLES_WITH_DEFERRED_IMPORTS)
+    assert not new, (
         "new import cycle(s), closed by an import inside a function (move the shared code to a module both "
         "can import instead): " + "; ".join(f"{' -> '.join(c['example'])} (members {c['modules']})" for c in new))
 
