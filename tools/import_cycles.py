@@ -11,8 +11,8 @@ package), while an explicit `from a import name` of a non-module name counts as 
 under `if TYPE_CHECKING:` (for annotations only) never run and are left out.
 
 Usage: python tools/import_cycles.py [--package fastfit] [--root .] [--json]
-Exit status 0; the output lists the top-level cycles, then the cycles deferred imports close, then the
-deferred imports themselves.
+Exit status 0 (2 when there is no such package). The output lists the top-level cycles, then the cycles
+that deferred imports close, then the deferred imports themselves.
 """
 from __future__ import annotations
 
@@ -173,6 +173,7 @@ def analyse(root: Path, package: str) -> dict:
     top_cycles = strongly_connected(top)
     full_cycles = strongly_connected(full)
     return {
+        "modules": len(modules),
         "top_level_cycles": [{"modules": c, "example": shortest_cycle(top, c)} for c in top_cycles],
         "cycles_with_deferred_imports": [{"modules": c, "example": shortest_cycle(full, c)} for c in full_cycles],
         "deferred_imports": [{"module": e.source, "line": e.line, "imports": e.target}
@@ -186,6 +187,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--root", default=str(Path(__file__).resolve().parent.parent))
     parser.add_argument("--json", action="store_true", help="print the result as JSON")
     args = parser.parse_args(argv)
+    if not (Path(args.root) / args.package / "__init__.py").is_file():
+        parser.error(f"no package {args.package!r} under {args.root}")
     result = analyse(Path(args.root), args.package)
     if args.json:
         json.dump(result, sys.stdout, indent=1)
