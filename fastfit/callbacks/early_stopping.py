@@ -1,5 +1,8 @@
 """Callbacks that stop training: `EarlyStopping` (no more improvement) and `TerminateOnNaN`."""
+from __future__ import annotations
+
 import math
+from typing import Any
 
 from fastfit.callbacks.base import Callback
 from fastfit.callbacks.monitor import check_monitor, higher_is_better, warn_missing
@@ -11,7 +14,7 @@ class TerminateOnNaN(Callback):
     The interrupted epoch still ends normally (`on_epoch_end`, History), with its loss non-finite.
     """
 
-    def on_batch_end(self, batch, logs=None):
+    def on_batch_end(self, batch: int, logs: dict[str, Any] | None = None) -> None:
         loss = (logs or {}).get("loss")
         if loss is not None and not math.isfinite(loss):
             print(f"Batch {batch}: Invalid loss, terminating training")
@@ -41,8 +44,9 @@ class EarlyStopping(Callback):
         ValueError: unknown `mode`, negative `patience` or `start_from_epoch`. TypeError: `monitor` not a string.
     """
 
-    def __init__(self, monitor="val_loss", min_delta=0, patience=0, verbose=0, mode="auto", baseline=None,
-                 restore_best_weights=False, start_from_epoch=0):
+    def __init__(self, monitor: str = "val_loss", min_delta: float = 0, patience: int = 0, verbose: int = 0,
+                 mode: str = "auto", baseline: float | None = None, restore_best_weights: bool = False,
+                 start_from_epoch: int = 0) -> None:
         super().__init__()
         self.monitor = check_monitor(monitor, "EarlyStopping")
         for name, value in (("patience", patience), ("start_from_epoch", start_from_epoch)):
@@ -70,10 +74,10 @@ class EarlyStopping(Callback):
             return current - self.min_delta > reference
         return current + self.min_delta < reference
 
-    def on_train_begin(self, logs=None):
+    def on_train_begin(self, logs: dict[str, Any] | None = None) -> None:
         self._reset()
 
-    def on_epoch_end(self, epoch, logs=None):
+    def on_epoch_end(self, epoch: int, logs: dict[str, Any] | None = None) -> None:
         logs = logs or {}
         current = logs.get(self.monitor)
         if current is None:
@@ -99,7 +103,7 @@ class EarlyStopping(Callback):
             self.stopped_epoch = epoch
             self.model.stop_training = True
 
-    def on_train_end(self, logs=None):
+    def on_train_end(self, logs: dict[str, Any] | None = None) -> None:
         if self.stopped_epoch > 0 and self.verbose > 0:
             print("Epoch %05d: early stopping" % (self.stopped_epoch + 1))
         if self.restore_best_weights and self.best_weights is not None:

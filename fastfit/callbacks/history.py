@@ -1,4 +1,9 @@
 """`History` (records epoch logs; returned by `fit`) and `BaseLogger` (epoch means of batch logs)."""
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import Any
+
 from fastfit.callbacks.base import Callback
 
 
@@ -9,16 +14,16 @@ class History(Callback):
     callbacks add, such as `lr`) and returns it; `model.history` refers to it.
     """
 
-    def __init__(self):
+    def __init__(self) -> None:
         super().__init__()
+        self.epoch: list[int] = []
+        self.history: dict[str, list[Any]] = {}
+
+    def on_train_begin(self, logs: dict[str, Any] | None = None) -> None:
         self.epoch = []
         self.history = {}
 
-    def on_train_begin(self, logs=None):
-        self.epoch = []
-        self.history = {}
-
-    def on_epoch_end(self, epoch, logs=None):
+    def on_epoch_end(self, epoch: int, logs: dict[str, Any] | None = None) -> None:
         self.epoch.append(epoch)
         for key, value in (logs or {}).items():
             self.history.setdefault(key, []).append(value)
@@ -35,17 +40,17 @@ class BaseLogger(Callback):
         stateful_metrics: names whose epoch value is the last batch value instead of the mean.
     """
 
-    def __init__(self, stateful_metrics=None):
+    def __init__(self, stateful_metrics: Iterable[str] | None = None) -> None:
         super().__init__()
         self.stateful_metrics = set(stateful_metrics or ())
         self.seen = 0
-        self.totals = {}
+        self.totals: dict[str, Any] = {}
 
-    def on_epoch_begin(self, epoch, logs=None):
+    def on_epoch_begin(self, epoch: int, logs: dict[str, Any] | None = None) -> None:
         self.seen = 0
         self.totals = {}
 
-    def on_batch_end(self, batch, logs=None):
+    def on_batch_end(self, batch: int, logs: dict[str, Any] | None = None) -> None:
         logs = logs or {}
         size = logs.get("size", 0)
         self.seen += size
@@ -57,7 +62,7 @@ class BaseLogger(Callback):
             else:
                 self.totals[key] = self.totals.get(key, 0.0) + value * size
 
-    def on_epoch_end(self, epoch, logs=None):
+    def on_epoch_end(self, epoch: int, logs: dict[str, Any] | None = None) -> None:
         if logs is None:
             return
         for key in getattr(self, "params", {}).get("metrics") or ():

@@ -36,7 +36,8 @@ def _target(callback, mode, phase):
 def _logs_builder(names, out):
     """A function (batch, size, stats) -> batch-end logs, specialised for short key lists (the common case).
 
-    A dict literal is about twice as fast as `dict.update(zip(...))`, and this runs once per batch.
+    It runs once per batch: for one or two metric names (the common case) the function builds the logs as
+    one dict literal over fixed keys; longer lists fill the dict with `dict.update(zip(...))`.
     """
     if out is not None:
         return lambda batch, size, stats: {"batch": batch, "size": size,
