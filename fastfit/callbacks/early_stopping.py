@@ -3,6 +3,7 @@ import math
 
 from fastfit.callbacks.base import Callback
 from fastfit.callbacks.monitor import check_monitor, higher_is_better, warn_missing
+from fastfit.engine.logs import lookup
 
 
 class TerminateOnNaN(Callback):
@@ -75,7 +76,7 @@ class EarlyStopping(Callback):
 
     def on_epoch_end(self, epoch, logs=None):
         logs = logs or {}
-        current = logs.get(self.monitor)
+        current = lookup(logs, self.monitor)
         if current is None:
             warn_missing(f"Early stopping conditioned on metric `{self.monitor}` which is not available.", logs)
             return

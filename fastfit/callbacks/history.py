@@ -1,22 +1,24 @@
 """`History` (records epoch logs; returned by `fit`) and `BaseLogger` (epoch means of batch logs)."""
 from fastfit.callbacks.base import Callback
+from fastfit.engine.logs import Logs
 
 
 class History(Callback):
     """Records every epoch's logs: `history[key]` is a list with one value per epoch, `epoch` the indices.
 
     `fit` creates a fresh one per call, appends it last to the callback list (so it records what other
-    callbacks add, such as `lr`) and returns it; `model.history` refers to it.
+    callbacks add, such as `lr`) and returns it; `model.history` refers to it. `history` is a
+    `fastfit.engine.logs.Logs`: `history['val_acc']` finds `val_accuracy` (docs/callbacks.md, "Metric names").
     """
 
     def __init__(self):
         super().__init__()
         self.epoch = []
-        self.history = {}
+        self.history = Logs()
 
     def on_train_begin(self, logs=None):
         self.epoch = []
-        self.history = {}
+        self.history = Logs()
 
     def on_epoch_end(self, epoch, logs=None):
         self.epoch.append(epoch)

@@ -15,6 +15,7 @@ from fastfit import backend, losses
 from fastfit import metrics as metrics_module
 from fastfit import optimizers
 from fastfit.engine import compiled, data
+from fastfit.engine.logs import Logs, MetricNames
 from fastfit.engine.network import Network
 
 
@@ -26,7 +27,7 @@ class Model(Network):
         self.optimizer = None
         self.loss = None
         self.metrics = []
-        self.metrics_names = ["loss"]
+        self.metrics_names = MetricNames(["loss"])
         self.compiled = False
         self.stop_training = False
         self.history = None
@@ -89,7 +90,7 @@ class Model(Network):
         self._canonical_loss = canonical_loss
         self.metrics = list(metric_list)
         self._canonical_metrics = [name for _, name in resolved]
-        self.metrics_names = ["loss"] + keys
+        self.metrics_names = MetricNames(["loss"] + keys)
         self._engine = chosen_engine
         # As in Keras 2, `layer.trainable` takes effect at compile: training leaves these layers' weights alone
         # until the next compile, whatever their flag says meanwhile.
@@ -253,7 +254,7 @@ class Model(Network):
                     break
         except KeyboardInterrupt:
             _release_writes()
-            cbks.on_train_end(dict(epoch_logs))
+            cbks.on_train_end(Logs(epoch_logs))
             raise
         except BaseException:
             # No on_train_end (as in Keras), but checkpoints written behind must be on disk when fit raises.
@@ -261,7 +262,7 @@ class Model(Network):
             write_behind.finish_pending()
             raise
         _release_writes()
-        cbks.on_train_end(dict(epoch_logs))
+        cbks.on_train_end(Logs(epoch_logs))
         return self.history
 
     def _epoch_order(self, epoch, n, batch_size, shuffle):
@@ -286,7 +287,7 @@ class Model(Network):
         hook = make_batch_hook(cbks, "test", self.metrics_names, self)
         sums = net.evaluate(x, y, weights, batch_size, hook)
         results = _logs_from_sums(self.metrics_names, sums)
-        cbks.on_test_end(dict(results))
+        cbks.on_test_end(Logs(results))
         return results
 
     # -- evaluate / predict ----------------------------------------------------------------------------------
@@ -442,10 +443,11 @@ def _replay_predict_hooks(cbks, outputs, batch_size):
 
 
 def _logs_from_sums(keys, sums):
+    """The epoch logs (a `Logs`, so every alias of a key answers) from the engine's sums."""
     seen = float(sums[0])
     if seen == 0:
-        return {}
-    return {key: float(sums[i + 1] / seen) for i, key in enumerate(keys)}
+        return Logs()
+    return Logs({key: float(sums[i + 1] / seen) for i, key in enumerate(keys)})
 
 
 def _scalar_or_list(keys, sums):

@@ -12,6 +12,7 @@ import threading
 import numpy as np
 cimport numpy as cnp
 from cython cimport floating
+from cpython.dict cimport PyDict_SetItem
 from cpython.exc cimport PyErr_CheckSignals
 from cpython.float cimport PyFloat_AS_DOUBLE, PyFloat_Check
 from cpython.mem cimport PyMem_Malloc, PyMem_Free
@@ -29,6 +30,7 @@ from fastfit._ext._state cimport (Op, State, Call, Stage, K_DENSE, K_ACT, K_DROP
 from fastfit._ext._batch cimport run_batch, accumulate, gather_dense_available
 from fastfit._ext._blas cimport pin_one_thread, unpin
 from fastfit._ext._blas import blas_threads
+from fastfit.engine.logs import Logs
 from fastfit._reference.names import ACTIVATIONS, LOSSES, METRICS, SPARSE_METRICS, OPTIMIZERS
 from fastfit._reference.checks import (code, check_float_array, check_int_array, check_labels, check_positive_int,
                                        check_hook, check_trainable, read_number, slot_count)
@@ -90,9 +92,11 @@ cdef bint _call_end(Network net, Py_ssize_t batch, Py_ssize_t size) except -1:
     cdef Py_ssize_t i
     cdef tuple keys = net._end_keys
     index = batch  # one int object, as the hook passes it
-    logs = {"batch": index, "size": size}
+    logs = Logs()  # the hook's logs type: aliases of the keys answer
+    PyDict_SetItem(logs, "batch", index)
+    PyDict_SetItem(logs, "size", size)
     for i in range(len(keys)):
-        logs[keys[i]] = net.s.stats[i]
+        PyDict_SetItem(logs, keys[i], net.s.stats[i])
     for call in net._end_calls:
         call(index, logs)
     model = net._stop_model
