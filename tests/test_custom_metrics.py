@@ -187,6 +187,25 @@ def test_no_custom_metric_keeps_the_hook_away(engine, data, monkeypatch):
     assert hooks[0] is not None and hooks[0].predictions is not None and hooks[0].end_interval == 0
 
 
+def test_metric_subclass_with_the_older_reset_name(engine, data):
+    class Rows(Metric):
+        def update_state(self, y_true, y_pred, sample_weight=None):
+            self.rows += len(y_true)
+
+        def result(self):
+            return self.rows
+
+        def reset_states(self):
+            self.rows = 0
+
+    x, y, _ = data
+    metric = Rows()
+    assert metric.name == "rows"
+    model = _model(engine, [metric])
+    assert model.evaluate(x, y, batch_size=BATCH, verbose=0)[1] == N
+    assert model.evaluate(x, y, batch_size=BATCH, verbose=0)[1] == N  # reset between passes
+
+
 def test_metric_errors(engine):
     model = fastfit.models.Sequential([fastfit.layers.Dense(3, activation="softmax", input_shape=(6,))])
     with pytest.raises(ValueError, match="SquaredErrorSum is a class; pass an instance"):
@@ -230,10 +249,51 @@ def test_save_and_load_with_custom_metrics(engine, data, tmp_path):
     with h5py.File(path, "r") as handle:
         config = json.loads(handle.attrs["training_config"])
     assert config["metrics"] == ["acc", "top_class_hit", "sq_err"]
-    with pytest.raises(ValueError, match=r"custom metric 'top_class_hit'.*custom_objects"):
+    with pytest.raises(ValueError, match=r"metric 'top_class_hit', which is not a fastfit built-in.*custom_objects"):
         fastfit.models.load_model(path)
     loaded = fastfit.models.load_model(path, custom_objects={"top_class_hit": top_class_hit,
                                                              "sq_err": SquaredErrorSum})
     assert loaded.metrics_names == ["loss", "acc", "top_class_hit", "sq_err"]
     np.testing.assert_allclose(loaded.evaluate(x, y, verbose=0), model.evaluate(x, y, verbose=0), rtol=1e-6)
     assert fastfit.models.load_model(path, compile=False).compiled is False
+
+
+class _Hook:
+    """A bare engine hook that records the `predictions` rows of every batch end."""
+
+    def __init__(self, predictions, end_interval=0.0):
+        self.batch_begin, self.batch_end, self.end_interval = False, True, end_interval
+        self.predictions = predictions
+        self.seen = []
+
+    def __call__(self, phase, batch, size, stats):
+        self.seen.append(self.predictions[:size].copy())
+        return False
+
+
+def test_engine_copies_each_batch_output_into_hook_predictions(engine, data):
+    x, y, weights = data
+    weights = weights.astype("float32")
+    model = _model(engine, [])
+    net = model._train_network()
+    hook = _Hook(np.zeros((BATCH, 3), "float32"))
+    net.evaluate(x, y, weights, BATCH, hook)
+    np.testing.assert_allclose(np.concatenate(hook.seen), model.predict(x, batch_size=BATCH), rtol=1e-6)
+    order = np.arange(N, dtype=np.int64)[::-1].copy()
+    before = model.predict(x)
+    hook = _Hook(np.zeros((BATCH, 3), "float32"))
+    net.train_epoch(x, y, weights, order, BATCH, model.optimizer, hook)
+    np.testing.assert_allclose(hook.seen[0], before[order[:BATCH]], rtol=1e-6)  # forward pass before the update
+
+
+@pytest.mark.parametrize("predictions, interval, message", [
+    (np.zeros((BATCH, 3), "float64"), 0.0, "hook.predictions: expected dtype float32"),
+    (np.zeros((BATCH, 4), "float32"), 0.0, "hook.predictions"),
+    (np.zeros((BATCH, 3), "float32"), 0.5, "every batch end"),
+])
+def test_engine_checks_hook_predictions(engine, data, predictions, interval, message):
+    x, y, weights = data
+    weights = weights.astype("float32")
+    net = _model(engine, [])._train_network()
+    with pytest.raises(ValueError, match=message):
+        net.evaluate(x, y, weights, BATCH, _Hook(predictions, interval))

@@ -44,7 +44,7 @@ class MetricPass:
         self._order = order
         self._batch_size = batch_size
         rows = min(batch_size, len(y) if order is None else len(order))
-        self.predictions = np.zeros((max(rows, 1), units), dtype)
+        self.predictions = np.zeros((rows, units), dtype)  # the shape the engines check
         self._functions = [(key, m) for key, m in metrics.custom.items() if not hasattr(m, "update_state")]
         self._objects = [(key, m) for key, m in metrics.custom.items() if hasattr(m, "update_state")]
         self._totals = {key: 0.0 for key, _ in self._functions}

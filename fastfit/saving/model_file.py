@@ -305,9 +305,10 @@ def _metrics_from(names, custom_objects, where):
     for name in names:
         if isinstance(name, str) and not metrics_module.is_builtin(name):
             if name not in (custom_objects or {}):
-                raise ValueError(f"{where}: the model was compiled with the custom metric {name!r}; pass it to "
-                                 f"load_model(..., custom_objects={{{name!r}: {name}}}), or load with "
-                                 "compile=False and compile the model yourself")
+                raise ValueError(f"{where}: the model was compiled with the metric {name!r}, which is not a "
+                                 f"fastfit built-in: for a custom metric pass it to load_model(..., "
+                                 f"custom_objects={{{name!r}: {name}}}), or load with compile=False and "
+                                 "compile the model yourself")
             name = custom_objects[name]
             name = name() if isinstance(name, type) else name
         resolved.append(name)
