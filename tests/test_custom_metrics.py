@@ -1,5 +1,8 @@
 """Custom metrics (functions and the class form) in fit, validation, evaluate and the single-batch calls, on
 both engines; the GIL-free path without them; custom losses refused; saving and loading."""
+import json
+
+import h5py
 import numpy as np
 import pytest
 
@@ -79,7 +82,7 @@ def test_evaluate_matches_numpy_with_weights_and_uneven_last_batch(engine, data)
     model = _model(engine, ["acc", top_class_hit, batch_max, metric])
     assert model.metrics_names == ["loss", "acc", "top_class_hit", "batch_max", "sq_err"]
     expected = _expected(model.predict(x, batch_size=BATCH), y, BATCH)
-    loss, acc, hit, maximum, sq_err = model.evaluate(x, y, batch_size=BATCH, sample_weight=weights, verbose=0)
+    _, acc, hit, maximum, sq_err = model.evaluate(x, y, batch_size=BATCH, sample_weight=weights, verbose=0)
     assert hit == pytest.approx(expected["top_class_hit"], abs=1e-12) and hit == pytest.approx(acc, abs=1e-12)
     assert maximum == pytest.approx(expected["batch_max"], abs=1e-6)
     assert sq_err == pytest.approx(expected["sq_err"], rel=1e-6)
@@ -147,7 +150,7 @@ def test_train_and_test_on_batch_report_custom_values(engine, data):
     x, y, _ = data
     model = _model(engine, [top_class_hit, SquaredErrorSum()])
     before = model.predict(x)
-    loss, hit, sq_err = model.train_on_batch(x, y)
+    _, hit, sq_err = model.train_on_batch(x, y)
     assert hit == pytest.approx(top_class_hit(y, before).mean(), abs=1e-12)
     assert sq_err == pytest.approx(((y - before) ** 2).sum() / N, rel=1e-6)
     after = model.predict(x)
@@ -244,8 +247,6 @@ def test_save_and_load_with_custom_metrics(engine, data, tmp_path):
     model.fit(x, y, batch_size=BATCH, epochs=1, verbose=0)
     path = tmp_path / "m.h5"
     model.save(path)
-    import h5py
-    import json
     with h5py.File(path, "r") as handle:
         config = json.loads(handle.attrs["training_config"])
     assert config["metrics"] == ["acc", "top_class_hit", "sq_err"]

@@ -35,12 +35,12 @@ def _target(callback, mode, phase):
 
 
 def _logs_builder(names, out):
-    """A function (batch, size, stats) -> batch-end logs (a `Logs`: aliases of the keys answer),
-    specialised for short key lists (the common case): this runs once per batch.
+    """A function (batch, size, stats) -> batch-end logs (with metrics: a `Logs`, where aliases of the keys
+    answer), specialised for short key lists (the common case): this runs once per batch.
     """
     if out is not None:
-        return lambda batch, size, stats: Logs({"batch": batch, "size": size,
-                                                "outputs": out[int(stats[0]):int(stats[0]) + size]})
+        return lambda batch, size, stats: {"batch": batch, "size": size,
+                                           "outputs": out[int(stats[0]):int(stats[0]) + size]}
     if len(names) == 1:
         (a,) = names
         return lambda batch, size, stats: Logs({"batch": batch, "size": size, a: stats.item(0)})
@@ -145,7 +145,7 @@ class BatchHook:
         batch = int(batch)
         size = int(size)
         if not phase:
-            logs = Logs({"batch": batch, "size": size})
+            logs = {"batch": batch, "size": size}
             for call in self._begin:
                 call(batch, logs)
             return False

@@ -76,7 +76,7 @@ def test_history_stores_the_users_spelling_and_answers_the_other(engine, classif
 def test_checkpoint_save_best_only_with_the_other_spelling(engine, classification_data, tmp_path, spelling,
                                                            monitor):
     model = _model(engine, [spelling])
-    path = tmp_path / ("w.{epoch:02d}-{%s:.2f}.h5" % monitor)
+    path = tmp_path / ("w.{epoch:02d}-{" + monitor + ":.2f}.h5")
     with warnings.catch_warnings():
         warnings.simplefilter("error", RuntimeWarning)  # no "only with ... available" warning
         history = _fit(model, classification_data, cbks=[callbacks.ModelCheckpoint(
