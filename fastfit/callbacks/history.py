@@ -1,6 +1,6 @@
 """`History` (records epoch logs; returned by `fit`) and `BaseLogger` (epoch means of batch logs)."""
 from fastfit.callbacks.base import Callback
-from fastfit.engine.logs import Logs
+from fastfit.engine.logs import Logs, spellings
 
 
 class History(Callback):
@@ -39,7 +39,7 @@ class BaseLogger(Callback):
 
     def __init__(self, stateful_metrics=None):
         super().__init__()
-        self.stateful_metrics = set(stateful_metrics or ())
+        self.stateful_metrics = spellings(stateful_metrics or ())  # every alias of each name
         self.seen = 0
         self.totals = {}
 

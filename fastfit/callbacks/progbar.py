@@ -2,6 +2,7 @@
 import time
 
 from fastfit.callbacks.base import Callback, check_hook_mode, overrides
+from fastfit.engine.logs import spellings
 from fastfit.utils.progbar import Progbar
 
 
@@ -28,7 +29,7 @@ class ProgbarLogger(Callback):
             raise ValueError(f"Unknown `count_mode`: {count_mode!r}; expected 'samples' or 'steps'")
         self.use_steps = count_mode == "steps"
         self.count_mode = count_mode
-        self.stateful_metrics = set(stateful_metrics or ())
+        self.stateful_metrics = spellings(stateful_metrics or ())  # every alias of each name
         self.verbose = 0
         self.epochs = 0
         self.progbar = None

@@ -40,6 +40,12 @@ def aliases(key: str) -> tuple:
     return ()
 
 
+def spellings(names) -> set:
+    """The set of `names` and all their aliases (for arguments that list metric names, such as
+    `stateful_metrics`)."""
+    return {spelling for name in names for spelling in (name,) + aliases(name)}
+
+
 def stored_key(mapping, key):
     """The key under which `mapping` holds `key` or one of its aliases, or None."""
     if dict.__contains__(mapping, key) if isinstance(mapping, dict) else key in mapping:

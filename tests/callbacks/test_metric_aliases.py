@@ -148,3 +148,15 @@ def test_evaluate_order_follows_metrics_names(engine, classification_data):
     loss, acc = model.evaluate(x, y, verbose=0)
     assert acc == model.evaluate(x, y, verbose=0)[model.metrics_names.index("accuracy")]
     assert np.isfinite(loss)
+
+
+def test_stateful_metrics_arguments_accept_aliases():
+    assert {"acc", "accuracy"} <= callbacks.ProgbarLogger(stateful_metrics=["acc"]).stateful_metrics
+    logger = callbacks.BaseLogger(stateful_metrics=["acc"])
+    logger.set_params({"metrics": ["loss", "accuracy"]})
+    logger.on_epoch_begin(0)
+    logger.on_batch_end(0, {"batch": 0, "size": 2, "loss": 1.0, "accuracy": 0.25})
+    logger.on_batch_end(1, {"batch": 1, "size": 2, "loss": 3.0, "accuracy": 0.75})
+    logs = {}
+    logger.on_epoch_end(0, logs)
+    assert logs == {"loss": 2.0, "accuracy": 0.75}  # the last value, not the mean
