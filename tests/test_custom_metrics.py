@@ -298,3 +298,31 @@ def test_engine_checks_hook_predictions(engine, data, predictions, interval, mes
     net = _model(engine, [])._train_network()
     with pytest.raises(ValueError, match=message):
         net.evaluate(x, y, weights, BATCH, _Hook(predictions, interval))
+
+
+def test_an_error_in_a_custom_metric_propagates_and_the_model_stays_usable(engine, data):
+    x, y, _ = data
+
+    def broken(y_true, y_pred):
+        raise ZeroDivisionError("metric bug")
+
+    model = _model(engine, [broken])
+    with pytest.raises(ZeroDivisionError, match="metric bug"):
+        model.fit(x, y, batch_size=BATCH, epochs=1, verbose=0)
+    model.compile(optimizer="sgd", loss="categorical_crossentropy", metrics=["acc"], engine=engine)
+    assert len(model.fit(x, y, batch_size=BATCH, epochs=1, verbose=0).history["acc"]) == 1
+
+
+def test_sparse_targets_reach_custom_metrics_as_labels(engine, data):
+    x, y, _ = data
+    labels = y.argmax(axis=1)
+
+    def sparse_hit(y_true, y_pred):
+        assert y_true.shape == (len(y_pred),)
+        return (y_true == y_pred.argmax(axis=1)).astype(float)
+
+    fastfit.utils.set_random_seed(7)
+    model = fastfit.models.Sequential([fastfit.layers.Dense(3, activation="softmax", input_shape=(6,))])
+    model.compile("sgd", "sparse_categorical_crossentropy", metrics=["acc", sparse_hit], engine=engine)
+    _, acc, hit = model.evaluate(x, labels, batch_size=BATCH, verbose=0)
+    assert hit == pytest.approx(acc, abs=1e-12)
