@@ -326,3 +326,20 @@ def test_sparse_targets_reach_custom_metrics_as_labels(engine, data):
     model.compile("sgd", "sparse_categorical_crossentropy", metrics=["acc", sparse_hit], engine=engine)
     _, acc, hit = model.evaluate(x, labels, batch_size=BATCH, verbose=0)
     assert hit == pytest.approx(acc, abs=1e-12)
+
+
+def test_cython_engine_copies_row_blocks_of_a_split_batch():
+    """A batch split in row blocks (here run one after the other) fills `predictions` block by block."""
+    if fastfit.engine.compiled.compiled_engine() is None:
+        pytest.skip("compiled engine not built")
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(200, 32)).astype("float32")
+    y = fastfit.utils.to_categorical(rng.integers(0, 10, 200), 10)
+    model = fastfit.models.Sequential([fastfit.layers.Dense(64, activation="relu", input_shape=(32,)),
+                                       fastfit.layers.Dense(10, activation="softmax")])
+    model.compile("sgd", "categorical_crossentropy", engine="cython")
+    net = model._train_network()
+    net.split_threads, net.serial = 2, True
+    hook = _Hook(np.zeros((64, 10), "float32"))
+    net.evaluate(x, y, None, 64, hook)
+    np.testing.assert_array_equal(np.concatenate(hook.seen), model.predict(x, batch_size=64))
