@@ -8,6 +8,9 @@ prefixes the validation values. Every spelling Keras accepts for the same metric
 lookup: `logs['val_acc']` finds `val_accuracy`. Iteration, `keys()`, `items()` and `len()` show the stored
 keys only, once each, so CSV columns, progress bars and `history.history.keys()` show the user's spelling.
 """
+from collections.abc import Iterable, Mapping
+from typing import Any
+
 from fastfit.losses import ALIASES as _LOSS_ALIASES
 
 _VALIDATION = "val_"
@@ -40,13 +43,13 @@ def aliases(key: str) -> tuple:
     return ()
 
 
-def spellings(names) -> set:
+def spellings(names: Iterable[str]) -> set:
     """The set of `names` and all their aliases (for arguments that list metric names, such as
     `stateful_metrics`)."""
     return {spelling for name in names for spelling in (name,) + aliases(name)}
 
 
-def stored_key(mapping, key):
+def stored_key(mapping: Mapping, key: str) -> "str | None":
     """The key under which `mapping` holds `key` or one of its aliases, or None."""
     if dict.__contains__(mapping, key) if isinstance(mapping, dict) else key in mapping:
         return key
@@ -56,7 +59,7 @@ def stored_key(mapping, key):
     return None
 
 
-def lookup(logs, key, default=None):
+def lookup(logs: "Mapping | None", key: str, default: Any = None) -> Any:
     """`logs[key]`, trying the aliases of `key` too (any mapping, e.g. logs a user passes by hand);
     `default` when none is there. Every built-in callback reads its `monitor` through this."""
     if logs is None:
