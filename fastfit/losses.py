@@ -41,6 +41,14 @@ kld = KLD = globals()["kullback_leibler_divergence"]
 cosine = globals()["cosine_proximity"]
 
 
+def _refuse_custom(function):
+    name = getattr(function, "__name__", None) or type(function).__name__
+    raise ValueError(f"Custom loss {name!r} ({function!r}) is not supported: fastfit trains with gradients it "
+                     f"derives for its built-in losses only, and does not derive them for other functions. Use "
+                     f"one of {list(LOSSES)} (aliases: {sorted(ALIASES)}); a custom function can still be a "
+                     f"metric (compile(metrics=[{name}]))")
+
+
 def get(identifier):
     """Return the canonical loss name for a name, alias or one of this module's functions.
 
@@ -52,8 +60,9 @@ def get(identifier):
         name = ALIASES.get(name, name)
         if name in LOSSES:
             if callable(identifier) and globals().get(name) is not identifier:
-                raise ValueError(f"Custom loss functions are not supported by the compiled engine "
-                                 f"(got {identifier!r}); expected one of {list(LOSSES)}")
+                _refuse_custom(identifier)
             return name
+    if callable(identifier):
+        _refuse_custom(identifier)
     raise ValueError(f"Unknown loss {identifier!r}; expected one of {list(LOSSES)} "
                      f"or an alias in {sorted(ALIASES)}")

@@ -141,6 +141,25 @@ def check_hook(hook):
         raise ValueError(f"hook: expected attributes batch_begin, batch_end and end_interval ({exc})") from None
 
 
+def check_predictions(hook, rows, units, dtype):
+    """The hook's optional `predictions` array, or None (no hook, or a hook without one).
+
+    When present, the engine copies each batch's output (rows 0..size) into it before the batch end call,
+    where custom metrics read it; the hook must then be called at every batch end.
+
+    Raises:
+        ValueError: not a writeable C-contiguous (rows, units) array of `dtype`, or a hook that skips batch
+            ends (`batch_end` false or `end_interval` > 0).
+    """
+    predictions = getattr(hook, "predictions", None) if hook is not None else None
+    if predictions is None:
+        return None
+    if not hook.batch_end or hook.end_interval > 0:
+        raise ValueError("hook.predictions: the hook must be called at every batch end (batch_end true, "
+                         f"end_interval 0), got batch_end={hook.batch_end!r}, end_interval={hook.end_interval!r}")
+    return check_float_array(predictions, dtype, "hook.predictions", shape=(rows, units), writeable=True)
+
+
 def check_trainable(op, index):
     """The trainable flag of a ('dense', W, b[, trainable]) engine op (True when absent).
 

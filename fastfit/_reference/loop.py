@@ -10,7 +10,8 @@ import numpy as np
 
 from fastfit._reference import activations, dense, losses, metrics, optim, rng
 from fastfit._reference.checks import (check_dtype, check_name, check_float_array, check_hook, check_int_array,
-                                       check_labels, check_metrics, check_positive_int, check_trainable)
+                                       check_labels, check_metrics, check_positive_int, check_predictions,
+                                       check_trainable)
 from fastfit._reference.names import ACTIVATIONS, LOSSES, SPARSE_LOSSES
 
 
@@ -291,6 +292,7 @@ class Network:
         batch_size = check_positive_int(batch_size, "batch_size")
         state = _TrainState(optimizer, self._params, self.dtype)
         flags = check_hook(hook)
+        predictions = check_predictions(hook, min(batch_size, steps), self._units, self.dtype)
         self._reserve(min(batch_size, steps))
         self._stats[:] = 0
         self.first_nonfinite_batch = None  # index of the first training batch whose loss was NaN/inf
@@ -309,6 +311,8 @@ class Network:
                 wb = None if sample_weight is None else np.take(sample_weight, idx, out=self._wbuf[:size])
             out = self._forward(xb, size, True, state.iterations)
             self._score(out, yb, wb, size, grad=True)
+            if predictions is not None:  # custom metrics read them at the batch end
+                predictions[:size] = out
             self._backward(size)
             state.step(self._grads)
             self._accumulate(size)
@@ -331,6 +335,7 @@ class Network:
         n = self._check_targets(x, y, sample_weight)
         batch_size = check_positive_int(batch_size, "batch_size")
         flags = check_hook(hook)
+        predictions = check_predictions(hook, min(batch_size, n), self._units, self.dtype)
         self._reserve(min(batch_size, n))
         self._stats[:] = 0
 
@@ -339,6 +344,8 @@ class Network:
             out = self._forward(x[start:stop], size, False)
             wb = None if sample_weight is None else sample_weight[start:stop]
             self._score(out, y[start:stop], wb, size, grad=False)
+            if predictions is not None:
+                predictions[:size] = out
             self._accumulate(size)
 
         self._run(n, batch_size, hook, flags, run_batch, self._stats)

@@ -5,6 +5,7 @@ import warnings
 
 from fastfit.callbacks.base import Callback, check_hook_mode, overrides
 from fastfit.callbacks.monitor import check_monitor, higher_is_better
+from fastfit.engine.logs import Logs, lookup
 
 # fastfit.saving's modules, imported by the first ModelCheckpoint (importing fastfit should not import h5py;
 # an import statement in the per-epoch path cost 10-20 us with cold caches).
@@ -21,7 +22,8 @@ class ModelCheckpoint(Callback):
     """Save the model after every epoch (or every `save_freq` batches).
 
     `filepath` may hold `str.format` fields filled with `epoch` (1-based) and the keys of the logs, e.g.
-    `weights.{epoch:02d}-{val_loss:.2f}.hdf5`; with a batch `save_freq`, `batch` (1-based, within the epoch)
+    `weights.{epoch:02d}-{val_loss:.2f}.hdf5` (any alias of a metric name works: `{val_acc}` after
+    `metrics=['accuracy']`); with a batch `save_freq`, `batch` (1-based, within the epoch)
     is available too. A missing folder of `filepath` is created. Files hold what `model.save` /
     `model.save_weights` write and are atomic (a crash never leaves a half-written file).
 
@@ -136,16 +138,18 @@ class ModelCheckpoint(Callback):
     def _format_path(self, epoch, logs, batch):
         if self._fixed_path:
             return self.filepath
-        fields = dict(logs)
+        fields = Logs(logs)  # `{val_acc}` finds `val_accuracy` (and the reverse)
         fields["epoch"] = epoch + 1
         if batch is not None:
             fields["batch"] = batch
         try:
-            return self.filepath.format(**fields)
+            return self.filepath.format_map(fields)
         except KeyError as exc:
             raise KeyError(f"ModelCheckpoint: filepath {self.filepath!r} needs the key {exc.args[0]!r}, which "
                            f"is not in the logs (available: {', '.join(map(str, fields))})") from None
-        except IndexError:
+        except (IndexError, ValueError) as exc:
+            if isinstance(exc, ValueError) and "positional" not in str(exc):
+                raise
             raise KeyError(f"ModelCheckpoint: filepath {self.filepath!r} has a positional field `{{}}`; use "
                            f"named fields such as {{epoch}} or logs keys") from None
 
@@ -153,7 +157,7 @@ class ModelCheckpoint(Callback):
         path = self._format_path(epoch, logs, batch)
         where = "Epoch %05d" % (epoch + 1) + ("" if batch is None else f", batch {batch}") if self.verbose > 0 else ""
         if self.save_best_only:
-            current = logs.get(self.monitor)
+            current = lookup(logs, self.monitor)
             if current is None:
                 warnings.warn(f"Can save best model only with {self.monitor} available, skipping. Available "
                               f"metrics are: {','.join(map(str, logs)) or '(none)'}", RuntimeWarning,

@@ -6,6 +6,7 @@ from typing import Any
 
 from fastfit.callbacks.base import Callback
 from fastfit.callbacks.monitor import check_monitor, higher_is_better, warn_missing
+from fastfit.engine.logs import lookup
 
 
 class TerminateOnNaN(Callback):
@@ -79,7 +80,7 @@ class EarlyStopping(Callback):
 
     def on_epoch_end(self, epoch: int, logs: dict[str, Any] | None = None) -> None:
         logs = logs or {}
-        current = logs.get(self.monitor)
+        current = lookup(logs, self.monitor)
         if current is None:
             warn_missing(f"Early stopping conditioned on metric `{self.monitor}` which is not available.", logs)
             return

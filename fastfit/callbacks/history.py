@@ -5,23 +5,25 @@ from collections.abc import Iterable
 from typing import Any
 
 from fastfit.callbacks.base import Callback
+from fastfit.engine.logs import Logs, spellings
 
 
 class History(Callback):
     """Records every epoch's logs: `history[key]` is a list with one value per epoch, `epoch` the indices.
 
     `fit` creates a fresh one per call, appends it last to the callback list (so it records what other
-    callbacks add, such as `lr`) and returns it; `model.history` refers to it.
+    callbacks add, such as `lr`) and returns it; `model.history` refers to it. `history` is a
+    `fastfit.engine.logs.Logs`: `history['val_acc']` finds `val_accuracy` (docs/callbacks.md, "Metric names").
     """
 
     def __init__(self) -> None:
         super().__init__()
         self.epoch: list[int] = []
-        self.history: dict[str, list[Any]] = {}
+        self.history: dict[str, list[Any]] = Logs()
 
     def on_train_begin(self, logs: dict[str, Any] | None = None) -> None:
         self.epoch = []
-        self.history = {}
+        self.history = Logs()
 
     def on_epoch_end(self, epoch: int, logs: dict[str, Any] | None = None) -> None:
         self.epoch.append(epoch)
@@ -42,7 +44,7 @@ class BaseLogger(Callback):
 
     def __init__(self, stateful_metrics: Iterable[str] | None = None) -> None:
         super().__init__()
-        self.stateful_metrics = set(stateful_metrics or ())
+        self.stateful_metrics = spellings(stateful_metrics or ())  # every alias of each name
         self.seen = 0
         self.totals: dict[str, Any] = {}
 

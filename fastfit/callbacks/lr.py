@@ -14,6 +14,7 @@ from typing import Any, SupportsFloat
 
 from fastfit.callbacks.base import Callback
 from fastfit.callbacks.monitor import check_monitor, higher_is_better, warn_missing
+from fastfit.engine.logs import lookup
 
 
 def _optimizer_with_lr(model):
@@ -161,7 +162,7 @@ class ReduceLROnPlateau(Callback):
         logs = {} if logs is None else logs
         lr = get_lr(self.model)
         logs["lr"] = lr
-        current = logs.get(self.monitor)
+        current = lookup(logs, self.monitor)
         if current is None:
             warn_missing(f"Reduce LR on plateau conditioned on metric `{self.monitor}` which is not available.",
                          logs)

@@ -6,6 +6,7 @@ from collections.abc import Iterable
 from typing import Any
 
 from fastfit.callbacks.base import Callback, check_hook_mode, overrides
+from fastfit.engine.logs import spellings
 from fastfit.utils.progbar import Progbar
 
 
@@ -32,7 +33,7 @@ class ProgbarLogger(Callback):
             raise ValueError(f"Unknown `count_mode`: {count_mode!r}; expected 'samples' or 'steps'")
         self.use_steps = count_mode == "steps"
         self.count_mode = count_mode
-        self.stateful_metrics = set(stateful_metrics or ())
+        self.stateful_metrics = spellings(stateful_metrics or ())  # every alias of each name
         self.verbose = 0
         self.epochs: int | None = 0
         self.progbar: Progbar | None = None

@@ -15,6 +15,8 @@ from fastfit import backend, losses
 from fastfit import metrics as metrics_module
 from fastfit import optimizers
 from fastfit.engine import compiled, data
+from fastfit.engine.custom_metrics import CustomMetrics
+from fastfit.engine.logs import Logs, MetricNames
 from fastfit.engine.network import Network
 
 
@@ -26,13 +28,14 @@ class Model(Network):
         self.optimizer = None
         self.loss = None
         self.metrics = []
-        self.metrics_names = ["loss"]
+        self.metrics_names = MetricNames(["loss"])
         self.compiled = False
         self.stop_training = False
         self.history = None
         self._engine = None
         self._canonical_metrics = []
         self._pending_compile = None  # compile arguments waiting for a deferred build (see `compile`)
+        self._custom_metrics = None  # a CustomMetrics when compiled with custom metrics
         self._seed = backend.draw_seed()   # drives per-epoch shuffling; saved with the model
         self._busy = threading.RLock()  # re-entrant: a callback may evaluate/predict its own model
 
@@ -43,8 +46,11 @@ class Model(Network):
 
         Arguments:
             optimizer: name ('rmsprop', 'adam', ...) or an optimizer instance.
-            loss: name, alias or function of `fastfit.losses` (a one-item list or dict is accepted).
-            metrics: list of names or functions; the log key is the string given ('acc' → `acc`).
+            loss: name, alias or function of `fastfit.losses` (a one-item list or dict is accepted); a custom
+                loss function raises ValueError (fastfit derives gradients for its built-in losses only).
+            metrics: list of names, functions of `fastfit.metrics`/`fastfit.losses`, custom functions
+                `f(y_true, y_pred)` or metric objects (`fastfit.metrics.Metric`); the log key is the string
+                given ('acc' → `acc`), a function's `__name__` or an object's `name`.
             engine: 'cython' (default; `FASTFIT_ENGINE` overrides the default) or 'python' (NumPy reference).
             loss_weights, sample_weight_mode, weighted_metrics, target_tensors: Keras arguments that only
                 accept their neutral values (one output, per-sample weights).
@@ -90,8 +96,10 @@ class Model(Network):
         self.loss = loss if isinstance(loss, str) else canonical_loss
         self._canonical_loss = canonical_loss
         self.metrics = list(metric_list)
-        self._canonical_metrics = [name for _, name in resolved]
-        self.metrics_names = ["loss"] + keys
+        self._canonical_metrics = [metric for _, metric in resolved if isinstance(metric, str)]
+        self.metrics_names = MetricNames(["loss"] + keys)
+        custom = {key: metric for key, metric in resolved if not isinstance(metric, str)}
+        self._custom_metrics = CustomMetrics(self.metrics_names, custom) if custom else None
         self._engine = chosen_engine
         # As in Keras 2, `layer.trainable` takes effect at compile: training leaves these layers' weights alone
         # until the next compile, whatever their flag says meanwhile.
@@ -152,7 +160,8 @@ class Model(Network):
     def _training_config(self):
         """The `training_config` dict of Keras 2 HDF5 files."""
         return {"optimizer_config": optimizers.serialize(self.optimizer), "loss": self.loss,
-                "metrics": [m if isinstance(m, str) else m.__name__ for m in self.metrics],
+                "metrics": [m if isinstance(m, str) else getattr(m, "__name__", None) or m.name
+                            for m in self.metrics],
                 "weighted_metrics": None, "loss_weights": None, "sample_weight_mode": None}
 
     def _require_compiled(self, method):
@@ -172,6 +181,13 @@ class Model(Network):
 
     def _units(self):
         return self.outputs[0].shape[-1]
+
+    def _metric_pass(self, y, order, batch_size):
+        """A fresh pass of the custom metrics over targets `y` (None when the model has none)."""
+        if self._custom_metrics is None:
+            return None
+        width = int(np.prod(self.outputs[0].shape[1:]))
+        return self._custom_metrics.new_pass(y, order, batch_size, self._dtype(), width)
 
     def _prepare_xy(self, x, y, sample_weight=None, class_weight=None, names=("x", "y", "sample_weight")):
         dtype = self._dtype()
@@ -283,13 +299,14 @@ class Model(Network):
         try:
             for epoch in range(start_epoch, epochs):
                 cbks.on_epoch_begin(epoch, {})
-                hook = make_batch_hook(cbks, "train", metric_keys, self)
                 _release_writes()  # the shuffle below releases the GIL: a write behind can run meanwhile
                 order = self._epoch_order(epoch, n, batch_size, shuffle)
                 if epoch == start_epoch and skip_batches:
                     order = order[skip_batches * batch_size:]  # resumed mid-epoch: those batches are done
+                metric_pass = self._metric_pass(y, order, batch_size)
+                hook = make_batch_hook(cbks, "train", metric_keys, self, metric_pass=metric_pass)
                 sums = net.train_epoch(x, y, weights, order, batch_size, self.optimizer, hook)
-                epoch_logs = _logs_from_sums(metric_keys, sums)
+                epoch_logs = _logs_from_sums(metric_keys, sums, metric_pass)
                 finished = int(sums[0]) == len(order)
                 if finished and not math.isfinite(epoch_logs.get("loss", 0.0)):
                     bad = net.first_nonfinite_batch
@@ -306,7 +323,7 @@ class Model(Network):
                     break
         except KeyboardInterrupt:
             _release_writes()
-            cbks.on_train_end(dict(epoch_logs))
+            cbks.on_train_end(Logs(epoch_logs))
             raise
         except BaseException:
             # No on_train_end (as in Keras), but checkpoints written behind must be on disk when fit raises.
@@ -314,7 +331,7 @@ class Model(Network):
             write_behind.finish_pending()
             raise
         _release_writes()
-        cbks.on_train_end(dict(epoch_logs))
+        cbks.on_train_end(Logs(epoch_logs))
         return self.history
 
     def _epoch_order(self, epoch, n, batch_size, shuffle):
@@ -336,10 +353,11 @@ class Model(Network):
         net = self._train_network()
         x, y, weights = arrays
         cbks.on_test_begin({})
-        hook = make_batch_hook(cbks, "test", self.metrics_names, self)
+        metric_pass = self._metric_pass(y, None, batch_size)
+        hook = make_batch_hook(cbks, "test", self.metrics_names, self, metric_pass=metric_pass)
         sums = net.evaluate(x, y, weights, batch_size, hook)
-        results = _logs_from_sums(self.metrics_names, sums)
-        cbks.on_test_end(dict(results))
+        results = _logs_from_sums(self.metrics_names, sums, metric_pass)
+        cbks.on_test_end(Logs(results))
         return results
 
     # -- evaluate / predict ----------------------------------------------------------------------------------
@@ -407,18 +425,28 @@ class Model(Network):
         self._build_from(x)
         self._require_compiled("train_on_batch")
         x, y, weights = self._prepare_xy(x, y, sample_weight, class_weight)
+        order = np.arange(len(x), dtype=np.int64)
         with self._exclusive("train_on_batch"):
-            sums = self._train_network().train_epoch(x, y, weights, np.arange(len(x), dtype=np.int64), len(x),
-                                                     self.optimizer, None)
-        return _scalar_or_list(self.metrics_names, sums)
+            metric_pass, hook = self._single_batch_hook("train", y, order, len(x))
+            sums = self._train_network().train_epoch(x, y, weights, order, len(x), self.optimizer, hook)
+        return _scalar_or_list(self.metrics_names, sums, metric_pass)
 
     def test_on_batch(self, x, y, sample_weight=None):
         self._build_from(x)
         self._require_compiled("test_on_batch")
         x, y, weights = self._prepare_xy(x, y, sample_weight)
         with self._exclusive("test_on_batch"):
-            sums = self._train_network().evaluate(x, y, weights, len(x), None)
-        return _scalar_or_list(self.metrics_names, sums)
+            metric_pass, hook = self._single_batch_hook("test", y, None, len(x))
+            sums = self._train_network().evaluate(x, y, weights, len(x), hook)
+        return _scalar_or_list(self.metrics_names, sums, metric_pass)
+
+    def _single_batch_hook(self, mode, y, order, rows):
+        """(metric pass, hook) of a train/test_on_batch: no hook unless the model has custom metrics."""
+        metric_pass = self._metric_pass(y, order, max(rows, 1))
+        if metric_pass is None:
+            return None, None
+        from fastfit.callbacks import make_batch_hook
+        return metric_pass, make_batch_hook((), mode, self.metrics_names, self, metric_pass=metric_pass)
 
     def predict_on_batch(self, x):
         x = np.asarray(x) if not isinstance(x, np.ndarray) else x
@@ -507,15 +535,19 @@ def _replay_predict_hooks(cbks, outputs, batch_size):
                                           "outputs": [out[start:start + size] for out in outputs]})
 
 
-def _logs_from_sums(keys, sums):
+def _logs_from_sums(keys, sums, metric_pass=None):
+    """The epoch logs (a `Logs`, so every alias of a key answers) from the engine's sums (and the custom
+    metrics of `metric_pass`)."""
+    if metric_pass is not None:
+        return metric_pass.epoch_logs(sums)
     seen = float(sums[0])
     if seen == 0:
-        return {}
-    return {key: float(sums[i + 1] / seen) for i, key in enumerate(keys)}
+        return Logs()
+    return Logs({key: float(sums[i + 1] / seen) for i, key in enumerate(keys)})
 
 
-def _scalar_or_list(keys, sums):
-    logs = _logs_from_sums(keys, sums)
+def _scalar_or_list(keys, sums, metric_pass=None):
+    logs = _logs_from_sums(keys, sums, metric_pass)
     values = [logs[k] for k in keys]
     return values[0] if len(values) == 1 else values
 

@@ -117,7 +117,8 @@ cdef inline int blocks_of(Call* c, Py_ssize_t size) noexcept nogil:
 
 cdef void run_batch(State* s, Call* c, floating* tag, int mode, Py_ssize_t start, Py_ssize_t size,
                     floating* out) noexcept nogil:
-    """Run rows start..start+size of the call: mode 0 trains, 1 scores, 2 predicts into `out`.
+    """Run rows start..start+size of the call: mode 0 trains, 1 scores, 2 predicts into `out`; in modes 0 and
+    1 a non-NULL `out` receives the batch's output (row 0 = the batch's first row).
 
     Leaves the batch loss and metric means in stats[0 : 1 + n_metrics] (modes 0 and 1).
     """
@@ -300,9 +301,10 @@ cdef void _score_rows(State* s, Call* c, floating* x, int mode, Py_ssize_t start
     cdef floating* yb
     cdef floating* wb
     cdef int64_t* lb
-    if mode == 2:
-        memcpy(out + (start + r0) * s.units, res, rows * s.units * sizeof(floating))
-        return
+    if out != NULL:  # predict: the call's output; train/evaluate: the batch's output for custom metrics
+        memcpy(out + ((start if mode == 2 else 0) + r0) * s.units, res, rows * s.units * sizeof(floating))
+        if mode == 2:
+            return
     if x == <floating*>s.xbuf:
         yb = <floating*>s.ybuf + r0 * s.units
         lb = s.lbuf + r0

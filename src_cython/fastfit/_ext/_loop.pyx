@@ -12,6 +12,7 @@ import threading
 import numpy as np
 cimport numpy as cnp
 from cython cimport floating
+from cpython.dict cimport PyDict_SetItem
 from cpython.exc cimport PyErr_CheckSignals
 from cpython.float cimport PyFloat_AS_DOUBLE, PyFloat_Check
 from cpython.mem cimport PyMem_Malloc, PyMem_Free
@@ -29,9 +30,10 @@ from fastfit._ext._state cimport (Op, State, Call, Stage, K_DENSE, K_ACT, K_DROP
 from fastfit._ext._batch cimport run_batch, accumulate, gather_dense_available
 from fastfit._ext._blas cimport pin_one_thread, unpin
 from fastfit._ext._blas import blas_threads
+from fastfit.engine.logs import Logs
 from fastfit._reference.names import ACTIVATIONS, LOSSES, METRICS, SPARSE_METRICS, OPTIMIZERS
 from fastfit._reference.checks import (code, check_float_array, check_int_array, check_labels, check_positive_int,
-                                       check_hook, check_trainable, read_number, slot_count)
+                                       check_hook, check_predictions, check_trainable, read_number, slot_count)
 
 cnp.import_array()
 
@@ -90,9 +92,11 @@ cdef bint _call_end(Network net, Py_ssize_t batch, Py_ssize_t size) except -1:
     cdef Py_ssize_t i
     cdef tuple keys = net._end_keys
     index = batch  # one int object, as the hook passes it
-    logs = {"batch": index, "size": size}
+    logs = Logs()  # the hook's logs type: aliases of the keys answer
+    PyDict_SetItem(logs, "batch", index)
+    PyDict_SetItem(logs, "size", size)
     for i in range(len(keys)):
-        logs[keys[i]] = net.s.stats[i]
+        PyDict_SetItem(logs, keys[i], net.s.stats[i])
     for call in net._end_calls:
         call(index, logs)
     model = net._stop_model
@@ -183,6 +187,7 @@ cdef class Network:
     cdef int _stage_capacity     # entries of s.stages
     cdef bint _busy
     cdef tuple _end_calls, _end_keys     # the hook's `end_calls` for this call (None: call the hook)
+    cdef object _batch_out               # the hook's `predictions` for this call (None: no copy)
     cdef object _stop_model
     cdef public int split_threads    # 0: split each batch for as many threads as BLAS may use; n: for n
     cdef public bint serial          # run the blocks and slices of a split one after the other (same bits)
@@ -398,6 +403,7 @@ cdef class Network:
         self.c.n_batches = (n + bs - 1) // bs
         self.c.begin, self.c.end, self.c.interval = check_hook(hook)
         self._end_calls, self._end_keys, self._stop_model = self._end_plan(hook, mode)
+        self._batch_out = check_predictions(hook, min(bs, n), self.s.units, self.dtype) if mode != 2 else None
         self.c.first_bad = -1
         # Several threads only where BLAS may use them (OPENBLAS_NUM_THREADS=1: one core), and only for
         # batches with enough matrix work to pay for starting them (tiny layers run faster on one).
@@ -569,7 +575,8 @@ cdef class Network:
         self._busy = True
 
     cdef _run(self, int mode, hook, optimizer, out):
-        """Run the bound call in the network dtype (`out`: the predict output array, else None).
+        """Run the bound call in the network dtype (`out`: the predict output array; in training and
+        evaluation the hook's `predictions`, which receives each batch's output, or None).
 
         The parts of a batch run their GEMMs side by side, each on its own thread, so SciPy's BLAS is pinned
         to one thread per call for the whole call (hooks included: switching OpenBLAS's thread count costs
@@ -584,7 +591,7 @@ cdef class Network:
         finally:
             unpin(blas_before)
             # Do not keep the callbacks (and the model, a reference cycle) alive after the call.
-            self._end_calls = self._end_keys = self._stop_model = None
+            self._end_calls = self._end_keys = self._stop_model = self._batch_out = None
 
     cdef _write_back(self, optimizer):
         optimizer.iterations = self.s.iterations
@@ -639,7 +646,7 @@ cdef class Network:
             self._bind_optimizer(optimizer)
             self._bind_batches(self.c.n, batch_size, hook, 0)
             try:
-                self._run(0, hook, optimizer, None)
+                self._run(0, hook, optimizer, self._batch_out)
             finally:
                 self._write_back(optimizer)
                 self._slots_keep = None
@@ -657,7 +664,7 @@ cdef class Network:
         try:
             n = self._bind_data(x, y, sample_weight, True)
             self._bind_batches(n, batch_size, hook, 1)
-            self._run(1, hook, None, None)
+            self._run(1, hook, None, self._batch_out)
         finally:
             self._busy = False
         return self._sums()
