@@ -75,7 +75,9 @@ def is_builtin(identifier) -> bool:
     if isinstance(identifier, str):
         return _losses.ALIASES.get(identifier, identifier) in METRICS or identifier in _ACCURACY + _CROSSENTROPY
     name = getattr(identifier, "__name__", None)
-    return bool(name) and (globals().get(name) is identifier or getattr(_losses, name, None) is identifier)
+    if not isinstance(name, str) or not name:
+        return False
+    return globals().get(name) is identifier or getattr(_losses, name, None) is identifier
 
 
 def resolve(identifier, loss, units):
