@@ -111,8 +111,10 @@ class Layer:
 
     # -- graph ------------------------------------------------------------------------------------------
     def __call__(self, inputs, **kwargs):
+        check_lowerable(self)
         if kwargs:
-            raise TypeError(f"Layer '{self.name}': unexpected call arguments {sorted(kwargs)}")
+            raise TypeError(f"Layer '{self.name}': unexpected call arguments {sorted(kwargs)}; fastfit layers "
+                            "take one tensor (no `training=` or `mask=`: dropout is active in `fit` only)")
         if isinstance(inputs, (list, tuple)):
             if len(inputs) != 1:
                 raise ValueError(f"Layer '{self.name}' takes one input tensor, got a list of {len(inputs)}")
@@ -221,6 +223,34 @@ class Layer:
 
     def __repr__(self):
         return f"<{type(self).__name__} name={self.name!r}>"
+
+
+# Methods through which a Keras layer computes: a class outside fastfit that defines one of them describes a
+# computation the engines cannot run (they only run the ops of fastfit's own layers, `engine_ops`).
+_COMPUTING_METHODS = ("call", "build", "compute_output_shape", "get_output_shape_for", "get_output", "compute_mask")
+
+
+def check_lowerable(layer):
+    """Raise ValueError when `layer`'s class adds its own computation (a custom `call`, `build`, ...).
+
+    fastfit runs a model as the engine ops of its built-in layers; a subclass written outside fastfit may
+    change `__init__` defaults, properties or `get_config`, but a `call` (or a `build`/`compute_output_shape`
+    without engine ops of its own) would be silently replaced by the parent's computation, so it is refused.
+    """
+    for cls in type(layer).__mro__:
+        if cls is Layer or cls.__module__.split(".")[0] == "fastfit":
+            return
+        defined = [name for name in _COMPUTING_METHODS if name in vars(cls)]
+        if "engine_ops" in vars(cls):  # fastfit's own lowering: shapes and weights are its business
+            defined = [name for name in defined if name == "call"]
+        if defined:
+            from fastfit import layers
+            built_in = ", ".join(name for name in layers.__all__ if name != "Layer")
+            raise ValueError(
+                f"Layer '{layer.name}' of class {type(layer).__name__} defines its own "
+                f"{', '.join(f'`{name}`' for name in defined)} (in {cls.__qualname__}): custom layers are not "
+                f"supported by fastfit's compiled engines, which run only the built-in layers ({built_in}). "
+                "Build the model from those layers.")
 
 
 def _legacy_input_dtype(owner, input_dtype, dtype):

@@ -4,6 +4,8 @@ Python does the per-call and per-epoch work (checks, conversion, validation spli
 the engine runs each epoch's batch loop in one call and comes back into Python only through the batch hook,
 and only when some callback implements a batch hook (docs/architecture.md).
 """
+import collections.abc
+import contextlib
 import math
 import sys
 import threading
@@ -14,7 +16,7 @@ import numpy as np
 from fastfit import backend, losses
 from fastfit import metrics as metrics_module
 from fastfit import optimizers
-from fastfit.engine import compiled, data
+from fastfit.engine import compiled, data, keras_arguments
 from fastfit.engine.network import Network
 
 
@@ -45,12 +47,17 @@ class Model(Network):
             loss: name, alias or function of `fastfit.losses` (a one-item list or dict is accepted).
             metrics: list of names or functions; the log key is the string given ('acc' → `acc`).
             engine: 'cython' (default; `FASTFIT_ENGINE` overrides the default) or 'python' (NumPy reference).
-            loss_weights, sample_weight_mode, weighted_metrics, target_tensors: Keras arguments that only
-                accept their neutral values (one output, per-sample weights).
+            loss_weights, sample_weight_mode, weighted_metrics, target_tensors, and tf.keras's run_eagerly,
+                steps_per_execution, jit_compile: accepted only with their neutral values (one output,
+                per-sample weights; see `keras_arguments.NEUTRAL_VALUES`).
 
         Raises:
-            ValueError: unknown optimizer, loss, metric or engine; a model with several outputs.
+            ValueError: unknown optimizer, loss, metric or engine; a model with several outputs; an argument
+                value fastfit cannot carry out.
         """
+        if weighted_metrics is not None:
+            kwargs["weighted_metrics"] = weighted_metrics
+        keras_arguments.pop_neutral("compile", kwargs)
         if kwargs:
             raise TypeError(f"compile: unexpected keyword arguments {sorted(kwargs)}")
         if not self.outputs:
@@ -161,16 +168,24 @@ class Model(Network):
     # -- fit ----------------------------------------------------------------------------------------------
     def fit(self, x=None, y=None, batch_size=None, epochs=None, verbose=1, callbacks=None, validation_split=0.0,
             validation_data=None, shuffle=True, class_weight=None, sample_weight=None, initial_epoch=0,
-            steps_per_epoch=None, validation_steps=None, validation_freq=1, **kwargs):
+            steps_per_epoch=None, validation_steps=None, validation_freq=1, validation_batch_size=None,
+            **kwargs):
         """Train for `epochs - initial_epoch` epochs and return the `History`.
 
         Arguments follow Keras 2 (`batch_size=None` means 32; `validation_split` takes the last samples before
-        shuffling; `shuffle='batch'` shuffles whole batches; `epochs=None` means 1). The legacy `nb_epoch` is accepted with a warning.
+        shuffling; `shuffle='batch'` shuffles whole batches; `epochs=None` means 1). The legacy `nb_epoch` and
+        Keras 0.x's `show_accuracy` are accepted with a DeprecationWarning.
+
+        `steps_per_epoch` (tf.keras, with arrays): each epoch trains that many batches of `batch_size`, drawn
+        from a stream of shuffled passes over the data (a new pass starts where the previous one ends); as in
+        tf.keras the stream holds `epochs - initial_epoch` passes, and training stops with a warning when it
+        runs out. `validation_steps`: each validation uses the first that many batches of the validation data.
 
         Raises:
             RuntimeError: not compiled, or `fit` already running on this model in another thread.
             TypeError, ValueError: bad arguments or data (the model is left unchanged).
         """
+        show_accuracy = _pop_show_accuracy(kwargs, "fit")
         if "nb_epoch" in kwargs:
             if epochs is not None:
                 raise TypeError("fit received both the legacy keyword argument `nb_epoch` and `epochs`; "
@@ -179,13 +194,17 @@ class Model(Network):
                           stacklevel=2)
             epochs = kwargs.pop("nb_epoch")
         epochs = 1 if epochs is None else epochs
+        keras_arguments.pop_neutral("fit", kwargs)
         if kwargs:
             raise TypeError(f"Unrecognized keyword arguments: {kwargs}")
         self._require_compiled("fit")
-        if steps_per_epoch is not None or validation_steps is not None:
-            raise ValueError("fit: `steps_per_epoch`/`validation_steps` are for generator input, which fastfit does "
-                             "not take; pass arrays and `batch_size`")
+        _refuse_generator(x, "fit")
+        _refuse_generator(validation_data, "fit", "validation_data")
+        steps_per_epoch = _check_steps(steps_per_epoch, "steps_per_epoch")
+        validation_steps = _check_steps(validation_steps, "validation_steps")
         batch_size = data.check_batch_size(batch_size)
+        validation_batch_size = (batch_size if validation_batch_size is None
+                                 else data.check_batch_size(validation_batch_size, "validation_batch_size"))
         epochs = data.check_non_negative_int(epochs, "epochs")
         initial_epoch = data.check_non_negative_int(initial_epoch, "initial_epoch")
         verbose = _check_verbose(verbose)
@@ -194,32 +213,37 @@ class Model(Network):
         validation_epochs = _validation_epochs(validation_freq)
         train, val, val_for_callbacks = self._prepare_validation(validation_data, validation_split, x, y,
                                                                  sample_weight, class_weight)
+        if val is not None and validation_steps is not None:
+            val = tuple(None if a is None else a[:validation_steps * validation_batch_size] for a in val)
         from fastfit.callbacks import CallbackList  # late import: callbacks import models for type checks
         user_callbacks = CallbackList(callbacks)
-        with self._exclusive("fit"):
+        with self._exclusive("fit"), self._accuracy_shown(show_accuracy):
             return self._fit_loop(train, val, val_for_callbacks, user_callbacks, batch_size, epochs, verbose,
-                                  shuffle, initial_epoch, validation_epochs)
+                                  shuffle, initial_epoch, validation_epochs,
+                                  _BatchStream(self, len(train[0]), batch_size, shuffle, steps_per_epoch,
+                                               initial_epoch, epochs),
+                                  validation_batch_size)
 
     def _fit_loop(self, train, val, val_for_callbacks, user_callbacks, batch_size, epochs, verbose, shuffle,
-                  initial_epoch, validation_epochs):
+                  initial_epoch, validation_epochs, stream, validation_batch_size):
         from fastfit.callbacks import CallbackList, History, ProgbarLogger, make_batch_hook
         net = self._train_network()
         x, y, weights = train
-        n = len(x)
+        n = stream.samples_per_epoch
         self.history = History()
         listed = list(user_callbacks)
         progbar = [] if not verbose or any(isinstance(cb, ProgbarLogger) for cb in listed) else \
             [ProgbarLogger(count_mode="samples")]
         cbks = CallbackList(progbar + listed + [self.history])
         metric_keys = self.metrics_names
-        params = {"batch_size": batch_size, "epochs": epochs, "steps": int(math.ceil(n / batch_size)),
+        params = {"batch_size": batch_size, "epochs": epochs, "steps": stream.steps_per_epoch,
                   "samples": n, "verbose": verbose, "do_validation": val is not None,
                   "metrics": metric_keys + (["val_" + k for k in metric_keys] if val is not None else [])}
         cbks.set_validation_data(val_for_callbacks)
         cbks.set_model(self)
         cbks.set_params(params)
         if verbose and val is not None:
-            print(f"Train on {n} samples, validate on {len(val[0])} samples")
+            print(f"Train on {len(x)} samples, validate on {len(val[0])} samples")
         self.stop_training = False
         cbks.on_train_begin({})
         start_epoch, skip_batches = _resume_point(cbks, initial_epoch)
@@ -229,10 +253,13 @@ class Model(Network):
         epoch_logs = {}
         try:
             for epoch in range(start_epoch, epochs):
+                if stream.exhausted(epoch):
+                    stream.warn_exhausted()
+                    break
                 cbks.on_epoch_begin(epoch, {})
                 hook = make_batch_hook(cbks, "train", metric_keys, self)
                 _release_writes()  # the shuffle below releases the GIL: a write behind can run meanwhile
-                order = self._epoch_order(epoch, n, batch_size, shuffle)
+                order = stream.order(epoch)
                 if epoch == start_epoch and skip_batches:
                     order = order[skip_batches * batch_size:]  # resumed mid-epoch: those batches are done
                 sums = net.train_epoch(x, y, weights, order, batch_size, self.optimizer, hook)
@@ -245,7 +272,7 @@ class Model(Network):
                                   f"infinite){where}; add fastfit.callbacks.TerminateOnNaN() to stop at the first "
                                   "such batch", RuntimeWarning, stacklevel=3)
                 if finished and val is not None and (epoch + 1) in validation_epochs:
-                    results = self._evaluate_arrays(val, batch_size, cbks)
+                    results = self._evaluate_arrays(val, validation_batch_size, cbks)
                     epoch_logs.update(("val_" + k, v) for k, v in results.items())
                 _hold_writes()
                 cbks.on_epoch_end(epoch, epoch_logs)
@@ -289,13 +316,34 @@ class Model(Network):
         cbks.on_test_end(dict(results))
         return results
 
+    @contextlib.contextmanager
+    def _accuracy_shown(self, show_accuracy):
+        """Keras 0.x `show_accuracy=True`: the call reports the accuracy metric `acc` (added for this call only
+        when the model does not already compute an accuracy)."""
+        accuracies = ("binary_accuracy", "categorical_accuracy", "sparse_categorical_accuracy")
+        if not show_accuracy or any(name in accuracies for name in self._canonical_metrics):
+            yield
+            return
+        saved = self.metrics, self._canonical_metrics, self.metrics_names
+        key, name = metrics_module.resolve("acc", self._canonical_loss, self._units())
+        self.metrics, self._canonical_metrics = self.metrics + ["acc"], self._canonical_metrics + [name]
+        self.metrics_names = self.metrics_names + [key]
+        try:
+            yield
+        finally:
+            self.metrics, self._canonical_metrics, self.metrics_names = saved
+
     # -- evaluate / predict ----------------------------------------------------------------------------------
     def evaluate(self, x=None, y=None, batch_size=None, verbose=1, sample_weight=None, steps=None, callbacks=None,
-                 **kwargs):
-        """Return the loss (no metrics) or `[loss, *metrics]` in `metrics_names` order, sample-weighted means."""
+                 return_dict=False, **kwargs):
+        """Return the loss (no metrics) or `[loss, *metrics]` in `metrics_names` order, sample-weighted means;
+        with `return_dict=True` (tf.keras), `{name: value}` in that order."""
+        show_accuracy = _pop_show_accuracy(kwargs, "evaluate")
+        keras_arguments.pop_neutral("evaluate", kwargs)
         if kwargs:
             raise TypeError(f"Unrecognized keyword arguments: {kwargs}")
         self._require_compiled("evaluate")
+        _refuse_generator(x, "evaluate")
         if steps is not None:
             raise ValueError("evaluate: `steps` is for generator input; pass arrays and `batch_size`")
         batch_size = data.check_batch_size(batch_size)
@@ -303,27 +351,34 @@ class Model(Network):
         arrays = self._prepare_xy(x, y, sample_weight)
         from fastfit.callbacks import CallbackList
         cbks = CallbackList(callbacks)
-        with self._exclusive("evaluate"):
+        with self._exclusive("evaluate"), self._accuracy_shown(show_accuracy):
             cbks.set_model(self)
             cbks.set_params({"batch_size": batch_size, "steps": None, "samples": len(arrays[0]),
                              "verbose": verbose, "metrics": list(self.metrics_names)})
             results = self._evaluate_arrays(arrays, batch_size, cbks)
+            names = list(self.metrics_names)
         if verbose:
             from fastfit.utils.progbar import Progbar
             bar = Progbar(target=len(arrays[0]), verbose=verbose)
             bar.update(len(arrays[0]), list(results.items()))
-        values = [results[k] for k in self.metrics_names]
+        if return_dict:
+            return {k: results[k] for k in names}
+        values = [results[k] for k in names]
         return values[0] if len(values) == 1 else values
 
     def predict(self, x, batch_size=None, verbose=0, steps=None, callbacks=None, **kwargs):
-        """Return the model output for `x`: an array, or a list of arrays for a model with a list of outputs."""
+        """Return the model output for `x`: an array, or a list of arrays for a model with a list of outputs.
+
+        `verbose=1` shows a progress bar over the samples (2: one line at the end)."""
+        keras_arguments.pop_neutral("predict", kwargs)
         if kwargs:
             raise TypeError(f"Unrecognized keyword arguments: {kwargs}")
         self._require_graph("output (predict needs a built model)")
+        _refuse_generator(x, "predict")
         if steps is not None:
             raise ValueError("predict: `steps` is for generator input; pass arrays and `batch_size`")
         batch_size = data.check_batch_size(batch_size)
-        _check_verbose(verbose)
+        verbose = _check_verbose(verbose)
         dtype = self._dtype()
         x = data.prepare_inputs(x, self.input_shape, dtype)
         from fastfit.callbacks import CallbackList, make_batch_hook
@@ -344,24 +399,41 @@ class Model(Network):
             if not single_chain:
                 _replay_predict_hooks(cbks, outputs, batch_size)
             cbks.on_predict_end({})
+        if verbose:
+            from fastfit.utils.progbar import Progbar
+            Progbar(target=len(x), verbose=verbose).update(len(x))
         return outputs[0] if self._single_output else outputs
 
     # -- single batches --------------------------------------------------------------------------------------
-    def train_on_batch(self, x, y, sample_weight=None, class_weight=None):
-        """One update on one batch; returns the loss or `[loss, *metrics]` measured before the update."""
+    def train_on_batch(self, x, y, sample_weight=None, class_weight=None, reset_metrics=True, return_dict=False):
+        """One update on one batch; returns the loss or `[loss, *metrics]` measured before the update
+        (`return_dict=True`: a dict). `reset_metrics` (tf.keras) must be True: values are this batch's."""
         self._require_compiled("train_on_batch")
+        _check_reset_metrics(reset_metrics, "train_on_batch")
         x, y, weights = self._prepare_xy(x, y, sample_weight, class_weight)
         with self._exclusive("train_on_batch"):
             sums = self._train_network().train_epoch(x, y, weights, np.arange(len(x), dtype=np.int64), len(x),
                                                      self.optimizer, None)
-        return _scalar_or_list(self.metrics_names, sums)
+        return _batch_result(self.metrics_names, sums, return_dict)
 
-    def test_on_batch(self, x, y, sample_weight=None):
+    def test_on_batch(self, x, y, sample_weight=None, reset_metrics=True, return_dict=False):
+        """The loss or `[loss, *metrics]` of one batch (`return_dict=True`: a dict)."""
         self._require_compiled("test_on_batch")
+        _check_reset_metrics(reset_metrics, "test_on_batch")
         x, y, weights = self._prepare_xy(x, y, sample_weight)
         with self._exclusive("test_on_batch"):
             sums = self._train_network().evaluate(x, y, weights, len(x), None)
-        return _scalar_or_list(self.metrics_names, sums)
+        return _batch_result(self.metrics_names, sums, return_dict)
+
+    # -- generators (another issue): a clear error instead of an AttributeError --------------------------------
+    def fit_generator(self, generator, *args, **kwargs):
+        raise NotImplementedError(_GENERATOR_MESSAGE.format(method="fit_generator"))
+
+    def evaluate_generator(self, generator, *args, **kwargs):
+        raise NotImplementedError(_GENERATOR_MESSAGE.format(method="evaluate_generator"))
+
+    def predict_generator(self, generator, *args, **kwargs):
+        raise NotImplementedError(_GENERATOR_MESSAGE.format(method="predict_generator"))
 
     def predict_on_batch(self, x):
         x = np.asarray(x) if not isinstance(x, np.ndarray) else x
@@ -448,17 +520,103 @@ def _logs_from_sums(keys, sums):
     return {key: float(sums[i + 1] / seen) for i, key in enumerate(keys)}
 
 
-def _scalar_or_list(keys, sums):
+def _batch_result(keys, sums, return_dict):
     logs = _logs_from_sums(keys, sums)
+    if return_dict:
+        return {k: logs[k] for k in keys}
     values = [logs[k] for k in keys]
     return values[0] if len(values) == 1 else values
 
 
+def _check_reset_metrics(reset_metrics, method):
+    if reset_metrics is not True:
+        raise ValueError(f"{method}: `reset_metrics={reset_metrics!r}` is not supported by fastfit: each call "
+                         "returns the values of its own batch (reset_metrics=True); average them yourself")
+
+
+_GENERATOR_MESSAGE = ("{method}: generator and `Sequence` input is not supported by fastfit yet (planned: "
+                      "generators and streaming); load the data into NumPy arrays and call fit/evaluate/predict")
+
+
+def _refuse_generator(value, method, argument="x"):
+    """Raise TypeError for generator, iterator or `Sequence` input (before it would be read as an array)."""
+    from fastfit.utils import Sequence
+    if isinstance(value, (collections.abc.Iterator, Sequence)) or type(value).__name__ in ("Sequence", "DatasetV2",
+                                                                                            "Dataset"):
+        raise TypeError(f"{method}: `{argument}` is a {type(value).__name__}; "
+                        + _GENERATOR_MESSAGE.format(method=method).split(": ", 1)[1])
+
+
+def _pop_show_accuracy(kwargs, method):
+    """Keras 0.x's `show_accuracy`: a DeprecationWarning; True reports the accuracy metric for this call."""
+    if "show_accuracy" not in kwargs:
+        return False
+    value = kwargs.pop("show_accuracy")
+    warnings.warn(f"The `show_accuracy` argument of `{method}` is deprecated: pass the accuracy metric at "
+                  "compile time instead, `model.compile(optimizer, loss, metrics=['accuracy'])`",
+                  DeprecationWarning, stacklevel=3)
+    return bool(value)
+
+
+def _check_steps(steps, argument):
+    if steps is None:
+        return None
+    if isinstance(steps, bool) or not isinstance(steps, (int, np.integer)) or steps < 1:
+        raise ValueError(f"`{argument}` must be a positive integer or None, got {steps!r}")
+    return int(steps)
+
+
+class _BatchStream:
+    """The rows each epoch of `fit` trains on.
+
+    Without `steps_per_epoch`, epoch e is one pass over the data in the model's order for e. With it (tf.keras
+    on arrays), the passes initial_epoch, initial_epoch + 1, ... are laid end to end (each in its own shuffled
+    order) and epoch e takes the next `steps_per_epoch * batch_size` rows; the stream holds
+    `epochs - initial_epoch` passes, as tf.keras's does, so it may run out before the last epoch.
+    """
+
+    def __init__(self, model, n, batch_size, shuffle, steps_per_epoch, initial_epoch, epochs):
+        self.model, self.n, self.batch_size, self.shuffle = model, n, batch_size, shuffle
+        self.steps = steps_per_epoch
+        self.initial_epoch = initial_epoch
+        self.rows = None if steps_per_epoch is None else steps_per_epoch * batch_size
+        self.total_rows = max(0, epochs - initial_epoch) * n
+        self.steps_per_epoch = int(math.ceil(n / batch_size)) if steps_per_epoch is None else steps_per_epoch
+        self.samples_per_epoch = n if steps_per_epoch is None else self.rows
+
+    def _span(self, epoch):
+        start = (epoch - self.initial_epoch) * self.rows
+        return start, min(start + self.rows, self.total_rows)
+
+    def exhausted(self, epoch):
+        if self.steps is None:
+            return False
+        start, stop = self._span(epoch)
+        return start >= stop
+
+    def warn_exhausted(self):
+        warnings.warn(f"Your input ran out of data; interrupting training. With arrays, `steps_per_epoch` * "
+                      f"epochs batches must fit in `epochs` passes over the data (here {self.steps} steps of "
+                      f"{self.batch_size} samples per epoch from {self.n} samples).", UserWarning, stacklevel=4)
+
+    def order(self, epoch):
+        if self.steps is None:
+            return self.model._epoch_order(epoch, self.n, self.batch_size, self.shuffle)
+        start, stop = self._span(epoch)
+        first, last = start // self.n, (stop - 1) // self.n
+        passes = [self.model._epoch_order(self.initial_epoch + p, self.n, self.batch_size, self.shuffle)
+                  for p in range(first, last + 1)]
+        joined = passes[0] if len(passes) == 1 else np.concatenate(passes)
+        return np.ascontiguousarray(joined[start - first * self.n: stop - first * self.n])
+
+
 def _check_verbose(verbose):
+    if isinstance(verbose, str) and verbose == "auto":  # tf.keras: 'auto' is 1 outside distributed training
+        return 1
     if isinstance(verbose, bool):
         return int(verbose)
     if not isinstance(verbose, (int, np.integer)) or verbose not in (0, 1, 2):
-        raise ValueError(f"`verbose` must be 0, 1 or 2, got {verbose!r}")
+        raise ValueError(f"`verbose` must be 0, 1 or 2 (or 'auto'), got {verbose!r}")
     return int(verbose)
 
 
