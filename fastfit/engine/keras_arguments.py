@@ -9,11 +9,11 @@ _GENERATORS = ("it applies to generator or `Sequence` input, which fastfit does 
 NEUTRAL_VALUES = {
     "compile": {
         "weighted_metrics": ((None, [], (), {}),
-                             "fastfit has no weighted metrics; `metrics` are computed without sample weights, as "
-                             "Keras 2 computes `metrics`"),
+                             ("fastfit has no weighted metrics; `metrics` are computed without sample weights, "
+                              "as Keras 2 computes `metrics`")),
         "run_eagerly": ((None, False),
-                        "fastfit always runs its compiled engine; for the NumPy reference engine (step-by-step "
-                        "Python) use compile(engine='python')"),
+                        ("fastfit always runs its compiled engine; for the NumPy reference engine "
+                         "(step-by-step Python) use compile(engine='python')")),
         "steps_per_execution": ((None, 1),
                                 "fastfit runs one batch per step and calls batch callbacks after every batch"),
         "jit_compile": ((None, False, True, "auto"), "fastfit's engine is always compiled"),
