@@ -111,3 +111,12 @@ def clear_session():
     """Reset the automatic layer names (Keras compatibility)."""
     from fastfit.engine.base_layer import reset_name_counters
     reset_name_counters()
+
+
+def __getattr__(name):
+    """Keras backend functions on tensors (`K.function`, `K.variable`, ...) are an AttributeError naming them."""
+    if name.startswith("__"):
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    raise AttributeError(f"fastfit.backend has no {name!r}: fastfit has no tensors or graph; its backend offers "
+                         "floatx, set_floatx, epsilon, set_epsilon, get_value, set_value, clear_session and "
+                         "set_random_seed (for tensor math on outputs, use NumPy on `model.predict(x)`)")

@@ -65,8 +65,11 @@ class Layer:
     """Base class of all layers.
 
     Arguments (keywords common to every layer): `name`, `trainable`, `input_shape`, `input_dim`,
-    `batch_input_shape`, `batch_size`, `dtype`, `weights` (initial weights, a list of arrays).
+    `batch_input_shape`, `batch_size`, `dtype` ('float32' or 'float64'), `weights` (initial weights, a list of
+    arrays).
     """
+
+    _FLOAT_DTYPES_ONLY = True  # the engines compute in float32 or float64
 
     def __init__(self, name=None, trainable=True, input_shape=None, input_dim=None, batch_input_shape=None,
                  batch_size=None, dtype=None, weights=None, **kwargs):
@@ -78,7 +81,7 @@ class Layer:
             raise ValueError(f"{type(self).__name__}: `name` must be a non-empty string, got {name!r}")
         self.name = name or unique_name(snake_case(type(self).__name__))
         self.trainable = bool(trainable)
-        self.dtype = np.dtype(dtype or backend.floatx()).name
+        self.dtype = _check_dtype(dtype, type(self).__name__, self._FLOAT_DTYPES_ONLY)
         if input_dim is not None and input_shape is None:
             input_shape = (input_dim,)
         if batch_input_shape is None and input_shape is not None:
@@ -251,6 +254,17 @@ def check_lowerable(layer):
                 f"{', '.join(f'`{name}`' for name in defined)} (in {cls.__qualname__}): custom layers are not "
                 f"supported by fastfit's compiled engines, which run only the built-in layers ({built_in}). "
                 "Build the model from those layers.")
+
+
+def _check_dtype(dtype, owner, float_only):
+    try:
+        name = np.dtype(dtype or backend.floatx()).name
+    except TypeError:
+        name = None
+    if name is None or float_only and name not in ("float32", "float64"):
+        raise ValueError(f"{owner}: `dtype` must be 'float32' or 'float64' (fastfit computes in one of them; "
+                         f"mixed precision policies are not supported), got {dtype!r}")
+    return name
 
 
 def _legacy_input_dtype(owner, input_dtype, dtype):

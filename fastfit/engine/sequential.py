@@ -3,7 +3,7 @@ import warnings
 
 import numpy as np
 
-from fastfit.engine.base_layer import Layer, check_lowerable
+from fastfit.engine.base_layer import Layer, SymbolicTensor, check_lowerable
 from fastfit.engine.input_layer import InputLayer
 from fastfit.engine.training import Model
 
@@ -40,6 +40,8 @@ class Sequential(Model):
             ValueError: its input shape does not fit the previous layer's output (names the layer), or a
                 layer of the same name is already in the model.
         """
+        if isinstance(layer, SymbolicTensor) and isinstance(layer.layer, InputLayer):
+            layer = layer.layer  # tf.keras: `model.add(keras.Input(shape=(784,)))` adds its InputLayer
         if not isinstance(layer, Layer):
             raise TypeError(f"Sequential.add: expected a Layer instance, got {type(layer).__name__}")
         check_lowerable(layer)

@@ -165,6 +165,31 @@ class Model(Network):
         train = (xs[:split], ys[:split], None if ws is None else ws[:split])
         return train, val, [val[0].reshape((-1,) + tuple(self.input_shape[1:])), val[1]]
 
+    def _fixed_batch_size(self):
+        """The batch size fixed by the model input (`batch_input_shape=(32, 784)`), or None."""
+        return self.inputs[0].shape[0] if self.inputs else None
+
+    def _batch_size_for(self, batch_size, method, argument="batch_size"):
+        """Checked `batch_size`; a model input with a fixed batch size takes batches of exactly that size (as
+        in Keras, where another size fails), and `batch_size=None` then means that size."""
+        fixed = self._fixed_batch_size()
+        if fixed is not None:
+            if batch_size is None:
+                batch_size = fixed
+            elif batch_size != fixed:
+                raise ValueError(f"{method}: {argument} {batch_size!r} does not match the batch size {fixed} fixed "
+                                 f"by the model input (batch input shape {self.inputs[0].shape}); use {fixed}, or "
+                                 "build the model with `input_shape=` (any batch size)")
+        return data.check_batch_size(batch_size, argument)
+
+    def _check_full_batches(self, n, method, what):
+        fixed = self._fixed_batch_size()
+        if fixed is not None and n % fixed:
+            raise ValueError(f"{method}: {what} has {n} samples, not a multiple of the batch size {fixed} fixed by "
+                             f"the model input (batch input shape {self.inputs[0].shape}): every batch must "
+                             f"have {fixed} samples; pass a multiple of {fixed} samples, or build the model with "
+                             "`input_shape=` (any batch size)")
+
     # -- fit ----------------------------------------------------------------------------------------------
     def fit(self, x=None, y=None, batch_size=None, epochs=None, verbose=1, callbacks=None, validation_split=0.0,
             validation_data=None, shuffle=True, class_weight=None, sample_weight=None, initial_epoch=0,
@@ -202,9 +227,9 @@ class Model(Network):
         _refuse_generator(validation_data, "fit", "validation_data")
         steps_per_epoch = _check_steps(steps_per_epoch, "steps_per_epoch")
         validation_steps = _check_steps(validation_steps, "validation_steps")
-        batch_size = data.check_batch_size(batch_size)
+        batch_size = self._batch_size_for(batch_size, "fit")
         validation_batch_size = (batch_size if validation_batch_size is None
-                                 else data.check_batch_size(validation_batch_size, "validation_batch_size"))
+                                 else self._batch_size_for(validation_batch_size, "fit", "validation_batch_size"))
         epochs = data.check_non_negative_int(epochs, "epochs")
         initial_epoch = data.check_non_negative_int(initial_epoch, "initial_epoch")
         verbose = _check_verbose(verbose)
@@ -215,6 +240,10 @@ class Model(Network):
                                                                  sample_weight, class_weight)
         if val is not None and validation_steps is not None:
             val = tuple(None if a is None else a[:validation_steps * validation_batch_size] for a in val)
+        if steps_per_epoch is None:
+            self._check_full_batches(len(train[0]), "fit", "x")
+        if val is not None:
+            self._check_full_batches(len(val[0]), "fit", "the validation data")
         from fastfit.callbacks import CallbackList  # late import: callbacks import models for type checks
         user_callbacks = CallbackList(callbacks)
         with self._exclusive("fit"), self._accuracy_shown(show_accuracy):
@@ -346,9 +375,10 @@ class Model(Network):
         _refuse_generator(x, "evaluate")
         if steps is not None:
             raise ValueError("evaluate: `steps` is for generator input; pass arrays and `batch_size`")
-        batch_size = data.check_batch_size(batch_size)
+        batch_size = self._batch_size_for(batch_size, "evaluate")
         verbose = _check_verbose(verbose)
         arrays = self._prepare_xy(x, y, sample_weight)
+        self._check_full_batches(len(arrays[0]), "evaluate", "x")
         from fastfit.callbacks import CallbackList
         cbks = CallbackList(callbacks)
         with self._exclusive("evaluate"), self._accuracy_shown(show_accuracy):
@@ -377,10 +407,11 @@ class Model(Network):
         _refuse_generator(x, "predict")
         if steps is not None:
             raise ValueError("predict: `steps` is for generator input; pass arrays and `batch_size`")
-        batch_size = data.check_batch_size(batch_size)
+        batch_size = self._batch_size_for(batch_size, "predict")
         verbose = _check_verbose(verbose)
         dtype = self._dtype()
         x = data.prepare_inputs(x, self.input_shape, dtype)
+        self._check_full_batches(len(x), "predict", "x")
         from fastfit.callbacks import CallbackList, make_batch_hook
         cbks = CallbackList(callbacks)
         engine = self._engine or compiled.resolve_engine(None)
@@ -411,6 +442,7 @@ class Model(Network):
         self._require_compiled("train_on_batch")
         _check_reset_metrics(reset_metrics, "train_on_batch")
         x, y, weights = self._prepare_xy(x, y, sample_weight, class_weight)
+        self._batch_size_for(len(x), "train_on_batch", "the number of samples")
         with self._exclusive("train_on_batch"):
             sums = self._train_network().train_epoch(x, y, weights, np.arange(len(x), dtype=np.int64), len(x),
                                                      self.optimizer, None)
@@ -421,6 +453,7 @@ class Model(Network):
         self._require_compiled("test_on_batch")
         _check_reset_metrics(reset_metrics, "test_on_batch")
         x, y, weights = self._prepare_xy(x, y, sample_weight)
+        self._batch_size_for(len(x), "test_on_batch", "the number of samples")
         with self._exclusive("test_on_batch"):
             sums = self._train_network().evaluate(x, y, weights, len(x), None)
         return _batch_result(self.metrics_names, sums, return_dict)
