@@ -201,10 +201,11 @@ class Model(Network):
         shuffling; `shuffle='batch'` shuffles whole batches; `epochs=None` means 1). The legacy `nb_epoch` and
         Keras 0.x's `show_accuracy` are accepted with a DeprecationWarning.
 
-        `steps_per_epoch` (tf.keras, with arrays): each epoch trains that many batches of `batch_size`, drawn
-        from a stream of shuffled passes over the data (a new pass starts where the previous one ends); as in
-        tf.keras the stream holds `epochs - initial_epoch` passes, and training stops with a warning when it
-        runs out. `validation_steps`: each validation uses the first that many batches of the validation data.
+        `steps_per_epoch` (tf.keras, with arrays): each epoch trains that many batches of `batch_size` (default
+        then: the data split into that many batches), drawn from a stream of shuffled passes over the data (a
+        new pass starts where the previous one ends); as in tf.keras the stream holds `epochs - initial_epoch`
+        passes, and training stops with a warning when it runs out. `validation_steps`: each validation uses
+        the first that many batches (of `validation_batch_size`, default `batch_size`) of the validation data.
 
         Raises:
             RuntimeError: not compiled, or `fit` already running on this model in another thread.
@@ -227,9 +228,10 @@ class Model(Network):
         _refuse_generator(validation_data, "fit", "validation_data")
         steps_per_epoch = _check_steps(steps_per_epoch, "steps_per_epoch")
         validation_steps = _check_steps(validation_steps, "validation_steps")
+        requested_batch_size = batch_size
         batch_size = self._batch_size_for(batch_size, "fit")
-        validation_batch_size = (batch_size if validation_batch_size is None
-                                 else self._batch_size_for(validation_batch_size, "fit", "validation_batch_size"))
+        if validation_batch_size is not None:
+            validation_batch_size = self._batch_size_for(validation_batch_size, "fit", "validation_batch_size")
         epochs = data.check_non_negative_int(epochs, "epochs")
         initial_epoch = data.check_non_negative_int(initial_epoch, "initial_epoch")
         verbose = _check_verbose(verbose)
@@ -238,6 +240,10 @@ class Model(Network):
         validation_epochs = _validation_epochs(validation_freq)
         train, val, val_for_callbacks = self._prepare_validation(validation_data, validation_split, x, y,
                                                                  sample_weight, class_weight)
+        if requested_batch_size is None and steps_per_epoch is not None and self._fixed_batch_size() is None:
+            batch_size = int(math.ceil(len(train[0]) / steps_per_epoch))  # tf.keras: the steps cover the data
+        if validation_batch_size is None:
+            validation_batch_size = batch_size
         if val is not None and validation_steps is not None:
             val = tuple(None if a is None else a[:validation_steps * validation_batch_size] for a in val)
         if steps_per_epoch is None:
@@ -262,7 +268,7 @@ class Model(Network):
         self.history = History()
         listed = list(user_callbacks)
         progbar = [] if not verbose or any(isinstance(cb, ProgbarLogger) for cb in listed) else \
-            [ProgbarLogger(count_mode="samples")]
+            [ProgbarLogger(count_mode="samples" if stream.steps is None else "steps")]  # as Keras 2.2 picks
         cbks = CallbackList(progbar + listed + [self.history])
         metric_keys = self.metrics_names
         params = {"batch_size": batch_size, "epochs": epochs, "steps": stream.steps_per_epoch,
