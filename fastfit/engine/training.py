@@ -47,9 +47,9 @@ class Model(Network):
             loss: name, alias or function of `fastfit.losses` (a one-item list or dict is accepted).
             metrics: list of names or functions; the log key is the string given ('acc' → `acc`).
             engine: 'cython' (default; `FASTFIT_ENGINE` overrides the default) or 'python' (NumPy reference).
-            loss_weights, sample_weight_mode, weighted_metrics, target_tensors, and tf.keras's run_eagerly,
-                steps_per_execution, jit_compile: accepted only with their neutral values (one output,
-                per-sample weights; see `keras_arguments.NEUTRAL_VALUES`).
+            loss_weights, sample_weight_mode, weighted_metrics, target_tensors: accepted only with their
+                neutral values (one output, per-sample weights), as are tf.keras's `run_eagerly`,
+                `steps_per_execution` and `jit_compile` (see `keras_arguments.NEUTRAL_VALUES`).
 
         Raises:
             ValueError: unknown optimizer, loss, metric or engine; a model with several outputs; an argument
