@@ -40,8 +40,18 @@ def epsilon():
 
 
 def set_epsilon(value):
-    """Set the fuzz factor used by new optimizers."""
+    """Set the fuzz factor (Keras: used by losses and optimizers).
+
+    fastfit's loss kernels clip with the fixed 1e-7, so only that value is accepted (a call that changed the
+    optimizers but not the losses would do half of what Keras does).
+
+    Raises:
+        ValueError: any other value (pass `epsilon=` to the optimizer to change its fuzz factor).
+    """
     global _EPSILON
+    if float(value) != 1e-7:
+        raise ValueError(f"set_epsilon: fastfit's losses clip with the fixed epsilon 1e-7, got {value!r}; to "
+                         "change an optimizer's fuzz factor pass it, e.g. Adam(epsilon=1e-4)")
     _EPSILON = float(value)
 
 

@@ -55,6 +55,7 @@ class Model(Network):
             ValueError: unknown optimizer, loss, metric or engine; a model with several outputs; an argument
                 value fastfit cannot carry out.
         """
+        class_mode = kwargs.pop("class_mode", None)
         if weighted_metrics is not None:
             kwargs["weighted_metrics"] = weighted_metrics
         keras_arguments.pop_neutral("compile", kwargs)
@@ -79,6 +80,8 @@ class Model(Network):
             loss = next(iter(loss.values()))
         canonical_loss = losses.get(loss)
         units = self.output_shape[-1]
+        if class_mode is not None:
+            _check_class_mode(class_mode, canonical_loss, units)
         metric_list = [] if metrics is None else metrics
         if isinstance(metric_list, dict):
             metric_list = [m for value in metric_list.values() for m in (value if isinstance(value, list) else [value])]
@@ -595,6 +598,17 @@ def _pop_show_accuracy(kwargs, method):
                   "compile time instead, `model.compile(optimizer, loss, metrics=['accuracy'])`",
                   DeprecationWarning, stacklevel=3)
     return bool(value)
+
+
+def _check_class_mode(class_mode, loss, units):
+    """Keras 0.x's `compile(class_mode=...)` chose how accuracy compares; fastfit picks it from the loss and the
+    output size, so the argument is accepted (with a DeprecationWarning) when it names that same choice."""
+    warnings.warn("The `class_mode` argument of `compile` is deprecated (Keras 1 removed it); accuracy follows "
+                  "the loss and the output size", DeprecationWarning, stacklevel=3)
+    chosen = "binary" if units == 1 or loss == "binary_crossentropy" else "categorical"
+    if class_mode != chosen:
+        raise ValueError(f"compile: class_mode={class_mode!r} does not match this model, whose accuracy is "
+                         f"{chosen} (loss {loss}, {units} output units); remove `class_mode`")
 
 
 def _check_steps(steps, argument):

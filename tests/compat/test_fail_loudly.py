@@ -261,3 +261,32 @@ def test_model_checkpoint_refuses_tensorflow_options(tmp_path):
         ModelCheckpoint(str(tmp_path / "m.h5"), options=object())
     with pytest.raises(TypeError, match="initial_value_threshold"):
         ModelCheckpoint(str(tmp_path / "m.h5"), initial_value_threshold="low")
+
+
+# -- Keras 0.x compile(class_mode=), backend epsilon, tf.keras initializer spelling ----------------------------
+def test_class_mode_is_accepted_when_it_matches_the_accuracy_fastfit_computes(data, engine):
+    model = Sequential([Dense(3, input_dim=4, activation="softmax")])
+    with pytest.warns(DeprecationWarning, match="class_mode"):
+        model.compile(optimizer="sgd", loss="categorical_crossentropy", class_mode="categorical", engine=engine)
+    model.fit(*data, epochs=1, verbose=0)
+    fresh = Sequential([Dense(3, input_dim=4, activation="softmax")])
+    with pytest.warns(DeprecationWarning), pytest.raises(ValueError, match="class_mode='binary'"):
+        fresh.compile(optimizer="sgd", loss="categorical_crossentropy", class_mode="binary")
+    assert not fresh.compiled
+
+
+def test_set_epsilon_refuses_values_the_losses_would_not_use():
+    with pytest.raises(ValueError, match="fixed epsilon 1e-7"):
+        fastfit.backend.set_epsilon(1e-4)
+    assert fastfit.backend.epsilon() == 1e-7
+    fastfit.backend.set_epsilon(1e-7)
+    assert optimizers.Adam(epsilon=1e-4).epsilon == 1e-4  # what to do instead
+
+
+def test_variance_scaling_takes_the_tf_keras_truncated_normal_spelling():
+    from fastfit import initializers
+    old = initializers.VarianceScaling(scale=2.0, distribution="normal", seed=3)((50, 40))
+    new = initializers.VarianceScaling(scale=2.0, distribution="truncated_normal", seed=3)((50, 40))
+    np.testing.assert_array_equal(old, new)
+    with pytest.raises(ValueError, match="untruncated_normal"):
+        initializers.VarianceScaling(distribution="untruncated_normal")
