@@ -101,7 +101,7 @@ def test_show_accuracy_warns_and_reports_accuracy_for_that_call(data, engine):
         history = model.fit(x, y, epochs=2, verbose=0, show_accuracy=True, validation_split=0.2)
     assert sorted(history.history) == ["acc", "loss", "val_acc", "val_loss"]
     with pytest.warns(DeprecationWarning, match="show_accuracy"):
-        loss, acc = model.evaluate(x, y, verbose=0, show_accuracy=True)
+        _, acc = model.evaluate(x, y, verbose=0, show_accuracy=True)
     expected = np.mean(model.predict(x).argmax(1) == y.argmax(1))
     assert acc == pytest.approx(expected)
     assert model.metrics_names == ["loss"]  # compiled metrics unchanged afterwards
@@ -208,7 +208,7 @@ def test_steps_per_epoch_walks_the_data_as_one_stream(data, engine):
 def test_steps_per_epoch_stops_when_the_passes_run_out(data, engine):
     x, y = data  # 30 samples, 3 epochs: 90 rows in the stream; 3 batches of 16 = 48 rows per epoch
     model = mlp(engine)
-    callback, sizes, starts = count_batches()
+    callback, sizes, _ = count_batches()
     with pytest.warns(UserWarning, match="ran out of data"):
         history = model.fit(x, y, batch_size=16, epochs=3, steps_per_epoch=3, verbose=0, callbacks=[callback])
     assert len(history.history["loss"]) == 2  # the second epoch is cut short at the end of the stream
