@@ -185,6 +185,13 @@ class Model(Network):
                                  "build the model with `input_shape=` (any batch size)")
         return data.check_batch_size(batch_size, argument)
 
+    def _steps_batch_size(self, requested, checked, n, steps):
+        """The batch size of a call given `steps` (tf.keras): without `batch_size` (and no fixed input batch
+        size), the data split into `steps` batches."""
+        if requested is None and self._fixed_batch_size() is None:
+            return int(math.ceil(n / steps))
+        return checked
+
     def _check_full_batches(self, n, method, what):
         fixed = self._fixed_batch_size()
         if fixed is not None and n % fixed:
@@ -375,18 +382,22 @@ class Model(Network):
     def evaluate(self, x=None, y=None, batch_size=None, verbose=1, sample_weight=None, steps=None, callbacks=None,
                  return_dict=False, **kwargs):
         """Return the loss (no metrics) or `[loss, *metrics]` in `metrics_names` order, sample-weighted means;
-        with `return_dict=True` (tf.keras), `{name: value}` in that order."""
+        with `return_dict=True` (tf.keras), `{name: value}` in that order. `steps` (tf.keras, with arrays):
+        evaluate the first `steps` batches (without `batch_size`: the data split into that many batches)."""
         show_accuracy = _pop_show_accuracy(kwargs, "evaluate")
         keras_arguments.pop_neutral("evaluate", kwargs)
         if kwargs:
             raise TypeError(f"Unrecognized keyword arguments: {kwargs}")
         self._require_compiled("evaluate")
         _refuse_generator(x, "evaluate")
-        if steps is not None:
-            raise ValueError("evaluate: `steps` is for generator input; pass arrays and `batch_size`")
+        steps = _check_steps(steps, "steps")
+        requested_batch_size = batch_size
         batch_size = self._batch_size_for(batch_size, "evaluate")
         verbose = _check_verbose(verbose)
         arrays = self._prepare_xy(x, y, sample_weight)
+        if steps is not None:
+            batch_size = self._steps_batch_size(requested_batch_size, batch_size, len(arrays[0]), steps)
+            arrays = tuple(None if a is None else a[:steps * batch_size] for a in arrays)
         self._check_full_batches(len(arrays[0]), "evaluate", "x")
         from fastfit.callbacks import CallbackList
         cbks = CallbackList(callbacks)
@@ -408,18 +419,22 @@ class Model(Network):
     def predict(self, x, batch_size=None, verbose=0, steps=None, callbacks=None, **kwargs):
         """Return the model output for `x`: an array, or a list of arrays for a model with a list of outputs.
 
-        `verbose=1` shows a progress bar over the samples (2: one line at the end)."""
+        `verbose=1` shows a progress bar over the samples (2: one line at the end). `steps` (tf.keras, with
+        arrays): predict the first `steps` batches (without `batch_size`: the data split into that many)."""
         keras_arguments.pop_neutral("predict", kwargs)
         if kwargs:
             raise TypeError(f"Unrecognized keyword arguments: {kwargs}")
         self._require_graph("output (predict needs a built model)")
         _refuse_generator(x, "predict")
-        if steps is not None:
-            raise ValueError("predict: `steps` is for generator input; pass arrays and `batch_size`")
+        steps = _check_steps(steps, "steps")
+        requested_batch_size = batch_size
         batch_size = self._batch_size_for(batch_size, "predict")
         verbose = _check_verbose(verbose)
         dtype = self._dtype()
         x = data.prepare_inputs(x, self.input_shape, dtype)
+        if steps is not None:
+            batch_size = self._steps_batch_size(requested_batch_size, batch_size, len(x), steps)
+            x = x[:steps * batch_size]
         self._check_full_batches(len(x), "predict", "x")
         from fastfit.callbacks import CallbackList, make_batch_hook
         cbks = CallbackList(callbacks)
@@ -582,9 +597,8 @@ _GENERATOR_MESSAGE = ("{method}: generator and `Sequence` input is not supported
 
 def _refuse_generator(value, method, argument="x"):
     """Raise TypeError for generator, iterator or `Sequence` input (before it would be read as an array)."""
-    from fastfit.utils import Sequence
-    if isinstance(value, (collections.abc.Iterator, Sequence)) or type(value).__name__ in ("Sequence", "DatasetV2",
-                                                                                            "Dataset"):
+    streamed = ("Sequence", "PyDataset", "DatasetV2", "Dataset")  # fastfit's, Keras's and tf.data's classes
+    if isinstance(value, collections.abc.Iterator) or any(cls.__name__ in streamed for cls in type(value).__mro__):
         raise TypeError(f"{method}: `{argument}` is a {type(value).__name__}; "
                         + _GENERATOR_MESSAGE.format(method=method).split(": ", 1)[1])
 

@@ -248,3 +248,18 @@ def test_validation_steps_uses_the_first_batches(data, engine):
 def test_steps_must_be_positive(data, argument):
     with pytest.raises(ValueError, match=argument):
         mlp("python").fit(*data, verbose=0, **{argument: 0})
+
+
+def test_evaluate_and_predict_steps_with_arrays(data, engine):
+    x, y = data
+    model = mlp(engine)
+    assert model.evaluate(x, y, steps=2, batch_size=4, verbose=0) == pytest.approx(
+        model.evaluate(x[:8], y[:8], verbose=0))
+    assert model.predict(x, steps=2, batch_size=4).shape == (8, 3)
+    sizes = []
+    record = LambdaCallback()
+    record.on_predict_batch_end = lambda batch, logs: sizes.append(logs["size"])
+    assert model.predict(x, steps=4, callbacks=[record]).shape == (30, 3)  # no batch_size: 4 batches cover x
+    assert sizes == [8, 8, 8, 6]
+    with pytest.raises(ValueError, match="steps"):
+        model.predict(x, steps=-1)
