@@ -1,8 +1,15 @@
-"""Keras arguments that fastfit accepts only with the values that change nothing here.
+"""Keras arguments of `compile`/`fit`/`evaluate`/`predict` that fastfit honours only in part.
 
-One table, checked in one place: each entry names the values that are a no-op for fastfit (Keras's default
-among them) and what to do instead when another value is given. A feature that lands deletes its line.
+`NEUTRAL_VALUES` is one table, checked in one place: each entry names the values that are a no-op for fastfit
+(Keras's default among them) and what to do instead when another value is given. A feature that lands deletes
+its line. The functions below check the other Keras spellings with a narrower meaning here (Keras 0.x's
+`show_accuracy` and `class_mode`, tf.keras's `steps` and `reset_metrics`, generator input).
 """
+import collections.abc
+import warnings
+
+import numpy as np
+
 _GENERATORS = ("it applies to generator or `Sequence` input, which fastfit does not take yet; pass NumPy arrays "
                "(fastfit runs the whole epoch in one compiled loop)")
 
@@ -41,3 +48,51 @@ def pop_neutral(method: str, kwargs: dict) -> None:
             accepted = " or ".join(repr(a) for a in allowed if not isinstance(a, (tuple, dict)))
             raise ValueError(f"{method}: `{name}={value!r}` is not supported by fastfit ({advice}); "
                              f"accepted: {accepted}")
+
+
+def check_reset_metrics(reset_metrics, method):
+    if reset_metrics is not True:
+        raise ValueError(f"{method}: `reset_metrics={reset_metrics!r}` is not supported by fastfit: each call "
+                         "returns the values of its own batch (reset_metrics=True); average them yourself")
+
+
+GENERATOR_MESSAGE = ("{method}: generator and `Sequence` input is not supported by fastfit yet (planned: "
+                      "generators and streaming); load the data into NumPy arrays and call fit/evaluate/predict")
+
+
+def refuse_generator(value, method, argument="x"):
+    """Raise TypeError for generator, iterator or `Sequence` input (before it would be read as an array)."""
+    streamed = ("Sequence", "PyDataset", "DatasetV2", "Dataset")  # fastfit's, Keras's and tf.data's classes
+    if isinstance(value, collections.abc.Iterator) or any(cls.__name__ in streamed for cls in type(value).__mro__):
+        raise TypeError(f"{method}: `{argument}` is a {type(value).__name__}; "
+                        + GENERATOR_MESSAGE.format(method=method).split(": ", 1)[1])
+
+
+def pop_show_accuracy(kwargs, method):
+    """Keras 0.x's `show_accuracy`: a DeprecationWarning; True reports the accuracy metric for this call."""
+    if "show_accuracy" not in kwargs:
+        return False
+    value = kwargs.pop("show_accuracy")
+    warnings.warn(f"The `show_accuracy` argument of `{method}` is deprecated: pass the accuracy metric at "
+                  "compile time instead, `model.compile(optimizer, loss, metrics=['accuracy'])`",
+                  DeprecationWarning, stacklevel=3)
+    return bool(value)
+
+
+def check_class_mode(class_mode, loss, units):
+    """Keras 0.x's `compile(class_mode=...)` chose how accuracy compares; fastfit picks it from the loss and the
+    output size, so the argument is accepted (with a DeprecationWarning) when it names that same choice."""
+    warnings.warn("The `class_mode` argument of `compile` is deprecated (Keras 1 removed it); accuracy follows "
+                  "the loss and the output size", DeprecationWarning, stacklevel=3)
+    chosen = "binary" if units == 1 or loss == "binary_crossentropy" else "categorical"
+    if class_mode != chosen:
+        raise ValueError(f"compile: class_mode={class_mode!r} does not match this model, whose accuracy is "
+                         f"{chosen} (loss {loss}, {units} output units); remove `class_mode`")
+
+
+def check_steps(steps, argument):
+    if steps is None:
+        return None
+    if isinstance(steps, bool) or not isinstance(steps, (int, np.integer)) or steps < 1:
+        raise ValueError(f"`{argument}` must be a positive integer or None, got {steps!r}")
+    return int(steps)

@@ -4,7 +4,6 @@ Python does the per-call and per-epoch work (checks, conversion, validation spli
 the engine runs each epoch's batch loop in one call and comes back into Python only through the batch hook,
 and only when some callback implements a batch hook (docs/architecture.md).
 """
-import collections.abc
 import contextlib
 import math
 import sys
@@ -17,6 +16,7 @@ from fastfit import backend, losses
 from fastfit import metrics as metrics_module
 from fastfit import optimizers
 from fastfit.engine import compiled, data, keras_arguments
+from fastfit.engine.batch_stream import BatchStream
 from fastfit.engine.network import Network
 
 
@@ -81,7 +81,7 @@ class Model(Network):
         canonical_loss = losses.get(loss)
         units = self.output_shape[-1]
         if class_mode is not None:
-            _check_class_mode(class_mode, canonical_loss, units)
+            keras_arguments.check_class_mode(class_mode, canonical_loss, units)
         metric_list = [] if metrics is None else metrics
         if isinstance(metric_list, dict):
             metric_list = [m for value in metric_list.values() for m in (value if isinstance(value, list) else [value])]
@@ -189,7 +189,7 @@ class Model(Network):
         """The batch size of a call given `steps` (tf.keras): without `batch_size` (and no fixed input batch
         size), the data split into `steps` batches."""
         if requested is None and self._fixed_batch_size() is None:
-            return int(math.ceil(n / steps))
+            return -(-n // steps)  # ceil(n / steps)
         return checked
 
     def _check_full_batches(self, n, method, what):
@@ -221,7 +221,7 @@ class Model(Network):
             RuntimeError: not compiled, or `fit` already running on this model in another thread.
             TypeError, ValueError: bad arguments or data (the model is left unchanged).
         """
-        show_accuracy = _pop_show_accuracy(kwargs, "fit")
+        show_accuracy = keras_arguments.pop_show_accuracy(kwargs, "fit")
         if "nb_epoch" in kwargs:
             if epochs is not None:
                 raise TypeError("fit received both the legacy keyword argument `nb_epoch` and `epochs`; "
@@ -234,10 +234,10 @@ class Model(Network):
         if kwargs:
             raise TypeError(f"Unrecognized keyword arguments: {kwargs}")
         self._require_compiled("fit")
-        _refuse_generator(x, "fit")
-        _refuse_generator(validation_data, "fit", "validation_data")
-        steps_per_epoch = _check_steps(steps_per_epoch, "steps_per_epoch")
-        validation_steps = _check_steps(validation_steps, "validation_steps")
+        keras_arguments.refuse_generator(x, "fit")
+        keras_arguments.refuse_generator(validation_data, "fit", "validation_data")
+        steps_per_epoch = keras_arguments.check_steps(steps_per_epoch, "steps_per_epoch")
+        validation_steps = keras_arguments.check_steps(validation_steps, "validation_steps")
         requested_batch_size = batch_size
         batch_size = self._batch_size_for(batch_size, "fit")
         if validation_batch_size is not None:
@@ -250,8 +250,8 @@ class Model(Network):
         validation_epochs = _validation_epochs(validation_freq)
         train, val, val_for_callbacks = self._prepare_validation(validation_data, validation_split, x, y,
                                                                  sample_weight, class_weight)
-        if requested_batch_size is None and steps_per_epoch is not None and self._fixed_batch_size() is None:
-            batch_size = int(math.ceil(len(train[0]) / steps_per_epoch))  # tf.keras: the steps cover the data
+        if steps_per_epoch is not None:
+            batch_size = self._steps_batch_size(requested_batch_size, batch_size, len(train[0]), steps_per_epoch)
         if validation_batch_size is None:
             validation_batch_size = batch_size
         if val is not None and validation_steps is not None:
@@ -265,7 +265,7 @@ class Model(Network):
         with self._exclusive("fit"), self._accuracy_shown(show_accuracy):
             return self._fit_loop(train, val, val_for_callbacks, user_callbacks, batch_size, epochs, verbose,
                                   shuffle, initial_epoch, validation_epochs,
-                                  _BatchStream(self, len(train[0]), batch_size, shuffle, steps_per_epoch,
+                                  BatchStream(self, len(train[0]), batch_size, shuffle, steps_per_epoch,
                                                initial_epoch, epochs),
                                   validation_batch_size)
 
@@ -384,13 +384,13 @@ class Model(Network):
         """Return the loss (no metrics) or `[loss, *metrics]` in `metrics_names` order, sample-weighted means;
         with `return_dict=True` (tf.keras), `{name: value}` in that order. `steps` (tf.keras, with arrays):
         evaluate the first `steps` batches (without `batch_size`: the data split into that many batches)."""
-        show_accuracy = _pop_show_accuracy(kwargs, "evaluate")
+        show_accuracy = keras_arguments.pop_show_accuracy(kwargs, "evaluate")
         keras_arguments.pop_neutral("evaluate", kwargs)
         if kwargs:
             raise TypeError(f"Unrecognized keyword arguments: {kwargs}")
         self._require_compiled("evaluate")
-        _refuse_generator(x, "evaluate")
-        steps = _check_steps(steps, "steps")
+        keras_arguments.refuse_generator(x, "evaluate")
+        steps = keras_arguments.check_steps(steps, "steps")
         requested_batch_size = batch_size
         batch_size = self._batch_size_for(batch_size, "evaluate")
         verbose = _check_verbose(verbose)
@@ -425,8 +425,8 @@ class Model(Network):
         if kwargs:
             raise TypeError(f"Unrecognized keyword arguments: {kwargs}")
         self._require_graph("output (predict needs a built model)")
-        _refuse_generator(x, "predict")
-        steps = _check_steps(steps, "steps")
+        keras_arguments.refuse_generator(x, "predict")
+        steps = keras_arguments.check_steps(steps, "steps")
         requested_batch_size = batch_size
         batch_size = self._batch_size_for(batch_size, "predict")
         verbose = _check_verbose(verbose)
@@ -464,7 +464,7 @@ class Model(Network):
         """One update on one batch; returns the loss or `[loss, *metrics]` measured before the update
         (`return_dict=True`: a dict). `reset_metrics` (tf.keras) must be True: values are this batch's."""
         self._require_compiled("train_on_batch")
-        _check_reset_metrics(reset_metrics, "train_on_batch")
+        keras_arguments.check_reset_metrics(reset_metrics, "train_on_batch")
         x, y, weights = self._prepare_xy(x, y, sample_weight, class_weight)
         self._batch_size_for(len(x), "train_on_batch", "the number of samples")
         with self._exclusive("train_on_batch"):
@@ -475,7 +475,7 @@ class Model(Network):
     def test_on_batch(self, x, y, sample_weight=None, reset_metrics=True, return_dict=False):
         """The loss or `[loss, *metrics]` of one batch (`return_dict=True`: a dict)."""
         self._require_compiled("test_on_batch")
-        _check_reset_metrics(reset_metrics, "test_on_batch")
+        keras_arguments.check_reset_metrics(reset_metrics, "test_on_batch")
         x, y, weights = self._prepare_xy(x, y, sample_weight)
         self._batch_size_for(len(x), "test_on_batch", "the number of samples")
         with self._exclusive("test_on_batch"):
@@ -484,13 +484,13 @@ class Model(Network):
 
     # -- generators (another issue): a clear error instead of an AttributeError --------------------------------
     def fit_generator(self, generator, *args, **kwargs):
-        raise NotImplementedError(_GENERATOR_MESSAGE.format(method="fit_generator"))
+        raise NotImplementedError(keras_arguments.GENERATOR_MESSAGE.format(method="fit_generator"))
 
     def evaluate_generator(self, generator, *args, **kwargs):
-        raise NotImplementedError(_GENERATOR_MESSAGE.format(method="evaluate_generator"))
+        raise NotImplementedError(keras_arguments.GENERATOR_MESSAGE.format(method="evaluate_generator"))
 
     def predict_generator(self, generator, *args, **kwargs):
-        raise NotImplementedError(_GENERATOR_MESSAGE.format(method="predict_generator"))
+        raise NotImplementedError(keras_arguments.GENERATOR_MESSAGE.format(method="predict_generator"))
 
     def predict_on_batch(self, x):
         x = np.asarray(x) if not isinstance(x, np.ndarray) else x
@@ -583,98 +583,6 @@ def _batch_result(keys, sums, return_dict):
         return {k: logs[k] for k in keys}
     values = [logs[k] for k in keys]
     return values[0] if len(values) == 1 else values
-
-
-def _check_reset_metrics(reset_metrics, method):
-    if reset_metrics is not True:
-        raise ValueError(f"{method}: `reset_metrics={reset_metrics!r}` is not supported by fastfit: each call "
-                         "returns the values of its own batch (reset_metrics=True); average them yourself")
-
-
-_GENERATOR_MESSAGE = ("{method}: generator and `Sequence` input is not supported by fastfit yet (planned: "
-                      "generators and streaming); load the data into NumPy arrays and call fit/evaluate/predict")
-
-
-def _refuse_generator(value, method, argument="x"):
-    """Raise TypeError for generator, iterator or `Sequence` input (before it would be read as an array)."""
-    streamed = ("Sequence", "PyDataset", "DatasetV2", "Dataset")  # fastfit's, Keras's and tf.data's classes
-    if isinstance(value, collections.abc.Iterator) or any(cls.__name__ in streamed for cls in type(value).__mro__):
-        raise TypeError(f"{method}: `{argument}` is a {type(value).__name__}; "
-                        + _GENERATOR_MESSAGE.format(method=method).split(": ", 1)[1])
-
-
-def _pop_show_accuracy(kwargs, method):
-    """Keras 0.x's `show_accuracy`: a DeprecationWarning; True reports the accuracy metric for this call."""
-    if "show_accuracy" not in kwargs:
-        return False
-    value = kwargs.pop("show_accuracy")
-    warnings.warn(f"The `show_accuracy` argument of `{method}` is deprecated: pass the accuracy metric at "
-                  "compile time instead, `model.compile(optimizer, loss, metrics=['accuracy'])`",
-                  DeprecationWarning, stacklevel=3)
-    return bool(value)
-
-
-def _check_class_mode(class_mode, loss, units):
-    """Keras 0.x's `compile(class_mode=...)` chose how accuracy compares; fastfit picks it from the loss and the
-    output size, so the argument is accepted (with a DeprecationWarning) when it names that same choice."""
-    warnings.warn("The `class_mode` argument of `compile` is deprecated (Keras 1 removed it); accuracy follows "
-                  "the loss and the output size", DeprecationWarning, stacklevel=3)
-    chosen = "binary" if units == 1 or loss == "binary_crossentropy" else "categorical"
-    if class_mode != chosen:
-        raise ValueError(f"compile: class_mode={class_mode!r} does not match this model, whose accuracy is "
-                         f"{chosen} (loss {loss}, {units} output units); remove `class_mode`")
-
-
-def _check_steps(steps, argument):
-    if steps is None:
-        return None
-    if isinstance(steps, bool) or not isinstance(steps, (int, np.integer)) or steps < 1:
-        raise ValueError(f"`{argument}` must be a positive integer or None, got {steps!r}")
-    return int(steps)
-
-
-class _BatchStream:
-    """The rows each epoch of `fit` trains on.
-
-    Without `steps_per_epoch`, epoch e is one pass over the data in the model's order for e. With it (tf.keras
-    on arrays), the passes initial_epoch, initial_epoch + 1, ... are laid end to end (each in its own shuffled
-    order) and epoch e takes the next `steps_per_epoch * batch_size` rows; the stream holds
-    `epochs - initial_epoch` passes, as tf.keras's does, so it may run out before the last epoch.
-    """
-
-    def __init__(self, model, n, batch_size, shuffle, steps_per_epoch, initial_epoch, epochs):
-        self.model, self.n, self.batch_size, self.shuffle = model, n, batch_size, shuffle
-        self.steps = steps_per_epoch
-        self.initial_epoch = initial_epoch
-        self.rows = None if steps_per_epoch is None else steps_per_epoch * batch_size
-        self.total_rows = max(0, epochs - initial_epoch) * n
-        self.steps_per_epoch = int(math.ceil(n / batch_size)) if steps_per_epoch is None else steps_per_epoch
-        self.samples_per_epoch = n if steps_per_epoch is None else self.rows
-
-    def _span(self, epoch):
-        start = (epoch - self.initial_epoch) * self.rows
-        return start, min(start + self.rows, self.total_rows)
-
-    def exhausted(self, epoch):
-        if self.steps is None:
-            return False
-        start, stop = self._span(epoch)
-        return start >= stop
-
-    def warn_exhausted(self):
-        warnings.warn(f"Your input ran out of data; interrupting training. With arrays, `steps_per_epoch` * "
-                      f"epochs batches must fit in `epochs` passes over the data (here {self.steps} steps of "
-                      f"{self.batch_size} samples per epoch from {self.n} samples).", UserWarning, stacklevel=4)
-
-    def order(self, epoch):
-        if self.steps is None:
-            return self.model._epoch_order(epoch, self.n, self.batch_size, self.shuffle)
-        start, stop = self._span(epoch)
-        first, last = start // self.n, (stop - 1) // self.n
-        passes = [self.model._epoch_order(self.initial_epoch + p, self.n, self.batch_size, self.shuffle)
-                  for p in range(first, last + 1)]
-        joined = passes[0] if len(passes) == 1 else np.concatenate(passes)
-        return np.ascontiguousarray(joined[start - first * self.n: stop - first * self.n])
 
 
 def _check_verbose(verbose):
