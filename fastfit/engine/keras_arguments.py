@@ -57,13 +57,16 @@ def check_reset_metrics(reset_metrics, method):
 
 
 GENERATOR_MESSAGE = ("{method}: generator and `Sequence` input is not supported by fastfit yet (planned: "
-                      "generators and streaming); load the data into NumPy arrays and call fit/evaluate/predict")
+                     "generators and streaming); load the data into NumPy arrays and call fit/evaluate/predict")
+# Classes of streamed input, by the package that defines them (an h5py `Dataset` is array-like and stays accepted).
+_STREAMED = {"Sequence": ("fastfit", "keras", "tensorflow", "tf_keras"), "PyDataset": ("keras",),
+             "DatasetV2": ("tensorflow",), "Dataset": ("tensorflow",)}
 
 
 def refuse_generator(value, method, argument="x"):
     """Raise TypeError for generator, iterator or `Sequence` input (before it would be read as an array)."""
-    streamed = ("Sequence", "PyDataset", "DatasetV2", "Dataset")  # fastfit's, Keras's and tf.data's classes
-    if isinstance(value, collections.abc.Iterator) or any(cls.__name__ in streamed for cls in type(value).__mro__):
+    streamed = any(cls.__module__.split(".")[0] in _STREAMED.get(cls.__name__, ()) for cls in type(value).__mro__)
+    if streamed or isinstance(value, collections.abc.Iterator):
         raise TypeError(f"{method}: `{argument}` is a {type(value).__name__}; "
                         + GENERATOR_MESSAGE.format(method=method).split(": ", 1)[1])
 

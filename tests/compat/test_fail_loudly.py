@@ -290,3 +290,21 @@ def test_variance_scaling_takes_the_tf_keras_truncated_normal_spelling():
     np.testing.assert_array_equal(old, new)
     with pytest.raises(ValueError, match="untruncated_normal"):
         initializers.VarianceScaling(distribution="untruncated_normal")
+
+
+def test_array_like_objects_named_dataset_are_still_arrays(data, engine):
+    x, y = data
+
+    class Dataset:  # h5py's array-like class has this name; only tf.data's is streamed input
+        def __init__(self, array):
+            self.array = array
+
+        def __array__(self, dtype=None, copy=None):
+            return self.array
+
+        def __len__(self):
+            return len(self.array)
+
+    model = mlp(engine)
+    model.fit(Dataset(x), y, epochs=1, verbose=0)
+    assert model.predict(Dataset(x)).shape == (24, 3)
