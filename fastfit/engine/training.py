@@ -437,7 +437,10 @@ class Model(Network):
             x = x[:steps * batch_size]
         self._check_full_batches(len(x), "predict", "x")
         from fastfit.callbacks import CallbackList, make_batch_hook
+        from fastfit.callbacks.progbar import PredictProgbar
         cbks = CallbackList(callbacks)
+        if verbose:
+            cbks.append(PredictProgbar(len(x), verbose))
         engine = self._engine or compiled.resolve_engine(None)
         outputs = []
         with self._exclusive("predict"):
@@ -454,9 +457,6 @@ class Model(Network):
             if not single_chain:
                 _replay_predict_hooks(cbks, outputs, batch_size)
             cbks.on_predict_end({})
-        if verbose:
-            from fastfit.utils.progbar import Progbar
-            Progbar(target=len(x), verbose=verbose).update(len(x))
         return outputs[0] if self._single_output else outputs
 
     # -- single batches --------------------------------------------------------------------------------------

@@ -263,3 +263,26 @@ def test_evaluate_and_predict_steps_with_arrays(data, engine):
     assert sizes == [8, 8, 8, 6]
     with pytest.raises(ValueError, match="steps"):
         model.predict(x, steps=-1)
+
+
+def test_predict_bar_follows_the_batches(data, engine, capsys):
+    """Keras 2.2 moves the bar after every batch: off a terminal each drawn update is its own line."""
+    x, _ = data
+    model = mlp(engine)
+    from fastfit.utils import progbar
+    original = progbar.Progbar.__init__
+
+    def no_throttle(self, *args, **kwargs):
+        original(self, *args, **kwargs)
+        self.interval = 0.0
+
+    progbar.Progbar.__init__ = no_throttle
+    try:
+        model.predict(x, batch_size=10, verbose=1)
+    finally:
+        progbar.Progbar.__init__ = original
+    lines = [line for line in capsys.readouterr().out.splitlines() if line.strip()]
+    assert [line.split(" [")[0].strip() for line in lines] == ["10/30", "20/30", "30/30"]
+    model.predict(x, batch_size=10, verbose=2)
+    lines = capsys.readouterr().out.splitlines()
+    assert len(lines) == 1 and "ETA" not in lines[0]
