@@ -1,19 +1,37 @@
-"""Utilities: `to_categorical`, `set_random_seed`, `plot_history`."""
+"""Utilities: `to_categorical`, `normalize` (also as `fastfit.utils.np_utils`), `Sequence`, `set_random_seed`,
+`plot_history`."""
+import warnings
+
 import numpy as np
 
 from fastfit.backend import set_random_seed
 
 
-def to_categorical(y, num_classes=None, dtype="float32"):
-    """Convert integer class labels to one-hot rows.
+def to_categorical(y, num_classes: "int | None" = None, dtype="float32", **kwargs) -> np.ndarray:
+    """Convert integer class labels to one-hot rows (Keras 2.2 `to_categorical`).
 
     Arguments:
         y: integer labels, any shape (a trailing axis of size 1 is dropped).
-        num_classes: total number of classes (default: max label + 1).
+        num_classes: total number of classes (default: max label + 1). Keras 1 spelling: `nb_classes`.
+        dtype: the dtype of the result.
 
     Raises:
         ValueError: negative, non-integer or out-of-range labels.
     """
+    if "nb_classes" in kwargs:
+        if num_classes is not None:
+            raise TypeError("to_categorical received both the legacy `nb_classes` and `num_classes`; pass only "
+                            "`num_classes`")
+        warnings.warn("The `nb_classes` argument of `to_categorical` has been renamed `num_classes`.",
+                      DeprecationWarning, stacklevel=2)
+        num_classes = kwargs.pop("nb_classes")
+    if kwargs:
+        raise TypeError(f"to_categorical: unexpected keyword arguments {sorted(kwargs)}")
+    if num_classes is not None and not isinstance(num_classes, bool) and num_classes == 0:
+        num_classes = None  # Keras: `if not num_classes`, infer it
+    if num_classes is not None and (isinstance(num_classes, bool) or not isinstance(num_classes, (int, np.integer))
+                                    or num_classes < 1):
+        raise ValueError(f"to_categorical: `num_classes` must be a positive integer, got {num_classes!r}")
     labels = np.asarray(y)
     if labels.dtype.kind not in "biuf":
         raise TypeError(f"to_categorical: `y` must hold integer labels, got dtype {labels.dtype}")
@@ -34,10 +52,42 @@ def to_categorical(y, num_classes=None, dtype="float32"):
     return one_hot
 
 
+def normalize(x, axis: int = -1, order: int = 2) -> np.ndarray:
+    """Divide `x` by its `order`-norm along `axis` (Keras 2.2 `normalize`); zero-norm slices stay unchanged.
+
+    Returns a new float array of `x`'s float dtype (float64 for integer input).
+    """
+    array = np.asarray(x)
+    if array.dtype.kind not in "biuf":
+        raise TypeError(f"normalize: `x` must hold real numbers, got dtype {array.dtype}")
+    norms = np.atleast_1d(np.linalg.norm(array, order, axis))
+    norms[norms == 0] = 1
+    return array / np.expand_dims(norms, axis)
+
+
+class Sequence:
+    """The Keras `Sequence` base class (`__getitem__` returns batch `index`, `__len__` the batch count).
+
+    Subclasses can be defined, but fastfit does not train from them yet (generators and streaming are
+    planned): `fit`/`evaluate`/`predict` raise a TypeError when given one.
+    """
+
+    def __getitem__(self, index):
+        raise NotImplementedError
+
+    def __len__(self):
+        raise NotImplementedError
+
+    def on_epoch_end(self):
+        """Called at the end of every epoch."""
+
+
 def plot_history(history_or_csv_path, path):
     """Write a PNG of loss and metrics per epoch (train against validation). Needs `fastfit[plot]`."""
     from fastfit.utils.plotting import plot_history as _plot
     return _plot(history_or_csv_path, path)
 
 
-__all__ = ["to_categorical", "set_random_seed", "plot_history"]
+from fastfit.utils import np_utils  # noqa: E402  (Keras 2's `keras.utils.np_utils` module)
+
+__all__ = ["to_categorical", "normalize", "np_utils", "Sequence", "set_random_seed", "plot_history"]
