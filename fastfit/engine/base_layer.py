@@ -247,13 +247,24 @@ def check_lowerable(layer):
         if "engine_ops" in vars(cls):  # fastfit's own lowering: shapes and weights are its business
             defined = [name for name in defined if name == "call"]
         if defined:
-            from fastfit import layers
-            built_in = ", ".join(name for name in layers.__all__ if name != "Layer")
+            built_in = ", ".join(_built_in_layer_names())
             raise ValueError(
                 f"Layer '{layer.name}' of class {type(layer).__name__} defines its own "
                 f"{', '.join(f'`{name}`' for name in defined)} (in {cls.__qualname__}): custom layers are not "
                 f"supported by fastfit's compiled engines, which run only the built-in layers ({built_in}). "
                 "Build the model from those layers.")
+
+
+def _built_in_layer_names():
+    """The public layer classes fastfit defines (found as subclasses of `Layer`, so this module need not import
+    `fastfit.layers`)."""
+    names, pending = set(), [Layer]
+    while pending:
+        for sub in pending.pop().__subclasses__():
+            pending.append(sub)
+            if sub.__module__.split(".")[0] == "fastfit" and not sub.__name__.startswith("_"):
+                names.add(sub.__name__)
+    return sorted(names)
 
 
 def _check_dtype(dtype, owner, float_only):
