@@ -139,6 +139,9 @@ def test_batch_normalization_weights_config_and_summary():
     bn = model.layers[1]
     assert [w.shape for w in bn.weights] == [(8,)] * 3
     assert bn.weight_shapes((None, 8)) == {"gamma": (8,), "moving_mean": (8,), "moving_variance": (8,)}
+    assert Dense(3).weight_shapes((None, 5)) == {"kernel": (5, 3), "bias": (3,)}
+    assert PReLU(shared_axes=[1]).weight_shapes((None, 5)) == {"alpha": (1,)}
+    assert LeakyReLU().weight_shapes((None, 5)) == {}
     config = bn.get_config()
     assert list(config)[-13:] == ["axis", "momentum", "epsilon", "center", "scale", "beta_initializer",
                                   "gamma_initializer", "moving_mean_initializer", "moving_variance_initializer",
@@ -220,7 +223,11 @@ def test_models_with_every_new_layer_save_and_load(tmp_path, engine):
     with h5py.File(path, "r") as f:
         names = [n.decode() if isinstance(n, bytes) else n
                  for n in f["model_weights/batch_normalization_1"].attrs["weight_names"]]
+        slots = [n.decode() if isinstance(n, bytes) else n for n in f["optimizer_weights"].attrs["weight_names"]]
     assert names == [f"batch_normalization_1/{w}:0" for w in ("gamma", "beta", "moving_mean", "moving_variance")]
+    # The optimizer's slots are named after the trained weights only (not the moving statistics).
+    assert "Adam/batch_normalization_1/gamma/m:0" in slots and not any("moving" in n for n in slots)
+    assert loaded.optimizer.iterations == model.optimizer.iterations
 
 
 def test_unsupported_spellings_fail_loudly():
@@ -232,3 +239,24 @@ def test_unsupported_spellings_fail_loudly():
         AlphaDropout(0.1, noise_shape=(1, 3))
     with pytest.raises(ValueError, match="kernel_constraint"):
         Dense(3, kernel_constraint=lambda w: w)
+
+
+@pytest.mark.parametrize("first", [lambda: BatchNormalization(input_shape=(6,)), lambda: PReLU(input_shape=(6,)),
+                                   lambda: GaussianNoise(0.3, input_shape=(6,))])
+def test_a_new_layer_first_in_the_model_trains_the_same_on_both_engines(first):
+    x, y = _data()
+    runs = []
+    for engine in ("python", "cython"):
+        fastfit.backend.set_floatx("float64")
+        try:
+            fastfit.utils.set_random_seed(6)
+            model = Sequential([first(), Dense(3, activation="softmax")])
+            model.compile("adam", "categorical_crossentropy", engine=engine)
+            history = model.fit(x.astype("float64"), y, batch_size=16, epochs=2, verbose=0, validation_split=0.25)
+        finally:
+            fastfit.backend.set_floatx("float32")
+        runs.append((model.get_weights(), history.history))
+    for a, b in zip(runs[0][0], runs[1][0]):
+        np.testing.assert_allclose(a, b, rtol=1e-8, atol=1e-10)
+    for key in runs[0][1]:
+        np.testing.assert_allclose(runs[0][1][key], runs[1][1][key], rtol=1e-8)

@@ -189,6 +189,8 @@ class Network:
                 raise ValueError(f"ops[{i}] {kind} array: expected a parameter array of an earlier op")
             trained = next((k for k, p in enumerate(params) if p is arr), None)
             if kind == "penalty":
+                if (op[2] or op[3]) and any(p[0] is arr for p in self._penalties):
+                    raise ValueError("penalty: two penalty ops on one array (combine them into one L1L2)")
                 if op[2] or op[3]:
                     self._penalties.append((arr, op[2], op[3], None if trained is None else grads[trained]))
             elif trained is not None:  # a frozen array is never updated, so never constrained
@@ -209,7 +211,6 @@ class Network:
         else:
             layer = layers.Noise(kind, op[1], op[2])
         layer.width = layer_op_width(op)
-        self._arrays_seen.extend(getattr(layer, "params", ()) if layer.trainable else ())
         if kind in ("prelu", "batch_normalization"):
             self._arrays_seen.extend(a for a in op[1:3] if isinstance(a, np.ndarray))
         return layer

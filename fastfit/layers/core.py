@@ -82,6 +82,13 @@ class Dense(Layer):
             raise ValueError(f"Layer '{self.name}' (Dense) expects {self.kernel.shape[0]} input features, got "
                              f"shape {shape_str(input_shape)}")
 
+    def weight_shapes(self, input_shape):
+        """The weights' names and shapes for `input_shape` (batch axis included), in order."""
+        shapes = {"kernel": (int(input_shape[-1]), self.units)}
+        if self.use_bias:
+            shapes["bias"] = (self.units,)
+        return shapes
+
     def build(self, input_shape):
         shape = (int(input_shape[-1]), self.units)
         self.kernel = np.ascontiguousarray(self.kernel_initializer(shape, dtype=self.dtype))

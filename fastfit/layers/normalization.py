@@ -20,7 +20,8 @@ class BatchNormalization(Layer):
         axis: -1 (the feature axis of 2-D input; 1 is the same axis).
         momentum, epsilon: floats (defaults 0.99, 1e-3).
         center, scale: whether to have beta, gamma.
-        beta_initializer, gamma_initializer, moving_mean_initializer, moving_variance_initializer.
+        beta_initializer, gamma_initializer, moving_mean_initializer, moving_variance_initializer: initializers
+            of the weights (defaults zeros, ones, zeros, ones).
         beta_regularizer, gamma_regularizer, beta_constraint, gamma_constraint: as Dense's.
 
     Weights (Keras order): gamma, beta (the trained ones), moving_mean, moving_variance.

@@ -142,6 +142,8 @@ BAD_OPS = [
     (lambda W: [("dense", W, None), ("prelu", np.zeros((3, 1)))], "alpha"),
     (lambda W: [("dense", W, None), ("relu", 0.1, -1.0, 0.0)], "max_value"),
     (lambda W: [("dense", W, None), ("elu",)], "malformed"),
+    (lambda W: [("dense", W, None), ("penalty", W, 0.0, 0.1), ("penalty", W, 0.1, 0.0)], "two penalty ops"),
+    (lambda W: [("dense", W, None, False), ("penalty", W, 0.0, 0.1), ("penalty", W, 0.1, 0.0)], "two penalty ops"),
 ]
 
 

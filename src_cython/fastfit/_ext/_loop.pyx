@@ -391,10 +391,10 @@ cdef class Network:
         self.s.penalties = <Penalty*>_malloc(len(penalties) * sizeof(Penalty))
         self.s.constraints = <Constraint*>_malloc(len(constraints) * sizeof(Constraint))
         self.s.n_penalties, self.s.n_constraints = 0, 0
-        for op in penalties:
+        for t, op in enumerate(penalties):
+            if any(q[1] is op[1] for q in penalties[:t]):
+                raise ValueError("penalty: two penalty ops on one array (combine them into one L1L2)")
             j = next((k for k, p in enumerate(self._params) if p is op[1]), -1)
-            if j >= 0 and self.s.ppen[j] >= 0:
-                raise ValueError(f"penalty: two penalty ops on one array (combine them into one L1L2)")
             pen = &self.s.penalties[self.s.n_penalties]
             pen.arr, pen.size, pen.l1, pen.l2, pen.param = _ptr(op[1]), op[1].size, op[2], op[3], j
             if j >= 0:
