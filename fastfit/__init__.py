@@ -6,11 +6,12 @@
 """
 __version__ = "0.1.0"
 
-from fastfit import activations, backend, initializers, losses, metrics, optimizers  # noqa: E402
+from fastfit import activations, backend, constraints, initializers, losses, metrics, optimizers  # noqa: E402
+from fastfit import regularizers  # noqa: E402
 from fastfit import layers, models, utils  # noqa: E402
 from fastfit import callbacks, datasets  # noqa: E402
 from fastfit.models import Model, Sequential  # noqa: E402
 from fastfit.layers import Input  # noqa: E402  (tf.keras: keras.Input)
 
-__all__ = ["__version__", "activations", "backend", "callbacks", "datasets", "initializers", "layers", "losses", "metrics",
-           "models", "optimizers", "utils", "Input", "Model", "Sequential"]
+__all__ = ["__version__", "activations", "backend", "callbacks", "constraints", "datasets", "initializers", "layers",
+           "losses", "metrics", "models", "optimizers", "regularizers", "utils", "Input", "Model", "Sequential"]

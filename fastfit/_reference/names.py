@@ -26,3 +26,18 @@ SPARSE_METRICS = ("sparse_categorical_crossentropy", "sparse_categorical_accurac
 
 # Keras 2 fuzz factor (keras.backend.epsilon()).
 EPSILON = 1e-7
+
+# Engine ops beyond ('dense', ...), ('activation', name) and ('dropout', rate, seed) (docs/architecture.md,
+# "The engine contract"); `checks.check_layer_op` validates them for both engines.
+LAYER_OPS = ("penalty", "constraint", "activity_regularization", "relu", "elu", "prelu", "batch_normalization",
+             "gaussian_noise", "gaussian_dropout", "alpha_dropout")
+
+# Ops whose noise is drawn only in training (identity in evaluate and predict).
+NOISE_OPS = ("gaussian_noise", "gaussian_dropout", "alpha_dropout")
+
+# Weight constraints, in the order of their Cython codes.
+CONSTRAINTS = ("max_norm", "non_neg", "unit_norm", "min_max_norm")
+
+# SELU's constants (AlphaDropout keeps the SELU fixed point).
+SELU_ALPHA = 1.6732632423543772848170429916717
+SELU_SCALE = 1.0507009873554804934193349852946

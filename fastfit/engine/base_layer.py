@@ -101,6 +101,11 @@ class Layer:
     def compute_output_shape(self, input_shape):
         return tuple(input_shape)
 
+    def weight_shapes(self, input_shape):
+        """The names and shapes of the weights `build(input_shape)` creates, in order, without creating them
+        (a layer built from its config can check saved weights against this)."""
+        return {}
+
     def check_input_shape(self, input_shape):
         """Raise ValueError naming this layer when it cannot take `input_shape`."""
 

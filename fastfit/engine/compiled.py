@@ -50,18 +50,23 @@ def engine_class(engine):
     return Network
 
 
+# Ops with trained parameters: (slice of the op holding them, position of the optional trainable flag).
+_PARAM_OPS = {"dense": (slice(1, 3), 3), "prelu": (slice(1, 2), 2), "batch_normalization": (slice(1, 3), 7)}
+
+
 def chain_ops(layers, frozen=frozenset()):
     """The engine ops of a chain of layers (InputLayer and Flatten contribute none).
 
     Arguments:
-        frozen: the layers whose weights training leaves alone (their Dense ops carry a 4th item, False).
+        frozen: the layers whose weights training leaves alone (their ops with parameters carry a last item,
+            False).
     """
     ops = []
     for layer in layers:
         check_lowerable(layer)  # the last guard: the engines never run a layer as something it is not
         layer_ops = layer.engine_ops()
         if layer in frozen:
-            layer_ops = [op + (False,) if op[0] == "dense" else op for op in layer_ops]
+            layer_ops = [op + (False,) if op[0] in _PARAM_OPS else op for op in layer_ops]
         ops.extend(layer_ops)
     return ops
 
@@ -76,10 +81,13 @@ def chain_params(ops):
     follow (frozen layers have none)."""
     params = []
     for i, op in enumerate(ops):
-        if op[0] == "dense" and check_trainable(op, i):
-            params.append(op[1])
-            if op[2] is not None:
-                params.append(op[2])
+        arrays = _PARAM_OPS.get(op[0])
+        if arrays is not None and len(op) > arrays[1] and op[arrays[1]] is False:
+            continue
+        if op[0] == "dense" and not check_trainable(op, i):
+            continue
+        if arrays is not None:
+            params.extend(a for a in op[arrays[0]] if a is not None)
     return params
 
 

@@ -68,9 +68,12 @@ def test_dense_units_positionally_and_output_dim_is_type_error():
         Dense(4, output_dim=4)
 
 
-def test_dense_legacy_regularizer_with_a_value_is_refused_clearly():
+def test_dense_legacy_regularizer_becomes_kernel_regularizer_and_custom_ones_are_refused_clearly():
+    with pytest.warns(DeprecationWarning):
+        layer = Dense(2, W_regularizer="l2")
+    assert layer.kernel_regularizer.get_config() == {"l1": 0.0, "l2": pytest.approx(0.01)}
     with pytest.warns(DeprecationWarning), pytest.raises(ValueError, match="kernel_regularizer"):
-        Dense(2, W_regularizer="l2")
+        Dense(2, W_regularizer=lambda w: 0.0)
 
 
 def test_dense_keras0_positional_input_and_output_dims():
