@@ -198,7 +198,8 @@ class KerasTrainer:
         for h in workload.hidden:
             if workload.batchnorm:
                 layers += [keras.layers.Dense(h, kernel_regularizer=penalty),
-                           keras.layers.BatchNormalization(momentum=0.99, epsilon=1e-3), keras.layers.Activation("relu")]
+                           keras.layers.BatchNormalization(momentum=0.99, epsilon=1e-3),
+                           keras.layers.Activation("relu")]
             else:
                 layers.append(keras.layers.Dense(h, activation="relu", kernel_regularizer=penalty))
         layers.append(keras.layers.Dense(N_CLASSES, activation="softmax", kernel_regularizer=penalty))
