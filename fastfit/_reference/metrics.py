@@ -92,7 +92,7 @@ def threshold_histogram(y, p, thresholds, class_id=None, top_k=None, sample_weig
         thresholds: sorted float64 array.
         class_id: None, or the one column to count. top_k: None, or count only each row's k largest
             predictions (the others are predicted negative at every threshold).
-        sample_weight: None, or (rows,) weights of the rows.
+        sample_weight: None, or weights broadcastable to p's shape.
 
     Returns:
         float64 array of `histogram_size(thresholds)`.
@@ -101,8 +101,7 @@ def threshold_histogram(y, p, thresholds, class_id=None, top_k=None, sample_weig
     y = np.asarray(y)
     T = len(thresholds)
     hist = np.zeros(histogram_size(thresholds))
-    weights = np.ones(p.shape[0]) if sample_weight is None else np.asarray(sample_weight, np.float64)
-    weights = np.broadcast_to(weights.reshape((-1,) + (1,) * (p.ndim - 1)), p.shape)
+    weights = np.broadcast_to(1.0 if sample_weight is None else np.asarray(sample_weight, np.float64), p.shape)
     hist[-1] = np.count_nonzero(~((p >= 0) & (p <= 1)))  # NaN counts as out of range, as in tf.keras
     if top_k is not None:
         p = np.where(top_k_mask(p, top_k), p, -np.inf)
@@ -125,7 +124,7 @@ def confusion_counts(hist):
     return tp, fp, negatives_above[0] - fp, positives_above[0] - tp
 
 
-def per_sample(name, y_true, y_pred):
+def per_sample(name, y_true, y_pred, param=None):
     """Per-sample metric of NumPy arrays (the functions of `fastfit.metrics`).
 
     Arguments:
@@ -148,4 +147,4 @@ def per_sample(name, y_true, y_pred):
     kind = "sparse_categorical_crossentropy" if name in SPARSE_METRICS else "mean_squared_error"
     y = losses.check_targets(kind, y_true, y_pred)
     dtype = y_pred.dtype if np.issubdtype(y_pred.dtype, np.floating) else np.float64
-    return np.asarray(values(name, y, y_pred), dtype=dtype)
+    return np.asarray(values(name, y, y_pred, param), dtype=dtype)

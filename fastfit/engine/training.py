@@ -17,6 +17,7 @@ from fastfit import optimizers
 from fastfit.engine import compiled, data
 from fastfit.engine.custom_metrics import CustomMetrics
 from fastfit.engine.logs import Logs, MetricNames
+from fastfit.engine.metric_readout import Readout
 from fastfit.engine.network import Network
 
 
@@ -33,7 +34,7 @@ class Model(Network):
         self.stop_training = False
         self.history = None
         self._engine = None
-        self._canonical_metrics = []
+        self._readout = Readout([], None, None)  # where the engine-computed metric values are (compile)
         self._pending_compile = None  # compile arguments waiting for a deferred build (see `compile`)
         self._custom_metrics = None  # a CustomMetrics when compiled with custom metrics
         self._seed = backend.draw_seed()   # drives per-epoch shuffling; saved with the model
@@ -96,9 +97,10 @@ class Model(Network):
         self.loss = loss if isinstance(loss, str) else canonical_loss
         self._canonical_loss = canonical_loss
         self.metrics = list(metric_list)
-        self._canonical_metrics = [metric for _, metric in resolved if isinstance(metric, str)]
+        self._readout = Readout(resolved, canonical_loss, units)
         self.metrics_names = MetricNames(["loss"] + keys)
-        custom = {key: metric for key, metric in resolved if not isinstance(metric, str)}
+        custom = {key: metric for key, metric in resolved
+                  if not isinstance(metric, (str, metrics_module.EngineMetric))}
         self._custom_metrics = CustomMetrics(self.metrics_names, custom) if custom else None
         self._engine = chosen_engine
         # As in Keras 2, `layer.trainable` takes effect at compile: training leaves these layers' weights alone
@@ -173,7 +175,11 @@ class Model(Network):
         params = compiled.chain_params(compiled.model_ops(self))
         if not self.optimizer.is_built_for(params):
             self.optimizer.build(params)
-        return compiled.engine_network(self, self._engine, self._canonical_loss, self._canonical_metrics)
+        readout = self._readout
+        network = compiled.engine_network(self, self._engine, self._canonical_loss, readout.engine_metrics,
+                                          confusion=readout.confusion)
+        readout.bind(network)
+        return network
 
     # -- data -------------------------------------------------------------------------------------------
     def _dtype(self):
@@ -304,9 +310,10 @@ class Model(Network):
                 if epoch == start_epoch and skip_batches:
                     order = order[skip_batches * batch_size:]  # resumed mid-epoch: those batches are done
                 metric_pass = self._metric_pass(y, order, batch_size)
-                hook = make_batch_hook(cbks, "train", metric_keys, self, metric_pass=metric_pass)
+                hook = make_batch_hook(cbks, "train", metric_keys, self, metric_pass=metric_pass,
+                                       readout=self._readout)
                 sums = net.train_epoch(x, y, weights, order, batch_size, self.optimizer, hook)
-                epoch_logs = _logs_from_sums(metric_keys, sums, metric_pass)
+                epoch_logs = _logs_from_sums(self._readout, sums, metric_pass)
                 finished = int(sums[0]) == len(order)
                 if finished and not math.isfinite(epoch_logs.get("loss", 0.0)):
                     bad = net.first_nonfinite_batch
@@ -354,9 +361,10 @@ class Model(Network):
         x, y, weights = arrays
         cbks.on_test_begin({})
         metric_pass = self._metric_pass(y, None, batch_size)
-        hook = make_batch_hook(cbks, "test", self.metrics_names, self, metric_pass=metric_pass)
+        hook = make_batch_hook(cbks, "test", self.metrics_names, self, metric_pass=metric_pass,
+                               readout=self._readout)
         sums = net.evaluate(x, y, weights, batch_size, hook)
-        results = _logs_from_sums(self.metrics_names, sums, metric_pass)
+        results = _logs_from_sums(self._readout, sums, metric_pass)
         cbks.on_test_end(Logs(results))
         return results
 
@@ -429,7 +437,7 @@ class Model(Network):
         with self._exclusive("train_on_batch"):
             metric_pass, hook = self._single_batch_hook("train", y, order, len(x))
             sums = self._train_network().train_epoch(x, y, weights, order, len(x), self.optimizer, hook)
-        return _scalar_or_list(self.metrics_names, sums, metric_pass)
+        return _scalar_or_list(self, sums, metric_pass)
 
     def test_on_batch(self, x, y, sample_weight=None):
         self._build_from(x)
@@ -438,7 +446,7 @@ class Model(Network):
         with self._exclusive("test_on_batch"):
             metric_pass, hook = self._single_batch_hook("test", y, None, len(x))
             sums = self._train_network().evaluate(x, y, weights, len(x), hook)
-        return _scalar_or_list(self.metrics_names, sums, metric_pass)
+        return _scalar_or_list(self, sums, metric_pass)
 
     def _single_batch_hook(self, mode, y, order, rows):
         """(metric pass, hook) of a train/test_on_batch: no hook unless the model has custom metrics."""
@@ -535,19 +543,18 @@ def _replay_predict_hooks(cbks, outputs, batch_size):
                                           "outputs": [out[start:start + size] for out in outputs]})
 
 
-def _logs_from_sums(keys, sums, metric_pass=None):
-    """The epoch logs (a `Logs`, so every alias of a key answers) from the engine's sums (and the custom
-    metrics of `metric_pass`)."""
+def _logs_from_sums(readout, sums, metric_pass=None):
+    """The epoch logs (a `Logs`, so every alias of a key answers) from the engine's sums and counts (see
+    `Readout`) and the custom metrics of `metric_pass`."""
+    native = readout.epoch_values(sums)
     if metric_pass is not None:
-        return metric_pass.epoch_logs(sums)
-    seen = float(sums[0])
-    if seen == 0:
-        return Logs()
-    return Logs({key: float(sums[i + 1] / seen) for i, key in enumerate(keys)})
+        return metric_pass.epoch_logs(native)
+    return Logs(native)
 
 
-def _scalar_or_list(keys, sums, metric_pass=None):
-    logs = _logs_from_sums(keys, sums, metric_pass)
+def _scalar_or_list(model, sums, metric_pass=None):
+    keys = model.metrics_names
+    logs = _logs_from_sums(model._readout, sums, metric_pass)
     values = [logs[k] for k in keys]
     return values[0] if len(values) == 1 else values
 
