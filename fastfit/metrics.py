@@ -112,7 +112,7 @@ class EngineMetric(Metric):
         raise NotImplementedError
 
     def get_config(self) -> dict:
-        return {"name": self.name, "dtype": self.dtype}
+        return {"name": self.name, "dtype": self.dtype or "float32"}
 
     @classmethod
     def from_config(cls, config: dict) -> "EngineMetric":
@@ -528,17 +528,30 @@ ENGINE_METRIC_CLASSES = {cls.__name__: cls for cls in (
 """The metric objects the engines compute, by class name (the `class_name` of a saved training config)."""
 
 
+def serialize(metric: EngineMetric) -> dict:
+    """`{'class_name': ..., 'config': {...}}`: a metric object as tf.keras writes it in a training config."""
+    return {"class_name": type(metric).__name__, "config": metric.get_config()}
+
+
 def deserialize(config: dict) -> EngineMetric:
-    """A metric object from `{'class_name': ..., 'config': {...}}` (a tf.keras training config entry).
+    """A metric object from `{'class_name': ..., 'config': {...}}` (a tf.keras or Keras 3 training config
+    entry; a `dtype` that is not a string, such as a Keras 3 dtype policy, is dropped).
 
     Raises:
-        ValueError: not one of `ENGINE_METRIC_CLASSES`.
+        ValueError: not one of `ENGINE_METRIC_CLASSES`, or a config its class does not take.
     """
     cls = ENGINE_METRIC_CLASSES.get(config.get("class_name")) if isinstance(config, dict) else None
     if cls is None:
         raise ValueError(f"Unknown metric object {config!r}; fastfit's metric objects are "
                          f"{sorted(ENGINE_METRIC_CLASSES)}")
-    return cls.from_config(dict(config.get("config") or {}))
+    arguments = dict(config.get("config") or {})
+    if not isinstance(arguments.get("dtype"), (str, type(None))):
+        arguments.pop("dtype")
+    try:
+        return cls.from_config(arguments)
+    except TypeError as error:
+        raise ValueError(f"Metric object {config['class_name']}: cannot be rebuilt from config {arguments!r} "
+                         f"({error})") from None
 
 
 def is_streaming(metric) -> bool:

@@ -156,6 +156,8 @@ class ReduceLROnPlateau(Callback):
         return current < self.best - self.min_delta
 
     def on_train_begin(self, logs: dict[str, Any] | None = None) -> None:
+        # 'auto' follows the direction a compiled metric object declares (known once the model is set)
+        self._higher = higher_is_better(self.mode, self.monitor, "ReduceLROnPlateau", self.model)
         self._reset()
 
     def on_epoch_end(self, epoch: int, logs: dict[str, Any] | None = None) -> None:

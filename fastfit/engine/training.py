@@ -162,7 +162,8 @@ class Model(Network):
     def _training_config(self):
         """The `training_config` dict of Keras 2 HDF5 files."""
         return {"optimizer_config": optimizers.serialize(self.optimizer), "loss": self.loss,
-                "metrics": [m if isinstance(m, str) else getattr(m, "__name__", None) or m.name
+                "metrics": [m if isinstance(m, str) else metrics_module.serialize(m)
+                            if isinstance(m, metrics_module.EngineMetric) else getattr(m, "__name__", None) or m.name
                             for m in self.metrics],
                 "weighted_metrics": None, "loss_weights": None, "sample_weight_mode": None}
 
