@@ -528,6 +528,14 @@ ENGINE_METRIC_CLASSES = {cls.__name__: cls for cls in (
 """The metric objects the engines compute, by class name (the `class_name` of a saved training config)."""
 
 
+_OBJECT_STRINGS = {**ENGINE_METRIC_CLASSES, **{
+    re.sub(r"(?<!^)(?=[A-Z])", "_", cls.__name__).lower(): cls
+    for cls in (TruePositives, FalsePositives, TrueNegatives, FalseNegatives, Precision, Recall, AUC)}}
+"""Strings that make a metric object: the class names (tf.keras: `metrics=['AUC']`) and Keras 3's snake_case
+names of the confusion metrics (`'auc'`, `'precision'`); the snake_case names of the mean metrics stay Keras 2's
+functions (`'binary_accuracy'`), which give the same epoch values."""
+
+
 def serialize(metric: EngineMetric) -> dict:
     """`{'class_name': ..., 'config': {...}}`: a metric object as tf.keras writes it in a training config."""
     return {"class_name": type(metric).__name__, "config": metric.get_config()}
@@ -563,7 +571,8 @@ def is_streaming(metric) -> bool:
 def is_builtin(identifier) -> bool:
     """True for a metric name (or alias) fastfit's engines compute, or a function of this module or losses."""
     if isinstance(identifier, str):
-        return _losses.ALIASES.get(identifier, identifier) in METRICS or identifier in _ACCURACY + _CROSSENTROPY
+        return (_losses.ALIASES.get(identifier, identifier) in METRICS or identifier in _ACCURACY + _CROSSENTROPY
+                or identifier in _OBJECT_STRINGS)
     name = getattr(identifier, "__name__", None)
     if not isinstance(name, str) or not name:
         return False
@@ -573,8 +582,9 @@ def is_builtin(identifier) -> bool:
 def resolve(identifier, loss, units):
     """Return `(log_key, metric)` for one entry of `compile(metrics=...)`.
 
-    `metric` is the canonical name of a built-in metric (a str), or the custom metric itself: a function
-    `f(y_true, y_pred)` or an object of the class form (see `Metric`).
+    `metric` is the canonical name of a built-in metric (a str), a metric object the engines compute
+    (`EngineMetric`; a class name such as `'AUC'` makes one, as in tf.keras), or the custom metric itself: a
+    function `f(y_true, y_pred)` or an object of the class form (see `Metric`).
 
     Arguments:
         identifier: what the user passed: a string, a function or a metric object.
@@ -588,6 +598,8 @@ def resolve(identifier, loss, units):
     if isinstance(identifier, type):
         raise ValueError(f"Metric {identifier.__name__} is a class; pass an instance, e.g. "
                          f"metrics=[{identifier.__name__}()]")
+    if isinstance(identifier, str) and identifier in _OBJECT_STRINGS:
+        identifier = _OBJECT_STRINGS[identifier]()  # tf.keras: metrics=['AUC'] logs `auc`
     if isinstance(identifier, EngineMetric):
         kind, entry = identifier.engine_entry(loss, units)  # raises when the object does not fit the model
         if kind == "mean":

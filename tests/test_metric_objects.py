@@ -353,3 +353,35 @@ def test_deferred_build_resolves_objects_at_build(engine):
     model.compile("sgd", "binary_crossentropy", metrics=[M.Recall(), M.AUC()], engine=engine)
     history = model.fit(x, y, epochs=1, verbose=0)
     assert set(history.history) == {"loss", "recall", "auc"}
+
+
+def test_progress_bar_and_single_batch_calls(engine, capsys):
+    x, y = _binary_data()
+    model = _binary_model(engine, [M.Precision(), M.AUC(num_thresholds=20)])
+    history = model.fit(x, y, epochs=1, batch_size=50, verbose=1)
+    out = capsys.readouterr().out
+    assert f"precision: {history.history['precision'][0]:.4f}" in out
+    assert f"auc: {history.history['auc'][0]:.4f}" in out
+    p = model.predict(x[:40])[:, 0]
+    _, precision, _ = model.test_on_batch(x[:40], y[:40])
+    assert precision == pytest.approx(skm.precision_score(y[:40, 0], p > 0.5), abs=1e-12)
+    _, precision, _ = model.train_on_batch(x[:40], y[:40])  # measured before the update
+    assert precision == pytest.approx(skm.precision_score(y[:40, 0], p > 0.5), abs=1e-12)
+
+
+def test_class_name_strings_make_objects(engine, tmp_path):
+    """tf.keras: `metrics=['AUC']` makes an `AUC()` (logged `auc`); Keras 3 also takes 'precision', 'recall'."""
+    x, y = _binary_data()
+    model = fastfit.Sequential([fastfit.layers.Dense(1, activation="sigmoid")])  # deferred build keeps names
+    model.compile("sgd", "binary_crossentropy", metrics=["accuracy", "AUC", "Precision", "recall"], engine=engine)
+    history = model.fit(x, y, epochs=1, verbose=0, validation_split=0.2)
+    assert list(history.history) == ["loss", "accuracy", "auc", "precision", "recall",
+                                      "val_loss", "val_accuracy", "val_auc", "val_precision", "val_recall"]
+    assert model.metrics == ["accuracy", "AUC", "Precision", "recall"]
+    values = dict(zip(model.metrics_names, model.evaluate(x, y, verbose=0)))
+    p = model.predict(x)[:, 0]
+    assert values["precision"] == pytest.approx(skm.precision_score(y[:, 0], p > 0.5), abs=1e-12)
+    model.save(tmp_path / "m.h5")
+    fastfit.backend.clear_session()
+    loaded = fastfit.models.load_model(tmp_path / "m.h5")
+    assert loaded.metrics_names == model.metrics_names

@@ -110,8 +110,11 @@ class Model(Network):
         self.compiled = True
         # A model without an input shape compiles again, with these arguments, once it is built
         # (`_compile_pending`): the metrics that depend on the output units are resolved then.
+        # Metric objects made from a class name ('AUC') are passed on, so the build keeps their names.
         self._pending_compile = None if not deferred else dict(
-            optimizer=new_optimizer, loss=loss, metrics=metric_list, engine=chosen_engine)
+            optimizer=new_optimizer, loss=loss, engine=chosen_engine, user_metrics=list(metric_list),
+            metrics=[obj if isinstance(given, str) and isinstance(obj, metrics_module.EngineMetric) else given
+                     for given, (_, obj) in zip(metric_list, resolved)])
 
     # -- deferred build ------------------------------------------------------------------------------------
     def _builds_from_data(self):
@@ -133,9 +136,11 @@ class Model(Network):
     def _compile_pending(self):
         """Run the compile that waited for the build (called by `build`)."""
         if self._pending_compile is not None and self.outputs:
-            pending, self._pending_compile = self._pending_compile, None
+            pending, self._pending_compile = dict(self._pending_compile), None
+            user_metrics = pending.pop("user_metrics")
             try:
                 self.compile(**pending)
+                self.metrics = user_metrics  # as the user gave them (saved in training_config)
             except Exception:  # e.g. a metric that does not fit the output: the model is built, not compiled
                 self.compiled = False
                 raise

@@ -233,7 +233,7 @@ cdef class Network:
             raise ValueError(f"dtype: expected numpy.float32 or numpy.float64, got {dtype!r}")
         self.dtype = np.dtype(dtype)
         self.s.loss = code(loss, LOSSES, "loss")
-        metrics = check_metrics(metrics, loss)
+        metrics = check_metrics(metrics if isinstance(metrics, str) else list(metrics), loss)
         specs = check_confusion(confusion, loss)
         self.s.n_metrics = len(metrics)
         self.s.metrics = <int*>_malloc(len(metrics) * sizeof(int))
