@@ -15,7 +15,7 @@ epoch's counts (tf.keras's streaming semantics), in batch logs the value so far.
 """
 import collections
 import re
-from typing import Any, Optional, Sequence, Union
+from collections.abc import Sequence
 
 import numpy as np
 
@@ -548,7 +548,8 @@ def deserialize(config: dict) -> EngineMetric:
     Raises:
         ValueError: not one of `ENGINE_METRIC_CLASSES`, or a config its class does not take.
     """
-    cls = ENGINE_METRIC_CLASSES.get(config.get("class_name")) if isinstance(config, dict) else None
+    name = config.get("class_name") if isinstance(config, dict) else None
+    cls = ENGINE_METRIC_CLASSES.get(name) if isinstance(name, str) else None
     if cls is None:
         raise ValueError(f"Unknown metric object {config!r}; fastfit's metric objects are "
                          f"{sorted(ENGINE_METRIC_CLASSES)}")

@@ -138,11 +138,11 @@ class ReduceLROnPlateau(Callback):
         self.factor: float = float(factor)
         self.patience: int = patience
         self.verbose: int = verbose
-        self.mode = mode
+        self.mode: str = mode
         self.min_delta = float(min_delta)
         self.cooldown: int = cooldown
         self.min_lr: float = float(min_lr)
-        self._higher = higher_is_better(mode, monitor, "ReduceLROnPlateau")
+        self._higher: bool = higher_is_better(mode, monitor, "ReduceLROnPlateau")
         self._reset()
 
     def _reset(self):

@@ -90,7 +90,7 @@ class Readout:
         count = len(self.stat_keys)
         seen = float(stats[count])
         values = {key: float(stats[count + 1 + i] / seen) if seen else 0.0 for i, key in enumerate(self.stat_keys)}
-        for key, index, metric in self._running:
+        for _, index, metric in self._running:
             metric.load_engine_counts((stats[count + 1 + index], seen))
         values.update(self._confusion_values())
         return self._ordered(values)
@@ -101,7 +101,7 @@ class Readout:
         if seen == 0:
             return {}
         values = {key: float(sums[1 + i] / seen) for i, key in enumerate(self.stat_keys)}
-        for key, index, metric in self._running:
+        for _, index, metric in self._running:
             metric.load_engine_counts((sums[1 + index], seen))
         values.update(self._confusion_values())
         return self._ordered(values)
