@@ -1,5 +1,6 @@
 """`ModelCheckpoint`: save the model (or its weights) every epoch, every N batches, or when it improves."""
 import math
+import numbers
 import os
 import warnings
 
@@ -47,6 +48,9 @@ class ModelCheckpoint(Callback):
         period: check every `period` epochs (with `save_best_only`, better epochs in between are not seen,
             as in Keras 2).
         save_freq: 'epoch' (use `period`) or an int N > 0: save every N training batches instead.
+        initial_value_threshold: (tf.keras) the starting `best` value: with `save_best_only`, nothing is saved
+            until the monitored value beats it.
+        options: (tf.keras `tf.train.CheckpointOptions`) only None.
 
     Raises:
         ValueError: unknown `mode`, bad `period` or `save_freq`. TypeError: bad `filepath` or `monitor`.
@@ -54,7 +58,7 @@ class ModelCheckpoint(Callback):
     """
 
     def __init__(self, filepath, monitor="val_loss", verbose=0, save_best_only=False, save_weights_only=False,
-                 mode="auto", period=1, save_freq="epoch"):
+                 mode="auto", period=1, save_freq="epoch", options=None, initial_value_threshold=None):
         super().__init__()
         try:
             self.filepath = os.fspath(filepath)
@@ -68,6 +72,14 @@ class ModelCheckpoint(Callback):
         self.mode = mode
         self._higher = higher_is_better(mode, monitor, "ModelCheckpoint")
         self.best = -math.inf if self._higher else math.inf
+        if initial_value_threshold is not None:
+            if isinstance(initial_value_threshold, bool) or not isinstance(initial_value_threshold, numbers.Real):
+                raise TypeError(f"ModelCheckpoint: `initial_value_threshold` must be a number or None, got "
+                                f"{initial_value_threshold!r}")
+            self.best = float(initial_value_threshold)
+        if options is not None:
+            raise ValueError(f"ModelCheckpoint: `options` ({options!r}) are TensorFlow checkpoint options, which "
+                             "fastfit's HDF5 files do not use; remove the argument")
         if isinstance(period, bool) or not isinstance(period, int) or period < 1:
             raise ValueError(f"ModelCheckpoint: `period` must be an int >= 1, got {period!r}")
         self.period = period

@@ -10,6 +10,7 @@ import warnings
 import numpy as np
 
 from fastfit._reference.checks import check_trainable
+from fastfit.engine.base_layer import check_lowerable
 
 ENGINES = ("cython", "python")
 _ENGINE_VARIABLE = "FASTFIT_ENGINE"
@@ -57,6 +58,7 @@ def chain_ops(layers, frozen=frozenset()):
     """
     ops = []
     for layer in layers:
+        check_lowerable(layer)  # the last guard: the engines never run a layer as something it is not
         layer_ops = layer.engine_ops()
         if layer in frozen:
             layer_ops = [op + (False,) if op[0] == "dense" else op for op in layer_ops]

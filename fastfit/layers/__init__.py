@@ -6,6 +6,15 @@ from fastfit.layers.core import Activation, Dense, Dropout, Flatten
 __all__ = ["Layer", "Input", "InputLayer", "Dense", "Activation", "Dropout", "Flatten"]
 
 
+def __getattr__(name):
+    """A layer Keras has and fastfit does not (Conv2D, Lambda, LSTM, ...) is an AttributeError naming both."""
+    if name.startswith("__"):
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    raise AttributeError(f"fastfit.layers has no {name!r}: fastfit's compiled engines run only the layers "
+                         f"{[n for n in __all__ if n != 'Layer']}; custom layers are not supported either "
+                         "(see the 'Coming from Keras 2 / tf.keras' guide)")
+
+
 def deserialize(config, custom_objects=None):
     """Build a layer from `{'class_name': ..., 'config': {...}}` (Keras 2 or 3 spelling).
 

@@ -177,6 +177,13 @@ class Flatten(Layer):
         super().__init__(**kwargs)
 
     def check_input_shape(self, input_shape):
+        # channels_first moves the channel axis last before flattening (Keras 2.2): a different element order,
+        # unless the move is trivial (2-D input, one channel, or nothing but channels).
+        reorders = len(input_shape) > 2 and input_shape[1] != 1 and any(d != 1 for d in input_shape[2:])
+        if self.data_format == "channels_first" and reorders:
+            raise ValueError(f"Layer '{self.name}' (Flatten): data_format='channels_first' reorders the features of "
+                             f"input shape {shape_str(input_shape)}, which fastfit does not do; move the channel "
+                             "axis last in your data (np.moveaxis(x, 1, -1)) and use the default data_format")
         if any(d is None for d in input_shape[1:]):
             raise ValueError(f"Layer '{self.name}' (Flatten) needs a fully known input shape, got "
                              f"{shape_str(input_shape)}")

@@ -177,8 +177,9 @@ def test_fit_nb_epoch_and_epochs_together_is_type_error(compiled_model):
 
 def test_fit_unknown_keyword_is_type_error(compiled_model):
     model, x, y = compiled_model
-    with pytest.raises(TypeError, match="show_accuracy"):
-        model.fit(x, y, show_accuracy=True, verbose=0)
+    # `show_accuracy` (Keras 0.x) is now accepted with a DeprecationWarning (tests/compat/test_keras_api.py)
+    with pytest.raises(TypeError, match="show_accuracies"):
+        model.fit(x, y, show_accuracies=True, verbose=0)
 
 
 def test_legacy_layers_save_modern_configs():
