@@ -385,3 +385,17 @@ def test_class_name_strings_make_objects(engine, tmp_path):
     fastfit.backend.clear_session()
     loaded = fastfit.models.load_model(tmp_path / "m.h5")
     assert loaded.metrics_names == model.metrics_names
+
+
+def test_return_dict_and_csv_logger(engine, tmp_path):
+    x, y = _binary_data()
+    model = _binary_model(engine, [M.Precision(), M.AUC()])
+    log = tmp_path / "log.csv"
+    history = model.fit(x, y, epochs=2, verbose=0, validation_split=0.2,
+                        callbacks=[fastfit.callbacks.CSVLogger(str(log))])
+    header, *rows = log.read_text().splitlines()
+    assert header.split(",") == ["epoch", "auc", "loss", "precision", "val_auc", "val_loss", "val_precision"]
+    assert float(rows[-1].split(",")[1]) == pytest.approx(history.history["auc"][-1])
+    values = model.evaluate(x, y, verbose=0, return_dict=True)
+    assert list(values) == ["loss", "precision", "auc"]
+    assert values["precision"] == pytest.approx(model.evaluate(x, y, verbose=0)[1], abs=1e-12)
