@@ -122,9 +122,11 @@ def draw_seed() -> int:
 
 
 def clear_session() -> None:
-    """Reset the automatic layer names (Keras compatibility)."""
+    """Reset the automatic layer names and metric object names (`auc`, `auc_1`, ...) (Keras compatibility)."""
     from fastfit.engine.base_layer import reset_name_counters
+    from fastfit.metrics import reset_object_names
     reset_name_counters()
+    reset_object_names()
 
 
 def __getattr__(name):

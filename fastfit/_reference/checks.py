@@ -31,7 +31,19 @@ def check_metrics(metrics, loss):
     if isinstance(metrics, str) or not isinstance(metrics, (list, tuple)):
         raise ValueError(f"metrics: expected a list of metric names, got {metrics!r}")
     sparse = loss in SPARSE_LOSSES
-    for name in metrics:
+    for entry in metrics:
+        name = entry
+        if isinstance(entry, tuple):  # (name, param): a threshold or a k (fastfit._reference.metrics)
+            name, param = entry if len(entry) == 2 else (None, None)
+            if name == "binary_accuracy":
+                if isinstance(param, bool) or not isinstance(param, (int, float)) or not np.isfinite(param):
+                    raise ValueError(f"metrics: the threshold of {entry!r} must be a finite number")
+            elif name in ("top_k_categorical_accuracy", "sparse_top_k_categorical_accuracy"):
+                if isinstance(param, bool) or not isinstance(param, int) or not 1 <= param <= _INT_MAX:
+                    raise ValueError(f"metrics: the k of {entry!r} must be a positive int")
+            else:
+                raise ValueError(f"metrics: expected a name or (name, parameter) for binary_accuracy or a "
+                                 f"top-k accuracy, got {entry!r}")
         check_name(name, METRICS, "metrics")
         if (name in SPARSE_METRICS) != sparse:
             raise ValueError(f"metrics: {name!r} cannot be used with the loss {loss!r} (sparse integer "
@@ -40,6 +52,45 @@ def check_metrics(metrics, loss):
 
 
 _INT_MAX = 2 ** 31 - 1  # the Cython engine indexes with C ints
+
+
+def check_confusion(confusion, loss):
+    """Return the threshold histograms' specs as a list of (thresholds, class_id, top_k): thresholds a sorted
+    float64 array, class_id -1 (every column) or a column, top_k 0 (every prediction) or k.
+
+    Raises:
+        ValueError: not a list of (thresholds, class_id, top_k), unsorted or non-finite thresholds, a
+            negative class_id or top_k, or a sparse loss (the histograms need targets of the output's shape).
+    """
+    if isinstance(confusion, str) or not isinstance(confusion, (list, tuple)):
+        raise ValueError(f"confusion: expected a list of (thresholds, class_id, top_k), got {confusion!r}")
+    if confusion and loss in SPARSE_LOSSES:
+        raise ValueError(f"confusion: threshold metrics need targets of the output's shape, not the sparse "
+                         f"labels of {loss!r}")
+    specs = []
+    for i, spec in enumerate(confusion):
+        if not isinstance(spec, tuple) or len(spec) != 3:
+            raise ValueError(f"confusion[{i}]: expected (thresholds, class_id, top_k), got {spec!r}")
+        thresholds = np.asarray(spec[0], dtype=np.float64)
+        if (thresholds.ndim != 1 or not 1 <= len(thresholds) <= _INT_MAX // 4
+                or not np.all(np.isfinite(thresholds)) or np.any(np.diff(thresholds) < 0)):
+            raise ValueError(f"confusion[{i}] thresholds: expected a non-empty sorted list of finite numbers, "
+                             f"got {spec[0]!r}")
+        for what, value in (("class_id", spec[1]), ("top_k", spec[2])):
+            if isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, np.integer)) \
+                    or not -1 <= value <= _INT_MAX:
+                raise ValueError(f"confusion[{i}] {what}: expected an int, got {value!r}")
+        if spec[2] < 0:
+            raise ValueError(f"confusion[{i}] top_k: expected 0 (none) or a positive int, got {spec[2]!r}")
+        specs.append((np.ascontiguousarray(thresholds), int(spec[1]), int(spec[2])))
+    return specs
+
+
+def check_confusion_units(specs, units):
+    """Raise ValueError when a confusion spec's class_id is not a column of `units`."""
+    for i, (_, class_id, _) in enumerate(specs):
+        if class_id >= units:
+            raise ValueError(f"confusion[{i}] class_id: expected a column in [0, {units}), got {class_id}")
 
 
 def check_name(name, names, what):

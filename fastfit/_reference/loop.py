@@ -10,6 +10,8 @@ import numpy as np
 
 from fastfit._reference import activations, dense, layers, losses, metrics, optim, rng
 from fastfit._reference.checks import (
+    check_confusion,
+    check_confusion_units,
     check_dtype,
     check_float_array,
     check_hook,
@@ -23,6 +25,7 @@ from fastfit._reference.checks import (
     check_trainable,
     layer_op_width,
 )
+from fastfit._reference.metrics import histogram_size
 from fastfit._reference.names import ACTIVATIONS, LAYER_OPS, LOSSES, SPARSE_LOSSES
 
 # The ops own their workspaces (output, input gradient, dropout mask), sized by `reserve`, and keep a
@@ -97,18 +100,24 @@ class Network:
         ops: list of ('dense', W, b), ('activation', name) and ('dropout', rate, seed) tuples. W and b are
             updated in place.
         loss: canonical loss name.
-        metrics: list of canonical metric names.
+        metrics: list of canonical metric names, or (name, param) for a thresholded binary accuracy or a
+            top-k accuracy with its k (`fastfit._reference.metrics.split_entry`).
         dtype: numpy.float32 or numpy.float64.
+        confusion: list of (thresholds, class_id, top_k): the threshold histograms to accumulate over each
+            train/evaluate call (`fastfit._reference.metrics.threshold_histogram`), concatenated in
+            `confusion_counts`, which is zeroed at the start of each such call.
 
     Raises:
         ValueError: unknown names, arrays of the wrong dtype, layout or shape, widths that do not chain,
             metrics that do not fit the loss's target kind.
     """
 
-    def __init__(self, ops, loss, metrics, dtype):
+    def __init__(self, ops, loss, metrics, dtype, confusion=()):
         self.dtype = check_dtype(dtype)
         self.loss = check_name(loss, LOSSES, "loss")
         self.metrics = check_metrics(metrics, loss)
+        self._confusion = check_confusion(confusion, loss)
+        self.confusion_counts = np.zeros(sum(histogram_size(t) for t, _, _ in self._confusion))
         self._sparse = loss in SPARSE_LOSSES
         self._layers, self._params, self._grads = self._compile(ops)
         self._first_param = next((i for i, op in enumerate(self._layers) if getattr(op, "params", None)),
@@ -260,6 +269,7 @@ class Network:
             check_labels(y, self._units, "y (sparse labels)")
         else:
             check_float_array(y, self.dtype, "y", shape=(n, self._units))
+        check_confusion_units(self._confusion, self._units)
         if sample_weight is not None:
             check_float_array(sample_weight, self.dtype, "sample_weight", shape=(n,))
         return n
@@ -280,8 +290,14 @@ class Network:
         for op in self._layers:
             if isinstance(op, layers.ActivityRegularization):
                 stats[0] += op.penalty
-        for m, name in enumerate(self.metrics):
-            stats[1 + m] = metrics.batch_metric(name, y, out)
+        for m, entry in enumerate(self.metrics):
+            stats[1 + m] = metrics.batch_metric(entry, y, out)
+        start = 0
+        for thresholds, class_id, top_k in self._confusion:
+            size = histogram_size(thresholds)
+            self.confusion_counts[start:start + size] += metrics.threshold_histogram(
+                y, out, thresholds, None if class_id < 0 else class_id, top_k or None)
+            start += size
 
     def _accumulate(self, size):
         k = 1 + len(self.metrics)
@@ -377,6 +393,7 @@ class Network:
         predictions = check_predictions(hook, min(batch_size, steps), self._units, self.dtype)
         self._reserve(min(batch_size, steps))
         self._stats[:] = 0
+        self.confusion_counts[:] = 0
         self.first_nonfinite_batch = None  # index of the first training batch whose loss was NaN/inf
         runs = np.arange(min(batch_size, steps), dtype=np.int64)
 
@@ -423,6 +440,7 @@ class Network:
         predictions = check_predictions(hook, min(batch_size, n), self._units, self.dtype)
         self._reserve(min(batch_size, n))
         self._stats[:] = 0
+        self.confusion_counts[:] = 0
 
         def run_batch(start, size):
             stop = start + size

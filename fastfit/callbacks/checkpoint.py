@@ -111,6 +111,12 @@ class ModelCheckpoint(Callback):
         return begin, end
 
     def on_train_begin(self, logs=None):
+        # 'auto' follows the direction a compiled metric object declares (known once the model is set); the
+        # best value carries over between fits unless that direction changed it
+        higher = higher_is_better(self.mode, self.monitor, "ModelCheckpoint", self.model)
+        if higher != self._higher:
+            self._higher = higher
+            self.best = -math.inf if higher else math.inf
         self._writer.wait()  # a previous fit that ended with an exception may still be writing
         self._first_unchecked = None
         self._flush = io_utils.fsync_enabled()  # FASTFIT_FSYNC, read once per fit

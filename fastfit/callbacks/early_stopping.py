@@ -76,6 +76,8 @@ class EarlyStopping(Callback):
         return current + self.min_delta < reference
 
     def on_train_begin(self, logs: dict[str, Any] | None = None) -> None:
+        # 'auto' follows the direction a compiled metric object declares (known once the model is set)
+        self._higher = higher_is_better(self.mode, self.monitor, "EarlyStopping", self.model)
         self._reset()
 
     def on_epoch_end(self, epoch: int, logs: dict[str, Any] | None = None) -> None:

@@ -115,13 +115,14 @@ def output_chains(model):
     return [model._chain_to_input(out, model.inputs[0]) for out in model.outputs]
 
 
-def engine_network(model, engine, loss, metrics, output_index=0):
-    """Return a cached engine network for one output chain of `model`."""
-    key = (engine, loss, tuple(metrics), output_index)
+def engine_network(model, engine, loss, metrics, output_index=0, confusion=()):
+    """Return a cached engine network for one output chain of `model` (`confusion`: the threshold histograms
+    of its metric objects, see `fastfit.engine.metric_readout`)."""
+    key = (engine, loss, tuple(metrics), output_index, tuple(confusion))
     cached = model._engine_cache.get(key)
     if cached is None:
         layers = output_chains(model)[output_index]
         ops = model_ops(model, output_index)
-        cached = engine_class(engine)(ops, loss, list(metrics), model_dtype(layers))
+        cached = engine_class(engine)(ops, loss, list(metrics), model_dtype(layers), confusion=list(confusion))
         model._engine_cache[key] = cached
     return cached

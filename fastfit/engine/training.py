@@ -19,6 +19,7 @@ from fastfit.engine import compiled, data, keras_arguments
 from fastfit.engine.batch_stream import BatchStream
 from fastfit.engine.custom_metrics import CustomMetrics
 from fastfit.engine.logs import Logs, MetricNames
+from fastfit.engine.metric_readout import Readout
 from fastfit.engine.network import Network
 
 
@@ -35,7 +36,8 @@ class Model(Network):
         self.stop_training = False
         self.history = None
         self._engine = None
-        self._canonical_metrics = []
+        self._resolved_metrics = []  # (log key, metric) per compiled metric (metrics.resolve)
+        self._readout = Readout([], None, None)  # where the engine-computed metric values are (compile)
         self._pending_compile = None  # compile arguments waiting for a deferred build (see `compile`)
         self._custom_metrics = None  # a CustomMetrics when compiled with custom metrics
         self._seed = backend.draw_seed()   # drives per-epoch shuffling; saved with the model
@@ -106,9 +108,11 @@ class Model(Network):
         self.loss = loss if isinstance(loss, str) else canonical_loss
         self._canonical_loss = canonical_loss
         self.metrics = list(metric_list)
-        self._canonical_metrics = [metric for _, metric in resolved if isinstance(metric, str)]
+        self._resolved_metrics = resolved
+        self._readout = Readout(resolved, canonical_loss, units)
         self.metrics_names = MetricNames(["loss"] + keys)
-        custom = {key: metric for key, metric in resolved if not isinstance(metric, str)}
+        custom = {key: metric for key, metric in resolved
+                  if not isinstance(metric, (str, metrics_module.EngineMetric))}
         self._custom_metrics = CustomMetrics(self.metrics_names, custom) if custom else None
         self._engine = chosen_engine
         # As in Keras 2, `layer.trainable` takes effect at compile: training leaves these layers' weights alone
@@ -118,8 +122,11 @@ class Model(Network):
         self.compiled = True
         # A model without an input shape compiles again, with these arguments, once it is built
         # (`_compile_pending`): the metrics that depend on the output units are resolved then.
+        # Metric objects made from a class name ('AUC') are passed on, so the build keeps their names.
         self._pending_compile = None if not deferred else dict(
-            optimizer=new_optimizer, loss=loss, metrics=metric_list, engine=chosen_engine)
+            optimizer=new_optimizer, loss=loss, engine=chosen_engine, user_metrics=list(metric_list),
+            metrics=[obj if isinstance(given, str) and isinstance(obj, metrics_module.EngineMetric) else given
+                     for given, (_, obj) in zip(metric_list, resolved)])
 
     # -- deferred build ------------------------------------------------------------------------------------
     def _builds_from_data(self):
@@ -141,9 +148,11 @@ class Model(Network):
     def _compile_pending(self):
         """Run the compile that waited for the build (called by `build`)."""
         if self._pending_compile is not None and self.outputs:
-            pending, self._pending_compile = self._pending_compile, None
+            pending, self._pending_compile = dict(self._pending_compile), None
+            user_metrics = pending.pop("user_metrics")
             try:
                 self.compile(**pending)
+                self.metrics = user_metrics  # as the user gave them (saved in training_config)
             except Exception:  # e.g. a metric that does not fit the output: the model is built, not compiled
                 self.compiled = False
                 raise
@@ -170,7 +179,8 @@ class Model(Network):
     def _training_config(self):
         """The `training_config` dict of Keras 2 HDF5 files."""
         return {"optimizer_config": optimizers.serialize(self.optimizer), "loss": self.loss,
-                "metrics": [m if isinstance(m, str) else getattr(m, "__name__", None) or m.name
+                "metrics": [m if isinstance(m, str) else metrics_module.serialize(m)
+                            if isinstance(m, metrics_module.EngineMetric) else getattr(m, "__name__", None) or m.name
                             for m in self.metrics],
                 "weighted_metrics": None, "loss_weights": None, "sample_weight_mode": None}
 
@@ -183,7 +193,11 @@ class Model(Network):
         params = compiled.chain_params(compiled.model_ops(self))
         if not self.optimizer.is_built_for(params):
             self.optimizer.build(params)
-        return compiled.engine_network(self, self._engine, self._canonical_loss, self._canonical_metrics)
+        readout = self._readout
+        network = compiled.engine_network(self, self._engine, self._canonical_loss, readout.engine_metrics,
+                                          confusion=readout.confusion)
+        readout.bind(network)
+        return network
 
     # -- data -------------------------------------------------------------------------------------------
     def _dtype(self):
@@ -376,9 +390,10 @@ class Model(Network):
                 if epoch == start_epoch and skip_batches:
                     order = order[skip_batches * batch_size:]  # resumed mid-epoch: those batches are done
                 metric_pass = self._metric_pass(y, order, batch_size)
-                hook = make_batch_hook(cbks, "train", metric_keys, self, metric_pass=metric_pass)
+                hook = make_batch_hook(cbks, "train", metric_keys, self, metric_pass=metric_pass,
+                                       readout=self._readout)
                 sums = net.train_epoch(x, y, weights, order, batch_size, self.optimizer, hook)
-                epoch_logs = _logs_from_sums(metric_keys, sums, metric_pass)
+                epoch_logs = _logs_from_sums(self._readout, sums, metric_pass)
                 finished = int(sums[0]) == len(order)
                 if finished and not math.isfinite(epoch_logs.get("loss", 0.0)):
                     bad = net.first_nonfinite_batch
@@ -426,9 +441,10 @@ class Model(Network):
         x, y, weights = arrays
         cbks.on_test_begin({})
         metric_pass = self._metric_pass(y, None, batch_size)
-        hook = make_batch_hook(cbks, "test", self.metrics_names, self, metric_pass=metric_pass)
+        hook = make_batch_hook(cbks, "test", self.metrics_names, self, metric_pass=metric_pass,
+                               readout=self._readout)
         sums = net.evaluate(x, y, weights, batch_size, hook)
-        results = _logs_from_sums(self.metrics_names, sums, metric_pass)
+        results = _logs_from_sums(self._readout, sums, metric_pass)
         cbks.on_test_end(Logs(results))
         return results
 
@@ -437,17 +453,18 @@ class Model(Network):
         """Keras 0.x `show_accuracy=True`: the call reports the accuracy metric `acc` (added for this call only
         when the model does not already compute an accuracy)."""
         accuracies = ("binary_accuracy", "categorical_accuracy", "sparse_categorical_accuracy")
-        if not show_accuracy or any(name in accuracies for name in self._canonical_metrics):
+        if not show_accuracy or any(entry in accuracies for entry in self._readout.engine_metrics):
             yield
             return
-        saved = self.metrics, self._canonical_metrics, self.metrics_names
+        saved = self.metrics, self._readout, self.metrics_names
         key, name = metrics_module.resolve("acc", self._canonical_loss, self._units())
-        self.metrics, self._canonical_metrics = self.metrics + ["acc"], self._canonical_metrics + [name]
+        self.metrics = self.metrics + ["acc"]
+        self._readout = Readout(self._resolved_metrics + [(key, name)], self._canonical_loss, self._units())
         self.metrics_names = MetricNames(self.metrics_names + [key])
         try:
             yield
         finally:
-            self.metrics, self._canonical_metrics, self.metrics_names = saved
+            self.metrics, self._readout, self.metrics_names = saved
 
     # -- evaluate / predict ----------------------------------------------------------------------------------
     def evaluate(self, x=None, y=None, batch_size=None, verbose=1, sample_weight=None, steps=None, callbacks=None,
@@ -545,7 +562,7 @@ class Model(Network):
         with self._exclusive("train_on_batch"):
             metric_pass, hook = self._single_batch_hook("train", y, order, len(x))
             sums = self._train_network().train_epoch(x, y, weights, order, len(x), self.optimizer, hook)
-        return _batch_result(self.metrics_names, sums, return_dict, metric_pass)
+        return _batch_result(self, sums, return_dict, metric_pass)
 
     def test_on_batch(self, x, y, sample_weight=None, reset_metrics=True, return_dict=False):
         """The loss or `[loss, *metrics]` of one batch (`return_dict=True`: a dict)."""
@@ -557,7 +574,7 @@ class Model(Network):
         with self._exclusive("test_on_batch"):
             metric_pass, hook = self._single_batch_hook("test", y, None, len(x))
             sums = self._train_network().evaluate(x, y, weights, len(x), hook)
-        return _batch_result(self.metrics_names, sums, return_dict, metric_pass)
+        return _batch_result(self, sums, return_dict, metric_pass)
 
     def _single_batch_hook(self, mode, y, order, rows):
         """(metric pass, hook) of a train/test_on_batch: no hook unless the model has custom metrics."""
@@ -664,19 +681,18 @@ def _replay_predict_hooks(cbks, outputs, batch_size):
                                           "outputs": [out[start:start + size] for out in outputs]})
 
 
-def _logs_from_sums(keys, sums, metric_pass=None):
-    """The epoch logs (a `Logs`, so every alias of a key answers) from the engine's sums (and the custom
-    metrics of `metric_pass`)."""
+def _logs_from_sums(readout, sums, metric_pass=None):
+    """The epoch logs (a `Logs`, so every alias of a key answers) from the engine's sums and counts (see
+    `Readout`) and the custom metrics of `metric_pass`."""
+    native = readout.epoch_values(sums)
     if metric_pass is not None:
-        return metric_pass.epoch_logs(sums)
-    seen = float(sums[0])
-    if seen == 0:
-        return Logs()
-    return Logs({key: float(sums[i + 1] / seen) for i, key in enumerate(keys)})
+        return metric_pass.epoch_logs(native)
+    return Logs(native)
 
 
-def _batch_result(keys, sums, return_dict, metric_pass=None):
-    logs = _logs_from_sums(keys, sums, metric_pass)
+def _batch_result(model, sums, return_dict, metric_pass=None):
+    keys = model.metrics_names
+    logs = _logs_from_sums(model._readout, sums, metric_pass)
     if return_dict:
         return {k: logs[k] for k in keys}
     values = [logs[k] for k in keys]

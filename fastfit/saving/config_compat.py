@@ -98,12 +98,19 @@ def metric_names(metrics):
     for metric in metrics:
         if isinstance(metric, list):
             names.extend(metric_names(metric))
+        elif isinstance(metric, dict) and metric.get("class_name") in _engine_metric_classes():
+            names.append(metric)  # a fastfit metric object: rebuilt from its config (metrics.deserialize)
         elif isinstance(metric, dict) and "class_name" in metric:
             inner = metric.get("config") or {}
             names.append(inner.get("name") or _snake(metric["class_name"]))
         elif metric is not None:
             names.append(metric)
     return names
+
+
+def _engine_metric_classes():
+    from fastfit.metrics import ENGINE_METRIC_CLASSES
+    return ENGINE_METRIC_CLASSES
 
 
 def _snake(name):

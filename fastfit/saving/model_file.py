@@ -303,6 +303,13 @@ def _metrics_from(names, custom_objects, where):
     from fastfit import metrics as metrics_module
     resolved = []
     for name in names:
+        if isinstance(name, dict):  # a metric object's {'class_name', 'config'}
+            try:
+                resolved.append(metrics_module.deserialize(name))
+            except ValueError as error:
+                raise ValueError(f"{where}: {error}; load with compile=False and compile the model "
+                                 "yourself") from None
+            continue
         if isinstance(name, str) and not metrics_module.is_builtin(name):
             if name not in (custom_objects or {}):
                 raise ValueError(f"{where}: the model was compiled with the metric {name!r}, which is not a "

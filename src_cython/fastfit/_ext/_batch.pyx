@@ -22,14 +22,14 @@ double by the pointer type of an argument (`tag` where no other argument carries
 """
 from cython cimport floating
 from cython.parallel cimport prange
-from libc.string cimport memcpy
+from libc.string cimport memcpy, memset
 from libc.stdint cimport int64_t, uint64_t
 
 from fastfit._ext._activations cimport forward_rows, backward_rows, A_LINEAR
 from fastfit._ext._fpu cimport fastfit_flush_denormals, fastfit_restore_fp
 from fastfit._ext._dense cimport (dense_forward, dense_forward_depth, dense_sum_partials, dense_input_grad,
                                   dense_param_grads)
-from fastfit._ext._losses cimport loss_rows, metric_sum
+from fastfit._ext._losses cimport loss_rows, metric_sum, threshold_histogram
 from fastfit._ext._optim cimport prepare_step, update, update_float, update_double
 from fastfit._ext._rng cimport dropout_base, uniform
 from fastfit._ext._layers cimport (bn_train_forward, bn_infer_forward, bn_backward, relu_forward, relu_backward,
@@ -125,9 +125,11 @@ cdef void run_batch(State* s, Call* c, floating* tag, int mode, Py_ssize_t start
     """Run rows start..start+size of the call: mode 0 trains, 1 scores, 2 predicts into `out`; in modes 0 and
     1 a non-NULL `out` receives the batch's output (row 0 = the batch's first row).
 
-    Leaves the batch loss and metric means in stats[0 : 1 + n_metrics] (modes 0 and 1).
+    Leaves the batch loss and metric means in stats[0 : 1 + n_metrics] (modes 0 and 1), and adds the batch
+    to the call's threshold histograms (s.hist).
     """
     cdef int t, m, p, q, nb = blocks_of(c, size)
+    cdef Py_ssize_t h
     cdef int width = 1 + s.n_metrics
     cdef bint parallel = c.threads > 1
     cdef double scale = 0, t0, total
@@ -169,6 +171,9 @@ cdef void run_batch(State* s, Call* c, floating* tag, int mode, Py_ssize_t start
         for t in range(nb):
             total += s.bstats[t * width + m]
         s.stats[m] = total if m == 0 else total / size
+    for t in range(nb):
+        for h in range(s.hist_size):
+            s.hist[h] += s.bhist[t * s.hist_size + h]
     if mode != 0:
         s.stats[0] += s.eval_penalty
         return
@@ -344,6 +349,7 @@ cdef void _score_rows(State* s, Call* c, floating* x, int mode, Py_ssize_t start
     cdef Py_ssize_t first
     cdef int m
     cdef double* stats = s.bstats + t * (1 + s.n_metrics)
+    cdef double* hist
     cdef floating* res = _input(s, x, s.n_ops, mode == 0) + r0 * s.units
     cdef floating* yb
     cdef floating* wb
@@ -375,7 +381,13 @@ cdef void _score_rows(State* s, Call* c, floating* x, int mode, Py_ssize_t start
                 stats[0] += activity_penalty(<floating*>s.act[m + 1] + r0 * s.ops[m].n_out, rows * s.ops[m].n_out,
                                              s.ops[m].p0, s.ops[m].p1)
     for m in range(s.n_metrics):
-        stats[1 + m] = metric_sum(s.metrics[m], res, yb, lb, rows, s.units)
+        stats[1 + m] = metric_sum(s.metrics[m], s.mparams[m], res, yb, lb, rows, s.units)
+    hist = s.bhist + t * s.hist_size
+    if s.hist_size > 0:
+        memset(hist, 0, s.hist_size * sizeof(double))
+    for m in range(s.n_confusion):
+        threshold_histogram(res, yb, rows, s.units, s.confusion[m].thresholds, s.confusion[m].T,
+                            s.confusion[m].class_id, s.confusion[m].top_k, hist + s.confusion[m].offset)
 
 
 cdef void _gather(State* s, Call* c, floating* xb, Py_ssize_t pos, Py_ssize_t rows, Py_ssize_t r0) noexcept nogil:

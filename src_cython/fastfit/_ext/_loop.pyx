@@ -23,7 +23,7 @@ from fastfit._ext._activations cimport A_LINEAR, A_SOFTMAX, A_SIGMOID
 from fastfit._ext._losses cimport L_CCE, L_SCCE, L_BCE
 from fastfit._ext._optim cimport O_NADAM
 from fastfit._ext._fpu cimport fastfit_flush_denormals, fastfit_restore_fp
-from fastfit._ext._state cimport (Op, State, Call, Stage, Penalty, Constraint, K_DENSE, K_ACT, K_DROPOUT, K_ACTREG,
+from fastfit._ext._state cimport (Op, State, Call, Stage, Penalty, Constraint, Confusion, K_DENSE, K_ACT, K_DROPOUT, K_ACTREG,
                                   K_RELU, K_ELU, K_PRELU, K_BN, K_NOISE, MIN_BLOCK_ROWS, MIN_SPLIT_WEIGHTS,
                                   S_GATHER, S_GATHER_DENSE, S_FORWARD, S_SCORE, S_BACK, S_DX,
                                   S_PARTIAL, S_FORWARD_DEPTH, S_FORWARD_SUM, S_BN_FORWARD, S_BN_BACK,
@@ -33,10 +33,12 @@ from fastfit._ext._blas cimport pin_one_thread, unpin
 from fastfit._ext._blas import blas_threads
 from fastfit.engine.logs import Logs
 from fastfit._reference.names import (ACTIVATIONS, CONSTRAINTS, LAYER_OPS, LOSSES, METRICS, NOISE_OPS,
-                                      SPARSE_METRICS, OPTIMIZERS)
-from fastfit._reference.checks import (code, check_float_array, check_int_array, check_labels, check_layer_op,
+                                      OPTIMIZERS)
+from fastfit._reference.checks import (code, check_confusion, check_confusion_units, check_float_array,
+                                       check_int_array, check_labels, check_layer_op, check_metrics,
                                        check_positive_int, check_hook, check_predictions, check_trainable, layer_op_width, read_number,
                                        slot_count)
+from fastfit._reference.metrics import histogram_size, split_entry
 
 cnp.import_array()
 
@@ -183,6 +185,8 @@ cdef class Network:
     cdef list _work              # workspaces of the current capacity
     cdef Py_ssize_t _capacity
     cdef object _stats, _pstats
+    cdef readonly object confusion_counts   # the threshold histograms of the last train/evaluate call
+    cdef object _thresholds_keep
     cdef list _op_specs          # validated [kind, act, W, b, rate, seed, trainable, width, extra] per internal op
     cdef list _penalty_arrays    # the arrays of penalties and constraints (the State points into them)
     cdef object _slots_keep
@@ -199,6 +203,12 @@ cdef class Network:
     def __cinit__(self):
         self.s.ops = NULL
         self.s.metrics = NULL
+        self.s.mparams = NULL
+        self.s.confusion = NULL
+        self.s.bhist = NULL
+        self.s.hist = NULL
+        self.s.n_confusion = 0
+        self.s.hist_size = 0
         self.s.params = self.s.pgrads = self.s.slots = self.s.act = self.s.grad = NULL
         self.s.psizes = NULL
         self.s.bstats = self.s.btime = NULL
@@ -215,6 +225,9 @@ cdef class Network:
     def __dealloc__(self):
         PyMem_Free(self.s.ops)
         PyMem_Free(self.s.metrics)
+        PyMem_Free(self.s.mparams)
+        PyMem_Free(self.s.confusion)
+        PyMem_Free(self.s.bhist)
         PyMem_Free(self.s.params)
         PyMem_Free(self.s.pgrads)
         PyMem_Free(self.s.psizes)
@@ -229,22 +242,35 @@ cdef class Network:
         PyMem_Free(self.s.constraints)
         PyMem_Free(self.s.spen)
 
-    def __init__(self, ops, loss, metrics, dtype):
+    def __init__(self, ops, loss, metrics, dtype, confusion=()):
         if dtype not in (np.float32, np.float64) and np.dtype(dtype) not in (np.float32, np.float64):
             raise ValueError(f"dtype: expected numpy.float32 or numpy.float64, got {dtype!r}")
         self.dtype = np.dtype(dtype)
         self.s.loss = code(loss, LOSSES, "loss")
-        metrics = list(metrics)
-        sparse = loss == "sparse_categorical_crossentropy"
-        for name in metrics:
-            code(name, METRICS, "metrics")
-            if (name in SPARSE_METRICS) != sparse:
-                raise ValueError(f"metrics: {name!r} cannot be used with the loss {loss!r} (sparse integer "
-                                 f"labels go with {list(SPARSE_METRICS)} only)")
+        metrics = check_metrics(metrics if isinstance(metrics, str) else list(metrics), loss)
+        specs = check_confusion(confusion, loss)
         self.s.n_metrics = len(metrics)
         self.s.metrics = <int*>_malloc(len(metrics) * sizeof(int))
-        for m, name in enumerate(metrics):
+        self.s.mparams = <double*>_malloc(len(metrics) * sizeof(double))
+        for m, entry in enumerate(metrics):
+            name, param = split_entry(entry)
             self.s.metrics[m] = code(name, METRICS, "metrics")
+            self.s.mparams[m] = (float(param) if param is not None
+                                 else float("nan") if name == "binary_accuracy" else 5.0)
+        self.s.n_confusion = len(specs)
+        self.s.confusion = <Confusion*>_malloc(len(specs) * sizeof(Confusion))
+        self._thresholds_keep = [thresholds for thresholds, _, _ in specs]
+        offset = 0
+        for m, (thresholds, class_id, top_k) in enumerate(specs):
+            self.s.confusion[m].thresholds = <const double*>_ptr(thresholds)
+            self.s.confusion[m].T = len(thresholds)
+            self.s.confusion[m].class_id = class_id
+            self.s.confusion[m].top_k = top_k
+            self.s.confusion[m].offset = offset
+            offset += histogram_size(thresholds)
+        self.s.hist_size = offset
+        self.confusion_counts = np.zeros(offset)
+        self.s.hist = <double*>_ptr(self.confusion_counts)
         self._compile_ops(ops)
         self._capacity = 0
         self._work = []
@@ -468,10 +494,12 @@ cdef class Network:
         bstats = <double*>_malloc(parts * (1 + self.s.n_metrics) * sizeof(double))
         btime = <double*>_malloc(parts * sizeof(double))
         spen = <double*>_malloc(parts * sizeof(double))
+        bhist = <double*>_malloc(parts * self.s.hist_size * sizeof(double))
         PyMem_Free(self.s.bstats)
         PyMem_Free(self.s.btime)
         PyMem_Free(self.s.spen)
-        self.s.bstats, self.s.btime, self.s.spen = bstats, btime, spen
+        PyMem_Free(self.s.bhist)
+        self.s.bstats, self.s.btime, self.s.spen, self.s.bhist = bstats, btime, spen, bhist
         self.s.n_parts = parts
 
     cdef Py_ssize_t _bind_data(self, x, y, sample_weight, bint with_targets) except -1:
@@ -490,6 +518,8 @@ cdef class Network:
                 self.c.labels = <int64_t*>_ptr(y)
             else:
                 self.c.y = _ptr(check_float_array(y, self.dtype, "y", shape=(n, self.s.units)))
+            check_confusion_units([(None, self.s.confusion[m].class_id, 0) for m in range(self.s.n_confusion)],
+                                  self.s.units)
             if sample_weight is not None:
                 self.c.w = _ptr(check_float_array(sample_weight, self.dtype, "sample_weight", shape=(n,)))
         self.c.n = n
@@ -521,6 +551,7 @@ cdef class Network:
         self._plan(mode, min(bs, n))
         self._stats[:] = 0
         self.s.stats = <double*>_ptr(self._stats)
+        self.confusion_counts[:] = 0
 
     cdef tuple _end_plan(self, hook, int mode):
         """(calls, keys, model) from the hook's optional `end_calls` (docs/architecture.md, "Hooks"), checked

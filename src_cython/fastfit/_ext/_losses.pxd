@@ -26,5 +26,8 @@ cdef enum:
 cdef double loss_rows(int code, bint fused, const floating* p, const floating* y, const int64_t* labels,
                       const floating* w, Py_ssize_t rows, Py_ssize_t units, double scale,
                       floating* grad) noexcept nogil
-cdef double metric_sum(int code, const floating* p, const floating* y, const int64_t* labels,
+cdef double metric_sum(int code, double param, const floating* p, const floating* y, const int64_t* labels,
                        Py_ssize_t rows, Py_ssize_t units) noexcept nogil
+cdef void threshold_histogram(const floating* p, const floating* y, Py_ssize_t rows, Py_ssize_t units,
+                              const double* thresholds, Py_ssize_t T, int class_id, int top_k,
+                              double* hist) noexcept nogil

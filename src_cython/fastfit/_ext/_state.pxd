@@ -91,6 +91,16 @@ cdef struct Constraint:
     double max_value, min_value, rate
 
 
+cdef struct Confusion:
+    # One threshold histogram (fastfit._reference.metrics.threshold_histogram): `2 * (T + 1) + 1` doubles at
+    # `offset` of the histograms: positives per bucket, negatives per bucket, predictions outside [0, 1].
+    const double* thresholds    # sorted, T of them
+    Py_ssize_t T
+    int class_id                # -1: every column
+    int top_k                   # 0: every prediction
+    Py_ssize_t offset
+
+
 cdef struct State:
     Op* ops
     int n_ops
@@ -99,7 +109,13 @@ cdef struct State:
     int loss
     bint fused              # last activation and loss share their gradient
     int* metrics
+    double* mparams         # per metric: the threshold of binary accuracy (NaN: round), the k of top-k
     int n_metrics
+    Confusion* confusion    # the threshold histograms accumulated over the call (`hist`)
+    int n_confusion
+    Py_ssize_t hist_size    # doubles of all histograms together
+    double* hist            # the call's histograms (zeroed when a call binds)
+    double* bhist           # per row block: that block's histograms of the current batch
     int n_params
     char** params           # per parameter array: data, gradient, size, 3 slot pointers
     char** pgrads
