@@ -3,7 +3,7 @@ argument, what was expected and what was given. The Cython engine imports them t
 reach its pointer arithmetic and both engines word their errors the same way."""
 import numpy as np
 
-from fastfit._reference.names import METRICS, SPARSE_LOSSES, SPARSE_METRICS
+from fastfit._reference.names import ENGINE_METRICS, SPARSE_LOSSES, SPARSE_METRICS
 
 
 def check_dtype(dtype):
@@ -32,7 +32,7 @@ def check_metrics(metrics, loss):
         raise ValueError(f"metrics: expected a list of metric names, got {metrics!r}")
     sparse = loss in SPARSE_LOSSES
     for name in metrics:
-        check_name(name, METRICS, "metrics")
+        check_name(name, ENGINE_METRICS, "metrics")
         if (name in SPARSE_METRICS) != sparse:
             raise ValueError(f"metrics: {name!r} cannot be used with the loss {loss!r} (sparse integer "
                              f"labels go with {list(SPARSE_METRICS)} only)")

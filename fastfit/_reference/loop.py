@@ -12,7 +12,7 @@ from fastfit._reference import activations, dense, losses, metrics, optim, rng
 from fastfit._reference.checks import (check_dtype, check_name, check_float_array, check_hook, check_int_array,
                                        check_labels, check_metrics, check_positive_int, check_predictions,
                                        check_trainable)
-from fastfit._reference.names import ACTIVATIONS, LOSSES, SPARSE_LOSSES
+from fastfit._reference.names import ACTIVATIONS, ENGINE_LOSSES, SPARSE_LOSSES
 
 
 # The ops own their workspaces (output, input gradient, dropout mask), sized by `reserve`, and keep a
@@ -95,7 +95,7 @@ class Network:
 
     def __init__(self, ops, loss, metrics, dtype):
         self.dtype = check_dtype(dtype)
-        self.loss = check_name(loss, LOSSES, "loss")
+        self.loss = check_name(loss, ENGINE_LOSSES, "loss")
         self.metrics = check_metrics(metrics, loss)
         self._sparse = loss in SPARSE_LOSSES
         self._layers, self._params, self._grads = self._compile(ops)

@@ -8,7 +8,7 @@ import numpy as np
 
 from fastfit._reference import losses
 from fastfit._reference.checks import check_name
-from fastfit._reference.names import LOSSES, METRICS, SPARSE_METRICS
+from fastfit._reference.names import ENGINE_LOSSES, ENGINE_METRICS, SPARSE_METRICS, THRESHOLD_ACCURACY
 
 TOP_K = 5
 
@@ -30,8 +30,10 @@ def values(name, y, p):
     Returns:
         Array of shape p.shape[:-1].
     """
-    if name in LOSSES:
+    if name in ENGINE_LOSSES:
         return losses.values(name, y, p)[0]
+    if name == THRESHOLD_ACCURACY:
+        return np.mean(y == (p > 0.5), axis=-1, dtype=np.float64)
     if name == "binary_accuracy":
         # np.round rounds half to even, like K.round.
         return np.mean(y == np.round(p), axis=-1, dtype=np.float64)
@@ -64,7 +66,7 @@ def per_sample(name, y_true, y_pred):
     Raises:
         ValueError: unknown name, or shapes/labels that do not fit.
     """
-    check_name(name, METRICS, "metric")
+    check_name(name, ENGINE_METRICS, "metric")
     y_pred = np.asarray(y_pred)
     if y_pred.ndim < 1:
         raise ValueError(f"y_pred: expected an array with at least 1 dimension, got shape {y_pred.shape}")
