@@ -12,7 +12,8 @@ import re
 from fastfit import losses as _losses
 from fastfit._reference import metrics as _twin  # the NumPy twins of the engine kernels
 from fastfit.losses import per_sample_function
-from fastfit._reference.names import LOSSES, METRICS, SPARSE_METRICS
+from fastfit._reference.names import (FROM_LOGITS_LOSSES, LOSSES, METRICS, SPARSE_LOSSES, SPARSE_METRICS,
+                                     THRESHOLD_ACCURACY)
 
 _ACCURACY = ("acc", "accuracy")
 _CROSSENTROPY = ("ce", "crossentropy")
@@ -115,7 +116,16 @@ def resolve(identifier, loss, units):
     else:
         raise ValueError(f"Could not interpret metric {identifier!r}; expected a name such as 'acc', a "
                          "function metric(y_true, y_pred) or a metric object (fastfit.metrics.Metric)")
-    sparse = loss == "sparse_categorical_crossentropy"
+    sparse = loss in SPARSE_LOSSES
+    if loss in FROM_LOGITS_LOSSES:
+        # A tf.keras loss object: 'acc' and 'crossentropy' follow tf.keras's choice by output size and target
+        # kind, and binary_accuracy thresholds y_pred (the logits) at 0.5, as tf.keras's does.
+        if name in _ACCURACY + _CROSSENTROPY:
+            kind = "accuracy" if name in _ACCURACY else "crossentropy"
+            prefix = "sparse_categorical" if sparse else "binary" if units == 1 else "categorical"
+            name = f"{prefix}_{kind}"
+        if name == "binary_accuracy" and not sparse:
+            return key, THRESHOLD_ACCURACY
     if name in _ACCURACY:
         if sparse:
             name = "sparse_categorical_accuracy"

@@ -80,9 +80,11 @@ def for_keras_readers(optimizer_config_dict):
 
 
 def loss_name(loss):
-    """A loss as fastfit's name: strings pass through, Keras 3 serialised objects map by class name."""
-    if isinstance(loss, dict) and "class_name" in loss:
-        return _snake(loss["class_name"])
+    """A saved loss as `compile` takes it: names pass through, serialised loss objects (tf.keras or Keras 3)
+    become loss objects (`fastfit.losses.deserialize`, which raises ValueError on anything malformed)."""
+    if isinstance(loss, dict):
+        from fastfit import losses
+        return losses.deserialize(loss)
     if isinstance(loss, list) and len(loss) == 1:
         return loss_name(loss[0])
     return loss
