@@ -267,3 +267,11 @@ def test_save_and_load_keep_the_loss_object(engine, tmp_path):
     assert type(loaded.loss) is losses.SparseCategoricalCrossentropy and loaded.loss.from_logits
     np.testing.assert_allclose(loaded.evaluate(x, labels, verbose=0), model.evaluate(x, labels, verbose=0),
                                rtol=1e-6)
+
+
+def test_large_logits_are_not_clipped_in_either_engine(engine):
+    model = keras.Sequential([keras.layers.Dense(3, input_shape=(3,), use_bias=False)])
+    model.compile(optimizer="sgd", loss=losses.SparseCategoricalCrossentropy(from_logits=True), engine=engine)
+    model.set_weights([np.eye(3, dtype="float32")])
+    z = np.array([[1e4, -1e4, 0.0], [0.0, 3e4, -3e4]], dtype="float32")
+    assert model.evaluate(z, np.array([1, 2]), verbose=0) == pytest.approx((2e4 + 6e4) / 2, rel=1e-6)
