@@ -275,3 +275,21 @@ def test_large_logits_are_not_clipped_in_either_engine(engine):
     model.set_weights([np.eye(3, dtype="float32")])
     z = np.array([[1e4, -1e4, 0.0], [0.0, 3e4, -3e4]], dtype="float32")
     assert model.evaluate(z, np.array([1, 2]), verbose=0) == pytest.approx((2e4 + 6e4) / 2, rel=1e-6)
+
+
+def test_tf_keras_basic_classification_script(engine):
+    """The tf.keras "basic classification" tutorial's model and compile call, verbatim but for the module."""
+    tf_keras = keras
+    rng = np.random.default_rng(0)
+    labels = rng.integers(0, 10, 200)
+    images = rng.uniform(0, 0.2, size=(200, 28, 28)).astype("float32")
+    images[np.arange(200), labels, :] += 0.8  # class k lights row k: separable
+    model = tf_keras.Sequential([tf_keras.layers.Flatten(input_shape=(28, 28)),
+                                 tf_keras.layers.Dense(128, activation='relu'),
+                                 tf_keras.layers.Dense(10)])
+    model.compile(optimizer='adam', loss=tf_keras.losses.SparseCategoricalCrossentropy(from_logits=True),
+                  metrics=['accuracy'], engine=engine)
+    model.fit(images, labels, epochs=5, verbose=0)
+    test_loss, test_acc = model.evaluate(images, labels, verbose=0)
+    assert test_acc > 0.9 and test_loss < 0.5
+    assert model.predict(images[:3]).shape == (3, 10)
