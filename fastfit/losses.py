@@ -316,10 +316,8 @@ def engine_loss(identifier, output_ndim: int = 2) -> str:
     Raises:
         ValueError: unknown loss, a custom loss, or a loss object argument the engines cannot carry out.
     """
-    if isinstance(identifier, (str, dict)) and not (isinstance(identifier, str)
-                                                    and ALIASES.get(identifier, identifier) in LOSSES):
-        if isinstance(identifier, dict) or identifier in CLASSES:
-            identifier = deserialize(identifier)
+    if isinstance(identifier, dict) or (isinstance(identifier, str) and identifier in CLASSES):
+        identifier = deserialize(identifier)
     if isinstance(identifier, type) and issubclass(identifier, Loss):
         raise ValueError(f"Loss {identifier.__name__} is a class; pass an instance, e.g. "
                          f"loss={identifier.__name__}()")

@@ -293,3 +293,25 @@ def test_tf_keras_basic_classification_script(engine):
     test_loss, test_acc = model.evaluate(images, labels, verbose=0)
     assert test_acc > 0.9 and test_loss < 0.5
     assert model.predict(images[:3]).shape == (3, 10)
+
+
+def test_metric_names_under_a_binary_from_logits_loss(engine):
+    x, labels = separable(n=64, classes=1)
+    model = mlp(1, engine)
+    model.compile(optimizer="sgd", loss=losses.BinaryCrossentropy(from_logits=True),
+                  metrics=["accuracy", "binary_accuracy", "crossentropy"], engine=engine)
+    y = labels[:, None].astype("float32")
+    values = model.evaluate(x, y, batch_size=64, verbose=0)
+    z = model.predict(x).astype(np.float64)
+    thresholded = np.mean((z[:, 0] > 0.5) == labels)
+    assert model.metrics_names == ["loss", "accuracy", "binary_accuracy", "crossentropy"]
+    assert values[1] == pytest.approx(thresholded) and values[2] == pytest.approx(thresholded)
+    # tf.keras's 'crossentropy' is the plain binary crossentropy of y_pred, here applied to the logits
+    assert values[3] == pytest.approx(losses.binary_crossentropy(y, z).mean(), rel=1e-4)
+
+
+def test_sparse_from_logits_loss_refuses_dense_metrics():
+    model = mlp(3, "python")
+    with pytest.raises(ValueError, match="binary_accuracy"):
+        model.compile(optimizer="sgd", loss=losses.SparseCategoricalCrossentropy(from_logits=True),
+                      metrics=["binary_accuracy"])
