@@ -22,7 +22,7 @@ import numpy as np
 from fastfit import losses as _losses
 from fastfit._reference import metrics as _twin  # the NumPy twins of the engine kernels
 from fastfit.losses import per_sample_function
-from fastfit._reference.names import LOSSES, METRICS, SPARSE_METRICS
+from fastfit._reference.names import (FROM_LOGITS_LOSSES, LOSSES, METRICS, SPARSE_LOSSES, SPARSE_METRICS)
 
 _ACCURACY = ("acc", "accuracy")
 _CROSSENTROPY = ("ce", "crossentropy")
@@ -330,7 +330,7 @@ class _ConfusionMetric(EngineMetric):
             raise ValueError(f"Metric {self.name!r} has {len(self._given)} thresholds and so one value per "
                              "threshold, which fastfit's logs cannot hold: compile one metric object per "
                              "threshold, or call the object directly (update_state/result) after predict")
-        if loss == "sparse_categorical_crossentropy":
+        if loss in SPARSE_LOSSES:
             raise ValueError(f"Metric {self.name!r} needs targets of the output's shape; with integer labels "
                              "use loss='categorical_crossentropy' and one-hot targets")
         if units is not None and self._class_id is not None and self._class_id >= units:
@@ -623,7 +623,16 @@ def resolve(identifier, loss, units):
     else:
         raise ValueError(f"Could not interpret metric {identifier!r}; expected a name such as 'acc', a "
                          "function metric(y_true, y_pred) or a metric object (fastfit.metrics.Metric)")
-    sparse = loss == "sparse_categorical_crossentropy"
+    sparse = loss in SPARSE_LOSSES
+    if loss in FROM_LOGITS_LOSSES:
+        # A tf.keras loss object: 'acc' and 'crossentropy' follow tf.keras's choice by output size and target
+        # kind, and binary_accuracy thresholds y_pred (the logits) at 0.5, as tf.keras's does.
+        if name in _ACCURACY + _CROSSENTROPY:
+            kind = "accuracy" if name in _ACCURACY else "crossentropy"
+            prefix = "sparse_categorical" if sparse else "binary" if units == 1 else "categorical"
+            name = f"{prefix}_{kind}"
+        if name == "binary_accuracy" and not sparse:
+            return key, BinaryAccuracy(name=key, threshold=0.5)
     if name in _ACCURACY:
         if sparse:
             name = "sparse_categorical_accuracy"
@@ -650,7 +659,7 @@ def resolve(identifier, loss, units):
 
 def _check_target_kind(identifier, name, loss):
     """Raise ValueError when metric `name` takes integer labels and the loss does not (or the other way)."""
-    sparse = loss == "sparse_categorical_crossentropy"
+    sparse = loss in SPARSE_LOSSES
     takes_labels = name in SPARSE_METRICS or name == "sparse_categorical_crossentropy"
     if takes_labels != sparse:
         raise ValueError(f"Metric {identifier!r} cannot be computed with loss {loss!r}: "

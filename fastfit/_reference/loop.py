@@ -26,7 +26,7 @@ from fastfit._reference.checks import (
     layer_op_width,
 )
 from fastfit._reference.metrics import histogram_size
-from fastfit._reference.names import ACTIVATIONS, LAYER_OPS, LOSSES, SPARSE_LOSSES
+from fastfit._reference.names import ACTIVATIONS, ENGINE_LOSSES, LAYER_OPS, SPARSE_LOSSES
 
 # The ops own their workspaces (output, input gradient, dropout mask), sized by `reserve`, and keep a
 # reference to their forward input for the backward pass.
@@ -114,7 +114,7 @@ class Network:
 
     def __init__(self, ops, loss, metrics, dtype, confusion=()):
         self.dtype = check_dtype(dtype)
-        self.loss = check_name(loss, LOSSES, "loss")
+        self.loss = check_name(loss, ENGINE_LOSSES, "loss")
         self.metrics = check_metrics(metrics, loss)
         self._confusion = check_confusion(confusion, loss)
         self.confusion_counts = np.zeros(sum(histogram_size(t) for t, _, _ in self._confusion))

@@ -17,7 +17,7 @@ import numpy as np
 
 from fastfit._reference import losses
 from fastfit._reference.checks import check_name
-from fastfit._reference.names import LOSSES, METRICS, SPARSE_METRICS
+from fastfit._reference.names import ENGINE_LOSSES, ENGINE_METRICS, SPARSE_METRICS
 
 TOP_K = 5
 PARAM_METRICS = ("binary_accuracy", "top_k_categorical_accuracy", "sparse_top_k_categorical_accuracy")
@@ -48,7 +48,7 @@ def values(name, y, p, param=None):
     Returns:
         Array of shape p.shape[:-1].
     """
-    if name in LOSSES:
+    if name in ENGINE_LOSSES:
         return losses.values(name, y, p)[0]
     if name == "binary_accuracy":
         if param is not None:
@@ -139,7 +139,7 @@ def per_sample(name, y_true, y_pred, param=None):
     Raises:
         ValueError: unknown name, or shapes/labels that do not fit.
     """
-    check_name(name, METRICS, "metric")
+    check_name(name, ENGINE_METRICS, "metric")
     y_pred = np.asarray(y_pred)
     if y_pred.ndim < 1:
         raise ValueError(f"y_pred: expected an array with at least 1 dimension, got shape {y_pred.shape}")

@@ -17,8 +17,19 @@ METRICS = LOSSES + ("binary_accuracy", "categorical_accuracy", "sparse_categoric
 
 OPTIMIZERS = ("sgd", "rmsprop", "adagrad", "adadelta", "adam", "adamax", "nadam")
 
+# Losses the engines compute for tf.keras loss objects with `from_logits=True` (compile takes them only through
+# `fastfit.losses.CategoricalCrossentropy(from_logits=True)` and its siblings, never as strings): the network
+# output is the logits z, and the loss applies softmax (categorical) or sigmoid (binary) inside.
+FROM_LOGITS_LOSSES = ("categorical_crossentropy_from_logits", "sparse_categorical_crossentropy_from_logits",
+                      "binary_crossentropy_from_logits")
+
+# Every loss and metric the engines compute; the index of a name here is its Cython code.
+ENGINE_NAMES = METRICS + FROM_LOGITS_LOSSES
+ENGINE_LOSSES = LOSSES + FROM_LOGITS_LOSSES
+ENGINE_METRICS = METRICS
+
 # Losses whose targets are integer labels of shape (n,).
-SPARSE_LOSSES = ("sparse_categorical_crossentropy",)
+SPARSE_LOSSES = ("sparse_categorical_crossentropy", "sparse_categorical_crossentropy_from_logits")
 
 # Metrics that accept integer labels (the only metrics allowed with a sparse loss).
 SPARSE_METRICS = ("sparse_categorical_crossentropy", "sparse_categorical_accuracy",

@@ -50,8 +50,9 @@ class Model(Network):
 
         Arguments:
             optimizer: name ('rmsprop', 'adam', ...) or an optimizer instance.
-            loss: name, alias or function of `fastfit.losses` (a one-item list or dict is accepted); a custom
-                loss function raises ValueError (fastfit derives gradients for its built-in losses only).
+            loss: name, alias or function of `fastfit.losses`, or an instance of one of its tf.keras loss classes
+                (a one-item list or dict is accepted); a custom loss function raises ValueError (fastfit derives
+                gradients for its built-in losses only).
             metrics: list of names, functions of `fastfit.metrics`/`fastfit.losses`, custom functions
                 `f(y_true, y_pred)` or metric objects (`fastfit.metrics.Metric`); the log key is the string
                 given ('acc' → `acc`), a function's `__name__` or an object's `name`.
@@ -88,7 +89,7 @@ class Model(Network):
             loss = loss[0]
         if isinstance(loss, dict) and len(loss) == 1:
             loss = next(iter(loss.values()))
-        canonical_loss = losses.get(loss)
+        canonical_loss = losses.engine_loss(loss, len(self.output_shape) if self.outputs else 2)
         units = None if deferred else self.output_shape[-1]  # deferred: metrics are checked again at build
         if class_mode is not None and units is not None:
             keras_arguments.check_class_mode(class_mode, canonical_loss, units)
@@ -105,7 +106,9 @@ class Model(Network):
         new_optimizer = optimizers.get(optimizer)
         # Everything checked: now change the model.
         self.optimizer = new_optimizer
-        self.loss = loss if isinstance(loss, str) else canonical_loss
+        if isinstance(loss, dict):
+            loss = losses.deserialize(loss)
+        self.loss = loss if isinstance(loss, (str, losses.Loss)) else canonical_loss
         self._canonical_loss = canonical_loss
         self.metrics = list(metric_list)
         self._resolved_metrics = resolved
@@ -178,7 +181,8 @@ class Model(Network):
 
     def _training_config(self):
         """The `training_config` dict of Keras 2 HDF5 files."""
-        return {"optimizer_config": optimizers.serialize(self.optimizer), "loss": self.loss,
+        return {"optimizer_config": optimizers.serialize(self.optimizer),
+                "loss": losses.training_config_entry(self.loss),
                 "metrics": [m if isinstance(m, str) else metrics_module.serialize(m)
                             if isinstance(m, metrics_module.EngineMetric) else getattr(m, "__name__", None) or m.name
                             for m in self.metrics],

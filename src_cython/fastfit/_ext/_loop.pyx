@@ -20,7 +20,7 @@ from libc.math cimport isfinite
 from libc.stdint cimport int64_t
 
 from fastfit._ext._activations cimport A_LINEAR, A_SOFTMAX, A_SIGMOID
-from fastfit._ext._losses cimport L_CCE, L_SCCE, L_BCE
+from fastfit._ext._losses cimport L_CCE, L_SCCE, L_BCE, L_SCCE_LOGITS
 from fastfit._ext._optim cimport O_NADAM
 from fastfit._ext._fpu cimport fastfit_flush_denormals, fastfit_restore_fp
 from fastfit._ext._state cimport (Op, State, Call, Stage, Penalty, Constraint, Confusion, K_DENSE, K_ACT, K_DROPOUT, K_ACTREG,
@@ -32,8 +32,8 @@ from fastfit._ext._batch cimport run_batch, accumulate, gather_dense_available, 
 from fastfit._ext._blas cimport pin_one_thread, unpin
 from fastfit._ext._blas import blas_threads
 from fastfit.engine.logs import Logs
-from fastfit._reference.names import (ACTIVATIONS, CONSTRAINTS, LAYER_OPS, LOSSES, METRICS, NOISE_OPS,
-                                      OPTIMIZERS)
+from fastfit._reference.names import (ACTIVATIONS, CONSTRAINTS, ENGINE_LOSSES, ENGINE_NAMES, LAYER_OPS, METRICS,
+                                      NOISE_OPS, OPTIMIZERS)
 from fastfit._reference.checks import (code, check_confusion, check_confusion_units, check_float_array,
                                        check_int_array, check_labels, check_layer_op, check_metrics,
                                        check_positive_int, check_hook, check_predictions, check_trainable, layer_op_width, read_number,
@@ -246,7 +246,8 @@ cdef class Network:
         if dtype not in (np.float32, np.float64) and np.dtype(dtype) not in (np.float32, np.float64):
             raise ValueError(f"dtype: expected numpy.float32 or numpy.float64, got {dtype!r}")
         self.dtype = np.dtype(dtype)
-        self.s.loss = code(loss, LOSSES, "loss")
+        code(loss, ENGINE_LOSSES, "loss")
+        self.s.loss = code(loss, ENGINE_NAMES, "loss")
         metrics = check_metrics(metrics if isinstance(metrics, str) else list(metrics), loss)
         specs = check_confusion(confusion, loss)
         self.s.n_metrics = len(metrics)
@@ -512,7 +513,7 @@ cdef class Network:
         n = x.shape[0]
         self.c.x, self.c.y, self.c.labels, self.c.w = _ptr(x), NULL, NULL, NULL
         if with_targets:
-            if self.s.loss == L_SCCE:
+            if self.s.loss == L_SCCE or self.s.loss == L_SCCE_LOGITS:
                 check_int_array(y, "y", shape=(n,))
                 check_labels(y, self.s.units, "y (sparse labels)")
                 self.c.labels = <int64_t*>_ptr(y)

@@ -8,6 +8,10 @@ Batch loss: l_r is the per-sample loss; without weights loss = mean_r l_r; with 
 loss = sum_r w_r l_r / count(w_r != 0) (0 when no weight is non-zero). The gradient written to `grad` is
 d loss / d p, or d loss / d z for the fused pairs (softmax + categorical crossentropy, sigmoid + binary
 crossentropy), where z is the pre-activation.
+
+The from-logits crossentropies (L_CCE_LOGITS, L_SCCE_LOGITS, L_BCE_LOGITS) read the logits z as `p`: the loss
+is computed in log-sum-exp form without clipping, and the gradient is softmax(z) * sum(y) - y, or
+(sigmoid(z) - y) / units.
 """
 from cython cimport floating
 from libc.math cimport log, fabs, sqrt, exp, log1p, tanh, rint, isnan, INFINITY
@@ -194,7 +198,48 @@ cdef double _row(int code, bint fused, const floating* p, const floating* y, Py_
                     d -= l * p[j] / (np_ * np_)
                 g[j] = <floating>(c * d)
         return l
+    if code == L_CCE_LOGITS or code == L_SCCE_LOGITS:
+        return _softmax_logits_row(code == L_SCCE_LOGITS, p, y, label, u, g, c)
+    if code == L_BCE_LOGITS:
+        for j in range(u):
+            # max(z, 0) - z y + log(1 + exp(-|z|))
+            d = <double>p[j]
+            t = exp(-fabs(d))
+            l += (d if d > 0 else 0) - d * (<double>y[j]) + log1p(t)
+            if g != NULL:
+                q = 1 / (1 + t) if d >= 0 else t / (1 + t)  # sigmoid(z)
+                g[j] = <floating>(c * (q - y[j]) * inv)
+        return l * inv
     return 0
+
+
+cdef double _softmax_logits_row(bint sparse, const floating* z, const floating* y, Py_ssize_t label,
+                                Py_ssize_t u, floating* g, double c) noexcept nogil:
+    """Softmax crossentropy of the logits `z` against `y` (or the integer `label` when sparse):
+    -sum_j y_j log softmax(z)_j = sum(y) * lse(z) - sum_j y_j z_j, with lse(z) = m + log(sum_j exp(z_j - m))."""
+    cdef Py_ssize_t j
+    cdef double m = z[0], s = 0, lse, total_y = 0, yz = 0, t
+    for j in range(1, u):
+        if z[j] > m:
+            m = z[j]
+    for j in range(u):
+        s += exp(<double>z[j] - m)
+    lse = m + log(s)
+    if sparse:
+        total_y = 1
+        yz = z[label]
+    else:
+        for j in range(u):
+            total_y += y[j]
+            yz += <double>y[j] * z[j]
+    if g != NULL:
+        for j in range(u):
+            if sparse:
+                t = 1.0 if j == label else 0.0
+            else:
+                t = y[j]
+            g[j] = <floating>(c * (exp(<double>z[j] - lse) * total_y - t))
+    return total_y * lse - yz
 
 
 cdef double loss_rows(int code, bint fused, const floating* p, const floating* y, const int64_t* labels,
@@ -233,7 +278,7 @@ cdef double metric_sum(int code, double param, const floating* p, const floating
         yr = y + r * units if y != NULL else NULL
         if labels != NULL:
             label = labels[r]
-        if code < M_BINARY_ACCURACY:
+        if code < M_BINARY_ACCURACY or L_CCE_LOGITS <= code <= L_BCE_LOGITS:
             total += _row(code, False, pr, yr, label, units, <floating*>NULL, 0)
         elif code == M_BINARY_ACCURACY:
             hits = 0
