@@ -11,6 +11,8 @@ class TerminateOnNaN(Callback):
     The interrupted epoch still ends normally (`on_epoch_end`, History), with its loss non-finite.
     """
 
+    _runs_no_user_code = True  # no hook runs user code: checkpoints may be written behind (checkpoint_writer)
+
     def on_batch_end(self, batch, logs=None):
         loss = (logs or {}).get("loss")
         if loss is not None and not math.isfinite(loss):
@@ -40,6 +42,8 @@ class EarlyStopping(Callback):
     Raises:
         ValueError: unknown `mode`, negative `patience` or `start_from_epoch`. TypeError: `monitor` not a string.
     """
+
+    _runs_no_user_code = True  # no hook runs user code: checkpoints may be written behind (checkpoint_writer)
 
     def __init__(self, monitor="val_loss", min_delta=0, patience=0, verbose=0, mode="auto", baseline=None,
                  restore_best_weights=False, start_from_epoch=0):

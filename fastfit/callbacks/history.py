@@ -9,6 +9,8 @@ class History(Callback):
     callbacks add, such as `lr`) and returns it; `model.history` refers to it.
     """
 
+    _runs_no_user_code = True  # no hook runs user code: checkpoints may be written behind (checkpoint_writer)
+
     def __init__(self):
         super().__init__()
         self.epoch = []
@@ -34,6 +36,8 @@ class BaseLogger(Callback):
     Arguments:
         stateful_metrics: names whose epoch value is the last batch value instead of the mean.
     """
+
+    _runs_no_user_code = True  # no hook runs user code: checkpoints may be written behind (checkpoint_writer)
 
     def __init__(self, stateful_metrics=None):
         super().__init__()

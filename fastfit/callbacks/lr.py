@@ -117,6 +117,8 @@ class ReduceLROnPlateau(Callback):
         ValueError: `factor >= 1`, unknown `mode`. TypeError: an unknown keyword argument.
     """
 
+    _runs_no_user_code = True  # no hook runs user code: checkpoints may be written behind (checkpoint_writer)
+
     def __init__(self, monitor="val_loss", factor=0.1, patience=10, verbose=0, mode="auto", min_delta=1e-4,
                  cooldown=0, min_lr=0, **kwargs):
         super().__init__()

@@ -57,6 +57,8 @@ class TensorBoard(Callback):
         ValueError: bad `update_freq` or `histogram_freq`.
     """
 
+    _runs_no_user_code = True  # no hook runs user code: checkpoints may be written behind (checkpoint_writer)
+
     def __init__(self, log_dir="./logs", histogram_freq=0, batch_size=32, write_graph=True, write_grads=False,
                  write_images=False, embeddings_freq=0, embeddings_layer_names=None, embeddings_metadata=None,
                  embeddings_data=None, update_freq="epoch"):
