@@ -189,13 +189,13 @@ class CheckpointWriter:
         """The fit this writer wrote in ends: wait for its last write and flush the last file the native
         writer wrote to disk. Returns the write's error (reported here, once) or None."""
         self._scope = None
+        path, self._unflushed = self._unflushed, None
         try:
             self._background.wait()
-        except Exception as error:
+            if path is not None:
+                files.flush_to_disk(path)  # the native writer does not wait for the disk; the fit's last file does
+        except Exception as error:  # handed to `during_fit`, which raises it or notes it on fit's exception
             return error
-        path, self._unflushed = self._unflushed, None
-        if path is not None:
-            files.flush_to_disk(path)  # the native writer does not wait for the disk; the fit's last file does
         return None
 
 
