@@ -122,6 +122,8 @@ class ReduceLROnPlateau(Callback):
         ValueError: `factor >= 1`, unknown `mode`. TypeError: an unknown keyword argument.
     """
 
+    _runs_no_user_code = True  # no hook runs user code: checkpoints may be written behind (checkpoint_writer)
+
     def __init__(self, monitor: str = "val_loss", factor: float = 0.1, patience: int = 10, verbose: int = 0,
                  mode: str = "auto", min_delta: float = 1e-4, cooldown: int = 0, min_lr: float = 0,
                  **kwargs: Any) -> None:

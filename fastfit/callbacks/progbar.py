@@ -27,6 +27,8 @@ class ProgbarLogger(Callback):
 
     _INTERVAL = 0.05
 
+    _runs_no_user_code = True  # no hook runs user code: checkpoints may be written behind (checkpoint_writer)
+
     def __init__(self, count_mode: str = "samples", stateful_metrics: Iterable[str] | None = None) -> None:
         super().__init__()
         if count_mode not in ("samples", "steps"):

@@ -59,6 +59,8 @@ class TensorBoard(Callback):
         ValueError: bad `update_freq` or `histogram_freq`.
     """
 
+    _runs_no_user_code = True  # no hook runs user code: checkpoints may be written behind (checkpoint_writer)
+
     def __init__(self, log_dir: str | os.PathLike = "./logs", histogram_freq: int = 0, batch_size: int = 32,
                  write_graph: bool = True, write_grads: bool = False, write_images: bool = False,
                  embeddings_freq: int = 0, embeddings_layer_names: Any = None, embeddings_metadata: Any = None,

@@ -6,7 +6,6 @@ and only when some callback implements a batch hook (docs/architecture.md).
 """
 import contextlib
 import math
-import sys
 import threading
 import warnings
 
@@ -349,7 +348,9 @@ class Model(Network):
             self._check_full_batches(len(val[0]), "fit", "the validation data")
         from fastfit.callbacks import CallbackList  # late import: callbacks import models for type checks
         user_callbacks = CallbackList(callbacks)
-        with self._exclusive("fit"), self._accuracy_shown(show_accuracy):
+        from fastfit.saving import checkpoint_writer  # decides when a checkpoint written in a hook is complete
+        with self._exclusive("fit"), self._accuracy_shown(show_accuracy), \
+                checkpoint_writer.during_fit(user_callbacks, self._custom_metrics is not None):  # fit adds built-ins
             return self._fit_loop(train, val, val_for_callbacks, user_callbacks, batch_size, epochs, verbose,
                                   shuffle, initial_epoch, validation_epochs,
                                   BatchStream(self, len(train[0]), batch_size, shuffle, steps_per_epoch,
@@ -389,7 +390,6 @@ class Model(Network):
                     stream.warn_exhausted()
                     break
                 cbks.on_epoch_begin(epoch, {})
-                _release_writes()  # the shuffle below releases the GIL: a write behind can run meanwhile
                 order = stream.order(epoch)
                 if epoch == start_epoch and skip_batches:
                     order = order[skip_batches * batch_size:]  # resumed mid-epoch: those batches are done
@@ -408,20 +408,12 @@ class Model(Network):
                 if finished and val is not None and (epoch + 1) in validation_epochs:
                     results = self._evaluate_arrays(val, validation_batch_size, cbks)
                     epoch_logs.update(("val_" + k, v) for k, v in results.items())
-                _hold_writes()
                 cbks.on_epoch_end(epoch, epoch_logs)
                 if self.stop_training:
                     break
         except KeyboardInterrupt:
-            _release_writes()
             cbks.on_train_end(Logs(epoch_logs))
-            raise
-        except BaseException:
-            # No on_train_end (as in Keras), but checkpoints written behind must be on disk when fit raises.
-            from fastfit.saving import write_behind
-            write_behind.finish_pending()
-            raise
-        _release_writes()
+            raise  # any other exception skips on_train_end, as in Keras (`during_fit` waits for the checkpoints)
         cbks.on_train_end(Logs(epoch_logs))
         return self.history
 
@@ -650,19 +642,6 @@ class _ExclusiveUse:
 
     def __exit__(self, *exc):
         self.lock.release()
-
-
-def _hold_writes():
-    """Checkpoints the epoch-end callbacks write behind start once the next epoch runs (see write_behind)."""
-    module = sys.modules.get("fastfit.saving.write_behind")  # not loaded: nothing is written behind
-    if module is not None:
-        module.hold()
-
-
-def _release_writes():
-    module = sys.modules.get("fastfit.saving.write_behind")
-    if module is not None:
-        module.release()
 
 
 def _resume_point(cbks, initial_epoch):
