@@ -4,14 +4,20 @@ Layers store activations by canonical name; the engines run them. The functions 
 implementations for direct use (`fastfit.activations.relu(x)`) and the values accepted by
 `Dense(activation=...)`.
 """
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
 import numpy as np
+import numpy.typing as npt
 
 from fastfit._reference import activations as _twin  # the NumPy twins of the engine kernels
 from fastfit._reference.names import ACTIVATIONS
 
 
-def _make(name):
-    def activation(x):
+def _make(name: str) -> Callable[[npt.ArrayLike], np.ndarray]:
+    def activation(x: npt.ArrayLike) -> np.ndarray:
         return _twin.forward(name, np.asarray(x, dtype=np.result_type(np.asarray(x).dtype, np.float32)))
     activation.__name__ = activation.__qualname__ = name
     activation.__doc__ = f"The `{name}` activation, applied element-wise (softmax: over the last axis)."
@@ -31,7 +37,7 @@ hard_sigmoid = _make("hard_sigmoid")
 exponential = _make("exponential")
 
 
-def get(identifier):
+def get(identifier: str | Callable[..., Any] | None) -> str:
     """Return the canonical activation name for a name, one of this module's functions, or None (linear).
 
     Raises:
@@ -39,17 +45,18 @@ def get(identifier):
     """
     if identifier is None:
         return "linear"
-    if callable(identifier) and globals().get(getattr(identifier, "__name__", None)) is identifier:
-        return identifier.__name__
+    name = getattr(identifier, "__name__", None)
+    if callable(identifier) and isinstance(name, str) and globals().get(name) is identifier:
+        return name
     if isinstance(identifier, str) and identifier in ACTIVATIONS:
         return identifier
     raise ValueError(f"Unknown activation {identifier!r}; expected one of {list(ACTIVATIONS)} "
                      "(custom activation functions are not supported by the compiled engine)")
 
 
-def serialize(name):
+def serialize(name: str) -> str:
     return name
 
 
-def deserialize(name, custom_objects=None):
+def deserialize(name: str | Callable[..., Any] | None, custom_objects: dict[str, Any] | None = None) -> str:
     return get(name)

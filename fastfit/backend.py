@@ -3,9 +3,13 @@
 fastfit has no tensors, so `get_value`/`set_value` work on the plain Python attributes that play the role of
 Keras backend variables (for example `model.optimizer.lr`).
 """
+from __future__ import annotations
+
 import random
+from typing import Any
 
 import numpy as np
+import numpy.typing as npt
 
 _FLOATX = "float32"
 _EPSILON = 1e-7
@@ -16,12 +20,12 @@ _VALID_FLOATX = ("float32", "float64")
 _rng = np.random.default_rng()
 
 
-def floatx():
+def floatx() -> str:
     """Return the default float type as a string: 'float32' (default) or 'float64'."""
     return _FLOATX
 
 
-def set_floatx(value):
+def set_floatx(value: npt.DTypeLike) -> None:
     """Set the default float type of new layers.
 
     Raises:
@@ -34,18 +38,28 @@ def set_floatx(value):
     _FLOATX = name
 
 
-def epsilon():
+def epsilon() -> float:
     """Return the fuzz factor used in losses and optimizers (1e-7)."""
     return _EPSILON
 
 
-def set_epsilon(value):
-    """Set the fuzz factor used by new optimizers."""
+def set_epsilon(value: float) -> None:
+    """Set the fuzz factor (Keras: used by losses and optimizers).
+
+    fastfit's loss kernels clip with the fixed 1e-7, so only that value is accepted (a call that changed the
+    optimizers but not the losses would do half of what Keras does).
+
+    Raises:
+        ValueError: any other value (pass `epsilon=` to the optimizer to change its fuzz factor).
+    """
     global _EPSILON
+    if float(value) != 1e-7:
+        raise ValueError(f"set_epsilon: fastfit's losses clip with the fixed epsilon 1e-7, got {value!r}; to "
+                         "change an optimizer's fuzz factor pass it, e.g. Adam(epsilon=1e-4)")
     _EPSILON = float(value)
 
 
-def get_value(x):
+def get_value(x: Any) -> Any:
     """Return the value of a scalar or array as a plain Python number or NumPy array.
 
     Accepts what Keras scripts pass to `K.get_value`: Python numbers, NumPy scalars and arrays.
@@ -61,7 +75,7 @@ def get_value(x):
     raise TypeError(f"get_value: expected a number or a NumPy array, got {type(x).__name__}")
 
 
-def set_value(x, value):
+def set_value(x: Any, value: Any) -> None:
     """Set the value of `x` in place.
 
     `x` may be a NumPy array (written in place) or an attribute holder such as an optimizer's learning rate:
@@ -80,7 +94,7 @@ def set_value(x, value):
         f"got {type(x).__name__}")
 
 
-def set_random_seed(seed):
+def set_random_seed(seed: int) -> None:
     """Seed every random choice of fastfit (and Python's and NumPy's global generators).
 
     The same seed gives the same initial weights, shuffling and dropout masks, bit for bit, on the same machine.
@@ -97,17 +111,28 @@ def set_random_seed(seed):
     np.random.seed(seed % 2**32)
 
 
-def rng():
+def rng() -> np.random.Generator:
     """Return the global generator (used by initializers and to draw per-layer and per-model seeds)."""
     return _rng
 
 
-def draw_seed():
+def draw_seed() -> int:
     """Draw a fresh non-negative 63-bit seed from the global generator."""
     return int(_rng.integers(0, 2**63 - 1))
 
 
-def clear_session():
-    """Reset the automatic layer names (Keras compatibility)."""
+def clear_session() -> None:
+    """Reset the automatic layer names and metric object names (`auc`, `auc_1`, ...) (Keras compatibility)."""
     from fastfit.engine.base_layer import reset_name_counters
+    from fastfit.metrics import reset_object_names
     reset_name_counters()
+    reset_object_names()
+
+
+def __getattr__(name):
+    """Keras backend functions on tensors (`K.function`, `K.variable`, ...) are an AttributeError naming them."""
+    if name.startswith("__"):
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    raise AttributeError(f"fastfit.backend has no {name!r}: fastfit has no tensors or graph; its backend offers "
+                         "floatx, set_floatx, epsilon, set_epsilon, get_value, set_value, clear_session and "
+                         "set_random_seed (for tensor math on outputs, use NumPy on `model.predict(x)`)")

@@ -5,7 +5,10 @@ arrays) as NumPy arrays. The update itself runs inside the engine (Cython, or it
 `fastfit._reference.optim`), which reads `lr` at every batch boundary where a callback ran, so
 `optimizer.lr = x`, `backend.set_value(optimizer.lr, x)` and schedulers take effect at the next batch.
 """
-import warnings
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any, SupportsFloat
 
 import numpy as np
 
@@ -15,16 +18,41 @@ from fastfit import backend
 class LearningRate(float):
     """The value of `optimizer.lr`: a float that remembers its owner so `backend.set_value` can write it."""
 
-    def __new__(cls, value, owner, attr):
+    _owner: Optimizer
+    _attr: str
+
+    def __new__(cls, value: SupportsFloat, owner: Optimizer, attr: str) -> LearningRate:
         self = super().__new__(cls, value)
         self._owner, self._attr = owner, attr
         return self
 
-    def __reduce__(self):  # pickles and deep-copies as a plain float
+    def __reduce__(self) -> tuple[type[float], tuple[float]]:  # pickles and deep-copies as a plain float
         return (float, (float(self),))
 
 
-def _check_rate(name, value, cls_name):
+# Keras optimizer arguments fastfit does not implement, and the values that mean "off".
+_NOT_IMPLEMENTED = {"clipnorm": (None,), "clipvalue": (None,), "global_clipnorm": (None,),
+                    "weight_decay": (None, 0, 0.0), "use_ema": (False,)}
+# Keras 3 config keys that describe nothing fastfit would do differently.
+_NEUTRAL_CONFIG_KEYS = ("name", "is_legacy_optimizer", "jit_compile", "ema_momentum", "ema_overwrite_frequency",
+                        "loss_scale_factor", "gradient_accumulation_steps")
+
+# Options of other Keras versions' optimizers (tf.keras RMSprop `momentum`/`centered`, Adagrad's initial
+# accumulator) that fastfit's update rules match only when they are off.
+_OFF_IN_CONFIGS = {"momentum": (0, 0.0), "centered": (False,), "initial_accumulator_value": (0, 0.0)}
+
+
+def _refuse_clipping(cls_name: str, kwargs: dict[str, Any]) -> None:
+    """Pop the not-implemented options from `kwargs`; raise ValueError if one is switched on."""
+    for key, off in _NOT_IMPLEMENTED.items():
+        if key in kwargs:
+            value = kwargs.pop(key)
+            if not any(value is o or (type(value) is type(o) and value == o) for o in off):
+                raise ValueError(f"{cls_name}: `{key}={value!r}` is not implemented by fastfit (gradient clipping, "
+                                 "weight decay and EMA are not available); remove it, or lower the learning rate")
+
+
+def _check_rate(name: str, value: Any, cls_name: str) -> float:
     try:
         value = float(value)
     except (TypeError, ValueError):
@@ -37,16 +65,20 @@ def _check_rate(name, value, cls_name):
 class Optimizer:
     """Base class. Subclasses set `kind`, `_slot_names` and their hyper-parameters.
 
-    Arguments common to all: `lr` (or `learning_rate`), `decay` (learning rate decay per update),
-    `clipnorm`/`clipvalue` are not supported and raise `TypeError` like any unknown keyword.
+    Arguments common to all: `lr` (or `learning_rate`), `decay` (learning rate decay per update), `name`
+    (tf.keras; kept as an attribute). Gradient clipping (`clipnorm`, `clipvalue`, `global_clipnorm`) is not
+    implemented: a value other than None raises ValueError.
     """
 
-    kind = None
-    _slot_names = ()
+    kind: str | None = None
+    _slot_names: tuple[str, ...] = ()
     _default_lr = 0.001
 
-    def __init__(self, lr=None, learning_rate=None, decay=0.0, epsilon=None, **kwargs):
+    def __init__(self, lr: SupportsFloat | None = None, learning_rate: SupportsFloat | None = None,
+                 decay: float = 0.0, epsilon: float | None = None, **kwargs: Any) -> None:
         name = type(self).__name__
+        self.name = kwargs.pop("name", None) or name
+        _refuse_clipping(name, kwargs)
         if kwargs:
             raise TypeError(f"{name}: unexpected keyword arguments {sorted(kwargs)}")
         if lr is not None and learning_rate is not None:
@@ -57,35 +89,42 @@ class Optimizer:
         self.epsilon = backend.epsilon() if epsilon is None else _check_rate("epsilon", epsilon, name)
         self.iterations = 0
         self.m_schedule = 1.0
-        self.slots = []
+        self.slots: list[list[np.ndarray]] = []
 
     # -- learning rate: a live attribute under both Keras spellings ------------------------------------
     @property
-    def lr(self):
+    def lr(self) -> LearningRate:
         return self._lr_handle  # built once per assignment: the engine reads it after every hook call
 
     @lr.setter
-    def lr(self, value):
+    def lr(self, value: SupportsFloat) -> None:
         self._lr = _check_rate("lr", backend.get_value(value) if isinstance(value, np.ndarray) else value,
                                type(self).__name__)
         self._lr_handle = LearningRate(self._lr, self, "lr")
 
-    learning_rate = property(lr.fget, lr.fset)
+    @property
+    def learning_rate(self) -> LearningRate:
+        """The tf.keras spelling of `lr`: the same value, and assigning either sets both."""
+        return self.lr
+
+    @learning_rate.setter
+    def learning_rate(self, value: SupportsFloat) -> None:
+        self.lr = value
 
     # -- state ------------------------------------------------------------------------------------------
-    def build(self, params):
+    def build(self, params: Sequence[np.ndarray]) -> None:
         """Create zeroed slot arrays for `params` (the engine's parameter arrays, in op order)."""
         self.slots = [[np.zeros_like(p) for _ in self._active_slots()] for p in params]
 
-    def _active_slots(self):
+    def _active_slots(self) -> tuple[str, ...]:
         return self._slot_names
 
-    def is_built_for(self, params):
+    def is_built_for(self, params: Sequence[np.ndarray]) -> bool:
         return len(self.slots) == len(params) and all(
             len(s) == len(self._active_slots()) and all(a.shape == p.shape and a.dtype == p.dtype for a in s)
             for s, p in zip(self.slots, params))
 
-    def get_weights(self):
+    def get_weights(self) -> list[np.ndarray]:
         """Optimizer state in Keras 2 order: `iterations`, then each parameter's slots."""
         head = [np.array(self.iterations, dtype=np.int64)]
         if self.kind == "nadam":
@@ -94,7 +133,7 @@ class Optimizer:
         by_kind = [s[k].copy() for k in range(len(self._active_slots())) for s in self.slots]
         return head + by_kind
 
-    def set_weights(self, weights, params=None):
+    def set_weights(self, weights: Sequence[Any], params: Sequence[np.ndarray] | None = None) -> None:
         """Restore state written by `get_weights` (optionally building slots for `params` first).
 
         Raises:
@@ -119,11 +158,11 @@ class Optimizer:
                                      f"match parameter shape {s[k].shape}")
                 s[k][...] = value
 
-    def get_config(self):
+    def get_config(self) -> dict[str, Any]:
         return {"learning_rate": float(self._lr), "decay": self.decay, "epsilon": self.epsilon}
 
     @classmethod
-    def from_config(cls, config):
+    def from_config(cls, config: dict[str, Any]) -> Optimizer:
         config = dict(config)
         config.pop("name", None)
         if "lr" in config and "learning_rate" not in config:
@@ -132,11 +171,11 @@ class Optimizer:
         return cls(**{k: v for k, v in config.items() if k in known})
 
     @classmethod
-    def _config_keys(cls):
+    def _config_keys(cls) -> set[str]:
         import inspect
         return set(inspect.signature(cls.__init__).parameters) - {"self", "kwargs"}
 
-    def __repr__(self):
+    def __repr__(self) -> str:
         return f"{type(self).__name__}({', '.join(f'{k}={v!r}' for k, v in self.get_config().items())})"
 
 
@@ -149,15 +188,18 @@ class SGD(Optimizer):
     kind = "sgd"
     _default_lr = 0.01
 
-    def __init__(self, lr=None, momentum=0.0, decay=0.0, nesterov=False, learning_rate=None, **kwargs):
+    def __init__(self, lr: SupportsFloat | None = None, momentum: float = 0.0, decay: float = 0.0,
+                 nesterov: bool = False, learning_rate: SupportsFloat | None = None, **kwargs: Any) -> None:
+        if "epsilon" in kwargs:  # the base class takes it for the adaptive optimizers; SGD has none
+            raise TypeError("SGD: unexpected keyword argument 'epsilon' (SGD has no epsilon)")
         super().__init__(lr=lr, learning_rate=learning_rate, decay=decay, **kwargs)
         self.momentum = _check_rate("momentum", momentum, "SGD")
         self.nesterov = bool(nesterov)
 
-    def _active_slots(self):
+    def _active_slots(self) -> tuple[str, ...]:
         return ("moments",)
 
-    def get_config(self):
+    def get_config(self) -> dict[str, Any]:
         return {"learning_rate": float(self._lr), "momentum": self.momentum, "decay": self.decay,
                 "nesterov": self.nesterov}
 
@@ -168,11 +210,12 @@ class RMSprop(Optimizer):
     kind = "rmsprop"
     _slot_names = ("accumulators",)
 
-    def __init__(self, lr=None, rho=0.9, epsilon=None, decay=0.0, learning_rate=None, **kwargs):
+    def __init__(self, lr: SupportsFloat | None = None, rho: float = 0.9, epsilon: float | None = None,
+                 decay: float = 0.0, learning_rate: SupportsFloat | None = None, **kwargs: Any) -> None:
         super().__init__(lr=lr, learning_rate=learning_rate, decay=decay, epsilon=epsilon, **kwargs)
         self.rho = _check_rate("rho", rho, "RMSprop")
 
-    def get_config(self):
+    def get_config(self) -> dict[str, Any]:
         return dict(super().get_config(), rho=self.rho)
 
 
@@ -183,7 +226,8 @@ class Adagrad(Optimizer):
     _slot_names = ("accumulators",)
     _default_lr = 0.01
 
-    def __init__(self, lr=None, epsilon=None, decay=0.0, learning_rate=None, **kwargs):
+    def __init__(self, lr: SupportsFloat | None = None, epsilon: float | None = None, decay: float = 0.0,
+                 learning_rate: SupportsFloat | None = None, **kwargs: Any) -> None:
         super().__init__(lr=lr, learning_rate=learning_rate, decay=decay, epsilon=epsilon, **kwargs)
 
 
@@ -194,11 +238,12 @@ class Adadelta(Optimizer):
     _slot_names = ("accumulators", "delta_accumulators")
     _default_lr = 1.0
 
-    def __init__(self, lr=None, rho=0.95, epsilon=None, decay=0.0, learning_rate=None, **kwargs):
+    def __init__(self, lr: SupportsFloat | None = None, rho: float = 0.95, epsilon: float | None = None,
+                 decay: float = 0.0, learning_rate: SupportsFloat | None = None, **kwargs: Any) -> None:
         super().__init__(lr=lr, learning_rate=learning_rate, decay=decay, epsilon=epsilon, **kwargs)
         self.rho = _check_rate("rho", rho, "Adadelta")
 
-    def get_config(self):
+    def get_config(self) -> dict[str, Any]:
         return dict(super().get_config(), rho=self.rho)
 
 
@@ -208,17 +253,18 @@ class Adam(Optimizer):
 
     kind = "adam"
 
-    def __init__(self, lr=None, beta_1=0.9, beta_2=0.999, epsilon=None, decay=0.0, amsgrad=False,
-                 learning_rate=None, **kwargs):
+    def __init__(self, lr: SupportsFloat | None = None, beta_1: float = 0.9, beta_2: float = 0.999,
+                 epsilon: float | None = None, decay: float = 0.0, amsgrad: bool = False,
+                 learning_rate: SupportsFloat | None = None, **kwargs: Any) -> None:
         super().__init__(lr=lr, learning_rate=learning_rate, decay=decay, epsilon=epsilon, **kwargs)
         self.beta_1 = _check_rate("beta_1", beta_1, "Adam")
         self.beta_2 = _check_rate("beta_2", beta_2, "Adam")
         self.amsgrad = bool(amsgrad)
 
-    def _active_slots(self):
+    def _active_slots(self) -> tuple[str, ...]:
         return ("m", "v", "vhat") if self.amsgrad else ("m", "v")
 
-    def get_config(self):
+    def get_config(self) -> dict[str, Any]:
         return dict(super().get_config(), beta_1=self.beta_1, beta_2=self.beta_2, amsgrad=self.amsgrad)
 
 
@@ -229,13 +275,14 @@ class Adamax(Optimizer):
     _slot_names = ("m", "u")
     _default_lr = 0.002
 
-    def __init__(self, lr=None, beta_1=0.9, beta_2=0.999, epsilon=None, decay=0.0, learning_rate=None,
-                 **kwargs):
+    def __init__(self, lr: SupportsFloat | None = None, beta_1: float = 0.9, beta_2: float = 0.999,
+                 epsilon: float | None = None, decay: float = 0.0, learning_rate: SupportsFloat | None = None,
+                 **kwargs: Any) -> None:
         super().__init__(lr=lr, learning_rate=learning_rate, decay=decay, epsilon=epsilon, **kwargs)
         self.beta_1 = _check_rate("beta_1", beta_1, "Adamax")
         self.beta_2 = _check_rate("beta_2", beta_2, "Adamax")
 
-    def get_config(self):
+    def get_config(self) -> dict[str, Any]:
         return dict(super().get_config(), beta_1=self.beta_1, beta_2=self.beta_2)
 
 
@@ -247,14 +294,19 @@ class Nadam(Optimizer):
     _slot_names = ("m", "v")
     _default_lr = 0.002
 
-    def __init__(self, lr=None, beta_1=0.9, beta_2=0.999, epsilon=None, schedule_decay=0.004,
-                 learning_rate=None, **kwargs):
+    def __init__(self, lr: SupportsFloat | None = None, beta_1: float = 0.9, beta_2: float = 0.999,
+                 epsilon: float | None = None, schedule_decay: float = 0.004,
+                 learning_rate: SupportsFloat | None = None, **kwargs: Any) -> None:
+        if kwargs.get("decay", 0.0) not in (0, 0.0):  # Keras 2.2's Nadam has no `decay`: its schedule is fixed
+            raise ValueError(f"Nadam: `decay={kwargs['decay']!r}` is not supported (Keras 2.2's Nadam has no "
+                             "learning rate decay; it uses `schedule_decay`); use a LearningRateScheduler callback")
+        kwargs.pop("decay", None)
         super().__init__(lr=lr, learning_rate=learning_rate, epsilon=epsilon, **kwargs)
         self.beta_1 = _check_rate("beta_1", beta_1, "Nadam")
         self.beta_2 = _check_rate("beta_2", beta_2, "Nadam")
         self.schedule_decay = _check_rate("schedule_decay", schedule_decay, "Nadam")
 
-    def get_config(self):
+    def get_config(self) -> dict[str, Any]:
         config = dict(super().get_config(), beta_1=self.beta_1, beta_2=self.beta_2,
                       schedule_decay=self.schedule_decay)
         config.pop("decay")
@@ -268,17 +320,17 @@ _NAMES = {cls.kind: cls for cls in _CLASSES.values()}
 sgd, rmsprop, adagrad, adadelta, adam, adamax, nadam = SGD, RMSprop, Adagrad, Adadelta, Adam, Adamax, Nadam
 
 
-def serialize(optimizer):
+def serialize(optimizer: Optimizer) -> dict[str, Any]:
     return {"class_name": type(optimizer).__name__, "config": optimizer.get_config()}
 
 
-def deserialize(config, custom_objects=None):
+def deserialize(config: dict[str, Any], custom_objects: dict[str, Any] | None = None) -> Optimizer:
     """Build an optimizer from `{'class_name': ..., 'config': {...}}` (Keras 2 or 3 spelling).
 
     Raises:
         ValueError: unknown class name (pass custom classes with `custom_objects`).
     """
-    name = config.get("class_name")
+    name: Any = config.get("class_name")
     classes = dict(_CLASSES, **(custom_objects or {}))
     cls = classes.get(name) or _NAMES.get(str(name).lower())
     if cls is None:
@@ -287,13 +339,21 @@ def deserialize(config, custom_objects=None):
     inner = dict(config.get("config") or {})
     if "decay" in inner and cls is Nadam:
         inner.pop("decay")
-    unknown = set(inner) - cls._config_keys() - {"name"}
+    for key in _NEUTRAL_CONFIG_KEYS:
+        inner.pop(key, None)
+    _refuse_clipping(f"{name} (from a saved config)", inner)
+    for key, off in _OFF_IN_CONFIGS.items():  # other Keras versions' options, dropped only when off
+        if key not in cls._config_keys() and key in inner and inner[key] in off and type(inner[key]) is not str:
+            inner.pop(key)
+    unknown = set(inner) - cls._config_keys()
     if unknown:
-        warnings.warn(f"Ignoring unsupported {name} config keys {sorted(unknown)}", UserWarning, stacklevel=2)
+        raise ValueError(f"{name} config has keys fastfit's {cls.__name__} does not implement: "
+                         f"{ {k: inner[k] for k in sorted(unknown)} }; load the model with `compile=False` and "
+                         "compile it with a fastfit optimizer")
     return cls.from_config(inner)
 
 
-def get(identifier):
+def get(identifier: str | dict[str, Any] | Optimizer) -> Optimizer:
     """Return an optimizer from a name ('rmsprop'), a config dict or an instance.
 
     Raises:

@@ -5,6 +5,11 @@ Keras 2.2 semantics with the fastfit decisions of the callbacks spec: every hook
 batch hooks is decided per *instance* (see `batch_hooks_needed`), so the engine only comes back into Python
 for batch boundaries somebody listens to.
 """
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator
+from typing import Any
+
 
 _BATCH_HOOKS = {
     "train": (("on_train_batch_begin", "on_batch_begin"), ("on_train_batch_end", "on_batch_end")),
@@ -13,14 +18,14 @@ _BATCH_HOOKS = {
 }
 
 
-def check_hook_mode(mode):
+def check_hook_mode(mode: str) -> str:
     """Return `mode` if it is 'train', 'test' or 'predict'; else raise ValueError."""
     if mode not in _BATCH_HOOKS:
         raise ValueError(f"mode must be one of {sorted(_BATCH_HOOKS)}, got {mode!r}")
     return mode
 
 
-def overrides(callback, name, base):
+def overrides(callback: object, name: str, base: type) -> bool:
     """True when `callback.<name>` is not the function `base` defines for it.
 
     Looks at the attribute found on the *instance*: a function stored on the instance (LambdaCallback,
@@ -42,17 +47,17 @@ class Callback:
     """
 
     # Class-level defaults, so subclasses that skip `Callback.__init__` still have them.
-    model = None
-    validation_data = None
+    model: Any = None  # the Model being trained, set by `fit` through `set_model`
+    validation_data: Any = None
 
-    def __init__(self):
+    def __init__(self) -> None:
         self.model = None
         self.validation_data = None
 
-    def set_params(self, params):
+    def set_params(self, params: dict[str, Any]) -> None:
         self.params = params
 
-    def set_model(self, model):
+    def set_model(self, model: Any) -> None:
         self.model = model
 
     # Keras 0.x private spellings.
@@ -62,56 +67,56 @@ class Callback:
     def _set_model(self, model):
         self.set_model(model)
 
-    def on_train_begin(self, logs=None):
+    def on_train_begin(self, logs: dict[str, Any] | None = None) -> None:
         pass
 
-    def on_train_end(self, logs=None):
+    def on_train_end(self, logs: dict[str, Any] | None = None) -> None:
         pass
 
-    def on_epoch_begin(self, epoch, logs=None):
+    def on_epoch_begin(self, epoch: int, logs: dict[str, Any] | None = None) -> None:
         pass
 
-    def on_epoch_end(self, epoch, logs=None):
+    def on_epoch_end(self, epoch: int, logs: dict[str, Any] | None = None) -> None:
         pass
 
-    def on_batch_begin(self, batch, logs=None):
+    def on_batch_begin(self, batch: int, logs: dict[str, Any] | None = None) -> None:
         pass
 
-    def on_batch_end(self, batch, logs=None):
+    def on_batch_end(self, batch: int, logs: dict[str, Any] | None = None) -> None:
         pass
 
-    def on_train_batch_begin(self, batch, logs=None):
+    def on_train_batch_begin(self, batch: int, logs: dict[str, Any] | None = None) -> None:
         # Positional on purpose: LambdaCallback functions may name their second parameter anything.
         self.on_batch_begin(batch, logs)
 
-    def on_train_batch_end(self, batch, logs=None):
+    def on_train_batch_end(self, batch: int, logs: dict[str, Any] | None = None) -> None:
         self.on_batch_end(batch, logs)
 
-    def on_test_begin(self, logs=None):
+    def on_test_begin(self, logs: dict[str, Any] | None = None) -> None:
         pass
 
-    def on_test_end(self, logs=None):
+    def on_test_end(self, logs: dict[str, Any] | None = None) -> None:
         pass
 
-    def on_test_batch_begin(self, batch, logs=None):
+    def on_test_batch_begin(self, batch: int, logs: dict[str, Any] | None = None) -> None:
         pass
 
-    def on_test_batch_end(self, batch, logs=None):
+    def on_test_batch_end(self, batch: int, logs: dict[str, Any] | None = None) -> None:
         pass
 
-    def on_predict_begin(self, logs=None):
+    def on_predict_begin(self, logs: dict[str, Any] | None = None) -> None:
         pass
 
-    def on_predict_end(self, logs=None):
+    def on_predict_end(self, logs: dict[str, Any] | None = None) -> None:
         pass
 
-    def on_predict_batch_begin(self, batch, logs=None):
+    def on_predict_batch_begin(self, batch: int, logs: dict[str, Any] | None = None) -> None:
         pass
 
-    def on_predict_batch_end(self, batch, logs=None):
+    def on_predict_batch_end(self, batch: int, logs: dict[str, Any] | None = None) -> None:
         pass
 
-    def batch_hooks_needed(self, mode):
+    def batch_hooks_needed(self, mode: str) -> tuple[bool, bool]:
         """Return `(begin, end)`: whether this instance implements the batch begin/end hooks of `mode`.
 
         The default looks for overrides on the instance. Built-ins that only sometimes need batch hooks
@@ -134,7 +139,7 @@ class Callback:
     _supports_tf_logs = False
 
 
-def batch_hooks_needed(callback, mode):
+def batch_hooks_needed(callback: Callback, mode: str) -> tuple[bool, bool]:
     """`callback.batch_hooks_needed(mode)`, also for subclasses that replaced it with something odd."""
     needed = getattr(callback, "batch_hooks_needed", None)
     if needed is None:
@@ -157,11 +162,11 @@ class CallbackList:
         TypeError: `callbacks` is not an iterable of `Callback` instances (the message names the item).
     """
 
-    def __init__(self, callbacks=None, queue_length=10, add_history=False, add_progbar=False, model=None,
-                 **params):
-        self.callbacks = []
+    def __init__(self, callbacks: Iterable[Callback] | None = None, queue_length: int = 10,
+                 add_history: bool = False, add_progbar: bool = False, model: Any = None, **params: Any) -> None:
+        self.callbacks: list[Callback] = []
         self.queue_length = queue_length
-        self.params = {}
+        self.params: dict[str, Any] = {}
         self.model = None
         if callbacks is not None:
             if isinstance(callbacks, (Callback, str, bytes, dict)):
@@ -188,7 +193,7 @@ class CallbackList:
         if add_history and not any(isinstance(cb, History) for cb in self.callbacks):
             self.callbacks.append(History())
 
-    def append(self, callback, index=None):
+    def append(self, callback: Callback, index: int | None = None) -> None:
         """Add `callback` at the end. Raises TypeError when it is not a `Callback` instance."""
         if not isinstance(callback, Callback):
             which = "`callbacks` item" if index is None else f"`callbacks[{index}]`"
@@ -197,23 +202,23 @@ class CallbackList:
                             f"{callback!r}")
         self.callbacks.append(callback)
 
-    def __iter__(self):
+    def __iter__(self) -> Iterator[Callback]:
         return iter(self.callbacks)
 
-    def __len__(self):
+    def __len__(self) -> int:
         return len(self.callbacks)
 
-    def set_params(self, params):
+    def set_params(self, params: dict[str, Any]) -> None:
         self.params = params
         for callback in self.callbacks:
             callback.set_params(params)
 
-    def set_model(self, model):
+    def set_model(self, model: Any) -> None:
         self.model = model
         for callback in self.callbacks:
             callback.set_model(model)
 
-    def set_validation_data(self, validation_data):
+    def set_validation_data(self, validation_data: Any) -> None:
         """Set `validation_data` (`[x_val, y_val]` or `None`) on every callback; call before `set_model`."""
         for callback in self.callbacks:
             callback.validation_data = validation_data
@@ -223,50 +228,50 @@ class CallbackList:
         for callback in self.callbacks:
             getattr(callback, name)(*head, logs)
 
-    def on_train_begin(self, logs=None):
+    def on_train_begin(self, logs: dict[str, Any] | None = None) -> None:
         self._call("on_train_begin", logs)
 
-    def on_train_end(self, logs=None):
+    def on_train_end(self, logs: dict[str, Any] | None = None) -> None:
         self._call("on_train_end", logs)
 
-    def on_epoch_begin(self, epoch, logs=None):
+    def on_epoch_begin(self, epoch: int, logs: dict[str, Any] | None = None) -> None:
         self._call("on_epoch_begin", logs, epoch)
 
-    def on_epoch_end(self, epoch, logs=None):
+    def on_epoch_end(self, epoch: int, logs: dict[str, Any] | None = None) -> None:
         self._call("on_epoch_end", logs, epoch)
 
-    def on_batch_begin(self, batch, logs=None):
+    def on_batch_begin(self, batch: int, logs: dict[str, Any] | None = None) -> None:
         self._call("on_train_batch_begin", logs, batch)
 
-    def on_batch_end(self, batch, logs=None):
+    def on_batch_end(self, batch: int, logs: dict[str, Any] | None = None) -> None:
         self._call("on_train_batch_end", logs, batch)
 
-    def on_train_batch_begin(self, batch, logs=None):
+    def on_train_batch_begin(self, batch: int, logs: dict[str, Any] | None = None) -> None:
         self._call("on_train_batch_begin", logs, batch)
 
-    def on_train_batch_end(self, batch, logs=None):
+    def on_train_batch_end(self, batch: int, logs: dict[str, Any] | None = None) -> None:
         self._call("on_train_batch_end", logs, batch)
 
-    def on_test_begin(self, logs=None):
+    def on_test_begin(self, logs: dict[str, Any] | None = None) -> None:
         self._call("on_test_begin", logs)
 
-    def on_test_end(self, logs=None):
+    def on_test_end(self, logs: dict[str, Any] | None = None) -> None:
         self._call("on_test_end", logs)
 
-    def on_test_batch_begin(self, batch, logs=None):
+    def on_test_batch_begin(self, batch: int, logs: dict[str, Any] | None = None) -> None:
         self._call("on_test_batch_begin", logs, batch)
 
-    def on_test_batch_end(self, batch, logs=None):
+    def on_test_batch_end(self, batch: int, logs: dict[str, Any] | None = None) -> None:
         self._call("on_test_batch_end", logs, batch)
 
-    def on_predict_begin(self, logs=None):
+    def on_predict_begin(self, logs: dict[str, Any] | None = None) -> None:
         self._call("on_predict_begin", logs)
 
-    def on_predict_end(self, logs=None):
+    def on_predict_end(self, logs: dict[str, Any] | None = None) -> None:
         self._call("on_predict_end", logs)
 
-    def on_predict_batch_begin(self, batch, logs=None):
+    def on_predict_batch_begin(self, batch: int, logs: dict[str, Any] | None = None) -> None:
         self._call("on_predict_batch_begin", logs, batch)
 
-    def on_predict_batch_end(self, batch, logs=None):
+    def on_predict_batch_end(self, batch: int, logs: dict[str, Any] | None = None) -> None:
         self._call("on_predict_batch_end", logs, batch)

@@ -1,7 +1,10 @@
 """`CSVLogger`: one CSV row per epoch."""
+from __future__ import annotations
+
 import csv
 import io
 import os
+from typing import Any
 
 import numpy as np
 
@@ -41,9 +44,11 @@ class CSVLogger(Callback):
         TypeError: bad `filename` or `separator`.
     """
 
-    _file = None  # the open file, from train begin to train end (class default: `__del__` after a failed init)
+    _file: Any = None  # the open file, from train begin to train end (class default: `__del__` after a failed init)
 
-    def __init__(self, filename, separator=",", append=False):
+    _runs_no_user_code = True  # no hook runs user code: checkpoints may be written behind (checkpoint_writer)
+
+    def __init__(self, filename: str | os.PathLike, separator: str = ",", append: bool = False) -> None:
         super().__init__()
         try:
             self.filename = os.fspath(filename)
@@ -54,15 +59,15 @@ class CSVLogger(Callback):
             raise TypeError(f"CSVLogger: `separator` must be a one-character string, got {separator!r}")
         self.sep = separator
         self.append = bool(append)
-        self.keys = None
+        self.keys: list[str] | None = None
         self._file = None
         self._header_needed = False
-        # Rows are formatted into this buffer by one csv writer (made once: a DictWriter per epoch cost
-        # more than the row), then written to the file in one piece.
+        # Rows are formatted into this buffer by one csv writer made once per logger (not one per epoch),
+        # then written to the file in one piece.
         self._row_buffer = io.StringIO(newline="")
         self._rows = csv.writer(self._row_buffer, delimiter=self.sep, dialect=csv.excel)
 
-    def on_train_begin(self, logs=None):
+    def on_train_begin(self, logs: dict[str, Any] | None = None) -> None:
         self._close()
         header_needed = True
         if self.append and os.path.exists(self.filename):
@@ -74,7 +79,7 @@ class CSVLogger(Callback):
         self._file = open(self.filename, mode, newline="")
         self._header_needed = header_needed
 
-    def on_epoch_end(self, epoch, logs=None):
+    def on_epoch_end(self, epoch: int, logs: dict[str, Any] | None = None) -> None:
         logs = logs or {}
         if self._file is None:  # driven without on_train_begin
             self.on_train_begin()
@@ -92,7 +97,7 @@ class CSVLogger(Callback):
         self._file.flush()
         self._header_needed = False
 
-    def on_train_end(self, logs=None):
+    def on_train_end(self, logs: dict[str, Any] | None = None) -> None:
         self._close()
 
     def _close(self):

@@ -1,8 +1,12 @@
 """Callbacks that stop training: `EarlyStopping` (no more improvement) and `TerminateOnNaN`."""
+from __future__ import annotations
+
 import math
+from typing import Any
 
 from fastfit.callbacks.base import Callback
 from fastfit.callbacks.monitor import check_monitor, higher_is_better, warn_missing
+from fastfit.engine.logs import lookup
 
 
 class TerminateOnNaN(Callback):
@@ -11,7 +15,9 @@ class TerminateOnNaN(Callback):
     The interrupted epoch still ends normally (`on_epoch_end`, History), with its loss non-finite.
     """
 
-    def on_batch_end(self, batch, logs=None):
+    _runs_no_user_code = True  # no hook runs user code: checkpoints may be written behind (checkpoint_writer)
+
+    def on_batch_end(self, batch: int, logs: dict[str, Any] | None = None) -> None:
         loss = (logs or {}).get("loss")
         if loss is not None and not math.isfinite(loss):
             print(f"Batch {batch}: Invalid loss, terminating training")
@@ -41,8 +47,11 @@ class EarlyStopping(Callback):
         ValueError: unknown `mode`, negative `patience` or `start_from_epoch`. TypeError: `monitor` not a string.
     """
 
-    def __init__(self, monitor="val_loss", min_delta=0, patience=0, verbose=0, mode="auto", baseline=None,
-                 restore_best_weights=False, start_from_epoch=0):
+    _runs_no_user_code = True  # no hook runs user code: checkpoints may be written behind (checkpoint_writer)
+
+    def __init__(self, monitor: str = "val_loss", min_delta: float = 0, patience: int = 0, verbose: int = 0,
+                 mode: str = "auto", baseline: float | None = None, restore_best_weights: bool = False,
+                 start_from_epoch: int = 0) -> None:
         super().__init__()
         self.monitor = check_monitor(monitor, "EarlyStopping")
         for name, value in (("patience", patience), ("start_from_epoch", start_from_epoch)):
@@ -70,12 +79,14 @@ class EarlyStopping(Callback):
             return current - self.min_delta > reference
         return current + self.min_delta < reference
 
-    def on_train_begin(self, logs=None):
+    def on_train_begin(self, logs: dict[str, Any] | None = None) -> None:
+        # 'auto' follows the direction a compiled metric object declares (known once the model is set)
+        self._higher = higher_is_better(self.mode, self.monitor, "EarlyStopping", self.model)
         self._reset()
 
-    def on_epoch_end(self, epoch, logs=None):
+    def on_epoch_end(self, epoch: int, logs: dict[str, Any] | None = None) -> None:
         logs = logs or {}
-        current = logs.get(self.monitor)
+        current = lookup(logs, self.monitor)
         if current is None:
             warn_missing(f"Early stopping conditioned on metric `{self.monitor}` which is not available.", logs)
             return
@@ -99,7 +110,7 @@ class EarlyStopping(Callback):
             self.stopped_epoch = epoch
             self.model.stop_training = True
 
-    def on_train_end(self, logs=None):
+    def on_train_end(self, logs: dict[str, Any] | None = None) -> None:
         if self.stopped_epoch > 0 and self.verbose > 0:
             print("Epoch %05d: early stopping" % (self.stopped_epoch + 1))
         if self.restore_best_weights and self.best_weights is not None:

@@ -13,6 +13,7 @@ running sums. When any other callback needs every batch end, every batch is disp
 to everyone, the throttled callback included.
 """
 from fastfit.callbacks.base import Callback, batch_hooks_needed, check_hook_mode, overrides
+from fastfit.engine.logs import Logs
 
 
 def _throttled(callback, mode):
@@ -34,33 +35,32 @@ def _target(callback, mode, phase):
 
 
 def _logs_builder(names, out):
-    """A function (batch, size, stats) -> batch-end logs, specialised for short key lists (the common case).
-
-    A dict literal is about twice as fast as `dict.update(zip(...))`, and this runs once per batch.
+    """A function (batch, size, stats) -> batch-end logs (with metrics: a `Logs`, where aliases of the keys
+    answer), specialised for short key lists (the common case): this runs once per batch.
     """
     if out is not None:
         return lambda batch, size, stats: {"batch": batch, "size": size,
                                            "outputs": out[int(stats[0]):int(stats[0]) + size]}
     if len(names) == 1:
         (a,) = names
-        return lambda batch, size, stats: {"batch": batch, "size": size, a: stats.item(0)}
+        return lambda batch, size, stats: Logs({"batch": batch, "size": size, a: stats.item(0)})
     if len(names) == 2:
         a, b = names
 
         def build_two(batch, size, stats):
             first, second = stats.item(0), stats.item(1)
-            return {"batch": batch, "size": size, a: first, b: second}
+            return Logs({"batch": batch, "size": size, a: first, b: second})
         return build_two
     count = len(names)
 
     def build(batch, size, stats):
         logs = {"batch": batch, "size": size}
         logs.update(zip(names, stats.tolist()[:count]))
-        return logs
+        return Logs(logs)
     return build
 
 
-def make_batch_hook(cbks, mode, metrics_names, model, out=None):
+def make_batch_hook(cbks, mode, metrics_names, model, out=None, metric_pass=None, readout=None):
     """Build the engine hook for the batch hooks of `cbks` in `mode`, or return None if nobody listens.
 
     Arguments:
@@ -69,6 +69,11 @@ def make_batch_hook(cbks, mode, metrics_names, model, out=None):
         metrics_names: the keys of one batch's values, e.g. `['loss', 'acc']` (ignored for predict).
         model: the model; in train mode the hook returns `model.stop_training` to stop the engine.
         out: for predict, the output array the engine writes; batch end logs carry `out[start:start+size]`.
+        metric_pass: for a model with custom metrics, the pass's `fastfit.engine.custom_metrics.MetricPass`:
+            the hook then exists whatever the callbacks, is called at every batch end with the batch's
+            output in `predictions` (the pass's array), and updates the custom metrics first.
+        readout: the model's `fastfit.engine.metric_readout.Readout`; when it has metric objects, batch logs
+            carry their running values (read from the engine's counts) instead of per-batch values.
 
     Returns:
         None, or a `BatchHook`.
@@ -91,11 +96,15 @@ def make_batch_hook(cbks, mode, metrics_names, model, out=None):
     # In train mode the end call is also where a stop request is seen: keep it when a begin hook could set
     # the flag, or when the flag is already set (a stop asked for in on_train_begin stops after one batch).
     check_stop = mode == "train" and (begin or getattr(model, "stop_training", False))
-    if not (begin or end or means or check_stop):
+    if mode == "predict":
+        metric_pass = None
+    if not (begin or end or means or check_stop or metric_pass):
         return None
-    if check_stop:
+    if check_stop or metric_pass:
         interval = 0.0  # see every batch end; a throttled callback then throttles itself
-    return BatchHook(mode, metrics_names, model, out, begin, end, means, interval)
+    if mode == "predict" or (readout is not None and not readout.has_objects):
+        readout = None
+    return BatchHook(mode, metrics_names, model, out, begin, end, means, interval, metric_pass, readout)
 
 
 class BatchHook:
@@ -108,15 +117,25 @@ class BatchHook:
             callable, with `logs = {'batch', 'size', keys[i]: stats[i]}`, and returns
             `model.stop_training` (model None: False). An engine may do exactly that instead of calling
             the hook.
+        predictions: None, or the array the engine copies each batch's output into before the batch end
+            call (custom metrics).
 
     Returns (from a call): in train mode after a batch end, `model.stop_training`; otherwise False.
     """
 
-    def __init__(self, mode, metrics_names, model, out, begin, end, means, interval):
+    def __init__(self, mode, metrics_names, model, out, begin, end, means, interval, metric_pass=None,
+                 readout=None):
         self.mode = mode
         self.batch_begin = bool(begin)
-        self.batch_end = bool(end or means) or mode == "train"
+        self.batch_end = bool(end or means or metric_pass) or mode == "train"
         self.end_interval = interval
+        self._pass = metric_pass
+        self._readout = readout
+        self.predictions = None if metric_pass is None else metric_pass.predictions
+        if metric_pass is not None:
+            metrics_names = metric_pass.native_names  # the engine's stats hold these; the pass adds the rest
+        if readout is not None:
+            metrics_names = readout.stat_keys
         self._names = list(metrics_names) if mode != "predict" else []
         self._count = len(self._names)
         self._model = model
@@ -128,7 +147,8 @@ class BatchHook:
         # The Cython engine's shortcut for batch ends (docs/architecture.md, "Hooks"): it builds these same
         # logs itself and calls the callbacks directly, saving this object's Python frames on every batch.
         self.end_calls = ((tuple(self._end), tuple(self._names), model if self._train else None)
-                          if self._end and mode != "predict" else None)
+                          if self._end and mode != "predict" and metric_pass is None and readout is None
+                          else None)
 
     def __call__(self, phase, batch, size, stats):
         batch = int(batch)
@@ -138,8 +158,16 @@ class BatchHook:
             for call in self._begin:
                 call(batch, logs)
             return False
+        if self._pass is not None:
+            self._pass.update(batch, size)
         if self._end:
-            logs = self._build(batch, size, stats)
+            if self._pass is None and self._readout is None:
+                logs = self._build(batch, size, stats)
+            else:
+                native = (self._readout.batch_values(stats) if self._readout is not None
+                          else dict(zip(self._names, stats.tolist()[:self._count])))
+                logs = (self._pass.batch_logs(batch, size, native) if self._pass is not None
+                        else Logs({"batch": batch, "size": size, **native}))
             for call in self._end:
                 call(batch, logs)
         elif self._means:
@@ -152,6 +180,9 @@ class BatchHook:
         seen = values[0]
         logs = {"batch": batch, "seen": int(seen)}
         if seen > 0:
-            logs.update(zip(self._names, [total / seen for total in values[1:]]))
+            native = (self._readout.running_values(stats) if self._readout is not None
+                      else dict(zip(self._names, [total / seen for total in values[1:]])))
+            logs.update(native if self._pass is None else self._pass.running_values(native))
+        logs = Logs(logs)
         for call in self._means:
             call(batch, logs)

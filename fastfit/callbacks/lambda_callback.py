@@ -1,4 +1,9 @@
 """`LambdaCallback`: a callback built from plain functions."""
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
 from fastfit.callbacks.base import Callback
 
 _HOOKS = frozenset(name for name in vars(Callback) if name.startswith("on_"))
@@ -19,8 +24,10 @@ class LambdaCallback(Callback):
         TypeError: an argument is not callable, or a keyword is not a callback hook name.
     """
 
-    def __init__(self, on_epoch_begin=None, on_epoch_end=None, on_batch_begin=None, on_batch_end=None,
-                 on_train_begin=None, on_train_end=None, **kwargs):
+    def __init__(self, on_epoch_begin: Callable[..., Any] | None = None, on_epoch_end: Callable[..., Any] | None = None,
+                 on_batch_begin: Callable[..., Any] | None = None, on_batch_end: Callable[..., Any] | None = None,
+                 on_train_begin: Callable[..., Any] | None = None, on_train_end: Callable[..., Any] | None = None,
+                 **kwargs: Callable[..., Any] | None) -> None:
         super().__init__()
         unknown = sorted(set(kwargs) - _HOOKS)
         if unknown:

@@ -3,13 +3,18 @@
 Both read and write `model.optimizer.lr`; fastfit's optimizers expose it as a live attribute which the
 engine re-reads after every hook, so a change applies from the next batch.
 """
+from __future__ import annotations
+
 import inspect
 import math
 import numbers
 import warnings
+from collections.abc import Callable
+from typing import Any, SupportsFloat
 
 from fastfit.callbacks.base import Callback
 from fastfit.callbacks.monitor import check_monitor, higher_is_better, warn_missing
+from fastfit.engine.logs import lookup
 
 
 def _optimizer_with_lr(model):
@@ -19,12 +24,12 @@ def _optimizer_with_lr(model):
     return optimizer
 
 
-def get_lr(model):
+def get_lr(model: Any) -> float:
     """The model's current learning rate as a Python float. Raises ValueError if there is none."""
     return float(_optimizer_with_lr(model).lr)
 
 
-def set_lr(model, value):
+def set_lr(model: Any, value: SupportsFloat) -> None:
     """Set the model's learning rate (the optimizer validates it)."""
     _optimizer_with_lr(model).lr = float(value)
 
@@ -65,7 +70,7 @@ class LearningRateScheduler(Callback):
             real number (the message names the schedule and the value).
     """
 
-    def __init__(self, schedule, verbose=0):
+    def __init__(self, schedule: Callable[..., float], verbose: int = 0) -> None:
         super().__init__()
         if not callable(schedule):
             raise TypeError(f"LearningRateScheduler: `schedule` must be callable, got "
@@ -82,7 +87,7 @@ class LearningRateScheduler(Callback):
                 return self.schedule(epoch)
         return self.schedule(epoch, lr) if self._two_args else self.schedule(epoch)
 
-    def on_epoch_begin(self, epoch, logs=None):
+    def on_epoch_begin(self, epoch: int, logs: dict[str, Any] | None = None) -> None:
         lr = get_lr(self.model)
         new = self._call_schedule(epoch, lr)
         if isinstance(new, bool) or not isinstance(new, numbers.Real):
@@ -92,7 +97,7 @@ class LearningRateScheduler(Callback):
         if self.verbose > 0:
             print("\nEpoch %05d: LearningRateScheduler setting learning rate to %s." % (epoch + 1, float(new)))
 
-    def on_epoch_end(self, epoch, logs=None):
+    def on_epoch_end(self, epoch: int, logs: dict[str, Any] | None = None) -> None:
         if logs is not None:
             logs["lr"] = get_lr(self.model)
 
@@ -117,8 +122,11 @@ class ReduceLROnPlateau(Callback):
         ValueError: `factor >= 1`, unknown `mode`. TypeError: an unknown keyword argument.
     """
 
-    def __init__(self, monitor="val_loss", factor=0.1, patience=10, verbose=0, mode="auto", min_delta=1e-4,
-                 cooldown=0, min_lr=0, **kwargs):
+    _runs_no_user_code = True  # no hook runs user code: checkpoints may be written behind (checkpoint_writer)
+
+    def __init__(self, monitor: str = "val_loss", factor: float = 0.1, patience: int = 10, verbose: int = 0,
+                 mode: str = "auto", min_delta: float = 1e-4, cooldown: int = 0, min_lr: float = 0,
+                 **kwargs: Any) -> None:
         super().__init__()
         if "epsilon" in kwargs:
             min_delta = kwargs.pop("epsilon")
@@ -129,14 +137,14 @@ class ReduceLROnPlateau(Callback):
         self.monitor = check_monitor(monitor, "ReduceLROnPlateau")
         if not isinstance(factor, numbers.Real) or factor >= 1.0:
             raise ValueError(f"ReduceLROnPlateau does not support a factor >= 1.0 (got factor={factor!r})")
-        self.factor = float(factor)
-        self.patience = patience
-        self.verbose = verbose
-        self.mode = mode
+        self.factor: float = float(factor)
+        self.patience: int = patience
+        self.verbose: int = verbose
+        self.mode: str = mode
         self.min_delta = float(min_delta)
-        self.cooldown = cooldown
-        self.min_lr = float(min_lr)
-        self._higher = higher_is_better(mode, monitor, "ReduceLROnPlateau")
+        self.cooldown: int = cooldown
+        self.min_lr: float = float(min_lr)
+        self._higher: bool = higher_is_better(mode, monitor, "ReduceLROnPlateau")
         self._reset()
 
     def _reset(self):
@@ -149,14 +157,16 @@ class ReduceLROnPlateau(Callback):
             return current > self.best + self.min_delta
         return current < self.best - self.min_delta
 
-    def on_train_begin(self, logs=None):
+    def on_train_begin(self, logs: dict[str, Any] | None = None) -> None:
+        # 'auto' follows the direction a compiled metric object declares (known once the model is set)
+        self._higher = higher_is_better(self.mode, self.monitor, "ReduceLROnPlateau", self.model)
         self._reset()
 
-    def on_epoch_end(self, epoch, logs=None):
+    def on_epoch_end(self, epoch: int, logs: dict[str, Any] | None = None) -> None:
         logs = {} if logs is None else logs
         lr = get_lr(self.model)
         logs["lr"] = lr
-        current = logs.get(self.monitor)
+        current = lookup(logs, self.monitor)
         if current is None:
             warn_missing(f"Reduce LR on plateau conditioned on metric `{self.monitor}` which is not available.",
                          logs)

@@ -1,7 +1,12 @@
 """`ProgbarLogger`: prints `Epoch i/E` and a progress bar during `fit`."""
+from __future__ import annotations
+
 import time
+from collections.abc import Iterable
+from typing import Any
 
 from fastfit.callbacks.base import Callback, check_hook_mode, overrides
+from fastfit.engine.logs import spellings
 from fastfit.utils.progbar import Progbar
 
 
@@ -22,16 +27,18 @@ class ProgbarLogger(Callback):
 
     _INTERVAL = 0.05
 
-    def __init__(self, count_mode="samples", stateful_metrics=None):
+    _runs_no_user_code = True  # no hook runs user code: checkpoints may be written behind (checkpoint_writer)
+
+    def __init__(self, count_mode: str = "samples", stateful_metrics: Iterable[str] | None = None) -> None:
         super().__init__()
         if count_mode not in ("samples", "steps"):
             raise ValueError(f"Unknown `count_mode`: {count_mode!r}; expected 'samples' or 'steps'")
         self.use_steps = count_mode == "steps"
         self.count_mode = count_mode
-        self.stateful_metrics = set(stateful_metrics or ())
+        self.stateful_metrics = spellings(stateful_metrics or ())  # every alias of each name
         self.verbose = 0
-        self.epochs = 0
-        self.progbar = None
+        self.epochs: int | None = 0
+        self.progbar: Progbar | None = None
 
     def _own_batch_end(self):
         """True unless a subclass or the instance replaced the batch-end hooks."""
@@ -39,12 +46,12 @@ class ProgbarLogger(Callback):
                     or overrides(self, "on_train_batch_end", ProgbarLogger))
 
     @property
-    def batch_end_interval(self):
+    def batch_end_interval(self) -> float:
         """Throttle declaration (see fastfit.callbacks.hooks): running means every 50 ms are enough for the
         bar. 0 (no throttle) when the batch-end hooks were replaced, since those may need every batch."""
         return self._INTERVAL if self._own_batch_end() else 0
 
-    def batch_hooks_needed(self, mode):
+    def batch_hooks_needed(self, mode: str) -> tuple[bool, bool]:
         begin, end = super().batch_hooks_needed(check_hook_mode(mode))
         if mode == "train" and self._own_batch_end():
             end = self._verbose() == 1  # the bar only draws during the epoch with verbose == 1
@@ -57,13 +64,13 @@ class ProgbarLogger(Callback):
         params = getattr(self, "params", {})
         return params.get("steps") if self.use_steps else params.get("samples")
 
-    def on_train_begin(self, logs=None):
+    def on_train_begin(self, logs: dict[str, Any] | None = None) -> None:
         self.verbose = self._verbose()
         self.epochs = self.params.get("epochs")
 
-    def on_epoch_begin(self, epoch, logs=None):
+    def on_epoch_begin(self, epoch: int, logs: dict[str, Any] | None = None) -> None:
         self.seen = 0
-        self._sums = {}
+        self._sums: dict[str, Any] = {}
         self._last_draw = 0.0
         if not self.verbose:
             return
@@ -74,7 +81,7 @@ class ProgbarLogger(Callback):
         self.progbar = Progbar(target=self.target, verbose=self.verbose,
                                stateful_metrics=metric_keys + sorted(self.stateful_metrics))
 
-    def on_batch_end(self, batch, logs=None):
+    def on_batch_end(self, batch: int, logs: dict[str, Any] | None = None) -> None:
         """Per-batch values: accumulate sample-weighted sums; redraw at most every 50 ms."""
         if self.verbose != 1 or self.progbar is None:
             return
@@ -95,7 +102,7 @@ class ProgbarLogger(Callback):
             values = [(key, total / max(count, 1)) for key, (total, count) in self._sums.items()]
             self.progbar.update(self.seen, values)
 
-    def on_train_batch_means(self, batch, logs):
+    def on_train_batch_means(self, batch: int, logs: dict[str, Any]) -> None:
         """Throttled call with running epoch means (`logs['seen']` = samples so far)."""
         if self.verbose != 1 or self.progbar is None:
             return
@@ -109,7 +116,7 @@ class ProgbarLogger(Callback):
         metric_keys = self.params.get("metrics") or ()
         self.progbar.update(self.seen, [(key, logs[key]) for key in metric_keys if key in logs], force=True)
 
-    def on_epoch_end(self, epoch, logs=None):
+    def on_epoch_end(self, epoch: int, logs: dict[str, Any] | None = None) -> None:
         if not self.verbose or self.progbar is None:
             return
         logs = logs or {}
@@ -117,3 +124,17 @@ class ProgbarLogger(Callback):
         current = self.target if self.target is not None else self.seen
         self.progbar.update(current, values, force=True, finalize=True)
         self.progbar = None
+
+
+class PredictProgbar(Callback):
+    """The bar of `predict(verbose=1)` (Keras 2.2: updated after every batch, counting samples; verbose=2:
+    one line at the end). `predict` adds it to its callbacks; it is not meant for `fit`."""
+
+    def __init__(self, samples, verbose):
+        super().__init__()
+        self._bar = Progbar(target=samples, verbose=verbose)
+        self._seen = 0
+
+    def on_predict_batch_end(self, batch, logs=None):
+        self._seen += int((logs or {}).get("size", 0))
+        self._bar.update(self._seen)

@@ -1,4 +1,6 @@
 """`RemoteMonitor`: POST each epoch's logs to an HTTP server (standard library only)."""
+from __future__ import annotations
+
 import http.client
 import json
 import threading
@@ -6,6 +8,7 @@ import urllib.error
 import urllib.parse
 import urllib.request
 import warnings
+from typing import Any
 
 import numpy as np
 
@@ -37,8 +40,8 @@ class RemoteMonitor(Callback):
         TypeError: `root`, `path` or `field` not strings, `headers` not a dict. ValueError: bad `timeout`.
     """
 
-    def __init__(self, root="http://localhost:9000", path="/publish/epoch/end/", field="data", headers=None,
-                 send_as_json=False, timeout=5.0):
+    def __init__(self, root: str = "http://localhost:9000", path: str = "/publish/epoch/end/", field: str = "data",
+                 headers: dict[str, str] | None = None, send_as_json: bool = False, timeout: float = 5.0) -> None:
         super().__init__()
         for name, value in (("root", root), ("path", path), ("field", field)):
             if not isinstance(value, str):
@@ -53,7 +56,7 @@ class RemoteMonitor(Callback):
         self.headers = dict(headers or {})
         self.send_as_json = bool(send_as_json)
         self.timeout = float(timeout)
-        self._pending = None  # the thread of the last POST
+        self._pending: threading.Thread | None = None  # the thread of the last POST
 
     def _request(self, epoch, logs):
         send = {"epoch": epoch}
@@ -67,7 +70,7 @@ class RemoteMonitor(Callback):
             headers.setdefault("Content-Type", "application/x-www-form-urlencoded")
         return urllib.request.Request(self.root + self.path, data=body, headers=headers, method="POST")
 
-    def on_epoch_end(self, epoch, logs=None):
+    def on_epoch_end(self, epoch: int, logs: dict[str, Any] | None = None) -> None:
         # The POST runs in a daemon thread joined for at most `timeout`: socket timeouts bound each read, not a
         # server that drips its answer, and training must never wait on the network longer than `timeout`.
         if self._pending is not None and self._pending.is_alive():
@@ -80,7 +83,7 @@ class RemoteMonitor(Callback):
             warnings.warn(f"Warning: could not reach RemoteMonitor root server at {self.root} ({exc})",
                           UserWarning, stacklevel=2)
             return
-        outcome = []
+        outcome: list[Any] = []
         self._pending = threading.Thread(target=self._post, args=(request, outcome), daemon=True,
                                          name="fastfit-RemoteMonitor")
         self._pending.start()

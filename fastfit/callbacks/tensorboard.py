@@ -3,10 +3,12 @@
 Uses the `tensorboard` package's own event-file writer and protobuf messages (`pip install
 'fastfit[tensorboard]'`).
 """
+from __future__ import annotations
+
 import numbers
 import os
 import time
-import warnings
+from typing import Any
 
 import numpy as np
 
@@ -46,10 +48,10 @@ class TensorBoard(Callback):
     Arguments:
         log_dir: folder of the event files (created if missing).
         histogram_freq: epochs between weight histograms (0: none).
-        batch_size, write_graph, write_grads, write_images: Keras 2.2 arguments, accepted. There is no
-            TensorFlow graph, so graphs, gradients and weight images are not written (one warning when requested).
-        embeddings_freq, embeddings_layer_names, embeddings_metadata, embeddings_data: accepted; fastfit has no
-            embedding layers, so nothing is written.
+        batch_size, write_graph: Keras 2.2 arguments, accepted (there is no TensorFlow graph to write).
+        write_grads, write_images, embeddings_freq: only their defaults (False, False, 0): fastfit cannot write
+            gradients, weight images or embeddings, so asking for them raises ValueError.
+        embeddings_layer_names, embeddings_metadata, embeddings_data: accepted (used only with embeddings_freq).
         update_freq: 'epoch', 'batch', or an int N: write batch values every N samples.
 
     Raises:
@@ -57,9 +59,12 @@ class TensorBoard(Callback):
         ValueError: bad `update_freq` or `histogram_freq`.
     """
 
-    def __init__(self, log_dir="./logs", histogram_freq=0, batch_size=32, write_graph=True, write_grads=False,
-                 write_images=False, embeddings_freq=0, embeddings_layer_names=None, embeddings_metadata=None,
-                 embeddings_data=None, update_freq="epoch"):
+    _runs_no_user_code = True  # no hook runs user code: checkpoints may be written behind (checkpoint_writer)
+
+    def __init__(self, log_dir: str | os.PathLike = "./logs", histogram_freq: int = 0, batch_size: int = 32,
+                 write_graph: bool = True, write_grads: bool = False, write_images: bool = False,
+                 embeddings_freq: int = 0, embeddings_layer_names: Any = None, embeddings_metadata: Any = None,
+                 embeddings_data: Any = None, update_freq: str | int = "epoch") -> None:
         super().__init__()
         self._writer_class, self._Event, self._Summary, self._HistogramProto = _tensorboard_modules()
         self.log_dir = os.fspath(log_dir)
@@ -72,7 +77,7 @@ class TensorBoard(Callback):
                                        or update_freq < 1):
             raise ValueError(f"TensorBoard: `update_freq` must be 'epoch', 'batch' or an int >= 1 (samples), got "
                              f"{update_freq!r}")
-        self.update_freq = update_freq
+        self.update_freq: Any = update_freq  # "epoch", or an int: samples between two writes
         self.batch_size = batch_size
         self.write_graph = write_graph
         self.write_grads = write_grads
@@ -81,16 +86,16 @@ class TensorBoard(Callback):
         self.embeddings_layer_names = embeddings_layer_names
         self.embeddings_metadata = embeddings_metadata
         self.embeddings_data = embeddings_data
-        skipped = [name for name, wanted in (("write_grads", write_grads), ("write_images", write_images),
-                                             ("embeddings_freq", embeddings_freq)) if wanted]
-        if skipped:
-            warnings.warn(f"TensorBoard: {', '.join(skipped)} need TensorFlow and are ignored by fastfit; only "
-                          f"scalars and weight histograms are written", UserWarning, stacklevel=2)
-        self.writer = None
+        asked = [name for name, wanted in (("write_grads", write_grads), ("write_images", write_images),
+                                           ("embeddings_freq", embeddings_freq)) if wanted]
+        if asked:
+            raise ValueError(f"TensorBoard: {', '.join(asked)} need TensorFlow and are not supported by fastfit, "
+                             "which writes scalars and weight histograms (histogram_freq); remove them")
+        self.writer: Any = None  # the event file writer, from train begin
         self.samples_seen = 0
         self._samples_at_last_write = 0
 
-    def batch_hooks_needed(self, mode):
+    def batch_hooks_needed(self, mode: str) -> tuple[bool, bool]:
         begin, end = super().batch_hooks_needed(check_hook_mode(mode))
         own = not (overrides(self, "on_batch_end", TensorBoard)
                    or overrides(self, "on_train_batch_end", TensorBoard))
@@ -98,7 +103,7 @@ class TensorBoard(Callback):
             end = self.update_freq != "epoch"
         return begin, end
 
-    def on_train_begin(self, logs=None):
+    def on_train_begin(self, logs: dict[str, Any] | None = None) -> None:
         os.makedirs(self.log_dir, exist_ok=True)
         if self.writer is None:
             self.writer = self._writer_class(self.log_dir)
@@ -123,7 +128,7 @@ class TensorBoard(Callback):
             if isinstance(value, numbers.Real) and not isinstance(value, bool):
                 yield prefix + key, float(value)
 
-    def on_batch_end(self, batch, logs=None):
+    def on_batch_end(self, batch: int, logs: dict[str, Any] | None = None) -> None:
         if self.update_freq == "epoch":
             return
         logs = logs or {}
@@ -144,14 +149,14 @@ class TensorBoard(Callback):
                 histograms.append((tag, _histogram(array, self._HistogramProto)))
         return histograms
 
-    def on_epoch_end(self, epoch, logs=None):
+    def on_epoch_end(self, epoch: int, logs: dict[str, Any] | None = None) -> None:
         histograms = ()
         if self.histogram_freq and epoch % self.histogram_freq == 0:
             histograms = self._weight_histograms()
         self._write(epoch, list(self._scalars(logs or {})), histograms)
         self.writer.flush()
 
-    def on_train_end(self, logs=None):
+    def on_train_end(self, logs: dict[str, Any] | None = None) -> None:
         if self.writer is not None:
             self.writer.close()
             self.writer = None

@@ -25,7 +25,8 @@ def repo_benchmarks():
     return root if os.path.isfile(os.path.join(root, "benchmarks", "__main__.py")) else None
 
 
-# (label, layer sizes, optimizer, batch size): the workloads W1 and W2, small enough for a minute
+# (label, layer sizes, optimizer, batch size): the two smaller workloads of the repository's benchmarks
+# (benchmarks/workloads.py; W1 and W2 in docs/performance.md), small enough for a minute
 WORKLOADS = [
     ("W1 784-10 softmax, RMSprop, batch 128", [784, 10], "rmsprop", 128),
     ("W2 784-128-10, Adam, batch 32", [784, 128, 10], "adam", 32),

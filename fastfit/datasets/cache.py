@@ -14,7 +14,7 @@ def keras_cache_dirs(subdir: str = "datasets") -> list[str]:
     return folders
 
 
-def find_local(name: str, subdir: str, loader: str, url: str) -> str:
+def find_local(name: str | os.PathLike, subdir: str, loader: str, url: str) -> str:
     """The path of `name` as given or in Keras's cache folders for `subdir`.
 
     Raises:

@@ -1,4 +1,6 @@
 """The bundled UCI optical handwritten digits, split into a fixed train and test set."""
+from __future__ import annotations
+
 import gzip
 import os
 
@@ -25,7 +27,7 @@ def _read_table():
     return table
 
 
-def stratified_split(labels, n_test, seed):
+def stratified_split(labels: np.ndarray, n_test: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
     """Indices `(train, test)` of a seeded split that keeps each class's share in both parts.
 
     Rows are shuffled with `numpy.random.RandomState(seed)` (its stream is frozen across NumPy versions, so
@@ -57,7 +59,7 @@ def stratified_split(labels, n_test, seed):
     return rng.permutation(np.flatnonzero(~is_test)), rng.permutation(np.flatnonzero(is_test))
 
 
-def load_digits(flatten=True):
+def load_digits(flatten: bool = True) -> tuple[tuple[np.ndarray, np.ndarray], tuple[np.ndarray, np.ndarray]]:
     """Load the UCI optical handwritten digits (8x8 grey images of the digits 0-9).
 
     The 1797 images are split once and for all into 1437 training and 360 test images: a stratified split

@@ -1,11 +1,15 @@
 """`fastfit.datasets.mnist.load_data()`: Keras's MNIST loader, reading a local `mnist.npz` (no download)."""
+from __future__ import annotations
+
+import os
+
 from fastfit.datasets.cache import find_local
-from fastfit.datasets.npz import load_npz
+from fastfit.datasets.npz import TrainTest, load_npz
 
 KERAS_URL = "https://storage.googleapis.com/tensorflow/tf-keras-datasets/mnist.npz"
 
 
-def load_data(path="mnist.npz"):
+def load_data(path: str | os.PathLike = "mnist.npz") -> TrainTest:
     """Load MNIST from a Keras-format `mnist.npz` already on disk, like `keras.datasets.mnist.load_data()`.
 
     fastfit does not download data. The file is looked up at `path` as given, then in Keras's cache folder

@@ -1,13 +1,18 @@
 """`load_npz`: read a Keras-format data file such as `mnist.npz`."""
+from __future__ import annotations
+
 import os
 import zipfile
 
 import numpy as np
 
+# `(x_train, y_train), (x_test, y_test)`, as the Keras data set loaders return them.
+TrainTest = tuple[tuple[np.ndarray, np.ndarray], tuple[np.ndarray, np.ndarray]]
+
 KEYS = ("x_train", "y_train", "x_test", "y_test")
 
 
-def load_npz(path):
+def load_npz(path: str | os.PathLike) -> TrainTest:
     """Load a Keras-format `.npz` data set, such as the `mnist.npz` that `keras.datasets.mnist` downloads.
 
     The arrays are returned as stored (MNIST: uint8 images `(n, 28, 28)` and uint8 labels); scale and reshape

@@ -35,6 +35,7 @@ class Network:
             outputs = kwargs.pop("output", outputs)
         if kwargs:
             raise TypeError(f"Model: unexpected keyword arguments {sorted(kwargs)}")
+        _check_not_subclassed(type(self))
         self.name = name or unique_name("model")
         self.inputs, self.outputs, self._single_output = [], [], True
         self._layers = []
@@ -88,6 +89,18 @@ class Network:
     @property
     def layers(self):
         return list(self._layers)
+
+    @property
+    def trainable(self):
+        """Whether training changes this model's weights; setting it sets every layer's flag (as tf.keras does),
+        which takes effect at the next `compile` of the model being trained."""
+        return getattr(self, "_trainable", True)
+
+    @trainable.setter
+    def trainable(self, value):
+        self._trainable = bool(value)
+        for layer in self.layers:
+            layer.trainable = self._trainable
 
     @property
     def input(self):
@@ -211,6 +224,17 @@ class Network:
 
     def __repr__(self):
         return f"<{type(self).__name__} name={self.name!r}, {len(self.layers)} layers>"
+
+
+def _check_not_subclassed(cls):
+    """Raise ValueError for a subclassed model (tf.keras style, with its own `call`): fastfit would never run it."""
+    for klass in cls.__mro__:
+        if klass.__module__.split(".")[0] == "fastfit":
+            return
+        if "call" in vars(klass):
+            raise ValueError(f"Model class {cls.__name__} defines `call`: subclassed models are not supported by "
+                             "fastfit's compiled engines. Build the model with `Sequential([...])` or the "
+                             "functional API `Model(inputs, outputs)` from fastfit's built-in layers.")
 
 
 def _class_name(obj):

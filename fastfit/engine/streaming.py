@@ -1,22 +1,14 @@
-"""`fit`/`evaluate`/`predict` over data that is not one in-memory array: generators, `Sequence`s
-(`fit_generator` & co.) and on-disk arrays streamed in buffers (`fastfit.engine.streams`).
+"""`fit`/`evaluate`/`predict` over data that is not one in-memory array: generators and `Sequence`s
+(`fit_generator` & co., `BatchFeed` here) and on-disk arrays streamed in buffers (`fastfit.engine.streams`).
+Both cut an epoch into parts that `fastfit.engine.part_loops` runs through the engine; every worker started
+for a call is stopped and joined before the call returns or raises.
 
-An epoch is a series of *parts* (one generator batch, or one buffer of rows read from disk), each run through
-the engine's own epoch function (`train_epoch`/`evaluate`/`predict`, without the GIL in the compiled engine).
-What stays true across parts, so callbacks cannot tell the difference from one array:
-- batch indices continue from part to part, and the throttled running means of the progress bar include the
-  earlier parts (`ContinuedHook`);
-- the epoch logs are the sample-weighted means of the whole epoch; one part per batch accumulates them in
-  the engine's own order, so a `Sequence` serving the batches of an array fit gives that fit's bits;
-- every worker started for a call is stopped and joined before the call returns or raises.
+Custom metrics (computed in Python from each batch's targets) are not supported here yet: `fit` and
+`evaluate` refuse a model compiled with them.
 """
-import math
-import time
-import warnings
-
 import numpy as np
 
-from fastfit.engine import data, feeding
+from fastfit.engine import data, feeding, loop_helpers, part_loops
 from fastfit.utils.data_utils import is_sequence
 
 
@@ -43,68 +35,14 @@ def _streams():
     return streams
 
 
-# -- the hook bridge ------------------------------------------------------------------------------------------
-class ContinuedHook:
-    """Wraps the `BatchHook` of one epoch (or one evaluate/predict; None when no callback listens) so that
-    engine calls over successive parts look like one call: batch indices continue, the running sums behind
-    throttled means include the earlier parts (train/test), and throttled callbacks are still called at most
-    every `end_interval` seconds plus on `final_batch` (predict hooks are made per part, with that part's
-    outputs).
-
-    `exact=True` (generator and Sequence parts): the engine calls back after every batch and this object
-    adds the batch into `sums` ([seen, loss sum, metric sums...]) with the engine's own operations, in batch
-    order, so the epoch's sums are those of one engine call over all its batches, bit for bit.
-    """
-
-    def __init__(self, hook, metric_count, model=None, exact=False):
-        self._hook = hook
-        self._interval = 0.0 if hook is None else hook.end_interval
-        self.batch_begin = hook is not None and hook.batch_begin
-        self.batch_end = exact or (hook is not None and hook.batch_end)
-        # the engine throttles inside a part, this object across parts
-        self.end_interval = 0.0 if exact else self._interval
-        self.end_calls = None
-        self._count = metric_count
-        self._model = model
-        self._carried = None
-        self._last_end = time.monotonic()
-        self.batch_offset = 0
-        self.final_batch = None
-        self.sums = [0.0] * (metric_count + 1) if exact else None
-
-    def __call__(self, phase, batch, size, stats):
-        batch = int(batch) + self.batch_offset
-        if phase and self.sums is not None:
-            sums = self.sums
-            sums[0] += size
-            for index in range(self._count):
-                sums[index + 1] += stats.item(index) * size
-        if self._hook is None or phase and not self._hook.batch_end:
-            return phase and self._stop()
-        if phase and self._interval > 0:
-            now = time.monotonic()
-            if batch != self.final_batch and now - self._last_end < self._interval:
-                return self._stop()
-            self._last_end = now
-        if self.sums is not None:
-            stats = np.concatenate([stats[:self._count], self.sums])
-        elif self._carried is not None:
-            stats = stats.copy()
-            stats[self._count:] += self._carried
-        return self._hook(phase, batch, size, stats)
-
-    def _stop(self):
-        return self._model is not None and bool(self._model.stop_training)
-
-    def advance(self, batches, sums=None):
-        """Account for a finished part of `batches` batches (and its sums, train/test)."""
-        self.batch_offset += batches
-        if sums is not None:
-            self._carried = sums.copy() if self._carried is None else self._carried + sums
-
-
-def relay(hook, metric_count, model=None, exact=False):
-    return ContinuedHook(hook, metric_count, model, exact) if hook is not None or exact else None
+def refuse_custom_metrics(model, method):
+    """Custom metrics need each batch's targets next to the engine's output, which the streamed paths do not
+    hand over yet: a clear error instead of logs without them."""
+    if getattr(model, "_custom_metrics", None) is not None:
+        custom = ", ".join(repr(key) for key in model._custom_metrics.custom)
+        raise ValueError(f"{method}: custom metrics ({custom}) are not supported with generator, Sequence or "
+                         "on-disk (streamed) input yet; compile without them (built-in metrics and metric "
+                         "objects such as fastfit.metrics.AUC() work), or pass in-memory NumPy arrays")
 
 
 # -- batches from generators and Sequences ---------------------------------------------------------------------
@@ -186,7 +124,7 @@ class BatchFeed:
                    for number, item in enumerate(self.items(epoch, skip)))
         for x, y, weights, batch_size, last_size in self._groups(batches, skip):
             self.last_batch_size = last_size
-            yield x, y, weights, _identity(len(x)), batch_size
+            yield x, y, weights, part_loops.identity(len(x)), batch_size
 
     def test_parts(self):
         """(x, y, sample_weight, batch_size) per group of batches of one pass."""
@@ -241,7 +179,7 @@ class BatchFeed:
     def _prepare(self, item, number, class_weight):
         if not isinstance(item, (tuple, list)) or len(item) not in (2, 3):
             raise ValueError(f"Output of generator should be a tuple `(x, y, sample_weight)` or `(x, y)`. "
-                             f"Found: {_short(item)} ({self._name(number, 'batch')})")
+                             f"Found: {part_loops.short(item)} ({self._name(number, 'batch')})")
         weights = item[2] if len(item) == 3 else None
         names = tuple(self._name(number, part) for part in ("x", "y", "sample_weight"))
         return self.model._prepare_xy(item[0], item[1], weights, class_weight, names)
@@ -266,195 +204,9 @@ def _looks_like_rows(item):
     return isinstance(item, list) and not any(hasattr(v, "__len__") for v in item)
 
 
-_IDENTITY: dict[int, np.ndarray] = {}
-
-
-def _identity(size):
-    """`arange(size)` as int64 (cached: generator batches share their few sizes)."""
-    order = _IDENTITY.get(size)
-    if order is None:
-        order = _IDENTITY[size] = np.arange(size, dtype=np.int64)
-    return order
-
-
-# -- the loops ------------------------------------------------------------------------------------------------
-def train(model, feed, validate, val_for_callbacks, callbacks, epochs, verbose, initial_epoch, validation_epochs,
-          params, count_mode):
-    """The fit loop over `feed.train_parts(epoch, skip)` (same callbacks, logs and resume as `_fit_loop`).
-
-    Arguments:
-        validate: None, or a function (callback list, training batch size) -> {metric key: mean}.
-        params: the callbacks' params without 'metrics' and 'do_validation'.
-    """
-    from fastfit.callbacks import CallbackList, History, ProgbarLogger, make_batch_hook
-    from fastfit.engine.training import (
-        _hold_writes,
-        _logs_from_sums,
-        _release_writes,
-        _resume_point,
-    )
-    net = model._train_network()
-    model.history = History()
-    listed = list(callbacks)
-    progbar = [] if not verbose or any(isinstance(cb, ProgbarLogger) for cb in listed) else \
-        [ProgbarLogger(count_mode=count_mode)]
-    cbks = CallbackList(progbar + listed + [model.history])
-    keys = model.metrics_names
-    params = dict(params, epochs=epochs, verbose=verbose, do_validation=validate is not None,
-                  metrics=keys + (["val_" + k for k in keys] if validate is not None else []))
-    cbks.set_validation_data(val_for_callbacks)
-    cbks.set_model(model)
-    cbks.set_params(params)
-    model.stop_training = False
-    cbks.on_train_begin({})
-    start_epoch, skip_batches = _resume_point(cbks, initial_epoch)
-    if (start_epoch, skip_batches) != (initial_epoch, 0):
-        model._invalidate()  # a restored backup may carry other dropout seeds: rebuild the engine network
-        net = model._train_network()
-    steps = params.get("steps")
-    epoch_logs = {}
-    try:
-        for epoch in range(start_epoch, epochs):
-            cbks.on_epoch_begin(epoch, {})
-            skip = skip_batches if epoch == start_epoch else 0
-            exact = getattr(feed, "exact_sums", False)
-            hook = relay(make_batch_hook(cbks, "train", keys, model), len(keys), model, exact)
-            if hook is not None and steps:
-                hook.final_batch = steps - 1 - skip
-            _release_writes()
-            sums, batches, first_bad, completed = None, 0, None, False
-            parts = feed.train_parts(epoch, skip)
-            try:
-                for x, y, weights, order, batch_size in parts:
-                    part = net.train_epoch(x, y, weights, order, batch_size, model.optimizer, hook)
-                    done = -(-int(part[0]) // batch_size)
-                    if first_bad is None and net.first_nonfinite_batch is not None:
-                        first_bad = batches + net.first_nonfinite_batch + skip
-                    sums = part if sums is None else sums + part
-                    batches += done
-                    if hook is not None:
-                        hook.advance(done, part)
-                    if model.stop_training:
-                        break
-                else:
-                    completed = True
-            finally:
-                parts.close()
-            if exact and sums is not None:
-                sums = np.array(hook.sums)  # batch by batch, as one engine call over the epoch adds them
-            ran_out = feed.exhausted and (sums is None or steps is not None)
-            if ran_out:
-                warnings.warn("Your input ran out of data; interrupting training. Make sure that your generator "
-                              "can generate at least `steps_per_epoch * epochs` batches.", RuntimeWarning,
-                              stacklevel=4)
-                model.stop_training = True
-                if sums is None:
-                    break
-            epoch_logs = {} if sums is None else _logs_from_sums(keys, sums)
-            finished = not ran_out and (completed or batches + skip == steps)
-            if finished and not math.isfinite(epoch_logs.get("loss", 0.0)):
-                where = "" if first_bad is None else f" at batch {first_bad}"
-                warnings.warn(f"Epoch {epoch + 1}: the training loss became {epoch_logs['loss']} (NaN or "
-                              f"infinite){where}; add fastfit.callbacks.TerminateOnNaN() to stop at the first "
-                              "such batch", RuntimeWarning, stacklevel=4)
-            if finished and validate is not None and (epoch + 1) in validation_epochs:
-                results = validate(cbks, feed.last_batch_size)
-                epoch_logs.update(("val_" + k, v) for k, v in results.items())
-            _hold_writes()
-            cbks.on_epoch_end(epoch, epoch_logs)
-            if model.stop_training:
-                break
-    except KeyboardInterrupt:
-        _release_writes()
-        cbks.on_train_end(dict(epoch_logs))
-        raise
-    except BaseException:
-        from fastfit.saving import write_behind
-        write_behind.finish_pending()
-        raise
-    _release_writes()
-    cbks.on_train_end(dict(epoch_logs))
-    return model.history
-
-
-def evaluate_parts(model, parts, cbks, exact=False):
-    """Run the test loop over `parts` ((x, y, w, batch_size) tuples) with `cbks`' test hooks; return
-    {metric key: mean}.
-
-    Raises:
-        ValueError: the parts held no batch.
-    """
-    from fastfit.callbacks import make_batch_hook
-    from fastfit.engine.training import _logs_from_sums
-    net = model._train_network()
-    keys = model.metrics_names
-    cbks.on_test_begin({})
-    hook = relay(make_batch_hook(cbks, "test", keys, model), len(keys), None, exact)
-    sums = None
-    try:
-        for x, y, weights, batch_size in parts:
-            part = net.evaluate(x, y, weights, batch_size, hook)
-            sums = part if sums is None else sums + part
-            if hook is not None:
-                hook.advance(-(-len(x) // batch_size), part)
-    finally:
-        parts.close()
-    if sums is None:
-        raise ValueError("evaluate: the data served no batches")
-    if exact:
-        sums = np.array(hook.sums)
-    results = _logs_from_sums(keys, sums)
-    cbks.on_test_end(dict(results))
-    return results
-
-
-def predict_parts(model, parts, cbks, total=None):
-    """Run predict over `parts` ((x, batch_size) pairs); return the output (or list of outputs). With
-    `total`, the outputs are allocated once for `total` rows and each part writes its rows."""
-    from fastfit.callbacks import make_batch_hook
-    from fastfit.engine import compiled
-    engine = model._engine or compiled.resolve_engine(None)
-    tensors = model.outputs
-    nets = [compiled.engine_network(model, engine, "mean_squared_error", [], index) for index in range(len(tensors))]
-    widths = [int(np.prod(t.shape[1:])) for t in tensors]
-    dtype = model._dtype()
-    single = len(tensors) == 1
-    cbks.on_predict_begin({})
-    pieces = [[] for _ in tensors]
-    outputs = None if total is None else [np.empty((total, w), dtype) for w in widths]
-    batch = 0
-    row = 0
-    try:
-        for x, size in parts:
-            if outputs is None:
-                outs = [np.empty((len(x), w), dtype) for w in widths]
-                for out, piece in zip(outs, pieces):
-                    piece.append(out)
-            else:
-                outs = [out[row:row + len(x)] for out in outputs]
-            for index, (net, out) in enumerate(zip(nets, outs)):
-                hook = None
-                if single:
-                    hook = relay(make_batch_hook(cbks, "predict", [], model, out=out), 0)
-                    if hook is not None:
-                        hook.batch_offset = batch
-                net.predict(x, size, out, hook)
-            if not single:
-                for k, start in enumerate(range(0, len(x), size)):
-                    logs = {"batch": batch + k, "size": min(size, len(x) - start)}
-                    cbks.on_predict_batch_begin(batch + k, logs)
-                    cbks.on_predict_batch_end(batch + k, dict(logs, outputs=[o[start:start + size] for o in outs]))
-            batch += -(-len(x) // size)
-            row += len(x)
-    finally:
-        parts.close()
-    if outputs is None:
-        if not pieces[0]:
-            raise ValueError("predict: the data served no batches")
-        outputs = [np.concatenate(piece) if len(piece) > 1 else piece[0] for piece in pieces]
-    cbks.on_predict_end({})
-    shaped = [out.reshape((len(out),) + tuple(t.shape[1:])) for out, t in zip(outputs, tensors)]
-    return shaped[0] if model._single_output else shaped
+def _with_worker_options(kwargs, max_queue_size, workers, use_multiprocessing):
+    """`kwargs` with the generator options put back, for on-disk arrays (they take neutral values only)."""
+    return dict(kwargs, max_queue_size=max_queue_size, workers=workers, use_multiprocessing=use_multiprocessing)
 
 
 # -- the public entry points ----------------------------------------------------------------------------------
@@ -462,20 +214,27 @@ def fit(model, x, y, batch_size, epochs, verbose, callbacks, validation_split, v
         class_weight, sample_weight, initial_epoch, steps_per_epoch, validation_steps, validation_freq,
         max_queue_size=10, workers=1, use_multiprocessing=False, keras2_generator=False, **kwargs):
     """`fit` for a generator/Sequence `x`, or for on-disk arrays (see `Model.fit` and `Model.fit_generator`)."""
+    refuse_custom_metrics(model, "fit_generator" if keras2_generator else "fit")
     if not is_batch_source(x):
         if is_batch_source(validation_data):
             raise ValueError("fit: a generator or Sequence as `validation_data` needs `x` to be one too; pass "
                              "validation arrays, or wrap the training arrays in a fastfit.utils.Sequence")
         return _streams().fit(model, x, y, batch_size, epochs, verbose, callbacks, validation_split,
                               validation_data, shuffle, class_weight, sample_weight, initial_epoch,
-                              steps_per_epoch, validation_steps, validation_freq, kwargs)
+                              steps_per_epoch, validation_steps, validation_freq,
+                              _with_worker_options(kwargs, max_queue_size, workers, use_multiprocessing))
+    what = "fit_generator" if keras2_generator else "fit"
+    if kwargs.get("validation_batch_size") is not None:
+        raise ValueError(f"{what}: `validation_batch_size` must not be given when `x` is a generator or a "
+                         "Sequence (validation arrays run in batches of the last training batch's size, as "
+                         "in Keras 2.2; a validation generator's batches are its own)")
+    kwargs.pop("validation_batch_size", None)
     if kwargs:
         raise TypeError(f"Unrecognized keyword arguments: {kwargs}")
-    what = "fit_generator" if keras2_generator else "fit"
     for name, value in (("y", y), ("sample_weight", sample_weight), ("batch_size", batch_size)):
         if value is not None:
             raise ValueError(f"{what}: `{name}` must not be given when `x` is a generator or a Sequence (its "
-                             f"batches carry the targets, weights and batch size), got {_short(value)}")
+                             f"batches carry the targets, weights and batch size), got {part_loops.short(value)}")
     if validation_split:
         raise ValueError(f"{what}: `validation_split` is not supported for generator or Sequence input; pass "
                          "`validation_data`")
@@ -487,13 +246,12 @@ def fit(model, x, y, batch_size, epochs, verbose, callbacks, validation_split, v
         raise ValueError("`steps_per_epoch=None` is only valid for a generator based on the "
                          "`fastfit.utils.Sequence` class. Please specify `steps_per_epoch` or use the "
                          "`fastfit.utils.Sequence` class.")
-    from fastfit.engine.training import _check_verbose, _validation_epochs
     epochs = data.check_non_negative_int(epochs, "epochs")
     initial_epoch = data.check_non_negative_int(initial_epoch, "initial_epoch")
-    verbose = _check_verbose(verbose)
+    verbose = loop_helpers.check_verbose(verbose)
     if shuffle not in (True, False, "batch"):
         raise ValueError(f"`shuffle` must be True, False or 'batch', got {shuffle!r}")
-    validation_epochs = _validation_epochs(validation_freq)
+    validation_epochs = loop_helpers.validation_epochs(validation_freq)
     feed = BatchFeed(model, x, steps_per_epoch, "x" if not keras2_generator else "generator", workers,
                      use_multiprocessing, max_queue_size, shuffle, class_weight)
     validate, val_for_callbacks, val_feed = None, None, None
@@ -508,19 +266,20 @@ def fit(model, x, y, batch_size, epochs, verbose, callbacks, validation_split, v
                                      use_multiprocessing, max_queue_size)
 
                 def validate(cbks, _batch_size):
-                    return evaluate_parts(model, val_feed.test_parts(), cbks, exact=True)
+                    return part_loops.evaluate_parts(model, val_feed.test_parts(), cbks, exact=True)
             else:
                 val, val_for_callbacks = _validation_arrays(model, validation_data)
 
                 def validate(cbks, last_batch_size):
                     # Keras 2.2: arrays validate in batches of the last training batch's size
                     return model._evaluate_arrays(val, last_batch_size or 32, cbks)
-        from fastfit.callbacks import CallbackList
+        from fastfit.callbacks.base import CallbackList
         user_callbacks = CallbackList(callbacks)
         params = {"steps": feed.steps} if keras2_generator else {"steps": feed.steps, "samples": None}
         with model._exclusive(what):
-            return train(model, feed, validate, val_for_callbacks, user_callbacks, epochs, verbose, initial_epoch,
-                         validation_epochs, params, "steps")
+            return part_loops.train(model, feed, validate, val_for_callbacks, user_callbacks, epochs, verbose,
+                                    initial_epoch, validation_epochs, params, "steps",
+                                    runs_user_code=True)  # the generator's or the Sequence's code
     finally:
         feed.close()
         if val_feed is not None:
@@ -530,7 +289,7 @@ def fit(model, x, y, batch_size, epochs, verbose, callbacks, validation_split, v
 def _validation_arrays(model, validation_data):
     if not isinstance(validation_data, (tuple, list)) or len(validation_data) not in (2, 3):
         raise ValueError("`validation_data` must be a generator, a Sequence or a tuple (x_val, y_val) or "
-                         f"(x_val, y_val, val_sample_weight), got {_short(validation_data)}")
+                         f"(x_val, y_val, val_sample_weight), got {part_loops.short(validation_data)}")
     xv, yv = validation_data[0], validation_data[1]
     swv = validation_data[2] if len(validation_data) == 3 else None
     val = model._prepare_xy(xv, yv, swv, None, ("validation_data[0]", "validation_data[1]", "validation_data[2]"))
@@ -538,47 +297,50 @@ def _validation_arrays(model, validation_data):
 
 
 def evaluate(model, x, y, batch_size, verbose, sample_weight, steps, callbacks, max_queue_size=10, workers=1,
-             use_multiprocessing=False, keras2_generator=False, **kwargs):
+             use_multiprocessing=False, keras2_generator=False, return_dict=False, **kwargs):
     """`evaluate` for a generator/Sequence `x`, or on-disk arrays."""
+    refuse_custom_metrics(model, "evaluate_generator" if keras2_generator else "evaluate")
     if not is_batch_source(x):
-        return _streams().evaluate(model, x, y, batch_size, verbose, sample_weight, steps, callbacks, kwargs)
+        return _streams().evaluate(model, x, y, batch_size, verbose, sample_weight, steps, callbacks,
+                                   _with_worker_options(kwargs, max_queue_size, workers, use_multiprocessing),
+                                   return_dict)
     if kwargs:
         raise TypeError(f"Unrecognized keyword arguments: {kwargs}")
     what = "evaluate_generator" if keras2_generator else "evaluate"
     for name, value in (("y", y), ("sample_weight", sample_weight), ("batch_size", batch_size)):
         if value is not None:
             raise ValueError(f"{what}: `{name}` must not be given when `x` is a generator or a Sequence, got "
-                             f"{_short(value)}")
+                             f"{part_loops.short(value)}")
     model._require_compiled(what)
     if keras2_generator and steps is None and not is_sequence(x):
         raise ValueError("`steps=None` is only valid for a generator based on the `fastfit.utils.Sequence` "
                          "class. Please specify `steps` or use the `fastfit.utils.Sequence` class.")
-    from fastfit.engine.training import _check_verbose, _scalar_or_list
-    verbose = _check_verbose(verbose)
+    verbose = loop_helpers.check_verbose(verbose)
     feed = BatchFeed(model, x, steps, "x" if not keras2_generator else "generator", workers, use_multiprocessing,
                      max_queue_size)
-    from fastfit.callbacks import CallbackList
+    from fastfit.callbacks.base import CallbackList
     cbks = CallbackList(callbacks)
     try:
         with model._exclusive(what):
             cbks.set_model(model)
             cbks.set_params({"batch_size": None, "steps": feed.steps, "samples": None, "verbose": verbose,
                              "metrics": list(model.metrics_names)})
-            results = evaluate_parts(model, feed.test_parts(), cbks, exact=True)
+            results = part_loops.evaluate_parts(model, feed.test_parts(), cbks, exact=True)
+            names = list(model.metrics_names)
     finally:
         feed.close()
     if verbose:
         from fastfit.utils.progbar import Progbar
         Progbar(target=1, verbose=verbose).update(1, list(results.items()))
-    sums = np.array([1.0] + [results[k] for k in model.metrics_names])
-    return _scalar_or_list(model.metrics_names, sums)
+    return part_loops.evaluate_result(results, names, return_dict)
 
 
 def predict(model, x, batch_size, verbose, steps, callbacks, max_queue_size=10, workers=1,
             use_multiprocessing=False, keras2_generator=False, **kwargs):
     """`predict` for a generator/Sequence `x`, or on-disk arrays."""
     if not is_batch_source(x):
-        return _streams().predict(model, x, batch_size, verbose, steps, callbacks, kwargs)
+        return _streams().predict(model, x, batch_size, verbose, steps, callbacks,
+                                  _with_worker_options(kwargs, max_queue_size, workers, use_multiprocessing))
     if kwargs:
         raise TypeError(f"Unrecognized keyword arguments: {kwargs}")
     what = "predict_generator" if keras2_generator else "predict"
@@ -589,21 +351,15 @@ def predict(model, x, batch_size, verbose, steps, callbacks, max_queue_size=10, 
     if keras2_generator and steps is None and not is_sequence(x):
         raise ValueError("`steps=None` is only valid for a generator based on the `fastfit.utils.Sequence` "
                          "class. Please specify `steps` or use the `fastfit.utils.Sequence` class.")
-    from fastfit.engine.training import _check_verbose
-    verbose = _check_verbose(verbose)
+    verbose = loop_helpers.check_verbose(verbose)
     feed = BatchFeed(model, x, steps, "x" if not keras2_generator else "generator", workers, use_multiprocessing,
                      max_queue_size)
-    from fastfit.callbacks import CallbackList
+    from fastfit.callbacks.base import CallbackList
     cbks = CallbackList(callbacks)
     try:
         with model._exclusive(what):
             cbks.set_model(model)
             cbks.set_params({"batch_size": None, "steps": feed.steps, "samples": None, "verbose": verbose})
-            return predict_parts(model, feed.predict_parts(), cbks)
+            return part_loops.predict_parts(model, feed.predict_parts(), cbks)
     finally:
         feed.close()
-
-
-def _short(value):
-    text = repr(value)
-    return text if len(text) < 80 else text[:77] + "..."

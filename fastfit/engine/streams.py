@@ -22,7 +22,7 @@ import threading
 
 import numpy as np
 
-from fastfit.engine import data, streaming
+from fastfit.engine import data, keras_arguments, loop_helpers, part_loops
 from fastfit.utils.hdf5_matrix import HDF5Matrix
 
 DEFAULT_BUFFER_SIZE = 256 * 2 ** 20  # bytes per buffer; fit holds two
@@ -187,7 +187,7 @@ class Reader:
 
 # -- the feed -------------------------------------------------------------------------------------------------
 class StreamFeed:
-    """Parts (one per buffer) of x, y, sample_weight row sources, for `streaming.train`/`evaluate_parts`/
+    """Parts (one per buffer) of x, y, sample_weight row sources, for `part_loops.train`/`evaluate_parts`/
     `predict_parts`.
 
     Arguments:
@@ -201,7 +201,7 @@ class StreamFeed:
         self.x, self.y, self.sample_weight, self.class_weight = x, y, sample_weight, class_weight
         self.batch_size, self.shuffle = batch_size, shuffle
         self.n = len(x)
-        for name, source in (("y", y), ("sample_weight", sample_weight)):
+        for source in (y, sample_weight):
             if source is not None and len(source) != self.n:
                 raise ValueError(f"`{x.argument}` and `{source.argument}` must have the same number of samples, "
                                  f"got {self.n} and {len(source)}")
@@ -332,7 +332,7 @@ class StreamFeed:
             elif self.shuffle is True:
                 order = buffer.order[:buffer.rows]
             else:
-                order = streaming._identity(buffer.rows)
+                order = part_loops.identity(buffer.rows)
             if skip_rows >= len(order):
                 skip_rows -= len(order)
                 continue
@@ -380,8 +380,16 @@ def _sources(x, y, sample_weight, names=("x", "y", "sample_weight")):
             None if sample_weight is None else RowSource(sample_weight, names[2]))
 
 
-def _take_buffer_size(kwargs):
+def _runs_user_code(*sources):
+    """Whether reading these sources calls user code (an HDF5Matrix normalizer)."""
+    return any(source is not None and getattr(source.value, "normalizer", None) is not None
+               for source in sources)
+
+
+def _take_buffer_size(kwargs, method):
+    """`buffer_size` from `kwargs`, after checking the Keras arguments accepted at neutral values."""
     buffer_size = kwargs.pop("buffer_size", DEFAULT_BUFFER_SIZE)
+    keras_arguments.pop_neutral(method, kwargs)  # workers etc. apply to generators only
     if kwargs:
         raise TypeError(f"Unrecognized keyword arguments: {kwargs}")
     return buffer_size
@@ -396,9 +404,9 @@ def _build(model, x_source):
 def fit(model, x, y, batch_size, epochs, verbose, callbacks, validation_split, validation_data, shuffle,
         class_weight, sample_weight, initial_epoch, steps_per_epoch, validation_steps, validation_freq, kwargs):
     """`Model.fit` with an on-disk x, y or validation array (module docstring)."""
-    from fastfit.callbacks import CallbackList
-    from fastfit.engine.training import _check_verbose, _validation_epochs
-    buffer_size = _take_buffer_size(kwargs)
+    from fastfit.callbacks.base import CallbackList
+    validation_batch_size = kwargs.pop("validation_batch_size", None)
+    buffer_size = _take_buffer_size(kwargs, "fit")
     if steps_per_epoch is not None or validation_steps is not None:
         raise ValueError("fit: `steps_per_epoch`/`validation_steps` are for generator input; on-disk arrays "
                          "train in batches of `batch_size`")
@@ -407,18 +415,20 @@ def fit(model, x, y, batch_size, epochs, verbose, callbacks, validation_split, v
         raise ValueError("fit: `y` is required with an on-disk `x`")
     _build(model, xs)
     model._require_compiled("fit")
-    batch_size = data.check_batch_size(batch_size)
+    batch_size = model._batch_size_for(batch_size, "fit")
+    validation_batch_size = batch_size if validation_batch_size is None else \
+        model._batch_size_for(validation_batch_size, "fit", "validation_batch_size")
     epochs = data.check_non_negative_int(epochs, "epochs")
     initial_epoch = data.check_non_negative_int(initial_epoch, "initial_epoch")
-    verbose = _check_verbose(verbose)
+    verbose = loop_helpers.check_verbose(verbose)
     if shuffle not in (True, False, "batch"):
         raise ValueError(f"`shuffle` must be True, False or 'batch', got {shuffle!r}")
-    validation_epochs = _validation_epochs(validation_freq)
+    validation_epochs = loop_helpers.validation_epochs(validation_freq)
     val_sources = None
     if validation_data is not None:
         if not isinstance(validation_data, (tuple, list)) or len(validation_data) not in (2, 3):
             raise ValueError("`validation_data` must be a tuple (x_val, y_val) or (x_val, y_val, "
-                             f"val_sample_weight), got {streaming._short(validation_data)}")
+                             f"val_sample_weight), got {part_loops.short(validation_data)}")
         val_sources = _sources(validation_data[0], validation_data[1],
                                validation_data[2] if len(validation_data) == 3 else None,
                                ("validation_data[0]", "validation_data[1]", "validation_data[2]"))
@@ -436,29 +446,29 @@ def fit(model, x, y, batch_size, epochs, verbose, callbacks, validation_split, v
     feed = StreamFeed(model, xs, ys, ws, batch_size, buffer_size, shuffle, class_weight)
     validate = None
     if val_sources is not None:
-        val_feed = StreamFeed(model, *val_sources, batch_size, buffer_size)
-        if not feed.single and val_feed.layout == feed.layout:
+        val_feed = StreamFeed(model, *val_sources, validation_batch_size, buffer_size)
+        if not feed.single and val_feed.layout == feed.layout and validation_batch_size == batch_size:
             val_feed.share(feed)  # validation runs between epochs: the training buffers are free then
 
         def validate(cbks, _batch_size):
-            return streaming.evaluate_parts(model, val_feed.test_parts(), cbks)
+            return part_loops.evaluate_parts(model, val_feed.test_parts(), cbks)
     user_callbacks = CallbackList(callbacks)
     params = {"batch_size": batch_size, "steps": feed.steps, "samples": feed.n}
     if verbose and validate is not None:
         print(f"Train on {feed.n} samples, validate on {val_feed.n} samples")
     try:
         with model._exclusive("fit"):
-            return streaming.train(model, feed, validate, None, user_callbacks, epochs, verbose, initial_epoch,
-                                   validation_epochs, params, "samples")
+            return part_loops.train(model, feed, validate, None, user_callbacks, epochs, verbose, initial_epoch,
+                                   validation_epochs, params, "samples", runs_user_code=_runs_user_code(
+                                       xs, ys, ws, *(val_sources or ())))
     finally:
         feed.close()
 
 
-def evaluate(model, x, y, batch_size, verbose, sample_weight, steps, callbacks, kwargs):
+def evaluate(model, x, y, batch_size, verbose, sample_weight, steps, callbacks, kwargs, return_dict=False):
     """`Model.evaluate` with on-disk arrays."""
-    from fastfit.callbacks import CallbackList
-    from fastfit.engine.training import _check_verbose, _scalar_or_list
-    buffer_size = _take_buffer_size(kwargs)
+    from fastfit.callbacks.base import CallbackList
+    buffer_size = _take_buffer_size(kwargs, "evaluate")
     if steps is not None:
         raise ValueError("evaluate: `steps` is for generator input; on-disk arrays run in batches of `batch_size`")
     xs, ys, ws = _sources(x, y, sample_weight)
@@ -466,36 +476,36 @@ def evaluate(model, x, y, batch_size, verbose, sample_weight, steps, callbacks, 
         raise ValueError("evaluate: `y` is required with an on-disk `x`")
     _build(model, xs)
     model._require_compiled("evaluate")
-    batch_size = data.check_batch_size(batch_size)
-    verbose = _check_verbose(verbose)
+    batch_size = model._batch_size_for(batch_size, "evaluate")
+    verbose = loop_helpers.check_verbose(verbose)
     feed = StreamFeed(model, xs, ys, ws, batch_size, buffer_size)
     cbks = CallbackList(callbacks)
     with model._exclusive("evaluate"):
         cbks.set_model(model)
         cbks.set_params({"batch_size": batch_size, "steps": None, "samples": feed.n, "verbose": verbose,
                          "metrics": list(model.metrics_names)})
-        results = streaming.evaluate_parts(model, feed.test_parts(), cbks)
+        results = part_loops.evaluate_parts(model, feed.test_parts(), cbks)
+        names = list(model.metrics_names)
     if verbose:
         from fastfit.utils.progbar import Progbar
         Progbar(target=feed.n, verbose=verbose).update(feed.n, list(results.items()))
-    return _scalar_or_list(model.metrics_names, np.array([1.0] + [results[k] for k in model.metrics_names]))
+    return part_loops.evaluate_result(results, names, return_dict)
 
 
 def predict(model, x, batch_size, verbose, steps, callbacks, kwargs):
     """`Model.predict` with an on-disk x (the outputs are one in-memory array, as for arrays)."""
-    from fastfit.callbacks import CallbackList
-    from fastfit.engine.training import _check_verbose
-    buffer_size = _take_buffer_size(kwargs)
+    from fastfit.callbacks.base import CallbackList
+    buffer_size = _take_buffer_size(kwargs, "predict")
     if steps is not None:
         raise ValueError("predict: `steps` is for generator input; on-disk arrays run in batches of `batch_size`")
     xs = RowSource(x, "x")
     _build(model, xs)
     model._require_graph("output (predict needs a built model)")
-    batch_size = data.check_batch_size(batch_size)
-    _check_verbose(verbose)
+    batch_size = model._batch_size_for(batch_size, "predict")
+    loop_helpers.check_verbose(verbose)
     feed = StreamFeed(model, xs, None, None, batch_size, buffer_size)
     cbks = CallbackList(callbacks)
     with model._exclusive("predict"):
         cbks.set_model(model)
         cbks.set_params({"batch_size": batch_size, "steps": None, "samples": feed.n, "verbose": verbose})
-        return streaming.predict_parts(model, feed.predict_parts(), cbks, feed.n)
+        return part_loops.predict_parts(model, feed.predict_parts(), cbks, feed.n)

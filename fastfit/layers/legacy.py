@@ -1,8 +1,14 @@
 """Keras 0.x/1 argument spellings, converted to Keras 2 with a DeprecationWarning."""
+from __future__ import annotations
+
 import warnings
+from collections.abc import Callable, Iterable
+from typing import Any
 
 
-def convert_legacy_kwargs(layer_name, kwargs, renames, must_be_none=()):
+def convert_legacy_kwargs(layer_name: str, kwargs: dict[str, Any],
+                          renames: dict[str, str | tuple[str, Callable[[Any], Any]]],
+                          must_be_none: Iterable[str] = ()) -> None:
     """Rename legacy keywords in `kwargs` in place.
 
     Arguments:

@@ -240,7 +240,8 @@ def load_model(filepath, custom_objects=None, compile=True):
 
     Arguments:
         filepath: str or path-like.
-        custom_objects: dict mapping class names to custom layer / optimizer classes.
+        custom_objects: dict mapping class names to custom layer / optimizer classes, and the names of
+            custom metrics to their function or metric object.
         compile: compile the model from the saved training configuration and restore the optimizer state.
 
     Returns:
@@ -289,7 +290,36 @@ def _compile_from(model, training_config, custom_objects, where):
         raise ValueError(f"{where}: the training configuration is incomplete ({error}); load with "
                          "compile=False and compile the model yourself") from None
     optimizer = optimizers.deserialize(optimizer_config, custom_objects)
-    model.compile(optimizer=optimizer, loss=loss, metrics=metrics)
+    model.compile(optimizer=optimizer, loss=loss, metrics=_metrics_from(metrics, custom_objects, where))
+
+
+def _metrics_from(names, custom_objects, where):
+    """The saved metric names, custom ones replaced by their `custom_objects` entry (a function, a metric
+    object, or a metric class, instantiated without arguments).
+
+    Raises:
+        ValueError: a name that is neither a built-in metric nor in `custom_objects`.
+    """
+    from fastfit import metrics as metrics_module
+    resolved = []
+    for name in names:
+        if isinstance(name, dict):  # a metric object's {'class_name', 'config'}
+            try:
+                resolved.append(metrics_module.deserialize(name))
+            except ValueError as error:
+                raise ValueError(f"{where}: {error}; load with compile=False and compile the model "
+                                 "yourself") from None
+            continue
+        if isinstance(name, str) and not metrics_module.is_builtin(name):
+            if name not in (custom_objects or {}):
+                raise ValueError(f"{where}: the model was compiled with the metric {name!r}, which is not a "
+                                 f"fastfit built-in: for a custom metric pass it to load_model(..., "
+                                 f"custom_objects={{{name!r}: {name}}}), or load with compile=False and "
+                                 "compile the model yourself")
+            name = custom_objects[name]
+            name = name() if isinstance(name, type) else name
+        resolved.append(name)
+    return resolved
 
 
 def load_weights(model, filepath, by_name=False, skip_mismatch=False):

@@ -15,10 +15,10 @@ from fastfit.saving import attributes, weights
 def _params_and_names(model):
     """The trainable parameter arrays in engine order and their Keras 2 names."""
     from fastfit.engine import compiled
-    frozen = getattr(model, "_frozen", frozenset())
     params = compiled.chain_params(compiled.model_ops(model))
-    names = [name for layer in compiled.output_chains(model)[0] if layer not in frozen
-             for name in weights.weight_names(layer)]
+    trained = {id(p) for p in params}  # not frozen layers' weights, nor BatchNormalization's moving statistics
+    names = [name for layer in compiled.output_chains(model)[0]
+             for name, weight in zip(weights.weight_names(layer), layer.weights) if id(weight) in trained]
     if len(names) != len(params):
         names = [f"param_{i}:0" for i in range(len(params))]
     return params, names

@@ -13,16 +13,15 @@ KERAS_VERSION = "2.15.0"   # the Keras 2 version whose layout fastfit writes (re
 BACKEND = "tensorflow"      # only "theano" changes how readers treat kernels
 
 
+# The layer attributes that hold weights, by their Keras 2 names.
+_NAMED = ("kernel", "bias", "gamma", "beta", "moving_mean", "moving_variance", "alpha")
+
+
 def weight_names(layer):
-    """Keras 2 names of `layer.weights`: `<layer>/kernel:0`, `<layer>/bias:0`, else `<layer>/weight_<i>:0`."""
+    """Keras 2 names of `layer.weights`: `<layer>/kernel:0`, `<layer>/gamma:0`, ... else `<layer>/weight_<i>:0`."""
     names = []
     for index, weight in enumerate(layer.weights):
-        if weight is getattr(layer, "kernel", None):
-            short = "kernel"
-        elif weight is getattr(layer, "bias", None):
-            short = "bias"
-        else:
-            short = f"weight_{index}"
+        short = next((attr for attr in _NAMED if weight is getattr(layer, attr, None)), f"weight_{index}")
         names.append(f"{layer.name}/{short}:0")
     return names
 

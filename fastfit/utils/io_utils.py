@@ -9,14 +9,16 @@ half-written target.
 The folder itself is not fsynced: after a power cut it shows either the old complete file or the new
 complete one, which is all atomicity needs, and it saves a second fsync per checkpoint.
 
-Replacing a large file frees the old file's blocks, which took about 7 ms for a 21 MB model file on the
-development machine (ext4 mounted with `discard`). So the old file (from 4 MiB) is first hard-linked to a
-hidden `.<name>.*.old.tmp` name, and a background thread removes that link after the rename: the caller
-does not wait for the blocks to be freed. A process killed in between leaves that hidden file behind, like
+Replacing a large file frees the old file's blocks, which the kernel does inside the rename (slow on file
+systems that discard freed blocks). So the old file (from 4 MiB) is first hard-linked to a hidden
+`.<name>.*.old.tmp` name, and a background thread removes that link after the rename: the caller never
+waits for the blocks to be freed. A process killed in between leaves that hidden file behind, like
 a killed writer leaves its temporary file. `FASTFIT_FSYNC=0`
 skips the file fsync too, for scratch checkpoints on slow disks: files then stay atomic against crashes of
 the process, not of the machine.
 """
+from __future__ import annotations
+
 import atexit
 import contextlib
 import os
@@ -25,6 +27,10 @@ import random
 import shutil
 import stat
 import threading
+from collections.abc import Iterable, Iterator
+from typing import IO, Any
+
+PathLike = str | bytes | os.PathLike  # what the functions here accept as a file name
 
 # Previous files at least this large are unlinked in the background.
 _RECLAIM_BYTES = 1 << 22
@@ -33,12 +39,12 @@ try:
     _IOV_MAX = max(16, os.sysconf("SC_IOV_MAX"))
 except (AttributeError, ValueError, OSError):
     _IOV_MAX = 16
-_to_remove = queue.SimpleQueue()
+_to_remove: queue.SimpleQueue[str] = queue.SimpleQueue()
 _remover = None
 _remover_lock = threading.Lock()
 
 
-def as_path(path, what="file"):
+def as_path(path: PathLike, what: str = "file") -> str:
     """`path` (str, bytes or path-like) as a str.
 
     Raises:
@@ -55,8 +61,8 @@ def _target(path, overwrite, what):
     """Check that `path` may be written before any work is done; return it as a str with its `os.stat`
     result (None when it does not exist).
 
-    An existing file is the common case (every checkpoint after the first): it costs one `stat`, which
-    matters on virtual machines where a system call costs tens of microseconds.
+    An existing file is the common case (every checkpoint after the first): it takes exactly one system
+    call (`stat`), whose result the caller reuses instead of asking again.
 
     Arguments:
         overwrite: if False, an existing file is an error (fastfit never prompts on stdin).
@@ -88,7 +94,7 @@ def _target(path, overwrite, what):
 
 
 @contextlib.contextmanager
-def atomic_path(path, overwrite=True, what="file", fsync=True):
+def atomic_path(path: PathLike, overwrite: bool = True, what: str = "file", fsync: bool = True) -> Iterator[str]:
     """Context manager yielding a temporary path to write; on success it replaces `path` atomically.
 
     Use it for libraries that want a file name (h5py): `with atomic_path('m.h5') as tmp: h5py.File(tmp, 'w')`.
@@ -105,7 +111,7 @@ def atomic_path(path, overwrite=True, what="file", fsync=True):
 
 
 @contextlib.contextmanager
-def atomic_fd(path, overwrite=True, what="file", fsync=True):
+def atomic_fd(path: PathLike, overwrite: bool = True, what: str = "file", fsync: bool = True) -> Iterator[int]:
     """Like `atomic_path`, but yields the open file descriptor (read-write, at offset 0) of the temporary file.
 
     For writers of raw buffers (`os.writev`): the whole write is then a handful of system calls (stat,
@@ -153,12 +159,12 @@ def _atomic(path, overwrite, what, fsync):
         raise
 
 
-def fsync_enabled():
+def fsync_enabled() -> bool:
     """False when FASTFIT_FSYNC=0 asks to skip the flush to disk of every file written."""
     return os.environ.get("FASTFIT_FSYNC", "1") != "0"
 
 
-def write_buffers(fd, buffers):
+def write_buffers(fd: int, buffers: Iterable[Any]) -> None:
     """Write every buffer (bytes-like) to `fd` in order, with as few system calls as `os.writev` allows."""
     views = [memoryview(buffer).cast("B") for buffer in buffers]
     views = [view for view in views if len(view)]
@@ -171,7 +177,8 @@ def write_buffers(fd, buffers):
 
 
 @contextlib.contextmanager
-def atomic_write(path, mode="w", encoding=None, newline=None, overwrite=True, what="file", fsync=True):
+def atomic_write(path: PathLike, mode: str = "w", encoding: str | None = None, newline: str | None = None,
+                 overwrite: bool = True, what: str = "file", fsync: bool = True) -> Iterator[IO[Any]]:
     """Context manager yielding an open file whose content replaces `path` atomically when the block ends.
 
     Arguments:
@@ -251,14 +258,14 @@ _temp_names = random.Random()
 _CREATE_FLAGS = os.O_RDWR | os.O_CREAT | os.O_EXCL | getattr(os, "O_CLOEXEC", 0) | getattr(os, "O_BINARY", 0)
 
 
-def temp_path(path):
+def temp_path(path: str) -> str:
     """A new name for a temporary file next to `path`: `.<name>.<12 hex digits>.tmp` in the same folder (not
     created)."""
     folder, name = os.path.split(path)
     return os.path.join(folder, f".{name}.{random_bits(48):012x}.tmp")
 
 
-def random_bits(bits):
+def random_bits(bits: int) -> int:
     """A random int of `bits` bits for temporary file names (not for secrets)."""
     return _temp_names.getrandbits(bits)
 

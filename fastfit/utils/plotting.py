@@ -4,9 +4,15 @@ matplotlib is an optional dependency (`pip install "fastfit[plot]"`). The figure
 object API on the Agg canvas, never through `pyplot`, so it opens no window, needs no display and leaves the
 user's pyplot state alone.
 """
+from __future__ import annotations
+
 import csv
 import math
 import os
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from fastfit.callbacks.history import History
 
 _VAL = "val_"
 
@@ -29,7 +35,7 @@ def _number(cell):
         return math.nan
 
 
-def read_csv_log(path):
+def read_csv_log(path: str | os.PathLike) -> tuple[list[float], dict[str, list[float]]]:
     """Read a CSVLogger file into `(epochs, {key: [values]})`.
 
     The separator is detected among `,`, `;`, tab and `|` (CSVLogger's `separator`); cells that are not
@@ -99,7 +105,8 @@ def _panels(history):
     return names
 
 
-def plot_history(history_or_csv_path, path):
+def plot_history(history_or_csv_path: History | dict[str, list[float]] | str | os.PathLike,
+                 path: str | os.PathLike) -> str | os.PathLike:
     """Write a PNG of loss and each metric per epoch, training against validation.
 
     One panel per quantity (`loss`, `acc`, ..., and `lr` when a callback logged it, on a log scale); the

@@ -4,13 +4,17 @@
 the target is reached. On a terminal the line is rewritten in place with `\\b`/`\\r`; when stdout is not a
 terminal (file, pipe, CI log) each update is printed as its own plain line.
 """
+from __future__ import annotations
+
 import sys
 import time
+from collections.abc import Iterable, Sequence
+from typing import Any, TextIO
 
 _WIDTH = 30
 
 
-def format_value(value):
+def format_value(value: Any) -> str:
     """Keras number format: `%.4f` when `abs(value) > 1e-3`, else `%.4e`; non-numbers with `str`."""
     try:
         number = float(value)
@@ -19,7 +23,7 @@ def format_value(value):
     return " %.4f" % number if abs(number) > 1e-3 else " %.4e" % number
 
 
-def format_eta(seconds):
+def format_eta(seconds: float) -> str:
     """`H:MM:SS` above an hour, `M:SS` above a minute, else `Ns`."""
     seconds = int(seconds)
     if seconds > 3600:
@@ -29,7 +33,7 @@ def format_eta(seconds):
     return "%ds" % seconds
 
 
-def format_per_unit(seconds, unit="step"):
+def format_per_unit(seconds: float, unit: str = "step") -> str:
     """Time per unit: `Ns/step` from one second, `Nms/step` from a millisecond, else `Nus/step`."""
     if seconds >= 1:
         return " %.0fs/%s" % (seconds, unit)
@@ -60,20 +64,22 @@ class Progbar:
         unit: word used in the time per unit (`step`, as Keras 2.2 prints even when counting samples).
     """
 
-    def __init__(self, target, width=_WIDTH, verbose=1, interval=0.05, stateful_metrics=None, unit="step"):
+    def __init__(self, target: int | None, width: int = _WIDTH, verbose: int = 1, interval: float = 0.05,
+                 stateful_metrics: Iterable[str] | None = None, unit: str = "step") -> None:
         self.target = target
         self.width = width
         self.verbose = verbose
         self.interval = interval
         self.unit = unit
         self.stateful_metrics = set(stateful_metrics or ())
-        self._values = {}  # name -> [weighted sum, weight] or the shown value for stateful metrics
+        self._values: dict[str, Any] = {}  # name -> [weighted sum, weight] or the shown value for stateful metrics
         self._seen_so_far = 0
         self._start = time.time()
         self._last_update = 0.0
         self._total_width = 0
 
-    def update(self, current, values=None, force=False, finalize=None):
+    def update(self, current: int, values: Sequence[tuple[str, Any]] | None = None, force: bool = False,
+               finalize: bool | None = None) -> None:
         """Move the bar to `current` and record `values` (a list of `(name, value)` pairs).
 
         Non-stateful values are averaged over updates, weighted by the progress each update made.
@@ -106,7 +112,7 @@ class Progbar:
             self._write(" - %.0fs" % (now - self._start) + self._metrics_text() + "\n")
         self._last_update = now
 
-    def add(self, n, values=None):
+    def add(self, n: int, values: Sequence[tuple[str, Any]] | None = None) -> None:
         """Advance the bar by `n`."""
         self.update(self._seen_so_far + n, values)
 
@@ -148,7 +154,7 @@ class Progbar:
             self._write(line + "\n", stream)
 
     @staticmethod
-    def _write(text, stream=None):
+    def _write(text: str, stream: TextIO | None = None) -> None:
         stream = stream or sys.stdout
         stream.write(text)
         stream.flush()

@@ -1,8 +1,17 @@
 """`model.summary()`: Keras's layer table."""
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from typing import TYPE_CHECKING, Any
+
 from fastfit.engine.network import summary_shape
 
+if TYPE_CHECKING:
+    from fastfit.engine.network import Network
 
-def print_summary(model, line_length=None, positions=None, print_fn=None):
+
+def print_summary(model: Network, line_length: int | None = None, positions: Sequence[float] | None = None,
+                  print_fn: Callable[[str], Any] | None = None) -> None:
     """Print the Keras 2 summary table: Layer (type), Output Shape, Param #, and the totals."""
     print_fn = print_fn or print
     line_length = line_length or 65
