@@ -68,7 +68,8 @@ def write_files(directory, samples, seed=0, block=16384):
     y_map = np.memmap(paths["y"], np.float32, "w+", shape=(samples, N_CLASSES))
     with h5py.File(paths["h5"], "w") as handle:
         chunk_rows = max(1, MIB // (4 * N_FEATURES))
-        hx = handle.create_dataset("x", (samples, N_FEATURES), np.float32, chunks=(min(chunk_rows, samples), N_FEATURES))
+        hx = handle.create_dataset("x", (samples, N_FEATURES), np.float32,
+                                   chunks=(min(chunk_rows, samples), N_FEATURES))
         hy = handle.create_dataset("y", (samples, N_CLASSES), np.float32)
         for number, start in enumerate(range(0, samples, block)):
             x, y, _ = make_data(min(block, samples - start), seed + number)

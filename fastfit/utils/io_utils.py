@@ -30,6 +30,8 @@ import threading
 from collections.abc import Iterable, Iterator
 from typing import IO, Any
 
+from fastfit.utils.hdf5_matrix import HDF5Matrix  # noqa: F401  (Keras 2: keras.utils.io_utils.HDF5Matrix)
+
 PathLike = str | bytes | os.PathLike  # what the functions here accept as a file name
 
 # Previous files at least this large are unlinked in the background.
@@ -298,5 +300,3 @@ def _remove_quietly(path):
     except OSError:
         pass
 
-
-from fastfit.utils.hdf5_matrix import HDF5Matrix  # noqa: F401  (Keras 2: keras.utils.io_utils.HDF5Matrix)
