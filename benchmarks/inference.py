@@ -25,8 +25,6 @@ import subprocess
 import sys
 import time
 
-import numpy as np
-
 from .ceiling import GemmCeiling, call_overhead
 from .workloads import N_CLASSES, WORKLOADS, make_data
 

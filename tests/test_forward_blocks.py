@@ -80,7 +80,8 @@ def test_evaluate_in_blocks_equals_the_per_batch_results(engine, dtype):
         blocked = model.evaluate(x, y, batch_size=batch_size, verbose=0)
         record = EvaluateBatches()
         per_batch = model.evaluate(x, y, batch_size=batch_size, verbose=0, callbacks=[record])
-        assert len(record.sizes) == -(-N // batch_size) and record.sizes[-1][1] == N - (len(record.sizes) - 1) * batch_size
+        batches = -(-N // batch_size)
+        assert len(record.sizes) == batches and record.sizes[-1] == (batches - 1, N - (batches - 1) * batch_size)
         np.testing.assert_allclose(blocked, per_batch, rtol=1e-6 if dtype == np.float32 else 1e-12)
     # Below a block, the batch size no longer changes the arithmetic.
     assert model.evaluate(x, y, batch_size=8, verbose=0) == model.evaluate(x, y, batch_size=64, verbose=0)
