@@ -87,6 +87,23 @@ def test_evaluate_in_blocks_equals_the_per_batch_results(engine, dtype):
     assert model.evaluate(x, y, batch_size=8, verbose=0) == model.evaluate(x, y, batch_size=64, verbose=0)
 
 
+def test_evaluate_with_zero_sample_weights_keeps_the_users_batches(engine):
+    # Keras 2 divides a batch's weighted loss by its count of non-zero weights: blocks would change that.
+    model = make_model(engine)
+    x, y = make_data(n=300)
+    weights = np.ones(300, dtype=np.float32)
+    weights[::3] = 0.0
+    weights[:32] = 0.0
+    blocked = model.evaluate(x, y, batch_size=32, sample_weight=weights, verbose=0)
+    per_batch = model.evaluate(x, y, batch_size=32, sample_weight=weights, verbose=0, callbacks=[EvaluateBatches()])
+    assert blocked == per_batch
+    # without zeros, the blocks give the per-batch result within rounding
+    weights[weights == 0] = 0.5
+    blocked = model.evaluate(x, y, batch_size=32, sample_weight=weights, verbose=0)
+    per_batch = model.evaluate(x, y, batch_size=32, sample_weight=weights, verbose=0, callbacks=[EvaluateBatches()])
+    np.testing.assert_allclose(blocked, per_batch, rtol=1e-6)
+
+
 def test_validation_pass_reports_what_evaluate_returns(engine):
     model = make_model(engine)
     x, y = make_data()

@@ -355,7 +355,10 @@ class Model(Network):
         cbks.on_test_begin({})
         metric_pass = self._metric_pass(y, None, batch_size)
         hook = make_batch_hook(cbks, "test", self.metrics_names, self, metric_pass=metric_pass)
-        rows = batch_size if hook is not None else compiled.forward_block(self, batch_size, x.dtype)
+        # A batch's loss is sum(w * loss) / (its count of non-zero weights), as in Keras 2: with zero weights,
+        # which rows share a batch changes the result, so the batches stay the user's.
+        per_batch = hook is not None or (weights is not None and np.count_nonzero(weights) != len(weights))
+        rows = batch_size if per_batch else compiled.forward_block(self, batch_size, x.dtype)
         sums = net.evaluate(x, y, weights, rows, hook)
         results = _logs_from_sums(self.metrics_names, sums, metric_pass)
         cbks.on_test_end(Logs(results))
