@@ -9,6 +9,7 @@ import collections
 import contextvars
 import re
 import warnings
+from collections.abc import Callable
 
 import numpy as np
 
@@ -17,7 +18,7 @@ from fastfit import backend
 _name_counters = collections.Counter()
 # Called as check(layer, input_shape) before a layer builds, when set (fastfit.saving.config_limits: a model
 # rebuilt from a file's config may not allocate more weights than the file holds).
-BUILD_CHECK = contextvars.ContextVar("fastfit_build_check", default=None)
+BUILD_CHECK: "contextvars.ContextVar[Callable | None]" = contextvars.ContextVar("fastfit_build_check", default=None)
 
 
 def reset_name_counters():

@@ -1,5 +1,15 @@
 """The backup file of `fastfit.callbacks.BackupAndRestore`: a model file plus the training position."""
-from fastfit.saving import attributes, config_limits, files, model_file, optimizer_state, snapshot, weights
+import math
+
+from fastfit.saving import (
+    attributes,
+    config_limits,
+    files,
+    model_file,
+    optimizer_state,
+    snapshot,
+    weights,
+)
 
 WHAT = "backup file"
 
@@ -45,12 +55,21 @@ def restore(model, path):
         except ValueError as error:
             raise ValueError(f"{error}. The backup was written for another model: delete the backup folder to "
                              "start training afresh") from None
-        model_file.restore_fastfit_state(model, config_limits.parse(contents.attrs, "fastfit_state", where))
+        model_file.restore_fastfit_state(model, config_limits.parse(contents.attrs, "fastfit_state", where), where)
         saved_state = optimizer_state.read(contents, where)
         if saved_state is not None and getattr(model, "optimizer", None) is not None:
             optimizer_state.restore(model, saved_state, contents.read, where)
-            training_config = config_limits.parse(contents.attrs, "training_config", where) or {}
-            rate = ((training_config.get("optimizer_config") or {}).get("config") or {}).get("learning_rate")
-            if isinstance(rate, (int, float)):
+            rate = _saved_learning_rate(config_limits.parse(contents.attrs, "training_config", where))
+            if rate is not None:
                 model.optimizer.lr = rate  # schedulers may have changed it before the interruption
     return int(epoch), int(batch)
+
+
+def _saved_learning_rate(training_config):
+    """training_config['optimizer_config']['config']['learning_rate'] if it is a finite number, else None."""
+    value = training_config
+    for key in ("optimizer_config", "config", "learning_rate"):
+        value = value.get(key) if isinstance(value, dict) else None
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+        return None
+    return value

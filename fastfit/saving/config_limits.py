@@ -17,6 +17,7 @@ so; `tests/saving/test_safe_loading.py` checks every registered class has an ent
 import contextlib
 import json
 import math
+from collections.abc import Iterator
 
 from fastfit.engine import base_layer
 
@@ -38,7 +39,7 @@ def _bounded_int(text):
     return value
 
 
-def parse(attrs, name, where):
+def parse(attrs: "dict[str, str]", name: str, where: str) -> object:
     """The JSON attribute `name` of `attrs` (a dict of text), or None if absent.
 
     Raises:
@@ -75,7 +76,7 @@ def _check_depth(value, name, where):
 
 
 # -- weights a config implies --------------------------------------------------------------------------------
-def no_weights(layer, input_shape):
+def no_weights(layer, input_shape: tuple) -> "list[tuple]":
     return []
 
 
@@ -96,7 +97,7 @@ WEIGHT_SHAPES = {
 }
 
 
-def weight_shapes(layer, input_shape):
+def weight_shapes(layer, input_shape: tuple) -> "list[tuple] | None":
     """The shapes `layer` will create for `input_shape`; None for a class outside fastfit (unchecked).
 
     Raises:
@@ -113,7 +114,7 @@ def weight_shapes(layer, input_shape):
 
 
 @contextlib.contextmanager
-def weight_budget(elements, where):
+def weight_budget(elements: int, where: str) -> Iterator[None]:
     """While active (in this thread / context), building a layer first checks that the weights of all layers
     built so far, itself included, hold at most `elements` values.
 

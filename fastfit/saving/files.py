@@ -1,11 +1,14 @@
 """Opening HDF5 files for fastfit: atomic writing, and reading with clear errors for bad files.
 
 Reading never executes code: configs are JSON, classes come from fastfit's registries or `custom_objects`,
-and only numeric datasets are accepted (nothing is unpickled).
+and only numeric datasets are accepted (nothing is unpickled). `reading` is the one way files are read:
+the structure and every shape are checked before data is read, and files this process did not write are
+parsed by libhdf5 only in a reader child (`isolation`; threat model in docs/saving.md, "Safe loading").
 
 Files fastfit writes start with a 512-byte HDF5 userblock (which every HDF5 reader skips) holding a CRC32 of
-the rest of the file. It is checked before HDF5 parses the file, because the HDF5 library can crash on
-damaged metadata; a truncated or corrupted fastfit file is therefore a clean `ValueError`.
+the rest of the file, checked before HDF5 parses the file: a truncated or accidentally damaged fastfit file
+is a clean `ValueError`. It is no protection against a crafted file (anyone can recompute it); the reader
+child is.
 """
 import contextlib
 import errno

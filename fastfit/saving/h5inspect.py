@@ -269,7 +269,7 @@ def main(argv):
         _send(channel, b"E", str(error).encode("utf-8"))
     except MemoryError:
         _send(channel, b"E", b"reading it needs more memory than allowed (the file is corrupted or crafted)")
-    except Exception as error:  # libhdf5's own errors on a damaged file: reported, never raised in the parent
+    except Exception as error:  # noqa: BLE001  libhdf5's own errors on a damaged file: reported, never raised in the parent
         _send(channel, b"E", f"{type(error).__name__}: {error}".encode("utf-8", "replace"))
     channel.close()
 

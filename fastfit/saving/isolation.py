@@ -19,6 +19,7 @@ import os
 import subprocess
 import sys
 import threading
+from collections.abc import Iterator
 from typing import NamedTuple
 
 import h5py
@@ -36,7 +37,7 @@ _RUNNER = ("import sys; del sys.path[0]; sys.argv = sys.argv[1:]; import runpy; 
            "runpy.run_path(sys.argv[0], run_name='__main__')")  # not the current folder's modules
 
 
-def timeout_seconds(size):
+def timeout_seconds(size: int) -> float:
     """The reader child's time limit for a file of `size` bytes: FASTFIT_LOAD_TIMEOUT, else 60 s + 1 s/20 MB."""
     value = os.environ.get("FASTFIT_LOAD_TIMEOUT")
     if value:
@@ -64,7 +65,7 @@ class Contents:
         self.attrs, self.groups, self.optimizer = _validated(manifest, where)
         self._read = read
 
-    def read(self, weights):
+    def read(self, weights: "list[Weight]") -> "list[np.ndarray]":
         """The arrays of `weights` (from this object), in order; their shapes and dtypes are checked."""
         arrays = self._read(list(weights)) if weights else []
         for weight, array in zip(weights, arrays):
@@ -74,7 +75,7 @@ class Contents:
 
 
 @contextlib.contextmanager
-def open_contents(path, what, size):
+def open_contents(path: str, what: str, size: int) -> "Iterator[Contents]":
     """Yield the `Contents` of the regular file `path` (checked by the caller), through the reader child
     unless this process wrote the file.
 
@@ -273,7 +274,7 @@ def _weight(item, bad):
 
 
 # -- files this process wrote --------------------------------------------------------------------------------
-_written = collections.OrderedDict()  # absolute path -> (device, inode, size, mtime_ns)
+_written: "collections.OrderedDict[str, tuple]" = collections.OrderedDict()  # path -> (dev, inode, size, mtime_ns)
 _written_lock = threading.Lock()
 _MAX_REMEMBERED = 256
 
@@ -283,7 +284,7 @@ def _identity(path):
     return stat.st_dev, stat.st_ino, stat.st_size, stat.st_mtime_ns
 
 
-def remember_written(path):
+def remember_written(path: str) -> None:
     """Record that this process has just written the file at `path` (it may take the in-process fast path)."""
     try:
         identity = _identity(path)
@@ -297,7 +298,7 @@ def remember_written(path):
             _written.popitem(last=False)
 
 
-def known_intact(path):
+def known_intact(path: str) -> bool:
     """True when `path` is a file this process wrote and nothing has replaced or resized it since."""
     key = os.path.abspath(path)
     with _written_lock:

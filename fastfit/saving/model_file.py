@@ -9,8 +9,16 @@ import warnings
 
 import numpy as np
 
-from fastfit.saving import (attributes, config_compat, config_limits, files, image, optimizer_state, snapshot,
-                            weights)
+from fastfit.saving import (
+    attributes,
+    config_compat,
+    config_limits,
+    files,
+    image,
+    optimizer_state,
+    snapshot,
+    weights,
+)
 
 
 # -- writing -------------------------------------------------------------------------------------------------
@@ -215,13 +223,21 @@ def fastfit_state(model):
     return state
 
 
-def restore_fastfit_state(model, state):
-    """Apply `fastfit_state` (seeds) to a model built from the same config."""
+def restore_fastfit_state(model, state, where="load_model"):
+    """Apply `fastfit_state` (seeds) to a model built from the same config.
+
+    Raises:
+        ValueError: a seed that is an integer outside 0..2**63-1 (no fastfit process draws one).
+    """
     if not isinstance(state, dict):
         return
+    seeds = state.get("dropout_seeds")
+    for seed in [state.get("seed")] + (seeds if isinstance(seeds, list) else []):
+        if isinstance(seed, int) and not isinstance(seed, bool) and not 0 <= seed < 1 << 63:
+            raise ValueError(f"{where}: the saved seed {seed} is outside 0..2**63-1: the file is corrupted or "
+                             "crafted")
     if isinstance(state.get("seed"), int):
         model._seed = state["seed"]
-    seeds = state.get("dropout_seeds")
     if isinstance(seeds, list) and len(seeds) == len(model.layers):
         for layer, seed in zip(model.layers, seeds):
             if isinstance(seed, int) and hasattr(layer, "_engine_seed"):
@@ -271,7 +287,7 @@ def load_model(filepath, custom_objects=None, compile=True):
             raise ValueError(f"{where}: cannot rebuild the model saved in '{filepath}' from its config: "
                              f"{type(error).__name__}: {error}") from None
         weights.assign(model, saved, contents.read, where=label)
-        restore_fastfit_state(model, config_limits.parse(contents.attrs, "fastfit_state", label))
+        restore_fastfit_state(model, config_limits.parse(contents.attrs, "fastfit_state", label), label)
         training_config = config_limits.parse(contents.attrs, "training_config", label)
         if not compile:
             return model

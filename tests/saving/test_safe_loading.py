@@ -9,15 +9,14 @@ import sys
 import h5py
 import numpy as np
 import pytest
+from saving_helpers import REPO, data, mlp
 
 import fastfit
 from fastfit.models import load_model
 from fastfit.saving import config_limits, isolation
 
-from saving_helpers import REPO, data, mlp
-
 sys.path.insert(0, REPO)
-from benchmarks import load_safety  # noqa: E402
+from benchmarks import load_safety
 
 
 @pytest.fixture
@@ -74,7 +73,8 @@ def test_own_files_load_in_process_and_others_through_the_reader_child(saved, tm
     load_model(path)
     assert children == []
     copy = tmp_path / "copy.h5"
-    copy.write_bytes(open(path, "rb").read())  # same bytes, not written by fastfit's writer
+    with open(path, "rb") as original:
+        copy.write_bytes(original.read())  # same bytes, not written by fastfit's writer
     loaded = load_model(str(copy))
     assert children == [str(copy)]
     for a, b in zip(loaded.get_weights(), model.get_weights()):
@@ -83,7 +83,7 @@ def test_own_files_load_in_process_and_others_through_the_reader_child(saved, tm
 
 
 def test_a_changed_own_file_goes_through_the_reader_child(saved, children):
-    model, path = saved
+    _, path = saved
     with h5py.File(path, "r+") as f:
         f.attrs["note"] = b"changed"
     assert not isolation.known_intact(path)
@@ -255,7 +255,7 @@ def test_optimizer_state_that_does_not_fit_is_never_read(saved, monkeypatch):
 
     def bomb(f):
         group = f["optimizer_weights"]
-        slot = [n for n in group.attrs["weight_names"] if b"/m:0" in n][0].decode()
+        slot = next(n for n in group.attrs["weight_names"] if b"/m:0" in n).decode()
         del group[slot]
         group.create_dataset(slot, data=np.zeros((1024, 1024), dtype="float32"), compression="gzip")
     _edit(path, bomb)
@@ -294,7 +294,6 @@ def test_flatten_whose_size_overflows_64_bits_is_refused(tmp_path):
 
 # -- malformed configs: clear errors, never raw ones ---------------------------------------------------------
 def _functional(saved_path):
-    x, y = data()
     inputs = fastfit.layers.Input(shape=(6,), name="x_in")
     hidden = fastfit.layers.Dense(4, activation="relu", name="hidden")(inputs)
     outputs = fastfit.layers.Dense(3, activation="softmax", name="out")(hidden)
@@ -472,3 +471,24 @@ def test_every_layer_class_has_a_weight_shapes_entry():
         shapes = config_limits.weight_shapes(dense, (None, 3))
         dense.build((None, 3))
         assert shapes == [w.shape for w in dense.weights]
+
+
+@pytest.mark.parametrize("state", [{"seed": -1}, {"seed": 2 ** 63}, {"dropout_seeds": [None, -5, None, None]}])
+def test_impossible_seeds_are_refused(saved, state):
+    _, path = saved
+    _edit(path, lambda f: f.attrs.__setitem__("fastfit_state", json.dumps(state).encode()))
+    with pytest.raises(ValueError, match="good.h5.*seed"):
+        load_model(path)
+
+
+@pytest.mark.parametrize("position", [{"epoch": -1}, {"epoch": 1.5}, {"epoch": 0, "batch": 2 ** 60}, [0, 0]])
+def test_impossible_backup_positions_are_refused(tmp_path, position):
+    from fastfit.callbacks import BackupAndRestore
+    model = mlp()
+    x, y = data()
+    folder = tmp_path / "backup"
+    model.fit(x, y, epochs=1, verbose=0, callbacks=[BackupAndRestore(str(folder), delete_checkpoint=False)])
+    path = str(folder / "backup.h5")
+    _edit(path, lambda f: f.attrs.__setitem__("fastfit_backup", json.dumps(position).encode()))
+    with pytest.raises(ValueError, match="backup.h5.*(training position|not a BackupAndRestore)"):
+        mlp().fit(x, y, epochs=2, verbose=0, callbacks=[BackupAndRestore(str(folder))])
