@@ -8,8 +8,8 @@ Costs: median of `--repeats` loads of the seed model (Dense(10, input_dim=784) +
 W3 (784-1024-1024-10, Adam state, 21 MB) through the reader child, against the in-process read this process
 takes for files it wrote itself (what every load did before the reader child existed).
 
-Mutants: a small saved model with one byte changed (anywhere after the checksum header) and the fastfit
-checksum recomputed, as an attacker would; each is loaded by `load_model` in a worker process with a memory
+Mutants: a small saved model with one byte of its HDF5 metadata changed (anywhere after the checksum
+header but in the arrays' data) and the fastfit checksum recomputed, as an attacker would; each is loaded by `load_model` in a worker process with a memory
 cap and a time limit (`run_loads`). Outcomes: loaded, a clean ValueError/OSError, a raw exception (any other
 type), a crash of the worker, or a hang (no answer within the limit). Only the first two are acceptable.
 """
@@ -82,13 +82,36 @@ def run_loads(paths, timeout=60.0, memory=WORKER_MEMORY):
     return outcomes
 
 
-def mutant(data, rng, start):
-    """`data` (a fastfit file) with one byte after `start` changed and the checksum header recomputed."""
+def mutant(data, rng, offsets):
+    """`data` (a fastfit file) with the byte at one of `offsets` changed and the checksum header recomputed."""
     from fastfit.saving import files
     body = bytearray(data[files.USERBLOCK:])
-    offset = int(rng.integers(start - files.USERBLOCK, len(body)))
+    offset = int(offsets[int(rng.integers(0, len(offsets)))]) - files.USERBLOCK
     body[offset] = (body[offset] + int(rng.integers(1, 256))) % 256
     return files._header(zlib.crc32(body), len(data)) + bytes(body)
+
+
+def metadata_offsets(path):
+    """The file offsets after the checksum header that are not array data nor free space: where libhdf5
+    parses."""
+    import h5py
+
+    from fastfit.saving import files
+    size = os.path.getsize(path)
+    keep = np.ones(size, dtype=bool)
+    keep[:files.USERBLOCK] = False
+
+    def drop(name, obj):
+        if isinstance(obj, h5py.Dataset) and obj.id.get_offset() is not None:
+            start = files.USERBLOCK + obj.id.get_offset()
+            keep[start:start + obj.id.get_storage_size()] = False
+    with h5py.File(path, "r") as f:
+        f.visititems(drop)
+    # Not the long zero runs of free space either: bytes at most 8 away from a nonzero byte.
+    with open(path, "rb") as handle:
+        nonzero = np.frombuffer(handle.read(), dtype=np.uint8) != 0
+    near = np.convolve(nonzero, np.ones(17), mode="same") > 0
+    return np.flatnonzero(keep & near)
 
 
 def small_model_file(path):
@@ -115,11 +138,12 @@ def mutation_run(count, seed=0, folder=None, timeout=60.0):
         with open(original, "rb") as handle:
             data = handle.read()
         rng = np.random.default_rng(seed)
+        offsets = metadata_offsets(original)
         paths = []
         for index in range(count):
             path = os.path.join(tmp, f"mutant_{index}.h5")
             with open(path, "wb") as handle:
-                handle.write(mutant(data, rng, 512))
+                handle.write(mutant(data, rng, offsets))
             paths.append(path)
         outcomes = run_loads(paths, timeout=timeout)
     counts = {"mutants": count, "loaded": 0, "error": 0, "raw": 0, "crash": 0, "hang": 0}

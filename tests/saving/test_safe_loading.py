@@ -492,3 +492,12 @@ def test_impossible_backup_positions_are_refused(tmp_path, position):
     _edit(path, lambda f: f.attrs.__setitem__("fastfit_backup", json.dumps(position).encode()))
     with pytest.raises(ValueError, match="backup.h5.*(training position|not a BackupAndRestore)"):
         mlp().fit(x, y, epochs=2, verbose=0, callbacks=[BackupAndRestore(str(folder))])
+
+
+def test_a_file_on_which_libhdf5_loops_forever_is_stopped(monkeypatch):
+    """A one-byte mutant of a saved model (checksum recomputed; benchmarks.load_safety, seed 2, mutant 591) on
+    which libhdf5 2.0 never returns: fastfit 0.1 hung in load_model; now the reader child is stopped."""
+    path = os.path.join(os.path.dirname(__file__), "data", "libhdf5_hang_mutant.h5")
+    monkeypatch.setenv("FASTFIT_LOAD_TIMEOUT", "3")
+    with pytest.raises(ValueError, match="libhdf5_hang_mutant.h5.*longer than 3 s"):
+        load_model(path)
