@@ -501,3 +501,11 @@ def test_a_file_on_which_libhdf5_loops_forever_is_stopped(monkeypatch):
     monkeypatch.setenv("FASTFIT_LOAD_TIMEOUT", "3")
     with pytest.raises(ValueError, match="libhdf5_hang_mutant.h5.*longer than 3 s"):
         load_model(path)
+
+
+def test_a_file_on_which_libhdf5_crashes_is_a_value_error():
+    """A one-byte mutant (benchmarks.load_safety, seed 4, mutant 243) that made fastfit 0.1's load_model die
+    with SIGSEGV inside libhdf5; its damaged training_config attribute is now refused in the reader child."""
+    path = os.path.join(os.path.dirname(__file__), "data", "libhdf5_crash_mutant.h5")
+    with pytest.raises(ValueError, match="libhdf5_crash_mutant.h5"):
+        load_model(path)
