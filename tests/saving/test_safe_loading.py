@@ -452,7 +452,7 @@ def _assert_clean(counts):
 
 
 def test_byte_mutants_never_crash_hang_or_raise_raw_errors(tmp_path):
-    _assert_clean(load_safety.mutation_run(16, seed=11, folder=str(tmp_path)))
+    _assert_clean(load_safety.mutation_run(24, seed=11, folder=str(tmp_path)))
 
 
 @pytest.mark.slow
