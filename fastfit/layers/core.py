@@ -1,4 +1,5 @@
 """The core layers: Dense, Activation, Dropout, Flatten."""
+import math
 import warnings
 
 import numpy as np
@@ -208,7 +209,11 @@ class Flatten(Layer):
                              f"{shape_str(input_shape)}")
 
     def compute_output_shape(self, input_shape):
-        return (input_shape[0], int(np.prod(input_shape[1:], dtype=np.int64)))
+        size = math.prod(input_shape[1:])  # exact: an int64 product could wrap around
+        if size >= 1 << 63:
+            raise ValueError(f"Layer '{self.name}' (Flatten): input shape {shape_str(input_shape)} flattens to "
+                             f"{size} features, more than a 64-bit size holds")
+        return (input_shape[0], size)
 
     def get_config(self):
         return dict(super().get_config(), data_format=self.data_format)
