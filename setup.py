@@ -8,7 +8,7 @@ from setuptools import Extension, setup
 from setuptools.command.build_ext import build_ext
 from setuptools.errors import FileError
 
-MODULES = ["_blas", "_activations", "_losses", "_dense", "_optim", "_batch", "_loop", "_scan"]
+MODULES = ["_blas", "_activations", "_losses", "_dense", "_layers", "_optim", "_batch", "_loop", "_scan"]
 # OpenMP (the threads of a batch in _batch, of the input scan in _scan) where the compiler is known to have
 # it; elsewhere prange is serial.
 OPENMP = ["-fopenmp"] if sys.platform.startswith("linux") else []

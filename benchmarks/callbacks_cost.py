@@ -50,6 +50,10 @@ def _callback_classes():
         exactly the batch hooks (and throttling) the callback itself declares; off, none.
         """
 
+        # A harness callback, not user code: it reads no checkpoint, so the checkpoint writer treats it like
+        # fastfit's built-ins and the standard set is timed as users listing it get it (docs/callbacks.md).
+        _runs_no_user_code = True
+
         def __init__(self, inner, params_override=None):
             super().__init__()
             self.inner = inner
@@ -94,6 +98,10 @@ def _callback_classes():
         add to the cost it measures).
         """
 
+        # A harness callback, not user code: it reads no checkpoint, so the checkpoint writer treats it like
+        # fastfit's built-ins and the standard set is timed as users listing it get it (docs/callbacks.md).
+        _runs_no_user_code = True
+
         def __init__(self, switches, schedule):
             super().__init__()
             self.switches, self.schedule, self.starts = switches, schedule, []
@@ -121,6 +129,10 @@ def _callback_classes():
 
     class HooksEnd(Callback):
         """Last in the list: ends the `EpochClock`'s timing of the epoch hooks between them."""
+
+        # A harness callback, not user code: it reads no checkpoint, so the checkpoint writer treats it like
+        # fastfit's built-ins and the standard set is timed as users listing it get it (docs/callbacks.md).
+        _runs_no_user_code = True
 
         def __init__(self, clock):
             super().__init__()

@@ -94,16 +94,21 @@ class FastfitTrainer:
     """fastfit `Sequential` with `compile(engine=...)` and `fit(epochs=1, verbose=0)` per epoch."""
 
     def __init__(self, workload, data, engine="cython"):
-        from fastfit import optimizers
-        from fastfit.layers import Activation, Dense
+        from fastfit import optimizers, regularizers
+        from fastfit.layers import Activation, BatchNormalization, Dense
         from fastfit.models import Sequential
 
         model = Sequential()
         widths = [*workload.hidden, N_CLASSES]
         for i, width in enumerate(widths):
             kwargs = {"input_dim": N_FEATURES} if i == 0 else {}
+            if workload.l2:
+                kwargs["kernel_regularizer"] = regularizers.l2(workload.l2)
             model.add(Dense(width, **kwargs))
-            model.add(Activation("softmax" if i == len(widths) - 1 else "relu"))
+            last = i == len(widths) - 1
+            if workload.batchnorm and not last:
+                model.add(BatchNormalization())
+            model.add(Activation("softmax" if last else "relu"))
         opt_cls = optimizers.RMSprop if workload.optimizer == "rmsprop" else optimizers.Adam
         model.compile(loss="categorical_crossentropy", optimizer=opt_cls(lr=workload.lr),
                       metrics=["accuracy"], engine=engine)
@@ -137,6 +142,8 @@ class TorchTrainer:
         for i, (a, b) in enumerate(zip(widths[:-1], widths[1:])):
             layers.append(nn.Linear(a, b))
             if i < len(widths) - 2:
+                if workload.batchnorm:  # Keras 2 defaults: momentum 0.99 (torch counts 1 - it), epsilon 1e-3
+                    layers.append(nn.BatchNorm1d(b, momentum=0.01, eps=1e-3))
                 layers.append(nn.ReLU())
         self.torch = torch
         self.model = nn.Sequential(*layers)
@@ -146,6 +153,9 @@ class TorchTrainer:
         else:
             self.opt = torch.optim.Adam(params, lr=workload.lr, eps=1e-7)
         self.loss_fn = nn.CrossEntropyLoss()
+        # Keras's l2 regularizer: l2 * sum(W ** 2) of every kernel joins the loss.
+        self.l2 = workload.l2
+        self.kernels = [m.weight for m in self.model if isinstance(m, nn.Linear)]
         self.x = torch.from_numpy(data["x"])
         self.y = torch.from_numpy(data["y_int"])
         self.batch_size = workload.batch_size
@@ -162,6 +172,8 @@ class TorchTrainer:
             self.opt.zero_grad(set_to_none=True)
             out = self.model(xb)
             loss = self.loss_fn(out, yb)
+            if self.l2:
+                loss = loss + self.l2 * sum((w * w).sum() for w in self.kernels)
             loss.backward()
             self.opt.step()
             with torch.no_grad():
@@ -182,8 +194,15 @@ class KerasTrainer:
             torch.set_num_threads(os.cpu_count() or 1)
         keras.utils.set_random_seed(0)
         layers = [keras.Input((N_FEATURES,))]
-        layers += [keras.layers.Dense(h, activation="relu") for h in workload.hidden]
-        layers.append(keras.layers.Dense(N_CLASSES, activation="softmax"))
+        penalty = keras.regularizers.l2(workload.l2) if workload.l2 else None
+        for h in workload.hidden:
+            if workload.batchnorm:
+                layers += [keras.layers.Dense(h, kernel_regularizer=penalty),
+                           keras.layers.BatchNormalization(momentum=0.99, epsilon=1e-3),
+                           keras.layers.Activation("relu")]
+            else:
+                layers.append(keras.layers.Dense(h, activation="relu", kernel_regularizer=penalty))
+        layers.append(keras.layers.Dense(N_CLASSES, activation="softmax", kernel_regularizer=penalty))
         self.model = keras.Sequential(layers)
         if workload.optimizer == "rmsprop":
             opt = keras.optimizers.RMSprop(learning_rate=workload.lr)
@@ -209,6 +228,8 @@ class SklearnTrainer:
     def __init__(self, workload, data):
         from sklearn.neural_network import MLPClassifier
 
+        if workload.batchnorm:
+            raise ValueError("scikit-learn's MLPClassifier has no batch normalization")
         self.model = MLPClassifier(hidden_layer_sizes=tuple(workload.hidden), activation="relu",
                                    solver="adam", alpha=0.0, batch_size=workload.batch_size,
                                    learning_rate_init=workload.lr, epsilon=1e-7, shuffle=True,

@@ -1,4 +1,4 @@
-"""The benchmark workloads (W1, W2, W3) and their synthetic MNIST-shaped data.
+"""The benchmark workloads (W1, W2, W3, W4) and their synthetic MNIST-shaped data.
 
 A workload is a plain description (layer widths, activations, optimizer, batch size) that every engine
 adapter turns into its own model, so all engines train exactly the same network on exactly the same data.
@@ -24,6 +24,8 @@ class Workload:
         optimizer: `'rmsprop'` or `'adam'` (Keras 2 defaults apart from `lr`).
         lr: learning rate.
         batch_size: samples per step.
+        batchnorm: a BatchNormalization between each hidden Dense layer and its ReLU.
+        l2: factor of an l2 penalty on every kernel (0: none).
     """
 
     name: str
@@ -32,6 +34,8 @@ class Workload:
     optimizer: str = "adam"
     lr: float = 0.001
     batch_size: int = 128
+    batchnorm: bool = False
+    l2: float = 0.0
 
     @property
     def widths(self):
@@ -44,8 +48,8 @@ class Workload:
         return list(zip(w[:-1], w[1:]))
 
     def n_params(self):
-        """Returns the number of trainable parameters (kernels and biases)."""
-        return sum(i * o + o for i, o in self.dense_shapes())
+        """Returns the number of trainable parameters (kernels, biases, BatchNormalization's gamma and beta)."""
+        return sum(i * o + o for i, o in self.dense_shapes()) + (2 * sum(self.hidden) if self.batchnorm else 0)
 
 
 WORKLOADS = {
@@ -55,6 +59,7 @@ WORKLOADS = {
         Workload("w2b32", "W2 784-128-10, Adam, batch 32", (128,), "adam", 0.001, 32),
         Workload("w2b128", "W2 784-128-10, Adam, batch 128", (128,), "adam", 0.001, 128),
         Workload("w3", "W3 784-1024-1024-10, Adam, batch 256", (1024, 1024), "adam", 0.001, 256),
+        Workload("w4", "W4 784-256(BN)-256(BN)-10, l2, Adam, b128", (256, 256), "adam", 0.001, 128, True, 1e-4),
     )
 }
 

@@ -44,8 +44,18 @@ def epsilon() -> float:
 
 
 def set_epsilon(value: float) -> None:
-    """Set the fuzz factor used by new optimizers."""
+    """Set the fuzz factor (Keras: used by losses and optimizers).
+
+    fastfit's loss kernels clip with the fixed 1e-7, so only that value is accepted (a call that changed the
+    optimizers but not the losses would do half of what Keras does).
+
+    Raises:
+        ValueError: any other value (pass `epsilon=` to the optimizer to change its fuzz factor).
+    """
     global _EPSILON
+    if float(value) != 1e-7:
+        raise ValueError(f"set_epsilon: fastfit's losses clip with the fixed epsilon 1e-7, got {value!r}; to "
+                         "change an optimizer's fuzz factor pass it, e.g. Adam(epsilon=1e-4)")
     _EPSILON = float(value)
 
 
@@ -112,6 +122,17 @@ def draw_seed() -> int:
 
 
 def clear_session() -> None:
-    """Reset the automatic layer names (Keras compatibility)."""
+    """Reset the automatic layer names and metric object names (`auc`, `auc_1`, ...) (Keras compatibility)."""
     from fastfit.engine.base_layer import reset_name_counters
+    from fastfit.metrics import reset_object_names
     reset_name_counters()
+    reset_object_names()
+
+
+def __getattr__(name):
+    """Keras backend functions on tensors (`K.function`, `K.variable`, ...) are an AttributeError naming them."""
+    if name.startswith("__"):
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    raise AttributeError(f"fastfit.backend has no {name!r}: fastfit has no tensors or graph; its backend offers "
+                         "floatx, set_floatx, epsilon, set_epsilon, get_value, set_value, clear_session and "
+                         "set_random_seed (for tensor math on outputs, use NumPy on `model.predict(x)`)")

@@ -108,7 +108,9 @@ class VarianceScaling(Initializer):
     """Scale-aware initializer behind the glorot/he/lecun families (Keras 2.2 definition)."""
 
     _MODES = ("fan_in", "fan_out", "fan_avg")
-    _DISTRIBUTIONS = ("normal", "uniform")
+    # tf.keras spells Keras 2.2's truncated 'normal' as 'truncated_normal' (the same draw); its
+    # 'untruncated_normal' is a different distribution fastfit does not draw.
+    _DISTRIBUTIONS = ("normal", "truncated_normal", "uniform")
 
     def __init__(self, scale: float = 1.0, mode: str = "fan_in", distribution: str = "normal",
                  seed: int | None = None) -> None:
@@ -125,7 +127,7 @@ class VarianceScaling(Initializer):
         fan_in, fan_out = _fans(shape)
         fan = {"fan_in": fan_in, "fan_out": fan_out, "fan_avg": (fan_in + fan_out) / 2.0}[self.mode]
         variance = self.scale / max(1.0, fan)
-        if self.distribution == "normal":
+        if self.distribution in ("normal", "truncated_normal"):
             # 0.8796... is the stddev of a unit normal truncated at two standard deviations.
             values = _truncated_normal(self._generator(), 0.0, math.sqrt(variance) / 0.87962566103423978, shape)
         else:

@@ -7,7 +7,6 @@ arrays) as NumPy arrays. The update itself runs inside the engine (Cython, or it
 """
 from __future__ import annotations
 
-import warnings
 from collections.abc import Sequence
 from typing import Any, SupportsFloat
 
@@ -31,6 +30,28 @@ class LearningRate(float):
         return (float, (float(self),))
 
 
+# Keras optimizer arguments fastfit does not implement, and the values that mean "off".
+_NOT_IMPLEMENTED = {"clipnorm": (None,), "clipvalue": (None,), "global_clipnorm": (None,),
+                    "weight_decay": (None, 0, 0.0), "use_ema": (False,)}
+# Keras 3 config keys that describe nothing fastfit would do differently.
+_NEUTRAL_CONFIG_KEYS = ("name", "is_legacy_optimizer", "jit_compile", "ema_momentum", "ema_overwrite_frequency",
+                        "loss_scale_factor", "gradient_accumulation_steps")
+
+# Options of other Keras versions' optimizers (tf.keras RMSprop `momentum`/`centered`, Adagrad's initial
+# accumulator) that fastfit's update rules match only when they are off.
+_OFF_IN_CONFIGS = {"momentum": (0, 0.0), "centered": (False,), "initial_accumulator_value": (0, 0.0)}
+
+
+def _refuse_clipping(cls_name: str, kwargs: dict[str, Any]) -> None:
+    """Pop the not-implemented options from `kwargs`; raise ValueError if one is switched on."""
+    for key, off in _NOT_IMPLEMENTED.items():
+        if key in kwargs:
+            value = kwargs.pop(key)
+            if not any(value is o or (type(value) is type(o) and value == o) for o in off):
+                raise ValueError(f"{cls_name}: `{key}={value!r}` is not implemented by fastfit (gradient clipping, "
+                                 "weight decay and EMA are not available); remove it, or lower the learning rate")
+
+
 def _check_rate(name: str, value: Any, cls_name: str) -> float:
     try:
         value = float(value)
@@ -44,8 +65,9 @@ def _check_rate(name: str, value: Any, cls_name: str) -> float:
 class Optimizer:
     """Base class. Subclasses set `kind`, `_slot_names` and their hyper-parameters.
 
-    Arguments common to all: `lr` (or `learning_rate`), `decay` (learning rate decay per update),
-    `clipnorm`/`clipvalue` are not supported and raise `TypeError` like any unknown keyword.
+    Arguments common to all: `lr` (or `learning_rate`), `decay` (learning rate decay per update), `name`
+    (tf.keras; kept as an attribute). Gradient clipping (`clipnorm`, `clipvalue`, `global_clipnorm`) is not
+    implemented: a value other than None raises ValueError.
     """
 
     kind: str | None = None
@@ -55,6 +77,8 @@ class Optimizer:
     def __init__(self, lr: SupportsFloat | None = None, learning_rate: SupportsFloat | None = None,
                  decay: float = 0.0, epsilon: float | None = None, **kwargs: Any) -> None:
         name = type(self).__name__
+        self.name = kwargs.pop("name", None) or name
+        _refuse_clipping(name, kwargs)
         if kwargs:
             raise TypeError(f"{name}: unexpected keyword arguments {sorted(kwargs)}")
         if lr is not None and learning_rate is not None:
@@ -166,6 +190,8 @@ class SGD(Optimizer):
 
     def __init__(self, lr: SupportsFloat | None = None, momentum: float = 0.0, decay: float = 0.0,
                  nesterov: bool = False, learning_rate: SupportsFloat | None = None, **kwargs: Any) -> None:
+        if "epsilon" in kwargs:  # the base class takes it for the adaptive optimizers; SGD has none
+            raise TypeError("SGD: unexpected keyword argument 'epsilon' (SGD has no epsilon)")
         super().__init__(lr=lr, learning_rate=learning_rate, decay=decay, **kwargs)
         self.momentum = _check_rate("momentum", momentum, "SGD")
         self.nesterov = bool(nesterov)
@@ -271,6 +297,10 @@ class Nadam(Optimizer):
     def __init__(self, lr: SupportsFloat | None = None, beta_1: float = 0.9, beta_2: float = 0.999,
                  epsilon: float | None = None, schedule_decay: float = 0.004,
                  learning_rate: SupportsFloat | None = None, **kwargs: Any) -> None:
+        if kwargs.get("decay", 0.0) not in (0, 0.0):  # Keras 2.2's Nadam has no `decay`: its schedule is fixed
+            raise ValueError(f"Nadam: `decay={kwargs['decay']!r}` is not supported (Keras 2.2's Nadam has no "
+                             "learning rate decay; it uses `schedule_decay`); use a LearningRateScheduler callback")
+        kwargs.pop("decay", None)
         super().__init__(lr=lr, learning_rate=learning_rate, epsilon=epsilon, **kwargs)
         self.beta_1 = _check_rate("beta_1", beta_1, "Nadam")
         self.beta_2 = _check_rate("beta_2", beta_2, "Nadam")
@@ -309,9 +339,17 @@ def deserialize(config: dict[str, Any], custom_objects: dict[str, Any] | None = 
     inner = dict(config.get("config") or {})
     if "decay" in inner and cls is Nadam:
         inner.pop("decay")
-    unknown = set(inner) - cls._config_keys() - {"name"}
+    for key in _NEUTRAL_CONFIG_KEYS:
+        inner.pop(key, None)
+    _refuse_clipping(f"{name} (from a saved config)", inner)
+    for key, off in _OFF_IN_CONFIGS.items():  # other Keras versions' options, dropped only when off
+        if key not in cls._config_keys() and key in inner and inner[key] in off and type(inner[key]) is not str:
+            inner.pop(key)
+    unknown = set(inner) - cls._config_keys()
     if unknown:
-        warnings.warn(f"Ignoring unsupported {name} config keys {sorted(unknown)}", UserWarning, stacklevel=2)
+        raise ValueError(f"{name} config has keys fastfit's {cls.__name__} does not implement: "
+                         f"{ {k: inner[k] for k in sorted(unknown)} }; load the model with `compile=False` and "
+                         "compile it with a fastfit optimizer")
     return cls.from_config(inner)
 
 

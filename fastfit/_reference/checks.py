@@ -3,7 +3,7 @@ argument, what was expected and what was given. The Cython engine imports them t
 reach its pointer arithmetic and both engines word their errors the same way."""
 import numpy as np
 
-from fastfit._reference.names import METRICS, SPARSE_LOSSES, SPARSE_METRICS
+from fastfit._reference.names import CONSTRAINTS, METRICS, SPARSE_LOSSES, SPARSE_METRICS
 
 
 def check_dtype(dtype):
@@ -31,7 +31,19 @@ def check_metrics(metrics, loss):
     if isinstance(metrics, str) or not isinstance(metrics, (list, tuple)):
         raise ValueError(f"metrics: expected a list of metric names, got {metrics!r}")
     sparse = loss in SPARSE_LOSSES
-    for name in metrics:
+    for entry in metrics:
+        name = entry
+        if isinstance(entry, tuple):  # (name, param): a threshold or a k (fastfit._reference.metrics)
+            name, param = entry if len(entry) == 2 else (None, None)
+            if name == "binary_accuracy":
+                if isinstance(param, bool) or not isinstance(param, (int, float)) or not np.isfinite(param):
+                    raise ValueError(f"metrics: the threshold of {entry!r} must be a finite number")
+            elif name in ("top_k_categorical_accuracy", "sparse_top_k_categorical_accuracy"):
+                if isinstance(param, bool) or not isinstance(param, int) or not 1 <= param <= _INT_MAX:
+                    raise ValueError(f"metrics: the k of {entry!r} must be a positive int")
+            else:
+                raise ValueError(f"metrics: expected a name or (name, parameter) for binary_accuracy or a "
+                                 f"top-k accuracy, got {entry!r}")
         check_name(name, METRICS, "metrics")
         if (name in SPARSE_METRICS) != sparse:
             raise ValueError(f"metrics: {name!r} cannot be used with the loss {loss!r} (sparse integer "
@@ -40,6 +52,45 @@ def check_metrics(metrics, loss):
 
 
 _INT_MAX = 2 ** 31 - 1  # the Cython engine indexes with C ints
+
+
+def check_confusion(confusion, loss):
+    """Return the threshold histograms' specs as a list of (thresholds, class_id, top_k): thresholds a sorted
+    float64 array, class_id -1 (every column) or a column, top_k 0 (every prediction) or k.
+
+    Raises:
+        ValueError: not a list of (thresholds, class_id, top_k), unsorted or non-finite thresholds, a
+            negative class_id or top_k, or a sparse loss (the histograms need targets of the output's shape).
+    """
+    if isinstance(confusion, str) or not isinstance(confusion, (list, tuple)):
+        raise ValueError(f"confusion: expected a list of (thresholds, class_id, top_k), got {confusion!r}")
+    if confusion and loss in SPARSE_LOSSES:
+        raise ValueError(f"confusion: threshold metrics need targets of the output's shape, not the sparse "
+                         f"labels of {loss!r}")
+    specs = []
+    for i, spec in enumerate(confusion):
+        if not isinstance(spec, tuple) or len(spec) != 3:
+            raise ValueError(f"confusion[{i}]: expected (thresholds, class_id, top_k), got {spec!r}")
+        thresholds = np.asarray(spec[0], dtype=np.float64)
+        if (thresholds.ndim != 1 or not 1 <= len(thresholds) <= _INT_MAX // 4
+                or not np.all(np.isfinite(thresholds)) or np.any(np.diff(thresholds) < 0)):
+            raise ValueError(f"confusion[{i}] thresholds: expected a non-empty sorted list of finite numbers, "
+                             f"got {spec[0]!r}")
+        for what, value in (("class_id", spec[1]), ("top_k", spec[2])):
+            if isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, np.integer)) \
+                    or not -1 <= value <= _INT_MAX:
+                raise ValueError(f"confusion[{i}] {what}: expected an int, got {value!r}")
+        if spec[2] < 0:
+            raise ValueError(f"confusion[{i}] top_k: expected 0 (none) or a positive int, got {spec[2]!r}")
+        specs.append((np.ascontiguousarray(thresholds), int(spec[1]), int(spec[2])))
+    return specs
+
+
+def check_confusion_units(specs, units):
+    """Raise ValueError when a confusion spec's class_id is not a column of `units`."""
+    for i, (_, class_id, _) in enumerate(specs):
+        if class_id >= units:
+            raise ValueError(f"confusion[{i}] class_id: expected a column in [0, {units}), got {class_id}")
 
 
 def check_name(name, names, what):
@@ -197,3 +248,103 @@ def slot_count(kind, optimizer):
     if kind == "adam" and getattr(optimizer, "amsgrad", False):
         return 3
     return 1 if kind in ("rmsprop", "adagrad") else 2
+
+
+def _number(value, what, low=None, high=None, low_open=False, high_open=False):
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, float, np.integer, np.floating)) \
+            or not np.isfinite(value):
+        raise ValueError(f"{what}: expected a finite number, got {value!r}")
+    value = float(value)
+    if (low is not None and (value < low or (low_open and value == low))) or \
+            (high is not None and (value > high or (high_open and value == high))):
+        lo = "-inf" if low is None else low
+        hi = "inf" if high is None else high
+        opening, closing = "(" if low_open else "[", ")" if high_open else "]"
+        raise ValueError(f"{what}: expected a number in {opening}{lo}, {hi}{closing}, got {value!r}")
+    return value
+
+
+def _seed(value, what):
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, np.integer)) or value < 0:
+        raise ValueError(f"{what}: expected a non-negative int, got {value!r}")
+    return int(value)
+
+
+def _trainable_flag(op, index, position):
+    if len(op) <= position:
+        return True
+    if not isinstance(op[position], (bool, np.bool_)):
+        raise ValueError(f"ops[{index}] trainable: expected True or False, got {op[position]!r}")
+    return bool(op[position])
+
+
+def check_layer_op(op, index, dtype):
+    """Validate one of the `names.LAYER_OPS` ops and return it normalised (numbers as floats, seeds as ints,
+    the trainable flag made explicit):
+
+    - ('penalty', array, l1, l2): adds l1 * sum|a| + l2 * sum a**2 to the loss (array: a parameter of an
+      earlier op);
+    - ('constraint', array, kind, max_value, min_value, rate, axis): applied to the array after each update;
+    - ('activity_regularization', l1, l2): identity, adding the penalty of its input (summed over the batch);
+    - ('relu', negative_slope, max_value or None, threshold); ('elu', alpha);
+    - ('prelu', alpha[, trainable]): alpha of shape (width,) or (1,) (shared);
+    - ('batch_normalization', gamma or None, beta or None, moving_mean, moving_variance, momentum, epsilon
+      [, trainable]);
+    - ('gaussian_noise', stddev, seed), ('gaussian_dropout', rate, seed), ('alpha_dropout', rate, seed).
+
+    Raises:
+        ValueError: a malformed op (names the op index, the item, what was expected and what was given).
+    """
+    kind = op[0]
+    where = f"ops[{index}] {kind}"
+    sizes = {"penalty": (4,), "constraint": (7,), "activity_regularization": (3,), "relu": (4,), "elu": (2,),
+             "prelu": (2, 3), "batch_normalization": (7, 8), "gaussian_noise": (3,), "gaussian_dropout": (3,),
+             "alpha_dropout": (3,)}
+    if len(op) not in sizes[kind]:
+        raise ValueError(f"ops[{index}]: malformed {kind!r} op {op!r}")
+    if kind == "penalty":
+        arr = check_float_array(op[1], dtype, f"{where} array", writeable=True)
+        return (kind, arr, _number(op[2], f"{where} l1", low=0), _number(op[3], f"{where} l2", low=0))
+    if kind == "constraint":
+        arr = check_float_array(op[1], dtype, f"{where} array", writeable=True)
+        if arr.ndim not in (1, 2):
+            raise ValueError(f"{where} array: expected a 1-D or 2-D array, got shape {arr.shape}")
+        check_name(op[2], CONSTRAINTS, f"{where} kind")
+        axis = op[6]
+        if isinstance(axis, (bool, np.bool_)) or not isinstance(axis, (int, np.integer)) \
+                or not -arr.ndim <= axis < arr.ndim:
+            raise ValueError(f"{where} axis: expected an axis of a {arr.ndim}-D array, got {axis!r}")
+        max_value = _number(op[3], f"{where} max_value", low=0)
+        min_value = _number(op[4], f"{where} min_value", low=0, high=max_value)
+        return (kind, arr, op[2], max_value, min_value, _number(op[5], f"{where} rate", low=0), int(axis) % arr.ndim)
+    if kind == "activity_regularization":
+        return (kind, _number(op[1], f"{where} l1", low=0), _number(op[2], f"{where} l2", low=0))
+    if kind == "relu":
+        max_value = None if op[2] is None else _number(op[2], f"{where} max_value", low=0)
+        return (kind, _number(op[1], f"{where} negative_slope"), max_value, _number(op[3], f"{where} threshold"))
+    if kind == "elu":
+        return (kind, _number(op[1], f"{where} alpha"))
+    if kind == "prelu":
+        alpha = check_float_array(op[1], dtype, f"{where} alpha", ndim=1, writeable=True)
+        return (kind, alpha, _trainable_flag(op, index, 2))
+    if kind == "batch_normalization":
+        mean = check_float_array(op[3], dtype, f"{where} moving_mean", ndim=1, writeable=True)
+        width = mean.shape
+        check_float_array(op[4], dtype, f"{where} moving_variance", shape=width, writeable=True)
+        for position, name in ((1, "gamma"), (2, "beta")):
+            if op[position] is not None:
+                check_float_array(op[position], dtype, f"{where} {name}", shape=width, writeable=True)
+        return (kind, op[1], op[2], mean, op[4], _number(op[5], f"{where} momentum"),
+                _number(op[6], f"{where} epsilon", low=0, low_open=True), _trainable_flag(op, index, 7))
+    if kind == "gaussian_noise":
+        return (kind, _number(op[1], f"{where} stddev", low=0), _seed(op[2], f"{where} seed"))
+    return (kind, _number(op[1], f"{where} rate", low=0, high=1, high_open=True), _seed(op[2], f"{where} seed"))
+
+
+def layer_op_width(op):
+    """The input width a normalised layer op requires (None: any width)."""
+    if op[0] == "batch_normalization":
+        return op[3].shape[0]
+    if op[0] == "prelu" and op[1].shape[0] != 1:
+        return op[1].shape[0]
+    return None

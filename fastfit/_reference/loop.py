@@ -8,12 +8,25 @@ import time
 
 import numpy as np
 
-from fastfit._reference import activations, dense, losses, metrics, optim, rng
-from fastfit._reference.checks import (check_dtype, check_name, check_float_array, check_hook, check_int_array,
-                                       check_labels, check_metrics, check_positive_int, check_predictions,
-                                       check_trainable)
-from fastfit._reference.names import ACTIVATIONS, LOSSES, SPARSE_LOSSES
-
+from fastfit._reference import activations, dense, layers, losses, metrics, optim, rng
+from fastfit._reference.checks import (
+    check_confusion,
+    check_confusion_units,
+    check_dtype,
+    check_float_array,
+    check_hook,
+    check_int_array,
+    check_labels,
+    check_layer_op,
+    check_metrics,
+    check_name,
+    check_positive_int,
+    check_predictions,
+    check_trainable,
+    layer_op_width,
+)
+from fastfit._reference.metrics import histogram_size
+from fastfit._reference.names import ACTIVATIONS, ENGINE_LOSSES, LAYER_OPS, SPARSE_LOSSES
 
 # The ops own their workspaces (output, input gradient, dropout mask), sized by `reserve`, and keep a
 # reference to their forward input for the backward pass.
@@ -25,6 +38,8 @@ class _Dense:
         self.W, self.b, self.trainable = W, b, trainable
         self.gW = np.zeros_like(W) if trainable else None
         self.gb = None if b is None or not trainable else np.zeros_like(b)
+        self.params = [W] + ([b] if b is not None else []) if trainable else []
+        self.grads = [self.gW] + ([self.gb] if b is not None else []) if trainable else []
         self.n_in, self.n_out = W.shape
 
     def reserve(self, rows, dtype, need_dx):
@@ -85,27 +100,36 @@ class Network:
         ops: list of ('dense', W, b), ('activation', name) and ('dropout', rate, seed) tuples. W and b are
             updated in place.
         loss: canonical loss name.
-        metrics: list of canonical metric names.
+        metrics: list of canonical metric names, or (name, param) for a thresholded binary accuracy or a
+            top-k accuracy with its k (`fastfit._reference.metrics.split_entry`).
         dtype: numpy.float32 or numpy.float64.
+        confusion: list of (thresholds, class_id, top_k): the threshold histograms to accumulate over each
+            train/evaluate call (`fastfit._reference.metrics.threshold_histogram`), concatenated in
+            `confusion_counts`, which is zeroed at the start of each such call.
 
     Raises:
         ValueError: unknown names, arrays of the wrong dtype, layout or shape, widths that do not chain,
             metrics that do not fit the loss's target kind.
     """
 
-    def __init__(self, ops, loss, metrics, dtype):
+    def __init__(self, ops, loss, metrics, dtype, confusion=()):
         self.dtype = check_dtype(dtype)
-        self.loss = check_name(loss, LOSSES, "loss")
+        self.loss = check_name(loss, ENGINE_LOSSES, "loss")
         self.metrics = check_metrics(metrics, loss)
+        self._confusion = check_confusion(confusion, loss)
+        self.confusion_counts = np.zeros(sum(histogram_size(t) for t, _, _ in self._confusion))
         self._sparse = loss in SPARSE_LOSSES
         self._layers, self._params, self._grads = self._compile(ops)
-        self._first_param = next((i for i, op in enumerate(self._layers)
-                                  if isinstance(op, _Dense) and op.trainable), len(self._layers))
+        self._first_param = next((i for i, op in enumerate(self._layers) if getattr(op, "params", None)),
+                                 len(self._layers))
         last = self._layers[-1] if self._layers else None
         self._fused = (isinstance(last, _Activation) and losses.FUSED_ACTIVATION.get(loss) == last.name)
-        denses = [op for op in self._layers if isinstance(op, _Dense)]
-        self._n_in = denses[0].n_in if denses else None
-        if denses:
+        self._n_in = None
+        for op in self._layers:  # the first op that fixes a width fixes the input width
+            if isinstance(op, _Dense) or getattr(op, "width", None) is not None:
+                self._n_in = op.n_in if isinstance(op, _Dense) else op.width
+                break
+        if self._n_in is not None:
             self._set_widths(self._n_in)
         self._capacity = 0
         self._stats = np.zeros(3 + 2 * len(self.metrics))
@@ -117,10 +141,24 @@ class Network:
         if not isinstance(ops, (list, tuple)):
             raise ValueError(f"ops: expected a list of tuples, got {type(ops).__name__}")
         layers, params, grads, width = [], [], [], None
+        self._arrays_seen = []
+        self._penalties, self._constraints = [], []
         for i, op in enumerate(ops):
-            if not isinstance(op, tuple) or not op or op[0] not in ("dense", "activation", "dropout"):
-                raise ValueError(f"ops[{i}]: expected ('dense', W, b[, trainable]), ('activation', name) or "
-                                 f"('dropout', rate, seed), got {op!r}")
+            if not isinstance(op, tuple) or not op or op[0] not in ("dense", "activation", "dropout") + LAYER_OPS:
+                raise ValueError(f"ops[{i}]: expected ('dense', W, b[, trainable]), ('activation', name), "
+                                 f"('dropout', rate, seed) or one of {list(LAYER_OPS)}, got {op!r}")
+            if op[0] in LAYER_OPS:
+                layer = self._compile_layer_op(check_layer_op(op, i, self.dtype), i, params, grads)
+                if layer is not None:
+                    need = getattr(layer, "width", None)
+                    if need is not None and width is not None and need != width:
+                        raise ValueError(f"ops[{i}] {op[0]}: expected {need} input features, the op before "
+                                         f"gives {width}")
+                    width = need if need is not None else width
+                    layers.append(layer)
+                    params += layer.params
+                    grads += layer.grads
+                continue
             if op[0] == "dense" and len(op) in (3, 4):
                 W = check_float_array(op[1], self.dtype, f"ops[{i}] W", ndim=2)
                 if width is not None and W.shape[0] != width:
@@ -129,6 +167,7 @@ class Network:
                 if b is not None:
                     check_float_array(b, self.dtype, f"ops[{i}] b", shape=(W.shape[1],))
                 trainable = check_trainable(op, i)
+                self._arrays_seen.extend([W] + ([b] if b is not None else []))
                 layer = _Dense(W, b, trainable)
                 layers.append(layer)
                 if trainable:
@@ -150,10 +189,52 @@ class Network:
                 raise ValueError(f"ops[{i}]: malformed {op[0]!r} op {op!r}")
         return layers, params, grads
 
+    def _compile_layer_op(self, op, i, params, grads):
+        """The op object of a normalised layer op (None for penalties, constraints and identities)."""
+        kind = op[0]
+        if kind in ("penalty", "constraint"):
+            arr = op[1]
+            owner = next((k for k, p in enumerate(self._all_arrays()) if p is arr), None)
+            if owner is None:
+                raise ValueError(f"ops[{i}] {kind} array: expected a parameter array of an earlier op")
+            trained = next((k for k, p in enumerate(params) if p is arr), None)
+            if kind == "penalty":
+                if (op[2] or op[3]) and any(p[0] is arr for p in self._penalties):
+                    raise ValueError("penalty: two penalty ops on one array (combine them into one L1L2)")
+                if op[2] or op[3]:
+                    self._penalties.append((arr, op[2], op[3], None if trained is None else grads[trained]))
+            elif trained is not None:  # a frozen array is never updated, so never constrained
+                self._constraints.append(op[1:])
+            return None
+        if kind == "activity_regularization":
+            layer = layers.ActivityRegularization(op[1], op[2])
+        elif kind == "relu":
+            layer = layers.Relu(op[1], op[2], op[3])
+        elif kind == "elu":
+            layer = layers.Elu(op[1])
+        elif kind == "prelu":
+            layer = layers.PReLU(op[1], op[2])
+        elif kind == "batch_normalization":
+            layer = layers.BatchNormalization(*op[1:])
+        elif op[1] == 0:  # a noise op of zero strength is the identity
+            return None
+        else:
+            layer = layers.Noise(kind, op[1], op[2])
+        layer.width = layer_op_width(op)
+        if kind in ("prelu", "batch_normalization"):
+            self._arrays_seen.extend(a for a in op[1:3] if isinstance(a, np.ndarray))
+        return layer
+
+    def _all_arrays(self):
+        return self._arrays_seen
+
     def _set_widths(self, n_in):
         """Give every op its output width, starting from `n_in` input features."""
         width = n_in
         for op in self._layers:
+            if getattr(op, "width", None) not in (None, width):
+                raise ValueError(f"x: expected {op.width} features per row (the width of a "
+                                 f"{type(op).__name__} op), got {width}")
             width = op.n_out if isinstance(op, _Dense) else width
             op.n_out = width
         self._n_in, self._units = n_in, width
@@ -188,6 +269,7 @@ class Network:
             check_labels(y, self._units, "y (sparse labels)")
         else:
             check_float_array(y, self.dtype, "y", shape=(n, self._units))
+        check_confusion_units(self._confusion, self._units)
         if sample_weight is not None:
             check_float_array(sample_weight, self.dtype, "sample_weight", shape=(n,))
         return n
@@ -205,8 +287,17 @@ class Network:
         stats = self._stats
         stats[0] = losses.batch_loss(self.loss, y, out, w, self._fused,
                                      grad_out=self._gbuf[:rows] if grad else None)
-        for m, name in enumerate(self.metrics):
-            stats[1 + m] = metrics.batch_metric(name, y, out)
+        for op in self._layers:
+            if isinstance(op, layers.ActivityRegularization):
+                stats[0] += op.penalty
+        for m, entry in enumerate(self.metrics):
+            stats[1 + m] = metrics.batch_metric(entry, y, out)
+        start = 0
+        for thresholds, class_id, top_k in self._confusion:
+            size = histogram_size(thresholds)
+            self.confusion_counts[start:start + size] += metrics.threshold_histogram(
+                y, out, thresholds, None if class_id < 0 else class_id, top_k or None)
+            start += size
 
     def _accumulate(self, size):
         k = 1 + len(self.metrics)
@@ -221,6 +312,13 @@ class Network:
             if i == last and self._fused:
                 continue  # the loss gradient is already w.r.t. the fused activation's input
             grad = self._layers[i].backward(grad, rows, need_dx=i > self._first_param)
+
+    def _weight_penalties(self, with_gradient):
+        """Add the weight penalties to this batch's loss (and, training, their gradients)."""
+        for arr, l1, l2, grad in self._penalties:
+            self._stats[0] += layers.penalty(arr, l1, l2)
+            if with_gradient and grad is not None:
+                layers.add_penalty_gradient(arr, l1, l2, grad)
 
     # ---------------------------------------------------------------------------------------------------
     # The batch loop shared by the three calls
@@ -295,6 +393,7 @@ class Network:
         predictions = check_predictions(hook, min(batch_size, steps), self._units, self.dtype)
         self._reserve(min(batch_size, steps))
         self._stats[:] = 0
+        self.confusion_counts[:] = 0
         self.first_nonfinite_batch = None  # index of the first training batch whose loss was NaN/inf
         runs = np.arange(min(batch_size, steps), dtype=np.int64)
 
@@ -314,7 +413,10 @@ class Network:
             if predictions is not None:  # custom metrics read them at the batch end
                 predictions[:size] = out
             self._backward(size)
+            self._weight_penalties(True)
             state.step(self._grads)
+            for constraint in self._constraints:
+                layers.apply_constraint(*constraint)
             self._accumulate(size)
 
         try:
@@ -338,6 +440,7 @@ class Network:
         predictions = check_predictions(hook, min(batch_size, n), self._units, self.dtype)
         self._reserve(min(batch_size, n))
         self._stats[:] = 0
+        self.confusion_counts[:] = 0
 
         def run_batch(start, size):
             stop = start + size
@@ -346,6 +449,7 @@ class Network:
             self._score(out, y[start:stop], wb, size, grad=False)
             if predictions is not None:
                 predictions[:size] = out
+            self._weight_penalties(False)
             self._accumulate(size)
 
         self._run(n, batch_size, hook, flags, run_batch, self._stats)

@@ -7,11 +7,15 @@ Where a clip is active the gradient through it is 0; at the clip bounds it passe
 The batch loss follows Keras 2.2's sample-weight rule: without weights `mean_i l_i`, with weights
 `sum_i w_i l_i / count(w_i != 0)` (0 when every weight is 0). Softmax + (sparse) categorical crossentropy
 and sigmoid + binary crossentropy are fused: the gradient is then w.r.t. the pre-activation.
+
+The from-logits crossentropies (`FROM_LOGITS_LOSSES`, tf.keras's `from_logits=True`) take the logits z as `p`
+and are computed in log-sum-exp form without clipping (TensorFlow's `softmax_cross_entropy_with_logits` and
+`sigmoid_cross_entropy_with_logits`); their gradient is softmax(z) * sum(y) - y, or (sigmoid(z) - y) / units.
 """
 import numpy as np
 
 from fastfit._reference.checks import check_name
-from fastfit._reference.names import EPSILON, LOSSES, SPARSE_LOSSES
+from fastfit._reference.names import ENGINE_LOSSES, EPSILON, SPARSE_LOSSES
 
 LOG2 = float(np.log(2.0))
 # Fused pairs: loss name -> the activation it fuses with.
@@ -148,6 +152,32 @@ def _cosine_proximity(y, p, grad):
     return loss[..., 0], g
 
 
+def _log_softmax(z):
+    shifted = z - np.max(z, axis=-1, keepdims=True)
+    return shifted - np.log(np.sum(np.exp(shifted), axis=-1, keepdims=True))
+
+
+def _categorical_crossentropy_from_logits(y, z, grad):
+    log_q = _log_softmax(z)
+    loss = -np.sum(y * log_q, axis=-1)
+    return loss, (np.exp(log_q) * np.sum(y, axis=-1, keepdims=True) - y if grad else None)
+
+
+def _sparse_categorical_crossentropy_from_logits(labels, z, grad):
+    log_q = _log_softmax(z)
+    loss = -np.take_along_axis(log_q, labels[..., None], axis=-1)[..., 0]
+    return loss, (np.exp(log_q) - _one_hot(labels, z) if grad else None)
+
+
+def _binary_crossentropy_from_logits(y, z, grad):
+    # max(z, 0) - z y + log(1 + exp(-|z|)), stable for any z.
+    loss = np.mean(np.maximum(z, 0) - z * y + np.log1p(np.exp(-np.abs(z))), axis=-1)
+    if not grad:
+        return loss, None
+    sigmoid = np.where(z >= 0, 1 / (1 + np.exp(-np.abs(z))), np.exp(-np.abs(z)) / (1 + np.exp(-np.abs(z))))
+    return loss, (sigmoid - y) / z.shape[-1]
+
+
 _KERNELS = {
     "mean_squared_error": _mse,
     "mean_absolute_error": _mae,
@@ -163,6 +193,9 @@ _KERNELS = {
     "kullback_leibler_divergence": _kullback_leibler_divergence,
     "poisson": _poisson,
     "cosine_proximity": _cosine_proximity,
+    "categorical_crossentropy_from_logits": _categorical_crossentropy_from_logits,
+    "sparse_categorical_crossentropy_from_logits": _sparse_categorical_crossentropy_from_logits,
+    "binary_crossentropy_from_logits": _binary_crossentropy_from_logits,
 }
 
 
@@ -250,7 +283,7 @@ def per_sample(name, y_true, y_pred):
     Raises:
         ValueError: unknown name, or shapes/labels that do not fit.
     """
-    check_name(name, LOSSES, "loss")
+    check_name(name, ENGINE_LOSSES, "loss")
     y_pred = np.asarray(y_pred)
     if y_pred.ndim < 1:
         raise ValueError(f"y_pred: expected an array with at least 1 dimension, got shape {y_pred.shape}")

@@ -1,9 +1,9 @@
 """`BackupAndRestore`: resume an interrupted `fit` where it stopped (tf.keras semantics).
 
 Each backup is one HDF5 model file (weights, optimizer state, seeds) plus the training position, written
-atomically to `<backup_dir>/backup.h5` by a background thread (write-behind, as in `ModelCheckpoint`: the
-next backup and `on_train_end` wait for it and raise its errors, and the first backup of a `fit` is on disk
-before the next epoch starts). When `fit` starts and a backup exists, the model gets the backed-up weights
+atomically to `<backup_dir>/backup.h5` by the checkpoint writer, by the same rule as `ModelCheckpoint`'s
+files (complete when the hook returns unless no user code can look before it is waited for:
+`fastfit.saving.checkpoint_writer`). When `fit` starts and a backup exists, the model gets the backed-up weights
 and optimizer state and `fit` continues from the saved position, so rerunning a killed script ends with the
 same weights as an uninterrupted run. At the end of a completed `fit` the backup is deleted.
 """
@@ -33,6 +33,8 @@ class BackupAndRestore(Callback):
         TypeError: `backup_dir` is not a path. ValueError: bad `save_freq`.
     """
 
+    _runs_no_user_code = True  # no hook runs user code: checkpoints may be written behind (checkpoint_writer)
+
     def __init__(self, backup_dir, save_freq="epoch", delete_checkpoint=True):
         super().__init__()
         try:
@@ -53,9 +55,8 @@ class BackupAndRestore(Callback):
         self._batch_offset = 0
         self._batches_since_save = 0
         self._last_epoch_done = None
-        self._first_unchecked = None  # None: no backup yet in this fit; True: the first one is not waited for
-        from fastfit.saving import write_behind  # late: importing fastfit should not import h5py
-        self._writer = write_behind.BackgroundWriter()
+        from fastfit.saving.checkpoint_writer import CheckpointWriter  # late: importing fastfit must not import h5py
+        self._writer = CheckpointWriter()
 
     @property
     def backup_path(self):
@@ -66,14 +67,12 @@ class BackupAndRestore(Callback):
 
     # -- hooks -----------------------------------------------------------------------------------------------
     def on_train_begin(self, logs=None):
-        from fastfit.saving import backup_file, write_behind
-        self._writer.wait()  # a previous fit that ended with an exception may still be writing
-        write_behind.wait_for(self.backup_path)  # ... or another instance using the same folder
+        from fastfit.saving import backup_file, checkpoint_writer
+        checkpoint_writer.wait_for(self.backup_path)  # another instance using the same folder may be writing
         os.makedirs(self.backup_dir, exist_ok=True)
         self.resume_point = None
         self._last_epoch_done = None
         self._batches_since_save = 0
-        self._first_unchecked = None
         if os.path.exists(self.backup_path):
             epoch, batch = backup_file.restore(self.model, self.backup_path)
             steps = (getattr(self, "params", None) or {}).get("steps")
@@ -83,9 +82,6 @@ class BackupAndRestore(Callback):
 
     def on_epoch_begin(self, epoch, logs=None):
         self._epoch = epoch
-        if self._first_unchecked:  # an unwritable folder or a full disk stops training at once
-            self._first_unchecked = False
-            self._writer.wait()
         resumed_here = self.resume_point is not None and epoch == self.resume_point[0]
         self._batch_offset = self.resume_point[1] if resumed_here else 0
 
@@ -109,12 +105,7 @@ class BackupAndRestore(Callback):
 
     # -- helpers ---------------------------------------------------------------------------------------------
     def _backup(self, epoch, batch):
-        from fastfit.saving import backup_file, files
-        path = self.backup_path
-        content = backup_file.backup_snapshot(self.model, epoch, batch)
-        self._writer.submit(path, lambda: files.write_snapshot(path, content, True, backup_file.WHAT))
-        if self._first_unchecked is None:
-            self._first_unchecked = True
+        self._writer.write_backup(self.model, self.backup_path, epoch, batch)
 
     def _completed(self):
         """True when fit ended normally: every epoch ran, or a callback stopped training."""

@@ -1,21 +1,12 @@
 """`ModelCheckpoint`: save the model (or its weights) every epoch, every N batches, or when it improves."""
 import math
+import numbers
 import os
 import warnings
 
 from fastfit.callbacks.base import Callback, check_hook_mode, overrides
 from fastfit.callbacks.monitor import check_monitor, higher_is_better
 from fastfit.engine.logs import Logs, lookup
-
-# fastfit.saving's modules, imported by the first ModelCheckpoint (importing fastfit should not import h5py;
-# an import statement in the per-epoch path cost 10-20 us with cold caches).
-files = image = model_file = write_behind = io_utils = None
-
-
-def _import_saving():
-    global files, image, model_file, write_behind, io_utils
-    from fastfit.saving import files, image, model_file, write_behind
-    from fastfit.utils import io_utils
 
 
 class ModelCheckpoint(Callback):
@@ -27,15 +18,13 @@ class ModelCheckpoint(Callback):
     is available too. A missing folder of `filepath` is created. Files hold what `model.save` /
     `model.save_weights` write and are atomic (a crash never leaves a half-written file).
 
-    Write-behind: for fastfit models the callback copies the weights and optimizer state, and a background
-    thread writes the file while training goes on (a small file: the native writer thread, which starts the
-    data's writeback before the rename and does not wait for it; the last file of a fit is fsynced in
-    `on_train_end`). The next save waits for the previous one,
-    a failed background write raises its error at the next save or in `on_train_end`, and `on_train_end`
-    waits, so every checkpoint is on disk when `fit` returns. The first checkpoint of a `fit` is on disk
-    before the next epoch starts, so an unwritable folder, a folder in the way of the file or a full disk
-    stops training at once. A model class that overrides `save` / `save_weights` is saved by calling
-    them, synchronously.
+    When the hook returns, the file is this save's, complete, as in Keras, wherever user code could look
+    at it: when the hook is called outside `fit`, or when any callback of the `fit` is user code (a
+    LambdaCallback, a user subclass). Only when every callback of the `fit` is one of fastfit's built-ins
+    that run no user code may the file still be being written while training goes on; it is then complete
+    before the next save, any read or save of the same path, and the end of `fit` (the rule:
+    `fastfit.saving.checkpoint_writer`, docs/callbacks.md). A write's error names the file. A model class
+    that overrides `save` / `save_weights` is saved by calling them.
 
     Arguments:
         filepath: path of the file to write (str or path-like).
@@ -47,14 +36,19 @@ class ModelCheckpoint(Callback):
         period: check every `period` epochs (with `save_best_only`, better epochs in between are not seen,
             as in Keras 2).
         save_freq: 'epoch' (use `period`) or an int N > 0: save every N training batches instead.
+        initial_value_threshold: (tf.keras) the starting `best` value: with `save_best_only`, nothing is saved
+            until the monitored value beats it.
+        options: (tf.keras `tf.train.CheckpointOptions`) only None.
 
     Raises:
         ValueError: unknown `mode`, bad `period` or `save_freq`. TypeError: bad `filepath` or `monitor`.
         KeyError (while training): `filepath` names a key absent from the logs.
     """
 
+    _runs_no_user_code = True  # no hook runs user code: checkpoints may be written behind (checkpoint_writer)
+
     def __init__(self, filepath, monitor="val_loss", verbose=0, save_best_only=False, save_weights_only=False,
-                 mode="auto", period=1, save_freq="epoch"):
+                 mode="auto", period=1, save_freq="epoch", options=None, initial_value_threshold=None):
         super().__init__()
         try:
             self.filepath = os.fspath(filepath)
@@ -68,6 +62,14 @@ class ModelCheckpoint(Callback):
         self.mode = mode
         self._higher = higher_is_better(mode, monitor, "ModelCheckpoint")
         self.best = -math.inf if self._higher else math.inf
+        if initial_value_threshold is not None:
+            if isinstance(initial_value_threshold, bool) or not isinstance(initial_value_threshold, numbers.Real):
+                raise TypeError(f"ModelCheckpoint: `initial_value_threshold` must be a number or None, got "
+                                f"{initial_value_threshold!r}")
+            self.best = float(initial_value_threshold)
+        if options is not None:
+            raise ValueError(f"ModelCheckpoint: `options` ({options!r}) are TensorFlow checkpoint options, which "
+                             "fastfit's HDF5 files do not use; remove the argument")
         if isinstance(period, bool) or not isinstance(period, int) or period < 1:
             raise ValueError(f"ModelCheckpoint: `period` must be an int >= 1, got {period!r}")
         self.period = period
@@ -79,16 +81,10 @@ class ModelCheckpoint(Callback):
         self.epochs_since_last_save = 0
         self._batches_since_save = 0
         self._epoch = 0
-        self._first_unchecked = None  # None: no save yet in this fit; True: the first one is not waited for
         # No `{}` fields: the path is the same every time (a lone brace still goes through format's error).
         self._fixed_path = "{" not in self.filepath and "}" not in self.filepath
-        if write_behind is None:
-            _import_saving()
-        self._writer = write_behind.BackgroundWriter()
-        self._captured_class = None  # the model class last found to save with fastfit's own save
-        self._unflushed = None  # the last file, if the native writer wrote it (no fsync)
-        self._flush = True
-        self._capture = None  # a model_file.Capture, made at the first save
+        from fastfit.saving.checkpoint_writer import CheckpointWriter  # late: importing fastfit must not import h5py
+        self._writer = CheckpointWriter()
 
     def batch_hooks_needed(self, mode):
         begin, end = super().batch_hooks_needed(check_hook_mode(mode))
@@ -99,23 +95,18 @@ class ModelCheckpoint(Callback):
         return begin, end
 
     def on_train_begin(self, logs=None):
-        self._writer.wait()  # a previous fit that ended with an exception may still be writing
-        self._first_unchecked = None
-        self._flush = io_utils.fsync_enabled()  # FASTFIT_FSYNC, read once per fit
-        if self._capture is not None:
-            self._capture.recheck()  # the model may have changed in place between the fits
+        # 'auto' follows the direction a compiled metric object declares (known once the model is set); the
+        # best value carries over between fits unless that direction changed it
+        higher = higher_is_better(self.mode, self.monitor, "ModelCheckpoint", self.model)
+        if higher != self._higher:
+            self._higher = higher
+            self.best = -math.inf if higher else math.inf
 
     def on_train_end(self, logs=None):
-        self._writer.wait()
-        path, self._unflushed = self._unflushed, None
-        if path is not None:
-            files.flush_to_disk(path)  # the native writer does not wait for the disk; the fit's last file does
+        self._writer.wait()  # a checkpoint still being written: complete, or its error raised, here
 
     def on_epoch_begin(self, epoch, logs=None):
         self._epoch = epoch
-        if self._first_unchecked:
-            self._first_unchecked = False
-            self._writer.wait()
 
     def on_batch_end(self, batch, logs=None):
         if self.save_freq == "epoch":
@@ -177,42 +168,4 @@ class ModelCheckpoint(Callback):
         self._save(path)
 
     def _save(self, path):
-        method = "save_weights" if self.save_weights_only else "save"
-        if type(self.model) is not self._captured_class and not _fastfit_saves(self.model, method):
-            folder = os.path.dirname(path)
-            if folder:
-                os.makedirs(folder, exist_ok=True)
-            self._writer.wait()
-            getattr(self.model, method)(path, overwrite=True)
-            return
-        self._captured_class = type(self.model)
-        what = "weights file" if self.save_weights_only else "model file"
-        if self._capture is None:
-            self._capture = model_file.Capture(self.save_weights_only)
-        self._writer.wait()  # the capture refills the buffer the previous write wrote (long done, normally)
-        content = self._capture(self.model)
-        # The target is checked by the write itself: a folder in the way fails it like a full disk does.
-        started = (files.start_image_write(path, content, what, self._flush)
-                   if isinstance(content, image.FileImage) else None)
-        self._writer.submit(path, lambda: _write_file(path, content, what), started)
-        self._unflushed = path if started is not None else None
-        if self._first_unchecked is None:
-            self._first_unchecked = True  # on_epoch_begin waits for it
-
-
-def _write_file(path, content, what):
-    """Write one checkpoint (in the writer thread), creating its folder if it is missing (as documented)."""
-    try:
-        files.write_snapshot(path, content, True, what)
-    except FileNotFoundError:
-        folder = os.path.dirname(os.path.abspath(path))
-        if os.path.isdir(folder):
-            raise
-        os.makedirs(folder, exist_ok=True)
-        files.write_snapshot(path, content, True, what)
-
-
-def _fastfit_saves(model, method):
-    """True when `model.<method>` is fastfit's own, so its file content can be captured and written behind."""
-    from fastfit.engine.training import Model
-    return getattr(type(model), method, None) is getattr(Model, method)
+        self._writer.write_model(self.model, path, self.save_weights_only)

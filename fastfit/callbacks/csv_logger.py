@@ -46,6 +46,8 @@ class CSVLogger(Callback):
 
     _file: Any = None  # the open file, from train begin to train end (class default: `__del__` after a failed init)
 
+    _runs_no_user_code = True  # no hook runs user code: checkpoints may be written behind (checkpoint_writer)
+
     def __init__(self, filename: str | os.PathLike, separator: str = ",", append: bool = False) -> None:
         super().__init__()
         try:

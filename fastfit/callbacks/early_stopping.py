@@ -15,6 +15,8 @@ class TerminateOnNaN(Callback):
     The interrupted epoch still ends normally (`on_epoch_end`, History), with its loss non-finite.
     """
 
+    _runs_no_user_code = True  # no hook runs user code: checkpoints may be written behind (checkpoint_writer)
+
     def on_batch_end(self, batch: int, logs: dict[str, Any] | None = None) -> None:
         loss = (logs or {}).get("loss")
         if loss is not None and not math.isfinite(loss):
@@ -44,6 +46,8 @@ class EarlyStopping(Callback):
     Raises:
         ValueError: unknown `mode`, negative `patience` or `start_from_epoch`. TypeError: `monitor` not a string.
     """
+
+    _runs_no_user_code = True  # no hook runs user code: checkpoints may be written behind (checkpoint_writer)
 
     def __init__(self, monitor: str = "val_loss", min_delta: float = 0, patience: int = 0, verbose: int = 0,
                  mode: str = "auto", baseline: float | None = None, restore_best_weights: bool = False,
@@ -76,6 +80,8 @@ class EarlyStopping(Callback):
         return current + self.min_delta < reference
 
     def on_train_begin(self, logs: dict[str, Any] | None = None) -> None:
+        # 'auto' follows the direction a compiled metric object declares (known once the model is set)
+        self._higher = higher_is_better(self.mode, self.monitor, "EarlyStopping", self.model)
         self._reset()
 
     def on_epoch_end(self, epoch: int, logs: dict[str, Any] | None = None) -> None:

@@ -16,6 +16,8 @@ class History(Callback):
     `fastfit.engine.logs.Logs`: `history['val_acc']` finds `val_accuracy` (docs/callbacks.md, "Metric names").
     """
 
+    _runs_no_user_code = True  # no hook runs user code: checkpoints may be written behind (checkpoint_writer)
+
     def __init__(self) -> None:
         super().__init__()
         self.epoch: list[int] = []
@@ -41,6 +43,8 @@ class BaseLogger(Callback):
     Arguments:
         stateful_metrics: names whose epoch value is the last batch value instead of the mean.
     """
+
+    _runs_no_user_code = True  # no hook runs user code: checkpoints may be written behind (checkpoint_writer)
 
     def __init__(self, stateful_metrics: Iterable[str] | None = None) -> None:
         super().__init__()

@@ -60,7 +60,7 @@ def _logs_builder(names, out):
     return build
 
 
-def make_batch_hook(cbks, mode, metrics_names, model, out=None, metric_pass=None):
+def make_batch_hook(cbks, mode, metrics_names, model, out=None, metric_pass=None, readout=None):
     """Build the engine hook for the batch hooks of `cbks` in `mode`, or return None if nobody listens.
 
     Arguments:
@@ -72,6 +72,8 @@ def make_batch_hook(cbks, mode, metrics_names, model, out=None, metric_pass=None
         metric_pass: for a model with custom metrics, the pass's `fastfit.engine.custom_metrics.MetricPass`:
             the hook then exists whatever the callbacks, is called at every batch end with the batch's
             output in `predictions` (the pass's array), and updates the custom metrics first.
+        readout: the model's `fastfit.engine.metric_readout.Readout`; when it has metric objects, batch logs
+            carry their running values (read from the engine's counts) instead of per-batch values.
 
     Returns:
         None, or a `BatchHook`.
@@ -100,7 +102,9 @@ def make_batch_hook(cbks, mode, metrics_names, model, out=None, metric_pass=None
         return None
     if check_stop or metric_pass:
         interval = 0.0  # see every batch end; a throttled callback then throttles itself
-    return BatchHook(mode, metrics_names, model, out, begin, end, means, interval, metric_pass)
+    if mode == "predict" or (readout is not None and not readout.has_objects):
+        readout = None
+    return BatchHook(mode, metrics_names, model, out, begin, end, means, interval, metric_pass, readout)
 
 
 class BatchHook:
@@ -119,15 +123,19 @@ class BatchHook:
     Returns (from a call): in train mode after a batch end, `model.stop_training`; otherwise False.
     """
 
-    def __init__(self, mode, metrics_names, model, out, begin, end, means, interval, metric_pass=None):
+    def __init__(self, mode, metrics_names, model, out, begin, end, means, interval, metric_pass=None,
+                 readout=None):
         self.mode = mode
         self.batch_begin = bool(begin)
         self.batch_end = bool(end or means or metric_pass) or mode == "train"
         self.end_interval = interval
         self._pass = metric_pass
+        self._readout = readout
         self.predictions = None if metric_pass is None else metric_pass.predictions
         if metric_pass is not None:
             metrics_names = metric_pass.native_names  # the engine's stats hold these; the pass adds the rest
+        if readout is not None:
+            metrics_names = readout.stat_keys
         self._names = list(metrics_names) if mode != "predict" else []
         self._count = len(self._names)
         self._model = model
@@ -139,7 +147,8 @@ class BatchHook:
         # The Cython engine's shortcut for batch ends (docs/architecture.md, "Hooks"): it builds these same
         # logs itself and calls the callbacks directly, saving this object's Python frames on every batch.
         self.end_calls = ((tuple(self._end), tuple(self._names), model if self._train else None)
-                          if self._end and mode != "predict" and metric_pass is None else None)
+                          if self._end and mode != "predict" and metric_pass is None and readout is None
+                          else None)
 
     def __call__(self, phase, batch, size, stats):
         batch = int(batch)
@@ -152,8 +161,13 @@ class BatchHook:
         if self._pass is not None:
             self._pass.update(batch, size)
         if self._end:
-            logs = (self._build(batch, size, stats) if self._pass is None
-                    else self._pass.batch_logs(batch, size, stats.tolist()[:self._count]))
+            if self._pass is None and self._readout is None:
+                logs = self._build(batch, size, stats)
+            else:
+                native = (self._readout.batch_values(stats) if self._readout is not None
+                          else dict(zip(self._names, stats.tolist()[:self._count])))
+                logs = (self._pass.batch_logs(batch, size, native) if self._pass is not None
+                        else Logs({"batch": batch, "size": size, **native}))
             for call in self._end:
                 call(batch, logs)
         elif self._means:
@@ -166,8 +180,9 @@ class BatchHook:
         seen = values[0]
         logs = {"batch": batch, "seen": int(seen)}
         if seen > 0:
-            means = [total / seen for total in values[1:]]
-            logs.update(zip(self._names, means) if self._pass is None else self._pass.running_values(means).items())
+            native = (self._readout.running_values(stats) if self._readout is not None
+                      else dict(zip(self._names, [total / seen for total in values[1:]])))
+            logs.update(native if self._pass is None else self._pass.running_values(native))
         logs = Logs(logs)
         for call in self._means:
             call(batch, logs)

@@ -122,6 +122,8 @@ class ReduceLROnPlateau(Callback):
         ValueError: `factor >= 1`, unknown `mode`. TypeError: an unknown keyword argument.
     """
 
+    _runs_no_user_code = True  # no hook runs user code: checkpoints may be written behind (checkpoint_writer)
+
     def __init__(self, monitor: str = "val_loss", factor: float = 0.1, patience: int = 10, verbose: int = 0,
                  mode: str = "auto", min_delta: float = 1e-4, cooldown: int = 0, min_lr: float = 0,
                  **kwargs: Any) -> None:
@@ -138,11 +140,11 @@ class ReduceLROnPlateau(Callback):
         self.factor: float = float(factor)
         self.patience: int = patience
         self.verbose: int = verbose
-        self.mode = mode
+        self.mode: str = mode
         self.min_delta = float(min_delta)
         self.cooldown: int = cooldown
         self.min_lr: float = float(min_lr)
-        self._higher = higher_is_better(mode, monitor, "ReduceLROnPlateau")
+        self._higher: bool = higher_is_better(mode, monitor, "ReduceLROnPlateau")
         self._reset()
 
     def _reset(self):
@@ -156,6 +158,8 @@ class ReduceLROnPlateau(Callback):
         return current < self.best - self.min_delta
 
     def on_train_begin(self, logs: dict[str, Any] | None = None) -> None:
+        # 'auto' follows the direction a compiled metric object declares (known once the model is set)
+        self._higher = higher_is_better(self.mode, self.monitor, "ReduceLROnPlateau", self.model)
         self._reset()
 
     def on_epoch_end(self, epoch: int, logs: dict[str, Any] | None = None) -> None:

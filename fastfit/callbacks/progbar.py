@@ -27,6 +27,8 @@ class ProgbarLogger(Callback):
 
     _INTERVAL = 0.05
 
+    _runs_no_user_code = True  # no hook runs user code: checkpoints may be written behind (checkpoint_writer)
+
     def __init__(self, count_mode: str = "samples", stateful_metrics: Iterable[str] | None = None) -> None:
         super().__init__()
         if count_mode not in ("samples", "steps"):
@@ -122,3 +124,17 @@ class ProgbarLogger(Callback):
         current = self.target if self.target is not None else self.seen
         self.progbar.update(current, values, force=True, finalize=True)
         self.progbar = None
+
+
+class PredictProgbar(Callback):
+    """The bar of `predict(verbose=1)` (Keras 2.2: updated after every batch, counting samples; verbose=2:
+    one line at the end). `predict` adds it to its callbacks; it is not meant for `fit`."""
+
+    def __init__(self, samples, verbose):
+        super().__init__()
+        self._bar = Progbar(target=samples, verbose=verbose)
+        self._seen = 0
+
+    def on_predict_batch_end(self, batch, logs=None):
+        self._seen += int((logs or {}).get("size", 0))
+        self._bar.update(self._seen)

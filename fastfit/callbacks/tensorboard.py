@@ -8,7 +8,6 @@ from __future__ import annotations
 import numbers
 import os
 import time
-import warnings
 from typing import Any
 
 import numpy as np
@@ -49,16 +48,18 @@ class TensorBoard(Callback):
     Arguments:
         log_dir: folder of the event files (created if missing).
         histogram_freq: epochs between weight histograms (0: none).
-        batch_size, write_graph, write_grads, write_images: Keras 2.2 arguments, accepted. There is no
-            TensorFlow graph, so graphs, gradients and weight images are not written (one warning when requested).
-        embeddings_freq, embeddings_layer_names, embeddings_metadata, embeddings_data: accepted; fastfit has no
-            embedding layers, so nothing is written.
+        batch_size, write_graph: Keras 2.2 arguments, accepted (there is no TensorFlow graph to write).
+        write_grads, write_images, embeddings_freq: only their defaults (False, False, 0): fastfit cannot write
+            gradients, weight images or embeddings, so asking for them raises ValueError.
+        embeddings_layer_names, embeddings_metadata, embeddings_data: accepted (used only with embeddings_freq).
         update_freq: 'epoch', 'batch', or an int N: write batch values every N samples.
 
     Raises:
         ImportError: `tensorboard` is not installed (names the `fastfit[tensorboard]` extra).
         ValueError: bad `update_freq` or `histogram_freq`.
     """
+
+    _runs_no_user_code = True  # no hook runs user code: checkpoints may be written behind (checkpoint_writer)
 
     def __init__(self, log_dir: str | os.PathLike = "./logs", histogram_freq: int = 0, batch_size: int = 32,
                  write_graph: bool = True, write_grads: bool = False, write_images: bool = False,
@@ -85,11 +86,11 @@ class TensorBoard(Callback):
         self.embeddings_layer_names = embeddings_layer_names
         self.embeddings_metadata = embeddings_metadata
         self.embeddings_data = embeddings_data
-        skipped = [name for name, wanted in (("write_grads", write_grads), ("write_images", write_images),
-                                             ("embeddings_freq", embeddings_freq)) if wanted]
-        if skipped:
-            warnings.warn(f"TensorBoard: {', '.join(skipped)} need TensorFlow and are ignored by fastfit; only "
-                          f"scalars and weight histograms are written", UserWarning, stacklevel=2)
+        asked = [name for name, wanted in (("write_grads", write_grads), ("write_images", write_images),
+                                           ("embeddings_freq", embeddings_freq)) if wanted]
+        if asked:
+            raise ValueError(f"TensorBoard: {', '.join(asked)} need TensorFlow and are not supported by fastfit, "
+                             "which writes scalars and weight histograms (histogram_freq); remove them")
         self.writer: Any = None  # the event file writer, from train begin
         self.samples_seen = 0
         self._samples_at_last_write = 0

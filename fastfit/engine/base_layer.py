@@ -6,14 +6,19 @@ from; models walk these links to find their layers. Layers never compute on data
 their chain of layers into engine ops (`engine_ops`).
 """
 import collections
+import contextvars
 import re
 import warnings
+from collections.abc import Callable
 
 import numpy as np
 
 from fastfit import backend
 
 _name_counters = collections.Counter()
+# Called as check(layer, input_shape) before a layer builds, when set (fastfit.saving.config_limits: a model
+# rebuilt from a file's config may not allocate more weights than the file holds).
+BUILD_CHECK: "contextvars.ContextVar[Callable | None]" = contextvars.ContextVar("fastfit_build_check", default=None)
 
 
 def reset_name_counters():
@@ -65,8 +70,11 @@ class Layer:
     """Base class of all layers.
 
     Arguments (keywords common to every layer): `name`, `trainable`, `input_shape`, `input_dim`,
-    `batch_input_shape`, `batch_size`, `dtype`, `weights` (initial weights, a list of arrays).
+    `batch_input_shape`, `batch_size`, `dtype` ('float32' or 'float64'), `weights` (initial weights, a list of
+    arrays).
     """
+
+    _FLOAT_DTYPES_ONLY = True  # the engines compute in float32 or float64
 
     def __init__(self, name=None, trainable=True, input_shape=None, input_dim=None, batch_input_shape=None,
                  batch_size=None, dtype=None, weights=None, **kwargs):
@@ -78,7 +86,7 @@ class Layer:
             raise ValueError(f"{type(self).__name__}: `name` must be a non-empty string, got {name!r}")
         self.name = name or unique_name(snake_case(type(self).__name__))
         self.trainable = bool(trainable)
-        self.dtype = np.dtype(dtype or backend.floatx()).name
+        self.dtype = _check_dtype(dtype, type(self).__name__, self._FLOAT_DTYPES_ONLY)
         if input_dim is not None and input_shape is None:
             input_shape = (input_dim,)
         if batch_input_shape is None and input_shape is not None:
@@ -98,6 +106,11 @@ class Layer:
     def compute_output_shape(self, input_shape):
         return tuple(input_shape)
 
+    def weight_shapes(self, input_shape):
+        """The names and shapes of the weights `build(input_shape)` creates, in order, without creating them
+        (a layer built from its config can check saved weights against this)."""
+        return {}
+
     def check_input_shape(self, input_shape):
         """Raise ValueError naming this layer when it cannot take `input_shape`."""
 
@@ -111,8 +124,10 @@ class Layer:
 
     # -- graph ------------------------------------------------------------------------------------------
     def __call__(self, inputs, **kwargs):
+        check_lowerable(self)
         if kwargs:
-            raise TypeError(f"Layer '{self.name}': unexpected call arguments {sorted(kwargs)}")
+            raise TypeError(f"Layer '{self.name}': unexpected call arguments {sorted(kwargs)}; fastfit layers "
+                            "take one tensor (no `training=` or `mask=`: dropout is active in `fit` only)")
         if isinstance(inputs, (list, tuple)):
             if len(inputs) != 1:
                 raise ValueError(f"Layer '{self.name}' takes one input tensor, got a list of {len(inputs)}")
@@ -122,6 +137,9 @@ class Layer:
                             f"got {type(inputs).__name__}; to run a model on data use `model.predict`")
         self.check_input_shape(inputs.shape)
         if not self.built:
+            check = BUILD_CHECK.get()
+            if check is not None:
+                check(self, inputs.shape)
             self.build(inputs.shape)
             self._built_input_shape = inputs.shape
             self._set_initial_weights()
@@ -221,6 +239,56 @@ class Layer:
 
     def __repr__(self):
         return f"<{type(self).__name__} name={self.name!r}>"
+
+
+# Methods through which a Keras layer computes: a class outside fastfit that defines one of them describes a
+# computation the engines cannot run (they only run the ops of fastfit's own layers, `engine_ops`).
+_COMPUTING_METHODS = ("call", "build", "compute_output_shape", "get_output_shape_for", "get_output", "compute_mask")
+
+
+def check_lowerable(layer):
+    """Raise ValueError when `layer`'s class adds its own computation (a custom `call`, `build`, ...).
+
+    fastfit runs a model as the engine ops of its built-in layers; a subclass written outside fastfit may
+    change `__init__` defaults, properties or `get_config`, but a `call` (or a `build`/`compute_output_shape`
+    without engine ops of its own) would be silently replaced by the parent's computation, so it is refused.
+    """
+    for cls in type(layer).__mro__:
+        if cls is Layer or cls.__module__.split(".")[0] == "fastfit":
+            return
+        defined = [name for name in _COMPUTING_METHODS if name in vars(cls)]
+        if "engine_ops" in vars(cls):  # fastfit's own lowering: shapes and weights are its business
+            defined = [name for name in defined if name == "call"]
+        if defined:
+            built_in = ", ".join(_built_in_layer_names())
+            raise ValueError(
+                f"Layer '{layer.name}' of class {type(layer).__name__} defines its own "
+                f"{', '.join(f'`{name}`' for name in defined)} (in {cls.__qualname__}): custom layers are not "
+                f"supported by fastfit's compiled engines, which run only the built-in layers ({built_in}). "
+                "Build the model from those layers.")
+
+
+def _built_in_layer_names():
+    """The public layer classes fastfit defines (found as subclasses of `Layer`, so this module need not import
+    `fastfit.layers`)."""
+    names, pending = set(), [Layer]
+    while pending:
+        for sub in pending.pop().__subclasses__():
+            pending.append(sub)
+            if sub.__module__.split(".")[0] == "fastfit" and not sub.__name__.startswith("_"):
+                names.add(sub.__name__)
+    return sorted(names)
+
+
+def _check_dtype(dtype, owner, float_only):
+    try:
+        name = np.dtype(dtype or backend.floatx()).name
+    except TypeError:
+        name = None
+    if name is None or float_only and name not in ("float32", "float64"):
+        raise ValueError(f"{owner}: `dtype` must be 'float32' or 'float64' (fastfit computes in one of them; "
+                         f"mixed precision policies are not supported), got {dtype!r}")
+    return name
 
 
 def _legacy_input_dtype(owner, input_dtype, dtype):

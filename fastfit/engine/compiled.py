@@ -10,6 +10,7 @@ import warnings
 import numpy as np
 
 from fastfit._reference.checks import check_trainable
+from fastfit.engine.base_layer import check_lowerable
 
 ENGINES = ("cython", "python")
 _ENGINE_VARIABLE = "FASTFIT_ENGINE"
@@ -49,17 +50,23 @@ def engine_class(engine):
     return Network
 
 
+# Ops with trained parameters: (slice of the op holding them, position of the optional trainable flag).
+_PARAM_OPS = {"dense": (slice(1, 3), 3), "prelu": (slice(1, 2), 2), "batch_normalization": (slice(1, 3), 7)}
+
+
 def chain_ops(layers, frozen=frozenset()):
     """The engine ops of a chain of layers (InputLayer and Flatten contribute none).
 
     Arguments:
-        frozen: the layers whose weights training leaves alone (their Dense ops carry a 4th item, False).
+        frozen: the layers whose weights training leaves alone (their ops with parameters carry a last item,
+            False).
     """
     ops = []
     for layer in layers:
+        check_lowerable(layer)  # the last guard: the engines never run a layer as something it is not
         layer_ops = layer.engine_ops()
         if layer in frozen:
-            layer_ops = [op + (False,) if op[0] == "dense" else op for op in layer_ops]
+            layer_ops = [op + (False,) if op[0] in _PARAM_OPS else op for op in layer_ops]
         ops.extend(layer_ops)
     return ops
 
@@ -74,10 +81,13 @@ def chain_params(ops):
     follow (frozen layers have none)."""
     params = []
     for i, op in enumerate(ops):
-        if op[0] == "dense" and check_trainable(op, i):
-            params.append(op[1])
-            if op[2] is not None:
-                params.append(op[2])
+        arrays = _PARAM_OPS.get(op[0])
+        if arrays is not None and len(op) > arrays[1] and op[arrays[1]] is False:
+            continue
+        if op[0] == "dense" and not check_trainable(op, i):
+            continue
+        if arrays is not None:
+            params.extend(a for a in op[arrays[0]] if a is not None)
     return params
 
 
@@ -105,14 +115,15 @@ def output_chains(model):
     return [model._chain_to_input(out, model.inputs[0]) for out in model.outputs]
 
 
-def engine_network(model, engine, loss, metrics, output_index=0):
-    """Return a cached engine network for one output chain of `model`."""
-    key = (engine, loss, tuple(metrics), output_index)
+def engine_network(model, engine, loss, metrics, output_index=0, confusion=()):
+    """Return a cached engine network for one output chain of `model` (`confusion`: the threshold histograms
+    of its metric objects, see `fastfit.engine.metric_readout`)."""
+    key = (engine, loss, tuple(metrics), output_index, tuple(confusion))
     cached = model._engine_cache.get(key)
     if cached is None:
         layers = output_chains(model)[output_index]
         ops = model_ops(model, output_index)
-        cached = engine_class(engine)(ops, loss, list(metrics), model_dtype(layers))
+        cached = engine_class(engine)(ops, loss, list(metrics), model_dtype(layers), confusion=list(confusion))
         model._engine_cache[key] = cached
     return cached
 

@@ -74,27 +74,28 @@ class MetricPass:
         return values
 
     def batch_logs(self, batch, size, native):
-        """Batch end logs: `native` (values in `native_names` order), then the custom values of this batch
-        (a function's value on this batch, an object's `result()` so far), in `metrics_names` order."""
-        values = dict(zip(self.native_names, native))
+        """Batch end logs: `native` ({key: value} of the engine-computed metrics), then the custom values
+        of this batch (a function's value on this batch, an object's `result()` so far), in
+        `metrics_names` order."""
+        values = dict(native)
         values.update(self._values(running=False))
         logs = {"batch": batch, "size": size}
         logs.update((name, values[name]) for name in self.names)
         return Logs(logs)
 
-    def running_values(self, native_means):
-        """{key: running epoch value} in `metrics_names` order, from the native running means."""
-        values = dict(zip(self.native_names, native_means))
+    def running_values(self, native):
+        """{key: running epoch value} in `metrics_names` order, from `native` (the engine-computed
+        metrics' running values)."""
+        values = dict(native)
         values.update(self._values(running=True))
         return {name: values[name] for name in self.names}
 
-    def epoch_logs(self, sums):
-        """The pass's logs from the engine's sums `[seen, loss_sum, native metric sums...]` and the custom
-        metrics' epoch values, in `metrics_names` order (empty when no batch ran)."""
-        seen = float(sums[0])
-        if seen == 0:
+    def epoch_logs(self, native):
+        """The pass's logs from `native` (the engine-computed metrics' epoch values, {} when no batch ran)
+        and the custom metrics' epoch values, in `metrics_names` order (empty when no batch ran)."""
+        if not native:
             return Logs()
-        return Logs(self.running_values([float(total / seen) for total in sums[1:]]))
+        return Logs(self.running_values(native))
 
 
 def _mean(key, value):

@@ -9,6 +9,8 @@ class InputLayer(Layer):
     `dtype`, `name`, `sparse` (must be False).
     """
 
+    _FLOAT_DTYPES_ONLY = False  # the data is converted to the model's float dtype
+
     def __init__(self, input_shape=None, batch_size=None, batch_input_shape=None, dtype=None, sparse=False,
                  name=None, batch_shape=None, ragged=False, **kwargs):
         if sparse or ragged:

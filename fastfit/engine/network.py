@@ -4,6 +4,7 @@ fastfit graphs are chains: every layer takes one tensor. A model may have severa
 layer's output of another model, as the DLwP `ActivationLogger` does); each output is then a chain from the
 input, which is how the engines run it.
 """
+import collections
 import json
 
 import numpy as np
@@ -35,6 +36,7 @@ class Network:
             outputs = kwargs.pop("output", outputs)
         if kwargs:
             raise TypeError(f"Model: unexpected keyword arguments {sorted(kwargs)}")
+        _check_not_subclassed(type(self))
         self.name = name or unique_name("model")
         self.inputs, self.outputs, self._single_output = [], [], True
         self._layers = []
@@ -52,14 +54,15 @@ class Network:
             if not isinstance(t.layer, InputLayer):
                 raise ValueError(f"Model: input tensors must come from `Input(...)`, got the output of layer "
                                  f"'{t.layer.name}'")
-        layers = []
+        layers, seen = [], set()
         for out in outputs:
             chain = self._chain_to_input(out, inputs[0])
             for layer in chain:
-                if layer not in layers:
+                if id(layer) not in seen:
+                    seen.add(id(layer))
                     layers.append(layer)
-        names = [layer.name for layer in layers]
-        duplicates = sorted({n for n in names if names.count(n) > 1})
+        counts = collections.Counter(layer.name for layer in layers)
+        duplicates = sorted(name for name, count in counts.items() if count > 1)
         if duplicates:
             raise ValueError(f"Model: layer names must be unique; '{duplicates[0]}' is used by more than one layer")
         self.inputs, self.outputs, self._single_output = inputs, outputs, single
@@ -88,6 +91,18 @@ class Network:
     @property
     def layers(self):
         return list(self._layers)
+
+    @property
+    def trainable(self):
+        """Whether training changes this model's weights; setting it sets every layer's flag (as tf.keras does),
+        which takes effect at the next `compile` of the model being trained."""
+        return getattr(self, "_trainable", True)
+
+    @trainable.setter
+    def trainable(self, value):
+        self._trainable = bool(value)
+        for layer in self.layers:
+            layer.trainable = self._trainable
 
     @property
     def input(self):
@@ -211,6 +226,17 @@ class Network:
 
     def __repr__(self):
         return f"<{type(self).__name__} name={self.name!r}, {len(self.layers)} layers>"
+
+
+def _check_not_subclassed(cls):
+    """Raise ValueError for a subclassed model (tf.keras style, with its own `call`): fastfit would never run it."""
+    for klass in cls.__mro__:
+        if klass.__module__.split(".")[0] == "fastfit":
+            return
+        if "call" in vars(klass):
+            raise ValueError(f"Model class {cls.__name__} defines `call`: subclassed models are not supported by "
+                             "fastfit's compiled engines. Build the model with `Sequential([...])` or the "
+                             "functional API `Model(inputs, outputs)` from fastfit's built-in layers.")
 
 
 def _class_name(obj):

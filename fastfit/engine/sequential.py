@@ -1,5 +1,9 @@
 """`Sequential`: a linear stack of layers, built one `add` at a time."""
-from fastfit.engine.base_layer import Layer
+import warnings
+
+import numpy as np
+
+from fastfit.engine.base_layer import Layer, SymbolicTensor, check_lowerable
 from fastfit.engine.input_layer import InputLayer
 from fastfit.engine.training import Model
 
@@ -33,11 +37,15 @@ class Sequential(Model):
 
         Raises:
             TypeError: `layer` is not a Layer.
+            ValueError: a custom layer (its own `call`, ...) that the engines cannot run.
             ValueError: its input shape does not fit the previous layer's output (names the layer), or a
                 layer of the same name is already in the model.
         """
+        if isinstance(layer, SymbolicTensor) and isinstance(layer.layer, InputLayer):
+            layer = layer.layer  # tf.keras: `model.add(keras.Input(shape=(784,)))` adds its InputLayer
         if not isinstance(layer, Layer):
             raise TypeError(f"Sequential.add: expected a Layer instance, got {type(layer).__name__}")
+        check_lowerable(layer)
         if isinstance(layer, InputLayer):
             if self._stack or self._input_layer is not None:
                 raise ValueError("Sequential.add: an InputLayer can only be the first layer")
@@ -47,15 +55,26 @@ class Sequential(Model):
         if any(existing.name == layer.name for existing in self._stack):
             raise ValueError(f"Sequential.add: the model already has a layer named '{layer.name}'; layer names "
                              "must be unique")
+        self._append(layer)
+
+    def _append(self, layer):
+        """`add` for a layer that is not an InputLayer and whose name is new."""
         input_layer = self._input_layer
+        linked = input_layer is not None  # inputs, outputs and _layers describe the whole stack
         if not self._stack and input_layer is None and layer.batch_input_shape is not None:
             input_layer = InputLayer(batch_input_shape=layer.batch_input_shape, dtype=layer.dtype,
                                      name=layer.name + "_input")
+        output = None
         if input_layer is not None:
-            layer(self.outputs[0] if self.outputs else input_layer.output)  # checks shapes before any change
+            output = layer(self.outputs[0] if self.outputs else input_layer.output)  # checks shapes first
         self._input_layer = input_layer
         self._stack.append(layer)
-        self._relink()
+        if linked:  # extend the graph by the new layer (a full relink per layer made from_config quadratic)
+            self._invalidate()
+            self.outputs = [output]
+            self._layers.append(layer)
+        else:
+            self._relink()
 
     def pop(self):
         """Remove the last layer.
@@ -101,6 +120,24 @@ class Sequential(Model):
         self.inputs, self.outputs, self._single_output = [self._input_layer.output], [tensor], True
         self._layers = [self._input_layer] + self._stack
 
+    # -- Keras 2.2 Sequential-only predictions ------------------------------------------------------------
+    def predict_proba(self, x, batch_size: int = 32, verbose: int = 0) -> np.ndarray:
+        """`predict`, warning (as Keras 2.2 does) when the outputs are not probabilities in [0, 1]."""
+        predictions = self.predict(x, batch_size=batch_size, verbose=verbose)
+        if predictions.min() < 0.0 or predictions.max() > 1.0:
+            warnings.warn("Network returning invalid probability values. The last layer might not normalize "
+                          "predictions into probabilities (like softmax or sigmoid would).", UserWarning,
+                          stacklevel=2)
+        return predictions
+
+    def predict_classes(self, x, batch_size: int = 32, verbose: int = 0) -> np.ndarray:
+        """Class predictions: the argmax over the last axis, or for one output unit `(output > 0.5)` as int32
+        of shape (n, 1) (Keras 2.2)."""
+        predictions = self.predict(x, batch_size=batch_size, verbose=verbose)
+        if predictions.shape[-1] > 1:
+            return predictions.argmax(axis=-1)
+        return (predictions > 0.5).astype("int32")
+
     def get_config(self):
         """Keras 2 (tf.keras flavour) Sequential config with an explicit InputLayer entry."""
         from fastfit.engine.network import _class_name
@@ -121,8 +158,17 @@ class Sequential(Model):
         if isinstance(config, list):  # Keras <= 2.1 list form
             config = {"layers": config}
         model = cls(name=config.get("name"))
+        names = set()
         for entry in config.get("layers", []):
-            model.add(deserialize(entry, custom_objects))
+            layer = deserialize(entry, custom_objects)
+            if isinstance(layer, InputLayer) or not isinstance(layer, Layer):
+                model.add(layer)
+                continue
+            if layer.name in names:
+                raise ValueError(f"Sequential config: more than one layer is named '{layer.name}'; layer names "
+                                 "must be unique")
+            names.add(layer.name)
+            model._append(layer)  # add, with the name check done here in O(1)
         if model._input_layer is None and config.get("build_input_shape"):
             model.build(tuple(config["build_input_shape"]))
         return model

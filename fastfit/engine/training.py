@@ -4,8 +4,8 @@ Python does the per-call and per-epoch work (checks, conversion, validation spli
 the engine runs each epoch's batch loop in one call and comes back into Python only through the batch hook,
 and only when some callback implements a batch hook (docs/architecture.md).
 """
+import contextlib
 import math
-import sys
 import threading
 import warnings
 
@@ -14,9 +14,11 @@ import numpy as np
 from fastfit import backend, losses
 from fastfit import metrics as metrics_module
 from fastfit import optimizers
-from fastfit.engine import compiled, data
+from fastfit.engine import compiled, data, keras_arguments
+from fastfit.engine.batch_stream import BatchStream
 from fastfit.engine.custom_metrics import CustomMetrics
 from fastfit.engine.logs import Logs, MetricNames
+from fastfit.engine.metric_readout import Readout
 from fastfit.engine.network import Network
 
 
@@ -33,7 +35,8 @@ class Model(Network):
         self.stop_training = False
         self.history = None
         self._engine = None
-        self._canonical_metrics = []
+        self._resolved_metrics = []  # (log key, metric) per compiled metric (metrics.resolve)
+        self._readout = Readout([], None, None)  # where the engine-computed metric values are (compile)
         self._pending_compile = None  # compile arguments waiting for a deferred build (see `compile`)
         self._custom_metrics = None  # a CustomMetrics when compiled with custom metrics
         self._seed = backend.draw_seed()   # drives per-epoch shuffling; saved with the model
@@ -46,18 +49,25 @@ class Model(Network):
 
         Arguments:
             optimizer: name ('rmsprop', 'adam', ...) or an optimizer instance.
-            loss: name, alias or function of `fastfit.losses` (a one-item list or dict is accepted); a custom
-                loss function raises ValueError (fastfit derives gradients for its built-in losses only).
+            loss: name, alias or function of `fastfit.losses`, or an instance of one of its tf.keras loss classes
+                (a one-item list or dict is accepted); a custom loss function raises ValueError (fastfit derives
+                gradients for its built-in losses only).
             metrics: list of names, functions of `fastfit.metrics`/`fastfit.losses`, custom functions
                 `f(y_true, y_pred)` or metric objects (`fastfit.metrics.Metric`); the log key is the string
                 given ('acc' → `acc`), a function's `__name__` or an object's `name`.
             engine: 'cython' (default; `FASTFIT_ENGINE` overrides the default) or 'python' (NumPy reference).
-            loss_weights, sample_weight_mode, weighted_metrics, target_tensors: Keras arguments that only
-                accept their neutral values (one output, per-sample weights).
+            loss_weights, sample_weight_mode, weighted_metrics, target_tensors: accepted only with their
+                neutral values (one output, per-sample weights), as are tf.keras's `run_eagerly`,
+                `steps_per_execution` and `jit_compile` (see `keras_arguments.NEUTRAL_VALUES`).
 
         Raises:
-            ValueError: unknown optimizer, loss, metric or engine; a model with several outputs.
+            ValueError: unknown optimizer, loss, metric or engine; a model with several outputs; an argument
+                value fastfit cannot carry out.
         """
+        class_mode = kwargs.pop("class_mode", None)
+        if weighted_metrics is not None:
+            kwargs["weighted_metrics"] = weighted_metrics
+        keras_arguments.pop_neutral("compile", kwargs)
         if kwargs:
             raise TypeError(f"compile: unexpected keyword arguments {sorted(kwargs)}")
         deferred = not self.outputs
@@ -78,8 +88,10 @@ class Model(Network):
             loss = loss[0]
         if isinstance(loss, dict) and len(loss) == 1:
             loss = next(iter(loss.values()))
-        canonical_loss = losses.get(loss)
+        canonical_loss = losses.engine_loss(loss, len(self.output_shape) if self.outputs else 2)
         units = None if deferred else self.output_shape[-1]  # deferred: metrics are checked again at build
+        if class_mode is not None and units is not None:
+            keras_arguments.check_class_mode(class_mode, canonical_loss, units)
         metric_list = [] if metrics is None else metrics
         if isinstance(metric_list, dict):
             metric_list = [m for value in metric_list.values() for m in (value if isinstance(value, list) else [value])]
@@ -93,12 +105,16 @@ class Model(Network):
         new_optimizer = optimizers.get(optimizer)
         # Everything checked: now change the model.
         self.optimizer = new_optimizer
-        self.loss = loss if isinstance(loss, str) else canonical_loss
+        if isinstance(loss, dict):
+            loss = losses.deserialize(loss)
+        self.loss = loss if isinstance(loss, (str, losses.Loss)) else canonical_loss
         self._canonical_loss = canonical_loss
         self.metrics = list(metric_list)
-        self._canonical_metrics = [metric for _, metric in resolved if isinstance(metric, str)]
+        self._resolved_metrics = resolved
+        self._readout = Readout(resolved, canonical_loss, units)
         self.metrics_names = MetricNames(["loss"] + keys)
-        custom = {key: metric for key, metric in resolved if not isinstance(metric, str)}
+        custom = {key: metric for key, metric in resolved
+                  if not isinstance(metric, (str, metrics_module.EngineMetric))}
         self._custom_metrics = CustomMetrics(self.metrics_names, custom) if custom else None
         self._engine = chosen_engine
         # As in Keras 2, `layer.trainable` takes effect at compile: training leaves these layers' weights alone
@@ -108,8 +124,11 @@ class Model(Network):
         self.compiled = True
         # A model without an input shape compiles again, with these arguments, once it is built
         # (`_compile_pending`): the metrics that depend on the output units are resolved then.
+        # Metric objects made from a class name ('AUC') are passed on, so the build keeps their names.
         self._pending_compile = None if not deferred else dict(
-            optimizer=new_optimizer, loss=loss, metrics=metric_list, engine=chosen_engine)
+            optimizer=new_optimizer, loss=loss, engine=chosen_engine, user_metrics=list(metric_list),
+            metrics=[obj if isinstance(given, str) and isinstance(obj, metrics_module.EngineMetric) else given
+                     for given, (_, obj) in zip(metric_list, resolved)])
 
     # -- deferred build ------------------------------------------------------------------------------------
     def _builds_from_data(self):
@@ -131,9 +150,11 @@ class Model(Network):
     def _compile_pending(self):
         """Run the compile that waited for the build (called by `build`)."""
         if self._pending_compile is not None and self.outputs:
-            pending, self._pending_compile = self._pending_compile, None
+            pending, self._pending_compile = dict(self._pending_compile), None
+            user_metrics = pending.pop("user_metrics")
             try:
                 self.compile(**pending)
+                self.metrics = user_metrics  # as the user gave them (saved in training_config)
             except Exception:  # e.g. a metric that does not fit the output: the model is built, not compiled
                 self.compiled = False
                 raise
@@ -159,8 +180,10 @@ class Model(Network):
 
     def _training_config(self):
         """The `training_config` dict of Keras 2 HDF5 files."""
-        return {"optimizer_config": optimizers.serialize(self.optimizer), "loss": self.loss,
-                "metrics": [m if isinstance(m, str) else getattr(m, "__name__", None) or m.name
+        return {"optimizer_config": optimizers.serialize(self.optimizer),
+                "loss": losses.training_config_entry(self.loss),
+                "metrics": [m if isinstance(m, str) else metrics_module.serialize(m)
+                            if isinstance(m, metrics_module.EngineMetric) else getattr(m, "__name__", None) or m.name
                             for m in self.metrics],
                 "weighted_metrics": None, "loss_weights": None, "sample_weight_mode": None}
 
@@ -173,7 +196,11 @@ class Model(Network):
         params = compiled.chain_params(compiled.model_ops(self))
         if not self.optimizer.is_built_for(params):
             self.optimizer.build(params)
-        return compiled.engine_network(self, self._engine, self._canonical_loss, self._canonical_metrics)
+        readout = self._readout
+        network = compiled.engine_network(self, self._engine, self._canonical_loss, readout.engine_metrics,
+                                          confusion=readout.confusion)
+        readout.bind(network)
+        return network
 
     # -- data -------------------------------------------------------------------------------------------
     def _dtype(self):
@@ -226,19 +253,60 @@ class Model(Network):
         train = (xs[:split], ys[:split], None if ws is None else ws[:split])
         return train, val, [val[0].reshape((-1,) + tuple(self.input_shape[1:])), val[1]]
 
+    def _fixed_batch_size(self):
+        """The batch size fixed by the model input (`batch_input_shape=(32, 784)`), or None."""
+        return self.inputs[0].shape[0] if self.inputs else None
+
+    def _batch_size_for(self, batch_size, method, argument="batch_size"):
+        """Checked `batch_size`; a model input with a fixed batch size takes batches of exactly that size (as
+        in Keras, where another size fails), and `batch_size=None` then means that size."""
+        fixed = self._fixed_batch_size()
+        if fixed is not None:
+            if batch_size is None:
+                batch_size = fixed
+            elif batch_size != fixed:
+                raise ValueError(f"{method}: {argument} {batch_size!r} does not match the batch size {fixed} fixed "
+                                 f"by the model input (batch input shape {self.inputs[0].shape}); use {fixed}, or "
+                                 "build the model with `input_shape=` (any batch size)")
+        return data.check_batch_size(batch_size, argument)
+
+    def _steps_batch_size(self, requested, checked, n, steps):
+        """The batch size of a call given `steps` (tf.keras): without `batch_size` (and no fixed input batch
+        size), the data split into `steps` batches."""
+        if requested is None and self._fixed_batch_size() is None:
+            return -(-n // steps)  # ceil(n / steps)
+        return checked
+
+    def _check_full_batches(self, n, method, what):
+        fixed = self._fixed_batch_size()
+        if fixed is not None and n % fixed:
+            raise ValueError(f"{method}: {what} has {n} samples, not a multiple of the batch size {fixed} fixed by "
+                             f"the model input (batch input shape {self.inputs[0].shape}): every batch must "
+                             f"have {fixed} samples; pass a multiple of {fixed} samples, or build the model with "
+                             "`input_shape=` (any batch size)")
+
     # -- fit ----------------------------------------------------------------------------------------------
     def fit(self, x=None, y=None, batch_size=None, epochs=None, verbose=1, callbacks=None, validation_split=0.0,
             validation_data=None, shuffle=True, class_weight=None, sample_weight=None, initial_epoch=0,
-            steps_per_epoch=None, validation_steps=None, validation_freq=1, **kwargs):
+            steps_per_epoch=None, validation_steps=None, validation_freq=1, validation_batch_size=None,
+            **kwargs):
         """Train for `epochs - initial_epoch` epochs and return the `History`.
 
         Arguments follow Keras 2 (`batch_size=None` means 32; `validation_split` takes the last samples before
-        shuffling; `shuffle='batch'` shuffles whole batches; `epochs=None` means 1). The legacy `nb_epoch` is accepted with a warning.
+        shuffling; `shuffle='batch'` shuffles whole batches; `epochs=None` means 1). The legacy `nb_epoch` and
+        Keras 0.x's `show_accuracy` are accepted with a DeprecationWarning.
+
+        `steps_per_epoch` (tf.keras, with arrays): each epoch trains that many batches of `batch_size` (default
+        then: the data split into that many batches), drawn from a stream of shuffled passes over the data (a
+        new pass starts where the previous one ends); as in tf.keras the stream holds `epochs - initial_epoch`
+        passes, and training stops with a warning when it runs out. `validation_steps`: each validation uses
+        the first that many batches (of `validation_batch_size`, default `batch_size`) of the validation data.
 
         Raises:
             RuntimeError: not compiled, or `fit` already running on this model in another thread.
             TypeError, ValueError: bad arguments or data (the model is left unchanged).
         """
+        show_accuracy = keras_arguments.pop_show_accuracy(kwargs, "fit")
         if "nb_epoch" in kwargs:
             if epochs is not None:
                 raise TypeError("fit received both the legacy keyword argument `nb_epoch` and `epochs`; "
@@ -247,14 +315,19 @@ class Model(Network):
                           stacklevel=2)
             epochs = kwargs.pop("nb_epoch")
         epochs = 1 if epochs is None else epochs
+        keras_arguments.pop_neutral("fit", kwargs)
         if kwargs:
             raise TypeError(f"Unrecognized keyword arguments: {kwargs}")
         self._build_from(x)
         self._require_compiled("fit")
-        if steps_per_epoch is not None or validation_steps is not None:
-            raise ValueError("fit: `steps_per_epoch`/`validation_steps` are for generator input, which fastfit does "
-                             "not take; pass arrays and `batch_size`")
-        batch_size = data.check_batch_size(batch_size)
+        keras_arguments.refuse_generator(x, "fit")
+        keras_arguments.refuse_generator(validation_data, "fit", "validation_data")
+        steps_per_epoch = keras_arguments.check_steps(steps_per_epoch, "steps_per_epoch")
+        validation_steps = keras_arguments.check_steps(validation_steps, "validation_steps")
+        requested_batch_size = batch_size
+        batch_size = self._batch_size_for(batch_size, "fit")
+        if validation_batch_size is not None:
+            validation_batch_size = self._batch_size_for(validation_batch_size, "fit", "validation_batch_size")
         epochs = data.check_non_negative_int(epochs, "epochs")
         initial_epoch = data.check_non_negative_int(initial_epoch, "initial_epoch")
         verbose = _check_verbose(verbose)
@@ -263,32 +336,47 @@ class Model(Network):
         validation_epochs = _validation_epochs(validation_freq)
         train, val, val_for_callbacks = self._prepare_validation(validation_data, validation_split, x, y,
                                                                  sample_weight, class_weight)
+        if steps_per_epoch is not None:
+            batch_size = self._steps_batch_size(requested_batch_size, batch_size, len(train[0]), steps_per_epoch)
+        if validation_batch_size is None:
+            validation_batch_size = batch_size
+        if val is not None and validation_steps is not None:
+            val = tuple(None if a is None else a[:validation_steps * validation_batch_size] for a in val)
+        if steps_per_epoch is None:
+            self._check_full_batches(len(train[0]), "fit", "x")
+        if val is not None:
+            self._check_full_batches(len(val[0]), "fit", "the validation data")
         from fastfit.callbacks import CallbackList  # late import: callbacks import models for type checks
         user_callbacks = CallbackList(callbacks)
-        with self._exclusive("fit"):
+        from fastfit.saving import checkpoint_writer  # decides when a checkpoint written in a hook is complete
+        with self._exclusive("fit"), self._accuracy_shown(show_accuracy), \
+                checkpoint_writer.during_fit(user_callbacks, self._custom_metrics is not None):  # fit adds built-ins
             return self._fit_loop(train, val, val_for_callbacks, user_callbacks, batch_size, epochs, verbose,
-                                  shuffle, initial_epoch, validation_epochs)
+                                  shuffle, initial_epoch, validation_epochs,
+                                  BatchStream(self, len(train[0]), batch_size, shuffle, steps_per_epoch,
+                                               initial_epoch, epochs),
+                                  validation_batch_size)
 
     def _fit_loop(self, train, val, val_for_callbacks, user_callbacks, batch_size, epochs, verbose, shuffle,
-                  initial_epoch, validation_epochs):
+                  initial_epoch, validation_epochs, stream, validation_batch_size):
         from fastfit.callbacks import CallbackList, History, ProgbarLogger, make_batch_hook
         net = self._train_network()
         x, y, weights = train
-        n = len(x)
+        n = stream.samples_per_epoch
         self.history = History()
         listed = list(user_callbacks)
         progbar = [] if not verbose or any(isinstance(cb, ProgbarLogger) for cb in listed) else \
-            [ProgbarLogger(count_mode="samples")]
+            [ProgbarLogger(count_mode="samples" if stream.steps is None else "steps")]  # as Keras 2.2 picks
         cbks = CallbackList(progbar + listed + [self.history])
         metric_keys = self.metrics_names
-        params = {"batch_size": batch_size, "epochs": epochs, "steps": int(math.ceil(n / batch_size)),
+        params = {"batch_size": batch_size, "epochs": epochs, "steps": stream.steps_per_epoch,
                   "samples": n, "verbose": verbose, "do_validation": val is not None,
                   "metrics": metric_keys + (["val_" + k for k in metric_keys] if val is not None else [])}
         cbks.set_validation_data(val_for_callbacks)
         cbks.set_model(self)
         cbks.set_params(params)
         if verbose and val is not None:
-            print(f"Train on {n} samples, validate on {len(val[0])} samples")
+            print(f"Train on {len(x)} samples, validate on {len(val[0])} samples")
         self.stop_training = False
         cbks.on_train_begin({})
         start_epoch, skip_batches = _resume_point(cbks, initial_epoch)
@@ -298,15 +386,18 @@ class Model(Network):
         epoch_logs = {}
         try:
             for epoch in range(start_epoch, epochs):
+                if stream.exhausted(epoch):
+                    stream.warn_exhausted()
+                    break
                 cbks.on_epoch_begin(epoch, {})
-                _release_writes()  # the shuffle below releases the GIL: a write behind can run meanwhile
-                order = self._epoch_order(epoch, n, batch_size, shuffle)
+                order = stream.order(epoch)
                 if epoch == start_epoch and skip_batches:
                     order = order[skip_batches * batch_size:]  # resumed mid-epoch: those batches are done
                 metric_pass = self._metric_pass(y, order, batch_size)
-                hook = make_batch_hook(cbks, "train", metric_keys, self, metric_pass=metric_pass)
+                hook = make_batch_hook(cbks, "train", metric_keys, self, metric_pass=metric_pass,
+                                       readout=self._readout)
                 sums = net.train_epoch(x, y, weights, order, batch_size, self.optimizer, hook)
-                epoch_logs = _logs_from_sums(metric_keys, sums, metric_pass)
+                epoch_logs = _logs_from_sums(self._readout, sums, metric_pass)
                 finished = int(sums[0]) == len(order)
                 if finished and not math.isfinite(epoch_logs.get("loss", 0.0)):
                     bad = net.first_nonfinite_batch
@@ -315,22 +406,14 @@ class Model(Network):
                                   f"infinite){where}; add fastfit.callbacks.TerminateOnNaN() to stop at the first "
                                   "such batch", RuntimeWarning, stacklevel=3)
                 if finished and val is not None and (epoch + 1) in validation_epochs:
-                    results = self._evaluate_arrays(val, batch_size, cbks)
+                    results = self._evaluate_arrays(val, validation_batch_size, cbks)
                     epoch_logs.update(("val_" + k, v) for k, v in results.items())
-                _hold_writes()
                 cbks.on_epoch_end(epoch, epoch_logs)
                 if self.stop_training:
                     break
         except KeyboardInterrupt:
-            _release_writes()
             cbks.on_train_end(Logs(epoch_logs))
-            raise
-        except BaseException:
-            # No on_train_end (as in Keras), but checkpoints written behind must be on disk when fit raises.
-            from fastfit.saving import write_behind
-            write_behind.finish_pending()
-            raise
-        _release_writes()
+            raise  # any other exception skips on_train_end, as in Keras (`during_fit` waits for the checkpoints)
         cbks.on_train_end(Logs(epoch_logs))
         return self.history
 
@@ -354,45 +437,80 @@ class Model(Network):
         x, y, weights = arrays
         cbks.on_test_begin({})
         metric_pass = self._metric_pass(y, None, batch_size)
-        hook = make_batch_hook(cbks, "test", self.metrics_names, self, metric_pass=metric_pass)
+        hook = make_batch_hook(cbks, "test", self.metrics_names, self, metric_pass=metric_pass,
+                               readout=self._readout)
         # A batch's loss is sum(w * loss) / (its count of non-zero weights), as in Keras 2: with zero weights,
         # which rows share a batch changes the result, so the batches stay the user's.
         per_batch = hook is not None or (weights is not None and np.count_nonzero(weights) != len(weights))
         rows = batch_size if per_batch else compiled.forward_block(self, batch_size, x.dtype)
         sums = net.evaluate(x, y, weights, rows, hook)
-        results = _logs_from_sums(self.metrics_names, sums, metric_pass)
+        results = _logs_from_sums(self._readout, sums, metric_pass)
         cbks.on_test_end(Logs(results))
         return results
 
+    @contextlib.contextmanager
+    def _accuracy_shown(self, show_accuracy):
+        """Keras 0.x `show_accuracy=True`: the call reports the accuracy metric `acc` (added for this call only
+        when the model does not already compute an accuracy)."""
+        accuracies = ("binary_accuracy", "categorical_accuracy", "sparse_categorical_accuracy")
+        if not show_accuracy or any(entry in accuracies for entry in self._readout.engine_metrics):
+            yield
+            return
+        saved = self.metrics, self._readout, self.metrics_names
+        key, name = metrics_module.resolve("acc", self._canonical_loss, self._units())
+        self.metrics = self.metrics + ["acc"]
+        self._readout = Readout(self._resolved_metrics + [(key, name)], self._canonical_loss, self._units())
+        self.metrics_names = MetricNames(self.metrics_names + [key])
+        try:
+            yield
+        finally:
+            self.metrics, self._readout, self.metrics_names = saved
+
     # -- evaluate / predict ----------------------------------------------------------------------------------
     def evaluate(self, x=None, y=None, batch_size=None, verbose=1, sample_weight=None, steps=None, callbacks=None,
-                 **kwargs):
-        """Return the loss (no metrics) or `[loss, *metrics]` in `metrics_names` order, sample-weighted means."""
+                 return_dict=False, **kwargs):
+        """Return the loss (no metrics) or `[loss, *metrics]` in `metrics_names` order, sample-weighted means;
+        with `return_dict=True` (tf.keras), `{name: value}` in that order. `steps` (tf.keras, with arrays):
+        evaluate the first `steps` batches (without `batch_size`: the data split into that many batches)."""
+        show_accuracy = keras_arguments.pop_show_accuracy(kwargs, "evaluate")
+        keras_arguments.pop_neutral("evaluate", kwargs)
         if kwargs:
             raise TypeError(f"Unrecognized keyword arguments: {kwargs}")
         self._build_from(x)
         self._require_compiled("evaluate")
-        if steps is not None:
-            raise ValueError("evaluate: `steps` is for generator input; pass arrays and `batch_size`")
-        batch_size = data.check_batch_size(batch_size)
+        keras_arguments.refuse_generator(x, "evaluate")
+        steps = keras_arguments.check_steps(steps, "steps")
+        requested_batch_size = batch_size
+        batch_size = self._batch_size_for(batch_size, "evaluate")
         verbose = _check_verbose(verbose)
         arrays = self._prepare_xy(x, y, sample_weight)
+        if steps is not None:
+            batch_size = self._steps_batch_size(requested_batch_size, batch_size, len(arrays[0]), steps)
+            arrays = tuple(None if a is None else a[:steps * batch_size] for a in arrays)
+        self._check_full_batches(len(arrays[0]), "evaluate", "x")
         from fastfit.callbacks import CallbackList
         cbks = CallbackList(callbacks)
-        with self._exclusive("evaluate"):
+        with self._exclusive("evaluate"), self._accuracy_shown(show_accuracy):
             cbks.set_model(self)
             cbks.set_params({"batch_size": batch_size, "steps": None, "samples": len(arrays[0]),
                              "verbose": verbose, "metrics": list(self.metrics_names)})
             results = self._evaluate_arrays(arrays, batch_size, cbks)
+            names = list(self.metrics_names)
         if verbose:
             from fastfit.utils.progbar import Progbar
             bar = Progbar(target=len(arrays[0]), verbose=verbose)
             bar.update(len(arrays[0]), list(results.items()))
-        values = [results[k] for k in self.metrics_names]
+        if return_dict:
+            return {k: results[k] for k in names}
+        values = [results[k] for k in names]
         return values[0] if len(values) == 1 else values
 
     def predict(self, x, batch_size=None, verbose=0, steps=None, callbacks=None, **kwargs):
-        """Return the model output for `x`: an array, or a list of arrays for a model with a list of outputs."""
+        """Return the model output for `x`: an array, or a list of arrays for a model with a list of outputs.
+
+        `verbose=1` shows a progress bar over the samples (2: one line at the end). `steps` (tf.keras, with
+        arrays): predict the first `steps` batches (without `batch_size`: the data split into that many)."""
+        keras_arguments.pop_neutral("predict", kwargs)
         if kwargs:
             raise TypeError(f"Unrecognized keyword arguments: {kwargs}")
         quiet = verbose is False or (type(verbose) is int and verbose == 0)
@@ -402,14 +520,22 @@ class Model(Network):
                 return result
         self._build_from(x)
         self._require_graph("output (predict needs a built model)")
-        if steps is not None:
-            raise ValueError("predict: `steps` is for generator input; pass arrays and `batch_size`")
-        batch_size = data.check_batch_size(batch_size)
-        _check_verbose(verbose)
+        keras_arguments.refuse_generator(x, "predict")
+        steps = keras_arguments.check_steps(steps, "steps")
+        requested_batch_size = batch_size
+        batch_size = self._batch_size_for(batch_size, "predict")
+        verbose = _check_verbose(verbose)
         dtype = self._dtype()
         x = data.prepare_inputs(x, self.input_shape, dtype)
+        if steps is not None:
+            batch_size = self._steps_batch_size(requested_batch_size, batch_size, len(x), steps)
+            x = x[:steps * batch_size]
+        self._check_full_batches(len(x), "predict", "x")
         from fastfit.callbacks import CallbackList, make_batch_hook
+        from fastfit.callbacks.progbar import PredictProgbar
         cbks = CallbackList(callbacks)
+        if verbose:
+            cbks.append(PredictProgbar(len(x), verbose))
         engine = self._engine or compiled.resolve_engine(None)
         outputs = []
         with self._exclusive("predict"):
@@ -436,7 +562,7 @@ class Model(Network):
         Returns None where the general path must run (it then raises for bad arguments)."""
         plan = self._engine_cache.get("predict")
         if plan is None:
-            if not self.outputs or len(self.outputs) != 1:
+            if not self.outputs or len(self.outputs) != 1 or self._fixed_batch_size() is not None:
                 return None
             engine = self._engine or compiled.resolve_engine(None)
             dtype = self._dtype()
@@ -456,25 +582,31 @@ class Model(Network):
         return out if single else [out]
 
     # -- single batches --------------------------------------------------------------------------------------
-    def train_on_batch(self, x, y, sample_weight=None, class_weight=None):
-        """One update on one batch; returns the loss or `[loss, *metrics]` measured before the update."""
+    def train_on_batch(self, x, y, sample_weight=None, class_weight=None, reset_metrics=True, return_dict=False):
+        """One update on one batch; returns the loss or `[loss, *metrics]` measured before the update
+        (`return_dict=True`: a dict). `reset_metrics` (tf.keras) must be True: values are this batch's."""
         self._build_from(x)
         self._require_compiled("train_on_batch")
+        keras_arguments.check_reset_metrics(reset_metrics, "train_on_batch")
         x, y, weights = self._prepare_xy(x, y, sample_weight, class_weight)
+        self._batch_size_for(len(x), "train_on_batch", "the number of samples")
         order = np.arange(len(x), dtype=np.int64)
         with self._exclusive("train_on_batch"):
             metric_pass, hook = self._single_batch_hook("train", y, order, len(x))
             sums = self._train_network().train_epoch(x, y, weights, order, len(x), self.optimizer, hook)
-        return _scalar_or_list(self.metrics_names, sums, metric_pass)
+        return _batch_result(self, sums, return_dict, metric_pass)
 
-    def test_on_batch(self, x, y, sample_weight=None):
+    def test_on_batch(self, x, y, sample_weight=None, reset_metrics=True, return_dict=False):
+        """The loss or `[loss, *metrics]` of one batch (`return_dict=True`: a dict)."""
         self._build_from(x)
         self._require_compiled("test_on_batch")
+        keras_arguments.check_reset_metrics(reset_metrics, "test_on_batch")
         x, y, weights = self._prepare_xy(x, y, sample_weight)
+        self._batch_size_for(len(x), "test_on_batch", "the number of samples")
         with self._exclusive("test_on_batch"):
             metric_pass, hook = self._single_batch_hook("test", y, None, len(x))
             sums = self._train_network().evaluate(x, y, weights, len(x), hook)
-        return _scalar_or_list(self.metrics_names, sums, metric_pass)
+        return _batch_result(self, sums, return_dict, metric_pass)
 
     def _single_batch_hook(self, mode, y, order, rows):
         """(metric pass, hook) of a train/test_on_batch: no hook unless the model has custom metrics."""
@@ -483,6 +615,16 @@ class Model(Network):
             return None, None
         from fastfit.callbacks import make_batch_hook
         return metric_pass, make_batch_hook((), mode, self.metrics_names, self, metric_pass=metric_pass)
+
+    # -- generators (another issue): a clear error instead of an AttributeError --------------------------------
+    def fit_generator(self, generator, *args, **kwargs):
+        raise NotImplementedError(keras_arguments.GENERATOR_MESSAGE.format(method="fit_generator"))
+
+    def evaluate_generator(self, generator, *args, **kwargs):
+        raise NotImplementedError(keras_arguments.GENERATOR_MESSAGE.format(method="evaluate_generator"))
+
+    def predict_generator(self, generator, *args, **kwargs):
+        raise NotImplementedError(keras_arguments.GENERATOR_MESSAGE.format(method="predict_generator"))
 
     def predict_on_batch(self, x):
         x = np.asarray(x) if not isinstance(x, np.ndarray) else x
@@ -538,19 +680,6 @@ class _ExclusiveUse:
         self.lock.release()
 
 
-def _hold_writes():
-    """Checkpoints the epoch-end callbacks write behind start once the next epoch runs (see write_behind)."""
-    module = sys.modules.get("fastfit.saving.write_behind")  # not loaded: nothing is written behind
-    if module is not None:
-        module.hold()
-
-
-def _release_writes():
-    module = sys.modules.get("fastfit.saving.write_behind")
-    if module is not None:
-        module.release()
-
-
 def _resume_point(cbks, initial_epoch):
     """Where training resumes: a callback such as BackupAndRestore may set `resume_point = (epoch, batches
     done)` in `on_train_begin`; otherwise at `initial_epoch`."""
@@ -571,28 +700,31 @@ def _replay_predict_hooks(cbks, outputs, batch_size):
                                           "outputs": [out[start:start + size] for out in outputs]})
 
 
-def _logs_from_sums(keys, sums, metric_pass=None):
-    """The epoch logs (a `Logs`, so every alias of a key answers) from the engine's sums (and the custom
-    metrics of `metric_pass`)."""
+def _logs_from_sums(readout, sums, metric_pass=None):
+    """The epoch logs (a `Logs`, so every alias of a key answers) from the engine's sums and counts (see
+    `Readout`) and the custom metrics of `metric_pass`."""
+    native = readout.epoch_values(sums)
     if metric_pass is not None:
-        return metric_pass.epoch_logs(sums)
-    seen = float(sums[0])
-    if seen == 0:
-        return Logs()
-    return Logs({key: float(sums[i + 1] / seen) for i, key in enumerate(keys)})
+        return metric_pass.epoch_logs(native)
+    return Logs(native)
 
 
-def _scalar_or_list(keys, sums, metric_pass=None):
-    logs = _logs_from_sums(keys, sums, metric_pass)
+def _batch_result(model, sums, return_dict, metric_pass=None):
+    keys = model.metrics_names
+    logs = _logs_from_sums(model._readout, sums, metric_pass)
+    if return_dict:
+        return {k: logs[k] for k in keys}
     values = [logs[k] for k in keys]
     return values[0] if len(values) == 1 else values
 
 
 def _check_verbose(verbose):
+    if isinstance(verbose, str) and verbose == "auto":  # tf.keras: 'auto' is 1 outside distributed training
+        return 1
     if isinstance(verbose, bool):
         return int(verbose)
     if not isinstance(verbose, (int, np.integer)) or verbose not in (0, 1, 2):
-        raise ValueError(f"`verbose` must be 0, 1 or 2, got {verbose!r}")
+        raise ValueError(f"`verbose` must be 0, 1 or 2 (or 'auto'), got {verbose!r}")
     return int(verbose)
 
 

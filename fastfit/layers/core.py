@@ -1,18 +1,23 @@
 """The core layers: Dense, Activation, Dropout, Flatten."""
+import math
 import warnings
 
 import numpy as np
 
-from fastfit import activations, backend, initializers
+from fastfit import activations, backend, initializers, regularizers
 from fastfit.engine.base_layer import Layer, shape_str
+from fastfit.layers._weights import penalty_config, penalty_ops, take_penalties
 from fastfit.layers.legacy import convert_legacy_kwargs
-
-_UNSUPPORTED = ("kernel_regularizer", "bias_regularizer", "activity_regularizer", "kernel_constraint",
-                "bias_constraint")
 
 
 def _activation_ops(name):
     return [] if name == "linear" else [("activation", name)]
+
+
+def _activity_ops(regularizer):
+    if regularizer is None or (regularizer.l1 == 0 and regularizer.l2 == 0):
+        return []
+    return [("activity_regularization", regularizer.l1, regularizer.l2)]
 
 
 class Dense(Layer):
@@ -26,8 +31,9 @@ class Dense(Layer):
         activation: name or function of `fastfit.activations` (default linear).
         use_bias: whether to add a bias vector.
         kernel_initializer, bias_initializer: names, config dicts or initializers.
-        kernel_regularizer, bias_regularizer, activity_regularizer, kernel_constraint, bias_constraint: accepted
-            for Keras compatibility, only as None.
+        kernel_regularizer, bias_regularizer: `fastfit.regularizers` penalties on the weights (added to the loss).
+        activity_regularizer: a penalty on the layer's output, summed over the batch.
+        kernel_constraint, bias_constraint: `fastfit.constraints`, applied after each update.
 
     Raises:
         ValueError: `units` not a positive int, unknown activation or initializer.
@@ -51,9 +57,11 @@ class Dense(Layer):
             kwargs["units"] = units
         convert_legacy_kwargs("Dense", kwargs, self._LEGACY)
         units = kwargs.pop("units", None)
-        for key in _UNSUPPORTED:
-            if kwargs.pop(key, None) is not None:
-                raise ValueError(f"Dense: `{key}` is not supported by fastfit (only None)")
+        penalties = take_penalties("Dense", kwargs, ("kernel", "bias"))
+        try:
+            activity = regularizers.get(kwargs.pop("activity_regularizer", None))
+        except ValueError as exc:
+            raise ValueError(f"Dense: `activity_regularizer`: {exc}") from None
         if isinstance(units, bool) or not isinstance(units, (int, np.integer)) or units <= 0:
             raise ValueError(f"Dense: `units` must be a positive integer, got {units!r}")
         self.units = int(units)
@@ -62,6 +70,8 @@ class Dense(Layer):
         self.kernel_initializer = initializers.get(kwargs.pop("kernel_initializer", "glorot_uniform"))
         self.bias_initializer = initializers.get(kwargs.pop("bias_initializer", "zeros"))
         super().__init__(**kwargs)
+        self.__dict__.update(penalties)
+        self.activity_regularizer = activity
         self.kernel = None
         self.bias = None
 
@@ -72,6 +82,13 @@ class Dense(Layer):
         if self.built and input_shape[-1] != self.kernel.shape[0]:
             raise ValueError(f"Layer '{self.name}' (Dense) expects {self.kernel.shape[0]} input features, got "
                              f"shape {shape_str(input_shape)}")
+
+    def weight_shapes(self, input_shape):
+        """The weights' names and shapes for `input_shape` (batch axis included), in order."""
+        shapes = {"kernel": (int(input_shape[-1]), self.units)}
+        if self.use_bias:
+            shapes["bias"] = (self.units,)
+        return shapes
 
     def build(self, input_shape):
         shape = (int(input_shape[-1]), self.units)
@@ -90,7 +107,8 @@ class Dense(Layer):
         return [self.kernel, self.bias] if self.use_bias else [self.kernel]
 
     def engine_ops(self):
-        return [("dense", self.kernel, self.bias)] + _activation_ops(self.activation)
+        return ([("dense", self.kernel, self.bias)] + _activation_ops(self.activation)
+                + penalty_ops(self, ("kernel", "bias")) + _activity_ops(self.activity_regularizer))
 
     def get_config(self):
         config = super().get_config()
@@ -99,14 +117,16 @@ class Dense(Layer):
             "kernel_initializer": initializers.serialize(self.kernel_initializer),
             "bias_initializer": initializers.serialize(self.bias_initializer),
         })
-        config.update({key: None for key in _UNSUPPORTED})
-        return config
+        config.update(penalty_config(self, ("kernel", "bias")))
+        config["activity_regularizer"] = regularizers.serialize(self.activity_regularizer)
+        # Keras 2 order: kernel_regularizer, bias_regularizer, activity_regularizer, then the constraints.
+        order = ["kernel_regularizer", "bias_regularizer", "activity_regularizer", "kernel_constraint",
+                 "bias_constraint"]
+        return {**{k: v for k, v in config.items() if k not in order}, **{k: config[k] for k in order}}
 
     @classmethod
     def from_config(cls, config):
         config = dict(config)
-        for key in _UNSUPPORTED:
-            config.pop(key, None)
         config.pop("quantization_config", None)  # Keras 3 writes it; always None for float models
         return cls(**config)
 
@@ -177,12 +197,23 @@ class Flatten(Layer):
         super().__init__(**kwargs)
 
     def check_input_shape(self, input_shape):
+        # channels_first moves the channel axis last before flattening (Keras 2.2): a different element order,
+        # unless the move is trivial (2-D input, one channel, or nothing but channels).
+        reorders = len(input_shape) > 2 and input_shape[1] != 1 and any(d != 1 for d in input_shape[2:])
+        if self.data_format == "channels_first" and reorders:
+            raise ValueError(f"Layer '{self.name}' (Flatten): data_format='channels_first' reorders the features of "
+                             f"input shape {shape_str(input_shape)}, which fastfit does not do; move the channel "
+                             "axis last in your data (np.moveaxis(x, 1, -1)) and use the default data_format")
         if any(d is None for d in input_shape[1:]):
             raise ValueError(f"Layer '{self.name}' (Flatten) needs a fully known input shape, got "
                              f"{shape_str(input_shape)}")
 
     def compute_output_shape(self, input_shape):
-        return (input_shape[0], int(np.prod(input_shape[1:], dtype=np.int64)))
+        size = math.prod(input_shape[1:])  # exact: an int64 product could wrap around
+        if size >= 1 << 63:
+            raise ValueError(f"Layer '{self.name}' (Flatten): input shape {shape_str(input_shape)} flattens to "
+                             f"{size} features, more than a 64-bit size holds")
+        return (input_shape[0], size)
 
     def get_config(self):
         return dict(super().get_config(), data_format=self.data_format)

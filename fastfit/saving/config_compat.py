@@ -5,6 +5,8 @@ asks for a feature fastfit lacks is left in place so the layer raises a clear er
 """
 import re
 
+from fastfit import losses
+
 # key -> neutral values, per place they appear. Keras 3 adds these to configs that fastfit writes without.
 _NEUTRAL_LAYER_KEYS = {"optional": (False,), "quantization_config": (None,), "lora_rank": (None,),
                        "lora_alpha": (None,), "synchronized": (False,), "autocast": (True,)}
@@ -80,9 +82,10 @@ def for_keras_readers(optimizer_config_dict):
 
 
 def loss_name(loss):
-    """A loss as fastfit's name: strings pass through, Keras 3 serialised objects map by class name."""
-    if isinstance(loss, dict) and "class_name" in loss:
-        return _snake(loss["class_name"])
+    """A saved loss as `compile` takes it: names pass through, serialised loss objects (tf.keras or Keras 3)
+    become loss objects (`fastfit.losses.deserialize`, which raises ValueError on anything malformed)."""
+    if isinstance(loss, dict):
+        return losses.deserialize(loss)
     if isinstance(loss, list) and len(loss) == 1:
         return loss_name(loss[0])
     return loss
@@ -98,12 +101,19 @@ def metric_names(metrics):
     for metric in metrics:
         if isinstance(metric, list):
             names.extend(metric_names(metric))
+        elif isinstance(metric, dict) and metric.get("class_name") in _engine_metric_classes():
+            names.append(metric)  # a fastfit metric object: rebuilt from its config (metrics.deserialize)
         elif isinstance(metric, dict) and "class_name" in metric:
             inner = metric.get("config") or {}
             names.append(inner.get("name") or _snake(metric["class_name"]))
         elif metric is not None:
             names.append(metric)
     return names
+
+
+def _engine_metric_classes():
+    from fastfit.metrics import ENGINE_METRIC_CLASSES
+    return ENGINE_METRIC_CLASSES
 
 
 def _snake(name):

@@ -1,29 +1,18 @@
-"""Write-behind: the training thread captures a checkpoint's content, a background thread writes it.
+"""Background writes of checkpoint files: the machinery behind `checkpoint_writer` (nothing else uses it).
 
-Writing a checkpoint is mostly waiting for the disk (write, fsync, rename), while fastfit's training loop
-runs without the GIL; so `ModelCheckpoint` and `BackupAndRestore` hand the file to a worker thread and go
-on training. Each callback owns a `BackgroundWriter`: a new save first waits for its previous one (one file
-in flight per callback), an error of the background write is raised by the next `submit` or `wait`, and
-the callbacks `wait` in `on_train_end`, so when `fit` returns every checkpoint is on disk. The files stay
-atomic: the worker writes through `files.write_snapshot` (temporary file, fsync, rename).
-
-A write submitted at the end of an epoch starts once the epoch-end and epoch-begin callbacks have run
-(`fit` calls `hold` before the epoch-end callbacks and `release` just before the next epoch's shuffle; at
-most HOLD_SECONDS later otherwise): the worker needs the GIL between its system calls, and the training
-thread's callbacks would wait for it. The shuffle (0.5 ms for 60000 rows) releases the GIL, so a small
-checkpoint is mostly written beside it rather than beside the training threads. Anyone waiting for a write
-lets the held jobs go first (the hold itself stays for later submissions).
+A `BackgroundWriter` hands one file write at a time to a worker: a new write first waits for its previous
+one, and an error of the background write is raised by the next `submit` or `wait`. The files stay atomic:
+the worker writes through `files.write_snapshot` (temporary file, fsync, rename). When a write may finish
+after the hook that asked for it returns is decided by `checkpoint_writer`, not here.
 
 A small model file (`files.start_image_write`) is written by the native writer thread instead, which needs no
-GIL: it starts at once, held or not, and moves to the CPU the training thread is not on. Its job here only
-collects the outcome; a failure the native thread leaves to Python (a missing folder) is written again, by
-whoever waits for it first.
+GIL and moves to the CPU the training thread is not on. Its job here only collects the outcome; a failure the
+native thread leaves to Python (a missing folder) is written again, by whoever waits for it first.
 
 One daemon worker runs the Python writes in submission order. It is a daemon so that an idle worker never keeps
-the interpreter alive, and an `atexit` hook finishes pending writes before the interpreter exits; `fit`
-calls `finish_pending` when it ends with an exception (it then skips `on_train_end`, as Keras does).
-Readers (`files.reading`) and synchronous saves of the same path `wait_for` it first, so within the process
-nobody sees an older checkpoint than the last one submitted.
+the interpreter alive, and an `atexit` hook finishes pending writes before the interpreter exits. Readers
+(`files.reading`) and synchronous saves of the same path `wait_for` it first, so within the process nobody
+sees an older checkpoint than the last one submitted.
 """
 import atexit
 import os
@@ -35,46 +24,16 @@ _settle_lock = threading.RLock()  # a redo's own save may settle another native 
 _in_flight = {}       # absolute path -> the last _Job writing it
 _jobs = queue.SimpleQueue()
 _worker = None
-_holding = False       # between `hold` and `release`: new jobs wait
-_held = []             # jobs submitted while holding, not yet let go
-HOLD_SECONDS = 0.05
-
-
-def hold():
-    """Jobs submitted from now on wait (at most HOLD_SECONDS) for `release`: the training thread needs the GIL."""
-    global _holding
-    _holding = True
-
-
-def release():
-    """Let the held jobs run, and the ones submitted from now on: the training thread is in GIL-free code."""
-    global _holding
-    _holding = False
-    _let_go()
-
-
-def _let_go():
-    """Let every held job run now (someone waits for one; the worker runs them in order)."""
-    with _lock:
-        jobs = _held[:]
-        _held.clear()
-    for job in jobs:
-        job.go.set()
-
-
 class _Job:
-    """A write the Python worker runs: `write()`, once let go."""
+    """A write the Python worker runs: `write()`."""
 
     def __init__(self, key, write):
         self.key, self.write = key, write
-        self.go = threading.Event()
         self.done = threading.Event()
         self.error = None
 
     def wait(self):
-        if not self.done.is_set():
-            _let_go()
-            self.done.wait()
+        self.done.wait()
 
 
 class _NativeJob:
@@ -147,10 +106,6 @@ class BackgroundWriter:
         job = _Job(os.path.abspath(path), write)
         with _lock:
             _in_flight[job.key] = job
-            if _holding:
-                _held.append(job)
-            else:
-                job.go.set()
         self._job = job
         _start_worker()
         _jobs.put(job)
@@ -179,7 +134,6 @@ def _start_worker():
 def _work():
     while True:
         job = _jobs.get()
-        job.go.wait(HOLD_SECONDS)
         try:
             job.write()
         except BaseException as error:  # kept for the training thread: a thread's exception is otherwise lost
@@ -193,10 +147,8 @@ def _work():
 
 def _forget_parent_jobs():
     """A forked child has no worker and will never see the parent's pending writes complete."""
-    global _jobs, _worker, _holding
+    global _jobs, _worker
     _in_flight.clear()
-    _held.clear()
-    _holding = False
     _jobs, _worker = queue.SimpleQueue(), None
 
 
@@ -206,9 +158,7 @@ if hasattr(os, "register_at_fork"):
 
 @atexit.register
 def finish_pending():
-    """End any hold and block until every pending background write is done (their errors stay with their
-    writers)."""
-    release()
+    """Block until every pending background write is done (their errors stay with their writers)."""
     with _lock:
         pending = list(_in_flight.values())
     for job in pending:

@@ -1,37 +1,25 @@
-"""Utilities: `to_categorical`, `set_random_seed`, `plot_history`."""
-import numpy as np
-
+"""Utilities: `to_categorical`, `normalize` (also as `fastfit.utils.np_utils`), `Sequence`, `set_random_seed`,
+`plot_history`."""
 from fastfit.backend import set_random_seed
+from fastfit.utils import np_utils
+from fastfit.utils.np_utils import normalize, to_categorical
 
 
-def to_categorical(y, num_classes=None, dtype="float32"):
-    """Convert integer class labels to one-hot rows.
+class Sequence:
+    """The Keras `Sequence` base class (`__getitem__` returns batch `index`, `__len__` the batch count).
 
-    Arguments:
-        y: integer labels, any shape (a trailing axis of size 1 is dropped).
-        num_classes: total number of classes (default: max label + 1).
-
-    Raises:
-        ValueError: negative, non-integer or out-of-range labels.
+    Subclasses can be defined, but fastfit does not train from them yet (generators and streaming are
+    planned): `fit`/`evaluate`/`predict` raise a TypeError when given one.
     """
-    labels = np.asarray(y)
-    if labels.dtype.kind not in "biuf":
-        raise TypeError(f"to_categorical: `y` must hold integer labels, got dtype {labels.dtype}")
-    if labels.ndim and labels.shape[-1] == 1 and labels.ndim > 1:
-        labels = labels[..., 0]
-    as_int = labels.astype(np.int64)
-    if labels.dtype.kind == "f" and not np.array_equal(as_int, labels):
-        raise ValueError("to_categorical: `y` must hold integer labels, got non-integer values")
-    if as_int.size and as_int.min() < 0:
-        raise ValueError(f"to_categorical: labels must be >= 0, got {as_int.min()}")
-    top = int(as_int.max()) + 1 if as_int.size else 0
-    if num_classes is None:
-        num_classes = top
-    elif top > num_classes:
-        raise ValueError(f"to_categorical: label {top - 1} is out of range for num_classes={num_classes}")
-    one_hot = np.zeros(as_int.shape + (num_classes,), dtype=dtype)
-    np.put_along_axis(one_hot, as_int[..., None], 1, axis=-1)
-    return one_hot
+
+    def __getitem__(self, index):
+        raise NotImplementedError
+
+    def __len__(self):
+        raise NotImplementedError
+
+    def on_epoch_end(self):
+        """Called at the end of every epoch."""
 
 
 def plot_history(history_or_csv_path, path):
@@ -40,4 +28,4 @@ def plot_history(history_or_csv_path, path):
     return _plot(history_or_csv_path, path)
 
 
-__all__ = ["to_categorical", "set_random_seed", "plot_history"]
+__all__ = ["to_categorical", "normalize", "np_utils", "Sequence", "set_random_seed", "plot_history"]

@@ -143,7 +143,8 @@ class BaseWrapper(BaseEstimator):
         return self.model.fit(x, y, **fit_args)
 
     def _categorical(self) -> bool:
-        return getattr(self.model, "_canonical_loss", None) == "categorical_crossentropy"
+        return getattr(self.model, "_canonical_loss", None) in ("categorical_crossentropy",
+                                                                "categorical_crossentropy_from_logits")
 
     def __sklearn_is_fitted__(self) -> bool:
         """Fitted once `fit` has made `self.model` (scikit-learn's `check_is_fitted`, used by `Pipeline`)."""

@@ -85,10 +85,13 @@ def test_weight_histograms(tmp_path):
     assert kernel.num == 6 and kernel.min == 0 and kernel.max == 5 and sum(kernel.bucket) == 6
 
 
-def test_unsupported_features_warn_once_and_bad_arguments(tmp_path):
+def test_unsupported_features_raise_and_bad_arguments(tmp_path):
     pytest.importorskip("tensorboard")
-    with pytest.warns(UserWarning, match="write_grads, write_images, embeddings_freq"):
+    with pytest.raises(ValueError, match="write_grads, write_images, embeddings_freq"):
         TensorBoard(log_dir=tmp_path, write_grads=True, write_images=True, embeddings_freq=1)
+    with pytest.raises(ValueError, match="write_images"):
+        TensorBoard(log_dir=tmp_path, write_images=True)
+    TensorBoard(log_dir=tmp_path, write_grads=False, write_images=False, embeddings_freq=0, write_graph=True)
     with pytest.raises(ValueError, match="update_freq"):
         TensorBoard(log_dir=tmp_path, update_freq="often")
     with pytest.raises(ValueError, match="histogram_freq"):

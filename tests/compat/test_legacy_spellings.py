@@ -68,9 +68,12 @@ def test_dense_units_positionally_and_output_dim_is_type_error():
         Dense(4, output_dim=4)
 
 
-def test_dense_legacy_regularizer_with_a_value_is_refused_clearly():
+def test_dense_legacy_regularizer_becomes_kernel_regularizer_and_custom_ones_are_refused_clearly():
+    with pytest.warns(DeprecationWarning):
+        layer = Dense(2, W_regularizer="l2")
+    assert layer.kernel_regularizer.get_config() == {"l1": 0.0, "l2": pytest.approx(0.01)}
     with pytest.warns(DeprecationWarning), pytest.raises(ValueError, match="kernel_regularizer"):
-        Dense(2, W_regularizer="l2")
+        Dense(2, W_regularizer=lambda w: 0.0)
 
 
 def test_dense_keras0_positional_input_and_output_dims():
@@ -177,8 +180,9 @@ def test_fit_nb_epoch_and_epochs_together_is_type_error(compiled_model):
 
 def test_fit_unknown_keyword_is_type_error(compiled_model):
     model, x, y = compiled_model
-    with pytest.raises(TypeError, match="show_accuracy"):
-        model.fit(x, y, show_accuracy=True, verbose=0)
+    # `show_accuracy` (Keras 0.x) is now accepted with a DeprecationWarning (tests/compat/test_keras_api.py)
+    with pytest.raises(TypeError, match="show_accuracies"):
+        model.fit(x, y, show_accuracies=True, verbose=0)
 
 
 def test_legacy_layers_save_modern_configs():

@@ -71,13 +71,14 @@ def make_data(dtype, n, n_in, units, loss, seed=1):
     rng = np.random.default_rng(seed)
     x = rng.normal(size=(n, n_in)).astype(dtype)
     labels = rng.integers(0, units, n)
-    if loss == "sparse_categorical_crossentropy":
+    if loss.startswith("sparse_categorical_crossentropy"):
         return x, labels.astype(np.int64)
-    if loss in ("categorical_crossentropy", "categorical_hinge", "kullback_leibler_divergence"):
+    if loss in ("categorical_crossentropy", "categorical_hinge", "kullback_leibler_divergence",
+                "categorical_crossentropy_from_logits"):
         y = np.eye(units)[labels]
     elif loss in ("hinge", "squared_hinge"):
         y = np.where(rng.random((n, units)) < 0.5, -1.0, 1.0)
-    elif loss == "binary_crossentropy":
+    elif loss.startswith("binary_crossentropy"):
         y = (rng.random((n, units)) < 0.5).astype(float)
     else:
         y = rng.random((n, units)) + 0.1

@@ -18,9 +18,12 @@ LOSS_ACTIVATION = {
     "categorical_hinge": "softmax", "logcosh": "linear", "categorical_crossentropy": "softmax",
     "sparse_categorical_crossentropy": "softmax", "binary_crossentropy": "sigmoid",
     "kullback_leibler_divergence": "softmax", "poisson": "softplus", "cosine_proximity": "linear",
+    "categorical_crossentropy_from_logits": "linear", "sparse_categorical_crossentropy_from_logits": "linear",
+    "binary_crossentropy_from_logits": "linear",
 }
 DENSE_METRICS = ["binary_accuracy", "categorical_accuracy", "top_k_categorical_accuracy",
-                 "mean_absolute_error", "categorical_crossentropy", "cosine_proximity"]
+                 "mean_absolute_error", "categorical_crossentropy", "cosine_proximity",
+                 ("binary_accuracy", 0.5)]
 SPARSE_METRICS = ["sparse_categorical_accuracy", "sparse_top_k_categorical_accuracy",
                   "sparse_categorical_crossentropy"]
 
@@ -74,7 +77,7 @@ def test_activations(dtype, activation):
 @DTYPES
 @pytest.mark.parametrize("loss", sorted(LOSS_ACTIVATION))
 def test_losses(dtype, loss):
-    metrics = SPARSE_METRICS if loss == "sparse_categorical_crossentropy" else DENSE_METRICS
+    metrics = SPARSE_METRICS if loss.startswith("sparse_") else DENSE_METRICS
     compare(dtype, sizes=[4, 6, 3], activations=["relu", LOSS_ACTIVATION[loss]], loss=loss, metrics=metrics,
             kind="rmsprop", hyper={}, weights=True)
 

@@ -90,3 +90,28 @@ def test_fastfit_loads_a_keras3_model_and_predicts_the_same(exchanged, monkeypat
     x_train, y_train = data()
     loaded.fit(x_train, y_train, epochs=1, verbose=0)  # trains on at once
     assert loaded.output_shape == (None, CLASSES) and loaded.input_shape == (None, FEATURES)
+
+
+LOSS_OBJECT_SCRIPT = textwrap.dedent("""
+    import json, sys
+    import keras
+    model = keras.models.load_model(sys.argv[1])
+    loss = model.loss
+    print(json.dumps({"class_name": type(loss).__name__, "from_logits": loss.get_config().get("from_logits")}))
+""")
+
+
+def test_keras3_loads_a_model_compiled_with_a_from_logits_loss_object(tmp_path):
+    from fastfit import losses
+    from fastfit.models import Sequential
+    from fastfit.layers import Dense
+    model = Sequential([Dense(4, activation="relu", input_shape=(FEATURES,)), Dense(CLASSES)])
+    model.compile(optimizer="adam", loss=losses.SparseCategoricalCrossentropy(from_logits=True), engine="python")
+    path = str(tmp_path / "logits.h5")
+    model.save(path)
+    env = dict(os.environ, KERAS_BACKEND="jax", TF_CPP_MIN_LOG_LEVEL="3", JAX_PLATFORMS="cpu")
+    result = subprocess.run([sys.executable, "-c", LOSS_OBJECT_SCRIPT, path], capture_output=True, text=True,
+                            timeout=300, env=env)
+    assert result.returncode == 0, result.stderr[-3000:]
+    report = json.loads(result.stdout.strip().splitlines()[-1])
+    assert report == {"class_name": "SparseCategoricalCrossentropy", "from_logits": True}

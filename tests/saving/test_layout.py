@@ -151,7 +151,9 @@ def test_keras3_style_file_loads_and_predicts_the_same(tmp_path):
     x, y = data()
     np.testing.assert_array_equal(loaded.predict(x), source.predict(x))
     assert type(loaded.optimizer).__name__ == "SGD" and loaded.optimizer.lr == pytest.approx(0.05)
-    assert loaded.loss == "categorical_crossentropy" and loaded.metrics_names == ["loss", "accuracy"]
+    # The serialised CategoricalCrossentropy comes back as that loss object (from_logits=False).
+    assert type(loaded.loss) is fastfit.losses.CategoricalCrossentropy and not loaded.loss.from_logits
+    assert loaded._canonical_loss == "categorical_crossentropy" and loaded.metrics_names == ["loss", "accuracy"]
     loaded.fit(x, y, epochs=1, verbose=0)
     fresh = fastfit.models.Sequential([Dense(5, input_dim=FEATURES, activation="tanh"), Dense(3),
                                        Activation("softmax")])

@@ -10,7 +10,7 @@ import time
 import numpy as np
 import pytest
 
-from fastfit.callbacks import BackupAndRestore, LambdaCallback, ModelCheckpoint
+from fastfit.callbacks import BackupAndRestore, EarlyStopping, LambdaCallback, ModelCheckpoint
 from fastfit.models import load_model
 from fastfit.saving import files, write_behind
 
@@ -87,40 +87,58 @@ def test_weights_only_checkpoint_is_written_behind_too(tmp_path, slow_writes):
         np.testing.assert_array_equal(a, b)
 
 
-def _failing_fsync(monkeypatch, calls):
+def _failing_fsync_after(monkeypatch, good_calls, calls):
+    """fsync succeeds `good_calls` times, then fails with a full disk (recording the failing threads)."""
+    real = os.fsync
+
     def full(fd):
+        if good_calls:
+            good_calls.pop()
+            return real(fd)
         calls.append(threading.current_thread().name)
         raise OSError(errno.ENOSPC, "No space left on device")
     monkeypatch.setattr(os, "fsync", full)
 
 
 def test_background_error_is_raised_at_train_end_and_keeps_the_previous_file(tmp_path, monkeypatch):
+    # Built-in callbacks only: the second checkpoint is written behind (the first of a fit never is), by the
+    # Python worker here (no native writer, which does not fsync).
+    monkeypatch.setattr(files, "_filewrite", None)
     x, y = data()
     path = tmp_path / "m.h5"
-    mlp().save(str(path))
-    before = path.read_bytes()
     calls = []
-    _failing_fsync(monkeypatch, calls)
+    _failing_fsync_after(monkeypatch, [1], calls)
     with pytest.raises(OSError, match="No space left on device") as error:
-        mlp().fit(x, y, epochs=1, verbose=0, callbacks=[ModelCheckpoint(str(path))])
+        mlp().fit(x, y, epochs=2, verbose=0, callbacks=[ModelCheckpoint(str(path))])
     assert "m.h5" in str(error.value)
     assert calls and all(name.startswith("fastfit write-behind") for name in calls)  # it was written behind
-    assert path.read_bytes() == before and os.listdir(tmp_path) == ["m.h5"]
+    assert load_model(str(path)).optimizer.iterations == 2 and os.listdir(tmp_path) == ["m.h5"]  # epoch 1's
 
 
 def test_background_error_is_raised_by_the_next_save(tmp_path, monkeypatch):
+    monkeypatch.setattr(files, "_filewrite", None)
     x, y = data()
     calls = []
-    _failing_fsync(monkeypatch, calls)
+    _failing_fsync_after(monkeypatch, [1], calls)
     checkpoint = ModelCheckpoint(str(tmp_path / "e{epoch}.h5"))
-    seen = []
-    model = mlp()
-    with pytest.raises(OSError, match="No space left"):
-        model.fit(x, y, epochs=5, verbose=0,
-                  callbacks=[checkpoint, LambdaCallback(on_epoch_end=lambda e, l: seen.append(e))])
-    assert seen == [0]  # epoch 2's save raised epoch 1's error, before the next callback ran
-    assert len(calls) == 1 and os.listdir(tmp_path) == []
+    with pytest.raises(OSError, match="No space left") as error:
+        mlp().fit(x, y, epochs=5, verbose=0, callbacks=[checkpoint, EarlyStopping(monitor="loss", patience=10)])
+    assert "e2.h5" in str(error.value)  # epoch 2's write failed; epoch 3's save raised it
+    assert len(calls) == 1 and os.listdir(tmp_path) == ["e1.h5"]
     checkpoint.on_train_end({})  # the error was handed over once, not kept
+
+
+def test_with_a_user_callback_after_it_the_error_is_raised_by_the_save_itself(tmp_path, monkeypatch):
+    x, y = data()
+    calls = []
+    _failing_fsync_after(monkeypatch, [1], calls)
+    monkeypatch.setattr(files, "_filewrite", None)
+    seen = []
+    with pytest.raises(OSError, match="No space left") as error:
+        mlp().fit(x, y, epochs=5, verbose=0, callbacks=[ModelCheckpoint(str(tmp_path / "e{epoch}.h5")),
+                                                        LambdaCallback(on_epoch_end=lambda e, l: seen.append(e))])
+    assert "e2.h5" in str(error.value) and seen == [0]  # raised by epoch 2's hook, before the next callback
+    assert calls == ["MainThread"] and os.listdir(tmp_path) == ["e1.h5"]
 
 
 def test_backup_is_written_behind_and_deleted_after_it_landed(tmp_path, slow_writes):
@@ -156,78 +174,6 @@ def test_writer_runs_one_write_at_a_time_in_order():
     writer.wait()  # nothing pending: returns
 
 
-@pytest.fixture
-def held():
-    """Writes submitted in the test start held (as at an epoch end); the hold is lifted afterwards."""
-    write_behind.hold()
-    yield
-    write_behind.release()
-
-
-def test_held_writes_start_on_release_and_waiting_releases_them(held, monkeypatch):
-    # A hold much longer than anything the test waits for: only `release` or a waiter can start a job (a
-    # busy machine delays the worker, never the other way round).
-    monkeypatch.setattr(write_behind, "HOLD_SECONDS", 60.0)
-    started = threading.Event()
-    writer = write_behind.BackgroundWriter()
-    writer.submit("held-file", started.set)
-    assert not started.wait(0.05)  # held while the training thread runs Python
-    write_behind.release()
-    assert started.wait(10.0)
-    writer.wait()
-    write_behind.hold()
-    ran = threading.Event()
-    writer.submit("held-file", ran.set)
-    waiter = threading.Thread(target=writer.wait)  # a waiter releases the hold instead of sitting it out
-    waiter.start()
-    waiter.join(30.0)
-    assert ran.is_set() and not waiter.is_alive()
-
-
-def test_a_hold_nobody_releases_delays_a_write_by_hold_seconds_at_most(held):
-    done = threading.Event()
-    write_behind.BackgroundWriter().submit("held-file", done.set)
-    assert done.wait(write_behind.HOLD_SECONDS + 1.0)
-
-
-def test_fit_holds_epoch_end_writes_until_the_next_epoch_starts(tmp_path, monkeypatch):
-    # A checkpoint submitted at an epoch end is written while the next epoch trains, not while the
-    # training thread still runs the epoch-end callbacks after ModelCheckpoint (writes in the Python worker;
-    # the native writer needs no GIL and is not held).
-    events = []
-    original = files.write_snapshot
-    monkeypatch.setattr(files, "_filewrite", None)
-    monkeypatch.setattr(write_behind, "HOLD_SECONDS", 5.0)  # only `release` (or a waiter) can start it
-
-    def recorded(*args, **kwargs):
-        events.append("write")
-        return original(*args, **kwargs)
-    monkeypatch.setattr(files, "write_snapshot", recorded)
-
-    def later_callback(epoch, logs):
-        time.sleep(0.05)  # time for the worker to start, were it not held
-        events.append(f"end {epoch}")
-    x, y = data()
-    mlp().fit(x, y, epochs=3, verbose=0,
-              callbacks=[ModelCheckpoint(str(tmp_path / "m.h5")), LambdaCallback(on_epoch_end=later_callback)])
-    assert events == ["end 0", "write", "end 1", "write", "end 2", "write"]
-    assert os.path.exists(tmp_path / "m.h5")
-
-
-def test_a_fit_that_raises_at_an_epoch_end_leaves_no_hold(tmp_path, monkeypatch):
-    # fit holds writes before on_epoch_end; a callback raising there must not leave later writes waiting.
-    monkeypatch.setattr(write_behind, "HOLD_SECONDS", 60.0)  # a forgotten hold would show as a 60 s wait
-
-    def fail(epoch, logs):
-        raise RuntimeError("epoch-end failure")
-    x, y = data()
-    with pytest.raises(RuntimeError, match="epoch-end failure"):
-        mlp().fit(x, y, epochs=2, verbose=0, callbacks=[LambdaCallback(on_epoch_end=fail)])
-    started = threading.Event()
-    write_behind.BackgroundWriter().submit(str(tmp_path / "later"), started.set)
-    assert started.wait(10.0)
-
-
 CRASH_SCRIPT = textwrap.dedent("""
     import sys, time
     sys.path.insert(0, sys.argv[2])
@@ -257,43 +203,24 @@ def test_pending_write_lands_when_fit_raises_and_the_process_exits(tmp_path):
     assert load_model(str(path)).optimizer.iterations == 2  # epoch 1's checkpoint: 48 samples, batches of 32
 
 
-def test_pending_checkpoint_is_on_disk_when_fit_raises(tmp_path, slow_writes):
-    """fit skips on_train_end when a callback raises, but waits for the checkpoints it wrote behind."""
+@pytest.mark.parametrize("failing", ["user callback", "built-in"])
+def test_pending_checkpoint_is_on_disk_when_fit_raises(tmp_path, slow_writes, monkeypatch, failing):
+    """fit skips on_train_end when a callback raises, but waits for the checkpoints it wrote behind (with only
+    built-ins listed, the failing one a built-in made to fail here, epoch 2's checkpoint was written behind)."""
     x, y = data()
     path = tmp_path / "m.h5"
 
-    def fail(epoch, logs):
-        if epoch == 1:
+    def fail(*args):
+        if args[-2] == 1:
             raise RuntimeError("a later callback failed")
+    if failing == "built-in":
+        monkeypatch.setattr(EarlyStopping, "on_epoch_end", fail)
+        later = EarlyStopping(monitor="loss")
+    else:
+        later = LambdaCallback(on_epoch_end=fail)
     with pytest.raises(RuntimeError, match="a later callback failed"):
-        mlp().fit(x, y, epochs=3, batch_size=16, verbose=0,
-                  callbacks=[ModelCheckpoint(str(path)), LambdaCallback(on_epoch_end=fail)])
+        mlp().fit(x, y, epochs=3, batch_size=16, verbose=0, callbacks=[ModelCheckpoint(str(path)), later])
     at_raise = path.read_bytes()  # read directly: fastfit's own reader would wait for a pending write
     write_behind.finish_pending()
     assert path.read_bytes() == at_raise  # epoch 2's save had landed before the exception reached us
     assert load_model(str(path)).optimizer.iterations == 2 * int(np.ceil(len(x) / 16))
-
-
-def test_a_write_starts_while_the_next_epoch_is_shuffled(tmp_path, monkeypatch):
-    # fit releases the held write once the next epoch's callbacks have run, before the shuffle (which runs
-    # without the GIL), so the write overlaps it instead of the training.
-    from fastfit.engine.training import Model
-    monkeypatch.setattr(files, "_filewrite", None)  # the Python worker (the native writer is never held)
-    monkeypatch.setattr(write_behind, "HOLD_SECONDS", 30.0)  # only `release` (or a waiter) can start it
-    original_write, original_order = files.write_snapshot, Model._epoch_order
-    written, seen = threading.Event(), []
-
-    def recorded(*args, **kwargs):
-        original_write(*args, **kwargs)
-        written.set()
-
-    def order(self, epoch, *args):
-        if epoch > 0:
-            seen.append(written.wait(5.0))
-            written.clear()
-        return original_order(self, epoch, *args)
-    monkeypatch.setattr(files, "write_snapshot", recorded)
-    monkeypatch.setattr(Model, "_epoch_order", order)
-    x, y = data()
-    mlp().fit(x, y, epochs=3, verbose=0, callbacks=[ModelCheckpoint(str(tmp_path / "m.h5"))])
-    assert seen == [True, True]

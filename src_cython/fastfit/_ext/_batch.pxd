@@ -7,3 +7,4 @@ cdef void run_batch(State* s, Call* c, floating* tag, int mode, Py_ssize_t start
                     floating* out) noexcept nogil
 cdef void accumulate(State* s, Py_ssize_t size) noexcept nogil
 cdef bint gather_dense_available() noexcept nogil
+cdef double weight_penalties(State* s, floating* tag) noexcept nogil

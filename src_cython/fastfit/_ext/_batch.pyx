@@ -22,19 +22,24 @@ double by the pointer type of an argument (`tag` where no other argument carries
 """
 from cython cimport floating
 from cython.parallel cimport prange
-from libc.string cimport memcpy
+from libc.string cimport memcpy, memset
 from libc.stdint cimport int64_t, uint64_t
 
 from fastfit._ext._activations cimport forward_rows, backward_rows, A_LINEAR
 from fastfit._ext._fpu cimport fastfit_flush_denormals, fastfit_restore_fp
 from fastfit._ext._dense cimport (dense_forward, dense_forward_depth, dense_sum_partials, dense_input_grad,
                                   dense_param_grads)
-from fastfit._ext._losses cimport loss_rows, metric_sum
+from fastfit._ext._losses cimport loss_rows, metric_sum, threshold_histogram
 from fastfit._ext._optim cimport prepare_step, update, update_float, update_double
 from fastfit._ext._rng cimport dropout_base, uniform
-from fastfit._ext._state cimport (Op, State, Call, Stage, K_DENSE, K_ACT, K_DROPOUT, MIN_BLOCK_ROWS, S_GATHER,
-                                  S_GATHER_DENSE, S_FORWARD, S_FORWARD_DEPTH, S_FORWARD_SUM, S_SCORE, S_BACK, S_DX,
-                                  S_PARTIAL, now)
+from fastfit._ext._layers cimport (bn_train_forward, bn_infer_forward, bn_backward, relu_forward, relu_backward,
+                                   elu_forward, elu_backward, prelu_forward, prelu_input_grad, prelu_alpha_grad,
+                                   noise_forward, activity_penalty, activity_backward, weight_penalty, constrain,
+                                   N_GAUSSIAN_NOISE)
+from fastfit._ext._state cimport (Op, State, Call, Stage, Penalty, Constraint, K_DENSE, K_ACT, K_DROPOUT, K_ACTREG,
+                                  K_RELU, K_ELU, K_PRELU, K_BN, K_NOISE, MIN_BLOCK_ROWS, S_GATHER, S_GATHER_DENSE,
+                                  S_FORWARD, S_FORWARD_DEPTH, S_FORWARD_SUM, S_SCORE, S_BACK, S_DX, S_PARTIAL,
+                                  S_BN_FORWARD, S_BN_BACK, now)
 
 # Blocks that took this much longer together than the slowest one alone did not run side by side.
 cdef double STALL_FACTOR = 1.5
@@ -120,9 +125,11 @@ cdef void run_batch(State* s, Call* c, floating* tag, int mode, Py_ssize_t start
     """Run rows start..start+size of the call: mode 0 trains, 1 scores, 2 predicts into `out`; in modes 0 and
     1 a non-NULL `out` receives the batch's output (row 0 = the batch's first row).
 
-    Leaves the batch loss and metric means in stats[0 : 1 + n_metrics] (modes 0 and 1).
+    Leaves the batch loss and metric means in stats[0 : 1 + n_metrics] (modes 0 and 1), and adds the batch
+    to the call's threshold histograms (s.hist).
     """
     cdef int t, m, p, q, nb = blocks_of(c, size)
+    cdef Py_ssize_t h
     cdef int width = 1 + s.n_metrics
     cdef bint parallel = c.threads > 1
     cdef double scale = 0, t0, total
@@ -164,7 +171,11 @@ cdef void run_batch(State* s, Call* c, floating* tag, int mode, Py_ssize_t start
         for t in range(nb):
             total += s.bstats[t * width + m]
         s.stats[m] = total if m == 0 else total / size
+    for t in range(nb):
+        for h in range(s.hist_size):
+            s.hist[h] += s.bhist[t * s.hist_size + h]
     if mode != 0:
+        s.stats[0] += s.eval_penalty
         return
     prepare_step(&s.hyper, s.iterations, &s.m_schedule, &s.step)
     if parallel:
@@ -173,7 +184,39 @@ cdef void run_batch(State* s, Call* c, floating* tag, int mode, Py_ssize_t start
     else:
         for t in range(c.slices):
             _slice(s, x, size, t, c.slices, nb)
+    if s.n_penalties > 0:
+        s.stats[0] += _penalties_after_step(s, c, x)
+    for t in range(s.n_constraints):
+        _constrain(&s.constraints[t], x)
     s.iterations += 1
+
+
+cdef double _penalties_after_step(State* s, Call* c, floating* tag) noexcept nogil:
+    """This batch's weight penalties: the trained arrays' (summed by their slices before the step) and the
+    frozen ones'."""
+    cdef int t
+    cdef double total = 0
+    for t in range(c.slices):
+        total += s.spen[t]
+    for t in range(s.n_penalties):
+        if s.penalties[t].param < 0:
+            total += weight_penalty(<floating*>s.penalties[t].arr, <floating*>NULL, s.penalties[t].size,
+                                    s.penalties[t].l1, s.penalties[t].l2)
+    return total
+
+
+cdef double weight_penalties(State* s, floating* tag) noexcept nogil:
+    """The sum of every weight penalty at the current weights."""
+    cdef int t
+    cdef double total = 0
+    for t in range(s.n_penalties):
+        total += weight_penalty(<floating*>s.penalties[t].arr, <floating*>NULL, s.penalties[t].size,
+                                s.penalties[t].l1, s.penalties[t].l2)
+    return total
+
+
+cdef void _constrain(Constraint* k, floating* tag) noexcept nogil:
+    constrain(k.kind, <floating*>k.arr, k.rows, k.cols, k.axis, k.max_value, k.min_value, k.rate)
 
 
 cdef bint _gather_needed(Call* c, Py_ssize_t start, Py_ssize_t size) noexcept nogil:
@@ -189,7 +232,7 @@ cdef inline floating* _input(State* s, floating* x, int i, bint training) noexce
     """The input of op i (i = n_ops: the network output): the output of the last op before it that writes
     one (dropout is skipped outside training), or the batch inputs `x`."""
     cdef int j = i - 1
-    while j >= 0 and s.ops[j].kind == K_DROPOUT and not training:
+    while j >= 0 and (s.ops[j].kind == K_DROPOUT or s.ops[j].kind == K_NOISE) and not training:
         j -= 1
     return <floating*>s.act[j + 1] if j >= 0 else x
 
@@ -275,7 +318,16 @@ cdef void _column_stage(State* s, Stage* st, floating* x, int mode, Py_ssize_t r
     cdef unsigned long long fp_mode = fastfit_flush_denormals()
     cdef double t0 = now()
     cdef Op* op = &s.ops[st.op]
-    if st.kind == S_FORWARD:
+    cdef Py_ssize_t n = op.n_out
+    if st.kind == S_BN_FORWARD:
+        bn_train_forward(_input(s, x, st.op, True), <floating*>s.act[st.op + 1], rows, n, n * t // nt,
+                         n * (t + 1) // nt, op.bstat, op.bstat + n, <floating*>op.w, <floating*>op.b,
+                         <floating*>op.mm, <floating*>op.mv, op.p0, op.p1, op.sub, op.act)
+    elif st.kind == S_BN_BACK:
+        bn_backward(_param_input(s, x, st.op), <floating*>s.grad[st.op + 1], <floating*>s.grad[st.op], rows, n,
+                    n * t // nt, n * (t + 1) // nt, op.bstat, op.bstat + n, op.bstat + 2 * n, <floating*>op.w,
+                    <floating*>op.gw, <floating*>op.gb)
+    elif st.kind == S_FORWARD:
         dense_forward(_input(s, x, st.op, mode == 0), <floating*>op.w, <floating*>op.b, op.act, rows, op.n_in,
                       op.n_out, op.n_out * t // nt, op.n_out * (t + 1) // nt, <floating*>s.act[st.op + 1])
     elif st.kind == S_FORWARD_DEPTH:
@@ -297,6 +349,7 @@ cdef void _score_rows(State* s, Call* c, floating* x, int mode, Py_ssize_t start
     cdef Py_ssize_t first
     cdef int m
     cdef double* stats = s.bstats + t * (1 + s.n_metrics)
+    cdef double* hist
     cdef floating* res = _input(s, x, s.n_ops, mode == 0) + r0 * s.units
     cdef floating* yb
     cdef floating* wb
@@ -322,8 +375,19 @@ cdef void _score_rows(State* s, Call* c, floating* x, int mode, Py_ssize_t start
         wb = NULL
     stats[0] = loss_rows(s.loss, s.fused, res, yb, lb, wb, rows, s.units, scale,
                          <floating*>s.grad[s.n_ops] + r0 * s.units if mode == 0 else <floating*>NULL)
+    if s.activity:
+        for m in range(s.n_ops):
+            if s.ops[m].kind == K_ACTREG:
+                stats[0] += activity_penalty(<floating*>s.act[m + 1] + r0 * s.ops[m].n_out, rows * s.ops[m].n_out,
+                                             s.ops[m].p0, s.ops[m].p1)
     for m in range(s.n_metrics):
-        stats[1 + m] = metric_sum(s.metrics[m], res, yb, lb, rows, s.units)
+        stats[1 + m] = metric_sum(s.metrics[m], s.mparams[m], res, yb, lb, rows, s.units)
+    hist = s.bhist + t * s.hist_size
+    if s.hist_size > 0:
+        memset(hist, 0, s.hist_size * sizeof(double))
+    for m in range(s.n_confusion):
+        threshold_histogram(res, yb, rows, s.units, s.confusion[m].thresholds, s.confusion[m].T,
+                            s.confusion[m].class_id, s.confusion[m].top_k, hist + s.confusion[m].offset)
 
 
 cdef void _gather(State* s, Call* c, floating* xb, Py_ssize_t pos, Py_ssize_t rows, Py_ssize_t r0) noexcept nogil:
@@ -374,6 +438,20 @@ cdef void _forward_rows(State* s, int i, floating* cur, Py_ssize_t rows, Py_ssiz
     cdef uint64_t base
     if op.kind == K_DENSE:
         dense_forward(cur, <floating*>op.w, <floating*>op.b, op.act, rows, op.n_in, op.n_out, 0, op.n_out, out)
+    elif op.kind == K_ACTREG:
+        memcpy(out, cur, rows * op.n_out * sizeof(floating))
+    elif op.kind == K_RELU:
+        relu_forward(cur, out, rows * op.n_out, op.p0, op.p1, op.sub, op.p2)
+    elif op.kind == K_ELU:
+        elu_forward(cur, out, rows * op.n_out, op.p0)
+    elif op.kind == K_PRELU:
+        prelu_forward(cur, out, rows, op.n_out, <floating*>op.w, op.sub)
+    elif op.kind == K_BN:  # outside training (the plan runs training's as S_BN_FORWARD)
+        bn_infer_forward(cur, out, rows, op.n_out, <floating*>op.w, <floating*>op.b, <floating*>op.mm,
+                         <floating*>op.mv, op.p1, op.act)
+    elif op.kind == K_NOISE:
+        noise_forward(op.sub, cur, out, <floating*>op.mask + r0 * op.n_out, rows * op.n_out, r0 * op.n_out, op.rate,
+                      dropout_base(op.seed, <uint64_t>s.iterations))
     elif op.kind == K_ACT:
         memcpy(out, cur, rows * op.n_out * sizeof(floating))
         forward_rows(op.act, out, <floating*>NULL, rows, op.n_out)
@@ -390,9 +468,11 @@ cdef void _forward_rows(State* s, int i, floating* cur, Py_ssize_t rows, Py_ssiz
             out[e] = cur[e] * mask[e]
 
 
-cdef void _backward_rows(State* s, int i, Py_ssize_t rows, Py_ssize_t r0, floating* tag) noexcept nogil:
+cdef void _backward_rows(State* s, int i, Py_ssize_t rows, Py_ssize_t r0, floating* x) noexcept nogil:
     """Rows r0..r0+rows of op i's row-wise backward: its gradient grad[i + 1] becomes the gradient of its
-    pre-activation (Dense, activation ops) or is masked (dropout), in place.
+    pre-activation (Dense, batch normalization, activation ops) or of its input (dropout, noise, penalties,
+    parametric activations), in place; PReLU writes its input gradient into grad[i] (when needed) and keeps
+    grad[i + 1] for its alpha gradient. `x`: the batch inputs.
 
     After the stage of a Dense op, grad[i + 1] holds what `_slice` and the S_DX stage need.
     """
@@ -400,7 +480,25 @@ cdef void _backward_rows(State* s, int i, Py_ssize_t rows, Py_ssize_t r0, floati
     cdef Op* op = &s.ops[i]
     cdef floating* g = <floating*>s.grad[i + 1] + r0 * op.n_out
     cdef floating* mask
-    if op.kind == K_DROPOUT:
+    cdef floating* y = <floating*>s.act[i + 1] + r0 * op.n_out
+    cdef floating* inputs = _param_input(s, x, i) + r0 * op.n_out
+    if op.kind == K_ACTREG:
+        activity_backward(y, g, rows * op.n_out, op.p0, op.p1)
+    elif op.kind == K_RELU:
+        relu_backward(inputs, g, rows * op.n_out, op.p0, op.p1, op.sub, op.p2)
+    elif op.kind == K_ELU:
+        elu_backward(inputs, y, g, rows * op.n_out, op.p0)
+    elif op.kind == K_PRELU:
+        if s.grad[i] != NULL:
+            prelu_input_grad(inputs, g, <floating*>s.grad[i] + r0 * op.n_out, rows, op.n_out, <floating*>op.w,
+                             op.sub)
+    elif op.kind == K_NOISE:
+        if op.sub != N_GAUSSIAN_NOISE:
+            n = rows * op.n_out
+            mask = <floating*>op.mask + r0 * op.n_out
+            for e in range(n):
+                g[e] = g[e] * mask[e]
+    elif op.kind == K_DROPOUT:
         n = rows * op.n_out
         mask = <floating*>op.mask + r0 * op.n_out
         for e in range(n):
@@ -413,10 +511,16 @@ cdef inline floating* _at(char* p, Py_ssize_t e, floating* tag) noexcept nogil:
     return <floating*>p + e if p != NULL else NULL
 
 
-cdef void _update(State* s, int j, Py_ssize_t lo, Py_ssize_t hi, floating* tag) noexcept nogil:
-    """Optimizer step on elements lo..hi of parameter array j (the step scalars are in s.step)."""
+cdef double _update(State* s, int j, Py_ssize_t lo, Py_ssize_t hi, floating* tag) noexcept nogil:
+    """Optimizer step on elements lo..hi of parameter array j (the step scalars are in s.step), after adding
+    their penalty's gradient to theirs; returns that penalty (at the weights before the step)."""
+    cdef double penalty = 0
+    cdef Penalty* pen
     if hi <= lo:
-        return
+        return 0
+    if s.ppen[j] >= 0:
+        pen = &s.penalties[s.ppen[j]]
+        penalty = weight_penalty(<floating*>s.params[j] + lo, <floating*>s.pgrads[j] + lo, hi - lo, pen.l1, pen.l2)
     if floating is float:
         _update_float(&s.hyper, &s.step, hi - lo, <float*>s.params[j] + lo, <float*>s.pgrads[j] + lo,
                       _at(s.slots[3 * j], lo, tag), _at(s.slots[3 * j + 1], lo, tag),
@@ -425,6 +529,7 @@ cdef void _update(State* s, int j, Py_ssize_t lo, Py_ssize_t hi, floating* tag) 
         _update_double(&s.hyper, &s.step, hi - lo, <double*>s.params[j] + lo, <double*>s.pgrads[j] + lo,
                        _at(s.slots[3 * j], lo, tag), _at(s.slots[3 * j + 1], lo, tag),
                        _at(s.slots[3 * j + 2], lo, tag))
+    return penalty
 
 
 cdef void _block_gradient(State* s, int i, floating* inputs, Py_ssize_t rows, Py_ssize_t r0, int t) noexcept nogil:
@@ -455,9 +560,24 @@ cdef void _slice(State* s, floating* x, Py_ssize_t rows, int t, int nt, int nb) 
     cdef unsigned long long fp_mode = fastfit_flush_denormals()
     cdef int i
     cdef Op* op
-    cdef Py_ssize_t lo, hi, c0, c1, stride
+    cdef Py_ssize_t lo, hi, c0, c1, stride, size
+    cdef double penalty = 0
     for i in range(s.first_param, s.n_ops):
         op = &s.ops[i]
+        if op.kind == K_PRELU and op.pw >= 0:
+            size = 1 if op.sub else op.n_out
+            c0, c1 = size * t // nt, size * (t + 1) // nt
+            prelu_alpha_grad(_param_input(s, x, i), <floating*>s.grad[i + 1], rows, op.n_out, c0, c1, op.sub,
+                             <floating*>op.gw)
+            penalty += _update(s, op.pw, c0, c1, x)
+            continue
+        if op.kind == K_BN:  # the gradients were computed by S_BN_BACK
+            c0, c1 = op.n_out * t // nt, op.n_out * (t + 1) // nt
+            if op.pw >= 0:
+                penalty += _update(s, op.pw, c0, c1, x)
+            if op.pb >= 0:
+                penalty += _update(s, op.pb, c0, c1, x)
+            continue
         if op.kind != K_DENSE or op.pw < 0:  # no parameters, or frozen
             continue
         lo, hi = op.n_in * t // nt, op.n_in * (t + 1) // nt
@@ -470,9 +590,10 @@ cdef void _slice(State* s, floating* x, Py_ssize_t rows, int t, int nt, int nb) 
         else:
             dense_param_grads(_param_input(s, x, i), <floating*>s.grad[i + 1], rows, op.n_in,
                               op.n_out, lo, hi, c0, c1, <floating*>op.gw, <floating*>op.gb)
-        _update(s, op.pw, lo * op.n_out, hi * op.n_out, x)
+        penalty += _update(s, op.pw, lo * op.n_out, hi * op.n_out, x)
         if op.pb >= 0:
-            _update(s, op.pb, c0, c1, x)
+            penalty += _update(s, op.pb, c0, c1, x)
+    s.spen[t] = penalty
     fastfit_restore_fp(fp_mode)
 
 

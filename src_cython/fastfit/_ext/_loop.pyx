@@ -20,20 +20,25 @@ from libc.math cimport isfinite
 from libc.stdint cimport int64_t
 
 from fastfit._ext._activations cimport A_LINEAR, A_SOFTMAX, A_SIGMOID
-from fastfit._ext._losses cimport L_CCE, L_SCCE, L_BCE
+from fastfit._ext._losses cimport L_CCE, L_SCCE, L_BCE, L_SCCE_LOGITS
 from fastfit._ext._optim cimport O_NADAM
 from fastfit._ext._fpu cimport fastfit_flush_denormals, fastfit_restore_fp
-from fastfit._ext._state cimport (Op, State, Call, Stage, K_DENSE, K_ACT, K_DROPOUT, MIN_BLOCK_ROWS, MIN_SPLIT_WEIGHTS,
+from fastfit._ext._state cimport (Op, State, Call, Stage, Penalty, Constraint, Confusion, K_DENSE, K_ACT, K_DROPOUT, K_ACTREG,
+                                  K_RELU, K_ELU, K_PRELU, K_BN, K_NOISE, MIN_BLOCK_ROWS, MIN_SPLIT_WEIGHTS,
                                   S_GATHER, S_GATHER_DENSE, S_FORWARD, S_SCORE, S_BACK, S_DX,
-                                  S_PARTIAL, S_FORWARD_DEPTH, S_FORWARD_SUM, GATHER_DENSE_UNITS,
-                                  PARTIAL_ROWS_PER_UNIT, now)
-from fastfit._ext._batch cimport run_batch, accumulate, gather_dense_available
+                                  S_PARTIAL, S_FORWARD_DEPTH, S_FORWARD_SUM, S_BN_FORWARD, S_BN_BACK,
+                                  GATHER_DENSE_UNITS, PARTIAL_ROWS_PER_UNIT, now)
+from fastfit._ext._batch cimport run_batch, accumulate, gather_dense_available, weight_penalties
 from fastfit._ext._blas cimport pin_one_thread, unpin
 from fastfit._ext._blas import blas_threads
 from fastfit.engine.logs import Logs
-from fastfit._reference.names import ACTIVATIONS, LOSSES, METRICS, SPARSE_METRICS, OPTIMIZERS
-from fastfit._reference.checks import (code, check_float_array, check_int_array, check_labels, check_positive_int,
-                                       check_hook, check_predictions, check_trainable, read_number, slot_count)
+from fastfit._reference.names import (ACTIVATIONS, CONSTRAINTS, ENGINE_LOSSES, ENGINE_NAMES, LAYER_OPS, METRICS,
+                                      NOISE_OPS, OPTIMIZERS)
+from fastfit._reference.checks import (code, check_confusion, check_confusion_units, check_float_array,
+                                       check_int_array, check_labels, check_layer_op, check_metrics,
+                                       check_positive_int, check_hook, check_predictions, check_trainable, layer_op_width, read_number,
+                                       slot_count)
+from fastfit._reference.metrics import histogram_size, split_entry
 
 cnp.import_array()
 
@@ -180,7 +185,10 @@ cdef class Network:
     cdef list _work              # workspaces of the current capacity
     cdef Py_ssize_t _capacity
     cdef object _stats, _pstats
-    cdef list _op_specs          # validated (kind, act, W, b, rate, seed, trainable) per internal op
+    cdef readonly object confusion_counts   # the threshold histograms of the last train/evaluate call
+    cdef object _thresholds_keep
+    cdef list _op_specs          # validated [kind, act, W, b, rate, seed, trainable, width, extra] per internal op
+    cdef list _penalty_arrays    # the arrays of penalties and constraints (the State points into them)
     cdef object _slots_keep
     cdef list _parts_keep        # the per-block gradient parts of the current call
     cdef list _partials_keep     # the partial outputs of depth-split forward products of the current call
@@ -195,16 +203,31 @@ cdef class Network:
     def __cinit__(self):
         self.s.ops = NULL
         self.s.metrics = NULL
+        self.s.mparams = NULL
+        self.s.confusion = NULL
+        self.s.bhist = NULL
+        self.s.hist = NULL
+        self.s.n_confusion = 0
+        self.s.hist_size = 0
         self.s.params = self.s.pgrads = self.s.slots = self.s.act = self.s.grad = NULL
         self.s.psizes = NULL
         self.s.bstats = self.s.btime = NULL
         self.s.stages = NULL
+        self.s.ppen = NULL
+        self.s.penalties = NULL
+        self.s.constraints = NULL
+        self.s.spen = NULL
+        self.s.n_penalties = self.s.n_constraints = 0
+        self.s.eval_penalty = 0
         self.s.n_stages = 0
         self.s.n_parts = 0
 
     def __dealloc__(self):
         PyMem_Free(self.s.ops)
         PyMem_Free(self.s.metrics)
+        PyMem_Free(self.s.mparams)
+        PyMem_Free(self.s.confusion)
+        PyMem_Free(self.s.bhist)
         PyMem_Free(self.s.params)
         PyMem_Free(self.s.pgrads)
         PyMem_Free(self.s.psizes)
@@ -214,23 +237,41 @@ cdef class Network:
         PyMem_Free(self.s.bstats)
         PyMem_Free(self.s.btime)
         PyMem_Free(self.s.stages)
+        PyMem_Free(self.s.ppen)
+        PyMem_Free(self.s.penalties)
+        PyMem_Free(self.s.constraints)
+        PyMem_Free(self.s.spen)
 
-    def __init__(self, ops, loss, metrics, dtype):
+    def __init__(self, ops, loss, metrics, dtype, confusion=()):
         if dtype not in (np.float32, np.float64) and np.dtype(dtype) not in (np.float32, np.float64):
             raise ValueError(f"dtype: expected numpy.float32 or numpy.float64, got {dtype!r}")
         self.dtype = np.dtype(dtype)
-        self.s.loss = code(loss, LOSSES, "loss")
-        metrics = list(metrics)
-        sparse = loss == "sparse_categorical_crossentropy"
-        for name in metrics:
-            code(name, METRICS, "metrics")
-            if (name in SPARSE_METRICS) != sparse:
-                raise ValueError(f"metrics: {name!r} cannot be used with the loss {loss!r} (sparse integer "
-                                 f"labels go with {list(SPARSE_METRICS)} only)")
+        code(loss, ENGINE_LOSSES, "loss")
+        self.s.loss = code(loss, ENGINE_NAMES, "loss")
+        metrics = check_metrics(metrics if isinstance(metrics, str) else list(metrics), loss)
+        specs = check_confusion(confusion, loss)
         self.s.n_metrics = len(metrics)
         self.s.metrics = <int*>_malloc(len(metrics) * sizeof(int))
-        for m, name in enumerate(metrics):
+        self.s.mparams = <double*>_malloc(len(metrics) * sizeof(double))
+        for m, entry in enumerate(metrics):
+            name, param = split_entry(entry)
             self.s.metrics[m] = code(name, METRICS, "metrics")
+            self.s.mparams[m] = (float(param) if param is not None
+                                 else float("nan") if name == "binary_accuracy" else 5.0)
+        self.s.n_confusion = len(specs)
+        self.s.confusion = <Confusion*>_malloc(len(specs) * sizeof(Confusion))
+        self._thresholds_keep = [thresholds for thresholds, _, _ in specs]
+        offset = 0
+        for m, (thresholds, class_id, top_k) in enumerate(specs):
+            self.s.confusion[m].thresholds = <const double*>_ptr(thresholds)
+            self.s.confusion[m].T = len(thresholds)
+            self.s.confusion[m].class_id = class_id
+            self.s.confusion[m].top_k = top_k
+            self.s.confusion[m].offset = offset
+            offset += histogram_size(thresholds)
+        self.s.hist_size = offset
+        self.confusion_counts = np.zeros(offset)
+        self.s.hist = <double*>_ptr(self.confusion_counts)
         self._compile_ops(ops)
         self._capacity = 0
         self._work = []
@@ -238,17 +279,34 @@ cdef class Network:
         self._pstats = np.zeros(1)
 
     def _compile_ops(self, ops):
-        """Validate the op list, fuse each Dense with a following activation, and fill the C op table."""
-        cdef Op* dst
+        """Validate the op list, fuse each Dense (or batch normalization) with a following activation, and fill
+        the C op table."""
         if self.s.ops != NULL:
             raise RuntimeError("Network: already initialised")
         if not isinstance(ops, (list, tuple)):
             raise ValueError(f"ops: expected a list of tuples, got {type(ops).__name__}")
-        specs, width = [], None
+        specs, width, extras = [], None, []
+        arrays = []  # the parameter arrays of the ops so far (penalties and constraints must name one)
         for i, op in enumerate(ops):
-            if not isinstance(op, tuple) or not op or op[0] not in ("dense", "activation", "dropout"):
-                raise ValueError(f"ops[{i}]: expected ('dense', W, b[, trainable]), ('activation', name) or "
-                                 f"('dropout', rate, seed), got {op!r}")
+            if not isinstance(op, tuple) or not op or op[0] not in ("dense", "activation", "dropout") + LAYER_OPS:
+                raise ValueError(f"ops[{i}]: expected ('dense', W, b[, trainable]), ('activation', name), "
+                                 f"('dropout', rate, seed) or one of {list(LAYER_OPS)}, got {op!r}")
+            if op[0] in LAYER_OPS:
+                op = check_layer_op(op, i, self.dtype)
+                if op[0] in ("penalty", "constraint"):
+                    if not any(a is op[1] for a in arrays):
+                        raise ValueError(f"ops[{i}] {op[0]} array: expected a parameter array of an earlier op")
+                    extras.append(op)
+                    continue
+                need = layer_op_width(op)
+                if need is not None and width is not None and need != width:
+                    raise ValueError(f"ops[{i}] {op[0]}: expected {need} input features, the op before gives {width}")
+                width = need if need is not None else width
+                spec = _layer_spec(op)
+                if spec is not None:
+                    specs.append(spec)
+                    arrays += [a for a in (spec[2], spec[3]) if a is not None]
+                continue
             if op[0] == "dense" and len(op) in (3, 4):
                 W = check_float_array(op[1], self.dtype, f"ops[{i}] W", ndim=2, writeable=True)
                 if width is not None and W.shape[0] != width:
@@ -256,14 +314,17 @@ cdef class Network:
                 b = op[2]
                 if b is not None:
                     check_float_array(b, self.dtype, f"ops[{i}] b", shape=(W.shape[1],), writeable=True)
-                specs.append([K_DENSE, A_LINEAR, W, b, 0.0, 0, check_trainable(op, i)])
+                specs.append([K_DENSE, A_LINEAR, W, b, 0.0, 0, check_trainable(op, i), None, None])
+                arrays += [a for a in (W, b) if a is not None]
                 width = W.shape[1]
             elif op[0] == "activation" and len(op) == 2:
                 act = code(op[1], ACTIVATIONS, f"ops[{i}] activation")
-                if specs and specs[len(specs) - 1][0] == K_DENSE and specs[len(specs) - 1][1] == A_LINEAR:
-                    specs[len(specs) - 1][1] = act
+                last = specs[len(specs) - 1] if specs else None
+                if last is not None and last[1] == A_LINEAR and (
+                        last[0] == K_DENSE or (last[0] == K_BN and act != A_SOFTMAX)):
+                    last[1] = act
                 else:
-                    specs.append([K_ACT, act, None, None, 0.0, 0, False])
+                    specs.append([K_ACT, act, None, None, 0.0, 0, False, None, None])
             elif op[0] == "dropout" and len(op) == 3:
                 rate, seed = op[1], op[2]
                 if not isinstance(rate, (int, float, np.floating, np.integer)) or not 0 <= rate < 1:
@@ -271,10 +332,30 @@ cdef class Network:
                 if not isinstance(seed, (int, np.integer)) or isinstance(seed, bool) or seed < 0:
                     raise ValueError(f"ops[{i}] dropout seed: expected a non-negative int, got {seed!r}")
                 if rate > 0:  # rate 0 is the identity
-                    specs.append([K_DROPOUT, A_LINEAR, None, None, float(rate), int(seed) & (2**64 - 1), False])
+                    specs.append([K_DROPOUT, A_LINEAR, None, None, float(rate), int(seed) & (2**64 - 1), False, None,
+                                  None])
             else:
                 raise ValueError(f"ops[{i}]: malformed {op[0]!r} op {op!r}")
         self._op_specs = specs
+        self._fill_ops(specs)
+        self._fill_penalties(extras)
+        last = specs[len(specs) - 1][1] if specs else A_LINEAR
+        self.s.fused = ((last == A_SOFTMAX and self.s.loss in (L_CCE, L_SCCE))
+                        or (last == A_SIGMOID and self.s.loss == L_BCE))
+        self.s.n_in = -1
+        for spec in specs:  # the first op that fixes a width fixes the input width
+            if spec[0] == K_DENSE:
+                self.s.n_in = spec[2].shape[0]
+                break
+            if spec[7] is not None:
+                self.s.n_in = spec[7]
+                break
+        if self.s.n_in != -1:
+            self._set_widths(self.s.n_in)
+
+    cdef _fill_ops(self, list specs):
+        """The C op table, parameter and gradient arrays of the compiled specs."""
+        cdef Op* dst
         self.s.n_ops = len(specs)
         self.s.ops = <Op*>_malloc(len(specs) * sizeof(Op))
         self.s.act = <char**>_malloc((len(specs) + 1) * sizeof(char*))
@@ -287,50 +368,92 @@ cdef class Network:
         self._keep, self._params = [], []
         grads = []
         frozen = []
-        for i, (kind, act, W, b, rate, seed, trainable) in enumerate(specs):
+        for i, (kind, act, W, b, rate, seed, trainable, width, extra) in enumerate(specs):
             dst = &self.s.ops[i]
             dst.kind, dst.act, dst.rate, dst.seed = kind, act, rate, seed
-            dst.w = dst.b = dst.gw = dst.gb = dst.mask = NULL
+            dst.w = dst.b = dst.gw = dst.gb = dst.mask = dst.mm = dst.mv = NULL
+            dst.bstat = NULL
             dst.pw = dst.pb = -1
-            if kind == K_DENSE and not trainable:  # frozen: forward and input gradient, no parameters
+            dst.p0 = dst.p1 = dst.p2 = 0
+            dst.sub = 0
+            if extra is not None:
+                dst.p0, dst.p1, dst.p2, dst.sub = extra["p"][0], extra["p"][1], extra["p"][2], extra["sub"]
+            if kind == K_BN:
+                dst.mm, dst.mv = _ptr(extra["mean"]), _ptr(extra["var"])
+                frozen += [extra["mean"], extra["var"]]
+                dst.bstat = <double*>_keep_new(frozen, (4 * extra["mean"].shape[0],), np.float64)
+            if W is None and b is None:
+                continue
+            if not trainable:  # frozen: forward and input gradient, no parameters
                 dst.w, dst.b = _ptr(W), _ptr(b)
                 frozen += [W, b]
-            elif kind == K_DENSE:
-                self.s.first_param = min(self.s.first_param, i)
-                gW = np.zeros_like(W)
-                dst.w, dst.gw = _ptr(W), _ptr(gW)
-                dst.pw = len(self._params)
-                self._params.append(W)
-                grads.append(gW)
-                if b is not None:
-                    gb = np.zeros_like(b)
-                    dst.b, dst.gb = _ptr(b), _ptr(gb)
-                    dst.pb = len(self._params)
-                    self._params.append(b)
-                    grads.append(gb)
+                continue
+            self.s.first_param = min(self.s.first_param, i)
+            for which, arr in ((0, W), (1, b)):
+                if arr is None:
+                    continue
+                g = np.zeros_like(arr)
+                if which == 0:
+                    dst.w, dst.gw, dst.pw = _ptr(arr), _ptr(g), len(self._params)
+                else:
+                    dst.b, dst.gb, dst.pb = _ptr(arr), _ptr(g), len(self._params)
+                self._params.append(arr)
+                grads.append(g)
         self._keep = self._params + grads + frozen
         n = self.s.n_params = len(self._params)
         self.s.params = <char**>_malloc(n * sizeof(char*))
         self.s.pgrads = <char**>_malloc(n * sizeof(char*))
         self.s.psizes = <Py_ssize_t*>_malloc(n * sizeof(Py_ssize_t))
         self.s.slots = <char**>_malloc(3 * n * sizeof(char*))
+        self.s.ppen = <int*>_malloc(n * sizeof(int))
         for j in range(n):
             self.s.params[j] = _ptr(self._params[j])
             self.s.pgrads[j] = _ptr(grads[j])
             self.s.psizes[j] = self._params[j].size
+            self.s.ppen[j] = -1
         self._reserve_parts(1)
-        last = specs[len(specs) - 1][1] if specs else A_LINEAR
-        self.s.fused = ((last == A_SOFTMAX and self.s.loss in (L_CCE, L_SCCE))
-                        or (last == A_SIGMOID and self.s.loss == L_BCE))
-        dense = [sp for sp in specs if sp[0] == K_DENSE]
-        self.s.n_in = dense[0][2].shape[0] if dense else -1
-        if dense:
-            self._set_widths(self.s.n_in)
+
+    cdef _fill_penalties(self, list extras):
+        """The weight penalties (one per array: later ones add up) and constraints of the op list."""
+        cdef Penalty* pen
+        cdef Constraint* con
+        penalties = [op for op in extras if op[0] == "penalty" and (op[2] or op[3])]
+        constraints = [op for op in extras if op[0] == "constraint"
+                       and any(p is op[1] for p in self._params)]  # frozen arrays are never updated
+        self.s.penalties = <Penalty*>_malloc(len(penalties) * sizeof(Penalty))
+        self.s.constraints = <Constraint*>_malloc(len(constraints) * sizeof(Constraint))
+        self.s.n_penalties, self.s.n_constraints = 0, 0
+        for t, op in enumerate(penalties):
+            if any(q[1] is op[1] for q in penalties[:t]):
+                raise ValueError("penalty: two penalty ops on one array (combine them into one L1L2)")
+            j = next((k for k, p in enumerate(self._params) if p is op[1]), -1)
+            pen = &self.s.penalties[self.s.n_penalties]
+            pen.arr, pen.size, pen.l1, pen.l2, pen.param = _ptr(op[1]), op[1].size, op[2], op[3], j
+            if j >= 0:
+                self.s.ppen[j] = self.s.n_penalties
+            self.s.n_penalties += 1
+        for op in constraints:
+            arr = op[1]
+            con = &self.s.constraints[self.s.n_constraints]
+            con.kind = CONSTRAINTS.index(op[2])
+            con.arr = _ptr(arr)
+            con.rows, con.cols = (arr.shape[0], arr.shape[1]) if arr.ndim == 2 else (1, arr.shape[0])
+            con.axis = op[6] if arr.ndim == 2 else 1
+            con.max_value, con.min_value, con.rate = op[3], op[4], op[5]
+            self.s.n_constraints += 1
+        self.s.activity = any(spec[0] == K_ACTREG for spec in self._op_specs)
+        self._penalty_arrays = [op[1] for op in penalties + constraints]
 
     def _set_widths(self, Py_ssize_t n_in):
-        """Give every op its input/output width, starting from `n_in` features."""
+        """Give every op its input/output width, starting from `n_in` features.
+
+        Raises:
+            ValueError: an op that needs another width (batch normalization, PReLU).
+        """
         width = n_in
         for i, spec in enumerate(self._op_specs):
+            if spec[7] is not None and spec[7] != width:
+                raise ValueError(f"x: expected {spec[7]} features per row (the width of a layer op), got {width}")
             self.s.ops[i].n_in = width
             if spec[0] == K_DENSE:
                 width = spec[2].shape[1]
@@ -346,14 +469,14 @@ cdef class Network:
         dt = self.dtype
         for i in range(L):
             self.s.act[i + 1] = _keep_new(work, (rows, self.s.ops[i].n_out), dt)
-            if self.s.ops[i].kind == K_DROPOUT:
+            if self.s.ops[i].kind == K_DROPOUT or self.s.ops[i].kind == K_NOISE:
                 self.s.ops[i].mask = _keep_new(work, (rows, self.s.ops[i].n_out), dt)
         self.s.act[0] = NULL
         self.s.grad[L] = _keep_new(work, (rows, self.s.units), dt)
         for i in range(L - 1, -1, -1):
             if i <= self.s.first_param:
                 self.s.grad[i] = NULL
-            elif self.s.ops[i].kind == K_DENSE:
+            elif self.s.ops[i].kind in (K_DENSE, K_PRELU, K_BN):  # ops that write their input gradient apart
                 self.s.grad[i] = _keep_new(work, (rows, self.s.ops[i].n_in), dt)
             else:
                 self.s.grad[i] = self.s.grad[i + 1]
@@ -371,9 +494,13 @@ cdef class Network:
             return
         bstats = <double*>_malloc(parts * (1 + self.s.n_metrics) * sizeof(double))
         btime = <double*>_malloc(parts * sizeof(double))
+        spen = <double*>_malloc(parts * sizeof(double))
+        bhist = <double*>_malloc(parts * self.s.hist_size * sizeof(double))
         PyMem_Free(self.s.bstats)
         PyMem_Free(self.s.btime)
-        self.s.bstats, self.s.btime = bstats, btime
+        PyMem_Free(self.s.spen)
+        PyMem_Free(self.s.bhist)
+        self.s.bstats, self.s.btime, self.s.spen, self.s.bhist = bstats, btime, spen, bhist
         self.s.n_parts = parts
 
     cdef Py_ssize_t _bind_data(self, x, y, sample_weight, bint with_targets) except -1:
@@ -386,12 +513,14 @@ cdef class Network:
         n = x.shape[0]
         self.c.x, self.c.y, self.c.labels, self.c.w = _ptr(x), NULL, NULL, NULL
         if with_targets:
-            if self.s.loss == L_SCCE:
+            if self.s.loss == L_SCCE or self.s.loss == L_SCCE_LOGITS:
                 check_int_array(y, "y", shape=(n,))
                 check_labels(y, self.s.units, "y (sparse labels)")
                 self.c.labels = <int64_t*>_ptr(y)
             else:
                 self.c.y = _ptr(check_float_array(y, self.dtype, "y", shape=(n, self.s.units)))
+            check_confusion_units([(None, self.s.confusion[m].class_id, 0) for m in range(self.s.n_confusion)],
+                                  self.s.units)
             if sample_weight is not None:
                 self.c.w = _ptr(check_float_array(sample_weight, self.dtype, "sample_weight", shape=(n,)))
         self.c.n = n
@@ -423,6 +552,7 @@ cdef class Network:
         self._plan(mode, min(bs, n))
         self._stats[:] = 0
         self.s.stats = <double*>_ptr(self._stats)
+        self.confusion_counts[:] = 0
 
     cdef tuple _end_plan(self, hook, int mode):
         """(calls, keys, model) from the hook's optional `end_calls` (docs/architecture.md, "Hooks"), checked
@@ -488,7 +618,7 @@ cdef class Network:
         for i in range(L):
             op = &self.s.ops[i]
             op.partials = NULL
-            if op.kind == K_DROPOUT and not training:
+            if (op.kind == K_DROPOUT or op.kind == K_NOISE) and not training:
                 continue
             big = split and op.kind == K_DENSE and op.n_in * op.n_out >= MIN_SPLIT_WEIGHTS
             cols = big and op.act != A_SOFTMAX and op.n_out > rows
@@ -503,6 +633,8 @@ cdef class Network:
                 op.partials = _keep_new(partials, (self.c.slices - 1, rows, op.n_out), self.dtype)
                 self._add_stage(S_FORWARD_DEPTH, i, True)
                 self._add_stage(S_FORWARD_SUM, i, False)
+            elif op.kind == K_BN and training:  # batch statistics: each thread takes a slice of the features
+                self._add_stage(S_BN_FORWARD, i, True)
             else:
                 self._add_stage(S_FORWARD, i, cols)
         self._partials_keep = partials
@@ -511,7 +643,10 @@ cdef class Network:
             return 0
         for i in range(L - 1, self.s.first_param - 1, -1):
             op = &self.s.ops[i]
-            self._add_stage(S_BACK, i, False)
+            if not (op.kind == K_BN and op.act == A_LINEAR):
+                self._add_stage(S_BACK, i, False)
+            if op.kind == K_BN:
+                self._add_stage(S_BN_BACK, i, True)
             if op.parts != NULL:
                 self._add_stage(S_PARTIAL, i, False)
             if op.kind == K_DENSE and i > self.s.first_param:
@@ -607,7 +742,8 @@ cdef class Network:
     def stages(self):
         """The plan of the last call: a list of (stage, op index or None, 'rows' or 'columns')."""
         names = {S_GATHER: "gather", S_GATHER_DENSE: "gather+forward", S_FORWARD: "forward", S_SCORE: "score", S_BACK: "backward", S_DX: "input grad",
-                 S_PARTIAL: "block gradient", S_FORWARD_DEPTH: "forward by depth", S_FORWARD_SUM: "forward sum"}
+                 S_PARTIAL: "block gradient", S_FORWARD_DEPTH: "forward by depth", S_FORWARD_SUM: "forward sum",
+                 S_BN_FORWARD: "batch norm forward", S_BN_BACK: "batch norm backward"}
         return [(names[self.s.stages[k].kind], self.s.stages[k].op if self.s.stages[k].op >= 0 else None,
                  "columns" if self.s.stages[k].cols else "rows") for k in range(self.s.n_stages)]
 
@@ -666,6 +802,10 @@ cdef class Network:
         try:
             n = self._bind_data(x, y, sample_weight, True)
             self._bind_batches(n, batch_size, hook, 1)
+            if self.dtype == np.float64:
+                self.s.eval_penalty = weight_penalties(&self.s, <double*>NULL)
+            else:
+                self.s.eval_penalty = weight_penalties(&self.s, <float*>NULL)
             self._run(1, hook, None, self._batch_out)
         finally:
             self._busy = False
@@ -686,3 +826,31 @@ cdef class Network:
             self._run(2, hook, None, out)
         finally:
             self._busy = False
+
+
+def _layer_spec(op):
+    """The internal spec [kind, act, W, b, rate, seed, trainable, width, extra] of a normalised layer op (see
+    `checks.check_layer_op`), or None for an identity. W and b are the op's parameter arrays (PReLU: alpha;
+    batch normalization: gamma, beta); `extra` holds the scalars (`p`, `sub`) and BN's moving statistics."""
+    kind, width = op[0], layer_op_width(op)
+    if kind == "activity_regularization":
+        if op[1] == 0 and op[2] == 0:
+            return None
+        return [K_ACTREG, A_LINEAR, None, None, 0.0, 0, False, width, {"p": (op[1], op[2], 0.0), "sub": 0}]
+    if kind == "relu":
+        has_max = op[2] is not None
+        return [K_RELU, A_LINEAR, None, None, 0.0, 0, False, width,
+                {"p": (op[1], op[2] if has_max else 0.0, op[3]), "sub": int(has_max)}]
+    if kind == "elu":
+        return [K_ELU, A_LINEAR, None, None, 0.0, 0, False, width, {"p": (op[1], 0.0, 0.0), "sub": 0}]
+    if kind == "prelu":
+        return [K_PRELU, A_LINEAR, op[1], None, 0.0, 0, op[2], width,
+                {"p": (0.0, 0.0, 0.0), "sub": int(op[1].shape[0] == 1)}]
+    if kind == "batch_normalization":
+        _, gamma, beta, mean, var, momentum, epsilon, trainable = op
+        return [K_BN, A_LINEAR, gamma, beta, 0.0, 0, trainable, width,
+                {"p": (momentum, epsilon, 0.0), "sub": int(trainable), "mean": mean, "var": var}]
+    if op[1] == 0:  # a noise op of zero strength is the identity
+        return None
+    return [K_NOISE, A_LINEAR, None, None, op[1], op[2] & (2**64 - 1), False, width,
+            {"p": (0.0, 0.0, 0.0), "sub": NOISE_OPS.index(kind)}]

@@ -1,4 +1,4 @@
-# Loss and metric codes (the order of the canonical names in docs/architecture.md) and the batch kernels.
+# Loss and metric codes (the order of ENGINE_NAMES in fastfit/_reference/names.py) and the batch kernels.
 from cython cimport floating
 from libc.stdint cimport int64_t
 
@@ -22,9 +22,15 @@ cdef enum:
     M_SPARSE_CATEGORICAL_ACCURACY = 16
     M_TOP_K = 17
     M_SPARSE_TOP_K = 18
+    L_CCE_LOGITS = 19
+    L_SCCE_LOGITS = 20
+    L_BCE_LOGITS = 21
 
 cdef double loss_rows(int code, bint fused, const floating* p, const floating* y, const int64_t* labels,
                       const floating* w, Py_ssize_t rows, Py_ssize_t units, double scale,
                       floating* grad) noexcept nogil
-cdef double metric_sum(int code, const floating* p, const floating* y, const int64_t* labels,
+cdef double metric_sum(int code, double param, const floating* p, const floating* y, const int64_t* labels,
                        Py_ssize_t rows, Py_ssize_t units) noexcept nogil
+cdef void threshold_histogram(const floating* p, const floating* y, Py_ssize_t rows, Py_ssize_t units,
+                              const double* thresholds, Py_ssize_t T, int class_id, int top_k,
+                              double* hist) noexcept nogil

@@ -8,9 +8,13 @@ Batch loss: l_r is the per-sample loss; without weights loss = mean_r l_r; with 
 loss = sum_r w_r l_r / count(w_r != 0) (0 when no weight is non-zero). The gradient written to `grad` is
 d loss / d p, or d loss / d z for the fused pairs (softmax + categorical crossentropy, sigmoid + binary
 crossentropy), where z is the pre-activation.
+
+The from-logits crossentropies (L_CCE_LOGITS, L_SCCE_LOGITS, L_BCE_LOGITS) read the logits z as `p`: the loss
+is computed in log-sum-exp form without clipping, and the gradient is softmax(z) * sum(y) - y, or
+(sigmoid(z) - y) / units.
 """
 from cython cimport floating
-from libc.math cimport log, fabs, sqrt, exp, log1p, tanh, rint, INFINITY
+from libc.math cimport log, fabs, sqrt, exp, log1p, tanh, rint, isnan, INFINITY
 from libc.stdint cimport int64_t
 
 cdef double EPS = 1e-7
@@ -194,7 +198,48 @@ cdef double _row(int code, bint fused, const floating* p, const floating* y, Py_
                     d -= l * p[j] / (np_ * np_)
                 g[j] = <floating>(c * d)
         return l
+    if code == L_CCE_LOGITS or code == L_SCCE_LOGITS:
+        return _softmax_logits_row(code == L_SCCE_LOGITS, p, y, label, u, g, c)
+    if code == L_BCE_LOGITS:
+        for j in range(u):
+            # max(z, 0) - z y + log(1 + exp(-|z|))
+            d = <double>p[j]
+            t = exp(-fabs(d))
+            l += (d if d > 0 else 0) - d * (<double>y[j]) + log1p(t)
+            if g != NULL:
+                q = 1 / (1 + t) if d >= 0 else t / (1 + t)  # sigmoid(z)
+                g[j] = <floating>(c * (q - y[j]) * inv)
+        return l * inv
     return 0
+
+
+cdef double _softmax_logits_row(bint sparse, const floating* z, const floating* y, Py_ssize_t label,
+                                Py_ssize_t u, floating* g, double c) noexcept nogil:
+    """Softmax crossentropy of the logits `z` against `y` (or the integer `label` when sparse):
+    -sum_j y_j log softmax(z)_j = sum(y) * lse(z) - sum_j y_j z_j, with lse(z) = m + log(sum_j exp(z_j - m))."""
+    cdef Py_ssize_t j
+    cdef double m = z[0], s = 0, lse, total_y = 0, yz = 0, t
+    for j in range(1, u):
+        if z[j] > m:
+            m = z[j]
+    for j in range(u):
+        s += exp(<double>z[j] - m)
+    lse = m + log(s)
+    if sparse:
+        total_y = 1
+        yz = z[label]
+    else:
+        for j in range(u):
+            total_y += y[j]
+            yz += <double>y[j] * z[j]
+    if g != NULL:
+        for j in range(u):
+            if sparse:
+                t = 1.0 if j == label else 0.0
+            else:
+                t = y[j]
+            g[j] = <floating>(c * (exp(<double>z[j] - lse) * total_y - t))
+    return total_y * lse - yz
 
 
 cdef double loss_rows(int code, bint fused, const floating* p, const floating* y, const int64_t* labels,
@@ -220,9 +265,10 @@ cdef double loss_rows(int code, bint fused, const floating* p, const floating* y
     return total
 
 
-cdef double metric_sum(int code, const floating* p, const floating* y, const int64_t* labels,
+cdef double metric_sum(int code, double param, const floating* p, const floating* y, const int64_t* labels,
                        Py_ssize_t rows, Py_ssize_t units) noexcept nogil:
-    """Return the unweighted sum over the rows of a metric (or of a loss used as a metric)."""
+    """Return the unweighted sum over the rows of a metric (or of a loss used as a metric). `param`: binary
+    accuracy's threshold (NaN: compare with the rounded prediction), the top-k metrics' k."""
     cdef Py_ssize_t r, j, a, b, label = 0, above
     cdef double total = 0, hits
     cdef const floating* pr
@@ -232,12 +278,12 @@ cdef double metric_sum(int code, const floating* p, const floating* y, const int
         yr = y + r * units if y != NULL else NULL
         if labels != NULL:
             label = labels[r]
-        if code < M_BINARY_ACCURACY:
+        if code < M_BINARY_ACCURACY or L_CCE_LOGITS <= code <= L_BCE_LOGITS:
             total += _row(code, False, pr, yr, label, units, <floating*>NULL, 0)
         elif code == M_BINARY_ACCURACY:
             hits = 0
             for j in range(units):
-                if yr[j] == rint(pr[j]):
+                if yr[j] == (rint(pr[j]) if isnan(param) else (1.0 if pr[j] > param else 0.0)):
                     hits += 1
             total += hits / units
         elif code == M_CATEGORICAL_ACCURACY or code == M_SPARSE_CATEGORICAL_ACCURACY:
@@ -254,7 +300,7 @@ cdef double metric_sum(int code, const floating* p, const floating* y, const int
                 b = label
             total += (a == b)
         else:
-            # in_top_k (k = 5): the target is in the top k when fewer than k scores are strictly larger.
+            # in_top_k: the target is in the top k when fewer than k scores are strictly larger.
             if code == M_TOP_K:
                 b = 0
                 for j in range(1, units):
@@ -266,5 +312,51 @@ cdef double metric_sum(int code, const floating* p, const floating* y, const int
             for j in range(units):
                 if pr[j] > pr[b]:
                     above += 1
-            total += (above < 5)
+            total += (above < param)
     return total
+
+
+cdef inline Py_ssize_t _bucket(double v, const double* thresholds, Py_ssize_t T) noexcept nogil:
+    """The number of thresholds strictly below v (0 for NaN: v > t is false for every t)."""
+    cdef Py_ssize_t lo = 0, hi = T, mid
+    while lo < hi:
+        mid = (lo + hi) // 2
+        if thresholds[mid] < v:
+            lo = mid + 1
+        else:
+            hi = mid
+    return lo
+
+
+cdef void threshold_histogram(const floating* p, const floating* y, Py_ssize_t rows, Py_ssize_t units,
+                              const double* thresholds, Py_ssize_t T, int class_id, int top_k,
+                              double* hist) noexcept nogil:
+    """Add rows of (p, y) to a threshold histogram (fastfit._reference.metrics.threshold_histogram): per
+    element (only column class_id if >= 0), bucket #{i : thresholds[i] < p} of the positives (y != 0) or
+    the negatives; with top_k > 0 an element outside its row's k largest (ties: lower index first) is
+    predicted negative at every threshold. hist[2T + 2] counts the predictions outside [0, 1] (NaN too)."""
+    cdef Py_ssize_t r, j, i, lo, hi, rank
+    cdef double v
+    cdef const floating* pr
+    cdef const floating* yr
+    lo = class_id if class_id >= 0 else 0
+    hi = class_id + 1 if class_id >= 0 else units
+    for r in range(rows):
+        pr = p + r * units
+        yr = y + r * units
+        for j in range(units):
+            if not (pr[j] >= 0 and pr[j] <= 1):
+                hist[2 * T + 2] += 1
+        for j in range(lo, hi):
+            v = pr[j]
+            if top_k > 0:
+                rank = 0
+                for i in range(units):
+                    if pr[i] > v or (pr[i] == v and i < j):
+                        rank += 1
+                if rank >= top_k:
+                    v = -INFINITY
+            if yr[j] != 0:
+                hist[_bucket(v, thresholds, T)] += 1
+            else:
+                hist[T + 1 + _bucket(v, thresholds, T)] += 1

@@ -9,6 +9,12 @@ cdef enum:
     K_DENSE = 0
     K_ACT = 1
     K_DROPOUT = 2
+    K_ACTREG = 3            # identity that adds l1 * sum|x| + l2 * sum x**2 of its input to the loss
+    K_RELU = 4              # Keras 2.2 K.relu(x, slope, max_value, threshold) (LeakyReLU, ThresholdedReLU, ReLU)
+    K_ELU = 5               # ELU with its alpha
+    K_PRELU = 6             # PReLU: trained alpha per feature (or shared)
+    K_BN = 7                # batch normalization (+ a fused element-wise activation)
+    K_NOISE = 8             # GaussianNoise, GaussianDropout, AlphaDropout (training only, like dropout)
 
 cdef enum:
     MIN_BLOCK_ROWS = 16     # a row block of a batch needs this many rows to be worth a thread of its own
@@ -26,6 +32,9 @@ cdef enum:
     S_FORWARD_DEPTH = 7     # (column slices) one Dense op's product over a slice of its inputs: x[:, lo:hi] @
                             # W[lo:hi], the rows of W its thread updates, into one partial output per slice
     S_FORWARD_SUM = 8       # the sum of those partial outputs, then bias and activation
+    S_BN_FORWARD = 9        # (column slices) batch normalization in training: batch statistics of a slice of
+                            # the features over all rows, moving statistics, output
+    S_BN_BACK = 10          # (column slices) batch normalization backward: gamma/beta gradients, input gradient
 
 cdef enum:
     PARTIAL_ROWS_PER_UNIT = 2   # a Dense op's gradient is summed from per-block parts when the blocks have
@@ -49,13 +58,47 @@ cdef struct Op:
     char* b
     char* gw
     char* gb
-    double rate             # Dropout
+    double rate             # Dropout; K_NOISE: stddev or rate
     uint64_t seed
-    char* mask              # Dropout: 0 or 1/(1-rate) per element of the batch matrix
-    int pw, pb              # Dense: indices of W and b in State.params (pb -1 without bias)
+    char* mask              # Dropout: 0 or 1/(1-rate) per element of the batch matrix; K_NOISE: the factor the
+                            # backward pass multiplies by
+    int pw, pb              # Dense: indices of W and b in State.params (pb -1 without bias); K_PRELU: alpha
+                            # (pw); K_BN: gamma (pw), beta (pb); -1 when absent or frozen
+    double p0, p1, p2       # K_RELU: slope, max_value, threshold; K_ELU: alpha; K_ACTREG: l1, l2;
+                            # K_BN: momentum, epsilon
+    int sub                 # K_RELU: has a max_value; K_PRELU: one shared alpha; K_BN: updates its moving
+                            # statistics (not frozen); K_NOISE: its kind (N_* of _layers.pxd)
+    char* mm                # K_BN: moving mean and variance (w: gamma, b: beta, gw/gb: their gradients; any
+    char* mv                # of the four NULL when absent or frozen)
+    double* bstat           # K_BN: batch mean, 1/sqrt(var + eps), then the dbeta and dgamma sums (4 x n_out)
     char* parts             # Dense, S_PARTIAL planned: per row block, its gradient of W then of b (or NULL)
     char* partials          # Dense, S_FORWARD_DEPTH planned: the partial outputs of slices 1.. (slice 0 writes
                             # into the output buffer), each batch rows x n_out
+
+
+cdef struct Penalty:
+    char* arr               # a parameter array (of any op)
+    Py_ssize_t size
+    double l1, l2           # adds l1 * sum|a| + l2 * sum a**2 to the loss
+    int param               # its index in State.params (its gradient gets the penalty's), -1 when frozen
+
+
+cdef struct Constraint:
+    int kind                # C_* of _layers.pxd
+    char* arr               # a trained parameter array, seen as rows x cols (1-D: 1 x size, axis 1)
+    Py_ssize_t rows, cols
+    int axis                # 0: one norm per column (over the rows), 1: one per row
+    double max_value, min_value, rate
+
+
+cdef struct Confusion:
+    # One threshold histogram (fastfit._reference.metrics.threshold_histogram): `2 * (T + 1) + 1` doubles at
+    # `offset` of the histograms: positives per bucket, negatives per bucket, predictions outside [0, 1].
+    const double* thresholds    # sorted, T of them
+    Py_ssize_t T
+    int class_id                # -1: every column
+    int top_k                   # 0: every prediction
+    Py_ssize_t offset
 
 
 cdef struct State:
@@ -66,12 +109,26 @@ cdef struct State:
     int loss
     bint fused              # last activation and loss share their gradient
     int* metrics
+    double* mparams         # per metric: the threshold of binary accuracy (NaN: round), the k of top-k
     int n_metrics
+    Confusion* confusion    # the threshold histograms accumulated over the call (`hist`)
+    int n_confusion
+    Py_ssize_t hist_size    # doubles of all histograms together
+    double* hist            # the call's histograms (zeroed when a call binds)
+    double* bhist           # per row block: that block's histograms of the current batch
     int n_params
     char** params           # per parameter array: data, gradient, size, 3 slot pointers
     char** pgrads
     Py_ssize_t* psizes
     char** slots
+    int* ppen               # per parameter array: index of its penalty in `penalties`, or -1
+    Penalty* penalties
+    int n_penalties
+    double* spen            # per parameter slice: the penalty of its slice of the parameters this batch
+    double eval_penalty     # evaluate: the weight penalties (the weights do not change during the call)
+    Constraint* constraints # applied after each update, in order
+    int n_constraints
+    bint activity           # some K_ACTREG op adds to the loss
     Stage* stages           # the stages of the current call (a plan for its mode and batch size)
     int n_stages
     int n_parts             # row blocks or column slices the per-part arrays below have room for
