@@ -67,8 +67,8 @@ class Dense(Layer):
         self.units = int(units)
         self.activation = activations.get(kwargs.pop("activation", None))
         self.use_bias = bool(kwargs.pop("use_bias", True))
-        self.kernel_initializer = initializers.get(kwargs.pop("kernel_initializer", "glorot_uniform"))
-        self.bias_initializer = initializers.get(kwargs.pop("bias_initializer", "zeros"))
+        self.kernel_initializer = initializers.for_weight(kwargs.pop("kernel_initializer", "glorot_uniform"))
+        self.bias_initializer = initializers.for_weight(kwargs.pop("bias_initializer", "zeros"))
         super().__init__(**kwargs)
         self.__dict__.update(penalties)
         self.activity_regularizer = activity
