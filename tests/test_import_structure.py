@@ -72,7 +72,8 @@ KNOWN_CYCLES_WITH_DEFERRED_IMPORTS = [
     # engine/training <-> callbacks <-> saving <-> models, engine/network <-> utils/summary
     {"fastfit", "fastfit.callbacks", "fastfit.callbacks.backup", "fastfit.callbacks.checkpoint",
      "fastfit.engine.network", "fastfit.engine.sequential", "fastfit.engine.training", "fastfit.models",
-     "fastfit.saving", "fastfit.saving.backup_file", "fastfit.saving.model_file", "fastfit.saving.pickling",
+     "fastfit.saving", "fastfit.saving.backup_file", "fastfit.saving.checkpoint_writer", "fastfit.saving.model_file",
+     "fastfit.saving.pickling",
      "fastfit.utils.summary"},
     # backend.clear_session resets the layer name counters of engine/base_layer
     {"fastfit.backend", "fastfit.engine.base_layer"},
