@@ -68,13 +68,14 @@ class GemmCeiling:
         budget: seconds to spend per shape and round (the loop length is chosen from a first probe).
         overhead: seconds per wrapper call to subtract (from `call_overhead()`).
         seed: seed for the operand values.
+        kinds: the GEMM kinds to time (default all: forward, dW, dx; `('forward',)` for inference).
     """
 
-    def __init__(self, workload, budget=0.05, overhead=0.0, seed=0):
+    def __init__(self, workload, budget=0.05, overhead=0.0, seed=0, kinds=None):
         rng = np.random.default_rng(seed)
         self.workload = workload
         self.overhead = overhead
-        self.shapes = gemm_shapes(workload)
+        self.shapes = [s for s in gemm_shapes(workload) if kinds is None or s[3] in kinds]
         self.cases = []
         for m, n, k, kind in self.shapes:
             ops = _operands(m, n, k, kind, rng)

@@ -75,9 +75,48 @@ def _spread(variant):
     return f"{variant['pct']:+.1f}% (block quartiles {low:+.1f}% .. {high:+.1f}%)"
 
 
-def section_lines(results):
-    """Returns the lines for the callbacks, GIL, memory and checkpoint sections that ran."""
+def inference_lines(inf):
+    """The lines of the inference section (benchmarks/inference.py)."""
+    from .inference import fractions
     lines = []
+    for engine, res in inf.items():
+        if "error" in res:
+            lines.append(f"inference {engine}: failed: {res['error']}")
+    ok = {e: r for e, r in inf.items() if "error" not in r}
+    if not ok:
+        return lines
+    samples = next(iter(ok.values()))["samples"]
+    lines.append(f"inference ({samples} rows, float32; ms unless marked):")
+    share = fractions(ok)
+    for name in next(iter(ok.values()))["workloads"]:
+        ff = ok.get("fastfit", {}).get("workloads", {}).get(name, {})
+        th = ok.get("torch", {}).get("workloads", {}).get(name, {})
+        ks = ok.get("keras", {}).get("workloads", {}).get(name, {})
+        parts = []
+        if ff:
+            f = share.get(name, {})
+            parts.append(f"fastfit predict {ff['predict_s'] * 1e3:.1f} ({_pct(f['predict_of_ceiling'])} of the "
+                         f"forward ceiling {ff['ceiling_s'] * 1e3:.1f}), evaluate {ff['evaluate_s'] * 1e3:.1f} "
+                         f"({_pct(f['evaluate_of_ceiling'])}), one row {ff['one_row_us']:.1f} us")
+        if th:
+            parts.append(f"torch no_grad whole array {th['predict_whole_s'] * 1e3:.1f}, 32-row chunks "
+                         f"{th['predict_chunks32_s'] * 1e3:.1f}, one row {th['one_row_us']:.1f} us")
+        if ks:
+            parts.append(f"keras predict {ks['predict_s'] * 1e3:.1f}, one row {ks['one_row_us']:.1f} us")
+        lines.append(f"  {name}: " + "; ".join(parts))
+        if "validation_share" in ff:
+            lines.append(f"  {name} fit with validation_split=0.1: validation pass {_pct(ff['validation_share'])} "
+                         f"of the epoch (target <= 5%)")
+        if "fit_kept" in ff:
+            peer = f" (torch: {_pct(th['fit_kept'])}, {_pct(th['predict_kept'])})" if "fit_kept" in th else ""
+            lines.append(f"  {name} one core busy: training keeps {_pct(ff['fit_kept'])}, predict keeps "
+                         f"{_pct(ff['predict_kept'])} of the quiet speed{peer} (targets >= 45%)")
+    return lines
+
+
+def section_lines(results):
+    """Returns the lines for the inference, callbacks, GIL, memory and checkpoint sections that ran."""
+    lines = inference_lines(results["inference"]) if results.get("inference") else []
     cb = results.get("callbacks")
     if cb and "error" not in cb:
         lines += [f"callbacks on W1 ({cb['engine']} engine, {cb['samples']} samples, {cb['batches_per_epoch']} "
@@ -149,6 +188,29 @@ def targets(results):
             rate = w["results"].get(peer, {}).get("samples_per_s")
             if rate:
                 add(f"{w['name']} vs {peer}", ff["samples_per_s"] / rate, "> 1", ff["samples_per_s"] > rate)
+    inf = {e: r for e, r in (results.get("inference") or {}).items() if "error" not in r}
+    if "fastfit" in inf:
+        from .inference import fractions
+        for name, f in fractions(inf).items():
+            add(f"{name} predict fraction of forward ceiling", f["predict_of_ceiling"], ">= 0.75",
+                f["predict_of_ceiling"] >= 0.75)
+            add(f"{name} evaluate fraction of forward ceiling", f["evaluate_of_ceiling"], ">= 0.75",
+                f["evaluate_of_ceiling"] >= 0.75)
+            if "predict_vs_torch" in f:
+                add(f"{name} predict vs torch no_grad", f["predict_vs_torch"], "> 1", f["predict_vs_torch"] > 1)
+                add(f"{name} evaluate vs torch no_grad", f["evaluate_vs_torch"], "> 1", f["evaluate_vs_torch"] > 1)
+        w2 = inf["fastfit"]["workloads"].get("w2b32", {})
+        if "one_row_us" in w2:
+            add("w2 one-row predict us", w2["one_row_us"], "<= 15", w2["one_row_us"] <= 15)
+            torch_w2 = inf.get("torch", {}).get("workloads", {}).get("w2b32", {})
+            if "one_row_us" in torch_w2:
+                add("w2 one-row predict vs torch", torch_w2["one_row_us"] / w2["one_row_us"], "> 1",
+                    w2["one_row_us"] < torch_w2["one_row_us"])
+        if "validation_share" in w2:
+            add("w2 validation pass share", w2["validation_share"], "<= 0.05", w2["validation_share"] <= 0.05)
+        if "fit_kept" in w2:
+            add("w2 training kept, one core busy", w2["fit_kept"], ">= 0.45", w2["fit_kept"] >= 0.45)
+            add("w2 predict kept, one core busy", w2["predict_kept"], ">= 0.45", w2["predict_kept"] >= 0.45)
     cb = results.get("callbacks")
     if cb and "error" not in cb:
         add("callbacks standard set %", cb["standard_pct"], "<= 2", cb["standard_pct"] <= 2)

@@ -1,7 +1,7 @@
 """Command line of the benchmark suite: `python -m benchmarks` or `python benchmarks/run.py`.
 
-Runs the sections in one go (throughput with the GEMM ceiling and per-step overhead, callback costs, GIL,
-memory, checkpoint, streaming from disk), prints one report and optionally writes everything to JSON.
+Runs the sections in one go (throughput with the GEMM ceiling and per-step overhead, inference, callback
+costs, GIL, memory, checkpoint, streaming from disk), prints one report and optionally writes everything to JSON.
 """
 import argparse
 import json
@@ -18,7 +18,7 @@ from benchmarks.isolate import Worker, WorkerError, call_once  # noqa: E402
 from benchmarks.throughput import Throughput           # noqa: E402
 from benchmarks.workloads import FULL_SAMPLES, QUICK_SAMPLES, WORKLOADS  # noqa: E402
 
-SECTIONS = ("throughput", "callbacks", "gil", "memory", "checkpoint", "streaming")
+SECTIONS = ("throughput", "inference", "callbacks", "gil", "memory", "checkpoint", "streaming")
 # streaming writes a 4.4 GB file and reads it cold: it runs when asked for (`--sections streaming`)
 DEFAULT_SECTIONS = tuple(s for s in SECTIONS if s != "streaming")
 
@@ -122,6 +122,12 @@ def run(args, log=print):
             for name in args.workloads:
                 results["workloads"].append(bench.run(WORKLOADS[name]))
                 _save_partial(args, results)
+    if "inference" in args.sections:
+        peers = [e for e in ("fastfit", "torch", "keras") if e in ready]
+        results["inference"] = {e: _section(f"inference {e}", log, lambda e=e: call_once(
+            "inference:run", engine=e, samples=args.samples, repeats=args.repeats, quick=args.quick))
+            for e in peers}
+        _save_partial(args, results)
     fastfit_ok = availability("fastfit-ref")[0]
     if fastfit_ok and "callbacks" in args.sections:
         results["callbacks"] = _section("callbacks", log, lambda: call_once(
@@ -163,7 +169,7 @@ def render(results):
     if results.get("note"):
         lines.append(results["note"])
     if results["targets"]:
-        lines += ["", "targets (../shared/design.md, issues 3 and 6):"] + report.target_lines(results["targets"])
+        lines += ["", "targets (../shared/design.md, issues 3, 6 and 20):"] + report.target_lines(results["targets"])
     lines.append(f"\n({results['meta']['seconds']:.0f} s)")
     return "\n".join(lines)
 

@@ -250,6 +250,13 @@ def get(identifier: str | dict[str, Any] | Initializer | type[Initializer] | Cal
                      "'glorot_uniform', an Initializer or a callable(shape, dtype)")
 
 
+def for_weight(identifier: Any) -> Initializer:
+    """The initializer of a layer weight argument such as `bias_initializer`: `get(identifier)`, where None means
+    'glorot_uniform' as in tf.keras and Keras 3 (whose `add_weight` falls back to it for float weights, so
+    `Dense(1, bias_initializer=None)` draws its bias from it; Keras 2.2 failed on None)."""
+    return GlorotUniform() if identifier is None else get(identifier)
+
+
 class _CallableInitializer(Initializer):
     """Wraps a user function `f(shape, dtype=None)` returning an array."""
 

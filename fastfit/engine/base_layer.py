@@ -6,14 +6,19 @@ from; models walk these links to find their layers. Layers never compute on data
 their chain of layers into engine ops (`engine_ops`).
 """
 import collections
+import contextvars
 import re
 import warnings
+from collections.abc import Callable
 
 import numpy as np
 
 from fastfit import backend
 
 _name_counters = collections.Counter()
+# Called as check(layer, input_shape) before a layer builds, when set (fastfit.saving.config_limits: a model
+# rebuilt from a file's config may not allocate more weights than the file holds).
+BUILD_CHECK: "contextvars.ContextVar[Callable | None]" = contextvars.ContextVar("fastfit_build_check", default=None)
 
 
 def reset_name_counters():
@@ -132,6 +137,9 @@ class Layer:
                             f"got {type(inputs).__name__}; to run a model on data use `model.predict`")
         self.check_input_shape(inputs.shape)
         if not self.built:
+            check = BUILD_CHECK.get()
+            if check is not None:
+                check(self, inputs.shape)
             self.build(inputs.shape)
             self._built_input_shape = inputs.shape
             self._set_initial_weights()

@@ -126,3 +126,24 @@ def engine_network(model, engine, loss, metrics, output_index=0, confusion=()):
         cached = engine_class(engine)(ops, loss, list(metrics), model_dtype(layers), confusion=list(confusion))
         model._engine_cache[key] = cached
     return cached
+
+
+# The forward pass of predict/evaluate runs in blocks of at least this many rows when no batch hook needs
+# the user's batches (docs/guide/performance-and-threads.md, "Forward blocks"): one GEMM per layer and block
+# instead of one per batch of 32, so W is packed once per block. A block's widest activation buffer stays
+# within BLOCK_BYTES unless the user's batch is already larger.
+FORWARD_BLOCK_ROWS = 1024
+FORWARD_BLOCK_BYTES = 16 << 20
+
+
+def forward_block(model, batch_size, dtype):
+    """The rows per engine call batch for a forward-only pass (predict, evaluate) without batch hooks:
+    `max(batch_size, FORWARD_BLOCK_ROWS)`, fewer rows for layers so wide that the block would need more
+    than FORWARD_BLOCK_BYTES per activation buffer (never fewer than `batch_size`)."""
+    widest = model._engine_cache.get("widest")  # the cache is emptied whenever the layers change
+    if widest is None:
+        widest = max([1] + [max(op[1].shape) for i in range(len(model.outputs))
+                            for op in model_ops(model, i) if op[0] == "dense"])
+        model._engine_cache["widest"] = widest
+    rows = min(FORWARD_BLOCK_ROWS, max(1, FORWARD_BLOCK_BYTES // (widest * np.dtype(dtype).itemsize)))
+    return max(int(batch_size), rows)

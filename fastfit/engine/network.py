@@ -4,6 +4,7 @@ fastfit graphs are chains: every layer takes one tensor. A model may have severa
 layer's output of another model, as the DLwP `ActivationLogger` does); each output is then a chain from the
 input, which is how the engines run it.
 """
+import collections
 import json
 
 import numpy as np
@@ -53,14 +54,15 @@ class Network:
             if not isinstance(t.layer, InputLayer):
                 raise ValueError(f"Model: input tensors must come from `Input(...)`, got the output of layer "
                                  f"'{t.layer.name}'")
-        layers = []
+        layers, seen = [], set()
         for out in outputs:
             chain = self._chain_to_input(out, inputs[0])
             for layer in chain:
-                if layer not in layers:
+                if id(layer) not in seen:
+                    seen.add(id(layer))
                     layers.append(layer)
-        names = [layer.name for layer in layers]
-        duplicates = sorted({n for n in names if names.count(n) > 1})
+        counts = collections.Counter(layer.name for layer in layers)
+        duplicates = sorted(name for name, count in counts.items() if count > 1)
         if duplicates:
             raise ValueError(f"Model: layer names must be unique; '{duplicates[0]}' is used by more than one layer")
         self.inputs, self.outputs, self._single_output = inputs, outputs, single

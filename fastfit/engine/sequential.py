@@ -55,15 +55,26 @@ class Sequential(Model):
         if any(existing.name == layer.name for existing in self._stack):
             raise ValueError(f"Sequential.add: the model already has a layer named '{layer.name}'; layer names "
                              "must be unique")
+        self._append(layer)
+
+    def _append(self, layer):
+        """`add` for a layer that is not an InputLayer and whose name is new."""
         input_layer = self._input_layer
+        linked = input_layer is not None  # inputs, outputs and _layers describe the whole stack
         if not self._stack and input_layer is None and layer.batch_input_shape is not None:
             input_layer = InputLayer(batch_input_shape=layer.batch_input_shape, dtype=layer.dtype,
                                      name=layer.name + "_input")
+        output = None
         if input_layer is not None:
-            layer(self.outputs[0] if self.outputs else input_layer.output)  # checks shapes before any change
+            output = layer(self.outputs[0] if self.outputs else input_layer.output)  # checks shapes first
         self._input_layer = input_layer
         self._stack.append(layer)
-        self._relink()
+        if linked:  # extend the graph by the new layer (a full relink per layer made from_config quadratic)
+            self._invalidate()
+            self.outputs = [output]
+            self._layers.append(layer)
+        else:
+            self._relink()
 
     def pop(self):
         """Remove the last layer.
@@ -147,8 +158,17 @@ class Sequential(Model):
         if isinstance(config, list):  # Keras <= 2.1 list form
             config = {"layers": config}
         model = cls(name=config.get("name"))
+        names = set()
         for entry in config.get("layers", []):
-            model.add(deserialize(entry, custom_objects))
+            layer = deserialize(entry, custom_objects)
+            if isinstance(layer, InputLayer) or not isinstance(layer, Layer):
+                model.add(layer)
+                continue
+            if layer.name in names:
+                raise ValueError(f"Sequential config: more than one layer is named '{layer.name}'; layer names "
+                                 "must be unique")
+            names.add(layer.name)
+            model._append(layer)  # add, with the name check done here in O(1)
         if model._input_layer is None and config.get("build_input_shape"):
             model.build(tuple(config["build_input_shape"]))
         return model

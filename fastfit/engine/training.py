@@ -461,7 +461,11 @@ class Model(Network):
         metric_pass = self._metric_pass(y, None, batch_size)
         hook = make_batch_hook(cbks, "test", self.metrics_names, self, metric_pass=metric_pass,
                                readout=self._readout)
-        sums = net.evaluate(x, y, weights, batch_size, hook)
+        # A batch's loss is sum(w * loss) / (its count of non-zero weights), as in Keras 2: with zero weights,
+        # which rows share a batch changes the result, so the batches stay the user's.
+        per_batch = hook is not None or (weights is not None and np.count_nonzero(weights) != len(weights))
+        rows = batch_size if per_batch else compiled.forward_block(self, batch_size, x.dtype)
+        sums = net.evaluate(x, y, weights, rows, hook)
         results = _logs_from_sums(self._readout, sums, metric_pass)
         cbks.on_test_end(Logs(results))
         return results
@@ -537,6 +541,11 @@ class Model(Network):
         keras_arguments.pop_neutral("predict", kwargs)
         if kwargs:
             raise TypeError(f"Unrecognized keyword arguments: {kwargs}")
+        quiet = verbose is False or (type(verbose) is int and verbose == 0)
+        if quiet and callbacks is None and steps is None and type(x) is np.ndarray:
+            result = self._predict_plain(x, batch_size)
+            if result is not None:
+                return result
         self._build_from(x)
         self._require_graph("output (predict needs a built model)")
         keras_arguments.refuse_generator(x, "predict")
@@ -566,7 +575,8 @@ class Model(Network):
                 out = np.empty((len(x), int(np.prod(tensor.shape[1:]))), dtype=dtype)
                 net = compiled.engine_network(self, engine, "mean_squared_error", [], index)
                 hook = make_batch_hook(cbks, "predict", [], self, out=out) if single_chain else None
-                net.predict(x, batch_size, out, hook)
+                rows = batch_size if hook is not None else compiled.forward_block(self, batch_size, dtype)
+                net.predict(x, rows, out, hook)
                 outputs.append(out.reshape((len(x),) + tuple(tensor.shape[1:])))
             if not single_chain:
                 _replay_predict_hooks(cbks, outputs, batch_size)
@@ -599,6 +609,32 @@ class Model(Network):
         """Predict on batches from a generator or a Sequence; the outputs in batch order."""
         return streaming.predict(self, generator, None, verbose, steps, callbacks, max_queue_size=max_queue_size,
                                  workers=workers, use_multiprocessing=use_multiprocessing, keras2_generator=True)
+
+    def _predict_plain(self, x, batch_size):
+        """`predict` without callbacks, progress bar or steps, of a C-contiguous array of the model dtype and
+        input shape: the same checks and result as the general path, without its per-call Python work (the
+        model's checked state is cached in `_engine_cache`, which every change of the layers empties).
+        Returns None where the general path must run (it then raises for bad arguments)."""
+        plan = self._engine_cache.get("predict")
+        if plan is None:
+            if not self.outputs or len(self.outputs) != 1 or self._fixed_batch_size() is not None:
+                return None
+            engine = self._engine or compiled.resolve_engine(None)
+            dtype = self._dtype()
+            net = compiled.engine_network(self, engine, "mean_squared_error", [], 0)
+            plan = (net, engine, dtype, tuple(self.input_shape[1:]), tuple(self.outputs[0].shape[1:]),
+                    compiled.forward_block(self, 1, dtype), self._single_output)
+            self._engine_cache["predict"] = plan
+        net, engine, dtype, in_shape, out_shape, block, single = plan
+        if (x.dtype != dtype or x.shape[1:] != in_shape or not x.flags.c_contiguous or not len(x)
+                or engine != (self._engine or compiled.resolve_engine(None))):
+            return None
+        batch_size = data.check_batch_size(batch_size)
+        data.check_finite(x, "x")
+        out = np.empty((len(x),) + out_shape, dtype=dtype)
+        with self._exclusive("predict"):
+            net.predict(x.reshape(len(x), -1), max(batch_size, block), out.reshape(len(x), -1), None)
+        return out if single else [out]
 
     # -- single batches --------------------------------------------------------------------------------------
     def train_on_batch(self, x, y, sample_weight=None, class_weight=None, reset_metrics=True, return_dict=False):

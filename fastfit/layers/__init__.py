@@ -30,8 +30,10 @@ def deserialize(config, custom_objects=None):
     """
     classes = {cls.__name__: cls for cls in _CLASSES}
     classes.update(custom_objects or {})
+    if not isinstance(config, dict) or not isinstance(config.get("config", {}), (dict, type(None))):
+        raise ValueError(f"A layer config must be {{'class_name': ..., 'config': {{...}}}}, got {config!r:.200}")
     name = config.get("class_name")
-    if name not in classes:
+    if not isinstance(name, str) or name not in classes:
         raise ValueError(f"Unknown layer class {name!r}; fastfit knows {sorted(classes)}. "
                          "Pass custom layers with `custom_objects={'Name': cls}`.")
     inner = _clean_config(dict(config.get("config") or {}))

@@ -109,7 +109,7 @@ class PReLU(_TwoD):
 
     def __init__(self, alpha_initializer="zeros", alpha_regularizer=None, alpha_constraint=None, shared_axes=None,
                  **kwargs):
-        self.alpha_initializer = initializers.get(alpha_initializer)
+        self.alpha_initializer = initializers.for_weight(alpha_initializer)
         self.__dict__.update(take_penalties("PReLU", {"alpha_regularizer": alpha_regularizer,
                                                       "alpha_constraint": alpha_constraint}, ("alpha",)))
         if shared_axes is not None and not isinstance(shared_axes, (list, tuple)):

@@ -1,4 +1,5 @@
 """The core layers: Dense, Activation, Dropout, Flatten."""
+import math
 import warnings
 
 import numpy as np
@@ -66,8 +67,8 @@ class Dense(Layer):
         self.units = int(units)
         self.activation = activations.get(kwargs.pop("activation", None))
         self.use_bias = bool(kwargs.pop("use_bias", True))
-        self.kernel_initializer = initializers.get(kwargs.pop("kernel_initializer", "glorot_uniform"))
-        self.bias_initializer = initializers.get(kwargs.pop("bias_initializer", "zeros"))
+        self.kernel_initializer = initializers.for_weight(kwargs.pop("kernel_initializer", "glorot_uniform"))
+        self.bias_initializer = initializers.for_weight(kwargs.pop("bias_initializer", "zeros"))
         super().__init__(**kwargs)
         self.__dict__.update(penalties)
         self.activity_regularizer = activity
@@ -208,7 +209,11 @@ class Flatten(Layer):
                              f"{shape_str(input_shape)}")
 
     def compute_output_shape(self, input_shape):
-        return (input_shape[0], int(np.prod(input_shape[1:], dtype=np.int64)))
+        size = math.prod(input_shape[1:])  # exact: an int64 product could wrap around
+        if size >= 1 << 63:
+            raise ValueError(f"Layer '{self.name}' (Flatten): input shape {shape_str(input_shape)} flattens to "
+                             f"{size} features, more than a 64-bit size holds")
+        return (input_shape[0], size)
 
     def get_config(self):
         return dict(super().get_config(), data_format=self.data_format)

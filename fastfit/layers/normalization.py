@@ -49,10 +49,10 @@ class BatchNormalization(Layer):
             raise ValueError(f"BatchNormalization: `epsilon` must be > 0, got {epsilon!r}")
         self.axis, self.momentum, self.epsilon = int(axis), float(momentum), float(epsilon)
         self.center, self.scale = bool(center), bool(scale)
-        self.beta_initializer = initializers.get(beta_initializer)
-        self.gamma_initializer = initializers.get(gamma_initializer)
-        self.moving_mean_initializer = initializers.get(moving_mean_initializer)
-        self.moving_variance_initializer = initializers.get(moving_variance_initializer)
+        self.beta_initializer = initializers.for_weight(beta_initializer)
+        self.gamma_initializer = initializers.for_weight(gamma_initializer)
+        self.moving_mean_initializer = initializers.for_weight(moving_mean_initializer)
+        self.moving_variance_initializer = initializers.for_weight(moving_variance_initializer)
         self.__dict__.update(take_penalties("BatchNormalization", {
             "beta_regularizer": beta_regularizer, "gamma_regularizer": gamma_regularizer,
             "beta_constraint": beta_constraint, "gamma_constraint": gamma_constraint}, ("gamma", "beta")))

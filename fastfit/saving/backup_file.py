@@ -1,5 +1,15 @@
 """The backup file of `fastfit.callbacks.BackupAndRestore`: a model file plus the training position."""
-from fastfit.saving import attributes, files, model_file, optimizer_state, snapshot, weights
+import math
+
+from fastfit.saving import (
+    attributes,
+    config_limits,
+    files,
+    model_file,
+    optimizer_state,
+    snapshot,
+    weights,
+)
 
 WHAT = "backup file"
 
@@ -32,21 +42,34 @@ def restore(model, path):
             shapes: delete the backup folder to start afresh).
     """
     where = f"BackupAndRestore: backup '{path}'"
-    with files.reading(path, "BackupAndRestore") as h5file:
-        position = attributes.read_json(h5file.attrs, "fastfit_backup", where)
+    with files.reading(path, "BackupAndRestore") as contents:
+        position = config_limits.parse(contents.attrs, "fastfit_backup", where)
         if not isinstance(position, dict) or "epoch" not in position:
             raise ValueError(f"{where} has no training position; it is not a BackupAndRestore file")
+        epoch, batch = position["epoch"], position.get("batch", 0)
+        if any(isinstance(n, bool) or not isinstance(n, int) or not 0 <= n < 1 << 53 for n in (epoch, batch)):
+            raise ValueError(f"{where}: its training position {position!r} is not a pair of counts")
         try:
-            weights.assign(model, weights.read_layers(h5file["model_weights"], where), where=where)
+            weights.assign(model, weights.read_layers(contents.groups.get("model_weights"), where), contents.read,
+                           where=where)
         except ValueError as error:
             raise ValueError(f"{error}. The backup was written for another model: delete the backup folder to "
                              "start training afresh") from None
-        model_file.restore_fastfit_state(model, attributes.read_json(h5file.attrs, "fastfit_state", where))
-        saved_state = optimizer_state.read(h5file, where)
+        model_file.restore_fastfit_state(model, config_limits.parse(contents.attrs, "fastfit_state", where), where)
+        saved_state = optimizer_state.read(contents, where)
         if saved_state is not None and getattr(model, "optimizer", None) is not None:
-            optimizer_state.restore(model, saved_state, where)
-            training_config = attributes.read_json(h5file.attrs, "training_config", where) or {}
-            rate = ((training_config.get("optimizer_config") or {}).get("config") or {}).get("learning_rate")
-            if isinstance(rate, (int, float)):
+            optimizer_state.restore(model, saved_state, contents.read, where)
+            rate = _saved_learning_rate(config_limits.parse(contents.attrs, "training_config", where))
+            if rate is not None:
                 model.optimizer.lr = rate  # schedulers may have changed it before the interruption
-    return int(position["epoch"]), int(position.get("batch", 0))
+    return int(epoch), int(batch)
+
+
+def _saved_learning_rate(training_config):
+    """training_config['optimizer_config']['config']['learning_rate'] if it is a finite number, else None."""
+    value = training_config
+    for key in ("optimizer_config", "config", "learning_rate"):
+        value = value.get(key) if isinstance(value, dict) else None
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+        return None
+    return value

@@ -1,23 +1,25 @@
 """Opening HDF5 files for fastfit: atomic writing, and reading with clear errors for bad files.
 
 Reading never executes code: configs are JSON, classes come from fastfit's registries or `custom_objects`,
-and only numeric datasets are accepted (nothing is unpickled).
+and only numeric datasets are accepted (nothing is unpickled). `reading` is the one way files are read:
+the structure and every shape are checked before data is read, and files this process did not write are
+parsed by libhdf5 only in a reader child (`isolation`; threat model in docs/saving.md, "Safe loading").
 
 Files fastfit writes start with a 512-byte HDF5 userblock (which every HDF5 reader skips) holding a CRC32 of
-the rest of the file. It is checked before HDF5 parses the file, because the HDF5 library can crash on
-damaged metadata; a truncated or corrupted fastfit file is therefore a clean `ValueError`.
+the rest of the file, checked before HDF5 parses the file: a truncated or accidentally damaged fastfit file
+is a clean `ValueError`. It is no protection against a crafted file (anyone can recompute it); the reader
+child is.
 """
 import contextlib
 import errno
 import functools
 import os
 import re
+import stat
 import threading
 import zlib
 
-import h5py
-
-from fastfit.saving import image, write_behind
+from fastfit.saving import image, isolation, write_behind
 from fastfit.utils import io_utils
 
 try:  # the native writer thread (Linux builds)
@@ -26,6 +28,7 @@ except ImportError:
     _filewrite = None
 
 _ZIP_MAGIC = b"PK\x03\x04"
+_HDF5_MAGIC = b"\x89HDF\r\n\x1a\n"
 _MAGIC = b"FASTFIT-HDF5"
 _CHUNK = 1 << 22
 # Bytes reserved before the HDF5 data; fastfit keeps a checksum of the rest of the file there.
@@ -67,6 +70,7 @@ def write_snapshot(filepath, content, overwrite, what):
             crc = _while(lambda: _crc32(segments(USERBLOCK)), lambda: io_utils.write_buffers(fd, segments(USERBLOCK)))
             os.lseek(fd, 0, os.SEEK_SET)
             io_utils.write_buffers(fd, [_header(crc, size)])
+    isolation.remember_written(path)  # this process's own file: loading it may skip the reader child
 
 
 def start_image_write(filepath, content, what, flush=True):
@@ -142,6 +146,7 @@ class NativeWrite:
         """
         failure = self._job.wait()
         if failure is None:
+            isolation.remember_written(self.path)
             return None
         code, step = failure
         path, what = self.path, self._what
@@ -221,12 +226,14 @@ def verify_checksum(path, head):
 
 @contextlib.contextmanager
 def reading(filepath, what):
-    """Yield an `h5py.File` open read-only; turn every failure of a bad file into a clear error.
+    """Yield the `isolation.Contents` of a model file: its structure checked, its arrays read on request, in
+    a reader child process unless this process wrote the file (docs/saving.md, "Safety").
 
     Raises:
         TypeError: `filepath` is not a path.
         FileNotFoundError / IsADirectoryError / PermissionError: naming the path.
-        ValueError: not an HDF5 file, or corrupted or truncated (the message names the file).
+        ValueError: not a regular file, not an HDF5 file, corrupted, truncated or crafted (the message names
+            the file and what is wrong).
     """
     try:
         path = os.fspath(filepath)
@@ -239,8 +246,14 @@ def reading(filepath, what):
         raise FileNotFoundError(2, f"{what}: no such file '{path}'", path)
     if os.path.isdir(path):
         raise IsADirectoryError(21, f"{what}: '{path}' is a folder, expected an HDF5 file", path)
-    with open(path, "rb") as probe:  # PermissionError here already names the path
+    # O_NONBLOCK: opening a FIFO does not wait for a writer; it is refused below like any non-regular file.
+    fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_CLOEXEC", 0))
+    with open(fd, "rb") as probe:  # PermissionError above already names the path
+        if not stat.S_ISREG(os.fstat(probe.fileno()).st_mode):
+            raise ValueError(f"{what}: '{path}' is not a regular file (a device, FIFO or socket); expected an "
+                             "HDF5 file")
         head = probe.read(USERBLOCK)
+        size = os.fstat(probe.fileno()).st_size
     try:
         verify_checksum(path, head)
     except ValueError as error:
@@ -248,15 +261,18 @@ def reading(filepath, what):
     if head[:4] == _ZIP_MAGIC:
         raise ValueError(f"{what}: '{path}' is a zip archive (a Keras 3 '.keras' file?), not HDF5; save it from "
                          "Keras with model.save('model.h5') to get a file fastfit reads")
-    try:
-        if not h5py.is_hdf5(path):
-            raise ValueError(f"{what}: '{path}' is not an HDF5 file (no HDF5 signature)")
-        h5file = h5py.File(path, "r")
-    except (OSError, RuntimeError) as error:
-        raise ValueError(f"{what}: cannot open '{path}': the file is corrupted or truncated ({error})") from None
-    try:
-        with h5file:
-            yield h5file
-    except (OSError, RuntimeError, KeyError, TypeError, UnicodeDecodeError) as error:
-        raise ValueError(f"{what}: cannot read '{path}': the file is corrupted or truncated, or not a model "
-                         f"file ({type(error).__name__}: {error})") from None
+    if not _has_hdf5_signature(path, size):
+        raise ValueError(f"{what}: '{path}' is not an HDF5 file (no HDF5 signature)")
+    with isolation.open_contents(path, what, size) as contents:
+        yield contents
+
+
+def _has_hdf5_signature(path, size):
+    """True when the HDF5 superblock signature is at offset 0, 512, 1024, ... (where libhdf5 looks)."""
+    offsets = [0] + [512 << k for k in range(40) if 512 << k < size]
+    with open(path, "rb") as handle:
+        for offset in offsets:
+            handle.seek(offset)
+            if handle.read(8) == _HDF5_MAGIC:
+                return True
+    return False

@@ -9,7 +9,16 @@ import warnings
 
 import numpy as np
 
-from fastfit.saving import attributes, config_compat, files, image, optimizer_state, snapshot, weights
+from fastfit.saving import (
+    attributes,
+    config_compat,
+    config_limits,
+    files,
+    image,
+    optimizer_state,
+    snapshot,
+    weights,
+)
 
 
 # -- writing -------------------------------------------------------------------------------------------------
@@ -214,13 +223,21 @@ def fastfit_state(model):
     return state
 
 
-def restore_fastfit_state(model, state):
-    """Apply `fastfit_state` (seeds) to a model built from the same config."""
+def restore_fastfit_state(model, state, where="load_model"):
+    """Apply `fastfit_state` (seeds) to a model built from the same config.
+
+    Raises:
+        ValueError: a seed that is an integer outside 0..2**63-1 (no fastfit process draws one).
+    """
     if not isinstance(state, dict):
         return
+    seeds = state.get("dropout_seeds")
+    for seed in [state.get("seed")] + (seeds if isinstance(seeds, list) else []):
+        if isinstance(seed, int) and not isinstance(seed, bool) and not 0 <= seed < 1 << 63:
+            raise ValueError(f"{where}: the saved seed {seed} is outside 0..2**63-1: the file is corrupted or "
+                             "crafted")
     if isinstance(state.get("seed"), int):
         model._seed = state["seed"]
-    seeds = state.get("dropout_seeds")
     if isinstance(seeds, list) and len(seeds) == len(model.layers):
         for layer, seed in zip(model.layers, seeds):
             if isinstance(seed, int) and hasattr(layer, "_engine_seed"):
@@ -253,31 +270,41 @@ def load_model(filepath, custom_objects=None, compile=True):
     """
     from fastfit import models
     where = "load_model"
-    with files.reading(filepath, where) as h5file:
-        config = attributes.read_json(h5file.attrs, "model_config", where)
+    with files.reading(filepath, where) as contents:
+        label = f"{where} '{filepath}'"
+        config = config_limits.parse(contents.attrs, "model_config", label)
         if config is None:
             raise ValueError(f"{where}: no model found in config of '{filepath}' (a file written by "
                              "save_weights holds weights only: build the model and call model.load_weights)")
+        group = contents.groups.get("model_weights") or contents.groups.get("/")
+        saved = weights.read_layers(group, label)
+        budget = sum(_nbytes(weight) for _name, arrays in saved for weight in arrays)
         try:
-            model = models.model_from_config(config_compat.model_config(config), custom_objects=custom_objects)
-        except (TypeError, KeyError, AttributeError) as error:
+            with config_limits.weight_budget(budget, label):
+                model = models.model_from_config(config_compat.model_config(config), custom_objects=custom_objects)
+        except config_limits.TooLarge as error:
+            raise ValueError(str(error)) from None
+        except (TypeError, KeyError, AttributeError, IndexError, ValueError, OverflowError) as error:
             raise ValueError(f"{where}: cannot rebuild the model saved in '{filepath}' from its config: "
                              f"{type(error).__name__}: {error}") from None
-        group = h5file["model_weights"] if "model_weights" in h5file else h5file
-        weights.assign(model, weights.read_layers(group, f"{where} '{filepath}'"), where=where)
-        restore_fastfit_state(model, attributes.read_json(h5file.attrs, "fastfit_state", where))
-        training_config = attributes.read_json(h5file.attrs, "training_config", where)
+        weights.assign(model, saved, contents.read, where=label)
+        restore_fastfit_state(model, config_limits.parse(contents.attrs, "fastfit_state", label), label)
+        training_config = config_limits.parse(contents.attrs, "training_config", label)
         if not compile:
             return model
         if training_config is None:
             warnings.warn(f"{where}: '{filepath}' has no training configuration, so the model was not "
                           "compiled; compile it yourself", UserWarning, stacklevel=3)
             return model
-        _compile_from(model, training_config, custom_objects, where)
-        saved_state = optimizer_state.read(h5file, where)
+        _compile_from(model, training_config, custom_objects, label)
+        saved_state = optimizer_state.read(contents, label)
         if saved_state is not None:
-            optimizer_state.restore(model, saved_state, where)
+            optimizer_state.restore(model, saved_state, contents.read, label)
     return model
+
+
+def _nbytes(weight):
+    return int(np.prod(weight.shape, dtype=object)) * weight.dtype.itemsize
 
 
 def _compile_from(model, training_config, custom_objects, where):
@@ -286,12 +313,18 @@ def _compile_from(model, training_config, custom_objects, where):
         optimizer_config = config_compat.optimizer_config(training_config["optimizer_config"])
         loss = config_compat.loss_name(training_config["loss"])
         metrics = config_compat.metric_names(training_config.get("metrics"))
-    except (KeyError, TypeError) as error:
-        raise ValueError(f"{where}: the training configuration is incomplete ({error}); load with "
-                         "compile=False and compile the model yourself") from None
-    optimizer = optimizers.deserialize(optimizer_config, custom_objects)
-    model.compile(optimizer=optimizer, loss=loss, metrics=_metrics_from(metrics, custom_objects, where))
-
+    except (KeyError, TypeError, AttributeError, IndexError, ValueError) as error:
+        raise ValueError(f"{where}: the training configuration is incomplete or malformed "
+                         f"({type(error).__name__}: {error}); load with compile=False and compile the model "
+                         "yourself") from None
+    resolved_metrics = _metrics_from(metrics, custom_objects, where)
+    try:
+        optimizer = optimizers.deserialize(optimizer_config, custom_objects)
+        model.compile(optimizer=optimizer, loss=loss, metrics=resolved_metrics)
+    except (KeyError, TypeError, AttributeError, IndexError, ValueError, OverflowError) as error:
+        raise ValueError(f"{where}: cannot compile the model from its saved training configuration "
+                         f"({type(error).__name__}: {error}); load with compile=False and compile the model "
+                         "yourself") from None
 
 def _metrics_from(names, custom_objects, where):
     """The saved metric names, custom ones replaced by their `custom_objects` entry (a function, a metric
@@ -334,9 +367,8 @@ def load_weights(model, filepath, by_name=False, skip_mismatch=False):
             or a weight shape that does not match (names the layer and both shapes); the model is unchanged.
     """
     where = "load_weights"
-    with files.reading(filepath, where) as h5file:
-        group = h5file
-        if "layer_names" not in h5file.attrs and "layer_names0" not in h5file.attrs and "model_weights" in h5file:
-            group = h5file["model_weights"]
+    with files.reading(filepath, where) as contents:
+        group = contents.groups.get("/") or contents.groups.get("model_weights")
         saved = weights.read_layers(group, f"{where} '{filepath}'")
-        weights.assign(model, saved, by_name=by_name, skip_mismatch=skip_mismatch, where=where)
+        weights.assign(model, saved, contents.read, by_name=by_name, skip_mismatch=skip_mismatch,
+                       where=f"{where} '{filepath}'")

@@ -66,42 +66,82 @@ def _state_arrays(optimizer):
     return head + [s[k] for k in range(per_param.pop()) for s in slots]
 
 
-def read(h5file, where):
-    """The saved optimizer arrays (names, arrays) in file order, or None if the file has none."""
-    if "optimizer_weights" not in h5file:
-        return None
-    group = h5file["optimizer_weights"]
-    names = attributes.read_name_list(group.attrs, "weight_names")
-    arrays = []
-    for name in names:
-        if name not in group:
-            raise ValueError(f"{where}: optimizer weight '{name}' is listed but missing from the file")
-        arrays.append(weights._numeric(group[name], f"{where}: optimizer weight '{name}'")[()])
-    return names, arrays
+def read(contents, where):
+    """The saved optimizer weights (`isolation.Weight`s, nothing read yet) in file order, or None."""
+    return contents.optimizer
 
 
-def restore(model, saved, where):
+# Iterations beyond this cannot come from training (2**53 steps: centuries at a million steps per second).
+MAX_ITERATIONS = 1 << 53
+
+
+def restore(model, saved, read, where):
     """Load saved optimizer state into `model.optimizer`; warn (and keep a fresh state) if it does not fit.
+
+    The saved shapes are checked against the model's parameters before anything is read, so optimizer
+    state costs at most what the model's own slots cost.
+
+    Arguments:
+        saved: from `read`; read: `Contents.read`.
 
     Returns:
         True if the state was restored.
+
+    Raises:
+        ValueError: the saved `iterations` is not a count training can reach (negative, fractional, huge).
     """
-    names, arrays = saved
+    names = [weight.name for weight in saved]
     params, _ = _params_and_names(model)
-    if names and names[0].endswith("/iteration") and len(names) > 1 and names[1].endswith("/learning_rate"):
-        arrays = _from_keras3(arrays, len(params))
+    optimizer = model.optimizer
+    keras3 = len(names) > 1 and names[0].endswith("/iteration") and names[1].endswith("/learning_rate")
+    arrays = None
+    problem = _shape_problem(optimizer, params, [weight.shape for weight in saved], keras3)
+    if problem is None:
+        arrays = read(saved)
+        _check_iterations(arrays[0], where)
+        if keras3:
+            arrays = _from_keras3(arrays, len(params))
     try:
         if arrays is None:
-            raise ValueError("the Keras 3 optimizer variables do not map onto this optimizer's slots")
-        model.optimizer.set_weights(arrays, params=params)
+            raise ValueError(problem)
+        optimizer.set_weights(arrays, params=params)
     except (ValueError, TypeError) as error:
         # Keras does the same: a model whose optimizer state cannot be restored still loads and trains.
-        model.optimizer.build(params)
-        model.optimizer.iterations = 0
+        optimizer.build(params)
+        optimizer.iterations = 0
         warnings.warn(f"{where}: the saved optimizer state was not restored ({error}); the optimizer starts "
                       "fresh", UserWarning, stacklevel=3)
         return False
     return True
+
+
+def _shape_problem(optimizer, params, shapes, keras3):
+    """Why saved arrays of `shapes` cannot be `optimizer`'s state for `params`, or None."""
+    active = _slot_names(optimizer)
+    n_slots = len(active) if active else 0
+    n_head = 2 if keras3 or getattr(optimizer, "kind", None) == "nadam" else 1
+    if not params or len(shapes) != n_head + n_slots * len(params):
+        return (f"the file holds {len(shapes)} optimizer arrays, this optimizer has {n_head} + {n_slots} per "
+                f"parameter for {len(params)} parameters")
+    if any(int(np.prod(shape, dtype=object)) != 1 for shape in shapes[:n_head]):
+        return f"the first {n_head} optimizer arrays must be single numbers, found shapes {shapes[:n_head]}"
+    rest = shapes[n_head:]
+    if keras3:  # per variable: its slots in turn
+        expected = [tuple(p.shape) for p in params for _ in range(n_slots)]
+    else:  # per slot kind: every parameter in turn
+        expected = [tuple(p.shape) for _ in range(n_slots) for p in params]
+    for index, (shape, want) in enumerate(zip(rest, expected)):
+        if tuple(shape) != want:
+            return f"optimizer array {n_head + index} has shape {tuple(shape)}, the parameter it belongs to {want}"
+    return None
+
+
+def _check_iterations(value, where):
+    value = np.asarray(value).reshape(-1)[0]
+    number = float(value) if value.dtype.kind == "f" else int(value)
+    if not (0 <= number <= MAX_ITERATIONS) or number != int(number):
+        raise ValueError(f"{where}: the saved optimizer iteration count {value!r} is impossible (expected a whole "
+                         f"number from 0 to 2**53): the file is corrupted or crafted")
 
 
 def _from_keras3(arrays, n_params):

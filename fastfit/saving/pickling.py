@@ -47,11 +47,14 @@ def model_extras(model) -> dict:
 
 def model_from_image(image: bytes, extras: dict):
     """Rebuild a pickled model: `load_model` on the image, then the engine it was compiled for."""
-    from fastfit.saving import load_model
+    from fastfit.saving import isolation, load_model
     with tempfile.TemporaryDirectory(prefix="fastfit-unpickle-") as folder:
         path = os.path.join(folder, "model.h5")
         with open(path, "wb") as file:
             file.write(image)
+        # The bytes came with the pickle, which is trusted as far as unpickling runs its code anyway: they take
+        # the in-process reading path (structure and shape checks, no reader child), like a file of this process.
+        isolation.remember_written(path)
         model = load_model(path, custom_objects=extras.get("custom_objects") or None,
                            compile=bool(extras.get("compiled")))
     if model.compiled and extras.get("engine") is not None:

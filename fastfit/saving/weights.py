@@ -4,7 +4,6 @@ Layout written (tf.keras 2.x flavour): the group has `layer_names`, `backend`, `
 per layer (weightless ones too) with `weight_names` (`<layer>/kernel:0`, `<layer>/bias:0`) and one dataset per
 name (the "/" makes a subgroup); a `top_level_model_weights` subgroup with no weights.
 """
-import h5py
 import numpy as np
 
 from fastfit.saving import attributes
@@ -42,46 +41,27 @@ def write_layers(group, layers):
 
 
 def read_layers(group, where):
-    """The saved layers in file order: a list of (layer name, [datasets]).
+    """The saved layers in file order: a list of (layer name, [`isolation.Weight`]), from a group of
+    `isolation.Contents.groups`.
 
-    The datasets are read only by `assign`, after their shapes were checked, so a file that declares huge
-    arrays cannot exhaust memory.
+    Only names, shapes and dtypes: `assign` reads the arrays after checking them against the model, so a file
+    that declares huge arrays cannot exhaust memory.
 
     Raises:
-        ValueError: no `layer_names` (not a weights group), a listed layer or weight missing, or a weight that
-            is not a numeric array.
+        ValueError: no `layer_names` (not a weights group).
     """
-    names = attributes.read_name_list(group.attrs, "layer_names")
-    if not names and "layer_names" not in group.attrs and "layer_names0" not in group.attrs:
+    if group is None or (not group["layers"] and not group["listed"]):
         raise ValueError(f"{where}: no weights found (the file has no 'layer_names' attribute; it was not written "
                          "by save_weights or model.save)")
-    saved = []
-    for name in names:
-        if name not in group:
-            raise ValueError(f"{where}: layer '{name}' is listed in 'layer_names' but has no group in the file")
-        sub = group[name]
-        arrays = []
-        for weight_name in attributes.read_name_list(sub.attrs, "weight_names"):
-            if weight_name not in sub:
-                raise ValueError(f"{where}: weight '{weight_name}' of layer '{name}' is missing from the file")
-            arrays.append(_numeric(sub[weight_name], f"{where}: weight '{weight_name}' of layer '{name}'"))
-        saved.append((name, arrays))
-    return saved
+    return group["layers"]
 
 
-def _numeric(dataset, what):
-    """`dataset` itself, after checking it is a numeric HDF5 dataset (nothing else is ever read)."""
-    if not isinstance(dataset, h5py.Dataset) or dataset.dtype.kind not in "fiu":
-        kind = getattr(dataset, "dtype", type(dataset).__name__)
-        raise ValueError(f"{what} is not a numeric array (found {kind})")
-    return dataset
-
-
-def assign(model, saved, by_name=False, skip_mismatch=False, where="load_weights"):
+def assign(model, saved, read, by_name=False, skip_mismatch=False, where="load_weights"):
     """Copy saved layer weights into `model`; check everything first so a failure changes nothing.
 
     Arguments:
         saved: from `read_layers`.
+        read: reads a list of `isolation.Weight` (`Contents.read`); called once, after every check.
         by_name: match layers by name (layers absent from the file keep their weights) instead of by order
             among the layers that have weights.
         skip_mismatch: with `by_name`, skip layers whose weight count or shapes differ (with a warning).
@@ -112,8 +92,10 @@ def assign(model, saved, by_name=False, skip_mismatch=False, where="load_weights
             warnings.warn(f"{where}: skipping {problem}", UserWarning, stacklevel=3)
         else:
             raise ValueError(f"{where}: {problem}")
-    for layer, arrays in checked:
-        layer.set_weights([np.asarray(a[()], dtype=w.dtype) for a, w in zip(arrays, layer.weights)])
+    values = iter(read([weight for _layer, arrays in checked for weight in arrays]))
+    converted = [(layer, [np.asarray(next(values), dtype=w.dtype) for w in layer.weights]) for layer, _ in checked]
+    for layer, arrays in converted:
+        layer.set_weights(arrays)
 
 
 def _mismatch(layer, saved_name, arrays):

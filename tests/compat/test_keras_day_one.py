@@ -286,3 +286,17 @@ def test_predict_bar_follows_the_batches(data, engine, capsys):
     model.predict(x, batch_size=10, verbose=2)
     lines = capsys.readouterr().out.splitlines()
     assert len(lines) == 1 and "ETA" not in lines[0]
+
+
+def test_an_initializer_of_none_means_glorot_uniform_as_in_tf_keras():
+    # tf.keras's add_weight falls back to glorot_uniform for float weights; the TensorFlow tutorial on imbalanced
+    # data passes `bias_initializer=None` when it has no output bias to set.
+    fastfit.utils.set_random_seed(3)
+    layer = fastfit.layers.Dense(6, bias_initializer=None, input_dim=4)
+    model = fastfit.Sequential([layer])
+    bias = model.get_weights()[1]
+    limit = np.sqrt(6.0 / (6 + 6))  # fan_in = fan_out = 6 for a 1-D weight
+    assert np.all(np.abs(bias) <= limit) and np.any(bias != 0)
+    assert layer.get_config()["bias_initializer"]["class_name"] == "GlorotUniform"
+    assert isinstance(fastfit.layers.BatchNormalization(beta_initializer=None).beta_initializer,
+                      fastfit.initializers.GlorotUniform)

@@ -42,6 +42,10 @@ _address = _symbol_address("openblas_set_num_threads_local")
 if _address:
     _set_threads = <set_threads_fn><size_t>_address
 _get_threads = _symbol_address("scipy_openblas_get_num_threads", "openblas_get_num_threads")
+_get_threads_fn = None  # made once: a ctypes prototype per call cost more than a one-row predict's product
+if _get_threads:
+    import ctypes
+    _get_threads_fn = ctypes.CFUNCTYPE(ctypes.c_int)(_get_threads)
 
 
 def small_gemm_threshold(value=None):
@@ -57,10 +61,9 @@ def small_gemm_threshold(value=None):
 
 def blas_threads():
     """Number of threads scipy's OpenBLAS may use (1 when it cannot be asked)."""
-    import ctypes
-    if not _get_threads:
+    if _get_threads_fn is None:
         return 1
-    return int(ctypes.CFUNCTYPE(ctypes.c_int)(_get_threads)())
+    return int(_get_threads_fn())
 
 
 if os.environ.get("FASTFIT_SMALL_GEMM", "").isdigit():
@@ -109,12 +112,18 @@ cdef void gemv(bint trans_a, int m, int n, floating alpha, const floating* a, in
                const floating* x, floating beta, floating* y) noexcept nogil:
     """y = alpha * op(A) @ x + beta * y for a row-major m x n matrix A."""
     # The row-major A is the column-major n x m matrix A^T, so the transpose flag flips.
+    # Like a small GEMM, it runs on the calling thread (OpenBLAS would wake its threads for a few us of work).
     cdef char t = b'N' if trans_a else b'T'
     cdef int one = 1
+    cdef int previous = 0
+    if _set_threads != NULL and not _pinned and <long long>m * n < SMALL_GEMM:
+        previous = _set_threads(1)
     if floating is float:
         sgemv(&t, &n, &m, &alpha, <float*>a, &lda, <float*>x, &one, &beta, y, &one)
     else:
         dgemv(&t, &n, &m, &alpha, <double*>a, &lda, <double*>x, &one, &beta, y, &one)
+    if previous > 1:
+        _set_threads(previous)
 
 
 cdef void axpy(int n, floating alpha, const floating* x, floating* y) noexcept nogil:

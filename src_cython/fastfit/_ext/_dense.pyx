@@ -9,7 +9,7 @@ The activation derivative is `_activations.backward_rows`, applied to the gradie
 from cython cimport floating
 from libc.string cimport memset
 
-from fastfit._ext._blas cimport gemm
+from fastfit._ext._blas cimport gemm, gemv
 from fastfit._ext._activations cimport forward_rows, A_LINEAR
 
 
@@ -23,8 +23,11 @@ cdef void dense_forward(const floating* x, const floating* w, const floating* b,
     cdef Py_ssize_t r
     if c1 <= c0:
         return
-    gemm(False, False, <int>rows, <int>(c1 - c0), <int>n_in, <floating>1, x, <int>n_in, w + c0, <int>n_out,
-         <floating>0, out + c0, <int>n_out)
+    if rows == 1:  # one row: a GEMM would first pack (copy) all of w; GEMV reads it once
+        gemv(True, <int>n_in, <int>(c1 - c0), <floating>1, w + c0, <int>n_out, x, <floating>0, out + c0)
+    else:
+        gemm(False, False, <int>rows, <int>(c1 - c0), <int>n_in, <floating>1, x, <int>n_in, w + c0, <int>n_out,
+             <floating>0, out + c0, <int>n_out)
     if act == A_LINEAR and b == NULL:
         return
     if c0 == 0 and c1 == n_out:

@@ -717,7 +717,9 @@ cdef class Network:
         to one thread per call for the whole call (hooks included: switching OpenBLAS's thread count costs
         microseconds) and unpinned however the call ends.
         """
-        cdef int blas_before = pin_one_thread() if self.c.threads > 1 else 0
+        # Pinned whenever the plan splits the batches (also when `serial` runs the parts on one thread): a
+        # GEMM that OpenBLAS split over its own threads would group the rows differently (other last bits).
+        cdef int blas_before = pin_one_thread() if self.c.slices > 1 else 0
         try:
             if self.dtype == np.float64:
                 _run(self, <double*>NULL, mode, hook, optimizer, <double*>_ptr(out))

@@ -1,0 +1,186 @@
+"""predict, evaluate and the validation pass run the forward pass in blocks (docs/guide/performance-and-threads.md,
+"Forward blocks"): the rule of what stays bit-identical, the hooks' batches, the cached one-row path."""
+import numpy as np
+import pytest
+
+from fastfit.callbacks import Callback
+from fastfit.engine import compiled
+from fastfit.layers import Dense, Flatten
+from fastfit.models import Sequential
+
+N = 2500  # more than one block of FORWARD_BLOCK_ROWS, with a partial last block
+TOLERANCE = {np.float32: 2e-6, np.float64: 1e-13}
+
+
+def make_model(engine, dtype=np.float32, hidden=(24,), seed=0):
+    layers = [Dense(hidden[0], activation="relu", input_dim=12, dtype=dtype)]
+    layers += [Dense(h, activation="relu", dtype=dtype) for h in hidden[1:]]
+    model = Sequential(layers + [Dense(5, activation="softmax", dtype=dtype)])
+    model.compile("adam", "categorical_crossentropy", metrics=["acc"], engine=engine)
+    rng = np.random.default_rng(seed)
+    model.set_weights([rng.normal(scale=0.5, size=w.shape).astype(dtype) for w in model.get_weights()])
+    return model
+
+
+def make_data(dtype=np.float32, n=N, seed=1):
+    rng = np.random.default_rng(seed)
+    x = rng.normal(size=(n, 12)).astype(dtype)
+    y = np.eye(5, dtype=dtype)[rng.integers(0, 5, n)]
+    return x, y
+
+
+class PredictBatches(Callback):
+    def __init__(self):
+        super().__init__()
+        self.batches = []
+
+    def on_predict_batch_end(self, batch, logs=None):
+        self.batches.append((batch, logs["size"], np.array(logs["outputs"])))
+
+
+class EvaluateBatches(Callback):
+    def __init__(self):
+        super().__init__()
+        self.sizes = []
+
+    def on_test_batch_end(self, batch, logs=None):
+        self.sizes.append((batch, logs["size"]))
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_predict_without_hooks_gives_the_same_bits_for_every_batch_size_up_to_a_block(engine, dtype):
+    model = make_model(engine, dtype)
+    x, _ = make_data(dtype)
+    first = model.predict(x, batch_size=1)
+    for batch_size in (7, 32, 100, compiled.FORWARD_BLOCK_ROWS):
+        np.testing.assert_array_equal(model.predict(x, batch_size=batch_size), first)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("batch_size", [1, 7, 32, 100, 1500])
+def test_predict_in_blocks_equals_the_per_batch_results_and_hooks_see_the_users_batches(engine, dtype, batch_size):
+    model = make_model(engine, dtype)
+    x, _ = make_data(dtype, n=300 if batch_size == 1 else N)
+    blocked = model.predict(x, batch_size=batch_size)
+    record = PredictBatches()
+    per_batch = model.predict(x, batch_size=batch_size, callbacks=[record])
+    np.testing.assert_allclose(blocked, per_batch, rtol=TOLERANCE[dtype], atol=TOLERANCE[dtype])
+    sizes = [min(batch_size, len(x) - s) for s in range(0, len(x), batch_size)]
+    assert [(b, s) for b, s, _ in record.batches] == list(enumerate(sizes))
+    starts = np.cumsum([0] + sizes[:-1])
+    for (_, size, rows), start in zip(record.batches, starts):
+        np.testing.assert_array_equal(rows, per_batch[start:start + size])
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_evaluate_in_blocks_equals_the_per_batch_results(engine, dtype):
+    model = make_model(engine, dtype)
+    x, y = make_data(dtype)
+    for batch_size in (1, 32, 100, 1500):
+        blocked = model.evaluate(x, y, batch_size=batch_size, verbose=0)
+        record = EvaluateBatches()
+        per_batch = model.evaluate(x, y, batch_size=batch_size, verbose=0, callbacks=[record])
+        batches = -(-N // batch_size)
+        assert len(record.sizes) == batches and record.sizes[-1] == (batches - 1, N - (batches - 1) * batch_size)
+        np.testing.assert_allclose(blocked, per_batch, rtol=1e-6 if dtype == np.float32 else 1e-12)
+    # Below a block, the batch size no longer changes the arithmetic.
+    assert model.evaluate(x, y, batch_size=8, verbose=0) == model.evaluate(x, y, batch_size=64, verbose=0)
+
+
+def test_evaluate_with_zero_sample_weights_keeps_the_users_batches(engine):
+    # Keras 2 divides a batch's weighted loss by its count of non-zero weights: blocks would change that.
+    model = make_model(engine)
+    x, y = make_data(n=300)
+    weights = np.ones(300, dtype=np.float32)
+    weights[::3] = 0.0
+    weights[:32] = 0.0
+    blocked = model.evaluate(x, y, batch_size=32, sample_weight=weights, verbose=0)
+    per_batch = model.evaluate(x, y, batch_size=32, sample_weight=weights, verbose=0, callbacks=[EvaluateBatches()])
+    assert blocked == per_batch
+    # without zeros, the blocks give the per-batch result within rounding
+    weights[weights == 0] = 0.5
+    blocked = model.evaluate(x, y, batch_size=32, sample_weight=weights, verbose=0)
+    per_batch = model.evaluate(x, y, batch_size=32, sample_weight=weights, verbose=0, callbacks=[EvaluateBatches()])
+    np.testing.assert_allclose(blocked, per_batch, rtol=1e-6)
+
+
+def test_validation_pass_reports_what_evaluate_returns(engine):
+    model = make_model(engine)
+    x, y = make_data()
+    xv, yv = make_data(n=700, seed=5)
+    history = model.fit(x, y, batch_size=32, epochs=1, verbose=0, validation_data=(xv, yv))
+    loss, acc = model.evaluate(xv, yv, batch_size=32, verbose=0)
+    assert history.history["val_loss"] == [loss] and history.history["val_acc"] == [acc]
+    # validation_split: the last rows, scored the same way
+    history = model.fit(x, y, batch_size=32, epochs=1, verbose=0, validation_split=0.2, shuffle=False)
+    loss, acc = model.evaluate(x[2000:], y[2000:], batch_size=32, verbose=0)
+    assert history.history["val_loss"] == [loss] and history.history["val_acc"] == [acc]
+
+
+def test_one_row_predict_equals_the_batch_row_and_the_general_path(engine):
+    model = make_model(engine, hidden=(64, 32))
+    x, _ = make_data()
+    batch = model.predict(x[:200])
+    for i in (0, 17, 199):
+        one = model.predict(x[i:i + 1])
+        assert one.shape == (1, 5)
+        np.testing.assert_allclose(one[0], batch[i], rtol=2e-6, atol=2e-7)
+        # callbacks=[] takes the general path (CallbackList, hooks, checks): the same bits
+        np.testing.assert_array_equal(model.predict(x[i:i + 1], callbacks=[]), one)
+        np.testing.assert_array_equal(model.predict_on_batch(x[i:i + 1]), one)
+    np.testing.assert_array_equal(model.predict(x[:200], callbacks=[]), batch)
+
+
+def test_cached_predict_state_follows_changes_of_the_model(engine):
+    model = make_model(engine)
+    x, _ = make_data(n=10)
+    before = model.predict(x)
+    model.set_weights([w * 0.5 for w in model.get_weights()])
+    after = model.predict(x)
+    assert not np.array_equal(before, after)
+    np.testing.assert_array_equal(after, model.predict(x, callbacks=[]))
+    model.add(Dense(3, dtype=np.float32))  # a new output layer: the cached network must not be reused
+    assert model.predict(x).shape == (10, 3)
+    model.pop()
+    np.testing.assert_array_equal(model.predict(x), after)
+
+
+def test_plain_predict_still_checks_its_arguments(engine):
+    model = make_model(engine)
+    x, _ = make_data(n=4)
+    bad = x.copy()
+    bad[2, 3] = np.nan
+    with pytest.raises(ValueError, match="NaN"):
+        model.predict(bad)
+    with pytest.raises(ValueError, match="batch_size"):
+        model.predict(x, batch_size=0)
+    with pytest.raises(ValueError, match="samples of shape"):
+        model.predict(x[:, :5])
+    with pytest.raises(ValueError, match="0 samples"):
+        model.predict(x[:0])
+    # other dtypes, layouts and shapes go through the general path, with the same result
+    np.testing.assert_allclose(model.predict(x.astype(np.float64)), model.predict(x), rtol=1e-6)
+    np.testing.assert_array_equal(model.predict(np.asfortranarray(x)), model.predict(x))
+
+
+def test_multi_dimensional_inputs_take_the_plain_path(engine):
+    model = Sequential([Flatten(input_shape=(3, 4)), Dense(5, activation="softmax")])
+    model.compile("sgd", "categorical_crossentropy", engine=engine)
+    x = np.random.default_rng(0).normal(size=(6, 3, 4)).astype(np.float32)
+    np.testing.assert_array_equal(model.predict(x), model.predict(x, callbacks=[]))
+
+
+def test_threaded_blocks_give_the_same_bits_on_every_run():
+    pytest.importorskip("fastfit._ext._loop")
+    model = make_model("cython", hidden=(256, 256))
+    x, y = make_data(n=5000)
+    net = compiled.engine_network(model, "cython", "mean_squared_error", [])
+    net.split_threads = 2  # two row blocks per block of rows, whatever BLAS allows
+    first = model.predict(x)
+    scores = model.evaluate(x, y, verbose=0)
+    for _ in range(3):
+        np.testing.assert_array_equal(model.predict(x), first)
+    net.serial = True  # the same blocks, one after the other on one thread: the same bits
+    np.testing.assert_array_equal(model.predict(x), first)
+    net.serial = False
+    assert model.evaluate(x, y, verbose=0) == scores
