@@ -17,7 +17,7 @@ import warnings
 
 import numpy as np
 
-from fastfit.engine import loop_helpers
+from fastfit.engine import compiled, loop_helpers
 from fastfit.engine.logs import Logs
 
 
@@ -240,7 +240,12 @@ def evaluate_parts(model, parts, cbks, exact=False):
     try:
         for x, y, weights, batch_size in parts:
             counts.before_part()
-            part = net.evaluate(x, y, weights, batch_size, hook)
+            # As `Model.evaluate` does: forward blocks where no hook needs the batches and no zero weight
+            # makes the batching matter (so data that fits one buffer gives the in-memory bits).
+            rows = batch_size
+            if hook is None and (weights is None or np.count_nonzero(weights) == len(weights)):
+                rows = compiled.forward_block(model, batch_size, x.dtype)
+            part = net.evaluate(x, y, weights, rows, hook)
             sums = part if sums is None else sums + part
             if hook is not None:
                 hook.advance(-(-len(x) // batch_size), part)
@@ -286,7 +291,8 @@ def predict_parts(model, parts, cbks, total=None):
                     hook = relay(make_batch_hook(cbks, "predict", [], model, out=out), 0)
                     if hook is not None:
                         hook.batch_offset = batch
-                net.predict(x, size, out, hook)
+                # as `Model.predict`: forward blocks where no hook needs the user's batches
+                net.predict(x, size if hook is not None else compiled.forward_block(model, size, dtype), out, hook)
             if not single:
                 for k, start in enumerate(range(0, len(x), size)):
                     logs = {"batch": batch + k, "size": min(size, len(x) - start)}

@@ -120,31 +120,43 @@ class BatchFeed:
 
     def train_parts(self, epoch, skip):
         """(x, y, sample_weight, order, batch_size) per group of batches of the epoch."""
-        batches = (self._prepare(item, number + skip, self.class_weight)
-                   for number, item in enumerate(self.items(epoch, skip)))
-        for x, y, weights, batch_size, last_size in self._groups(batches, skip):
-            self.last_batch_size = last_size
-            yield x, y, weights, part_loops.identity(len(x)), batch_size
+        items = self.items(epoch, skip)
+        batches = (self._prepare(item, number + skip, self.class_weight) for number, item in enumerate(items))
+        try:
+            for x, y, weights, batch_size, last_size in self._groups(batches, skip):
+                self.last_batch_size = last_size
+                yield x, y, weights, part_loops.identity(len(x)), batch_size
+        finally:
+            items.close()  # stops the workers now, even while an exception's traceback holds the generators
 
     def test_parts(self):
         """(x, y, sample_weight, batch_size) per group of batches of one pass."""
-        batches = (self._prepare(item, number, None) for number, item in enumerate(self.items()))
-        for x, y, weights, batch_size, _ in self._groups(batches, 0):
-            yield x, y, weights, batch_size
+        items = self.items()
+        batches = (self._prepare(item, number, None) for number, item in enumerate(items))
+        try:
+            for x, y, weights, batch_size, _ in self._groups(batches, 0):
+                yield x, y, weights, batch_size
+        finally:
+            items.close()  # stops the workers now (see train_parts)
 
     def predict_parts(self):
         """(x, batch_size) per group of batches of one pass (an item may be x alone, or a tuple whose first
         entry is x)."""
         model = self.model
 
+        items = self.items()
+
         def inputs():
-            for number, item in enumerate(self.items()):
+            for number, item in enumerate(items):
                 if isinstance(item, (tuple, list)) and len(item) in (2, 3) and not _looks_like_rows(item):
                     item = item[0]
                 yield data.prepare_inputs(item, model.input_shape, model._dtype(), self._name(number, "x")), \
                     None, None
-        for x, _, _, batch_size, _ in self._groups(inputs(), 0):
-            yield x, batch_size
+        try:
+            for x, _, _, batch_size, _ in self._groups(inputs(), 0):
+                yield x, batch_size
+        finally:
+            items.close()  # stops the workers now (see train_parts)
 
     def _groups(self, batches, skip):
         """Join consecutive batches into one engine part each (one call instead of one per batch): a group

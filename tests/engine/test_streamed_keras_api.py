@@ -79,7 +79,8 @@ def test_metric_objects_over_several_engine_calls_equal_the_array_fit(engine):
     assert set(history_s.history) == {"loss", "acc", "auc", "precision", "val_loss", "val_acc", "val_auc",
                                       "val_precision"}
     got = streamed.evaluate(Batches(x, y), verbose=0, max_queue_size=2, return_dict=True)
-    assert got == arrays.evaluate(x, y, batch_size=BATCH, verbose=0, return_dict=True)
+    # batches from the Sequence against the array path's forward blocks: equal up to the last bits of the loss
+    assert got == pytest.approx(arrays.evaluate(x, y, batch_size=BATCH, verbose=0, return_dict=True), rel=1e-7)
     assert streamed.metrics[1].result() == pytest.approx(got["auc"], abs=0)  # the object holds the last pass
 
 

@@ -83,7 +83,11 @@ def test_a_stream_that_fits_the_buffer_gives_the_in_memory_bits_hooks_and_logs(e
     assert history_a.history == history_s.history
     assert record_a.calls == record_s.calls
     assert stream.evaluate(files[source], y, verbose=0) == arrays.evaluate(x, y, verbose=0)
-    np.testing.assert_array_equal(stream.predict(files[source], buffer_size=10 * ROW_BYTES), arrays.predict(x))
+    # Several 10-row buffers: the array path forwards in blocks of up to 1024 rows, which round differently in the
+    # last bit (the forward-block rule, docs/guide/performance-and-threads.md); one buffer gives the same bits.
+    np.testing.assert_allclose(stream.predict(files[source], buffer_size=10 * ROW_BYTES), arrays.predict(x),
+                               rtol=1e-6)
+    np.testing.assert_array_equal(stream.predict(files[source]), arrays.predict(x))
 
 
 def test_a_stream_that_fits_is_read_once_per_fit(engine, files, reads):
@@ -141,7 +145,7 @@ def test_validation_and_evaluate_stream_in_buffers(engine, files, reads):
     reads.clear()
     got = arrays.evaluate(files["dataset"], files["y_dataset"], batch_size=BATCH, verbose=0,
                           buffer_size=64 * ROW_BYTES)
-    np.testing.assert_allclose(got, expected, rtol=1e-12)
+    np.testing.assert_allclose(got, expected, rtol=1e-7)  # buffers of 64 rows against forward blocks: last bits
     assert max(rows for kind, _, rows in reads if kind == "Dataset") <= 64
     history = _model(engine).fit(x, y, batch_size=BATCH, epochs=1, verbose=0,
                                  validation_data=(files["memmap"], files["y_dataset"]), buffer_size=64 * ROW_BYTES)
