@@ -83,13 +83,16 @@ class SequenceReader:
         if executor is None:
             return
         processes = list((getattr(executor, "_processes", None) or {}).values())
+        # The pool's manager thread also waits for its processes: when it reaps one first, our join returns
+        # before the process object has its exit code, so the thread is joined too before close returns.
+        manager = getattr(executor, "_executor_manager_thread", None)
         executor.shutdown(wait=not processes, cancel_futures=True)
         for process in processes:  # a worker still reading (e.g. after Ctrl-C) is not waited for
             if process.is_alive():
                 process.terminate()
             process.join()
-        if processes:
-            executor.shutdown(wait=True)
+        if manager is not None:
+            manager.join()
 
 
 def _result(future):

@@ -339,8 +339,7 @@ try:
     model.fit(Slow(), epochs=5, verbose=0, workers=2, use_multiprocessing=sys.argv[2] == "processes",
               callbacks=[started])
 except KeyboardInterrupt:
-    running = [p for p in multiprocessing.active_children() if p.exitcode is None]  # not stopped yet
-    left = running + [t for t in threading.enumerate() if t.name.startswith("fastfit-s")]
+    left = multiprocessing.active_children() + [t for t in threading.enumerate() if t.name.startswith("fastfit-s")]
     print("interrupted", left, flush=True)
 """
 
