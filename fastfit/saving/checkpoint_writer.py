@@ -29,7 +29,7 @@ import threading
 from fastfit.saving import write_behind
 
 # The modules that write files, imported by the first CheckpointWriter: importing fastfit (or running `fit`)
-# must not import h5py, and an import statement in the per-epoch path costs 10-20 us with cold caches.
+# must not import h5py, and the per-epoch path runs no import statement (see docs/performance.md).
 backup_file = files = image = model_file = io_utils = None
 
 
