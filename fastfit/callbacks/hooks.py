@@ -130,7 +130,9 @@ class BatchHook:
         self.batch_end = bool(end or means or metric_pass) or mode == "train"
         self.end_interval = interval
         self._pass = metric_pass
-        self._readout = readout
+        # A readout without metric objects reads the stats as they are: the plain path (and the Cython
+        # engine's batch-end shortcut below) gives the same logs.
+        self._readout = readout if readout is not None and readout.has_objects else None
         self.predictions = None if metric_pass is None else metric_pass.predictions
         if metric_pass is not None:
             metrics_names = metric_pass.native_names  # the engine's stats hold these; the pass adds the rest
@@ -147,7 +149,7 @@ class BatchHook:
         # The Cython engine's shortcut for batch ends (docs/architecture.md, "Hooks"): it builds these same
         # logs itself and calls the callbacks directly, saving this object's Python frames on every batch.
         self.end_calls = ((tuple(self._end), tuple(self._names), model if self._train else None)
-                          if self._end and mode != "predict" and metric_pass is None and readout is None
+                          if self._end and mode != "predict" and metric_pass is None and self._readout is None
                           else None)
 
     def __call__(self, phase, batch, size, stats):
