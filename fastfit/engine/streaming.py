@@ -324,12 +324,8 @@ def evaluate(model, x, y, batch_size, verbose, sample_weight, steps, callbacks, 
             raise ValueError(f"{what}: `{name}` must not be given when `x` is a generator or a Sequence, got "
                              f"{part_loops.short(value)}")
     model._require_compiled(what)
-    if keras2_generator and steps is None and not is_sequence(x):
-        raise ValueError("`steps=None` is only valid for a generator based on the `fastfit.utils.Sequence` "
-                         "class. Please specify `steps` or use the `fastfit.utils.Sequence` class.")
-    verbose = loop_helpers.check_verbose(verbose)
-    feed = BatchFeed(model, x, steps, "x" if not keras2_generator else "generator", workers, use_multiprocessing,
-                     max_queue_size)
+    verbose, feed = _batch_feed(model, x, steps, verbose, keras2_generator, workers, use_multiprocessing,
+                                max_queue_size)
     from fastfit.callbacks.base import CallbackList
     cbks = CallbackList(callbacks)
     try:
@@ -360,12 +356,8 @@ def predict(model, x, batch_size, verbose, steps, callbacks, max_queue_size=10, 
         raise ValueError(f"{what}: `batch_size` must not be given when `x` is a generator or a Sequence, got "
                          f"{batch_size!r}")
     model._require_graph("output (predict needs a built model)")
-    if keras2_generator and steps is None and not is_sequence(x):
-        raise ValueError("`steps=None` is only valid for a generator based on the `fastfit.utils.Sequence` "
-                         "class. Please specify `steps` or use the `fastfit.utils.Sequence` class.")
-    verbose = loop_helpers.check_verbose(verbose)
-    feed = BatchFeed(model, x, steps, "x" if not keras2_generator else "generator", workers, use_multiprocessing,
-                     max_queue_size)
+    verbose, feed = _batch_feed(model, x, steps, verbose, keras2_generator, workers, use_multiprocessing,
+                                max_queue_size)
     from fastfit.callbacks.base import CallbackList
     cbks = CallbackList(callbacks)
     try:
@@ -375,3 +367,16 @@ def predict(model, x, batch_size, verbose, steps, callbacks, max_queue_size=10, 
             return part_loops.predict_parts(model, feed.predict_parts(), cbks)
     finally:
         feed.close()
+
+
+def _batch_feed(model, x, steps, verbose, keras2_generator, workers, use_multiprocessing, max_queue_size):
+    """(checked verbose, BatchFeed) of an evaluate/predict pass over a generator or a Sequence.
+
+    Raises:
+        ValueError: a Keras 2 `*_generator` call with a plain generator and no `steps`.
+    """
+    if keras2_generator and steps is None and not is_sequence(x):
+        raise ValueError("`steps=None` is only valid for a generator based on the `fastfit.utils.Sequence` "
+                         "class. Please specify `steps` or use the `fastfit.utils.Sequence` class.")
+    return loop_helpers.check_verbose(verbose), BatchFeed(model, x, steps, "x" if not keras2_generator else "generator",
+                                                          workers, use_multiprocessing, max_queue_size)
