@@ -175,16 +175,18 @@ class BatchNormalization(_Op):
         return dx
 
 
-def gaussian(seed, step, count):
-    """`count` standard normal draws (float64) for (seed, step): Box-Muller on the uniforms of counters 2e and
-    2e + 1 of the dropout RNG."""
-    u = rng.uniform(seed, step, 2 * count)
+def gaussian(seed, step, count, offset=0):
+    """`count` standard normal draws (float64) of elements offset.. for (seed, step): Box-Muller on the
+    uniforms of counters 2e and 2e + 1 of the dropout RNG."""
+    u = rng.uniform(seed, step, 2 * count, 2 * offset)
     return np.sqrt(-2.0 * np.log1p(-u[0::2])) * np.cos(2.0 * np.pi * u[1::2])
 
 
 class Noise(_Op):
     """GaussianNoise (x + stddev * z), GaussianDropout (x * (1 + sqrt(rate / (1 - rate)) * z)) or AlphaDropout
     (Keras 2.2's affine dropout that keeps SELU's mean and variance), in training only."""
+
+    row0 = 0  # the place in the global batch of the first row (distributed training; 0 in one process)
 
     def __init__(self, kind, value, seed):
         self.kind, self.value, self.seed = kind, value, seed
@@ -197,16 +199,17 @@ class Noise(_Op):
         if not training:
             return x
         out, dt, shape = self.out[:rows], x.dtype.type, x.shape
+        e0 = self.row0 * self.n_out
         if self.kind == "gaussian_noise":
-            np.add(x, (self.value * gaussian(self.seed, step, x.size)).reshape(shape).astype(x.dtype), out=out)
+            np.add(x, (self.value * gaussian(self.seed, step, x.size, e0)).reshape(shape).astype(x.dtype), out=out)
             return out
         mask = self.mask[:rows]
         if self.kind == "gaussian_dropout":
             stddev = np.sqrt(self.value / (1.0 - self.value))
-            mask[...] = (1.0 + stddev * gaussian(self.seed, step, x.size)).reshape(shape)
+            mask[...] = (1.0 + stddev * gaussian(self.seed, step, x.size, e0)).reshape(shape)
             return np.multiply(x, mask, out=out)
         rate = self.value
-        keep = rng.uniform(self.seed, step, x.size).reshape(shape) >= rate
+        keep = rng.uniform(self.seed, step, x.size, e0).reshape(shape) >= rate
         alpha_p = -SELU_ALPHA * SELU_SCALE
         a = ((1 - rate) * (1 + rate * alpha_p ** 2)) ** -0.5
         b = -a * alpha_p * rate

@@ -75,6 +75,8 @@ class _Activation:
 class _Dropout:
     """Inverted dropout with the counter-based mask of `rng`; the identity outside training."""
 
+    row0 = 0  # the place in the global batch of the first row (distributed training; 0 in one process)
+
     def __init__(self, rate, seed):
         self.rate, self.seed = rate, seed
 
@@ -85,7 +87,8 @@ class _Dropout:
     def forward(self, x, rows, training, step):
         if not training:
             return x
-        mask = rng.dropout_mask(self.seed, step, x.shape, self.rate, x.dtype, out=self.mask[:rows])
+        mask = rng.dropout_mask(self.seed, step, x.shape, self.rate, x.dtype, out=self.mask[:rows],
+                                offset=self.row0 * self.n_out)
         return np.multiply(x, mask, out=self.out[:rows])
 
     def backward(self, grad, rows, need_dx):
@@ -133,6 +136,7 @@ class Network:
             self._set_widths(self._n_in)
         self._capacity = 0
         self._stats = np.zeros(3 + 2 * len(self.metrics))
+        self._reducer = None  # distributed training (`distribute`)
         self.first_nonfinite_batch = None  # set by train_epoch
         self._pstats = np.zeros(1)
 
@@ -277,25 +281,32 @@ class Network:
     # ---------------------------------------------------------------------------------------------------
     # One batch
 
-    def _forward(self, x, rows, training, step=0):
+    def _forward(self, x, rows, training, step=0, row0=0):
         for op in self._layers:
+            if hasattr(op, "row0"):
+                op.row0 = row0  # dropout and noise draw by the row's place in the global batch
             x = op.forward(x, rows, training, step)
         return x
 
-    def _score(self, out, y, w, rows, grad):
-        """Write this batch's loss and metrics into stats[0 : 1 + n_metrics]; fill `grad` if given."""
+    def _score(self, out, y, w, rows, grad, count=None):
+        """Write this batch's loss and metrics into stats[0 : 1 + n_metrics]; fill `grad` if given.
+        Distributed (`count` given): the loss share and metric sums of these rows of the global batch, and
+        their histograms in `_batch_hist` (`_reduce` makes them the global batch's)."""
         stats = self._stats
         stats[0] = losses.batch_loss(self.loss, y, out, w, self._fused,
-                                     grad_out=self._gbuf[:rows] if grad else None)
+                                     grad_out=self._gbuf[:rows] if grad else None, count=count)
         for op in self._layers:
             if isinstance(op, layers.ActivityRegularization):
                 stats[0] += op.penalty
         for m, entry in enumerate(self.metrics):
-            stats[1 + m] = metrics.batch_metric(entry, y, out)
+            stats[1 + m] = metrics.batch_metric(entry, y, out) * (rows if count is not None else 1)
         start = 0
+        counts = self.confusion_counts
+        if count is not None:
+            counts = self._batch_hist = np.zeros_like(self.confusion_counts)
         for thresholds, class_id, top_k in self._confusion:
             size = histogram_size(thresholds)
-            self.confusion_counts[start:start + size] += metrics.threshold_histogram(
+            counts[start:start + size] += metrics.threshold_histogram(
                 y, out, thresholds, None if class_id < 0 else class_id, top_k or None)
             start += size
 
@@ -312,6 +323,52 @@ class Network:
             if i == last and self._fused:
                 continue  # the loss gradient is already w.r.t. the fused activation's input
             grad = self._layers[i].backward(grad, rows, need_dx=i > self._first_param)
+
+    # ---------------------------------------------------------------------------------------------------
+    # Distributed training
+
+    def distribute(self, reducer):
+        """Run train_epoch and evaluate as one rank of a data-parallel job (`fastfit.distributed.Reducer`), or
+        (None) in one process: each rank runs its contiguous share of every global batch, and one allreduce
+        (mpi4py's, on one buffer laid out as the Cython engine's) sums the gradients and batch values.
+
+        Raises:
+            ValueError: batch normalization (its statistics are over the whole batch).
+        """
+        if reducer is not None and reducer.size > 1 and any(isinstance(op, layers.BatchNormalization)
+                                                             for op in self._layers):
+            raise ValueError("distributed training: BatchNormalization computes statistics over the whole batch, "
+                             "which each rank holds only a share of; train it in one process (without "
+                             "fastfit.distributed.init())")
+        self._reducer = reducer if reducer is not None and reducer.size > 1 else None
+
+    def _share(self, start, size, rows_of, sample_weight):
+        """(lo, hi, count) of a global batch at `start` with `size` rows: this rank's rows lo..hi of it, and the
+        loss divisor of the whole batch (its rows, or non-zero sample weights). One process: (0, size, None)."""
+        r = self._reducer
+        if r is None:
+            return 0, size, None
+        lo, hi = size * r.rank // r.size, size * (r.rank + 1) // r.size
+        if sample_weight is None:
+            return lo, hi, size
+        return lo, hi, int(np.count_nonzero(sample_weight[rows_of(start, size)]))
+
+    def _reduce(self, rows, size, training):
+        """Sum this rank's gradients (training) and batch values over the ranks, in the Cython engine's buffer
+        layout (gradients, loss share, metric sums, histograms); then stats hold the global batch's means."""
+        k = 1 + len(self.metrics)
+        grads = self._grads if training else []
+        buffer = np.concatenate([g.ravel() for g in grads]
+                                + [self._stats[:k].astype(self.dtype), self._batch_hist.astype(self.dtype)])
+        self._reducer.allreduce_in_place(buffer)
+        at = 0
+        for g in grads:
+            g.ravel()[:] = buffer[at:at + g.size]
+            at += g.size
+        tail = buffer[at:].astype(np.float64)
+        self._stats[0] = tail[0]
+        self._stats[1:k] = tail[1:k] / size
+        self.confusion_counts += tail[k:]
 
     def _weight_penalties(self, with_gradient):
         """Add the weight penalties to this batch's loss (and, training, their gradients)."""
@@ -398,21 +455,25 @@ class Network:
         runs = np.arange(min(batch_size, steps), dtype=np.int64)
 
         def run_batch(start, size):
-            idx = order[start:start + size]
-            first = int(idx[0])
-            if np.array_equal(idx, runs[:size] + first):  # a run of rows: no copy needed
-                stop = first + size
+            lo, hi, count = self._share(start, size, lambda a, n: order[a:a + n], sample_weight)
+            rows = hi - lo
+            idx = order[start + lo:start + hi]
+            first = int(idx[0]) if rows else 0
+            if np.array_equal(idx, runs[:rows] + first):  # a run of rows: no copy needed
+                stop = first + rows
                 xb, yb = x[first:stop], y[first:stop]
                 wb = None if sample_weight is None else sample_weight[first:stop]
             else:
-                xb = np.take(x, idx, axis=0, out=self._xbuf[:size])
-                yb = np.take(y, idx, axis=0, out=self._ybuf[:size])
-                wb = None if sample_weight is None else np.take(sample_weight, idx, out=self._wbuf[:size])
-            out = self._forward(xb, size, True, state.iterations)
-            self._score(out, yb, wb, size, grad=True)
+                xb = np.take(x, idx, axis=0, out=self._xbuf[:rows])
+                yb = np.take(y, idx, axis=0, out=self._ybuf[:rows])
+                wb = None if sample_weight is None else np.take(sample_weight, idx, out=self._wbuf[:rows])
+            out = self._forward(xb, rows, True, state.iterations, lo)
+            self._score(out, yb, wb, rows, grad=True, count=count)
             if predictions is not None:  # custom metrics read them at the batch end
                 predictions[:size] = out
-            self._backward(size)
+            self._backward(rows)
+            if count is not None:
+                self._reduce(rows, size, True)
             self._weight_penalties(True)
             state.step(self._grads)
             for constraint in self._constraints:
@@ -443,10 +504,13 @@ class Network:
         self.confusion_counts[:] = 0
 
         def run_batch(start, size):
-            stop = start + size
-            out = self._forward(x[start:stop], size, False)
-            wb = None if sample_weight is None else sample_weight[start:stop]
-            self._score(out, y[start:stop], wb, size, grad=False)
+            lo, hi, count = self._share(start, size, lambda a, n: slice(a, a + n), sample_weight)
+            first, stop = start + lo, start + hi
+            out = self._forward(x[first:stop], hi - lo, False)
+            wb = None if sample_weight is None else sample_weight[first:stop]
+            self._score(out, y[first:stop], wb, hi - lo, grad=False, count=count)
+            if count is not None:
+                self._reduce(hi - lo, size, False)
             if predictions is not None:
                 predictions[:size] = out
             self._weight_penalties(False)

@@ -236,16 +236,20 @@ def values(name, y, p, grad=False, fused=False):
         return _KERNELS[name](y, p, grad)
 
 
-def weight_factors(rows, sample_weight):
-    """Per-row factor c_i with loss_b = sum_i c_i l_i (Keras 2.2 sample-weight rule), in float64."""
+def weight_factors(rows, sample_weight, count=None):
+    """Per-row factor c_i with loss_b = sum_i c_i l_i (Keras 2.2 sample-weight rule), in float64.
+
+    `count`: the divisor (the rows, or with sample weights the non-zero weights) of the global batch these
+    rows are a share of (distributed training); None: of these rows."""
     if sample_weight is None:
-        return np.full(rows, 1.0 / rows) if rows else np.zeros(0)
+        total = rows if count is None else count
+        return np.full(rows, 1.0 / total) if total else np.zeros(rows)
     w = np.asarray(sample_weight, dtype=np.float64)
-    count = np.count_nonzero(w)
+    count = np.count_nonzero(w) if count is None else count
     return w / count if count else np.zeros(rows)
 
 
-def batch_loss(name, y, p, sample_weight=None, fused=False, grad_out=None):
+def batch_loss(name, y, p, sample_weight=None, fused=False, grad_out=None, count=None):
     """The batch loss, and optionally its gradient.
 
     Arguments:
@@ -256,12 +260,13 @@ def batch_loss(name, y, p, sample_weight=None, fused=False, grad_out=None):
         fused: see `values`.
         grad_out: None, or a (rows, units) array that receives d loss_b / d p (d / d pre-activation when
             fused), cast to its dtype.
+        count: see `weight_factors` (distributed training: these rows' share of the global batch loss).
 
     Returns:
         The batch loss as a Python float (NaN/inf pass through; rows with weight 0 never contribute).
     """
     loss, g = values(name, y, p, grad=grad_out is not None, fused=fused)
-    c = weight_factors(len(loss), sample_weight)
+    c = weight_factors(len(loss), sample_weight, count)
     with np.errstate(invalid="ignore", over="ignore"):
         if grad_out is not None:
             np.multiply(g, c[:, None], out=grad_out, casting="unsafe")

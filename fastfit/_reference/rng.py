@@ -28,25 +28,27 @@ def splitmix64(z):
     return z ^ (z >> np.uint64(31))
 
 
-def uniform(seed, step, count):
-    """The `count` uniform draws in [0, 1) (float64) of elements 0 .. count-1 for (seed, step)."""
+def uniform(seed, step, count, offset=0):
+    """The `count` uniform draws in [0, 1) (float64) of elements offset .. offset+count-1 for (seed, step)."""
     with np.errstate(over="ignore"):
-        counters = np.arange(count, dtype=np.uint64) + np.uint64(base(seed, step))
+        counters = np.arange(count, dtype=np.uint64) + np.uint64((base(seed, step) + int(offset)) & MASK64)
     return (splitmix64(counters) >> np.uint64(11)).astype(np.float64) * 2.0 ** -53
 
 
-def dropout_mask(seed, step, shape, rate, dtype, out=None):
+def dropout_mask(seed, step, shape, rate, dtype, out=None, offset=0):
     """Inverted-dropout mask: 0 for dropped elements, 1 / (1 - rate) for kept ones.
 
     Arguments:
         seed: non-negative int of the dropout op; step: optimizer iterations before this update.
         shape: (rows, width) of the batch matrix; rate: drop probability in [0, 1).
         dtype: float dtype of the mask; out: optional preallocated array of that shape and dtype.
+        offset: the element index of the mask's first element (distributed training: a rank's share of the
+            global batch starts at its first row's place in it).
 
     Returns:
         The mask (`out` when given).
     """
-    keep = uniform(seed, step, int(np.prod(shape))).reshape(shape) >= rate
+    keep = uniform(seed, step, int(np.prod(shape)), offset).reshape(shape) >= rate
     if out is None:
         out = np.empty(shape, dtype=dtype)
     np.multiply(keep, np.dtype(dtype).type(1.0 / (1.0 - rate)), out=out)

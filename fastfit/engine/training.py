@@ -11,7 +11,7 @@ import warnings
 
 import numpy as np
 
-from fastfit import backend, losses
+from fastfit import backend, distributed, losses
 from fastfit import metrics as metrics_module
 from fastfit import optimizers
 from fastfit.engine import compiled, data, keras_arguments, streaming
@@ -204,6 +204,10 @@ class Model(Network):
         network = compiled.engine_network(self, self._engine, self._canonical_loss, readout.engine_metrics,
                                           confusion=readout.confusion)
         readout.bind(network)
+        if distributed.reducer() is not None and self._custom_metrics is not None:
+            distributed.check_supported("a custom metric function or Metric object (it would see this rank's "
+                                        "rows only)", "use the built-in metrics ('acc', 'mae', 'AUC', ...)")
+        network.distribute(distributed.reducer())  # None: one process
         return network
 
     # -- data -------------------------------------------------------------------------------------------
@@ -325,6 +329,8 @@ class Model(Network):
             epochs = kwargs.pop("nb_epoch")
         epochs = 1 if epochs is None else epochs
         if streaming.takes_fit(x, y, validation_data):  # generators, Sequences, on-disk arrays
+            distributed.check_supported("fit over a generator, Sequence or on-disk array",
+                                        "load the data into NumPy arrays on every rank")
             if validation_batch_size is not None:
                 kwargs["validation_batch_size"] = validation_batch_size
             with self._accuracy_shown(show_accuracy):
@@ -346,7 +352,7 @@ class Model(Network):
             validation_batch_size = self._batch_size_for(validation_batch_size, "fit", "validation_batch_size")
         epochs = data.check_non_negative_int(epochs, "epochs")
         initial_epoch = data.check_non_negative_int(initial_epoch, "initial_epoch")
-        verbose = _check_verbose(verbose)
+        verbose = distributed.rank_verbose(_check_verbose(verbose))  # rank 0 prints
         if shuffle not in (True, False, "batch"):
             raise ValueError(f"`shuffle` must be True, False or 'batch', got {shuffle!r}")
         validation_epochs = _validation_epochs(validation_freq)
@@ -363,7 +369,7 @@ class Model(Network):
         if val is not None:
             self._check_full_batches(len(val[0]), "fit", "the validation data")
         from fastfit.callbacks import CallbackList  # late import: callbacks import models for type checks
-        user_callbacks = CallbackList(callbacks)
+        user_callbacks = CallbackList(distributed.rank_callbacks(callbacks))  # rank 0 writes files
         with self._exclusive("fit"), self._accuracy_shown(show_accuracy), \
                 self._fit_scope(user_callbacks):  # fit adds built-ins
             return self._fit_loop(train, val, val_for_callbacks, user_callbacks, batch_size, epochs, verbose,
@@ -401,10 +407,11 @@ class Model(Network):
             print(f"Train on {len(x)} samples, validate on {len(val[0])} samples")
         self.stop_training = False
         cbks.on_train_begin({})
-        start_epoch, skip_batches = _resume_point(cbks, initial_epoch)
+        # Distributed: every rank starts from rank 0's state (weights, optimizer, seeds, restored resume point).
+        start_epoch, skip_batches = distributed.sync_fit_start(self, *_resume_point(cbks, initial_epoch))
         if (start_epoch, skip_batches) != (initial_epoch, 0):
             self._invalidate()  # a restored backup may carry other dropout seeds: rebuild the engine network
-            net = self._train_network()
+        net = self._train_network()  # the same network unless a restore or rank 0's seeds changed the model
         epoch_logs = {}
         try:
             for epoch in range(start_epoch, epochs):
@@ -496,6 +503,8 @@ class Model(Network):
         evaluate the first `steps` batches (without `batch_size`: the data split into that many batches)."""
         show_accuracy = keras_arguments.pop_show_accuracy(kwargs, "evaluate")
         if streaming.takes(x, y):  # generators, Sequences, on-disk arrays
+            distributed.check_supported("evaluate over a generator, Sequence or on-disk array",
+                                        "load the data into NumPy arrays on every rank")
             with self._accuracy_shown(show_accuracy):
                 return streaming.evaluate(self, x, y, batch_size, verbose, sample_weight, steps, callbacks,
                                           return_dict=return_dict, **kwargs)
@@ -508,7 +517,7 @@ class Model(Network):
         steps = keras_arguments.check_steps(steps, "steps")
         requested_batch_size = batch_size
         batch_size = self._batch_size_for(batch_size, "evaluate")
-        verbose = _check_verbose(verbose)
+        verbose = distributed.rank_verbose(_check_verbose(verbose))  # rank 0 prints
         arrays = self._prepare_xy(x, y, sample_weight)
         if steps is not None:
             batch_size = self._steps_batch_size(requested_batch_size, batch_size, len(arrays[0]), steps)
@@ -592,6 +601,7 @@ class Model(Network):
         `steps_per_epoch` is required for a generator (a Sequence defaults to its length); `validation_data`
         is a generator, a Sequence or arrays; `shuffle` shuffles a Sequence's batch order per epoch.
         """
+        distributed.check_supported("fit_generator", "load the data into NumPy arrays on every rank and use fit")
         return streaming.fit(self, generator, None, None, epochs, verbose, callbacks, 0.0, validation_data,
                              shuffle, class_weight, None, initial_epoch, steps_per_epoch, validation_steps,
                              validation_freq, max_queue_size=max_queue_size, workers=workers,
@@ -600,6 +610,7 @@ class Model(Network):
     def evaluate_generator(self, generator, steps=None, max_queue_size=10, workers=1, use_multiprocessing=False,
                            verbose=0, callbacks=None):
         """Evaluate on batches from a generator or a Sequence; the batch-size-weighted means of `evaluate`."""
+        distributed.check_supported("evaluate_generator", "load the data into NumPy arrays and use evaluate")
         return streaming.evaluate(self, generator, None, None, verbose, None, steps, callbacks,
                                   max_queue_size=max_queue_size, workers=workers,
                                   use_multiprocessing=use_multiprocessing, keras2_generator=True)

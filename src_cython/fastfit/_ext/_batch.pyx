@@ -25,6 +25,7 @@ from cython.parallel cimport prange
 from libc.string cimport memcpy, memset
 from libc.stdint cimport int64_t, uint64_t
 
+from fastfit._ext._allreduce cimport allreduce_sum
 from fastfit._ext._activations cimport forward_rows, backward_rows, A_LINEAR
 from fastfit._ext._fpu cimport fastfit_flush_denormals, fastfit_restore_fp
 from fastfit._ext._dense cimport (dense_forward, dense_forward_depth, dense_sum_partials, dense_input_grad,
@@ -127,21 +128,27 @@ cdef void run_batch(State* s, Call* c, floating* tag, int mode, Py_ssize_t start
 
     Leaves the batch loss and metric means in stats[0 : 1 + n_metrics] (modes 0 and 1), and adds the batch
     to the call's threshold histograms (s.hist).
+
+    Distributed (`c.reduce.fn` set, modes 0 and 1): the rows are this rank's share of the global batch
+    (`c.gstart`, `c.gsize`; `size` may be 0); the loss is scaled by the global batch, and one allreduce sums
+    the gradients (training) and the batch's loss share, metric sums and histograms over the ranks before the
+    optimizer step, so every rank takes the same step and sees the same values.
     """
     cdef int t, m, p, q, nb = blocks_of(c, size)
     cdef Py_ssize_t h
     cdef int width = 1 + s.n_metrics
     cdef bint parallel = c.threads > 1
     cdef double scale = 0, t0, total
+    cdef bint shared = c.reduce.fn != NULL and mode != 2
     cdef floating* x
     if mode == 0 and _gather_needed(c, start, size):
         x = <floating*>s.xbuf
     else:
         x = <floating*>c.x + (c.order[start] if mode == 0 else start) * s.n_in
     if mode != 2:
-        scale = _loss_scale(c, tag, mode, start, size)
+        scale = _loss_scale(c, tag, mode, c.gstart, c.gsize)
     p = 0
-    while p < s.n_stages:
+    while size > 0 and p < s.n_stages:  # an empty share (distributed) runs no stage but joins the reduction
         t0 = now()
         if s.stages[p].cols:
             if parallel:
@@ -166,29 +173,72 @@ cdef void run_batch(State* s, Call* c, floating* tag, int mode, Py_ssize_t start
         p = q
     if mode == 2:
         return
-    for m in range(width):
-        total = 0
+    if size == 0:
+        memset(s.bstats, 0, width * sizeof(double))
+        if s.hist_size > 0:
+            memset(s.bhist, 0, s.hist_size * sizeof(double))
+    if shared:
+        _reduce_batch(s, c, x, mode, size, nb)
+    else:
+        for m in range(width):
+            total = 0
+            for t in range(nb):
+                total += s.bstats[t * width + m]
+            s.stats[m] = total if m == 0 else total / size
         for t in range(nb):
-            total += s.bstats[t * width + m]
-        s.stats[m] = total if m == 0 else total / size
-    for t in range(nb):
-        for h in range(s.hist_size):
-            s.hist[h] += s.bhist[t * s.hist_size + h]
+            for h in range(s.hist_size):
+                s.hist[h] += s.bhist[t * s.hist_size + h]
     if mode != 0:
         s.stats[0] += s.eval_penalty
         return
     prepare_step(&s.hyper, s.iterations, &s.m_schedule, &s.step)
     if parallel:
         for t in prange(c.slices, num_threads=c.slices, schedule="static", chunksize=1):
-            _slice(s, x, size, t, c.slices, nb)
+            _slice(s, x, size, t, c.slices, nb, not shared, True)
     else:
         for t in range(c.slices):
-            _slice(s, x, size, t, c.slices, nb)
+            _slice(s, x, size, t, c.slices, nb, not shared, True)
     if s.n_penalties > 0:
         s.stats[0] += _penalties_after_step(s, c, x)
     for t in range(s.n_constraints):
         _constrain(&s.constraints[t], x)
     s.iterations += 1
+
+
+cdef void _reduce_batch(State* s, Call* c, floating* x, int mode, Py_ssize_t size, int nb) noexcept nogil:
+    """Distributed: this rank's gradients (training) and batch values into the reduce buffer, one allreduce
+    over the ranks, then the batch loss and metric means of the global batch into stats[0 : 1 + n_metrics] and
+    its histograms added to s.hist. An allreduce error is left in `c.mpi_error` (the loop stops)."""
+    cdef int t, m, width = 1 + s.n_metrics
+    cdef Py_ssize_t h
+    cdef double total
+    cdef floating* tail = <floating*>s.rbuf + s.rgrads
+    for m in range(width):
+        total = 0
+        for t in range(nb):
+            total += s.bstats[t * width + m]
+        tail[m] = <floating>total
+    for h in range(s.hist_size):
+        total = 0
+        for t in range(nb):
+            total += s.bhist[t * s.hist_size + h]
+        tail[width + h] = <floating>total
+    if mode == 0:
+        if size == 0:
+            memset(s.rbuf, 0, s.rgrads * sizeof(floating))
+        elif c.threads > 1:
+            for t in prange(c.slices, num_threads=c.slices, schedule="static", chunksize=1):
+                _slice(s, x, size, t, c.slices, nb, True, False)
+        else:
+            for t in range(c.slices):
+                _slice(s, x, size, t, c.slices, nb, True, False)
+        c.mpi_error = allreduce_sum(&c.reduce, s.rbuf, s.rgrads + s.rtail)
+    else:
+        c.mpi_error = allreduce_sum(&c.reduce, tail, s.rtail)
+    for m in range(width):
+        s.stats[m] = tail[m] if m == 0 else tail[m] / <double>c.gsize
+    for h in range(s.hist_size):
+        s.hist[h] += tail[width + h]
 
 
 cdef double _penalties_after_step(State* s, Call* c, floating* tag) noexcept nogil:
@@ -450,21 +500,22 @@ cdef void _forward_rows(State* s, int i, floating* cur, Py_ssize_t rows, Py_ssiz
         bn_infer_forward(cur, out, rows, op.n_out, <floating*>op.w, <floating*>op.b, <floating*>op.mm,
                          <floating*>op.mv, op.p1, op.act)
     elif op.kind == K_NOISE:
-        noise_forward(op.sub, cur, out, <floating*>op.mask + r0 * op.n_out, rows * op.n_out, r0 * op.n_out, op.rate,
+        noise_forward(op.sub, cur, out, <floating*>op.mask + r0 * op.n_out, rows * op.n_out,
+                      (s.row0 + r0) * op.n_out, op.rate,
                       dropout_base(op.seed, <uint64_t>s.iterations))
     elif op.kind == K_ACT:
         memcpy(out, cur, rows * op.n_out * sizeof(floating))
         forward_rows(op.act, out, <floating*>NULL, rows, op.n_out)
     else:
         # Dropout (training only: the plan leaves it out otherwise). The draw of an element depends on its
-        # index in the whole batch, not in the block.
+        # index in the whole (global) batch, not in the block or this rank's share.
         n = rows * op.n_out
         e0 = r0 * op.n_out
         mask = <floating*>op.mask + e0
         scale = <floating>(1.0 / (1.0 - op.rate))
         base = dropout_base(op.seed, <uint64_t>s.iterations)
         for e in range(n):
-            mask[e] = scale if uniform(base, <uint64_t>(e0 + e)) >= op.rate else 0
+            mask[e] = scale if uniform(base, <uint64_t>(s.row0 * op.n_out + e0 + e)) >= op.rate else 0
             out[e] = cur[e] * mask[e]
 
 
@@ -553,10 +604,11 @@ cdef void _sum_parts(const floating* parts, Py_ssize_t stride, int nb, Py_ssize_
             total[e] += parts[b * stride + e]
 
 
-cdef void _slice(State* s, floating* x, Py_ssize_t rows, int t, int nt, int nb) noexcept nogil:
-    """Parameter slice t of nt: its rows of every weight gradient and part of every bias gradient (over the
-    whole batch, or summed from the batch's nb block parts), then the optimizer step on those parameters
-    (`x`: the batch inputs)."""
+cdef void _slice(State* s, floating* x, Py_ssize_t rows, int t, int nt, int nb, bint grads,
+                 bint step) noexcept nogil:
+    """Parameter slice t of nt: with `grads`, its rows of every weight gradient and part of every bias gradient
+    (over the whole batch, or summed from the batch's nb block parts); with `step`, the optimizer step on those
+    parameters (`x`: the batch inputs). Distributed training runs the two apart, with the allreduce between."""
     cdef unsigned long long fp_mode = fastfit_flush_denormals()
     cdef int i
     cdef Op* op
@@ -567,12 +619,16 @@ cdef void _slice(State* s, floating* x, Py_ssize_t rows, int t, int nt, int nb) 
         if op.kind == K_PRELU and op.pw >= 0:
             size = 1 if op.sub else op.n_out
             c0, c1 = size * t // nt, size * (t + 1) // nt
-            prelu_alpha_grad(_param_input(s, x, i), <floating*>s.grad[i + 1], rows, op.n_out, c0, c1, op.sub,
-                             <floating*>op.gw)
-            penalty += _update(s, op.pw, c0, c1, x)
+            if grads:
+                prelu_alpha_grad(_param_input(s, x, i), <floating*>s.grad[i + 1], rows, op.n_out, c0, c1, op.sub,
+                                 <floating*>op.gw)
+            if step:
+                penalty += _update(s, op.pw, c0, c1, x)
             continue
         if op.kind == K_BN:  # the gradients were computed by S_BN_BACK
             c0, c1 = op.n_out * t // nt, op.n_out * (t + 1) // nt
+            if not step:
+                continue
             if op.pw >= 0:
                 penalty += _update(s, op.pw, c0, c1, x)
             if op.pb >= 0:
@@ -582,7 +638,9 @@ cdef void _slice(State* s, floating* x, Py_ssize_t rows, int t, int nt, int nb) 
             continue
         lo, hi = op.n_in * t // nt, op.n_in * (t + 1) // nt
         c0, c1 = op.n_out * t // nt, op.n_out * (t + 1) // nt
-        if op.parts != NULL:
+        if not grads:
+            pass
+        elif op.parts != NULL:
             stride = (op.n_in + 1) * op.n_out
             _sum_parts(<floating*>op.parts, stride, nb, lo * op.n_out, hi * op.n_out, <floating*>op.gw)
             if op.gb != NULL:
@@ -590,10 +648,12 @@ cdef void _slice(State* s, floating* x, Py_ssize_t rows, int t, int nt, int nb) 
         else:
             dense_param_grads(_param_input(s, x, i), <floating*>s.grad[i + 1], rows, op.n_in,
                               op.n_out, lo, hi, c0, c1, <floating*>op.gw, <floating*>op.gb)
-        penalty += _update(s, op.pw, lo * op.n_out, hi * op.n_out, x)
-        if op.pb >= 0:
-            penalty += _update(s, op.pb, c0, c1, x)
-    s.spen[t] = penalty
+        if step:
+            penalty += _update(s, op.pw, lo * op.n_out, hi * op.n_out, x)
+            if op.pb >= 0:
+                penalty += _update(s, op.pb, c0, c1, x)
+    if step:
+        s.spen[t] = penalty
     fastfit_restore_fp(fp_mode)
 
 

@@ -112,7 +112,7 @@ cdef int _run(Network net, floating* tag, int mode, object hook, object optimize
     """Run a call: mode 0 train, 1 evaluate, 2 predict (writing into `out`)."""
     cdef State* s = &net.s
     cdef Call* c = &net.c
-    cdef Py_ssize_t k, start, size
+    cdef Py_ssize_t k, start, size, lo, hi
     cdef int stop = 0
     cdef bint call_end
     cdef double t, last_end, last_signal
@@ -133,7 +133,15 @@ cdef int _run(Network net, floating* tag, int mode, object hook, object optimize
                 fastfit_flush_denormals()
                 if stop:
                     break
-            run_batch(s, c, tag, mode, start, size, out)
+            # Distributed: this rank runs its contiguous share lo..hi of the global batch (see _reduce_batch).
+            c.gstart, c.gsize, lo, hi = start, size, 0, size
+            if c.reduce.fn != NULL and mode != 2:
+                lo = size * c.reduce.rank // c.reduce.size
+                hi = size * (c.reduce.rank + 1) // c.reduce.size
+            s.row0 = lo
+            run_batch(s, c, tag, mode, start + lo, hi - lo, out)
+            if c.mpi_error != 0:
+                break
             if mode == 0 and c.first_bad < 0 and not isfinite(s.stats[0]):
                 c.first_bad = k
             if mode != 2:
@@ -368,6 +376,12 @@ cdef class Network:
         self._keep, self._params = [], []
         grads = []
         frozen = []
+        # The gradients are views into one buffer, followed by the batch values distributed training reduces.
+        tail = 1 + self.s.n_metrics + self.s.hist_size
+        total = sum(arr.size for (_, _, W, b, _, _, trainable, _, _) in specs if trainable
+                    for arr in (W, b) if arr is not None)
+        rbuf = np.zeros(total + tail, dtype=self.dtype)
+        used = 0
         for i, (kind, act, W, b, rate, seed, trainable, width, extra) in enumerate(specs):
             dst = &self.s.ops[i]
             dst.kind, dst.act, dst.rate, dst.seed = kind, act, rate, seed
@@ -392,14 +406,16 @@ cdef class Network:
             for which, arr in ((0, W), (1, b)):
                 if arr is None:
                     continue
-                g = np.zeros_like(arr)
+                g = rbuf[used:used + arr.size].reshape(arr.shape)
+                used += arr.size
                 if which == 0:
                     dst.w, dst.gw, dst.pw = _ptr(arr), _ptr(g), len(self._params)
                 else:
                     dst.b, dst.gb, dst.pb = _ptr(arr), _ptr(g), len(self._params)
                 self._params.append(arr)
                 grads.append(g)
-        self._keep = self._params + grads + frozen
+        self._keep = self._params + grads + frozen + [rbuf]
+        self.s.rbuf, self.s.rgrads, self.s.rtail = _ptr(rbuf), total, tail
         n = self.s.n_params = len(self._params)
         self.s.params = <char**>_malloc(n * sizeof(char*))
         self.s.pgrads = <char**>_malloc(n * sizeof(char*))
@@ -534,6 +550,7 @@ cdef class Network:
         self._end_calls, self._end_keys, self._stop_model = self._end_plan(hook, mode)
         self._batch_out = check_predictions(hook, min(bs, n), self.s.units, self.dtype) if mode != 2 else None
         self.c.first_bad = -1
+        self.c.mpi_error = 0
         # Several threads only where BLAS may use them (OPENBLAS_NUM_THREADS=1: one core), and only for
         # batches with enough matrix work to pay for starting them (tiny layers run faster on one).
         threads = self.split_threads if self.split_threads > 0 else blas_threads()
@@ -736,7 +753,39 @@ cdef class Network:
             optimizer.m_schedule = float(self.s.m_schedule)
 
     def _sums(self):
+        if self.c.mpi_error != 0:
+            raise RuntimeError(f"distributed training: MPI_Allreduce failed with error code {self.c.mpi_error}")
         return self._stats[1 + self.s.n_metrics:].copy()
+
+    # -- distributed training (fastfit.distributed) -----------------------------------------------------------
+    def distribute(self, reducer):
+        """Run train_epoch and evaluate as one rank of a data-parallel job, or (None) in one process.
+
+        `reducer` (`fastfit.distributed.Reducer`): `rank`, `size`, and `c_entry(dtype)` giving (MPI_Allreduce
+        address, whether handles are ints, communicator, datatype and MPI_SUM handles, MPI_IN_PLACE address).
+        Each call then walks the same `order` on every rank and runs this rank's share of each global batch;
+        one allreduce per batch sums the gradients and batch values (docs/distributed.md).
+
+        Raises:
+            ValueError: an op whose training is not a sum over rows (batch normalization's batch statistics),
+                or a reduce buffer larger than one MPI count can describe.
+        """
+        if reducer is None or reducer.size == 1:
+            self.c.reduce.fn = NULL
+            return
+        if any(spec[0] == K_BN for spec in self._op_specs):
+            raise ValueError("distributed training: BatchNormalization computes statistics over the whole batch, "
+                             "which each rank holds only a share of; train it in one process (without "
+                             "fastfit.distributed.init())")
+        if self.s.rgrads + self.s.rtail >= 2**31:
+            raise ValueError(f"distributed training: {self.s.rgrads + self.s.rtail} values to reduce per batch "
+                             "exceed MPI's int count (2**31 - 1); the model is too large for one allreduce")
+        fn, int_handles, comm, datatype, op, in_place = reducer.c_entry(self.dtype)
+        self.c.reduce.fn = <void*><size_t>fn
+        self.c.reduce.int_handles = bool(int_handles)
+        self.c.reduce.comm, self.c.reduce.datatype, self.c.reduce.op = comm, datatype, op
+        self.c.reduce.in_place = <void*><size_t>in_place
+        self.c.reduce.rank, self.c.reduce.size = reducer.rank, reducer.size
 
     @property
     def stages(self):

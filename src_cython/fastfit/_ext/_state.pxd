@@ -4,6 +4,7 @@ from libc.stdint cimport int64_t, uint64_t
 from posix.time cimport clock_gettime, timespec, CLOCK_MONOTONIC
 
 from fastfit._ext._optim cimport Hyper, Step
+from fastfit._ext._allreduce cimport Reduce
 
 cdef enum:
     K_DENSE = 0
@@ -145,6 +146,14 @@ cdef struct State:
     Step step
     long long iterations
     double m_schedule
+    # Distributed training (fastfit.distributed): one contiguous buffer `rbuf` of the network dtype holds every
+    # parameter gradient (`pgrads` are views into it, `rgrads` elements in all) followed by the batch's reduced
+    # values (`rtail` elements: the loss share, the metric sums, the threshold histograms); one allreduce per
+    # batch sums it over the ranks.
+    char* rbuf
+    Py_ssize_t rgrads, rtail
+    Py_ssize_t row0         # the place in the global batch of this rank's first row: dropout and noise draw
+                            # element e of the global batch matrix (0 in one process)
 
 
 cdef struct Call:
@@ -162,6 +171,10 @@ cdef struct Call:
     int stalls                  # consecutive batches whose blocks did not overlap; at 4, threads = 1
     bint signals                # check for Ctrl-C now and then (main thread only)
     Py_ssize_t first_bad        # first training batch whose loss was NaN/inf, or -1
+    Reduce reduce               # distributed training: the allreduce of each batch (fn NULL: one process)
+    Py_ssize_t gstart, gsize    # the current global batch: its first position in `order` and its rows (this
+                                # rank runs a contiguous share of them; in one process all of them)
+    int mpi_error               # the error code of a failed allreduce (0: none)
 
 
 cdef inline double now() noexcept nogil:
