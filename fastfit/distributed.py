@@ -265,9 +265,14 @@ def rank_callbacks(callbacks: Any) -> Any:
     `sync_fit_start` then gives its state to every rank."""
     if _reducer is None or _reducer.rank == 0 or callbacks is None:
         return callbacks
-    from fastfit import callbacks as module
-    skip = tuple(getattr(module, name) for name in _RANK_ZERO_ONLY if hasattr(module, name))
-    return [cb for cb in callbacks if not isinstance(cb, skip)]
+    return [cb for cb in callbacks if not _writes_files(cb)]
+
+
+def _writes_files(callback: Any) -> bool:
+    """True for an instance of one of fastfit's `_RANK_ZERO_ONLY` callbacks (or of a subclass); by name, so that
+    this module, which `fit` imports, does not import the callbacks (they import the models)."""
+    return any(cls.__module__.startswith("fastfit.callbacks") and cls.__name__ in _RANK_ZERO_ONLY
+               for cls in type(callback).__mro__)
 
 
 def rank_verbose(verbose: Any) -> Any:
@@ -282,7 +287,6 @@ def sync_fit_start(model: Any, start_epoch: int, skip_batches: int) -> tuple[int
     if _reducer is None:
         return start_epoch, skip_batches
     from fastfit.engine import compiled
-    from fastfit.saving import model_file
     comm = _reducer.comm
     for array in model.weights:
         _bcast_array(comm, array)
@@ -295,14 +299,22 @@ def sync_fit_start(model: Any, start_epoch: int, skip_batches: int) -> tuple[int
             _bcast_array(comm, array)
     scalars = {key: getattr(optimizer, key) for key in ("iterations", "m_schedule", "lr")
                if hasattr(optimizer, key)}
-    state = comm.bcast((model_file.fastfit_state(model), scalars, int(start_epoch), int(skip_batches)), root=0)
+    state = comm.bcast((_seeds(model), scalars, int(start_epoch), int(skip_batches)), root=0)
     seeds, scalars, start_epoch, skip_batches = state
-    if seeds != model_file.fastfit_state(model):
-        model_file.restore_fastfit_state(model, seeds)
-        model._invalidate()
+    if seeds != _seeds(model):
+        model._seed = seeds[0]
+        for layer, seed in zip(model.layers, seeds[1]):
+            if seed is not None:
+                layer._engine_seed = seed
+        model._invalidate()  # the engine networks captured the old dropout seeds
     for key, value in scalars.items():
         setattr(optimizer, key, value)
     return start_epoch, skip_batches
+
+
+def _seeds(model: Any) -> tuple:
+    """The model's shuffling seed and its layers' dropout/noise seeds (what `fastfit_state` saves in files)."""
+    return model._seed, [getattr(layer, "_engine_seed", None) for layer in model.layers]
 
 
 def _bcast_array(comm: Any, array: np.ndarray) -> None:
