@@ -14,6 +14,7 @@ import sys
 import numpy as np
 import pytest
 
+import fastfit
 from fastfit.engine import compiled
 
 pytest.importorskip("mpi4py", reason="distributed training needs mpi4py: pip install 'fastfit[mpi]'")
@@ -26,7 +27,7 @@ if MPIEXEC is None:
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 SCRIPT = os.path.join(HERE, "mpi_cases.py")
-ROOT = os.path.dirname(os.path.dirname(HERE))
+PACKAGE_PARENT = os.path.dirname(os.path.dirname(os.path.abspath(fastfit.__file__)))  # the fastfit under test
 CASES = [f"{engine}_{name}" for engine in ("python", "cython")
          for name in ("sgd", "rmsprop", "adagrad", "adadelta", "adam", "amsgrad", "adamax", "nadam", "noise",
                       "penalties", "sparse", "float64", "empty_share", "callbacks")]
@@ -34,7 +35,7 @@ CASES = [f"{engine}_{name}" for engine in ("python", "cython")
 
 def _environment():
     env = dict(os.environ)
-    env["PYTHONPATH"] = ROOT + os.pathsep + env.get("PYTHONPATH", "")
+    env["PYTHONPATH"] = PACKAGE_PARENT + os.pathsep + env.get("PYTHONPATH", "")
     env["OMP_NUM_THREADS"] = env["OPENBLAS_NUM_THREADS"] = "1"
     return env
 
