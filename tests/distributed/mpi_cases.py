@@ -102,7 +102,8 @@ def training_cases(out):
         model = mlp(engine, keras.optimizers.Adam(lr=0.05), metrics=["acc", keras.metrics.AUC(name="auc")])
         history = model.fit(x, y, batch_size=32, epochs=8, verbose=0, validation_split=0.3,
                             callbacks=[ReduceLROnPlateau(patience=1, factor=0.5), EarlyStopping(patience=2),
-                                       TerminateOnNaN(), CSVLogger(os.path.join(out, f"{engine}_log_r{dist.rank()}.csv"))])
+                                       TerminateOnNaN(),
+                                       CSVLogger(os.path.join(out, f"{engine}_log_r{dist.rank()}.csv"))])
         record(out, f"{engine}_callbacks", model, history)
 
 

@@ -92,7 +92,8 @@ def test_rank_zero_writes_the_files(results):
 
 
 def test_a_checkpoint_of_two_ranks_loads_in_one_process(results):
-    np.testing.assert_array_equal(_weights(results, "resume_loaded_ckpt_dist"), _weights(results, "dist_after_two_epochs"))
+    np.testing.assert_array_equal(_weights(results, "resume_loaded_ckpt_dist"),
+                                  _weights(results, "dist_after_two_epochs"))
 
 
 @pytest.mark.parametrize("name", ["dist_resumed_1to2", "resume_resumed_2to1", "dist_continued_1to2",
