@@ -9,7 +9,9 @@ What stays true across parts, so callbacks cannot tell the difference from one a
 - the epoch logs are the sample-weighted means of the whole epoch; parts of whole batches accumulate them in
   the engine's own order, so a `Sequence` serving the batches of an array fit gives that fit's bits;
 - the confusion counts of the metric objects (`Readout`) cover the whole pass: the engine zeroes them at
-  each call, so `PassCounts` carries the counts of the finished calls.
+  each call, so `PassCounts` carries the counts of the finished calls;
+- a pass whose engine call fell back to one thread (a core was busy) runs its remaining calls on one thread,
+  as the rest of one engine call over the pass would (`OneThreadAfterFallback`; same blocks, same bits).
 """
 import math
 import time
@@ -126,6 +128,26 @@ class PassCounts:
             self._readout.counts = self._carried + self._live if self._parts else self._carried
 
 
+class OneThreadAfterFallback:
+    """The compiled engine drops a call to one thread when its second thread keeps waiting for a core; each
+    new call starts with two threads again. Over a pass cut into parts this keeps the fallback until the pass
+    ends, as it lasts until the end of one engine call over the whole pass: after a call that ran on one
+    thread, the network's `serial` flag runs the same row blocks one after the other (the same bits).
+    `finish` puts the flag back. Networks without the flag (the NumPy engine) are left alone."""
+
+    def __init__(self, network):
+        self._network = network
+        self._before = getattr(network, "serial", None)
+
+    def after_part(self):
+        if self._before is not None and self._network.threads == 1:
+            self._network.serial = True
+
+    def finish(self):
+        if self._before is not None:
+            self._network.serial = self._before
+
+
 def stat_count(model):
     """The number of per-batch stats the engine computes (loss and the engine-computed metrics)."""
     return len(model._readout.stat_keys)
@@ -186,6 +208,7 @@ def _train_loop(model, feed, validate, val_for_callbacks, callbacks, epochs, ver
                 hook.final_batch = steps - 1 - skip
             sums, batches, first_bad, completed = None, 0, None, False
             counts = PassCounts(model._readout, net)
+            threads = OneThreadAfterFallback(net)
             parts = feed.train_parts(epoch, skip)
             try:
                 for x, y, weights, order, batch_size in parts:
@@ -193,6 +216,7 @@ def _train_loop(model, feed, validate, val_for_callbacks, callbacks, epochs, ver
                     if hook is not None:
                         hook.start_part(y, order, batch_size)
                     part = net.train_epoch(x, y, weights, order, batch_size, model.optimizer, hook)
+                    threads.after_part()
                     done = -(-int(part[0]) // batch_size)
                     if first_bad is None and net.first_nonfinite_batch is not None:
                         first_bad = batches + net.first_nonfinite_batch + skip
@@ -207,6 +231,7 @@ def _train_loop(model, feed, validate, val_for_callbacks, callbacks, epochs, ver
             finally:
                 parts.close()
                 counts.finish()
+                threads.finish()
             if exact and sums is not None:
                 sums = np.array(hook.sums)  # batch by batch, as one engine call over the epoch adds them
             ran_out = feed.exhausted and (sums is None or steps is not None)
@@ -253,6 +278,7 @@ def evaluate_parts(model, parts, cbks, exact=False):
                  stat_count(model), None, exact, metric_pass)
     sums = None
     counts = PassCounts(model._readout, net)
+    threads = OneThreadAfterFallback(net)
     try:
         for x, y, weights, batch_size in parts:
             counts.before_part()
@@ -264,12 +290,14 @@ def evaluate_parts(model, parts, cbks, exact=False):
             if hook is None and (weights is None or np.count_nonzero(weights) == len(weights)):
                 rows = compiled.forward_block(model, batch_size, x.dtype)
             part = net.evaluate(x, y, weights, rows, hook)
+            threads.after_part()
             sums = part if sums is None else sums + part
             if hook is not None:
                 hook.advance(-(-len(x) // batch_size), part)
     finally:
         parts.close()
         counts.finish()
+        threads.finish()
     if sums is None:
         raise ValueError("evaluate: the data served no batches")
     if exact:

@@ -532,3 +532,40 @@ def test_predict_generator_concatenates_each_output(engine):
     got = single.predict_generator(_generator(x, y), steps=3)
     assert got.shape == (96, 3)
     np.testing.assert_allclose(got, single.predict(x[:96], batch_size=BATCH), rtol=1e-6)
+
+
+def test_a_fallback_to_one_thread_lasts_until_the_pass_ends():
+    """An engine call that fell back to one thread (a busy core) leaves the rest of the pass on one thread
+    with the same row blocks (`serial`), as one engine call over the pass would; the flag is put back."""
+    from types import SimpleNamespace
+
+    from fastfit.engine.part_loops import OneThreadAfterFallback
+    network = SimpleNamespace(threads=2, serial=False)
+    keeper = OneThreadAfterFallback(network)
+    keeper.after_part()
+    assert network.serial is False  # the call kept its two threads
+    network.threads = 1
+    keeper.after_part()
+    assert network.serial is True
+    network.threads = 2
+    keeper.after_part()
+    assert network.serial is True  # until the pass ends
+    keeper.finish()
+    assert network.serial is False
+    OneThreadAfterFallback(SimpleNamespace(threads=1)).after_part()  # a network without the flag: left alone
+
+
+def test_a_sequence_fit_gives_the_array_fit_bits_whatever_the_threads(engine):
+    """Per pass the flag goes back to what it was; a fallback never changes the weights."""
+    x, y, _ = _data()
+    arrays = _model(engine)
+    arrays.fit(x, y, batch_size=BATCH, epochs=2, shuffle=False, verbose=0)
+    model = _model(engine)
+    seen = []
+    network = model._train_network()
+    probe = LambdaCallback(on_batch_end=lambda b, logs: seen.append(getattr(network, "serial", None)))
+    model.fit(Batches(x, y), epochs=2, shuffle=False, verbose=0, max_queue_size=1, callbacks=[probe])
+    _same_weights(arrays, model)
+    assert getattr(network, "serial", False) in (False, None)
+    if engine == "cython":  # this small model's batches run on one thread: later parts run serial
+        assert seen[0] is False and seen[1:4] == [True] * 3
