@@ -30,21 +30,25 @@ class CustomMetrics:
         self.native_names = [name for name in self.names if name not in self.custom]
 
     def new_pass(self, y, order, batch_size, dtype, units):
-        """A `MetricPass` over targets `y`, batches of `batch_size` rows walking `order` (None: row order)."""
+        """A `MetricPass` over targets `y`, batches of `batch_size` rows walking `order` (None: row order);
+        `y=None`: a pass run as several engine calls, each bound with `MetricPass.bind` first."""
         return MetricPass(self, y, order, batch_size, dtype, units)
 
 
 class MetricPass:
-    """The running state of the custom metrics over one pass; `predictions` is the engine's copy target."""
+    """The running state of the custom metrics over one pass; `predictions` is the engine's copy target.
+
+    A pass may run as several engine calls (parts: groups of generator batches, buffers read from disk): each
+    part is bound with `bind` before its call, and the values run on across parts in batch order, so a pass
+    cut into parts of whole batches gives the values of one call over the same batches."""
 
     def __init__(self, metrics, y, order, batch_size, dtype, units):
         self.names = metrics.names
         self.native_names = metrics.native_names
-        self._y = y
-        self._order = order
-        self._batch_size = batch_size
-        rows = min(batch_size, len(y) if order is None else len(order))
-        self.predictions = np.zeros((rows, units), dtype)  # the shape the engines check
+        self._dtype, self._units = dtype, units
+        self.predictions = None
+        if y is not None:
+            self.bind(y, order, batch_size)
         self._functions = [(key, m) for key, m in metrics.custom.items() if not hasattr(m, "update_state")]
         self._objects = [(key, m) for key, m in metrics.custom.items() if hasattr(m, "update_state")]
         self._totals = {key: 0.0 for key, _ in self._functions}
@@ -53,9 +57,18 @@ class MetricPass:
         for _, metric in self._objects:
             (getattr(metric, "reset_state", None) or metric.reset_states)()
 
+    def bind(self, y, order, batch_size, first_batch=0):
+        """Take the targets of the next engine call: targets `y`, batches of `batch_size` rows walking `order`
+        (None: row order), its first batch numbered `first_batch` in the batch indices `update` receives.
+        `predictions` is then an array of the shape this call's engine checks."""
+        self._y, self._order, self._batch_size, self._first_batch = y, order, batch_size, first_batch
+        rows = min(batch_size, len(y) if order is None else len(order))
+        if self.predictions is None or self.predictions.shape[0] != rows:
+            self.predictions = np.zeros((rows, self._units), self._dtype)
+
     def update(self, batch, size):
         """Feed batch `batch` (`size` rows, its output in `predictions[:size]`) to every custom metric."""
-        start = batch * self._batch_size
+        start = (batch - self._first_batch) * self._batch_size
         rows = slice(start, start + size) if self._order is None else self._order[start:start + size]
         y_true = self._y[rows].copy() if self._order is None else self._y[rows]
         y_pred = self.predictions[:size].copy()  # the engine reuses the buffer for the next batch

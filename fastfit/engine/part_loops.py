@@ -9,7 +9,9 @@ What stays true across parts, so callbacks cannot tell the difference from one a
 - the epoch logs are the sample-weighted means of the whole epoch; parts of whole batches accumulate them in
   the engine's own order, so a `Sequence` serving the batches of an array fit gives that fit's bits;
 - the confusion counts of the metric objects (`Readout`) cover the whole pass: the engine zeroes them at
-  each call, so `PassCounts` carries the counts of the finished calls.
+  each call, so `PassCounts` carries the counts of the finished calls;
+- a pass whose engine call fell back to one thread (a core was busy) runs its remaining calls on one thread,
+  as the rest of one engine call over the pass would (`OneThreadAfterFallback`; same blocks, same bits).
 """
 import math
 import time
@@ -32,10 +34,15 @@ class ContinuedHook:
     `exact=True` (generator and Sequence parts): the engine calls back after every batch and this object
     adds the batch into `sums` ([seen, loss sum, metric sums...]) with the engine's own operations, in batch
     order, so the epoch's sums are those of one engine call over all its batches, bit for bit.
+
+    `metric_pass` (a model with custom metrics): the pass the wrapped hook updates; `start_part` binds each
+    part's targets to it before the part's engine call, and `predictions` is the array that call fills.
     """
 
-    def __init__(self, hook, metric_count, model=None, exact=False):
+    def __init__(self, hook, metric_count, model=None, exact=False, metric_pass=None):
         self._hook = hook
+        self._pass = metric_pass
+        self.predictions = None
         self._interval = 0.0 if hook is None else hook.end_interval
         self.batch_begin = hook is not None and hook.batch_begin
         self.batch_end = exact or (hook is not None and hook.batch_end)
@@ -74,6 +81,13 @@ class ContinuedHook:
     def _stop(self):
         return self._model is not None and bool(self._model.stop_training)
 
+    def start_part(self, y, order, batch_size):
+        """Before a part's engine call: its targets, row order (None: row order) and batch size go to the
+        custom metrics (nothing to do without them)."""
+        if self._pass is not None:
+            self._pass.bind(y, order, batch_size, self.batch_offset)
+            self.predictions = self._pass.predictions
+
     def advance(self, batches, sums=None):
         """Account for a finished part of `batches` batches (and its sums, train/test)."""
         self.batch_offset += batches
@@ -81,8 +95,8 @@ class ContinuedHook:
             self._carried = sums.copy() if self._carried is None else self._carried + sums
 
 
-def relay(hook, metric_count, model=None, exact=False):
-    return ContinuedHook(hook, metric_count, model, exact) if hook is not None or exact else None
+def relay(hook, metric_count, model=None, exact=False, metric_pass=None):
+    return ContinuedHook(hook, metric_count, model, exact, metric_pass) if hook is not None or exact else None
 
 
 class PassCounts:
@@ -112,6 +126,26 @@ class PassCounts:
     def finish(self):
         if self._carried is not None:
             self._readout.counts = self._carried + self._live if self._parts else self._carried
+
+
+class OneThreadAfterFallback:
+    """The compiled engine drops a call to one thread when its second thread keeps waiting for a core; each
+    new call starts with two threads again. Over a pass cut into parts this keeps the fallback until the pass
+    ends, as it lasts until the end of one engine call over the whole pass: after a call that ran on one
+    thread, the network's `serial` flag runs the same row blocks one after the other (the same bits).
+    `finish` puts the flag back. Networks without the flag (the NumPy engine) are left alone."""
+
+    def __init__(self, network):
+        self._network = network
+        self._before = getattr(network, "serial", None)
+
+    def after_part(self):
+        if self._before is not None and self._network.threads == 1:
+            self._network.serial = True
+
+    def finish(self):
+        if self._before is not None:
+            self._network.serial = self._before
 
 
 def stat_count(model):
@@ -167,17 +201,22 @@ def _train_loop(model, feed, validate, val_for_callbacks, callbacks, epochs, ver
             cbks.on_epoch_begin(epoch, {})
             skip = skip_batches if epoch == start_epoch else 0
             exact = getattr(feed, "exact_sums", False)
-            hook = relay(make_batch_hook(cbks, "train", keys, model, readout=model._readout), stat_count(model),
-                         model, exact)
+            metric_pass = model._metric_pass(None, None, 1)  # each part binds its targets (start_part)
+            hook = relay(make_batch_hook(cbks, "train", keys, model, metric_pass=metric_pass,
+                                         readout=model._readout), stat_count(model), model, exact, metric_pass)
             if hook is not None and steps:
                 hook.final_batch = steps - 1 - skip
             sums, batches, first_bad, completed = None, 0, None, False
             counts = PassCounts(model._readout, net)
+            threads = OneThreadAfterFallback(net)
             parts = feed.train_parts(epoch, skip)
             try:
                 for x, y, weights, order, batch_size in parts:
                     counts.before_part()
+                    if hook is not None:
+                        hook.start_part(y, order, batch_size)
                     part = net.train_epoch(x, y, weights, order, batch_size, model.optimizer, hook)
+                    threads.after_part()
                     done = -(-int(part[0]) // batch_size)
                     if first_bad is None and net.first_nonfinite_batch is not None:
                         first_bad = batches + net.first_nonfinite_batch + skip
@@ -192,6 +231,7 @@ def _train_loop(model, feed, validate, val_for_callbacks, callbacks, epochs, ver
             finally:
                 parts.close()
                 counts.finish()
+                threads.finish()
             if exact and sums is not None:
                 sums = np.array(hook.sums)  # batch by batch, as one engine call over the epoch adds them
             ran_out = feed.exhausted and (sums is None or steps is not None)
@@ -202,7 +242,7 @@ def _train_loop(model, feed, validate, val_for_callbacks, callbacks, epochs, ver
                 model.stop_training = True
                 if sums is None:
                     break
-            epoch_logs = Logs() if sums is None else loop_helpers.logs_from_sums(model._readout, sums)
+            epoch_logs = Logs() if sums is None else loop_helpers.logs_from_sums(model._readout, sums, metric_pass)
             finished = not ran_out and (completed or batches + skip == steps)
             if finished and not math.isfinite(epoch_logs.get("loss", 0.0)):
                 where = "" if first_bad is None else f" at batch {first_bad}"
@@ -233,30 +273,36 @@ def evaluate_parts(model, parts, cbks, exact=False):
     net = model._train_network()
     keys = model.metrics_names
     cbks.on_test_begin({})
-    hook = relay(make_batch_hook(cbks, "test", keys, model, readout=model._readout), stat_count(model), None,
-                 exact)
+    metric_pass = model._metric_pass(None, None, 1)  # each part binds its targets (start_part)
+    hook = relay(make_batch_hook(cbks, "test", keys, model, metric_pass=metric_pass, readout=model._readout),
+                 stat_count(model), None, exact, metric_pass)
     sums = None
     counts = PassCounts(model._readout, net)
+    threads = OneThreadAfterFallback(net)
     try:
         for x, y, weights, batch_size in parts:
             counts.before_part()
+            if hook is not None:
+                hook.start_part(y, None, batch_size)
             # As `Model.evaluate` does: forward blocks where no hook needs the batches and no zero weight
             # makes the batching matter (so data that fits one buffer gives the in-memory bits).
             rows = batch_size
             if hook is None and (weights is None or np.count_nonzero(weights) == len(weights)):
                 rows = compiled.forward_block(model, batch_size, x.dtype)
             part = net.evaluate(x, y, weights, rows, hook)
+            threads.after_part()
             sums = part if sums is None else sums + part
             if hook is not None:
                 hook.advance(-(-len(x) // batch_size), part)
     finally:
         parts.close()
         counts.finish()
+        threads.finish()
     if sums is None:
         raise ValueError("evaluate: the data served no batches")
     if exact:
         sums = np.array(hook.sums)
-    results = loop_helpers.logs_from_sums(model._readout, sums)
+    results = loop_helpers.logs_from_sums(model._readout, sums, metric_pass)
     cbks.on_test_end(Logs(results))
     return results
 

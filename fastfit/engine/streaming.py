@@ -2,9 +2,6 @@
 (`fit_generator` & co., `BatchFeed` here) and on-disk arrays streamed in buffers (`fastfit.engine.streams`).
 Both cut an epoch into parts that `fastfit.engine.part_loops` runs through the engine; every worker started
 for a call is stopped and joined before the call returns or raises.
-
-Custom metrics (computed in Python from each batch's targets) are not supported here yet: `fit` and
-`evaluate` refuse a model compiled with them.
 """
 import numpy as np
 
@@ -33,16 +30,6 @@ def takes(x, y=None):
 def _streams():
     from fastfit.engine import streams  # late: imports h5py only when streams are used
     return streams
-
-
-def refuse_custom_metrics(model, method):
-    """Custom metrics need each batch's targets next to the engine's output, which the streamed paths do not
-    hand over yet: a clear error instead of logs without them."""
-    if getattr(model, "_custom_metrics", None) is not None:
-        custom = ", ".join(repr(key) for key in model._custom_metrics.custom)
-        raise ValueError(f"{method}: custom metrics ({custom}) are not supported with generator, Sequence or "
-                         "on-disk (streamed) input yet; compile without them (built-in metrics and metric "
-                         "objects such as fastfit.metrics.AUC() work), or pass in-memory NumPy arrays")
 
 
 # -- batches from generators and Sequences ---------------------------------------------------------------------
@@ -226,7 +213,6 @@ def fit(model, x, y, batch_size, epochs, verbose, callbacks, validation_split, v
         class_weight, sample_weight, initial_epoch, steps_per_epoch, validation_steps, validation_freq,
         max_queue_size=10, workers=1, use_multiprocessing=False, keras2_generator=False, **kwargs):
     """`fit` for a generator/Sequence `x`, or for on-disk arrays (see `Model.fit` and `Model.fit_generator`)."""
-    refuse_custom_metrics(model, "fit_generator" if keras2_generator else "fit")
     if not is_batch_source(x):
         if is_batch_source(validation_data):
             raise ValueError("fit: a generator or Sequence as `validation_data` needs `x` to be one too; pass "
@@ -311,7 +297,6 @@ def _validation_arrays(model, validation_data):
 def evaluate(model, x, y, batch_size, verbose, sample_weight, steps, callbacks, max_queue_size=10, workers=1,
              use_multiprocessing=False, keras2_generator=False, return_dict=False, **kwargs):
     """`evaluate` for a generator/Sequence `x`, or on-disk arrays."""
-    refuse_custom_metrics(model, "evaluate_generator" if keras2_generator else "evaluate")
     if not is_batch_source(x):
         return _streams().evaluate(model, x, y, batch_size, verbose, sample_weight, steps, callbacks,
                                    _with_worker_options(kwargs, max_queue_size, workers, use_multiprocessing),

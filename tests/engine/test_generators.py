@@ -378,3 +378,194 @@ def test_a_worker_process_that_dies_stops_fit_without_a_hang(engine):
                                              use_multiprocessing=True))
     assert isinstance(error, RuntimeError) and "worker process" in str(error)
     _no_workers_left()
+
+
+# -- Keras 2.2 behaviours of the generator API (keras/engine/training_generator.py) ----------------------------
+class Tracing(Batches):
+    """Records the thread of every read, and how many batches were read when each training batch began."""
+
+    def __init__(self, *arrays, **kwargs):
+        super().__init__(*arrays, **kwargs)
+        self.threads = []
+
+    def __getitem__(self, index):
+        self.threads.append(threading.current_thread().name)
+        return super().__getitem__(index)
+
+
+def _traced_generator(threads, *arrays, batch_size=BATCH):
+    for batch in _generator(*arrays, batch_size=batch_size):
+        threads.append(threading.current_thread().name)
+        yield batch
+
+
+@pytest.mark.parametrize("call", ["fit", "evaluate", "predict"])
+def test_workers_0_reads_in_the_calling_thread(engine, call):
+    x, y, _ = _data()
+    model = _model(engine)
+    sequence, generator_threads = Tracing(x, y), []
+    generator = _traced_generator(generator_threads, x, y)
+    if call == "fit":
+        model.fit_generator(sequence, epochs=2, workers=0, verbose=0)
+        model.fit_generator(generator, steps_per_epoch=4, epochs=2, workers=0, verbose=0)
+    elif call == "evaluate":
+        model.evaluate_generator(sequence, workers=0)
+        model.evaluate_generator(generator, steps=4, workers=0)
+    else:
+        model.predict_generator(sequence, workers=0)
+        model.predict_generator(generator, steps=4, workers=0)
+    me = threading.current_thread().name
+    assert sequence.threads and set(sequence.threads) == {me}
+    assert generator_threads and set(generator_threads) == {me}
+    threaded = Tracing(x, y)
+    model.evaluate_generator(threaded, workers=1)
+    assert me not in threaded.threads  # for contrast: workers=1 reads in a worker thread
+
+
+def test_a_generator_with_use_multiprocessing_and_one_worker_serves_its_batches_once(engine):
+    """Keras 2.2 runs the generator in one process (it warns only for several workers, whose copies would
+    serve every batch several times, which fastfit refuses): fastfit drains it in one thread, same batches."""
+    x, y, w = _data()
+    reference = _model(engine)
+    reference.fit_generator(_generator(x, y, w), steps_per_epoch=4, epochs=2, verbose=0)
+    model = _model(engine)
+    model.fit_generator(_generator(x, y, w), steps_per_epoch=4, epochs=2, verbose=0, workers=1,
+                        use_multiprocessing=True)
+    _same_weights(reference, model)
+    assert model.evaluate_generator(_generator(x, y, w), steps=4, use_multiprocessing=True) == \
+        reference.evaluate_generator(_generator(x, y, w), steps=4)
+    np.testing.assert_array_equal(model.predict_generator(_generator(x), steps=4, use_multiprocessing=True),
+                                  reference.predict_generator(_generator(x), steps=4))
+    for method, extra in [("fit_generator", {"steps_per_epoch": 4}), ("evaluate_generator", {"steps": 4}),
+                          ("predict_generator", {"steps": 4})]:
+        with pytest.raises(ValueError, match="use_multiprocessing=True` with several workers"):
+            getattr(model, method)(_generator(x, y), workers=2, use_multiprocessing=True, **extra)
+    _no_workers_left()
+
+
+@pytest.mark.parametrize("kind", ["sequence", "generator"])
+def test_max_queue_size_bounds_the_batches_read_ahead(engine, kind):
+    """Reading runs at most 2 x max_queue_size - 1 batches ahead of the one training: the engine takes up to
+    max_queue_size batches per call while up to max_queue_size more are read (a generator's thread may hold
+    one more, waiting for room in the queue)."""
+    rng = np.random.default_rng(1)
+    x, y = rng.normal(size=(120, 8)).astype("float32"), fastfit.utils.to_categorical(rng.integers(0, 3, 120), 3)
+    queue_size, ahead = 2, []
+    model = _model(engine)
+    if kind == "sequence":
+        source, extra = Tracing(x, y, batch_size=4), {}
+        threads = source.threads
+    else:
+        threads = []
+        source, extra = _traced_generator(threads, x, y, batch_size=4), {"steps_per_epoch": 30}
+    probe = LambdaCallback(on_batch_begin=lambda batch, logs: ahead.append(len(threads) - batch - 1))
+    model.fit(source, epochs=1, verbose=0, max_queue_size=queue_size, workers=1, shuffle=False, callbacks=[probe],
+              **extra)
+    assert len(ahead) == 30
+    assert max(ahead) <= 2 * queue_size - 1 + (kind == "generator")
+
+
+def test_initial_epoch_continues_the_epoch_numbers_and_the_sequence_order(engine):
+    """Epochs run from initial_epoch; a shuffled Sequence's order comes from the seed and the epoch number,
+    so a fit started at epoch 1 serves the batches a fit from 0 serves in epochs 1 and 2."""
+    x, y, _ = _data()
+    whole = Batches(x, y)
+    _model(engine).fit_generator(whole, epochs=3, verbose=0)
+    later, epochs = Batches(x, y), []
+    model = _model(engine)
+    history = model.fit_generator(later, epochs=3, initial_epoch=1, verbose=0,
+                                  callbacks=[LambdaCallback(on_epoch_begin=lambda e, logs: epochs.append(e))])
+    assert epochs == [1, 2] and len(history.history["loss"]) == 2 and history.epoch == [1, 2]
+    assert later.served == whole.served[4:]
+    assert model.optimizer.iterations == 8
+    model = _model(engine)
+    assert model.fit_generator(_generator(x, y), steps_per_epoch=4, epochs=2, initial_epoch=2, verbose=0) \
+        .history == {}  # nothing left to run, as in Keras 2.2
+    assert model.optimizer.iterations == 0
+
+
+def test_validation_steps_of_a_validation_sequence(engine):
+    """validation_steps=None takes the Sequence's length; a number takes that many of its batches."""
+    x, y, _ = _data()
+    for steps, batches in [(None, 4), (2, 2)]:
+        seen = []
+        _model(engine).fit_generator(Batches(x, y), epochs=2, verbose=0, validation_data=Batches(x, y),
+                                     validation_steps=steps,
+                                     callbacks=[LambdaCallback(on_test_batch_end=lambda b, logs: seen.append(b))])
+        assert seen == list(range(batches)) * 2
+
+
+def test_evaluate_generator_averages_the_batches_weighted_by_their_size(engine):
+    """Keras 2.2: the mean of each batch's test_on_batch values, weighted by the batch's number of rows (the
+    sample weights weigh the rows inside a batch); the last, partial batch counts for its 4 rows."""
+    x, y, w = _data()
+    model = _model(engine)
+    sizes = [32, 32, 32, 4]
+    per_batch = [model.test_on_batch(x[s:s + BATCH], y[s:s + BATCH], sample_weight=w[s:s + BATCH])
+                 for s in range(0, N, BATCH)]
+    expected = list(np.average(per_batch, axis=0, weights=sizes))
+    got = model.evaluate_generator(_generator(x, y, w), steps=4)
+    np.testing.assert_allclose(got, expected, rtol=1e-6)
+    np.testing.assert_allclose(model.evaluate_generator(Batches(x, y, w), max_queue_size=1), expected, rtol=1e-6)
+    assert not np.allclose(got[0], np.mean([loss for loss, _ in per_batch]), rtol=1e-6)  # not a plain mean
+
+
+def test_predict_generator_concatenates_each_output(engine):
+    """Keras 2.2: the batches' outputs concatenated, per output for a model with several (a list); one step
+    gives that batch's output; items may be x alone or (x, y[, sample_weight]) tuples."""
+    from fastfit.layers import Input
+    from fastfit.models import Model
+    x, y, w = _data()
+    fastfit.utils.set_random_seed(2)
+    inputs = Input(shape=(8,))
+    hidden = Dense(5, activation="relu")(inputs)
+    model = Model(inputs, [Dense(2)(hidden), Dense(3, activation="softmax")(hidden)])
+    expected = model.predict(x, batch_size=BATCH)
+    for source, steps in [(_generator(x), 4), (_generator(x, y), 4), (_generator(x, y, w), 4), (Batches(x), None)]:
+        got = model.predict_generator(source, steps=steps)
+        assert isinstance(got, list) and [o.shape for o in got] == [(N, 2), (N, 3)]
+        for a, b in zip(got, expected):
+            np.testing.assert_allclose(a, b, rtol=1e-6)
+    one = model.predict_generator(_generator(x), steps=1)
+    assert [o.shape for o in one] == [(BATCH, 2), (BATCH, 3)]
+    single = _model(engine)
+    got = single.predict_generator(_generator(x, y), steps=3)
+    assert got.shape == (96, 3)
+    np.testing.assert_allclose(got, single.predict(x[:96], batch_size=BATCH), rtol=1e-6)
+
+
+def test_a_fallback_to_one_thread_lasts_until_the_pass_ends():
+    """An engine call that fell back to one thread (a busy core) leaves the rest of the pass on one thread
+    with the same row blocks (`serial`), as one engine call over the pass would; the flag is put back."""
+    from types import SimpleNamespace
+
+    from fastfit.engine.part_loops import OneThreadAfterFallback
+    network = SimpleNamespace(threads=2, serial=False)
+    keeper = OneThreadAfterFallback(network)
+    keeper.after_part()
+    assert network.serial is False  # the call kept its two threads
+    network.threads = 1
+    keeper.after_part()
+    assert network.serial is True
+    network.threads = 2
+    keeper.after_part()
+    assert network.serial is True  # until the pass ends
+    keeper.finish()
+    assert network.serial is False
+    OneThreadAfterFallback(SimpleNamespace(threads=1)).after_part()  # a network without the flag: left alone
+
+
+def test_a_sequence_fit_gives_the_array_fit_bits_whatever_the_threads(engine):
+    """Per pass the flag goes back to what it was; a fallback never changes the weights."""
+    x, y, _ = _data()
+    arrays = _model(engine)
+    arrays.fit(x, y, batch_size=BATCH, epochs=2, shuffle=False, verbose=0)
+    model = _model(engine)
+    seen = []
+    network = model._train_network()
+    probe = LambdaCallback(on_batch_end=lambda b, logs: seen.append(getattr(network, "serial", None)))
+    model.fit(Batches(x, y), epochs=2, shuffle=False, verbose=0, max_queue_size=1, callbacks=[probe])
+    _same_weights(arrays, model)
+    assert getattr(network, "serial", False) in (False, None)
+    if engine == "cython":  # this small model's batches run on one thread: later parts run serial
+        assert seen[0] is False and seen[1:4] == [True] * 3

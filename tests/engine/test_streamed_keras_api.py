@@ -1,5 +1,5 @@
 """Streamed input (generators, Sequences, on-disk arrays) with what main's other branches added to fit/evaluate:
-metric objects read from the engine's confusion counts over several engine calls, custom metrics refused,
+metric objects read from the engine's confusion counts over several engine calls, custom metrics,
 Keras arguments (workers, show_accuracy, return_dict, validation_batch_size), the checkpoint rule of fit."""
 import contextlib
 
@@ -102,25 +102,136 @@ def test_metric_objects_over_several_buffers_equal_the_array_fit(engine, tmp_pat
     np.testing.assert_allclose(list(got.values()), list(expected.values()), rtol=1e-6)
 
 
-def test_custom_metrics_are_refused_with_streamed_input(engine, tmp_path):
-    def doubled_error(y_true, y_pred):
-        return 2 * np.abs(y_true - y_pred).mean(axis=-1)
+def doubled_error(y_true, y_pred):
+    """Per sample: twice the absolute error."""
+    return 2 * np.abs(y_true - y_pred).mean(axis=-1)
 
+
+def batch_max(y_true, y_pred):
+    """A scalar per batch."""
+    return float(y_pred.max())
+
+
+class RowCount(M.Metric):
+    """The class form: rows seen and the sum of targets over the pass."""
+
+    def __init__(self, name="rows_seen"):
+        super().__init__(name=name)
+        self.reset_state()
+
+    def update_state(self, y_true, y_pred, sample_weight=None):
+        self.rows += len(y_true)
+        self.total += float(np.sum(y_true)) + float(np.sum(y_pred))
+
+    def result(self):
+        return self.total / self.rows if self.rows else 0.0
+
+    def reset_state(self):
+        self.rows, self.total = 0, 0.0
+
+
+def _custom_metrics():
+    return ["acc", doubled_error, batch_max, RowCount()]
+
+
+def _h5(tmp_path, **arrays):
+    h5py = pytest.importorskip("h5py")
+    handle = h5py.File(tmp_path / "data.h5", "w")
+    for name, array in arrays.items():
+        handle.create_dataset(name, data=array, chunks=(8,) + array.shape[1:])
+    return handle
+
+
+@pytest.mark.parametrize("kind", ["memmap", "memmap in buffers", "dataset", "matrix", "sequence", "generator"])
+def test_custom_metrics_over_streamed_input_give_the_array_fit_logs(engine, tmp_path, kind):
+    """Custom metrics (a per-sample function, a scalar one, the class form) over a fit with validation and an
+    evaluate: the streamed fit's history, batch logs and evaluate results are the array fit's."""
     x, y = _data()
-    model = _model(engine, ["acc", doubled_error])
-    before = model.get_weights()
-    for call in (lambda: model.fit(Batches(x, y), verbose=0),
-                 lambda: model.fit_generator(iter([(x, y)]), steps_per_epoch=1, verbose=0),
-                 lambda: model.fit(_memmap(tmp_path, x, "x.dat"), y, verbose=0),
-                 lambda: model.fit(x, y, validation_data=Batches(x, y), verbose=0),
-                 lambda: model.evaluate(Batches(x, y), verbose=0),
-                 lambda: model.evaluate_generator(Batches(x, y))):
-        with pytest.raises(ValueError, match="custom metrics .*'doubled_error'.* not supported with generator"):
-            call()
-    for a, b in zip(before, model.get_weights()):
-        np.testing.assert_array_equal(a, b)
-    assert model.predict(Batches(x)).shape == (N, 1)  # predict computes no metric
-    model.fit(x, y, verbose=0)  # arrays keep them
+    xv, yv = x[:40], y[:40]
+    arrays, seen_a = _model(engine, _custom_metrics()), BatchLogs()
+    history_a = arrays.fit(x, y, batch_size=BATCH, epochs=2, shuffle=False, verbose=0, validation_data=(xv, yv),
+                           callbacks=[seen_a])
+    expected = arrays.evaluate(x, y, batch_size=BATCH, verbose=0, return_dict=True)
+    streamed, seen_s = _model(engine, _custom_metrics()), BatchLogs()
+    fit = dict(epochs=2, shuffle=False, verbose=0, callbacks=[seen_s])
+    handle = None
+    if kind.startswith("memmap"):
+        sx, sy, sxv = _memmap(tmp_path, x, "x.dat"), _memmap(tmp_path, y, "y.dat"), _memmap(tmp_path, xv, "xv.dat")
+        # in buffers: two batches per buffer, so each pass runs as several engine calls
+        buffer = {"buffer_size": 2 * BATCH * ROW_BYTES} if kind == "memmap in buffers" else {}
+        history_s = streamed.fit(sx, sy, batch_size=BATCH, validation_data=(sxv, yv), **fit, **buffer)
+        got = streamed.evaluate(sx, sy, batch_size=BATCH, verbose=0, return_dict=True, **buffer)
+    elif kind in ("dataset", "matrix"):
+        handle = _h5(tmp_path, x=x, y=y, xv=xv)
+        if kind == "dataset":
+            sx, sy, sxv = handle["x"], handle["y"], handle["xv"]
+        else:
+            handle.close()
+            path = str(tmp_path / "data.h5")
+            sx, sy, sxv = (fastfit.utils.HDF5Matrix(path, name) for name in ("x", "y", "xv"))
+        history_s = streamed.fit(sx, sy, batch_size=BATCH, validation_data=(sxv, yv), **fit)
+        got = streamed.evaluate(sx, sy, batch_size=BATCH, verbose=0, return_dict=True)
+    elif kind == "sequence":  # several batches per engine call, validation from a Sequence
+        history_s = streamed.fit(Batches(x, y), validation_data=Batches(xv, yv), max_queue_size=2, workers=2,
+                                 **fit)
+        got = streamed.evaluate(Batches(x, y), verbose=0, return_dict=True, max_queue_size=3)
+    else:
+        def batches(*arrays):
+            while True:
+                yield from Batches(*arrays)
+        history_s = streamed.fit_generator(batches(x, y), steps_per_epoch=len(Batches(x, y)),
+                                           validation_data=batches(xv, yv), validation_steps=len(Batches(xv, yv)),
+                                           **fit)
+        got = streamed.evaluate_generator(batches(x, y), steps=len(Batches(x, y)))
+        got = dict(zip(streamed.metrics_names, got))
+    if handle is not None:
+        handle.close()
+    fastfit.utils.HDF5Matrix.refs.pop(str(tmp_path / "data.h5"), None)
+    assert list(history_s.history) == list(history_a.history) == [
+        "loss", "acc", "doubled_error", "batch_max", "rows_seen",
+        "val_loss", "val_acc", "val_doubled_error", "val_batch_max", "val_rows_seen"]
+    for key in history_a.history:
+        np.testing.assert_allclose(history_s.history[key], history_a.history[key], rtol=1e-6, err_msg=key)
+    if kind != "memmap in buffers":  # one buffer, or whole batches summed in order: the array fit's bits
+        assert history_s.history == history_a.history
+    assert [entry[:2] for entry in seen_s.logs] == [entry[:2] for entry in seen_a.logs]
+    for (*_, logs_s), (*_, logs_a) in zip(seen_s.logs, seen_a.logs):
+        assert list(logs_s) == list(logs_a)
+        np.testing.assert_allclose(list(logs_s.values()), list(logs_a.values()), rtol=1e-6)
+    assert list(got) == list(expected)
+    np.testing.assert_allclose(list(got.values()), list(expected.values()), rtol=1e-6)
+
+
+class TargetsSeen(M.Metric):
+    """Records the targets of every batch."""
+
+    def __init__(self, name="targets_seen"):
+        super().__init__(name=name)
+        self.batches = []
+
+    def update_state(self, y_true, y_pred, sample_weight=None):
+        self.batches.append(np.array(y_true))
+
+    def result(self):
+        return 0.0
+
+    def reset_state(self):
+        self.batches = []
+
+
+def test_custom_metrics_see_each_row_once_from_shuffled_buffers(engine, tmp_path):
+    """shuffle=True over several buffers: each batch's targets are the rows the engine trained on, every row once."""
+    x, _ = _data()
+    y = np.arange(N, dtype="float32")[:, None] / N  # a distinct target per row
+    seen = TargetsSeen()
+    model = _model(engine, [seen])
+    model.compile("adam", "mean_squared_error", metrics=[seen], engine=engine)
+    model.fit(_memmap(tmp_path, x, "x.dat"), _memmap(tmp_path, y, "y.dat"), batch_size=BATCH, epochs=1, verbose=0,
+              shuffle=True, buffer_size=3 * BATCH * ROW_BYTES)
+    assert [len(batch) for batch in seen.batches] == [BATCH] * (N // BATCH) + [N % BATCH]
+    targets = np.concatenate(seen.batches)[:, 0]
+    np.testing.assert_array_equal(np.sort(targets), y[:, 0])
+    assert not np.array_equal(targets, y[:, 0])  # shuffled
 
 
 def test_generator_options_reach_streaming_and_arrays_keep_the_neutral_check(engine, tmp_path):
