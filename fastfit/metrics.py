@@ -22,7 +22,7 @@ import numpy as np
 from fastfit import losses as _losses
 from fastfit._reference import metrics as _twin  # the NumPy twins of the engine kernels
 from fastfit.losses import per_sample_function
-from fastfit._reference.names import (FROM_LOGITS_LOSSES, LOSSES, METRICS, SPARSE_LOSSES, SPARSE_METRICS)
+from fastfit.contract.names import (FROM_LOGITS_LOSSES, LOSSES, METRICS, SPARSE_LOSSES, SPARSE_METRICS)
 
 _ACCURACY = ("acc", "accuracy")
 _CROSSENTROPY = ("ce", "crossentropy")

@@ -3,7 +3,7 @@ argument, what was expected and what was given. The Cython engine imports them t
 reach its pointer arithmetic and both engines word their errors the same way."""
 import numpy as np
 
-from fastfit._reference.names import CONSTRAINTS, METRICS, SPARSE_LOSSES, SPARSE_METRICS
+from fastfit.contract.names import CONSTRAINTS, METRICS, SPARSE_LOSSES, SPARSE_METRICS
 
 
 def check_dtype(dtype):

@@ -26,7 +26,7 @@ from fastfit._reference.checks import (
     layer_op_width,
 )
 from fastfit._reference.metrics import histogram_size
-from fastfit._reference.names import ACTIVATIONS, ENGINE_LOSSES, LAYER_OPS, SPARSE_LOSSES
+from fastfit.contract.names import ACTIVATIONS, ENGINE_LOSSES, LAYER_OPS, SPARSE_LOSSES
 
 # The ops own their workspaces (output, input gradient, dropout mask), sized by `reserve`, and keep a
 # reference to their forward input for the backward pass.

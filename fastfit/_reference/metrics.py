@@ -17,7 +17,7 @@ import numpy as np
 
 from fastfit._reference import losses
 from fastfit._reference.checks import check_name
-from fastfit._reference.names import ENGINE_LOSSES, ENGINE_METRICS, SPARSE_METRICS
+from fastfit.contract.names import ENGINE_LOSSES, ENGINE_METRICS, SPARSE_METRICS
 
 TOP_K = 5
 PARAM_METRICS = ("binary_accuracy", "top_k_categorical_accuracy", "sparse_top_k_categorical_accuracy")

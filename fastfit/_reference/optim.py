@@ -7,7 +7,7 @@ them in place to one parameter array and its slots, in the array's dtype.
 import numpy as np
 
 from fastfit._reference.checks import read_number
-from fastfit._reference.names import OPTIMIZERS
+from fastfit.contract.names import OPTIMIZERS
 
 # Slot arrays per parameter (sgd needs its one only with momentum, adam a third with amsgrad).
 SLOT_COUNTS = {"sgd": 1, "rmsprop": 1, "adagrad": 1, "adadelta": 2, "adam": 2, "adamax": 2, "nadam": 2}

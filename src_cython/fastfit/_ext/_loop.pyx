@@ -32,7 +32,7 @@ from fastfit._ext._batch cimport run_batch, accumulate, gather_dense_available, 
 from fastfit._ext._blas cimport pin_one_thread, unpin
 from fastfit._ext._blas import blas_threads
 from fastfit.engine.logs import Logs
-from fastfit._reference.names import (ACTIVATIONS, CONSTRAINTS, ENGINE_LOSSES, ENGINE_NAMES, LAYER_OPS, METRICS,
+from fastfit.contract.names import (ACTIVATIONS, CONSTRAINTS, ENGINE_LOSSES, ENGINE_NAMES, LAYER_OPS, METRICS,
                                       NOISE_OPS, OPTIMIZERS)
 from fastfit._reference.checks import (code, check_confusion, check_confusion_units, check_float_array,
                                        check_int_array, check_labels, check_layer_op, check_metrics,
