@@ -9,7 +9,7 @@ import time
 import numpy as np
 
 from fastfit._reference import activations, dense, layers, losses, metrics, optim, rng
-from fastfit._reference.checks import (
+from fastfit.contract.checks import (
     check_confusion,
     check_confusion_units,
     check_dtype,
@@ -23,9 +23,9 @@ from fastfit._reference.checks import (
     check_positive_int,
     check_predictions,
     check_trainable,
+    histogram_size,
     layer_op_width,
 )
-from fastfit._reference.metrics import histogram_size
 from fastfit.contract.names import ACTIVATIONS, ENGINE_LOSSES, LAYER_OPS, SPARSE_LOSSES
 
 # The ops own their workspaces (output, input gradient, dropout mask), sized by `reserve`, and keep a
@@ -101,7 +101,7 @@ class Network:
             updated in place.
         loss: canonical loss name.
         metrics: list of canonical metric names, or (name, param) for a thresholded binary accuracy or a
-            top-k accuracy with its k (`fastfit._reference.metrics.split_entry`).
+            top-k accuracy with its k (`fastfit.contract.checks.split_entry`).
         dtype: numpy.float32 or numpy.float64.
         confusion: list of (thresholds, class_id, top_k): the threshold histograms to accumulate over each
             train/evaluate call (`fastfit._reference.metrics.threshold_histogram`), concatenated in

@@ -6,7 +6,7 @@ them in place to one parameter array and its slots, in the array's dtype.
 """
 import numpy as np
 
-from fastfit._reference.checks import read_number
+from fastfit.contract.checks import read_number
 from fastfit.contract.names import OPTIMIZERS
 
 # Slot arrays per parameter (sgd needs its one only with momentum, adam a third with amsgrad).

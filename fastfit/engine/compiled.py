@@ -9,7 +9,7 @@ import warnings
 
 import numpy as np
 
-from fastfit._reference.checks import check_trainable
+from fastfit.contract.checks import check_trainable
 from fastfit.engine.base_layer import check_lowerable
 
 ENGINES = ("cython", "python")

@@ -33,12 +33,11 @@ from fastfit._ext._blas cimport pin_one_thread, unpin
 from fastfit._ext._blas import blas_threads
 from fastfit.engine.logs import Logs
 from fastfit.contract.names import (ACTIVATIONS, CONSTRAINTS, ENGINE_LOSSES, ENGINE_NAMES, LAYER_OPS, METRICS,
-                                      NOISE_OPS, OPTIMIZERS)
-from fastfit._reference.checks import (code, check_confusion, check_confusion_units, check_float_array,
-                                       check_int_array, check_labels, check_layer_op, check_metrics,
-                                       check_positive_int, check_hook, check_predictions, check_trainable, layer_op_width, read_number,
-                                       slot_count)
-from fastfit._reference.metrics import histogram_size, split_entry
+                                    NOISE_OPS, OPTIMIZERS)
+from fastfit.contract.checks import (code, check_confusion, check_confusion_units, check_float_array,
+                                     check_int_array, check_labels, check_layer_op, check_metrics,
+                                     check_positive_int, check_hook, check_predictions, check_trainable,
+                                     histogram_size, layer_op_width, read_number, slot_count, split_entry)
 
 cnp.import_array()
 
