@@ -5,9 +5,8 @@ when fewer than k scores are strictly greater than its own (TensorFlow's `in_top
 also a metric: its unfused per-sample value.
 
 Two metrics take a parameter (an engine metric entry `(name, param)`, see `fastfit.contract.checks.split_entry`):
-binary accuracy with a threshold counts `y == (p > threshold)` (tf.keras `BinaryAccuracy`)
-instead of `y == round(p)`, and
-the top-k metrics take their k.
+binary accuracy with a threshold counts `y == (p > threshold)` (tf.keras `BinaryAccuracy`) instead of
+`y == round(p)`, and the top-k metrics take their k.
 
 The confusion metric objects (`TruePositives` ... `AUC`) accumulate a threshold histogram per pass
 (`threshold_histogram`): for sorted thresholds t_0..t_{T-1}, element counts by bucket b = #{i : t_i < p}
