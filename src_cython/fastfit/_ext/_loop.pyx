@@ -32,12 +32,12 @@ from fastfit._ext._batch cimport run_batch, accumulate, gather_dense_available, 
 from fastfit._ext._blas cimport pin_one_thread, unpin
 from fastfit._ext._blas import blas_threads
 from fastfit.engine.logs import Logs
-from fastfit.contract.names import (ACTIVATIONS, CONSTRAINTS, ENGINE_LOSSES, ENGINE_NAMES, LAYER_OPS, METRICS,
-                                    NOISE_OPS, OPTIMIZERS)
+from fastfit.contract.names import (ACTIVATIONS, CONSTRAINTS, ENGINE_LOSSES, ENGINE_NAMES, METRICS, NOISE_OPS,
+                                    OPTIMIZERS)
 from fastfit.contract.checks import (code, check_confusion, check_confusion_units, check_float_array,
-                                     check_int_array, check_labels, check_layer_op, check_metrics,
-                                     check_positive_int, check_hook, check_predictions, check_trainable,
-                                     histogram_size, layer_op_width, read_number, slot_count, split_entry)
+                                     check_int_array, check_labels, check_metrics, check_positive_int, check_hook,
+                                     check_predictions, histogram_size, read_number, slot_count, split_entry)
+from fastfit.contract.ops import ActivationOp, DenseOp, DropoutOp, parse_ops
 
 cnp.import_array()
 
@@ -278,63 +278,30 @@ cdef class Network:
         self._pstats = np.zeros(1)
 
     def _compile_ops(self, ops):
-        """Validate the op list, fuse each Dense (or batch normalization) with a following activation, and fill
-        the C op table."""
+        """Parse the op list (`contract.ops.parse_ops`), fuse each Dense (or batch normalization) with a following
+        activation, and fill the C op table."""
         if self.s.ops != NULL:
             raise RuntimeError("Network: already initialised")
-        if not isinstance(ops, (list, tuple)):
-            raise ValueError(f"ops: expected a list of tuples, got {type(ops).__name__}")
-        specs, width, extras = [], None, []
-        arrays = []  # the parameter arrays of the ops so far (penalties and constraints must name one)
-        for i, op in enumerate(ops):
-            if not isinstance(op, tuple) or not op or op[0] not in ("dense", "activation", "dropout") + LAYER_OPS:
-                raise ValueError(f"ops[{i}]: expected ('dense', W, b[, trainable]), ('activation', name), "
-                                 f"('dropout', rate, seed) or one of {list(LAYER_OPS)}, got {op!r}")
-            if op[0] in LAYER_OPS:
-                op = check_layer_op(op, i, self.dtype)
-                if op[0] in ("penalty", "constraint"):
-                    if not any(a is op[1] for a in arrays):
-                        raise ValueError(f"ops[{i}] {op[0]} array: expected a parameter array of an earlier op")
-                    extras.append(op)
-                    continue
-                need = layer_op_width(op)
-                if need is not None and width is not None and need != width:
-                    raise ValueError(f"ops[{i}] {op[0]}: expected {need} input features, the op before gives {width}")
-                width = need if need is not None else width
-                spec = _layer_spec(op)
-                if spec is not None:
-                    specs.append(spec)
-                    arrays += [a for a in (spec[2], spec[3]) if a is not None]
-                continue
-            if op[0] == "dense" and len(op) in (3, 4):
-                W = check_float_array(op[1], self.dtype, f"ops[{i}] W", ndim=2, writeable=True)
-                if width is not None and W.shape[0] != width:
-                    raise ValueError(f"ops[{i}] W: expected {width} input rows, got shape {W.shape}")
-                b = op[2]
-                if b is not None:
-                    check_float_array(b, self.dtype, f"ops[{i}] b", shape=(W.shape[1],), writeable=True)
-                specs.append([K_DENSE, A_LINEAR, W, b, 0.0, 0, check_trainable(op, i), None, None])
-                arrays += [a for a in (W, b) if a is not None]
-                width = W.shape[1]
-            elif op[0] == "activation" and len(op) == 2:
-                act = code(op[1], ACTIVATIONS, f"ops[{i}] activation")
+        specs, extras = [], []
+        for op in parse_ops(ops, self.dtype):
+            if isinstance(op, DenseOp):
+                specs.append([K_DENSE, A_LINEAR, op.W, op.b, 0.0, 0, op.trainable, None, None])
+            elif isinstance(op, ActivationOp):
+                act = ACTIVATIONS.index(op.name)
                 last = specs[len(specs) - 1] if specs else None
                 if last is not None and last[1] == A_LINEAR and (
                         last[0] == K_DENSE or (last[0] == K_BN and act != A_SOFTMAX)):
                     last[1] = act
                 else:
                     specs.append([K_ACT, act, None, None, 0.0, 0, False, None, None])
-            elif op[0] == "dropout" and len(op) == 3:
-                rate, seed = op[1], op[2]
-                if not isinstance(rate, (int, float, np.floating, np.integer)) or not 0 <= rate < 1:
-                    raise ValueError(f"ops[{i}] dropout rate: expected a number in [0, 1), got {rate!r}")
-                if not isinstance(seed, (int, np.integer)) or isinstance(seed, bool) or seed < 0:
-                    raise ValueError(f"ops[{i}] dropout seed: expected a non-negative int, got {seed!r}")
-                if rate > 0:  # rate 0 is the identity
-                    specs.append([K_DROPOUT, A_LINEAR, None, None, float(rate), int(seed) & (2**64 - 1), False, None,
-                                  None])
+            elif isinstance(op, DropoutOp):
+                specs.append([K_DROPOUT, A_LINEAR, None, None, op.rate, op.seed & (2**64 - 1), False, None, None])
+            elif op.kind in ("penalty", "constraint"):
+                extras.append(op.op)
             else:
-                raise ValueError(f"ops[{i}]: malformed {op[0]!r} op {op!r}")
+                spec = _layer_spec(op.op, op.width)
+                if spec is not None:
+                    specs.append(spec)
         self._op_specs = specs
         self._fill_ops(specs)
         self._fill_penalties(extras)
@@ -422,9 +389,7 @@ cdef class Network:
         self.s.penalties = <Penalty*>_malloc(len(penalties) * sizeof(Penalty))
         self.s.constraints = <Constraint*>_malloc(len(constraints) * sizeof(Constraint))
         self.s.n_penalties, self.s.n_constraints = 0, 0
-        for t, op in enumerate(penalties):
-            if any(q[1] is op[1] for q in penalties[:t]):
-                raise ValueError("penalty: two penalty ops on one array (combine them into one L1L2)")
+        for op in penalties:  # one per array (`parse_ops` refuses a second)
             j = next((k for k, p in enumerate(self._params) if p is op[1]), -1)
             pen = &self.s.penalties[self.s.n_penalties]
             pen.arr, pen.size, pen.l1, pen.l2, pen.param = _ptr(op[1]), op[1].size, op[2], op[3], j
@@ -827,11 +792,12 @@ cdef class Network:
             self._busy = False
 
 
-def _layer_spec(op):
+def _layer_spec(op, width):
     """The internal spec [kind, act, W, b, rate, seed, trainable, width, extra] of a normalised layer op (see
-    `checks.check_layer_op`), or None for an identity. W and b are the op's parameter arrays (PReLU: alpha;
-    batch normalization: gamma, beta); `extra` holds the scalars (`p`, `sub`) and BN's moving statistics."""
-    kind, width = op[0], layer_op_width(op)
+    `checks.check_layer_op`) that needs input `width` (None: any), or None for an identity. W and b are the op's
+    parameter arrays (PReLU: alpha; batch normalization: gamma, beta); `extra` holds the scalars (`p`, `sub`)
+    and BN's moving statistics."""
+    kind = op[0]
     if kind == "activity_regularization":
         if op[1] == 0 and op[2] == 0:
             return None
@@ -849,7 +815,5 @@ def _layer_spec(op):
         _, gamma, beta, mean, var, momentum, epsilon, trainable = op
         return [K_BN, A_LINEAR, gamma, beta, 0.0, 0, trainable, width,
                 {"p": (momentum, epsilon, 0.0), "sub": int(trainable), "mean": mean, "var": var}]
-    if op[1] == 0:  # a noise op of zero strength is the identity
-        return None
     return [K_NOISE, A_LINEAR, None, None, op[1], op[2] & (2**64 - 1), False, width,
             {"p": (0.0, 0.0, 0.0), "sub": NOISE_OPS.index(kind)}]
