@@ -25,6 +25,7 @@ from fastfit.contract.checks import (
 )
 from fastfit.contract.names import ENGINE_LOSSES, SPARSE_LOSSES
 from fastfit.contract.ops import ActivationOp, DenseOp, DropoutOp, parse_ops
+from fastfit.contract.optimizer import read_optimizer
 
 # The ops own their workspaces (output, input gradient, dropout mask), sized by `reserve`, and keep a
 # reference to their forward input for the backward pass.
@@ -444,31 +445,9 @@ class _TrainState:
 
     def __init__(self, optimizer, params, dtype):
         self.optimizer = optimizer
-        self.hyper = optim.Hyper(optimizer)
-        iterations = getattr(optimizer, "iterations", None)
-        if (isinstance(iterations, (bool, np.bool_)) or not isinstance(iterations, (int, np.integer))
-                or iterations < 0):
-            raise ValueError(f"optimizer.iterations: expected a non-negative int, got {iterations!r}")
-        self.iterations = int(iterations)
-        nadam = self.hyper.kind == "nadam"
-        self.m_schedule = optim.read_number(optimizer, "m_schedule", 1.0) if nadam else 1.0
+        self.hyper, self.iterations, self.m_schedule, self.slots = read_optimizer(optimizer, params, dtype)
         self.params = params
-        self.slots = self._check_slots(getattr(optimizer, "slots", None), params, dtype)
         self.work = [(np.empty_like(p), np.empty_like(p)) for p in params]  # update scratch, once per call
-
-    def _check_slots(self, slots, params, dtype):
-        if not isinstance(slots, (list, tuple)) or len(slots) != len(params):
-            given = len(slots) if isinstance(slots, (list, tuple)) else type(slots).__name__
-            raise ValueError(f"optimizer.slots: expected a list of {len(params)} entries (one per "
-                             f"parameter array), got {given}")
-        need = self.hyper.slot_count()
-        for j, (param, entry) in enumerate(zip(params, slots)):
-            if not isinstance(entry, (list, tuple)) or len(entry) < need:
-                raise ValueError(f"optimizer.slots[{j}]: expected {need} arrays for "
-                                 f"{self.hyper.kind!r}, got {entry!r}")
-            for k in range(need):
-                check_float_array(entry[k], dtype, f"optimizer.slots[{j}][{k}]", shape=param.shape)
-        return slots
 
     def step(self, grads):
         """One optimizer update of every parameter array."""

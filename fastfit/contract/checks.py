@@ -237,32 +237,6 @@ def check_trainable(op, index):
     return bool(op[3])
 
 
-def read_number(obj, attr, default=None):
-    """Read `obj.attr` as a float (or `default` when missing or None).
-
-    Raises:
-        ValueError: missing without default, or not a number.
-    """
-    value = getattr(obj, attr, None)
-    if value is None:
-        if default is None:
-            raise ValueError(f"optimizer.{attr}: expected a number, got nothing")
-        return float(default)
-    try:
-        return float(value)
-    except (TypeError, ValueError):
-        raise ValueError(f"optimizer.{attr}: expected a number, got {value!r}") from None
-
-
-def slot_count(kind, optimizer):
-    """Number of slot arrays per parameter the update rule of `kind` reads."""
-    if kind == "sgd":
-        return 1 if read_number(optimizer, "momentum", 0.0) != 0 else 0
-    if kind == "adam" and getattr(optimizer, "amsgrad", False):
-        return 3
-    return 1 if kind in ("rmsprop", "adagrad") else 2
-
-
 def _number(value, what, low=None, high=None, low_open=False, high_open=False):
     if isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, float, np.integer, np.floating)) \
             or not np.isfinite(value):

@@ -36,8 +36,9 @@ from fastfit.contract.names import (ACTIVATIONS, CONSTRAINTS, ENGINE_LOSSES, ENG
                                     OPTIMIZERS)
 from fastfit.contract.checks import (code, check_confusion, check_confusion_units, check_float_array,
                                      check_int_array, check_labels, check_metrics, check_positive_int, check_hook,
-                                     check_predictions, histogram_size, read_number, slot_count, split_entry)
+                                     check_predictions, histogram_size, split_entry)
 from fastfit.contract.ops import ActivationOp, DenseOp, DropoutOp, parse_ops
+from fastfit.contract.optimizer import read_number, read_optimizer
 
 cnp.import_array()
 
@@ -626,41 +627,22 @@ cdef class Network:
         return 0
 
     cdef _bind_optimizer(self, optimizer):
-        """Read the hyper-parameters, iterations and slot arrays of the optimizer object."""
-        kind = getattr(optimizer, "kind", None)
-        self.s.hyper.kind = code(kind, OPTIMIZERS, "optimizer.kind")
+        """Read the optimizer object (`contract.optimizer.read_optimizer`) into the State: hyper-parameters,
+        iterations, m_schedule and the slot arrays."""
+        view = read_optimizer(optimizer, self._params, self.dtype)
+        hyper = view.hyper
         h = &self.s.hyper
-        h.lr = read_number(optimizer, "lr")
-        h.decay = read_number(optimizer, "decay", 0.0)
-        h.eps = read_number(optimizer, "epsilon", 1e-7)
-        h.momentum = read_number(optimizer, "momentum", 0.0)
-        h.nesterov = bool(getattr(optimizer, "nesterov", False))
-        h.rho = read_number(optimizer, "rho", 0.9)
-        h.beta_1 = read_number(optimizer, "beta_1", 0.9)
-        h.beta_2 = read_number(optimizer, "beta_2", 0.999)
-        h.amsgrad = bool(getattr(optimizer, "amsgrad", False))
-        h.schedule_decay = read_number(optimizer, "schedule_decay", 0.004)
-        iterations = getattr(optimizer, "iterations", None)
-        if not isinstance(iterations, (int, np.integer)) or iterations < 0:
-            raise ValueError(f"optimizer.iterations: expected a non-negative int, got {iterations!r}")
-        self.s.iterations = int(iterations)
-        self.s.m_schedule = read_number(optimizer, "m_schedule", 1.0) if kind == "nadam" else 1.0
-        slots = getattr(optimizer, "slots", None)
-        if not isinstance(slots, (list, tuple)) or len(slots) != self.s.n_params:
-            given = len(slots) if isinstance(slots, (list, tuple)) else type(slots).__name__
-            raise ValueError(f"optimizer.slots: expected a list of {self.s.n_params} entries (one per "
-                             f"parameter array), got {given}")
-        need = slot_count(kind, optimizer)
-        for j, (param, entry) in enumerate(zip(self._params, slots)):
-            if not isinstance(entry, (list, tuple)) or len(entry) < need:
-                raise ValueError(f"optimizer.slots[{j}]: expected {need} arrays for {kind!r}, got {entry!r}")
+        h.kind = OPTIMIZERS.index(hyper.kind)
+        h.lr, h.decay, h.eps, h.momentum = hyper.lr, hyper.decay, hyper.epsilon, hyper.momentum
+        h.nesterov, h.amsgrad = hyper.nesterov, hyper.amsgrad
+        h.rho, h.beta_1, h.beta_2, h.schedule_decay = hyper.rho, hyper.beta_1, hyper.beta_2, hyper.schedule_decay
+        self.s.iterations = view.iterations
+        self.s.m_schedule = view.m_schedule
+        need = hyper.slot_count()
+        for j, entry in enumerate(view.slots):
             for k in range(3):
-                arr = None
-                if k < need:
-                    arr = check_float_array(entry[k], self.dtype, f"optimizer.slots[{j}][{k}]", shape=param.shape,
-                                      writeable=True)
-                self.s.slots[3 * j + k] = _ptr(arr)
-        self._slots_keep = slots
+                self.s.slots[3 * j + k] = _ptr(entry[k]) if k < need else NULL
+        self._slots_keep = view.slots
 
     def _enter(self):
         """Mark the network busy for one call (its workspaces and call state are not shareable).
