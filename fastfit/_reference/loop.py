@@ -13,6 +13,7 @@ from fastfit.contract.checks import (
     check_confusion,
     check_confusion_units,
     check_dtype,
+    check_end_calls,
     check_float_array,
     check_hook,
     check_int_array,
@@ -23,6 +24,7 @@ from fastfit.contract.checks import (
     check_predictions,
     histogram_size,
 )
+from fastfit.contract.modes import Phase
 from fastfit.contract.names import ENGINE_LOSSES, SPARSE_LOSSES
 from fastfit.contract.ops import ActivationOp, DenseOp, DropoutOp, parse_ops
 from fastfit.contract.optimizer import read_optimizer
@@ -297,7 +299,7 @@ class Network:
             size = min(batch_size, n - start)
             if stats is self._pstats:
                 stats[0] = start
-            if begin and self._call_hook(hook, 0, k, size, stats, state):
+            if begin and self._call_hook(hook, Phase.BATCH_BEGIN, k, size, stats, state):
                 break
             with np.errstate(all="ignore"):  # numeric trouble is returned in the sums, not warned about
                 run_batch(start, size)
@@ -307,7 +309,7 @@ class Network:
                 now = time.monotonic()
                 if interval <= 0 or k == n_batches - 1 or now - last_end >= interval:
                     last_end = now
-                    if self._call_hook(hook, 1, k, size, stats, state):
+                    if self._call_hook(hook, Phase.BATCH_END, k, size, stats, state):
                         break
 
     @staticmethod
@@ -350,6 +352,7 @@ class Network:
         batch_size = check_positive_int(batch_size, "batch_size")
         state = _TrainState(optimizer, self._params, self.dtype)
         flags = check_hook(hook)
+        check_end_calls(hook, len(self.metrics))  # the hook makes these calls itself here
         predictions = check_predictions(hook, min(batch_size, steps), self._units, self.dtype)
         self._reserve(min(batch_size, steps))
         self._stats[:] = 0
@@ -397,6 +400,7 @@ class Network:
         n = self._check_targets(x, y, sample_weight)
         batch_size = check_positive_int(batch_size, "batch_size")
         flags = check_hook(hook)
+        check_end_calls(hook, len(self.metrics))  # the hook makes these calls itself here
         predictions = check_predictions(hook, min(batch_size, n), self._units, self.dtype)
         self._reserve(min(batch_size, n))
         self._stats[:] = 0
@@ -424,7 +428,7 @@ class Network:
             ValueError: as `train_epoch`, or `out` of the wrong dtype, layout or shape.
         """
         n = self._check_x(x)
-        check_float_array(out, self.dtype, "out", shape=(n, self._units))
+        check_float_array(out, self.dtype, "out", shape=(n, self._units), writeable=True)
         batch_size = check_positive_int(batch_size, "batch_size")
         flags = check_hook(hook)
         self._reserve(min(batch_size, n))

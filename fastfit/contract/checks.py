@@ -205,6 +205,30 @@ def check_hook(hook):
         raise ValueError(f"hook: expected attributes batch_begin, batch_end and end_interval ({exc})") from None
 
 
+def check_end_calls(hook, n_metrics):
+    """(calls, keys, model) from the hook's optional `end_calls` (docs/architecture.md, "Hooks"), or
+    (None, None, None) without one. The Cython engine then makes the hook's batch-end calls itself; the
+    reference engine calls the hook, which makes the same calls.
+
+    Raises:
+        ValueError: not (callables, keys, model or None), or not 1 + `n_metrics` str keys.
+    """
+    plan = getattr(hook, "end_calls", None) if hook is not None else None
+    if plan is None:
+        return None, None, None
+    try:
+        calls, keys, model = plan
+        calls, keys = tuple(calls), tuple(keys)
+    except (TypeError, ValueError):
+        raise ValueError(f"hook.end_calls: expected (callables, keys, model or None), got {plan!r}") from None
+    if len(keys) != 1 + n_metrics or not all(isinstance(key, str) for key in keys):
+        raise ValueError(f"hook.end_calls: expected {1 + n_metrics} str keys (the loss and each "
+                         f"metric), got {keys!r}")
+    if not all(callable(call) for call in calls):
+        raise ValueError(f"hook.end_calls: every call must be callable, got {calls!r}")
+    return calls, keys, model
+
+
 def check_predictions(hook, rows, units, dtype):
     """The hook's optional `predictions` array, or None (no hook, or a hook without one).
 

@@ -22,6 +22,8 @@ from libc.stdint cimport int64_t
 from fastfit._ext._activations cimport A_LINEAR, A_SOFTMAX, A_SIGMOID
 from fastfit._ext._losses cimport L_CCE, L_SCCE, L_BCE, L_SCCE_LOGITS
 from fastfit._ext._optim cimport O_NADAM
+from fastfit._ext._modes cimport (MODE_TRAIN, MODE_EVALUATE, MODE_PREDICT, PHASE_BATCH_BEGIN,
+                                    PHASE_BATCH_END)
 from fastfit._ext._fpu cimport fastfit_flush_denormals, fastfit_restore_fp
 from fastfit._ext._state cimport (Op, State, Call, Stage, Penalty, Constraint, Confusion, K_DENSE, K_ACT, K_DROPOUT, K_ACTREG,
                                   K_RELU, K_ELU, K_PRELU, K_BN, K_NOISE, MIN_BLOCK_ROWS, MIN_SPLIT_WEIGHTS,
@@ -34,13 +36,18 @@ from fastfit._ext._blas import blas_threads
 from fastfit.engine.logs import Logs
 from fastfit.contract.names import (ACTIVATIONS, CONSTRAINTS, ENGINE_LOSSES, ENGINE_NAMES, METRICS, NOISE_OPS,
                                     OPTIMIZERS)
-from fastfit.contract.checks import (code, check_confusion, check_confusion_units, check_float_array,
+from fastfit.contract.checks import (code, check_confusion, check_confusion_units, check_dtype, check_end_calls,
+                                     check_float_array,
                                      check_int_array, check_labels, check_metrics, check_positive_int, check_hook,
                                      check_predictions, histogram_size, split_entry)
 from fastfit.contract.ops import ActivationOp, DenseOp, DropoutOp, parse_ops
 from fastfit.contract.optimizer import read_number, read_optimizer
 
 cnp.import_array()
+
+# The compiled values of the _modes.pxd enums (tests/contract/test_modes.py compares them with contract.modes).
+MODE_VALUES = {"TRAIN": MODE_TRAIN, "EVALUATE": MODE_EVALUATE, "PREDICT": MODE_PREDICT}
+PHASE_VALUES = {"BATCH_BEGIN": PHASE_BATCH_BEGIN, "BATCH_END": PHASE_BATCH_END}
 
 cdef double SIGNAL_PERIOD = 0.25
 # Threads of a call: a batch splits into at most this many row blocks and parameter slices (_batch.pyx),
@@ -77,7 +84,7 @@ cdef int _call_hook(Network net, object hook, object optimizer, int phase, Py_ss
     """Call the hook at a batch boundary (GIL held); return 1 to stop. Syncs the optimizer both ways."""
     if optimizer is not None:
         net._write_back(optimizer)
-    if phase == 1 and net._end_calls is not None:
+    if phase == PHASE_BATCH_END and net._end_calls is not None:
         stop = _call_end(net, batch, size)
     else:
         stop = hook(phase, batch, size, stats)
@@ -109,7 +116,7 @@ cdef bint _call_end(Network net, Py_ssize_t batch, Py_ssize_t size) except -1:
 
 
 cdef int _run(Network net, floating* tag, int mode, object hook, object optimizer, floating* out) except -1:
-    """Run a call: mode 0 train, 1 evaluate, 2 predict (writing into `out`)."""
+    """Run a call of `mode` (MODE_TRAIN, MODE_EVALUATE, or MODE_PREDICT writing into `out`)."""
     cdef State* s = &net.s
     cdef Call* c = &net.c
     cdef Py_ssize_t k, start, size
@@ -117,26 +124,26 @@ cdef int _run(Network net, floating* tag, int mode, object hook, object optimize
     cdef bint call_end
     cdef double t, last_end, last_signal
     cdef unsigned long long fp_mode
-    stats = net._stats if mode != 2 else net._pstats
+    stats = net._stats if mode != MODE_PREDICT else net._pstats
     last_end = last_signal = now()
     with nogil:
         fp_mode = fastfit_flush_denormals()
         for k in range(c.n_batches):
             start = k * c.bs
             size = c.bs if start + c.bs <= c.n else c.n - start
-            if mode == 2:
+            if mode == MODE_PREDICT:
                 s.stats[0] = start
             if c.begin:
                 fastfit_restore_fp(fp_mode)
                 with gil:
-                    stop = _call_hook(net, hook, optimizer, 0, k, size, stats)
+                    stop = _call_hook(net, hook, optimizer, PHASE_BATCH_BEGIN, k, size, stats)
                 fastfit_flush_denormals()
                 if stop:
                     break
             run_batch(s, c, tag, mode, start, size, out)
-            if mode == 0 and c.first_bad < 0 and not isfinite(s.stats[0]):
+            if mode == MODE_TRAIN and c.first_bad < 0 and not isfinite(s.stats[0]):
                 c.first_bad = k
-            if mode != 2:
+            if mode != MODE_PREDICT:
                 accumulate(s, size)
             t = now()
             call_end = c.end and (c.interval <= 0 or k == c.n_batches - 1 or t - last_end >= c.interval)
@@ -145,7 +152,7 @@ cdef int _run(Network net, floating* tag, int mode, object hook, object optimize
                 last_signal = t
                 fastfit_restore_fp(fp_mode)
                 with gil:
-                    stop = _call_hook(net, hook, optimizer, 1, k, size, stats)
+                    stop = _call_hook(net, hook, optimizer, PHASE_BATCH_END, k, size, stats)
                 fastfit_flush_denormals()
                 if stop:
                     break
@@ -243,12 +250,10 @@ cdef class Network:
         PyMem_Free(self.s.spen)
 
     def __init__(self, ops, loss, metrics, dtype, confusion=()):
-        if dtype not in (np.float32, np.float64) and np.dtype(dtype) not in (np.float32, np.float64):
-            raise ValueError(f"dtype: expected numpy.float32 or numpy.float64, got {dtype!r}")
-        self.dtype = np.dtype(dtype)
+        self.dtype = check_dtype(dtype)
         code(loss, ENGINE_LOSSES, "loss")
         self.s.loss = code(loss, ENGINE_NAMES, "loss")
-        metrics = check_metrics(metrics if isinstance(metrics, str) else list(metrics), loss)
+        metrics = check_metrics(metrics, loss)
         specs = check_confusion(confusion, loss)
         self.s.n_metrics = len(metrics)
         self.s.metrics = <int*>_malloc(len(metrics) * sizeof(int))
@@ -496,8 +501,10 @@ cdef class Network:
         self.c.bs = bs
         self.c.n_batches = (n + bs - 1) // bs
         self.c.begin, self.c.end, self.c.interval = check_hook(hook)
-        self._end_calls, self._end_keys, self._stop_model = self._end_plan(hook, mode)
-        self._batch_out = check_predictions(hook, min(bs, n), self.s.units, self.dtype) if mode != 2 else None
+        # The hook's optional `end_calls` (docs/architecture.md, "Hooks"): None, or the engine calls them itself.
+        self._end_calls, self._end_keys, self._stop_model = (check_end_calls(hook, self.s.n_metrics)
+                                                             if mode != MODE_PREDICT else (None, None, None))
+        self._batch_out = check_predictions(hook, min(bs, n), self.s.units, self.dtype) if mode != MODE_PREDICT else None
         self.c.first_bad = -1
         # Several threads only where BLAS may use them (OPENBLAS_NUM_THREADS=1: one core), and only for
         # batches with enough matrix work to pay for starting them (tiny layers run faster on one).
@@ -519,24 +526,6 @@ cdef class Network:
         self.s.stats = <double*>_ptr(self._stats)
         self.confusion_counts[:] = 0
 
-    cdef tuple _end_plan(self, hook, int mode):
-        """(calls, keys, model) from the hook's optional `end_calls` (docs/architecture.md, "Hooks"), checked
-        here, or (None, None, None) when the engine calls the hook itself."""
-        plan = getattr(hook, "end_calls", None) if hook is not None and mode != 2 else None
-        if plan is None:
-            return None, None, None
-        try:
-            calls, keys, model = plan
-            calls, keys = tuple(calls), tuple(keys)
-        except (TypeError, ValueError):
-            raise ValueError(f"hook.end_calls: expected (callables, keys, model or None), got {plan!r}") from None
-        if len(keys) != 1 + self.s.n_metrics or not all(isinstance(key, str) for key in keys):
-            raise ValueError(f"hook.end_calls: expected {1 + self.s.n_metrics} str keys (the loss and each "
-                             f"metric), got {keys!r}")
-        if not all(callable(call) for call in calls):
-            raise ValueError(f"hook.end_calls: every call must be callable, got {calls!r}")
-        return calls, keys, model
-
     cdef _reserve_gradient_parts(self, int mode, Py_ssize_t rows):
         """Point `parts` of each Dense op whose training gradient is summed from per-block parts at room for
         them (NULL for the others).
@@ -551,7 +540,7 @@ cdef class Network:
         for i in range(self.s.n_ops):
             op = &self.s.ops[i]
             op.parts = NULL
-            if (mode == 0 and op.kind == K_DENSE and op.pw >= 0 and self.c.blocks > 1
+            if (mode == MODE_TRAIN and op.kind == K_DENSE and op.pw >= 0 and self.c.blocks > 1
                     and op.n_out * PARTIAL_ROWS_PER_UNIT <= rows // self.c.blocks):
                 op.parts = _keep_new(parts, (self.c.blocks, (op.n_in + 1) * op.n_out), self.dtype)
         self._parts_keep = parts
@@ -566,7 +555,7 @@ cdef class Network:
         return total
 
     cdef int _plan(self, int mode, Py_ssize_t rows) except -1:
-        """Fill s.stages for a call of `mode` (0 train, 1 evaluate, 2 predict) with batches of `rows` rows.
+        """Fill s.stages for a call of `mode` (MODE_TRAIN, MODE_EVALUATE, MODE_PREDICT) with batches of `rows` rows.
 
         A Dense product runs over column slices when the layer is wider than the batch is tall (then each
         thread packs a slice of W, instead of all of it for its rows) and W is large enough to be worth it.
@@ -576,7 +565,7 @@ cdef class Network:
         step on W2's first layer took 3-10x longer); a row stage then sums the partial outputs.
         """
         cdef int i, L = self.s.n_ops
-        cdef bint training = mode == 0, split = self.c.slices > 1, big, cols, depth
+        cdef bint training = mode == MODE_TRAIN, split = self.c.slices > 1, big, cols, depth
         cdef Op* op
         self.s.n_stages = 0
         partials = []
@@ -728,9 +717,9 @@ cdef class Network:
             self.c.order = <int64_t*>_ptr(order)
             self.c.n = order.shape[0]  # the loop walks `order`, which may cover fewer rows than x has
             self._bind_optimizer(optimizer)
-            self._bind_batches(self.c.n, batch_size, hook, 0)
+            self._bind_batches(self.c.n, batch_size, hook, MODE_TRAIN)
             try:
-                self._run(0, hook, optimizer, self._batch_out)
+                self._run(MODE_TRAIN, hook, optimizer, self._batch_out)
             finally:
                 self._write_back(optimizer)
                 self._slots_keep = None
@@ -747,12 +736,12 @@ cdef class Network:
         self._enter()
         try:
             n = self._bind_data(x, y, sample_weight, True)
-            self._bind_batches(n, batch_size, hook, 1)
+            self._bind_batches(n, batch_size, hook, MODE_EVALUATE)
             if self.dtype == np.float64:
                 self.s.eval_penalty = weight_penalties(&self.s, <double*>NULL)
             else:
                 self.s.eval_penalty = weight_penalties(&self.s, <float*>NULL)
-            self._run(1, hook, None, self._batch_out)
+            self._run(MODE_EVALUATE, hook, None, self._batch_out)
         finally:
             self._busy = False
         return self._sums()
@@ -767,9 +756,9 @@ cdef class Network:
         try:
             n = self._bind_data(x, None, None, False)
             out = check_float_array(out, self.dtype, "out", shape=(n, self.s.units), writeable=True)
-            self._bind_batches(n, batch_size, hook, 2)
+            self._bind_batches(n, batch_size, hook, MODE_PREDICT)
             self.s.stats = <double*>_ptr(self._pstats)
-            self._run(2, hook, None, out)
+            self._run(MODE_PREDICT, hook, None, out)
         finally:
             self._busy = False
 
