@@ -33,7 +33,7 @@ def check_metrics(metrics, loss):
     sparse = loss in SPARSE_LOSSES
     for entry in metrics:
         name = entry
-        if isinstance(entry, tuple):  # (name, param): a threshold or a k (fastfit._reference.metrics)
+        if isinstance(entry, tuple):  # (name, param): a threshold or a k (see split_entry)
             name, param = entry if len(entry) == 2 else (None, None)
             if name == "binary_accuracy":
                 if isinstance(param, bool) or not isinstance(param, (int, float)) or not np.isfinite(param):
