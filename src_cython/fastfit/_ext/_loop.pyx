@@ -37,9 +37,8 @@ from fastfit.engine.logs import Logs
 from fastfit.contract.names import (ACTIVATIONS, CONSTRAINTS, ENGINE_LOSSES, ENGINE_NAMES, METRICS, NOISE_OPS,
                                     OPTIMIZERS)
 from fastfit.contract.checks import (code, check_confusion, check_confusion_units, check_dtype, check_end_calls,
-                                     check_float_array,
-                                     check_int_array, check_labels, check_metrics, check_positive_int, check_hook,
-                                     check_predictions, histogram_size, split_entry)
+                                     check_float_array, check_int_array, check_labels, check_metrics,
+                                     check_positive_int, check_hook, check_predictions, histogram_size, split_entry)
 from fastfit.contract.ops import ActivationOp, DenseOp, DropoutOp, parse_ops
 from fastfit.contract.optimizer import read_number, read_optimizer
 
