@@ -13,7 +13,7 @@ import numpy as np
 import numpy.typing as npt
 
 from fastfit._reference import activations as _twin  # the NumPy twins of the engine kernels
-from fastfit._reference.names import ACTIVATIONS
+from fastfit.contract.names import ACTIVATIONS
 
 
 def _make(name: str) -> Callable[[npt.ArrayLike], np.ndarray]:

@@ -19,6 +19,8 @@ from typing import Any
 
 import numpy as np
 
+from fastfit.contract.ops import trained_params
+
 __all__ = ["init", "is_initialized", "rank", "size", "local_rank", "local_size", "threads_per_rank",
            "communicator", "barrier", "broadcast", "allreduce", "step_bytes"]
 
@@ -194,7 +196,7 @@ def step_bytes(model: Any) -> int:
     if not getattr(model, "compiled", False):
         raise RuntimeError("step_bytes: compile the model first")
     dtype = np.dtype(compiled.model_dtype(model.layers))
-    params = compiled.chain_params(compiled.model_ops(model))
+    params = trained_params(compiled.model_ops(model))
     readout = model._readout
     tail = 1 + len(readout.engine_metrics) + sum(2 * (len(t) + 1) + 1 for t, _, _ in readout.confusion)
     return int((sum(p.size for p in params) + tail) * dtype.itemsize)
@@ -291,7 +293,7 @@ def sync_fit_start(model: Any, start_epoch: int, skip_batches: int) -> tuple[int
     for array in model.weights:
         _bcast_array(comm, array)
     optimizer = model.optimizer
-    params = compiled.chain_params(compiled.model_ops(model))
+    params = trained_params(compiled.model_ops(model))
     if not optimizer.is_built_for(params):
         optimizer.build(params)
     for slots in optimizer.slots:

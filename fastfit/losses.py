@@ -9,7 +9,7 @@ reduced loss as tf.keras does (`loss(y_true, y_pred, sample_weight=None)`).
 import numpy as np
 
 from fastfit._reference import losses as _twin  # the NumPy twins of the engine kernels
-from fastfit._reference.names import LOSSES
+from fastfit.contract.names import LOSSES
 
 ALIASES = {
     "mse": "mean_squared_error", "MSE": "mean_squared_error",
@@ -86,7 +86,7 @@ class Loss:
     `compile(loss=...)` accepts instances of the built-in subclasses only: fastfit derives gradients for its
     built-in losses, so a subclass with its own `call` is refused (it can still be a metric).
     """
-    _function_name = ""  # the canonical name of the loss in fastfit._reference.names.LOSSES
+    _function_name = ""  # the canonical name of the loss in fastfit.contract.names.LOSSES
     _default_name = ""  # tf.keras's default `name`
 
     def __init__(self, reduction: str = Reduction.AUTO, name: "str | None" = None):

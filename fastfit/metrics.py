@@ -21,8 +21,9 @@ import numpy as np
 
 from fastfit import losses as _losses
 from fastfit._reference import metrics as _twin  # the NumPy twins of the engine kernels
+from fastfit.contract.checks import histogram_size, split_entry
+from fastfit.contract.names import FROM_LOGITS_LOSSES, LOSSES, METRICS, SPARSE_LOSSES, SPARSE_METRICS
 from fastfit.losses import per_sample_function
-from fastfit._reference.names import (FROM_LOGITS_LOSSES, LOSSES, METRICS, SPARSE_LOSSES, SPARSE_METRICS)
 
 _ACCURACY = ("acc", "accuracy")
 _CROSSENTROPY = ("ce", "crossentropy")
@@ -296,7 +297,7 @@ class _ConfusionMetric(EngineMetric):
         self.reset_state()
 
     def reset_state(self) -> None:
-        self._hist = np.zeros(_twin.histogram_size(self._sorted))
+        self._hist = np.zeros(histogram_size(self._sorted))
 
     def update_state(self, y_true, y_pred, sample_weight=None) -> None:
         y_pred = np.asarray(y_pred, dtype=np.float64)
@@ -604,7 +605,7 @@ def resolve(identifier, loss, units):
     if isinstance(identifier, EngineMetric):
         kind, entry = identifier.engine_entry(loss, units)  # raises when the object does not fit the model
         if kind == "mean":
-            _check_target_kind(identifier.name, _twin.split_entry(entry)[0], loss)
+            _check_target_kind(identifier.name, split_entry(entry)[0], loss)
         return identifier.name, identifier
     if is_streaming(identifier):
         key = getattr(identifier, "name", None)

@@ -11,6 +11,7 @@ import fastfit.callbacks
 from fastfit import metrics as M
 from fastfit._reference import metrics as twin
 from fastfit.callbacks.monitor import higher_is_better
+from fastfit.contract.checks import histogram_size
 
 
 def _binary_data(n=203, seed=0):
@@ -255,7 +256,7 @@ def test_engine_histograms_match_the_numpy_twin(engine):
     expected = np.concatenate([twin.threshold_histogram(y, p, t, None if c < 0 else c, k or None)
                                for t, c, k in specs])
     assert np.array_equal(net.confusion_counts, expected)
-    assert net.confusion_counts[twin.histogram_size(thresholds) - 1] > 0  # linear outputs leave [0, 1]
+    assert net.confusion_counts[histogram_size(thresholds) - 1] > 0  # linear outputs leave [0, 1]
 
 
 def test_top_k_ties_take_the_lower_index():

@@ -7,8 +7,8 @@ Arrays keep their dtype: float32 in, float32 out.
 """
 import numpy as np
 
-from fastfit._reference.checks import check_name
-from fastfit._reference.names import ACTIVATIONS
+from fastfit.contract.checks import check_name
+from fastfit.contract.names import ACTIVATIONS
 
 SELU_ALPHA = 1.6732632423543772848170429916717
 SELU_SCALE = 1.0507009873554804934193349852946

@@ -8,7 +8,7 @@ float64. The Cython kernels (`_ext/_layers.pyx`) compute the same formulas.
 import numpy as np
 
 from fastfit._reference import rng
-from fastfit._reference.names import SELU_ALPHA, SELU_SCALE
+from fastfit.contract.names import SELU_ALPHA, SELU_SCALE
 
 
 class _Op:

@@ -9,24 +9,25 @@ import time
 import numpy as np
 
 from fastfit._reference import activations, dense, layers, losses, metrics, optim, rng
-from fastfit._reference.checks import (
+from fastfit.contract.checks import (
     check_confusion,
     check_confusion_units,
     check_dtype,
+    check_end_calls,
     check_float_array,
     check_hook,
     check_int_array,
     check_labels,
-    check_layer_op,
     check_metrics,
     check_name,
     check_positive_int,
     check_predictions,
-    check_trainable,
-    layer_op_width,
+    histogram_size,
 )
-from fastfit._reference.metrics import histogram_size
-from fastfit._reference.names import ACTIVATIONS, ENGINE_LOSSES, LAYER_OPS, SPARSE_LOSSES
+from fastfit.contract.modes import Phase
+from fastfit.contract.names import ENGINE_LOSSES, SPARSE_LOSSES
+from fastfit.contract.ops import ActivationOp, DenseOp, DropoutOp, parse_ops
+from fastfit.contract.optimizer import read_optimizer
 
 # The ops own their workspaces (output, input gradient, dropout mask), sized by `reserve`, and keep a
 # reference to their forward input for the backward pass.
@@ -57,6 +58,8 @@ class _Dense:
 class _Activation:
     """An element-wise (or softmax) activation; its backward pass works in place on the incoming gradient."""
 
+    params = grads = ()
+
     def __init__(self, name):
         self.name = name
 
@@ -76,6 +79,7 @@ class _Dropout:
     """Inverted dropout with the counter-based mask of `rng`; the identity outside training."""
 
     row0 = 0  # the place in the global batch of the first row (distributed training; 0 in one process)
+    params = grads = ()
 
     def __init__(self, rate, seed):
         self.rate, self.seed = rate, seed
@@ -104,7 +108,7 @@ class Network:
             updated in place.
         loss: canonical loss name.
         metrics: list of canonical metric names, or (name, param) for a thresholded binary accuracy or a
-            top-k accuracy with its k (`fastfit._reference.metrics.split_entry`).
+            top-k accuracy with its k (`fastfit.contract.checks.split_entry`).
         dtype: numpy.float32 or numpy.float64.
         confusion: list of (thresholds, class_id, top_k): the threshold histograms to accumulate over each
             train/evaluate call (`fastfit._reference.metrics.threshold_histogram`), concatenated in
@@ -141,70 +145,34 @@ class Network:
         self._pstats = np.zeros(1)
 
     def _compile(self, ops):
-        """Validate `ops`; return the op objects, the parameter arrays and their gradient arrays."""
-        if not isinstance(ops, (list, tuple)):
-            raise ValueError(f"ops: expected a list of tuples, got {type(ops).__name__}")
-        layers, params, grads, width = [], [], [], None
-        self._arrays_seen = []
+        """Parse `ops` (`contract.ops.parse_ops`); return the op objects, the parameter arrays and their
+        gradient arrays."""
+        layers, params, grads = [], [], []
         self._penalties, self._constraints = [], []
-        for i, op in enumerate(ops):
-            if not isinstance(op, tuple) or not op or op[0] not in ("dense", "activation", "dropout") + LAYER_OPS:
-                raise ValueError(f"ops[{i}]: expected ('dense', W, b[, trainable]), ('activation', name), "
-                                 f"('dropout', rate, seed) or one of {list(LAYER_OPS)}, got {op!r}")
-            if op[0] in LAYER_OPS:
-                layer = self._compile_layer_op(check_layer_op(op, i, self.dtype), i, params, grads)
-                if layer is not None:
-                    need = getattr(layer, "width", None)
-                    if need is not None and width is not None and need != width:
-                        raise ValueError(f"ops[{i}] {op[0]}: expected {need} input features, the op before "
-                                         f"gives {width}")
-                    width = need if need is not None else width
-                    layers.append(layer)
-                    params += layer.params
-                    grads += layer.grads
-                continue
-            if op[0] == "dense" and len(op) in (3, 4):
-                W = check_float_array(op[1], self.dtype, f"ops[{i}] W", ndim=2)
-                if width is not None and W.shape[0] != width:
-                    raise ValueError(f"ops[{i}] W: expected {width} input rows, got shape {W.shape}")
-                b = op[2]
-                if b is not None:
-                    check_float_array(b, self.dtype, f"ops[{i}] b", shape=(W.shape[1],))
-                trainable = check_trainable(op, i)
-                self._arrays_seen.extend([W] + ([b] if b is not None else []))
-                layer = _Dense(W, b, trainable)
-                layers.append(layer)
-                if trainable:
-                    params += [W] + ([b] if b is not None else [])
-                    grads += [layer.gW] + ([layer.gb] if b is not None else [])
-                width = W.shape[1]
-            elif op[0] == "activation" and len(op) == 2:
-                layers.append(_Activation(check_name(op[1], ACTIVATIONS, f"ops[{i}] activation")))
-            elif op[0] == "dropout" and len(op) == 3:
-                rate, seed = op[1], op[2]
-                if (isinstance(rate, (bool, np.bool_)) or not isinstance(rate, (int, float, np.number))
-                        or not 0 <= rate < 1):
-                    raise ValueError(f"ops[{i}] dropout rate: expected a number in [0, 1), got {rate!r}")
-                if isinstance(seed, (bool, np.bool_)) or not isinstance(seed, (int, np.integer)) or seed < 0:
-                    raise ValueError(f"ops[{i}] dropout seed: expected a non-negative int, got {seed!r}")
-                if rate > 0:  # rate 0 is the identity
-                    layers.append(_Dropout(float(rate), int(seed)))
+        for op in parse_ops(ops, self.dtype):
+            if isinstance(op, DenseOp):
+                layer = _Dense(op.W, op.b, op.trainable)
+            elif isinstance(op, ActivationOp):
+                layer = _Activation(op.name)
+            elif isinstance(op, DropoutOp):
+                layer = _Dropout(op.rate, op.seed)
             else:
-                raise ValueError(f"ops[{i}]: malformed {op[0]!r} op {op!r}")
+                layer = self._compile_layer_op(op, params, grads)
+                if layer is None:
+                    continue
+            layers.append(layer)
+            params += layer.params
+            grads += layer.grads
         return layers, params, grads
 
-    def _compile_layer_op(self, op, i, params, grads):
-        """The op object of a normalised layer op (None for penalties, constraints and identities)."""
-        kind = op[0]
+    def _compile_layer_op(self, parsed, params, grads):
+        """The op object of a parsed layer op (None for penalties and constraints, which `params` (the trained
+        arrays so far) and `grads` tie to their array)."""
+        kind, op = parsed.kind, parsed.op
         if kind in ("penalty", "constraint"):
             arr = op[1]
-            owner = next((k for k, p in enumerate(self._all_arrays()) if p is arr), None)
-            if owner is None:
-                raise ValueError(f"ops[{i}] {kind} array: expected a parameter array of an earlier op")
             trained = next((k for k, p in enumerate(params) if p is arr), None)
             if kind == "penalty":
-                if (op[2] or op[3]) and any(p[0] is arr for p in self._penalties):
-                    raise ValueError("penalty: two penalty ops on one array (combine them into one L1L2)")
                 if op[2] or op[3]:
                     self._penalties.append((arr, op[2], op[3], None if trained is None else grads[trained]))
             elif trained is not None:  # a frozen array is never updated, so never constrained
@@ -220,17 +188,10 @@ class Network:
             layer = layers.PReLU(op[1], op[2])
         elif kind == "batch_normalization":
             layer = layers.BatchNormalization(*op[1:])
-        elif op[1] == 0:  # a noise op of zero strength is the identity
-            return None
         else:
             layer = layers.Noise(kind, op[1], op[2])
-        layer.width = layer_op_width(op)
-        if kind in ("prelu", "batch_normalization"):
-            self._arrays_seen.extend(a for a in op[1:3] if isinstance(a, np.ndarray))
+        layer.width = parsed.width
         return layer
-
-    def _all_arrays(self):
-        return self._arrays_seen
 
     def _set_widths(self, n_in):
         """Give every op its output width, starting from `n_in` input features."""
@@ -394,7 +355,7 @@ class Network:
             size = min(batch_size, n - start)
             if stats is self._pstats:
                 stats[0] = start
-            if begin and self._call_hook(hook, 0, k, size, stats, state):
+            if begin and self._call_hook(hook, Phase.BATCH_BEGIN, k, size, stats, state):
                 break
             with np.errstate(all="ignore"):  # numeric trouble is returned in the sums, not warned about
                 run_batch(start, size)
@@ -404,7 +365,7 @@ class Network:
                 now = time.monotonic()
                 if interval <= 0 or k == n_batches - 1 or now - last_end >= interval:
                     last_end = now
-                    if self._call_hook(hook, 1, k, size, stats, state):
+                    if self._call_hook(hook, Phase.BATCH_END, k, size, stats, state):
                         break
 
     @staticmethod
@@ -447,6 +408,7 @@ class Network:
         batch_size = check_positive_int(batch_size, "batch_size")
         state = _TrainState(optimizer, self._params, self.dtype)
         flags = check_hook(hook)
+        check_end_calls(hook, len(self.metrics))  # the hook makes these calls itself here
         predictions = check_predictions(hook, min(batch_size, steps), self._units, self.dtype)
         self._reserve(min(batch_size, steps))
         self._stats[:] = 0
@@ -498,6 +460,7 @@ class Network:
         n = self._check_targets(x, y, sample_weight)
         batch_size = check_positive_int(batch_size, "batch_size")
         flags = check_hook(hook)
+        check_end_calls(hook, len(self.metrics))  # the hook makes these calls itself here
         predictions = check_predictions(hook, min(batch_size, n), self._units, self.dtype)
         self._reserve(min(batch_size, n))
         self._stats[:] = 0
@@ -528,7 +491,7 @@ class Network:
             ValueError: as `train_epoch`, or `out` of the wrong dtype, layout or shape.
         """
         n = self._check_x(x)
-        check_float_array(out, self.dtype, "out", shape=(n, self._units))
+        check_float_array(out, self.dtype, "out", shape=(n, self._units), writeable=True)
         batch_size = check_positive_int(batch_size, "batch_size")
         flags = check_hook(hook)
         self._reserve(min(batch_size, n))
@@ -549,31 +512,9 @@ class _TrainState:
 
     def __init__(self, optimizer, params, dtype):
         self.optimizer = optimizer
-        self.hyper = optim.Hyper(optimizer)
-        iterations = getattr(optimizer, "iterations", None)
-        if (isinstance(iterations, (bool, np.bool_)) or not isinstance(iterations, (int, np.integer))
-                or iterations < 0):
-            raise ValueError(f"optimizer.iterations: expected a non-negative int, got {iterations!r}")
-        self.iterations = int(iterations)
-        nadam = self.hyper.kind == "nadam"
-        self.m_schedule = optim.read_number(optimizer, "m_schedule", 1.0) if nadam else 1.0
+        self.hyper, self.iterations, self.m_schedule, self.slots = read_optimizer(optimizer, params, dtype)
         self.params = params
-        self.slots = self._check_slots(getattr(optimizer, "slots", None), params, dtype)
         self.work = [(np.empty_like(p), np.empty_like(p)) for p in params]  # update scratch, once per call
-
-    def _check_slots(self, slots, params, dtype):
-        if not isinstance(slots, (list, tuple)) or len(slots) != len(params):
-            given = len(slots) if isinstance(slots, (list, tuple)) else type(slots).__name__
-            raise ValueError(f"optimizer.slots: expected a list of {len(params)} entries (one per "
-                             f"parameter array), got {given}")
-        need = self.hyper.slot_count()
-        for j, (param, entry) in enumerate(zip(params, slots)):
-            if not isinstance(entry, (list, tuple)) or len(entry) < need:
-                raise ValueError(f"optimizer.slots[{j}]: expected {need} arrays for "
-                                 f"{self.hyper.kind!r}, got {entry!r}")
-            for k in range(need):
-                check_float_array(entry[k], dtype, f"optimizer.slots[{j}][{k}]", shape=param.shape)
-        return slots
 
     def step(self, grads):
         """One optimizer update of every parameter array."""

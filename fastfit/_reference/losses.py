@@ -14,8 +14,8 @@ and are computed in log-sum-exp form without clipping (TensorFlow's `softmax_cro
 """
 import numpy as np
 
-from fastfit._reference.checks import check_name
-from fastfit._reference.names import ENGINE_LOSSES, EPSILON, SPARSE_LOSSES
+from fastfit.contract.checks import check_name
+from fastfit.contract.names import ENGINE_LOSSES, EPSILON, SPARSE_LOSSES
 
 LOG2 = float(np.log(2.0))
 # Fused pairs: loss name -> the activation it fuses with.

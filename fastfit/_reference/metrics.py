@@ -4,9 +4,9 @@ Accuracies compare argmaxes (first maximum on ties); the top-k metrics (k = 5) c
 when fewer than k scores are strictly greater than its own (TensorFlow's `in_top_k`). Any loss name is
 also a metric: its unfused per-sample value.
 
-Two metrics take a parameter (an engine metric entry `(name, param)`, see `split_entry`): binary accuracy
-with a threshold counts `y == (p > threshold)` (tf.keras `BinaryAccuracy`) instead of `y == round(p)`, and
-the top-k metrics take their k.
+Two metrics take a parameter (an engine metric entry `(name, param)`, see `fastfit.contract.checks.split_entry`):
+binary accuracy with a threshold counts `y == (p > threshold)` (tf.keras `BinaryAccuracy`) instead of
+`y == round(p)`, and the top-k metrics take their k.
 
 The confusion metric objects (`TruePositives` ... `AUC`) accumulate a threshold histogram per pass
 (`threshold_histogram`): for sorted thresholds t_0..t_{T-1}, element counts by bucket b = #{i : t_i < p}
@@ -16,19 +16,11 @@ those). `confusion_counts` turns it into TP/FP/TN/FN per threshold (p > t_i is p
 import numpy as np
 
 from fastfit._reference import losses
-from fastfit._reference.checks import check_name
-from fastfit._reference.names import ENGINE_LOSSES, ENGINE_METRICS, SPARSE_METRICS
+from fastfit.contract.checks import check_name, histogram_size, split_entry
+from fastfit.contract.names import ENGINE_LOSSES, ENGINE_METRICS, SPARSE_METRICS
 
 TOP_K = 5
 PARAM_METRICS = ("binary_accuracy", "top_k_categorical_accuracy", "sparse_top_k_categorical_accuracy")
-
-
-def split_entry(entry):
-    """`(name, param)` of an engine metric entry: a name, or `(name, param)` for a name of PARAM_METRICS
-    (param None: the name's default, rounding for binary accuracy and k = 5 for the top-k metrics)."""
-    if isinstance(entry, tuple) and len(entry) == 2:
-        return entry[0], entry[1]
-    return entry, None
 
 
 def _in_top_k(p, target, k=TOP_K):
@@ -69,11 +61,6 @@ def batch_metric(entry, y, p):
     """The unweighted mean over the batch of the engine metric `entry` (a Python float)."""
     name, param = split_entry(entry)
     return float(np.mean(values(name, y, p, param))) if len(p) else 0.0
-
-
-def histogram_size(thresholds):
-    """Length of the threshold histogram of `thresholds`: positives and negatives per bucket, out of range."""
-    return 2 * (len(thresholds) + 1) + 1
 
 
 def top_k_mask(p, k):

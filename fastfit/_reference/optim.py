@@ -1,56 +1,10 @@
 """Optimizer update rules of the reference engine (Keras 2.2, docs/architecture.md).
 
-`Hyper` reads the optimizer object once per call (and `lr` again after every hook call); `prepare` computes
-the float64 scalars of one step (decayed lr, bias corrections, Nadam's momentum schedule); `update` applies
-them in place to one parameter array and its slots, in the array's dtype.
+`fastfit.contract.optimizer.Hyper` reads the optimizer object once per call (and `lr` again after every hook
+call); `prepare` computes the float64 scalars of one step (decayed lr, bias corrections, Nadam's momentum
+schedule); `update` applies them in place to one parameter array and its slots, in the array's dtype.
 """
 import numpy as np
-
-from fastfit._reference.checks import read_number
-from fastfit._reference.names import OPTIMIZERS
-
-# Slot arrays per parameter (sgd needs its one only with momentum, adam a third with amsgrad).
-SLOT_COUNTS = {"sgd": 1, "rmsprop": 1, "adagrad": 1, "adadelta": 2, "adam": 2, "adamax": 2, "nadam": 2}
-
-
-class Hyper:
-    """The hyper-parameters of an optimizer object, read at the start of a call.
-
-    Arguments:
-        optimizer: object with `kind`, `lr`, `decay`, `epsilon` and the per-kind attributes.
-
-    Raises:
-        ValueError: unknown kind or a hyper-parameter that is not a number.
-    """
-
-    def __init__(self, optimizer):
-        kind = getattr(optimizer, "kind", None)
-        if kind not in OPTIMIZERS:
-            raise ValueError(f"optimizer.kind: expected one of {list(OPTIMIZERS)}, got {kind!r}")
-        self.kind = kind
-        self.lr = read_number(optimizer, "lr")
-        self.decay = read_number(optimizer, "decay", 0.0)
-        self.epsilon = read_number(optimizer, "epsilon", 1e-7)
-        self.momentum = read_number(optimizer, "momentum", 0.0)
-        self.nesterov = bool(getattr(optimizer, "nesterov", False))
-        self.rho = read_number(optimizer, "rho", 0.9)
-        self.beta_1 = read_number(optimizer, "beta_1", 0.9)
-        self.beta_2 = read_number(optimizer, "beta_2", 0.999)
-        self.amsgrad = bool(getattr(optimizer, "amsgrad", False))
-        self.schedule_decay = read_number(optimizer, "schedule_decay", 0.004)
-
-    def reread_lr(self, optimizer):
-        """Pick up a learning rate changed by a callback."""
-        self.lr = read_number(optimizer, "lr")
-
-    def slot_count(self):
-        """Number of slot arrays per parameter the rule reads."""
-        if self.kind == "sgd" and self.momentum == 0:
-            return 0
-        if self.kind == "adam" and self.amsgrad:
-            return 3
-        return SLOT_COUNTS[self.kind]
-
 
 class Step:
     """The float64 scalars of one update (see `prepare`)."""

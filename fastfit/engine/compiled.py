@@ -9,7 +9,6 @@ import warnings
 
 import numpy as np
 
-from fastfit._reference.checks import check_trainable
 from fastfit.engine.base_layer import check_lowerable
 
 ENGINES = ("cython", "python")
@@ -50,8 +49,8 @@ def engine_class(engine):
     return Network
 
 
-# Ops with trained parameters: (slice of the op holding them, position of the optional trainable flag).
-_PARAM_OPS = {"dense": (slice(1, 3), 3), "prelu": (slice(1, 2), 2), "batch_normalization": (slice(1, 3), 7)}
+# Ops that take a last trainable flag (`contract.ops`): a frozen layer's ops get False.
+_PARAM_OPS = ("dense", "prelu", "batch_normalization")
 
 
 def chain_ops(layers, frozen=frozenset()):
@@ -74,21 +73,6 @@ def chain_ops(layers, frozen=frozenset()):
 def model_ops(model, output_index=0):
     """The engine ops of one output chain of `model`, with the layers frozen at its last `compile`."""
     return chain_ops(output_chains(model)[output_index], getattr(model, "_frozen", frozenset()))
-
-
-def chain_params(ops):
-    """The trained parameter arrays of `ops` in engine order (W0, b0, W1, ...), the order optimizer slots
-    follow (frozen layers have none)."""
-    params = []
-    for i, op in enumerate(ops):
-        arrays = _PARAM_OPS.get(op[0])
-        if arrays is not None and len(op) > arrays[1] and op[arrays[1]] is False:
-            continue
-        if op[0] == "dense" and not check_trainable(op, i):
-            continue
-        if arrays is not None:
-            params.extend(a for a in op[arrays[0]] if a is not None)
-    return params
 
 
 def model_dtype(layers):

@@ -3,7 +3,7 @@
 A compiled model with custom metrics has a `CustomMetrics`; each pass over data (a training epoch, a
 validation pass, an `evaluate`, one `train_on_batch`) gets a fresh `MetricPass`, whose `predictions` array
 the engine fills with each batch's output before the batch end call (the hook's `predictions`, see
-`fastfit._reference.checks.check_predictions`). A model without custom metrics has none, and its epochs
+`fastfit.contract.checks.check_predictions`). A model without custom metrics has none, and its epochs
 run without the GIL as before.
 
 Values follow Keras 2.2 for `compile(metrics=...)`: a function's batch value is the mean of what it

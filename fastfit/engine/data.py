@@ -6,7 +6,7 @@ C-contiguous array of the model's dtype is used as is.
 """
 import numpy as np
 
-from fastfit._reference.names import SPARSE_LOSSES
+from fastfit.contract.names import SPARSE_LOSSES
 
 
 def _describe(value):

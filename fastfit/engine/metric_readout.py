@@ -15,7 +15,7 @@ Custom metrics (run in Python, `fastfit.engine.custom_metrics`) are not the read
 every other key.
 """
 from fastfit.metrics import EngineMetric
-from fastfit._reference.metrics import histogram_size
+from fastfit.contract.checks import histogram_size
 
 
 class Readout:

@@ -14,6 +14,7 @@ import numpy as np
 from fastfit import backend, distributed, losses
 from fastfit import metrics as metrics_module
 from fastfit import optimizers
+from fastfit.contract.ops import trained_params
 from fastfit.engine import compiled, data, keras_arguments, streaming
 from fastfit.engine.batch_stream import BatchStream
 from fastfit.engine.custom_metrics import CustomMetrics
@@ -197,7 +198,7 @@ class Model(Network):
                                "model.compile(optimizer='rmsprop', loss='categorical_crossentropy')")
 
     def _train_network(self):
-        params = compiled.chain_params(compiled.model_ops(self))
+        params = trained_params(compiled.model_ops(self))
         if not self.optimizer.is_built_for(params):
             self.optimizer.build(params)
         readout = self._readout

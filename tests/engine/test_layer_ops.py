@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 from engine_helpers import Network, Optimizer
 
-from fastfit.engine.compiled import chain_params
+from fastfit.contract.ops import trained_params
 
 reference = pytest.importorskip("fastfit._reference.loop")
 
@@ -28,7 +28,7 @@ def make_ops(dtype, middle, seed=0, frozen=()):
     ops = ([("dense", W0, b0), ("activation", "tanh"), ("penalty", W0, 0.0, 1e-2),
             ("constraint", W0, "max_norm", 1.5, 0.0, 1.0, 0)] + inner
            + [("dense", W1, b1), ("activation", "softmax")])
-    return ops, chain_params(ops)
+    return ops, trained_params(ops)
 
 
 def _bn(rng, dtype, center=True, scale=True, act="relu"):

@@ -3,7 +3,7 @@ import numpy as np
 import pytest
 
 from fastfit._reference import activations
-from fastfit._reference.names import ACTIVATIONS
+from fastfit.contract.names import ACTIVATIONS
 from ref_helpers import central_diff
 
 ALPHA, SCALE = 1.6732632423543772848170429916717, 1.0507009873554804934193349852946

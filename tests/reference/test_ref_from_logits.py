@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 
 from fastfit._reference import activations, losses
-from fastfit._reference.names import FROM_LOGITS_LOSSES
+from fastfit.contract.names import FROM_LOGITS_LOSSES
 from ref_helpers import central_diff
 
 ROWS, UNITS = 6, 4

@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 from fastfit._reference import activations, losses
-from fastfit._reference.names import EPSILON, LOSSES
+from fastfit.contract.names import EPSILON, LOSSES
 from ref_helpers import central_diff
 
 ROWS, UNITS = 6, 4

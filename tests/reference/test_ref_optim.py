@@ -3,6 +3,7 @@ import numpy as np
 import pytest
 
 from fastfit._reference import optim
+from fastfit.contract.optimizer import Hyper
 from ref_helpers import StubOptimizer
 
 CASES = {
@@ -97,7 +98,7 @@ def test_rule_matches_transcription(case, dtype):
     grads = [rng.normal(size=(3, 2)).astype(dtype) for _ in range(4)]
     param = p0.copy()
     opt = StubOptimizer(kind, [param], **CASES[case])
-    h = optim.Hyper(opt)
+    h = Hyper(opt)
     its, ms = opt.iterations, opt.m_schedule
     for g in grads:
         step, ms = optim.prepare(h, its, ms)
@@ -115,16 +116,16 @@ def test_rule_matches_transcription(case, dtype):
 
 def test_sgd_without_momentum_needs_no_slot():
     opt = StubOptimizer("sgd", [], lr=0.1)
-    assert optim.Hyper(opt).slot_count() == 0
+    assert Hyper(opt).slot_count() == 0
     opt.momentum = 0.5
-    assert optim.Hyper(opt).slot_count() == 1
-    assert optim.Hyper(StubOptimizer("adam", [], amsgrad=True)).slot_count() == 3
+    assert Hyper(opt).slot_count() == 1
+    assert Hyper(StubOptimizer("adam", [], amsgrad=True)).slot_count() == 3
 
 
 def test_bad_hyper_parameters_are_clear_errors():
     with pytest.raises(ValueError, match=r"optimizer.kind: expected one of .* got 'lamb'"):
         opt = StubOptimizer("sgd", [])
         opt.kind = "lamb"
-        optim.Hyper(opt)
+        Hyper(opt)
     with pytest.raises(ValueError, match="optimizer.lr: expected a number, got 'fast'"):
-        optim.Hyper(StubOptimizer("sgd", [], lr="fast"))
+        Hyper(StubOptimizer("sgd", [], lr="fast"))

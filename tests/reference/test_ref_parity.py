@@ -3,7 +3,7 @@ import numpy as np
 import pytest
 
 from fastfit._reference.loop import Network as RefNetwork
-from fastfit._reference.names import OPTIMIZERS
+from fastfit.contract.names import OPTIMIZERS
 from ref_helpers import StubOptimizer
 
 cy_loop = pytest.importorskip("fastfit._ext._loop", reason="Cython engine not built")

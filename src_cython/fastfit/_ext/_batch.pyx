@@ -25,6 +25,7 @@ from cython.parallel cimport prange
 from libc.string cimport memcpy, memset
 from libc.stdint cimport int64_t, uint64_t
 
+from fastfit._ext._modes cimport MODE_TRAIN, MODE_PREDICT
 from fastfit._ext._allreduce cimport allreduce_sum
 from fastfit._ext._activations cimport forward_rows, backward_rows, A_LINEAR
 from fastfit._ext._fpu cimport fastfit_flush_denormals, fastfit_restore_fp
@@ -139,13 +140,13 @@ cdef void run_batch(State* s, Call* c, floating* tag, int mode, Py_ssize_t start
     cdef int width = 1 + s.n_metrics
     cdef bint parallel = c.threads > 1
     cdef double scale = 0, t0, total
-    cdef bint shared = c.reduce.fn != NULL and mode != 2
+    cdef bint shared = c.reduce.fn != NULL and mode != MODE_PREDICT
     cdef floating* x
-    if mode == 0 and _gather_needed(c, start, size):
+    if mode == MODE_TRAIN and _gather_needed(c, start, size):
         x = <floating*>s.xbuf
     else:
-        x = <floating*>c.x + (c.order[start] if mode == 0 else start) * s.n_in
-    if mode != 2:
+        x = <floating*>c.x + (c.order[start] if mode == MODE_TRAIN else start) * s.n_in
+    if mode != MODE_PREDICT:
         scale = _loss_scale(c, tag, mode, c.gstart, c.gsize)
     p = 0
     while size > 0 and p < s.n_stages:  # an empty share (distributed) runs no stage but joins the reduction
@@ -171,7 +172,7 @@ cdef void run_batch(State* s, Call* c, floating* tag, int mode, Py_ssize_t start
             for t in range(nb):
                 _row_stages(s, c, x, mode, start, size, t, nb, p, q, scale, out)
         p = q
-    if mode == 2:
+    if mode == MODE_PREDICT:
         return
     if size == 0:
         memset(s.bstats, 0, width * sizeof(double))
@@ -188,7 +189,7 @@ cdef void run_batch(State* s, Call* c, floating* tag, int mode, Py_ssize_t start
         for t in range(nb):
             for h in range(s.hist_size):
                 s.hist[h] += s.bhist[t * s.hist_size + h]
-    if mode != 0:
+    if mode != MODE_TRAIN:
         s.stats[0] += s.eval_penalty
         return
     prepare_step(&s.hyper, s.iterations, &s.m_schedule, &s.step)
@@ -223,7 +224,7 @@ cdef void _reduce_batch(State* s, Call* c, floating* x, int mode, Py_ssize_t siz
         for t in range(nb):
             total += s.bhist[t * s.hist_size + h]
         tail[width + h] = <floating>total
-    if mode == 0:
+    if mode == MODE_TRAIN:
         if size == 0:
             memset(s.rbuf, 0, s.rgrads * sizeof(floating))
         elif c.threads > 1:
@@ -299,7 +300,7 @@ cdef double _loss_scale(Call* c, floating* tag, int mode, Py_ssize_t start, Py_s
     if c.w == NULL:
         return 1.0 / size
     for r in range(size):
-        row = c.order[start + r] if mode == 0 else start + r
+        row = c.order[start + r] if mode == MODE_TRAIN else start + r
         if (<floating*>c.w)[row] != 0:
             count += 1
     return 1.0 / count if count > 0 else 0.0
@@ -328,7 +329,7 @@ cdef void _row_stages(State* s, Call* c, floating* x, int mode, Py_ssize_t start
     cdef double t0 = now()
     cdef Py_ssize_t r0 = size * t // nb, rows = size * (t + 1) // nb - r0
     cdef int k
-    cdef bint training = mode == 0
+    cdef bint training = mode == MODE_TRAIN
     cdef Stage* st
     cdef Op* op
     for k in range(p, q):
@@ -378,10 +379,10 @@ cdef void _column_stage(State* s, Stage* st, floating* x, int mode, Py_ssize_t r
                     n * t // nt, n * (t + 1) // nt, op.bstat, op.bstat + n, op.bstat + 2 * n, <floating*>op.w,
                     <floating*>op.gw, <floating*>op.gb)
     elif st.kind == S_FORWARD:
-        dense_forward(_input(s, x, st.op, mode == 0), <floating*>op.w, <floating*>op.b, op.act, rows, op.n_in,
+        dense_forward(_input(s, x, st.op, mode == MODE_TRAIN), <floating*>op.w, <floating*>op.b, op.act, rows, op.n_in,
                       op.n_out, op.n_out * t // nt, op.n_out * (t + 1) // nt, <floating*>s.act[st.op + 1])
     elif st.kind == S_FORWARD_DEPTH:
-        dense_forward_depth(_input(s, x, st.op, mode == 0), <floating*>op.w, rows, op.n_in, op.n_out,
+        dense_forward_depth(_input(s, x, st.op, mode == MODE_TRAIN), <floating*>op.w, rows, op.n_in, op.n_out,
                             op.n_in * t // nt, op.n_in * (t + 1) // nt,
                             <floating*>s.act[st.op + 1] if t == 0
                             else <floating*>op.partials + (t - 1) * rows * op.n_out)
@@ -400,20 +401,20 @@ cdef void _score_rows(State* s, Call* c, floating* x, int mode, Py_ssize_t start
     cdef int m
     cdef double* stats = s.bstats + t * (1 + s.n_metrics)
     cdef double* hist
-    cdef floating* res = _input(s, x, s.n_ops, mode == 0) + r0 * s.units
+    cdef floating* res = _input(s, x, s.n_ops, mode == MODE_TRAIN) + r0 * s.units
     cdef floating* yb
     cdef floating* wb
     cdef int64_t* lb
     if out != NULL:  # predict: the call's output; train/evaluate: the batch's output for custom metrics
-        memcpy(out + ((start if mode == 2 else 0) + r0) * s.units, res, rows * s.units * sizeof(floating))
-        if mode == 2:
+        memcpy(out + ((start if mode == MODE_PREDICT else 0) + r0) * s.units, res, rows * s.units * sizeof(floating))
+        if mode == MODE_PREDICT:
             return
     if x == <floating*>s.xbuf:
         yb = <floating*>s.ybuf + r0 * s.units
         lb = s.lbuf + r0
         wb = <floating*>s.wbuf + r0
     else:
-        first = (c.order[start] if mode == 0 else start) + r0
+        first = (c.order[start] if mode == MODE_TRAIN else start) + r0
         yb = <floating*>c.y + first * s.units if c.y != NULL else NULL
         lb = c.labels + first if c.labels != NULL else NULL
         wb = <floating*>c.w + first if c.w != NULL else NULL
@@ -424,7 +425,7 @@ cdef void _score_rows(State* s, Call* c, floating* x, int mode, Py_ssize_t start
     if c.w == NULL:
         wb = NULL
     stats[0] = loss_rows(s.loss, s.fused, res, yb, lb, wb, rows, s.units, scale,
-                         <floating*>s.grad[s.n_ops] + r0 * s.units if mode == 0 else <floating*>NULL)
+                         <floating*>s.grad[s.n_ops] + r0 * s.units if mode == MODE_TRAIN else <floating*>NULL)
     if s.activity:
         for m in range(s.n_ops):
             if s.ops[m].kind == K_ACTREG:

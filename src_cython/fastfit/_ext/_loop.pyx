@@ -22,6 +22,8 @@ from libc.stdint cimport int64_t
 from fastfit._ext._activations cimport A_LINEAR, A_SOFTMAX, A_SIGMOID
 from fastfit._ext._losses cimport L_CCE, L_SCCE, L_BCE, L_SCCE_LOGITS
 from fastfit._ext._optim cimport O_NADAM
+from fastfit._ext._modes cimport (MODE_TRAIN, MODE_EVALUATE, MODE_PREDICT, PHASE_BATCH_BEGIN,
+                                    PHASE_BATCH_END)
 from fastfit._ext._fpu cimport fastfit_flush_denormals, fastfit_restore_fp
 from fastfit._ext._state cimport (Op, State, Call, Stage, Penalty, Constraint, Confusion, K_DENSE, K_ACT, K_DROPOUT, K_ACTREG,
                                   K_RELU, K_ELU, K_PRELU, K_BN, K_NOISE, MIN_BLOCK_ROWS, MIN_SPLIT_WEIGHTS,
@@ -32,15 +34,19 @@ from fastfit._ext._batch cimport run_batch, accumulate, gather_dense_available, 
 from fastfit._ext._blas cimport pin_one_thread, unpin
 from fastfit._ext._blas import blas_threads
 from fastfit.engine.logs import Logs
-from fastfit._reference.names import (ACTIVATIONS, CONSTRAINTS, ENGINE_LOSSES, ENGINE_NAMES, LAYER_OPS, METRICS,
-                                      NOISE_OPS, OPTIMIZERS)
-from fastfit._reference.checks import (code, check_confusion, check_confusion_units, check_float_array,
-                                       check_int_array, check_labels, check_layer_op, check_metrics,
-                                       check_positive_int, check_hook, check_predictions, check_trainable, layer_op_width, read_number,
-                                       slot_count)
-from fastfit._reference.metrics import histogram_size, split_entry
+from fastfit.contract.names import (ACTIVATIONS, CONSTRAINTS, ENGINE_LOSSES, ENGINE_NAMES, METRICS, NOISE_OPS,
+                                    OPTIMIZERS)
+from fastfit.contract.checks import (code, check_confusion, check_confusion_units, check_dtype, check_end_calls,
+                                     check_float_array, check_int_array, check_labels, check_metrics,
+                                     check_positive_int, check_hook, check_predictions, histogram_size, split_entry)
+from fastfit.contract.ops import ActivationOp, DenseOp, DropoutOp, parse_ops
+from fastfit.contract.optimizer import read_number, read_optimizer
 
 cnp.import_array()
+
+# The compiled values of the _modes.pxd enums (tests/contract/test_modes.py compares them with contract.modes).
+MODE_VALUES = {"TRAIN": MODE_TRAIN, "EVALUATE": MODE_EVALUATE, "PREDICT": MODE_PREDICT}
+PHASE_VALUES = {"BATCH_BEGIN": PHASE_BATCH_BEGIN, "BATCH_END": PHASE_BATCH_END}
 
 cdef double SIGNAL_PERIOD = 0.25
 # Threads of a call: a batch splits into at most this many row blocks and parameter slices (_batch.pyx),
@@ -77,7 +83,7 @@ cdef int _call_hook(Network net, object hook, object optimizer, int phase, Py_ss
     """Call the hook at a batch boundary (GIL held); return 1 to stop. Syncs the optimizer both ways."""
     if optimizer is not None:
         net._write_back(optimizer)
-    if phase == 1 and net._end_calls is not None:
+    if phase == PHASE_BATCH_END and net._end_calls is not None:
         stop = _call_end(net, batch, size)
     else:
         stop = hook(phase, batch, size, stats)
@@ -109,7 +115,7 @@ cdef bint _call_end(Network net, Py_ssize_t batch, Py_ssize_t size) except -1:
 
 
 cdef int _run(Network net, floating* tag, int mode, object hook, object optimizer, floating* out) except -1:
-    """Run a call: mode 0 train, 1 evaluate, 2 predict (writing into `out`)."""
+    """Run a call of `mode` (MODE_TRAIN, MODE_EVALUATE, or MODE_PREDICT writing into `out`)."""
     cdef State* s = &net.s
     cdef Call* c = &net.c
     cdef Py_ssize_t k, start, size, lo, hi
@@ -117,34 +123,34 @@ cdef int _run(Network net, floating* tag, int mode, object hook, object optimize
     cdef bint call_end
     cdef double t, last_end, last_signal
     cdef unsigned long long fp_mode
-    stats = net._stats if mode != 2 else net._pstats
+    stats = net._stats if mode != MODE_PREDICT else net._pstats
     last_end = last_signal = now()
     with nogil:
         fp_mode = fastfit_flush_denormals()
         for k in range(c.n_batches):
             start = k * c.bs
             size = c.bs if start + c.bs <= c.n else c.n - start
-            if mode == 2:
+            if mode == MODE_PREDICT:
                 s.stats[0] = start
             if c.begin:
                 fastfit_restore_fp(fp_mode)
                 with gil:
-                    stop = _call_hook(net, hook, optimizer, 0, k, size, stats)
+                    stop = _call_hook(net, hook, optimizer, PHASE_BATCH_BEGIN, k, size, stats)
                 fastfit_flush_denormals()
                 if stop:
                     break
             # Distributed: this rank runs its contiguous share lo..hi of the global batch (see _reduce_batch).
             c.gstart, c.gsize, lo, hi = start, size, 0, size
-            if c.reduce.fn != NULL and mode != 2:
+            if c.reduce.fn != NULL and mode != MODE_PREDICT:
                 lo = size * c.reduce.rank // c.reduce.size
                 hi = size * (c.reduce.rank + 1) // c.reduce.size
             s.row0 = lo
             run_batch(s, c, tag, mode, start + lo, hi - lo, out)
             if c.mpi_error != 0:
                 break
-            if mode == 0 and c.first_bad < 0 and not isfinite(s.stats[0]):
+            if mode == MODE_TRAIN and c.first_bad < 0 and not isfinite(s.stats[0]):
                 c.first_bad = k
-            if mode != 2:
+            if mode != MODE_PREDICT:
                 accumulate(s, size)
             t = now()
             call_end = c.end and (c.interval <= 0 or k == c.n_batches - 1 or t - last_end >= c.interval)
@@ -153,7 +159,7 @@ cdef int _run(Network net, floating* tag, int mode, object hook, object optimize
                 last_signal = t
                 fastfit_restore_fp(fp_mode)
                 with gil:
-                    stop = _call_hook(net, hook, optimizer, 1, k, size, stats)
+                    stop = _call_hook(net, hook, optimizer, PHASE_BATCH_END, k, size, stats)
                 fastfit_flush_denormals()
                 if stop:
                     break
@@ -251,12 +257,10 @@ cdef class Network:
         PyMem_Free(self.s.spen)
 
     def __init__(self, ops, loss, metrics, dtype, confusion=()):
-        if dtype not in (np.float32, np.float64) and np.dtype(dtype) not in (np.float32, np.float64):
-            raise ValueError(f"dtype: expected numpy.float32 or numpy.float64, got {dtype!r}")
-        self.dtype = np.dtype(dtype)
+        self.dtype = check_dtype(dtype)
         code(loss, ENGINE_LOSSES, "loss")
         self.s.loss = code(loss, ENGINE_NAMES, "loss")
-        metrics = check_metrics(metrics if isinstance(metrics, str) else list(metrics), loss)
+        metrics = check_metrics(metrics, loss)
         specs = check_confusion(confusion, loss)
         self.s.n_metrics = len(metrics)
         self.s.metrics = <int*>_malloc(len(metrics) * sizeof(int))
@@ -287,63 +291,30 @@ cdef class Network:
         self._pstats = np.zeros(1)
 
     def _compile_ops(self, ops):
-        """Validate the op list, fuse each Dense (or batch normalization) with a following activation, and fill
-        the C op table."""
+        """Parse the op list (`contract.ops.parse_ops`), fuse each Dense (or batch normalization) with a following
+        activation, and fill the C op table."""
         if self.s.ops != NULL:
             raise RuntimeError("Network: already initialised")
-        if not isinstance(ops, (list, tuple)):
-            raise ValueError(f"ops: expected a list of tuples, got {type(ops).__name__}")
-        specs, width, extras = [], None, []
-        arrays = []  # the parameter arrays of the ops so far (penalties and constraints must name one)
-        for i, op in enumerate(ops):
-            if not isinstance(op, tuple) or not op or op[0] not in ("dense", "activation", "dropout") + LAYER_OPS:
-                raise ValueError(f"ops[{i}]: expected ('dense', W, b[, trainable]), ('activation', name), "
-                                 f"('dropout', rate, seed) or one of {list(LAYER_OPS)}, got {op!r}")
-            if op[0] in LAYER_OPS:
-                op = check_layer_op(op, i, self.dtype)
-                if op[0] in ("penalty", "constraint"):
-                    if not any(a is op[1] for a in arrays):
-                        raise ValueError(f"ops[{i}] {op[0]} array: expected a parameter array of an earlier op")
-                    extras.append(op)
-                    continue
-                need = layer_op_width(op)
-                if need is not None and width is not None and need != width:
-                    raise ValueError(f"ops[{i}] {op[0]}: expected {need} input features, the op before gives {width}")
-                width = need if need is not None else width
-                spec = _layer_spec(op)
-                if spec is not None:
-                    specs.append(spec)
-                    arrays += [a for a in (spec[2], spec[3]) if a is not None]
-                continue
-            if op[0] == "dense" and len(op) in (3, 4):
-                W = check_float_array(op[1], self.dtype, f"ops[{i}] W", ndim=2, writeable=True)
-                if width is not None and W.shape[0] != width:
-                    raise ValueError(f"ops[{i}] W: expected {width} input rows, got shape {W.shape}")
-                b = op[2]
-                if b is not None:
-                    check_float_array(b, self.dtype, f"ops[{i}] b", shape=(W.shape[1],), writeable=True)
-                specs.append([K_DENSE, A_LINEAR, W, b, 0.0, 0, check_trainable(op, i), None, None])
-                arrays += [a for a in (W, b) if a is not None]
-                width = W.shape[1]
-            elif op[0] == "activation" and len(op) == 2:
-                act = code(op[1], ACTIVATIONS, f"ops[{i}] activation")
+        specs, extras = [], []
+        for op in parse_ops(ops, self.dtype):
+            if isinstance(op, DenseOp):
+                specs.append([K_DENSE, A_LINEAR, op.W, op.b, 0.0, 0, op.trainable, None, None])
+            elif isinstance(op, ActivationOp):
+                act = ACTIVATIONS.index(op.name)
                 last = specs[len(specs) - 1] if specs else None
                 if last is not None and last[1] == A_LINEAR and (
                         last[0] == K_DENSE or (last[0] == K_BN and act != A_SOFTMAX)):
                     last[1] = act
                 else:
                     specs.append([K_ACT, act, None, None, 0.0, 0, False, None, None])
-            elif op[0] == "dropout" and len(op) == 3:
-                rate, seed = op[1], op[2]
-                if not isinstance(rate, (int, float, np.floating, np.integer)) or not 0 <= rate < 1:
-                    raise ValueError(f"ops[{i}] dropout rate: expected a number in [0, 1), got {rate!r}")
-                if not isinstance(seed, (int, np.integer)) or isinstance(seed, bool) or seed < 0:
-                    raise ValueError(f"ops[{i}] dropout seed: expected a non-negative int, got {seed!r}")
-                if rate > 0:  # rate 0 is the identity
-                    specs.append([K_DROPOUT, A_LINEAR, None, None, float(rate), int(seed) & (2**64 - 1), False, None,
-                                  None])
+            elif isinstance(op, DropoutOp):
+                specs.append([K_DROPOUT, A_LINEAR, None, None, op.rate, op.seed & (2**64 - 1), False, None, None])
+            elif op.kind in ("penalty", "constraint"):
+                extras.append(op.op)
             else:
-                raise ValueError(f"ops[{i}]: malformed {op[0]!r} op {op!r}")
+                spec = _layer_spec(op.op, op.width)
+                if spec is not None:
+                    specs.append(spec)
         self._op_specs = specs
         self._fill_ops(specs)
         self._fill_penalties(extras)
@@ -439,9 +410,7 @@ cdef class Network:
         self.s.penalties = <Penalty*>_malloc(len(penalties) * sizeof(Penalty))
         self.s.constraints = <Constraint*>_malloc(len(constraints) * sizeof(Constraint))
         self.s.n_penalties, self.s.n_constraints = 0, 0
-        for t, op in enumerate(penalties):
-            if any(q[1] is op[1] for q in penalties[:t]):
-                raise ValueError("penalty: two penalty ops on one array (combine them into one L1L2)")
+        for op in penalties:  # one per array (`parse_ops` refuses a second)
             j = next((k for k, p in enumerate(self._params) if p is op[1]), -1)
             pen = &self.s.penalties[self.s.n_penalties]
             pen.arr, pen.size, pen.l1, pen.l2, pen.param = _ptr(op[1]), op[1].size, op[2], op[3], j
@@ -547,8 +516,10 @@ cdef class Network:
         self.c.bs = bs
         self.c.n_batches = (n + bs - 1) // bs
         self.c.begin, self.c.end, self.c.interval = check_hook(hook)
-        self._end_calls, self._end_keys, self._stop_model = self._end_plan(hook, mode)
-        self._batch_out = check_predictions(hook, min(bs, n), self.s.units, self.dtype) if mode != 2 else None
+        # The hook's optional `end_calls` (docs/architecture.md, "Hooks"): None, or the engine calls them itself.
+        self._end_calls, self._end_keys, self._stop_model = (check_end_calls(hook, self.s.n_metrics)
+                                                             if mode != MODE_PREDICT else (None, None, None))
+        self._batch_out = check_predictions(hook, min(bs, n), self.s.units, self.dtype) if mode != MODE_PREDICT else None
         self.c.first_bad = -1
         self.c.mpi_error = 0
         # Several threads only where BLAS may use them (OPENBLAS_NUM_THREADS=1: one core), and only for
@@ -571,24 +542,6 @@ cdef class Network:
         self.s.stats = <double*>_ptr(self._stats)
         self.confusion_counts[:] = 0
 
-    cdef tuple _end_plan(self, hook, int mode):
-        """(calls, keys, model) from the hook's optional `end_calls` (docs/architecture.md, "Hooks"), checked
-        here, or (None, None, None) when the engine calls the hook itself."""
-        plan = getattr(hook, "end_calls", None) if hook is not None and mode != 2 else None
-        if plan is None:
-            return None, None, None
-        try:
-            calls, keys, model = plan
-            calls, keys = tuple(calls), tuple(keys)
-        except (TypeError, ValueError):
-            raise ValueError(f"hook.end_calls: expected (callables, keys, model or None), got {plan!r}") from None
-        if len(keys) != 1 + self.s.n_metrics or not all(isinstance(key, str) for key in keys):
-            raise ValueError(f"hook.end_calls: expected {1 + self.s.n_metrics} str keys (the loss and each "
-                             f"metric), got {keys!r}")
-        if not all(callable(call) for call in calls):
-            raise ValueError(f"hook.end_calls: every call must be callable, got {calls!r}")
-        return calls, keys, model
-
     cdef _reserve_gradient_parts(self, int mode, Py_ssize_t rows):
         """Point `parts` of each Dense op whose training gradient is summed from per-block parts at room for
         them (NULL for the others).
@@ -603,7 +556,7 @@ cdef class Network:
         for i in range(self.s.n_ops):
             op = &self.s.ops[i]
             op.parts = NULL
-            if (mode == 0 and op.kind == K_DENSE and op.pw >= 0 and self.c.blocks > 1
+            if (mode == MODE_TRAIN and op.kind == K_DENSE and op.pw >= 0 and self.c.blocks > 1
                     and op.n_out * PARTIAL_ROWS_PER_UNIT <= rows // self.c.blocks):
                 op.parts = _keep_new(parts, (self.c.blocks, (op.n_in + 1) * op.n_out), self.dtype)
         self._parts_keep = parts
@@ -618,7 +571,7 @@ cdef class Network:
         return total
 
     cdef int _plan(self, int mode, Py_ssize_t rows) except -1:
-        """Fill s.stages for a call of `mode` (0 train, 1 evaluate, 2 predict) with batches of `rows` rows.
+        """Fill s.stages for a call of `mode` (MODE_TRAIN, MODE_EVALUATE, MODE_PREDICT) with batches of `rows` rows.
 
         A Dense product runs over column slices when the layer is wider than the batch is tall (then each
         thread packs a slice of W, instead of all of it for its rows) and W is large enough to be worth it.
@@ -628,7 +581,7 @@ cdef class Network:
         step on W2's first layer took 3-10x longer); a row stage then sums the partial outputs.
         """
         cdef int i, L = self.s.n_ops
-        cdef bint training = mode == 0, split = self.c.slices > 1, big, cols, depth
+        cdef bint training = mode == MODE_TRAIN, split = self.c.slices > 1, big, cols, depth
         cdef Op* op
         self.s.n_stages = 0
         partials = []
@@ -679,41 +632,22 @@ cdef class Network:
         return 0
 
     cdef _bind_optimizer(self, optimizer):
-        """Read the hyper-parameters, iterations and slot arrays of the optimizer object."""
-        kind = getattr(optimizer, "kind", None)
-        self.s.hyper.kind = code(kind, OPTIMIZERS, "optimizer.kind")
+        """Read the optimizer object (`contract.optimizer.read_optimizer`) into the State: hyper-parameters,
+        iterations, m_schedule and the slot arrays."""
+        view = read_optimizer(optimizer, self._params, self.dtype)
+        hyper = view.hyper
         h = &self.s.hyper
-        h.lr = read_number(optimizer, "lr")
-        h.decay = read_number(optimizer, "decay", 0.0)
-        h.eps = read_number(optimizer, "epsilon", 1e-7)
-        h.momentum = read_number(optimizer, "momentum", 0.0)
-        h.nesterov = bool(getattr(optimizer, "nesterov", False))
-        h.rho = read_number(optimizer, "rho", 0.9)
-        h.beta_1 = read_number(optimizer, "beta_1", 0.9)
-        h.beta_2 = read_number(optimizer, "beta_2", 0.999)
-        h.amsgrad = bool(getattr(optimizer, "amsgrad", False))
-        h.schedule_decay = read_number(optimizer, "schedule_decay", 0.004)
-        iterations = getattr(optimizer, "iterations", None)
-        if not isinstance(iterations, (int, np.integer)) or iterations < 0:
-            raise ValueError(f"optimizer.iterations: expected a non-negative int, got {iterations!r}")
-        self.s.iterations = int(iterations)
-        self.s.m_schedule = read_number(optimizer, "m_schedule", 1.0) if kind == "nadam" else 1.0
-        slots = getattr(optimizer, "slots", None)
-        if not isinstance(slots, (list, tuple)) or len(slots) != self.s.n_params:
-            given = len(slots) if isinstance(slots, (list, tuple)) else type(slots).__name__
-            raise ValueError(f"optimizer.slots: expected a list of {self.s.n_params} entries (one per "
-                             f"parameter array), got {given}")
-        need = slot_count(kind, optimizer)
-        for j, (param, entry) in enumerate(zip(self._params, slots)):
-            if not isinstance(entry, (list, tuple)) or len(entry) < need:
-                raise ValueError(f"optimizer.slots[{j}]: expected {need} arrays for {kind!r}, got {entry!r}")
+        h.kind = OPTIMIZERS.index(hyper.kind)
+        h.lr, h.decay, h.eps, h.momentum = hyper.lr, hyper.decay, hyper.epsilon, hyper.momentum
+        h.nesterov, h.amsgrad = hyper.nesterov, hyper.amsgrad
+        h.rho, h.beta_1, h.beta_2, h.schedule_decay = hyper.rho, hyper.beta_1, hyper.beta_2, hyper.schedule_decay
+        self.s.iterations = view.iterations
+        self.s.m_schedule = view.m_schedule
+        need = hyper.slot_count()
+        for j, entry in enumerate(view.slots):
             for k in range(3):
-                arr = None
-                if k < need:
-                    arr = check_float_array(entry[k], self.dtype, f"optimizer.slots[{j}][{k}]", shape=param.shape,
-                                      writeable=True)
-                self.s.slots[3 * j + k] = _ptr(arr)
-        self._slots_keep = slots
+                self.s.slots[3 * j + k] = _ptr(entry[k]) if k < need else NULL
+        self._slots_keep = view.slots
 
     def _enter(self):
         """Mark the network busy for one call (its workspaces and call state are not shareable).
@@ -831,9 +765,9 @@ cdef class Network:
             self.c.order = <int64_t*>_ptr(order)
             self.c.n = order.shape[0]  # the loop walks `order`, which may cover fewer rows than x has
             self._bind_optimizer(optimizer)
-            self._bind_batches(self.c.n, batch_size, hook, 0)
+            self._bind_batches(self.c.n, batch_size, hook, MODE_TRAIN)
             try:
-                self._run(0, hook, optimizer, self._batch_out)
+                self._run(MODE_TRAIN, hook, optimizer, self._batch_out)
             finally:
                 self._write_back(optimizer)
                 self._slots_keep = None
@@ -850,12 +784,12 @@ cdef class Network:
         self._enter()
         try:
             n = self._bind_data(x, y, sample_weight, True)
-            self._bind_batches(n, batch_size, hook, 1)
+            self._bind_batches(n, batch_size, hook, MODE_EVALUATE)
             if self.dtype == np.float64:
                 self.s.eval_penalty = weight_penalties(&self.s, <double*>NULL)
             else:
                 self.s.eval_penalty = weight_penalties(&self.s, <float*>NULL)
-            self._run(1, hook, None, self._batch_out)
+            self._run(MODE_EVALUATE, hook, None, self._batch_out)
         finally:
             self._busy = False
         return self._sums()
@@ -870,18 +804,19 @@ cdef class Network:
         try:
             n = self._bind_data(x, None, None, False)
             out = check_float_array(out, self.dtype, "out", shape=(n, self.s.units), writeable=True)
-            self._bind_batches(n, batch_size, hook, 2)
+            self._bind_batches(n, batch_size, hook, MODE_PREDICT)
             self.s.stats = <double*>_ptr(self._pstats)
-            self._run(2, hook, None, out)
+            self._run(MODE_PREDICT, hook, None, out)
         finally:
             self._busy = False
 
 
-def _layer_spec(op):
+def _layer_spec(op, width):
     """The internal spec [kind, act, W, b, rate, seed, trainable, width, extra] of a normalised layer op (see
-    `checks.check_layer_op`), or None for an identity. W and b are the op's parameter arrays (PReLU: alpha;
-    batch normalization: gamma, beta); `extra` holds the scalars (`p`, `sub`) and BN's moving statistics."""
-    kind, width = op[0], layer_op_width(op)
+    `checks.check_layer_op`) that needs input `width` (None: any), or None for an identity. W and b are the op's
+    parameter arrays (PReLU: alpha; batch normalization: gamma, beta); `extra` holds the scalars (`p`, `sub`)
+    and BN's moving statistics."""
+    kind = op[0]
     if kind == "activity_regularization":
         if op[1] == 0 and op[2] == 0:
             return None
@@ -899,7 +834,5 @@ def _layer_spec(op):
         _, gamma, beta, mean, var, momentum, epsilon, trainable = op
         return [K_BN, A_LINEAR, gamma, beta, 0.0, 0, trainable, width,
                 {"p": (momentum, epsilon, 0.0), "sub": int(trainable), "mean": mean, "var": var}]
-    if op[1] == 0:  # a noise op of zero strength is the identity
-        return None
     return [K_NOISE, A_LINEAR, None, None, op[1], op[2] & (2**64 - 1), False, width,
             {"p": (0.0, 0.0, 0.0), "sub": NOISE_OPS.index(kind)}]

@@ -1,4 +1,4 @@
-# Loss and metric codes (the order of ENGINE_NAMES in fastfit/_reference/names.py) and the batch kernels.
+# Loss and metric codes (the order of ENGINE_NAMES in fastfit/contract/names.py) and the batch kernels.
 from cython cimport floating
 from libc.stdint cimport int64_t
 

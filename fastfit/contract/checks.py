@@ -1,9 +1,9 @@
 """Argument checks of both engines, run with the GIL before any engine code; each raises ValueError naming the
-argument, what was expected and what was given. The Cython engine imports them too, so a bad call can never
-reach its pointer arithmetic and both engines word their errors the same way."""
+argument, what was expected and what was given. Both engines import them, so a bad call can never reach the
+Cython engine's pointer arithmetic and both engines word their errors the same way."""
 import numpy as np
 
-from fastfit._reference.names import CONSTRAINTS, METRICS, SPARSE_LOSSES, SPARSE_METRICS
+from fastfit.contract.names import CONSTRAINTS, METRICS, SPARSE_LOSSES, SPARSE_METRICS
 
 
 def check_dtype(dtype):
@@ -33,7 +33,7 @@ def check_metrics(metrics, loss):
     sparse = loss in SPARSE_LOSSES
     for entry in metrics:
         name = entry
-        if isinstance(entry, tuple):  # (name, param): a threshold or a k (fastfit._reference.metrics)
+        if isinstance(entry, tuple):  # (name, param): a threshold or a k (see split_entry)
             name, param = entry if len(entry) == 2 else (None, None)
             if name == "binary_accuracy":
                 if isinstance(param, bool) or not isinstance(param, (int, float)) or not np.isfinite(param):
@@ -52,6 +52,19 @@ def check_metrics(metrics, loss):
 
 
 _INT_MAX = 2 ** 31 - 1  # the Cython engine indexes with C ints
+
+
+def split_entry(entry):
+    """`(name, param)` of an engine metric entry: a name, or `(name, param)` for binary_accuracy or a top-k
+    accuracy (param None: the name's default, rounding for binary accuracy and k = 5 for the top-k metrics)."""
+    if isinstance(entry, tuple) and len(entry) == 2:
+        return entry[0], entry[1]
+    return entry, None
+
+
+def histogram_size(thresholds):
+    """Length of the threshold histogram of `thresholds`: positives and negatives per bucket, out of range."""
+    return 2 * (len(thresholds) + 1) + 1
 
 
 def check_confusion(confusion, loss):
@@ -192,6 +205,30 @@ def check_hook(hook):
         raise ValueError(f"hook: expected attributes batch_begin, batch_end and end_interval ({exc})") from None
 
 
+def check_end_calls(hook, n_metrics):
+    """(calls, keys, model) from the hook's optional `end_calls` (docs/architecture.md, "Hooks"), or
+    (None, None, None) without one. The Cython engine then makes the hook's batch-end calls itself; the
+    reference engine calls the hook, which makes the same calls.
+
+    Raises:
+        ValueError: not (callables, keys, model or None), or not 1 + `n_metrics` str keys.
+    """
+    plan = getattr(hook, "end_calls", None) if hook is not None else None
+    if plan is None:
+        return None, None, None
+    try:
+        calls, keys, model = plan
+        calls, keys = tuple(calls), tuple(keys)
+    except (TypeError, ValueError):
+        raise ValueError(f"hook.end_calls: expected (callables, keys, model or None), got {plan!r}") from None
+    if len(keys) != 1 + n_metrics or not all(isinstance(key, str) for key in keys):
+        raise ValueError(f"hook.end_calls: expected {1 + n_metrics} str keys (the loss and each "
+                         f"metric), got {keys!r}")
+    if not all(callable(call) for call in calls):
+        raise ValueError(f"hook.end_calls: every call must be callable, got {calls!r}")
+    return calls, keys, model
+
+
 def check_predictions(hook, rows, units, dtype):
     """The hook's optional `predictions` array, or None (no hook, or a hook without one).
 
@@ -222,32 +259,6 @@ def check_trainable(op, index):
     if not isinstance(op[3], (bool, np.bool_)):
         raise ValueError(f"ops[{index}] trainable: expected True or False, got {op[3]!r}")
     return bool(op[3])
-
-
-def read_number(obj, attr, default=None):
-    """Read `obj.attr` as a float (or `default` when missing or None).
-
-    Raises:
-        ValueError: missing without default, or not a number.
-    """
-    value = getattr(obj, attr, None)
-    if value is None:
-        if default is None:
-            raise ValueError(f"optimizer.{attr}: expected a number, got nothing")
-        return float(default)
-    try:
-        return float(value)
-    except (TypeError, ValueError):
-        raise ValueError(f"optimizer.{attr}: expected a number, got {value!r}") from None
-
-
-def slot_count(kind, optimizer):
-    """Number of slot arrays per parameter the update rule of `kind` reads."""
-    if kind == "sgd":
-        return 1 if read_number(optimizer, "momentum", 0.0) != 0 else 0
-    if kind == "adam" and getattr(optimizer, "amsgrad", False):
-        return 3
-    return 1 if kind in ("rmsprop", "adagrad") else 2
 
 
 def _number(value, what, low=None, high=None, low_open=False, high_open=False):
