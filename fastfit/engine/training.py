@@ -14,6 +14,7 @@ from collections.abc import Callable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
+import numpy.typing as npt
 
 from fastfit import backend, losses
 from fastfit import metrics as metrics_module
@@ -54,7 +55,8 @@ class Model(Network):
         self._engine = None
         self._resolved_metrics: list[tuple[str, Any]] = []  # (log key, metric) per compiled metric (metrics.resolve)
         self._readout = Readout([], None, None)  # where the engine-computed metric values are (compile)
-        self._pending_compile: dict[str, Any] | None = None  # compile arguments waiting for a deferred build (see `compile`)
+        # compile arguments waiting for a deferred build (see `compile`)
+        self._pending_compile: dict[str, Any] | None = None
         self._custom_metrics: CustomMetrics | None = None  # a CustomMetrics when compiled with custom metrics
         self._seed = backend.draw_seed()   # drives per-epoch shuffling; saved with the model
         self._busy = threading.RLock()  # re-entrant: a callback may evaluate/predict its own model
@@ -309,7 +311,8 @@ class Model(Network):
     def fit(self, x: Data | None = None, y: Data | None = None, batch_size: int | None = None,
             epochs: int | None = None, verbose: int | str = 1, callbacks: Sequence[Callback] | None = None,
             validation_split: float = 0.0, validation_data: tuple[Any, ...] | list[Any] | Batches | None = None,
-            shuffle: bool | str = True, class_weight: ClassWeight | None = None, sample_weight: np.ndarray | None = None,
+            shuffle: bool | str = True, class_weight: ClassWeight | None = None,
+            sample_weight: npt.ArrayLike | None = None,
             initial_epoch: int = 0, steps_per_epoch: int | None = None, validation_steps: int | None = None,
             validation_freq: int | Sequence[int] = 1, validation_batch_size: int | None = None,
             **kwargs: Any) -> History:
@@ -509,7 +512,7 @@ class Model(Network):
 
     # -- evaluate / predict ----------------------------------------------------------------------------------
     def evaluate(self, x: Data | None = None, y: Data | None = None, batch_size: int | None = None,
-                 verbose: int | str = 1, sample_weight: np.ndarray | None = None, steps: int | None = None,
+                 verbose: int | str = 1, sample_weight: npt.ArrayLike | None = None, steps: int | None = None,
                  callbacks: Sequence[Callback] | None = None, return_dict: bool = False, **kwargs: Any) -> Scores:
         """Return the loss (no metrics) or `[loss, *metrics]` in `metrics_names` order, sample-weighted means;
         with `return_dict=True` (tf.keras), `{name: value}` in that order. `steps` (tf.keras, with arrays):
@@ -664,7 +667,7 @@ class Model(Network):
         return out if single else [out]
 
     # -- single batches --------------------------------------------------------------------------------------
-    def train_on_batch(self, x: Data, y: Data, sample_weight: np.ndarray | None = None,
+    def train_on_batch(self, x: Data, y: Data, sample_weight: npt.ArrayLike | None = None,
                        class_weight: ClassWeight | None = None, reset_metrics: bool = True,
                        return_dict: bool = False) -> Scores:
         """One update on one batch; returns the loss or `[loss, *metrics]` measured before the update
@@ -680,8 +683,8 @@ class Model(Network):
             sums = self._train_network().train_epoch(x, y, weights, order, len(x), self.optimizer, hook)
         return _batch_result(self, sums, return_dict, metric_pass)
 
-    def test_on_batch(self, x: Data, y: Data, sample_weight: np.ndarray | None = None, reset_metrics: bool = True,
-                      return_dict: bool = False) -> Scores:
+    def test_on_batch(self, x: Data, y: Data, sample_weight: npt.ArrayLike | None = None,
+                      reset_metrics: bool = True, return_dict: bool = False) -> Scores:
         """The loss or `[loss, *metrics]` of one batch (`return_dict=True`: a dict)."""
         self._build_from(x)
         self._require_compiled("test_on_batch")
