@@ -6,7 +6,12 @@ Keras's fuzz factor 1e-7 in the divisions. Calling a constraint on an array retu
 """
 from __future__ import annotations
 
+from typing import TYPE_CHECKING, Any
+
 import numpy as np
+
+if TYPE_CHECKING:
+    from typing_extensions import Self
 
 _EPSILON = 1e-7
 
@@ -16,17 +21,17 @@ class Constraint:
 
     kind = ""
 
-    def __call__(self, w):
+    def __call__(self, w: np.ndarray) -> np.ndarray:
         return w
 
     def get_config(self) -> dict:
         return {}
 
     @classmethod
-    def from_config(cls, config):
+    def from_config(cls, config: dict[str, Any]) -> Self:
         return cls(**config)
 
-    def engine_args(self):
+    def engine_args(self) -> tuple[float, float, float, int]:
         """(max_value, min_value, rate, axis) as the engines read them."""
         return (0.0, 0.0, 1.0, 0)
 
@@ -56,18 +61,18 @@ class MaxNorm(Constraint):
 
     kind = "max_norm"
 
-    def __init__(self, max_value: float = 2, axis: int = 0):
+    def __init__(self, max_value: float = 2, axis: int = 0) -> None:
         self.max_value = _number(max_value, "MaxNorm", "max_value")
         self.axis = _axis(axis, "MaxNorm")
 
-    def __call__(self, w):
+    def __call__(self, w: np.ndarray) -> np.ndarray:
         norms = _norms(w, self.axis)
         return w * (np.clip(norms, 0, self.max_value) / (_EPSILON + norms))
 
-    def get_config(self):
+    def get_config(self) -> dict:
         return {"max_value": self.max_value, "axis": self.axis}
 
-    def engine_args(self):
+    def engine_args(self) -> tuple[float, float, float, int]:
         return (self.max_value, 0.0, 1.0, self.axis)
 
 
@@ -76,7 +81,7 @@ class NonNeg(Constraint):
 
     kind = "non_neg"
 
-    def __call__(self, w):
+    def __call__(self, w: np.ndarray) -> np.ndarray:
         return w * (w >= 0)
 
 
@@ -85,16 +90,16 @@ class UnitNorm(Constraint):
 
     kind = "unit_norm"
 
-    def __init__(self, axis: int = 0):
+    def __init__(self, axis: int = 0) -> None:
         self.axis = _axis(axis, "UnitNorm")
 
-    def __call__(self, w):
+    def __call__(self, w: np.ndarray) -> np.ndarray:
         return w / (_EPSILON + _norms(w, self.axis))
 
-    def get_config(self):
+    def get_config(self) -> dict:
         return {"axis": self.axis}
 
-    def engine_args(self):
+    def engine_args(self) -> tuple[float, float, float, int]:
         return (0.0, 0.0, 1.0, self.axis)
 
 
@@ -103,21 +108,21 @@ class MinMaxNorm(Constraint):
 
     kind = "min_max_norm"
 
-    def __init__(self, min_value: float = 0.0, max_value: float = 1.0, rate: float = 1.0, axis: int = 0):
+    def __init__(self, min_value: float = 0.0, max_value: float = 1.0, rate: float = 1.0, axis: int = 0) -> None:
         self.min_value = _number(min_value, "MinMaxNorm", "min_value")
         self.max_value = _number(max_value, "MinMaxNorm", "max_value", low=self.min_value)
         self.rate = _number(rate, "MinMaxNorm", "rate")
         self.axis = _axis(axis, "MinMaxNorm")
 
-    def __call__(self, w):
+    def __call__(self, w: np.ndarray) -> np.ndarray:
         norms = _norms(w, self.axis)
         desired = self.rate * np.clip(norms, self.min_value, self.max_value) + (1 - self.rate) * norms
         return w * (desired / (_EPSILON + norms))
 
-    def get_config(self):
+    def get_config(self) -> dict:
         return {"min_value": self.min_value, "max_value": self.max_value, "rate": self.rate, "axis": self.axis}
 
-    def engine_args(self):
+    def engine_args(self) -> tuple[float, float, float, int]:
         return (self.max_value, self.min_value, self.rate, self.axis)
 
 
@@ -130,32 +135,34 @@ _ALIASES = {"max_norm": MaxNorm, "non_neg": NonNeg, "unit_norm": UnitNorm, "min_
             "maxnorm": MaxNorm, "nonneg": NonNeg, "unitnorm": UnitNorm}
 
 
-def serialize(constraint):
+def serialize(constraint: Constraint | None) -> dict[str, Any] | None:
     if constraint is None:
         return None
     return {"class_name": type(constraint).__name__, "config": constraint.get_config()}
 
 
-def deserialize(config, custom_objects=None):
+def deserialize(config: dict[str, Any], custom_objects: dict[str, Any] | None = None) -> Constraint:
     """Build a constraint from a Keras config dict.
 
     Raises:
         ValueError: an unknown class.
     """
     name = config.get("class_name")
-    cls = _CLASSES.get(name) or _ALIASES.get(name)
+    cls = _CLASSES.get(name or "") or _ALIASES.get(name or "")
     if cls is None:
         raise ValueError(f"Unknown constraint class {name!r}; fastfit runs {sorted(_CLASSES)}")
     return cls(**(config.get("config") or {}))
 
 
-def get(identifier) -> Constraint | None:
+def get(identifier: str | dict[str, Any] | Constraint | None) -> Constraint | None:
     """Return a constraint from None, an instance, a config dict or a name ('max_norm', ...).
 
     Raises:
         ValueError: anything else (custom constraint functions cannot run in the compiled engine).
     """
-    if identifier is None or type(identifier) in _CLASSES.values():
+    if identifier is None:
+        return None
+    if isinstance(identifier, Constraint) and type(identifier) in _CLASSES.values():
         return identifier
     if isinstance(identifier, dict):
         return deserialize(identifier)
@@ -166,7 +173,7 @@ def get(identifier) -> Constraint | None:
                      "engine")
 
 
-def engine_ops(array, constraint):
+def engine_ops(array: np.ndarray | None, constraint: Constraint | None) -> list[tuple[Any, ...]]:
     """The engine op that applies `constraint` to `array` after each update (none for None)."""
     if constraint is None or array is None:
         return []

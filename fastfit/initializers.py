@@ -140,7 +140,7 @@ class VarianceScaling(Initializer):
 
 
 def _variance_scaling_family(name: str, scale: float, mode: str, distribution: str) -> type[VarianceScaling]:
-    def __init__(self, seed=None):
+    def __init__(self: VarianceScaling, seed: int | None = None) -> None:
         VarianceScaling.__init__(self, scale, mode, distribution, seed)
 
     def get_config(self) -> dict[str, Any]:

@@ -6,7 +6,14 @@ the functions of this module, or an instance of one of its tf.keras loss classes
 with the engines' definitions (`fastfit.losses.mean_squared_error(y_true, y_pred)`); the objects compute the
 reduced loss as tf.keras does (`loss(y_true, y_pred, sample_weight=None)`).
 """
+from __future__ import annotations
+
+from collections.abc import Callable
+from types import ModuleType
+from typing import Any, NoReturn, TypeAlias
+
 import numpy as np
+import numpy.typing as npt
 
 from fastfit._reference import losses as _twin  # the NumPy twins of the engine kernels
 from fastfit.contract.names import LOSSES
@@ -21,11 +28,14 @@ ALIASES = {
     "logcosh": "logcosh", "log_cosh": "logcosh",
 }
 
+# What `get`, `engine_loss` and `compile(loss=...)` take: a name, a serialised loss, a function or a Loss object.
+LossIdentifier: TypeAlias = "str | dict[str, Any] | Callable[..., Any] | Loss | None"
 
-def per_sample_function(twin, name):
+
+def per_sample_function(twin: ModuleType, name: str) -> Callable[[npt.ArrayLike, npt.ArrayLike], np.ndarray]:
     """A public `f(y_true, y_pred)` returning the per-sample values of `name` from a NumPy twin module
     (`fastfit._reference.losses` or `.metrics`); used here and by `fastfit.metrics`."""
-    def function(y_true, y_pred):
+    def function(y_true: npt.ArrayLike, y_pred: npt.ArrayLike) -> np.ndarray:
         y_pred = np.asarray(y_pred, dtype=np.result_type(np.asarray(y_pred).dtype, np.float32))
         return twin.per_sample(name, np.asarray(y_true), y_pred)
     function.__name__ = function.__qualname__ = name
@@ -43,7 +53,7 @@ kld = KLD = globals()["kullback_leibler_divergence"]
 cosine = globals()["cosine_proximity"]
 
 
-def _refuse_custom(function):
+def _refuse_custom(function: Any) -> NoReturn:
     name = getattr(function, "__name__", None) or type(function).__name__
     raise ValueError(f"Custom loss {name!r} ({function!r}) is not supported: fastfit trains with gradients it "
                      f"derives for its built-in losses only, and does not derive them for other functions. Use "
@@ -65,11 +75,11 @@ class Reduction:
     SUM_OVER_BATCH_SIZE = "sum_over_batch_size"
 
     @classmethod
-    def all(cls) -> tuple:
+    def all(cls) -> tuple[str, ...]:
         return (cls.AUTO, cls.NONE, cls.SUM, cls.SUM_OVER_BATCH_SIZE)
 
     @classmethod
-    def validate(cls, key) -> None:
+    def validate(cls, key: str) -> None:
         if key not in cls.all():
             raise ValueError(f"reduction: expected one of {list(cls.all())}, got {key!r}")
 
@@ -89,16 +99,17 @@ class Loss:
     _function_name = ""  # the canonical name of the loss in fastfit.contract.names.LOSSES
     _default_name = ""  # tf.keras's default `name`
 
-    def __init__(self, reduction: str = Reduction.AUTO, name: "str | None" = None):
+    def __init__(self, reduction: str = Reduction.AUTO, name: str | None = None) -> None:
         Reduction.validate(reduction)
         self.reduction = reduction
         self.name = self._default_name if name is None else name
 
-    def call(self, y_true, y_pred) -> np.ndarray:
+    def call(self, y_true: npt.ArrayLike, y_pred: npt.ArrayLike) -> np.ndarray:
         """Per-sample loss values (the last axis reduced)."""
         return per_sample_function(_twin, self._function_name)(y_true, y_pred)
 
-    def __call__(self, y_true, y_pred, sample_weight=None):
+    def __call__(self, y_true: npt.ArrayLike, y_pred: npt.ArrayLike,
+                 sample_weight: npt.ArrayLike | None = None) -> np.ndarray | np.floating:
         values = np.asarray(self.call(y_true, y_pred))
         if sample_weight is not None:
             weight = np.asarray(sample_weight, dtype=values.dtype)
@@ -120,7 +131,7 @@ class Loss:
         return {"reduction": self.reduction, "name": self.name}
 
     @classmethod
-    def from_config(cls, config: dict) -> "Loss":
+    def from_config(cls, config: dict) -> Loss:
         return cls(**config)
 
     def _engine_loss(self, output_ndim: int) -> str:
@@ -145,7 +156,7 @@ def _check_axis(loss, axis, ndim: int) -> None:
                          f"axis={axis!r} for an output of {ndim} dimensions; remove the argument")
 
 
-def _last_axis(array, axis):
+def _last_axis(array: npt.ArrayLike, axis: int) -> np.ndarray:
     array = np.asarray(array)
     return array if array.ndim == 0 or axis in (-1, array.ndim - 1) else np.moveaxis(array, axis, -1)
 
@@ -197,11 +208,11 @@ class CosineSimilarity(Loss):
     """-sum(l2_normalize(y_true) * l2_normalize(y_pred)) over `axis` (Keras 2.2's cosine_proximity)."""
     _function_name, _default_name = "cosine_proximity", "cosine_similarity"
 
-    def __init__(self, axis: int = -1, reduction: str = Reduction.AUTO, name: "str | None" = None):
+    def __init__(self, axis: int = -1, reduction: str = Reduction.AUTO, name: str | None = None) -> None:
         super().__init__(reduction=reduction, name=name)
         self.axis = axis
 
-    def call(self, y_true, y_pred) -> np.ndarray:
+    def call(self, y_true: npt.ArrayLike, y_pred: npt.ArrayLike) -> np.ndarray:
         return super().call(_last_axis(y_true, self.axis), _last_axis(y_pred, self.axis))
 
     def get_config(self) -> dict:
@@ -217,7 +228,7 @@ class _Crossentropy(Loss):
     `from_logits=True`, of the logits in log-sum-exp form (softmax or sigmoid applied inside the loss)."""
 
     def __init__(self, from_logits: bool = False, label_smoothing: float = 0.0, axis: int = -1,
-                 reduction: str = Reduction.AUTO, name: "str | None" = None):
+                 reduction: str = Reduction.AUTO, name: str | None = None) -> None:
         super().__init__(reduction=reduction, name=name)
         if not isinstance(from_logits, (bool, np.bool_)):
             raise ValueError(f"from_logits: expected True or False, got {from_logits!r}")
@@ -231,7 +242,7 @@ class _Crossentropy(Loss):
     def _smooth(self, y_true, units: int):
         raise NotImplementedError
 
-    def call(self, y_true, y_pred) -> np.ndarray:
+    def call(self, y_true: npt.ArrayLike, y_pred: npt.ArrayLike) -> np.ndarray:
         y_pred = _last_axis(y_pred, self.axis)
         y_true = _last_axis(y_true, self.axis)
         if self.label_smoothing:
@@ -271,8 +282,8 @@ class SparseCategoricalCrossentropy(Loss):
     """Crossentropy of integer labels against probabilities or, with `from_logits=True`, against logits."""
     _function_name, _default_name = "sparse_categorical_crossentropy", "sparse_categorical_crossentropy"
 
-    def __init__(self, from_logits: bool = False, ignore_class: "int | None" = None,
-                 reduction: str = Reduction.AUTO, name: "str | None" = None):
+    def __init__(self, from_logits: bool = False, ignore_class: int | None = None,
+                 reduction: str = Reduction.AUTO, name: str | None = None) -> None:
         super().__init__(reduction=reduction, name=name)
         if not isinstance(from_logits, (bool, np.bool_)):
             raise ValueError(f"from_logits: expected True or False, got {from_logits!r}")
@@ -283,7 +294,7 @@ class SparseCategoricalCrossentropy(Loss):
         self.from_logits = bool(from_logits)
         self.ignore_class = None
 
-    def call(self, y_true, y_pred) -> np.ndarray:
+    def call(self, y_true: npt.ArrayLike, y_pred: npt.ArrayLike) -> np.ndarray:
         name = self._function_name + ("_from_logits" if self.from_logits else "")
         return per_sample_function(_twin, name)(y_true, y_pred)
 
@@ -305,7 +316,7 @@ def _is_builtin_object(identifier) -> bool:
     return type(identifier) in CLASSES.values()
 
 
-def engine_loss(identifier, output_ndim: int = 2) -> str:
+def engine_loss(identifier: LossIdentifier, output_ndim: int = 2) -> str:
     """The canonical loss the engines train with for `compile(loss=identifier)`.
 
     Arguments:
@@ -338,7 +349,7 @@ def engine_loss(identifier, output_ndim: int = 2) -> str:
                      f"{sorted(ALIASES)}, or a loss object such as CategoricalCrossentropy()")
 
 
-def get(identifier):
+def get(identifier: LossIdentifier) -> Callable[..., Any] | Loss | None:
     """tf.keras's `losses.get`: the loss function of a name or alias, a loss object of a class name or a
     serialised loss (`{'class_name': ..., 'config': ...}`); functions and loss objects pass through.
 
@@ -352,14 +363,14 @@ def get(identifier):
     return globals()[engine_loss(identifier)]
 
 
-def serialize(loss):
+def serialize(loss: str | Callable[..., Any] | Loss) -> str | dict[str, Any] | Callable[..., Any]:
     """A loss as Keras writes it: a name for a name or function, `{'class_name', 'config'}` for an object."""
     if isinstance(loss, Loss):
         return {"class_name": type(loss).__name__, "config": loss.get_config()}
     return getattr(loss, "__name__", loss) if callable(loss) else loss
 
 
-def training_config_entry(loss):
+def training_config_entry(loss: str | Callable[..., Any] | Loss) -> str | dict[str, Any] | Callable[..., Any]:
     """The `loss` entry of a file's training_config: `serialize(loss)`, with the default reduction 'auto'
     written as 'sum_over_batch_size' (what it means in `fit`, and a spelling both tf.keras and Keras 3 read)."""
     entry = serialize(loss)
@@ -372,7 +383,8 @@ def training_config_entry(loss):
 _SERIALISED_KEYS = {"class_name", "config", "module", "registered_name"}
 
 
-def deserialize(config, custom_objects=None):
+def deserialize(config: str | dict[str, Any],
+                custom_objects: dict[str, Any] | None = None) -> Callable[..., Any] | Loss | None:
     """A loss from its serialised form: a name (returned as `get` returns it), or `{'class_name': ...,
     'config': {...}}` as tf.keras and Keras 3 write a loss object (Keras 3's `module` and `registered_name`
     keys are accepted, and a `dtype` of None, 'float32' or 'float64': fastfit computes losses in float64).

@@ -13,11 +13,15 @@ too, without the GIL: the mean metrics as running sums, the confusion metrics as
 epoch's counts (tf.keras's streaming semantics), in batch logs the value so far. Called directly
 (`update_state` / `result` / `reset_state`) they compute the same in NumPy.
 """
+from __future__ import annotations
+
 import collections
 import re
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from typing import Any
 
 import numpy as np
+import numpy.typing as npt
 
 from fastfit import losses as _losses
 from fastfit._reference import metrics as _twin  # the NumPy twins of the engine kernels
@@ -46,15 +50,16 @@ class Metric:
     As for every metric under `compile(metrics=...)`, `sample_weight` is None (Keras weighs only the loss).
     """
 
-    def __init__(self, name: "str | None" = None, dtype=None):
+    def __init__(self, name: str | None = None, dtype: str | None = None) -> None:
         self.name = name or re.sub(r"(?<!^)(?=[A-Z])", "_", type(self).__name__).lower()
         self.dtype = dtype
 
-    def update_state(self, y_true, y_pred, sample_weight=None) -> None:
+    def update_state(self, y_true: npt.ArrayLike, y_pred: npt.ArrayLike,
+                     sample_weight: npt.ArrayLike | None = None) -> None:
         raise NotImplementedError(f"{type(self).__name__} must implement update_state(y_true, y_pred, "
                                   "sample_weight=None)")
 
-    def result(self) -> float:
+    def result(self) -> float | np.ndarray:
         raise NotImplementedError(f"{type(self).__name__} must implement result()")
 
     def reset_state(self) -> None:
@@ -66,7 +71,8 @@ class Metric:
         """The Keras 2 / tf.keras 2.0-2.4 spelling of `reset_state`."""
         self.reset_state()
 
-    def __call__(self, y_true, y_pred, sample_weight=None) -> float:
+    def __call__(self, y_true: npt.ArrayLike, y_pred: npt.ArrayLike,
+                 sample_weight: npt.ArrayLike | None = None) -> float | np.ndarray:
         """Update with one batch and return the result so far (as tf.keras does)."""
         self.update_state(y_true, y_pred, sample_weight=sample_weight)
         return self.result()
@@ -106,17 +112,17 @@ class EngineMetric(Metric):
 
     direction = "max"
 
-    def engine_entry(self, loss: str, units: "int | None") -> tuple:
+    def engine_entry(self, loss: str, units: int | None) -> tuple:
         raise NotImplementedError
 
-    def load_engine_counts(self, counts) -> None:
+    def load_engine_counts(self, counts: Sequence[float] | np.ndarray) -> None:
         raise NotImplementedError
 
     def get_config(self) -> dict:
         return {"name": self.name, "dtype": self.dtype or "float32"}
 
     @classmethod
-    def from_config(cls, config: dict) -> "EngineMetric":
+    def from_config(cls, config: dict) -> EngineMetric:
         return cls(**config)
 
     def __repr__(self) -> str:
@@ -142,14 +148,15 @@ class _MeanMetric(EngineMetric):
 
     _metric = ""  # the canonical name of the per-sample metric
 
-    def __init__(self, name: "str | None" = None, dtype=None):
+    def __init__(self, name: str | None = None, dtype: str | None = None) -> None:
         super().__init__(name=name or self._metric, dtype=dtype)
         self.reset_state()
 
     def _param(self):
         return None
 
-    def update_state(self, y_true, y_pred, sample_weight=None) -> None:
+    def update_state(self, y_true: npt.ArrayLike, y_pred: npt.ArrayLike,
+                     sample_weight: npt.ArrayLike | None = None) -> None:
         y_pred = np.asarray(y_pred)
         y_pred = y_pred.astype(np.result_type(y_pred.dtype, np.float32), copy=False)
         if y_pred.ndim == 1 and self._metric not in ("sparse_categorical_accuracy",
@@ -171,11 +178,11 @@ class _MeanMetric(EngineMetric):
         self._total = 0.0
         self._count = 0.0
 
-    def engine_entry(self, loss, units):
+    def engine_entry(self, loss: str, units: int | None) -> tuple[str, Any]:
         param = self._param()
         return "mean", (self._metric if param is None else (self._metric, param))
 
-    def load_engine_counts(self, counts) -> None:
+    def load_engine_counts(self, counts: Sequence[float] | np.ndarray) -> None:
         """`counts`: (sum of the per-sample values, samples)."""
         self._total, self._count = float(counts[0]), float(counts[1])
 
@@ -185,7 +192,7 @@ class BinaryAccuracy(_MeanMetric):
 
     _metric = "binary_accuracy"
 
-    def __init__(self, name: str = "binary_accuracy", dtype=None, threshold: float = 0.5):
+    def __init__(self, name: str = "binary_accuracy", dtype: str | None = None, threshold: float = 0.5) -> None:
         if isinstance(threshold, bool) or not isinstance(threshold, (int, float, np.number)) \
                 or not np.isfinite(threshold):
             raise ValueError(f"BinaryAccuracy: `threshold` must be a finite number, got {threshold!r}")
@@ -204,7 +211,7 @@ class CategoricalAccuracy(_MeanMetric):
 
     _metric = "categorical_accuracy"
 
-    def __init__(self, name: str = "categorical_accuracy", dtype=None):
+    def __init__(self, name: str = "categorical_accuracy", dtype: str | None = None) -> None:
         super().__init__(name=name, dtype=dtype)
 
 
@@ -213,7 +220,7 @@ class SparseCategoricalAccuracy(_MeanMetric):
 
     _metric = "sparse_categorical_accuracy"
 
-    def __init__(self, name: str = "sparse_categorical_accuracy", dtype=None):
+    def __init__(self, name: str = "sparse_categorical_accuracy", dtype: str | None = None) -> None:
         super().__init__(name=name, dtype=dtype)
 
 
@@ -222,7 +229,7 @@ class TopKCategoricalAccuracy(_MeanMetric):
 
     _metric = "top_k_categorical_accuracy"
 
-    def __init__(self, k: int = 5, name: str = "top_k_categorical_accuracy", dtype=None):
+    def __init__(self, k: int = 5, name: str = "top_k_categorical_accuracy", dtype: str | None = None) -> None:
         if isinstance(k, bool) or not isinstance(k, (int, np.integer)) or k < 1:
             raise ValueError(f"{type(self).__name__}: `k` must be a positive int, got {k!r}")
         self.k = int(k)
@@ -240,7 +247,7 @@ class SparseTopKCategoricalAccuracy(TopKCategoricalAccuracy):
 
     _metric = "sparse_top_k_categorical_accuracy"
 
-    def __init__(self, k: int = 5, name: str = "sparse_top_k_categorical_accuracy", dtype=None):
+    def __init__(self, k: int = 5, name: str = "sparse_top_k_categorical_accuracy", dtype: str | None = None) -> None:
         super().__init__(k=k, name=name, dtype=dtype)
 
 
@@ -250,7 +257,7 @@ class MeanSquaredError(_MeanMetric):
     _metric = "mean_squared_error"
     direction = "min"
 
-    def __init__(self, name: str = "mean_squared_error", dtype=None):
+    def __init__(self, name: str = "mean_squared_error", dtype: str | None = None) -> None:
         super().__init__(name=name, dtype=dtype)
 
 
@@ -260,11 +267,11 @@ class MeanAbsoluteError(_MeanMetric):
     _metric = "mean_absolute_error"
     direction = "min"
 
-    def __init__(self, name: str = "mean_absolute_error", dtype=None):
+    def __init__(self, name: str = "mean_absolute_error", dtype: str | None = None) -> None:
         super().__init__(name=name, dtype=dtype)
 
 
-def _thresholds(owner: str, thresholds, default: float) -> "tuple[list, bool]":
+def _thresholds(owner: str, thresholds, default: float) -> tuple[list, bool]:
     """(list of thresholds, whether the result is one value) from a tf.keras `thresholds` argument."""
     if thresholds is None:
         return [default], True
@@ -279,8 +286,8 @@ def _thresholds(owner: str, thresholds, default: float) -> "tuple[list, bool]":
 class _ConfusionMetric(EngineMetric):
     """A metric of the true/false positive/negative counts at thresholds (p > threshold is positive)."""
 
-    _class_id: "int | None" = None
-    _top_k: "int | None" = None
+    _class_id: int | None = None
+    _top_k: int | None = None
 
     def _setup(self, thresholds: list, single: bool, class_id=None, top_k=None) -> None:
         owner = type(self).__name__
@@ -299,7 +306,8 @@ class _ConfusionMetric(EngineMetric):
     def reset_state(self) -> None:
         self._hist = np.zeros(histogram_size(self._sorted))
 
-    def update_state(self, y_true, y_pred, sample_weight=None) -> None:
+    def update_state(self, y_true: npt.ArrayLike, y_pred: npt.ArrayLike,
+                     sample_weight: npt.ArrayLike | None = None) -> None:
         y_pred = np.asarray(y_pred, dtype=np.float64)
         y_true = np.asarray(y_true)
         if y_true.shape != y_pred.shape:
@@ -326,7 +334,7 @@ class _ConfusionMetric(EngineMetric):
     def _one(self, values):
         return float(values[0]) if self._single else values
 
-    def engine_entry(self, loss, units):
+    def engine_entry(self, loss: str, units: int | None) -> tuple[str, Any]:
         if not self._single:
             raise ValueError(f"Metric {self.name!r} has {len(self._given)} thresholds and so one value per "
                              "threshold, which fastfit's logs cannot hold: compile one metric object per "
@@ -343,7 +351,7 @@ class _ConfusionMetric(EngineMetric):
         return "confusion", (tuple(self._sorted.tolist()), -1 if self._class_id is None else self._class_id,
                              self._top_k or 0)
 
-    def load_engine_counts(self, counts) -> None:
+    def load_engine_counts(self, counts: Sequence[float] | np.ndarray) -> None:
         """`counts`: the engine's threshold histogram of this object.
 
         Raises:
@@ -359,14 +367,14 @@ class _ConfusionMetric(EngineMetric):
 class _ConditionCount(_ConfusionMetric):
     _index = 0  # tp, fp, tn, fn
 
-    def __init__(self, thresholds: "float | Sequence[float] | None" = None, name: "str | None" = None,
-                 dtype=None):
+    def __init__(self, thresholds: float | Sequence[float] | None = None, name: str | None = None,
+                 dtype: str | None = None) -> None:
         super().__init__(name=name or _unique_name(re.sub(r"(?<!^)(?=[A-Z])", "_", type(self).__name__).lower()),
                          dtype=dtype)
         self.init_thresholds = thresholds
         self._setup(*_thresholds(type(self).__name__, thresholds, 0.5))
 
-    def result(self):
+    def result(self) -> float | np.ndarray:
         return self._one(self._counts()[self._index])
 
     def get_config(self) -> dict:
@@ -396,8 +404,8 @@ class FalseNegatives(_ConditionCount):
 
 
 class _PrecisionRecall(_ConfusionMetric):
-    def __init__(self, thresholds: "float | Sequence[float] | None" = None, top_k: "int | None" = None,
-                 class_id: "int | None" = None, name: "str | None" = None, dtype=None):
+    def __init__(self, thresholds: float | Sequence[float] | None = None, top_k: int | None = None,
+                 class_id: int | None = None, name: str | None = None, dtype: str | None = None) -> None:
         super().__init__(name=name or _unique_name(type(self).__name__.lower()), dtype=dtype)
         self.init_thresholds = thresholds
         default = 0.5 if top_k is None else _NEG_INF
@@ -419,7 +427,7 @@ def _divide(a, b):
 class Precision(_PrecisionRecall):
     """TP / (TP + FP) over everything seen (tf.keras `Precision`: `thresholds`, `top_k`, `class_id`)."""
 
-    def result(self):
+    def result(self) -> float | np.ndarray:
         tp, fp, _, _ = self._counts()
         return self._one(_divide(tp, tp + fp))
 
@@ -427,7 +435,7 @@ class Precision(_PrecisionRecall):
 class Recall(_PrecisionRecall):
     """TP / (TP + FN) over everything seen (tf.keras `Recall`: `thresholds`, `top_k`, `class_id`)."""
 
-    def result(self):
+    def result(self) -> float | np.ndarray:
         tp, _, _, fn = self._counts()
         return self._one(_divide(tp, tp + fn))
 
@@ -442,9 +450,9 @@ class AUC(_ConfusionMetric):
     """
 
     def __init__(self, num_thresholds: int = 200, curve: str = "ROC", summation_method: str = "interpolation",
-                 name: "str | None" = None, dtype=None, thresholds: "Sequence[float] | None" = None,
-                 multi_label: bool = False, num_labels: "int | None" = None, label_weights=None,
-                 from_logits: bool = False):
+                 name: str | None = None, dtype: str | None = None, thresholds: Sequence[float] | None = None,
+                 multi_label: bool = False, num_labels: int | None = None, label_weights: Sequence[float] | None = None,
+                 from_logits: bool = False) -> None:
         if curve not in ("ROC", "PR"):
             raise ValueError(f"AUC: `curve` must be 'ROC' or 'PR', got {curve!r}")
         if summation_method not in ("interpolation", "minoring", "majoring"):
@@ -507,7 +515,7 @@ class AUC(_ConfusionMetric):
             log_ratio = np.log(np.where(ratio > 0, ratio, 1.0))
         return float(np.sum(_divide(slope * (dtp + intercept * log_ratio), np.maximum(tp[1:] + fn[1:], 0))))
 
-    def engine_entry(self, loss, units):
+    def engine_entry(self, loss: str, units: int | None) -> tuple[str, Any]:
         self._single = True  # the checks of one value per log key hold: AUC is one number
         try:
             return super().engine_entry(loss, units)
@@ -564,13 +572,13 @@ def deserialize(config: dict) -> EngineMetric:
                          f"({error})") from None
 
 
-def is_streaming(metric) -> bool:
+def is_streaming(metric: object) -> bool:
     """True for a metric object of the class form (`update_state` and `result` methods)."""
     return (not isinstance(metric, type) and callable(getattr(metric, "update_state", None))
             and callable(getattr(metric, "result", None)))
 
 
-def is_builtin(identifier) -> bool:
+def is_builtin(identifier: object) -> bool:
     """True for a metric name (or alias) fastfit's engines compute, or a function of this module or losses."""
     if isinstance(identifier, str):
         return (_losses.ALIASES.get(identifier, identifier) in METRICS or identifier in _ACCURACY + _CROSSENTROPY
@@ -581,7 +589,7 @@ def is_builtin(identifier) -> bool:
     return globals().get(name) is identifier or getattr(_losses, name, None) is identifier
 
 
-def resolve(identifier, loss, units):
+def resolve(identifier: str | Callable[..., Any], loss: str, units: int | None) -> tuple[str, Any]:
     """Return `(log_key, metric)` for one entry of `compile(metrics=...)`.
 
     `metric` is the canonical name of a built-in metric (a str), a metric object the engines compute

@@ -1,13 +1,18 @@
 """Models: `Sequential`, functional `Model`, and loading them back from configs and files."""
+from __future__ import annotations
+
 import collections
 import heapq
 import json
+from typing import Any
 
 from fastfit.engine.sequential import Sequential
+from fastfit._types import Config, PathLike
+from fastfit.engine.base_layer import SymbolicTensor
 from fastfit.engine.training import Model
 
 
-def _model_from_functional_config(config, custom_objects=None):
+def _model_from_functional_config(config: Config, custom_objects: dict[str, Any] | None = None) -> Model:
     """Rebuild a functional `Model` from a Keras 2 config (layers with inbound nodes).
 
     Layers are built in config order, each as soon as its inbound layers exist (a heap of ready layers by
@@ -30,7 +35,7 @@ def _model_from_functional_config(config, custom_objects=None):
         duplicate = next(name for name, count in collections.Counter(names).items() if count > 1)
         raise ValueError(f"Model config: layer name '{duplicate}' is used by more than one layer")
     waiting_on = [len(set(srcs)) for srcs in sources]
-    dependents = {}
+    dependents: dict[str, list[int]] = {}
     for index, srcs in enumerate(sources):
         for src in set(srcs):
             dependents.setdefault(src, []).append(index)
@@ -58,7 +63,7 @@ def _model_from_functional_config(config, custom_objects=None):
     return Model(inputs, outputs[0] if len(outputs) == 1 else outputs, name=config.get("name"))
 
 
-def _inbound_layer_names(entry):
+def _inbound_layer_names(entry: Config) -> list[str]:
     """The names of the layers feeding `entry`: Keras 2 writes [[[name, node, tensor, kwargs]]], Keras 3 may
     drop one nesting level."""
     inbound = entry.get("inbound_nodes") or []
@@ -75,7 +80,7 @@ def _inbound_layer_names(entry):
     return found
 
 
-def _endpoints(config, key):
+def _endpoints(config: Config, key: str) -> list[list[Any]]:
     entries = config.get(key)
     if isinstance(entries, list) and entries and isinstance(entries[0], str):
         entries = [entries]  # a single [name, node, tensor]
@@ -86,13 +91,13 @@ def _endpoints(config, key):
     return entries
 
 
-def _endpoint(entry, outputs_of, key):
+def _endpoint(entry: list[Any], outputs_of: dict[str, list[SymbolicTensor]], key: str) -> SymbolicTensor:
     if entry[0] not in outputs_of or not outputs_of[entry[0]]:
         raise ValueError(f"Model config: `{key}` names layer '{entry[0]}', which has no output in the model")
     return outputs_of[entry[0]][0]
 
 
-def model_from_config(config, custom_objects=None):
+def model_from_config(config: Config, custom_objects: dict[str, Any] | None = None) -> Model:
     """Build a model from `{'class_name': 'Sequential' | 'Model' | 'Functional', 'config': {...}}`.
 
     Raises:
@@ -113,7 +118,7 @@ def model_from_config(config, custom_objects=None):
                      "Pass custom classes with `custom_objects`.")
 
 
-def model_from_json(json_string, custom_objects=None):
+def model_from_json(json_string: str, custom_objects: dict[str, Any] | None = None) -> Model:
     """Build a model (untrained, uncompiled) from `model.to_json()`."""
     try:
         config = json.loads(json_string)
@@ -122,17 +127,20 @@ def model_from_json(json_string, custom_objects=None):
     return model_from_config(config, custom_objects)
 
 
-def load_model(filepath, custom_objects=None, compile=True):
+def load_model(filepath: PathLike, custom_objects: dict[str, Any] | None = None, compile: bool = True) -> Model:
     """Load a model saved with `model.save` (or by Keras 2/3 in the HDF5 format)."""
     from fastfit import saving
     return saving.load_model(filepath, custom_objects=custom_objects, compile=compile)
 
 
-def save_model(model, filepath, overwrite=True, include_optimizer=True):
+def save_model(model: Model, filepath: PathLike, overwrite: bool = True, include_optimizer: bool = True) -> None:
     model.save(filepath, overwrite=overwrite, include_optimizer=include_optimizer)
 
 
-Model.from_config = classmethod(lambda cls, config, custom_objects=None:
-                                _model_from_functional_config(config, custom_objects))
+def _functional_from_config(cls: type[Model], config: Config, custom_objects: dict[str, Any] | None = None) -> Model:
+    return _model_from_functional_config(config, custom_objects)
+
+
+Model.from_config = classmethod(_functional_from_config)
 
 __all__ = ["Sequential", "Model", "load_model", "save_model", "model_from_json", "model_from_config"]

@@ -6,19 +6,25 @@ to the update. Calling one on an array returns that penalty as a float (the NumP
 """
 from __future__ import annotations
 
+from typing import TYPE_CHECKING, Any
+
 import numpy as np
+import numpy.typing as npt
 
 from fastfit import backend
+
+if TYPE_CHECKING:
+    from typing_extensions import Self
 
 
 class Regularizer:
     """Base class of regularizers."""
 
-    def __call__(self, x):
+    def __call__(self, x: npt.ArrayLike) -> float:
         return 0.0
 
     @classmethod
-    def from_config(cls, config):
+    def from_config(cls, config: dict[str, Any]) -> Self:
         return cls(**config)
 
 
@@ -39,19 +45,19 @@ class L1L2(Regularizer):
         ValueError: a factor that is negative or not a finite number.
     """
 
-    def __init__(self, l1: float = 0.0, l2: float = 0.0):
+    def __init__(self, l1: float = 0.0, l2: float = 0.0) -> None:
         # As Keras 2.2 (`K.cast_to_floatx`): the factors are floatx numbers (0.01 is 0.009999999776482582).
         self.l1 = float(np.asarray(_factor(l1, "l1"), dtype=backend.floatx()))
         self.l2 = float(np.asarray(_factor(l2, "l2"), dtype=backend.floatx()))
 
-    def __call__(self, x) -> float:
+    def __call__(self, x: npt.ArrayLike) -> float:
         x = np.asarray(x, dtype=np.float64)
         return float(self.l1 * np.abs(x).sum() + self.l2 * np.square(x).sum())
 
     def get_config(self) -> dict:
         return {"l1": self.l1, "l2": self.l2}
 
-    def __repr__(self):
+    def __repr__(self) -> str:
         return f"L1L2(l1={self.l1}, l2={self.l2})"
 
 
@@ -67,14 +73,14 @@ def l1_l2(l1: float = 0.01, l2: float = 0.01) -> L1L2:
     return L1L2(l1=l1, l2=l2)
 
 
-def serialize(regularizer):
+def serialize(regularizer: L1L2 | None) -> dict[str, Any] | None:
     """The Keras 2 config dict `{'class_name': 'L1L2', 'config': {'l1': ..., 'l2': ...}}`, or None."""
     if regularizer is None:
         return None
     return {"class_name": type(regularizer).__name__, "config": regularizer.get_config()}
 
 
-def deserialize(config, custom_objects=None):
+def deserialize(config: dict[str, Any], custom_objects: dict[str, Any] | None = None) -> L1L2:
     """Build a regularizer from a Keras config dict (Keras 3's `L1`, `L2`, `L1L2` class names too).
 
     Raises:
@@ -91,7 +97,7 @@ def deserialize(config, custom_objects=None):
     raise ValueError(f"Unknown regularizer class {name!r}; fastfit runs 'L1L2' (l1, l2, l1_l2) only")
 
 
-def get(identifier) -> L1L2 | None:
+def get(identifier: str | dict[str, Any] | L1L2 | None) -> L1L2 | None:
     """Return an `L1L2` from None, an instance, a config dict or a name ('l1', 'l2', 'l1_l2').
 
     Raises:
@@ -108,7 +114,7 @@ def get(identifier) -> L1L2 | None:
                      "not supported by the compiled engine)")
 
 
-def engine_ops(array, regularizer):
+def engine_ops(array: np.ndarray | None, regularizer: L1L2 | None) -> list[tuple[Any, ...]]:
     """The engine op that adds `regularizer`'s penalty on `array` (none for None or zero factors)."""
     if regularizer is None or array is None or (regularizer.l1 == 0 and regularizer.l2 == 0):
         return []

@@ -7,7 +7,10 @@ files (complete when the hook returns unless no user code can look before it is 
 and optimizer state and `fit` continues from the saved position, so rerunning a killed script ends with the
 same weights as an uninterrupted run. At the end of a completed `fit` the backup is deleted.
 """
+from __future__ import annotations
+
 import os
+from typing import Any, Literal
 
 from fastfit.callbacks.base import Callback, check_hook_mode
 
@@ -35,7 +38,8 @@ class BackupAndRestore(Callback):
 
     _runs_no_user_code = True  # no hook runs user code: checkpoints may be written behind (checkpoint_writer)
 
-    def __init__(self, backup_dir, save_freq="epoch", delete_checkpoint=True):
+    def __init__(self, backup_dir: str | os.PathLike[str], save_freq: Literal["epoch"] | int = "epoch",
+                 delete_checkpoint: bool = True) -> None:
         super().__init__()
         try:
             self.backup_dir = os.fspath(backup_dir)
@@ -50,23 +54,23 @@ class BackupAndRestore(Callback):
                              f"got {save_freq!r}")
         self.save_freq = save_freq
         self.delete_checkpoint = bool(delete_checkpoint)
-        self.resume_point = None
+        self.resume_point: tuple[int, int] | None = None  # (epoch, batch) where `fit` resumes
         self._epoch = 0
         self._batch_offset = 0
         self._batches_since_save = 0
-        self._last_epoch_done = None
+        self._last_epoch_done: int | None = None
         from fastfit.saving.checkpoint_writer import CheckpointWriter  # late: importing fastfit must not import h5py
         self._writer = CheckpointWriter()
 
     @property
-    def backup_path(self):
+    def backup_path(self) -> str:
         return os.path.join(self.backup_dir, BACKUP_FILE)
 
-    def batch_hooks_needed(self, mode):
+    def batch_hooks_needed(self, mode: str) -> tuple[bool, bool]:
         return False, check_hook_mode(mode) == "train" and self.save_freq != "epoch"
 
     # -- hooks -----------------------------------------------------------------------------------------------
-    def on_train_begin(self, logs=None):
+    def on_train_begin(self, logs: dict[str, Any] | None = None) -> None:
         from fastfit.saving import backup_file, checkpoint_writer
         checkpoint_writer.wait_for(self.backup_path)  # another instance using the same folder may be writing
         os.makedirs(self.backup_dir, exist_ok=True)
@@ -80,12 +84,12 @@ class BackupAndRestore(Callback):
                 epoch, batch = epoch + 1, 0
             self.resume_point = (epoch, batch)
 
-    def on_epoch_begin(self, epoch, logs=None):
+    def on_epoch_begin(self, epoch: int, logs: dict[str, Any] | None = None) -> None:
         self._epoch = epoch
-        resumed_here = self.resume_point is not None and epoch == self.resume_point[0]
-        self._batch_offset = self.resume_point[1] if resumed_here else 0
+        point = self.resume_point
+        self._batch_offset = point[1] if point is not None and epoch == point[0] else 0
 
-    def on_train_batch_end(self, batch, logs=None):
+    def on_train_batch_end(self, batch: int, logs: dict[str, Any] | None = None) -> None:
         if self.save_freq == "epoch":
             return
         self._batches_since_save += 1
@@ -93,12 +97,12 @@ class BackupAndRestore(Callback):
             self._batches_since_save = 0
             self._backup(self._epoch, self._batch_offset + batch + 1)
 
-    def on_epoch_end(self, epoch, logs=None):
+    def on_epoch_end(self, epoch: int, logs: dict[str, Any] | None = None) -> None:
         self._last_epoch_done = epoch
         if self.save_freq == "epoch":
             self._backup(epoch + 1, 0)
 
-    def on_train_end(self, logs=None):
+    def on_train_end(self, logs: dict[str, Any] | None = None) -> None:
         self._writer.wait()  # the last backup must not land after its deletion
         if self.delete_checkpoint and self._completed() and os.path.exists(self.backup_path):
             os.remove(self.backup_path)

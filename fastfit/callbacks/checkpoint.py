@@ -3,6 +3,7 @@ import math
 import numbers
 import os
 import warnings
+from typing import Any, Literal
 
 from fastfit.callbacks.base import Callback, check_hook_mode, overrides
 from fastfit.callbacks.monitor import check_monitor, higher_is_better
@@ -47,8 +48,10 @@ class ModelCheckpoint(Callback):
 
     _runs_no_user_code = True  # no hook runs user code: checkpoints may be written behind (checkpoint_writer)
 
-    def __init__(self, filepath, monitor="val_loss", verbose=0, save_best_only=False, save_weights_only=False,
-                 mode="auto", period=1, save_freq="epoch", options=None, initial_value_threshold=None):
+    def __init__(self, filepath: str | os.PathLike[str], monitor: str = "val_loss", verbose: int = 0,
+                 save_best_only: bool = False, save_weights_only: bool = False, mode: str = "auto", period: int = 1,
+                 save_freq: Literal["epoch"] | int = "epoch", options: None = None,
+                 initial_value_threshold: float | None = None) -> None:
         super().__init__()
         try:
             self.filepath = os.fspath(filepath)
@@ -86,7 +89,7 @@ class ModelCheckpoint(Callback):
         from fastfit.saving.checkpoint_writer import CheckpointWriter  # late: importing fastfit must not import h5py
         self._writer = CheckpointWriter()
 
-    def batch_hooks_needed(self, mode):
+    def batch_hooks_needed(self, mode: str) -> tuple[bool, bool]:
         begin, end = super().batch_hooks_needed(check_hook_mode(mode))
         own = not (overrides(self, "on_batch_end", ModelCheckpoint)
                    or overrides(self, "on_train_batch_end", ModelCheckpoint))
@@ -94,7 +97,7 @@ class ModelCheckpoint(Callback):
             end = self.save_freq != "epoch"
         return begin, end
 
-    def on_train_begin(self, logs=None):
+    def on_train_begin(self, logs: dict[str, Any] | None = None) -> None:
         # 'auto' follows the direction a compiled metric object declares (known once the model is set); the
         # best value carries over between fits unless that direction changed it
         higher = higher_is_better(self.mode, self.monitor, "ModelCheckpoint", self.model)
@@ -102,13 +105,13 @@ class ModelCheckpoint(Callback):
             self._higher = higher
             self.best = -math.inf if higher else math.inf
 
-    def on_train_end(self, logs=None):
+    def on_train_end(self, logs: dict[str, Any] | None = None) -> None:
         self._writer.wait()  # a checkpoint still being written: complete, or its error raised, here
 
-    def on_epoch_begin(self, epoch, logs=None):
+    def on_epoch_begin(self, epoch: int, logs: dict[str, Any] | None = None) -> None:
         self._epoch = epoch
 
-    def on_batch_end(self, batch, logs=None):
+    def on_batch_end(self, batch: int, logs: dict[str, Any] | None = None) -> None:
         if self.save_freq == "epoch":
             return
         self._batches_since_save += 1
@@ -117,7 +120,7 @@ class ModelCheckpoint(Callback):
             logs = {key: value for key, value in (logs or {}).items() if key not in ("batch", "size")}
             self._checkpoint(self._epoch, logs, batch=batch + 1)
 
-    def on_epoch_end(self, epoch, logs=None):
+    def on_epoch_end(self, epoch: int, logs: dict[str, Any] | None = None) -> None:
         if self.save_freq != "epoch":
             return
         self.epochs_since_last_save += 1

@@ -12,6 +12,13 @@ the last batch), and it receives `{'batch', 'seen', <key>: running epoch mean}` 
 running sums. When any other callback needs every batch end, every batch is dispatched with per-batch values
 to everyone, the throttled callback included.
 """
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from typing import Any
+
+import numpy as np
+
 from fastfit.callbacks.base import Callback, batch_hooks_needed, check_hook_mode, overrides
 from fastfit.engine.logs import Logs
 
@@ -60,7 +67,8 @@ def _logs_builder(names, out):
     return build
 
 
-def make_batch_hook(cbks, mode, metrics_names, model, out=None, metric_pass=None, readout=None):
+def make_batch_hook(cbks: Iterable[Any], mode: str, metrics_names: Sequence[str], model: Any,
+                    out: np.ndarray | None = None, metric_pass: Any = None, readout: Any = None) -> BatchHook | None:
     """Build the engine hook for the batch hooks of `cbks` in `mode`, or return None if nobody listens.
 
     Arguments:
@@ -123,8 +131,9 @@ class BatchHook:
     Returns (from a call): in train mode after a batch end, `model.stop_training`; otherwise False.
     """
 
-    def __init__(self, mode, metrics_names, model, out, begin, end, means, interval, metric_pass=None,
-                 readout=None):
+    def __init__(self, mode: str, metrics_names: Sequence[str], model: Any, out: np.ndarray | None,
+                 begin: Sequence[Callback], end: Sequence[Callback], means: Sequence[Callback], interval: float,
+                 metric_pass: Any = None, readout: Any = None) -> None:
         self.mode = mode
         self.batch_begin = bool(begin)
         self.batch_end = bool(end or means or metric_pass) or mode == "train"
@@ -152,7 +161,7 @@ class BatchHook:
                           if self._end and mode != "predict" and metric_pass is None and self._readout is None
                           else None)
 
-    def __call__(self, phase, batch, size, stats):
+    def __call__(self, phase: int, batch: int, size: int, stats: np.ndarray) -> bool:
         batch = int(batch)
         size = int(size)
         if not phase:

@@ -1,6 +1,9 @@
 """Argument checks of both engines, run with the GIL before any engine code; each raises ValueError naming the
 argument, what was expected and what was given. Both engines import them, so a bad call can never reach the
 Cython engine's pointer arithmetic and both engines word their errors the same way."""
+from collections.abc import Sized
+from typing import Any
+
 import numpy as np
 
 from fastfit.contract.names import CONSTRAINTS, METRICS, SPARSE_LOSSES, SPARSE_METRICS
@@ -54,7 +57,7 @@ def check_metrics(metrics, loss):
 _INT_MAX = 2 ** 31 - 1  # the Cython engine indexes with C ints
 
 
-def split_entry(entry):
+def split_entry(entry: Any) -> tuple[Any, Any]:
     """`(name, param)` of an engine metric entry: a name, or `(name, param)` for binary_accuracy or a top-k
     accuracy (param None: the name's default, rounding for binary accuracy and k = 5 for the top-k metrics)."""
     if isinstance(entry, tuple) and len(entry) == 2:
@@ -62,7 +65,7 @@ def split_entry(entry):
     return entry, None
 
 
-def histogram_size(thresholds):
+def histogram_size(thresholds: Sized) -> int:
     """Length of the threshold histogram of `thresholds`: positives and negatives per bucket, out of range."""
     return 2 * (len(thresholds) + 1) + 1
 

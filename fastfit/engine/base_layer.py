@@ -5,20 +5,28 @@ layer) builds it for that input shape, checks the shape, and returns a new tenso
 from; models walk these links to find their layers. Layers never compute on data themselves: models compile
 their chain of layers into engine ops (`engine_ops`).
 """
+from __future__ import annotations
+
 import collections
 import contextvars
 import re
 import warnings
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
+import numpy.typing as npt
 
 from fastfit import backend
+from fastfit._types import Config, EngineOp, Shape
+
+if TYPE_CHECKING:
+    from typing_extensions import Self
 
 _name_counters = collections.Counter()
 # Called as check(layer, input_shape) before a layer builds, when set (fastfit.saving.config_limits: a model
 # rebuilt from a file's config may not allocate more weights than the file holds).
-BUILD_CHECK: "contextvars.ContextVar[Callable | None]" = contextvars.ContextVar("fastfit_build_check", default=None)
+BUILD_CHECK: contextvars.ContextVar[Callable | None] = contextvars.ContextVar("fastfit_build_check", default=None)
 
 
 def reset_name_counters():
@@ -31,28 +39,29 @@ def unique_name(base):
     return f"{base}_{_name_counters[base]}"
 
 
-def snake_case(name):
+def snake_case(name: str) -> str:
     return re.sub(r"(?<!^)(?=[A-Z])", "_", name).lower()
 
 
-def shape_str(shape):
+def shape_str(shape: Sequence[int | None]) -> str:
     return "(" + ", ".join("None" if d is None else str(d) for d in shape) + ("," if len(shape) == 1 else "") + ")"
 
 
 class SymbolicTensor:
     """A placeholder for data flowing through a graph: a shape (batch axis `None`) and its producer."""
 
-    def __init__(self, shape, dtype, layer, inbound=None):
+    def __init__(self, shape: Sequence[int | None], dtype: str, layer: Layer,
+                 inbound: SymbolicTensor | None = None) -> None:
         self.shape = tuple(shape)
         self.dtype = dtype
         self.layer = layer        # the layer that produced this tensor
         self.inbound = inbound    # the tensor that layer was called on (None for an Input)
 
     @property
-    def _keras_shape(self):
+    def _keras_shape(self) -> Shape:
         return self.shape
 
-    def __repr__(self):
+    def __repr__(self) -> str:
         return f"<SymbolicTensor shape={shape_str(self.shape)} from layer '{self.layer.name}'>"
 
 
@@ -76,8 +85,10 @@ class Layer:
 
     _FLOAT_DTYPES_ONLY = True  # the engines compute in float32 or float64
 
-    def __init__(self, name=None, trainable=True, input_shape=None, input_dim=None, batch_input_shape=None,
-                 batch_size=None, dtype=None, weights=None, **kwargs):
+    def __init__(self, name: str | None = None, trainable: bool = True, input_shape: Sequence[int | None] | None = None,
+                 input_dim: int | None = None, batch_input_shape: Sequence[int | None] | None = None,
+                 batch_size: int | None = None, dtype: str | np.dtype | None = None,
+                 weights: Sequence[npt.ArrayLike] | None = None, **kwargs: Any) -> None:
         if "input_dtype" in kwargs:
             dtype = _legacy_input_dtype(type(self).__name__, kwargs.pop("input_dtype"), dtype)
         if kwargs:
@@ -95,35 +106,36 @@ class Layer:
                                   else _normalise_shape(batch_input_shape, "batch_input_shape", self.name))
         self._initial_weights = weights
         self.built = False
-        self._nodes = []          # (input tensor, output tensor) for each call of this layer
-        self._built_input_shape = None
+        # (input tensor, output tensor) for each call of this layer
+        self._nodes: list[tuple[SymbolicTensor | None, SymbolicTensor]] = []
+        self._built_input_shape: Shape | None = None
 
     # -- to override ----------------------------------------------------------------------------------
-    def build(self, input_shape):
+    def build(self, input_shape: Shape) -> None:
         """Create the weights for `input_shape` (batch axis included, `None`)."""
         self.built = True
 
-    def compute_output_shape(self, input_shape):
+    def compute_output_shape(self, input_shape: Shape) -> Shape:
         return tuple(input_shape)
 
-    def weight_shapes(self, input_shape):
+    def weight_shapes(self, input_shape: Shape) -> dict[str, tuple[int, ...]]:
         """The names and shapes of the weights `build(input_shape)` creates, in order, without creating them
         (a layer built from its config can check saved weights against this)."""
         return {}
 
-    def check_input_shape(self, input_shape):
+    def check_input_shape(self, input_shape: Shape) -> None:
         """Raise ValueError naming this layer when it cannot take `input_shape`."""
 
-    def engine_ops(self):
+    def engine_ops(self) -> list[EngineOp]:
         """The engine ops that apply this layer to a 2-D batch (see docs/architecture.md)."""
         return []
 
     @property
-    def weights(self):
+    def weights(self) -> list[np.ndarray]:
         return []
 
     # -- graph ------------------------------------------------------------------------------------------
-    def __call__(self, inputs, **kwargs):
+    def __call__(self, inputs: SymbolicTensor | Sequence[SymbolicTensor], **kwargs: Any) -> SymbolicTensor:
         check_lowerable(self)
         if kwargs:
             raise TypeError(f"Layer '{self.name}': unexpected call arguments {sorted(kwargs)}; fastfit layers "
@@ -165,15 +177,15 @@ class Layer:
         return self._nodes[0][index]
 
     @property
-    def input(self):
+    def input(self) -> SymbolicTensor:
         return self._node_attribute(0, "input")
 
     @property
-    def output(self):
+    def output(self) -> SymbolicTensor:
         return self._node_attribute(1, "output")
 
     @property
-    def input_shape(self):
+    def input_shape(self) -> Shape:
         if self._nodes:
             return self._node_attribute(0, "input shape").shape
         if self._built_input_shape is not None:
@@ -183,25 +195,25 @@ class Layer:
         raise AttributeError(f"Layer '{self.name}' has no input shape yet")
 
     @property
-    def output_shape(self):
+    def output_shape(self) -> Shape:
         if self._nodes:
             return self._node_attribute(1, "output shape").shape
         return self.compute_output_shape(self.input_shape)
 
     # -- weights ----------------------------------------------------------------------------------------
     @property
-    def trainable_weights(self):
+    def trainable_weights(self) -> list[np.ndarray]:
         return list(self.weights) if self.trainable else []
 
     @property
-    def non_trainable_weights(self):
+    def non_trainable_weights(self) -> list[np.ndarray]:
         return [] if self.trainable else list(self.weights)
 
-    def get_weights(self):
+    def get_weights(self) -> list[np.ndarray]:
         """Return copies of this layer's weights (kernel, then bias)."""
         return [w.copy() for w in self.weights]
 
-    def set_weights(self, weights):
+    def set_weights(self, weights: Sequence[npt.ArrayLike]) -> None:
         """Copy `weights` into this layer's arrays in place.
 
         Raises:
@@ -223,21 +235,21 @@ class Layer:
         for target, value in zip(own, values):  # all checked first: a bad list changes nothing
             target[...] = value
 
-    def count_params(self):
+    def count_params(self) -> int:
         return int(sum(w.size for w in self.weights))
 
     # -- config -----------------------------------------------------------------------------------------
-    def get_config(self):
+    def get_config(self) -> Config:
         config = {"name": self.name, "trainable": self.trainable, "dtype": self.dtype}
         if self.batch_input_shape is not None:
             config["batch_input_shape"] = list(self.batch_input_shape)
         return config
 
     @classmethod
-    def from_config(cls, config):
+    def from_config(cls, config: Config) -> Self:
         return cls(**config)
 
-    def __repr__(self):
+    def __repr__(self) -> str:
         return f"<{type(self).__name__} name={self.name!r}>"
 
 
@@ -246,7 +258,7 @@ class Layer:
 _COMPUTING_METHODS = ("call", "build", "compute_output_shape", "get_output_shape_for", "get_output", "compute_mask")
 
 
-def check_lowerable(layer):
+def check_lowerable(layer: Layer) -> None:
     """Raise ValueError when `layer`'s class adds its own computation (a custom `call`, `build`, ...).
 
     fastfit runs a model as the engine ops of its built-in layers; a subclass written outside fastfit may

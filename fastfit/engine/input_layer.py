@@ -1,4 +1,12 @@
 """`InputLayer` and `Input`: where a graph starts."""
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+
+from fastfit._types import Config, Shape
 from fastfit.engine.base_layer import Layer, SymbolicTensor, _normalise_shape, unique_name
 
 
@@ -10,9 +18,12 @@ class InputLayer(Layer):
     """
 
     _FLOAT_DTYPES_ONLY = False  # the data is converted to the model's float dtype
+    batch_input_shape: Shape  # always known for an input
 
-    def __init__(self, input_shape=None, batch_size=None, batch_input_shape=None, dtype=None, sparse=False,
-                 name=None, batch_shape=None, ragged=False, **kwargs):
+    def __init__(self, input_shape: Sequence[int | None] | None = None, batch_size: int | None = None,
+                 batch_input_shape: Sequence[int | None] | None = None, dtype: str | np.dtype | None = None,
+                 sparse: bool = False, name: str | None = None, batch_shape: Sequence[int | None] | None = None,
+                 ragged: bool = False, **kwargs: Any) -> None:
         if sparse or ragged:
             raise ValueError("InputLayer: sparse and ragged inputs are not supported")
         if batch_shape is not None and batch_input_shape is None:
@@ -26,20 +37,21 @@ class InputLayer(Layer):
         self._nodes.append((None, tensor))
 
     @property
-    def input(self):
+    def input(self) -> SymbolicTensor:
         return self.output
 
     @property
-    def input_shape(self):
+    def input_shape(self) -> Shape:
         return self.batch_input_shape
 
-    def get_config(self):
+    def get_config(self) -> Config:
         return {"batch_input_shape": list(self.batch_input_shape), "dtype": self.dtype, "sparse": False,
                 "ragged": False, "name": self.name}
 
 
-def Input(shape=None, batch_shape=None, name=None, dtype=None, sparse=False, tensor=None, batch_size=None,
-          **kwargs):
+def Input(shape: int | list[int | None] | tuple[int | None, ...] | None = None,
+          batch_shape: Sequence[int | None] | None = None, name: str | None = None, dtype: str | np.dtype | None = None,
+          sparse: bool = False, tensor: None = None, batch_size: int | None = None, **kwargs: Any) -> SymbolicTensor:
     """Create a symbolic input tensor for the functional API: `x = Input(shape=(784,))`.
 
     Raises:

@@ -4,12 +4,19 @@ fastfit graphs are chains: every layer takes one tensor. A model may have severa
 layer's output of another model, as the DLwP `ActivationLogger` does); each output is then a chain from the
 input, which is how the engines run it.
 """
+from __future__ import annotations
+
 import collections
 import json
+from collections.abc import Callable, Sequence
+from typing import Any
 
 import numpy as np
+import numpy.typing as npt
 
-from fastfit.engine.base_layer import SymbolicTensor, shape_str, unique_name
+from fastfit._types import Config, Shape, SymbolicTensors
+
+from fastfit.engine.base_layer import Layer, SymbolicTensor, shape_str, unique_name
 from fastfit.engine.input_layer import InputLayer
 
 
@@ -25,7 +32,8 @@ def _as_tensor_list(tensors, argument):
 class Network:
     """A graph of layers. Built by `Model(inputs, outputs)` or incrementally by `Sequential`."""
 
-    def __init__(self, inputs=None, outputs=None, name=None, **kwargs):
+    def __init__(self, inputs: SymbolicTensors | None = None, outputs: SymbolicTensors | None = None,
+                 name: str | None = None, **kwargs: Any) -> None:
         if "input" in kwargs or "output" in kwargs:  # Keras 1 spelling Model(input=..., output=...)
             import warnings
             warnings.warn("Update your `Model` call to the Keras 2 API: `Model(inputs=..., outputs=...)`",
@@ -38,8 +46,10 @@ class Network:
             raise TypeError(f"Model: unexpected keyword arguments {sorted(kwargs)}")
         _check_not_subclassed(type(self))
         self.name = name or unique_name("model")
-        self.inputs, self.outputs, self._single_output = [], [], True
-        self._layers = []
+        self.inputs: list[SymbolicTensor] = []
+        self.outputs: list[SymbolicTensor] = []
+        self._single_output = True
+        self._layers: list[Layer] = []
         if inputs is not None or outputs is not None:
             if inputs is None or outputs is None:
                 raise TypeError("Model: give both `inputs` and `outputs`")
@@ -89,42 +99,42 @@ class Network:
 
     # -- structure ---------------------------------------------------------------------------------------
     @property
-    def layers(self):
+    def layers(self) -> list[Layer]:
         return list(self._layers)
 
     @property
-    def trainable(self):
+    def trainable(self) -> bool:
         """Whether training changes this model's weights; setting it sets every layer's flag (as tf.keras does),
         which takes effect at the next `compile` of the model being trained."""
         return getattr(self, "_trainable", True)
 
     @trainable.setter
-    def trainable(self, value):
+    def trainable(self, value: bool) -> None:
         self._trainable = bool(value)
         for layer in self.layers:
             layer.trainable = self._trainable
 
     @property
-    def input(self):
+    def input(self) -> SymbolicTensor:
         self._require_graph("input")
         return self.inputs[0]
 
     @property
-    def output(self):
+    def output(self) -> SymbolicTensor | list[SymbolicTensor]:
         self._require_graph("output")
         return self.outputs[0] if self._single_output else list(self.outputs)
 
     @property
-    def input_shape(self):
+    def input_shape(self) -> Shape:
         return self.input.shape
 
     @property
-    def output_shape(self):
+    def output_shape(self) -> Shape | list[Shape]:
         self._require_graph("output shape")
         return self.outputs[0].shape if self._single_output else [t.shape for t in self.outputs]
 
     @property
-    def built(self):
+    def built(self) -> bool:
         return bool(self.outputs)
 
     def _require_graph(self, what):
@@ -132,7 +142,7 @@ class Network:
             raise AttributeError(f"Model '{self.name}' has no {what} yet: give the first layer an input shape "
                                  "(`input_shape=` or `input_dim=`) or call `model.build(input_shape)`")
 
-    def get_layer(self, name=None, index=None):
+    def get_layer(self, name: str | None = None, index: int | None = None) -> Layer:
         """Return a layer by `name` or by `index` (in `model.layers` order).
 
         Raises:
@@ -152,22 +162,22 @@ class Network:
 
     # -- weights -----------------------------------------------------------------------------------------
     @property
-    def weights(self):
+    def weights(self) -> list[np.ndarray]:
         return [w for layer in self.layers for w in layer.weights]
 
     @property
-    def trainable_weights(self):
+    def trainable_weights(self) -> list[np.ndarray]:
         return [w for layer in self.layers for w in layer.trainable_weights]
 
     @property
-    def non_trainable_weights(self):
+    def non_trainable_weights(self) -> list[np.ndarray]:
         return [w for layer in self.layers for w in layer.non_trainable_weights]
 
-    def get_weights(self):
+    def get_weights(self) -> list[np.ndarray]:
         """Copies of all weights, layer by layer in `model.layers` order (kernel, then bias)."""
         return [w.copy() for w in self.weights]
 
-    def set_weights(self, weights):
+    def set_weights(self, weights: Sequence[npt.ArrayLike]) -> None:
         """Copy `weights` (as returned by `get_weights`) into the model.
 
         Raises:
@@ -191,20 +201,21 @@ class Network:
             layer.set_weights(weights[position:position + count])
             position += count
 
-    def count_params(self):
+    def count_params(self) -> int:
         return int(sum(layer.count_params() for layer in self.layers))
 
     # -- summary and config -------------------------------------------------------------------------------
-    def summary(self, line_length=None, positions=None, print_fn=None):
+    def summary(self, line_length: int | None = None, positions: Sequence[float] | None = None,
+                print_fn: Callable[[str], Any] | None = None) -> None:
         """Print Keras's layer table: name (type), output shape, parameter count."""
         from fastfit.utils.summary import print_summary
         print_summary(self, line_length=line_length, positions=positions, print_fn=print_fn)
 
-    def get_config(self):
+    def get_config(self) -> Config:
         """Keras 2 functional config: layers with inbound nodes, input and output layers."""
         layer_configs = []
         for layer in self.layers:
-            inbound = []
+            inbound: list[list[list[Any]]] = []
             for inp, _out in layer._nodes:
                 if inp is not None and inp.layer in self._layers:
                     inbound.append([[inp.layer.name, 0, 0, {}]])  # one node per layer within a fastfit model
@@ -217,14 +228,14 @@ class Network:
             "output_layers": [[t.layer.name, 0, 0] for t in self.outputs],
         }
 
-    def to_json(self, **kwargs):
+    def to_json(self, **kwargs: Any) -> str:
         """The model architecture as a JSON string (`{"class_name": ..., "config": ...}`)."""
         from fastfit import __version__
         return json.dumps({"class_name": _class_name(self), "config": self.get_config(),
                            "keras_version": "2.15.0", "backend": "tensorflow", "fastfit_version": __version__},
                           **kwargs)
 
-    def __repr__(self):
+    def __repr__(self) -> str:
         return f"<{type(self).__name__} name={self.name!r}, {len(self.layers)} layers>"
 
 
@@ -244,5 +255,5 @@ def _class_name(obj):
     return getattr(type(obj), "_keras_class_name", type(obj).__name__)
 
 
-def summary_shape(shape):
+def summary_shape(shape: Shape | list[Shape]) -> str:
     return shape_str(shape) if not isinstance(shape, list) else ", ".join(shape_str(s) for s in shape)

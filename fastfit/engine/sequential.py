@@ -1,11 +1,21 @@
 """`Sequential`: a linear stack of layers, built one `add` at a time."""
+from __future__ import annotations
+
 import warnings
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any, cast
 
 import numpy as np
+import numpy.typing as npt
+
+from fastfit._types import Config
 
 from fastfit.engine.base_layer import Layer, SymbolicTensor, check_lowerable
 from fastfit.engine.input_layer import InputLayer
 from fastfit.engine.training import Model
+
+if TYPE_CHECKING:
+    from typing_extensions import Self
 
 
 class Sequential(Model):
@@ -20,19 +30,19 @@ class Sequential(Model):
     tf.keras; it can be compiled before that.
     """
 
-    def __init__(self, layers=None, name=None):
+    def __init__(self, layers: Sequence[Layer] | None = None, name: str | None = None) -> None:
         from fastfit.engine.base_layer import unique_name
         super().__init__(name=name or unique_name("sequential"))
-        self._input_layer = None
-        self._stack = []  # the layers added, without the InputLayer
+        self._input_layer: InputLayer | None = None
+        self._stack: list[Layer] = []  # the layers added, without the InputLayer
         for layer in layers or []:
             self.add(layer)
 
     @property
-    def layers(self):
+    def layers(self) -> list[Layer]:
         return list(self._stack)
 
-    def add(self, layer):
+    def add(self, layer: Layer) -> None:
         """Append `layer` to the stack.
 
         Raises:
@@ -76,7 +86,7 @@ class Sequential(Model):
         else:
             self._relink()
 
-    def pop(self):
+    def pop(self) -> None:
         """Remove the last layer.
 
         Raises:
@@ -89,7 +99,7 @@ class Sequential(Model):
             layer._nodes.pop()
         self._relink()
 
-    def build(self, input_shape=None):
+    def build(self, input_shape: Sequence[int | None] | None = None) -> None:
         """Give an unbuilt model its input shape: `model.build((None, 784))`."""
         if input_shape is None:
             raise ValueError("Sequential.build: give the input shape with the batch axis, e.g. (None, 784)")
@@ -121,24 +131,24 @@ class Sequential(Model):
         self._layers = [self._input_layer] + self._stack
 
     # -- Keras 2.2 Sequential-only predictions ------------------------------------------------------------
-    def predict_proba(self, x, batch_size: int = 32, verbose: int = 0) -> np.ndarray:
+    def predict_proba(self, x: npt.ArrayLike, batch_size: int = 32, verbose: int = 0) -> np.ndarray:
         """`predict`, warning (as Keras 2.2 does) when the outputs are not probabilities in [0, 1]."""
-        predictions = self.predict(x, batch_size=batch_size, verbose=verbose)
+        predictions = cast(np.ndarray, self.predict(x, batch_size=batch_size, verbose=verbose))  # one output
         if predictions.min() < 0.0 or predictions.max() > 1.0:
             warnings.warn("Network returning invalid probability values. The last layer might not normalize "
                           "predictions into probabilities (like softmax or sigmoid would).", UserWarning,
                           stacklevel=2)
         return predictions
 
-    def predict_classes(self, x, batch_size: int = 32, verbose: int = 0) -> np.ndarray:
+    def predict_classes(self, x: npt.ArrayLike, batch_size: int = 32, verbose: int = 0) -> np.ndarray:
         """Class predictions: the argmax over the last axis, or for one output unit `(output > 0.5)` as int32
         of shape (n, 1) (Keras 2.2)."""
-        predictions = self.predict(x, batch_size=batch_size, verbose=verbose)
+        predictions = cast(np.ndarray, self.predict(x, batch_size=batch_size, verbose=verbose))  # one output
         if predictions.shape[-1] > 1:
             return predictions.argmax(axis=-1)
         return (predictions > 0.5).astype("int32")
 
-    def get_config(self):
+    def get_config(self) -> Config:
         """Keras 2 (tf.keras flavour) Sequential config with an explicit InputLayer entry."""
         from fastfit.engine.network import _class_name
         layers = []
@@ -152,7 +162,7 @@ class Sequential(Model):
         return config
 
     @classmethod
-    def from_config(cls, config, custom_objects=None):
+    def from_config(cls, config: Config | list[Config], custom_objects: dict[str, Any] | None = None) -> Self:
         """Rebuild from a Keras 2/3 Sequential config (dict form with `layers`; InputLayer entries honoured)."""
         from fastfit.layers import deserialize
         if isinstance(config, list):  # Keras <= 2.1 list form

@@ -4,16 +4,22 @@ Python does the per-call and per-epoch work (checks, conversion, validation spli
 the engine runs each epoch's batch loop in one call and comes back into Python only through the batch hook,
 and only when some callback implements a batch hook (docs/architecture.md).
 """
+from __future__ import annotations
+
 import contextlib
 import math
 import threading
 import warnings
+from collections.abc import Callable, Mapping, Sequence
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
+import numpy.typing as npt
 
 from fastfit import backend, distributed, losses
 from fastfit import metrics as metrics_module
 from fastfit import optimizers
+from fastfit._types import Batches, Data, LossLike, MetricsLike, Outputs, PathLike, Scores, SymbolicTensors
 from fastfit.contract.ops import trained_params
 from fastfit.engine import compiled, data, keras_arguments, streaming
 from fastfit.engine.batch_stream import BatchStream
@@ -26,30 +32,41 @@ from fastfit.engine.loop_helpers import validation_epochs as _validation_epochs
 from fastfit.engine.metric_readout import Readout
 from fastfit.engine.network import Network
 
+if TYPE_CHECKING:
+    from fastfit.callbacks import Callback, History
+    from fastfit.optimizers import Optimizer
+
+# `class_weight`: {class index: weight}, or per output {output name: {class index: weight}}.
+ClassWeight = Mapping[Any, Any]
+
 
 class Model(Network):
     """A trainable graph of layers: `Model(inputs, outputs)` (functional API) or `Sequential`."""
 
-    def __init__(self, inputs=None, outputs=None, name=None, **kwargs):
+    def __init__(self, inputs: SymbolicTensors | None = None, outputs: SymbolicTensors | None = None,
+                 name: str | None = None, **kwargs: Any) -> None:
         super().__init__(inputs=inputs, outputs=outputs, name=name, **kwargs)
-        self.optimizer = None
-        self.loss = None
-        self.metrics = []
+        self.optimizer: Optimizer | None = None
+        self.loss: str | losses.Loss | list[Any] | dict[str, Any] | None = None
+        self.metrics: list[Any] = []
         self.metrics_names = MetricNames(["loss"])
         self.compiled = False
         self.stop_training = False
-        self.history = None
+        self.history: History | None = None
         self._engine = None
-        self._resolved_metrics = []  # (log key, metric) per compiled metric (metrics.resolve)
+        self._resolved_metrics: list[tuple[str, Any]] = []  # (log key, metric) per compiled metric (metrics.resolve)
         self._readout = Readout([], None, None)  # where the engine-computed metric values are (compile)
-        self._pending_compile = None  # compile arguments waiting for a deferred build (see `compile`)
-        self._custom_metrics = None  # a CustomMetrics when compiled with custom metrics
+        # compile arguments waiting for a deferred build (see `compile`)
+        self._pending_compile: dict[str, Any] | None = None
+        self._custom_metrics: CustomMetrics | None = None  # a CustomMetrics when compiled with custom metrics
         self._seed = backend.draw_seed()   # drives per-epoch shuffling; saved with the model
         self._busy = threading.RLock()  # re-entrant: a callback may evaluate/predict its own model
 
     # -- compile -----------------------------------------------------------------------------------------
-    def compile(self, optimizer="rmsprop", loss=None, metrics=None, loss_weights=None, sample_weight_mode=None,
-                weighted_metrics=None, target_tensors=None, engine=None, **kwargs):
+    def compile(self, optimizer: str | Optimizer | dict[str, Any] = "rmsprop", loss: LossLike | None = None,
+                metrics: MetricsLike | None = None, loss_weights: Sequence[float] | Mapping[str, float] | None = None,
+                sample_weight_mode: str | None = None, weighted_metrics: MetricsLike | None = None,
+                target_tensors: None = None, engine: str | None = None, **kwargs: Any) -> None:
         """Configure training.
 
         Arguments:
@@ -171,13 +188,14 @@ class Model(Network):
                              "`build()` or by calling the model on a batch of data (`fit`, `evaluate` or "
                              "`predict`), or give the first layer an `input_shape` argument for automatic build.")
 
-    def summary(self, line_length=None, positions=None, print_fn=None):
+    def summary(self, line_length: int | None = None, positions: Sequence[float] | None = None,
+                print_fn: Callable[[str], Any] | None = None) -> None:
         self._require_built("summary")
         super().summary(line_length=line_length, positions=positions, print_fn=print_fn)
 
     summary.__doc__ = Network.summary.__doc__
 
-    def get_weights(self):
+    def get_weights(self) -> list[np.ndarray]:
         self._require_built("get_weights")
         return super().get_weights()
 
@@ -295,10 +313,14 @@ class Model(Network):
                              "`input_shape=` (any batch size)")
 
     # -- fit ----------------------------------------------------------------------------------------------
-    def fit(self, x=None, y=None, batch_size=None, epochs=None, verbose=1, callbacks=None, validation_split=0.0,
-            validation_data=None, shuffle=True, class_weight=None, sample_weight=None, initial_epoch=0,
-            steps_per_epoch=None, validation_steps=None, validation_freq=1, validation_batch_size=None,
-            **kwargs):
+    def fit(self, x: Data | None = None, y: Data | None = None, batch_size: int | None = None,
+            epochs: int | None = None, verbose: int | str = 1, callbacks: Sequence[Callback] | None = None,
+            validation_split: float = 0.0, validation_data: tuple[Any, ...] | list[Any] | Batches | None = None,
+            shuffle: bool | str = True, class_weight: ClassWeight | None = None,
+            sample_weight: npt.ArrayLike | None = None,
+            initial_epoch: int = 0, steps_per_epoch: int | None = None, validation_steps: int | None = None,
+            validation_freq: int | Sequence[int] = 1, validation_batch_size: int | None = None,
+            **kwargs: Any) -> History:
         """Train for `epochs - initial_epoch` epochs and return the `History`.
 
         Arguments follow Keras 2 (`batch_size=None` means 32; `validation_split` takes the last samples before
@@ -497,8 +519,9 @@ class Model(Network):
             self.metrics, self._readout, self.metrics_names = saved
 
     # -- evaluate / predict ----------------------------------------------------------------------------------
-    def evaluate(self, x=None, y=None, batch_size=None, verbose=1, sample_weight=None, steps=None, callbacks=None,
-                 return_dict=False, **kwargs):
+    def evaluate(self, x: Data | None = None, y: Data | None = None, batch_size: int | None = None,
+                 verbose: int | str = 1, sample_weight: npt.ArrayLike | None = None, steps: int | None = None,
+                 callbacks: Sequence[Callback] | None = None, return_dict: bool = False, **kwargs: Any) -> Scores:
         """Return the loss (no metrics) or `[loss, *metrics]` in `metrics_names` order, sample-weighted means;
         with `return_dict=True` (tf.keras), `{name: value}` in that order. `steps` (tf.keras, with arrays):
         evaluate the first `steps` batches (without `batch_size`: the data split into that many batches)."""
@@ -541,7 +564,8 @@ class Model(Network):
         values = [results[k] for k in names]
         return values[0] if len(values) == 1 else values
 
-    def predict(self, x, batch_size=None, verbose=0, steps=None, callbacks=None, **kwargs):
+    def predict(self, x: Data, batch_size: int | None = None, verbose: int | str = 0, steps: int | None = None,
+                callbacks: Sequence[Callback] | None = None, **kwargs: Any) -> Outputs:
         """Return the model output for `x`: an array, or a list of arrays for a model with a list of outputs.
 
         `verbose=1` shows a progress bar over the samples (2: one line at the end). `steps` (tf.keras, with
@@ -594,9 +618,13 @@ class Model(Network):
         return outputs[0] if self._single_output else outputs
 
     # -- Keras 2 generator methods (fastfit.engine.streaming does the work) --------------------------------------
-    def fit_generator(self, generator, steps_per_epoch=None, epochs=1, verbose=1, callbacks=None,
-                      validation_data=None, validation_steps=None, class_weight=None, max_queue_size=10, workers=1,
-                      use_multiprocessing=False, shuffle=True, initial_epoch=0, validation_freq=1):
+    def fit_generator(self, generator: Batches, steps_per_epoch: int | None = None, epochs: int = 1,
+                      verbose: int | str = 1, callbacks: Sequence[Callback] | None = None,
+                      validation_data: tuple[Any, ...] | list[Any] | Batches | None = None,
+                      validation_steps: int | None = None, class_weight: ClassWeight | None = None,
+                      max_queue_size: int = 10, workers: int = 1, use_multiprocessing: bool = False,
+                      shuffle: bool = True, initial_epoch: int = 0,
+                      validation_freq: int | Sequence[int] = 1) -> History:
         """Train on batches from a generator or a `fastfit.utils.Sequence` (Keras 2.2 arguments).
 
         `steps_per_epoch` is required for a generator (a Sequence defaults to its length); `validation_data`
@@ -608,16 +636,18 @@ class Model(Network):
                              validation_freq, max_queue_size=max_queue_size, workers=workers,
                              use_multiprocessing=use_multiprocessing, keras2_generator=True)
 
-    def evaluate_generator(self, generator, steps=None, max_queue_size=10, workers=1, use_multiprocessing=False,
-                           verbose=0, callbacks=None):
+    def evaluate_generator(self, generator: Batches, steps: int | None = None, max_queue_size: int = 10,
+                           workers: int = 1, use_multiprocessing: bool = False, verbose: int | str = 0,
+                           callbacks: Sequence[Callback] | None = None) -> Scores:
         """Evaluate on batches from a generator or a Sequence; the batch-size-weighted means of `evaluate`."""
         distributed.check_supported("evaluate_generator", "load the data into NumPy arrays and use evaluate")
         return streaming.evaluate(self, generator, None, None, verbose, None, steps, callbacks,
                                   max_queue_size=max_queue_size, workers=workers,
                                   use_multiprocessing=use_multiprocessing, keras2_generator=True)
 
-    def predict_generator(self, generator, steps=None, max_queue_size=10, workers=1, use_multiprocessing=False,
-                          verbose=0, callbacks=None):
+    def predict_generator(self, generator: Batches, steps: int | None = None, max_queue_size: int = 10,
+                          workers: int = 1, use_multiprocessing: bool = False, verbose: int | str = 0,
+                          callbacks: Sequence[Callback] | None = None) -> Outputs:
         """Predict on batches from a generator or a Sequence; the outputs in batch order."""
         return streaming.predict(self, generator, None, verbose, steps, callbacks, max_queue_size=max_queue_size,
                                  workers=workers, use_multiprocessing=use_multiprocessing, keras2_generator=True)
@@ -649,7 +679,9 @@ class Model(Network):
         return out if single else [out]
 
     # -- single batches --------------------------------------------------------------------------------------
-    def train_on_batch(self, x, y, sample_weight=None, class_weight=None, reset_metrics=True, return_dict=False):
+    def train_on_batch(self, x: Data, y: Data, sample_weight: npt.ArrayLike | None = None,
+                       class_weight: ClassWeight | None = None, reset_metrics: bool = True,
+                       return_dict: bool = False) -> Scores:
         """One update on one batch; returns the loss or `[loss, *metrics]` measured before the update
         (`return_dict=True`: a dict). `reset_metrics` (tf.keras) must be True: values are this batch's."""
         self._build_from(x)
@@ -663,7 +695,8 @@ class Model(Network):
             sums = self._train_network().train_epoch(x, y, weights, order, len(x), self.optimizer, hook)
         return _batch_result(self, sums, return_dict, metric_pass)
 
-    def test_on_batch(self, x, y, sample_weight=None, reset_metrics=True, return_dict=False):
+    def test_on_batch(self, x: Data, y: Data, sample_weight: npt.ArrayLike | None = None,
+                      reset_metrics: bool = True, return_dict: bool = False) -> Scores:
         """The loss or `[loss, *metrics]` of one batch (`return_dict=True`: a dict)."""
         self._build_from(x)
         self._require_compiled("test_on_batch")
@@ -683,7 +716,7 @@ class Model(Network):
         from fastfit.callbacks import make_batch_hook
         return metric_pass, make_batch_hook((), mode, self.metrics_names, self, metric_pass=metric_pass)
 
-    def predict_on_batch(self, x):
+    def predict_on_batch(self, x: Data) -> Outputs:
         x = np.asarray(x) if not isinstance(x, np.ndarray) else x
         return self.predict(x, batch_size=max(1, len(x)))
 
@@ -692,18 +725,18 @@ class Model(Network):
         return _ExclusiveUse(self._busy, self.name, method)
 
     # -- saving (fastfit.saving does the work) -----------------------------------------------------------------
-    def save(self, filepath, overwrite=True, include_optimizer=True):
+    def save(self, filepath: PathLike, overwrite: bool = True, include_optimizer: bool = True) -> None:
         """Save architecture, weights, training config and optimizer state to an HDF5 file (atomically)."""
         from fastfit import saving
         self._require_built("save")
         saving.save_model(self, filepath, overwrite=overwrite, include_optimizer=include_optimizer)
 
-    def save_weights(self, filepath, overwrite=True):
+    def save_weights(self, filepath: PathLike, overwrite: bool = True) -> None:
         from fastfit import saving
         self._require_built("save_weights")
         saving.save_weights(self, filepath, overwrite=overwrite)
 
-    def load_weights(self, filepath, by_name=False, skip_mismatch=False):
+    def load_weights(self, filepath: PathLike, by_name: bool = False, skip_mismatch: bool = False) -> None:
         from fastfit import saving
         saving.load_weights(self, filepath, by_name=by_name, skip_mismatch=skip_mismatch)
 

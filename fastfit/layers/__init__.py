@@ -1,5 +1,10 @@
 """Layers: core (`Dense`, `Activation`, `Dropout`, `Flatten`, `Input`, `InputLayer`), `BatchNormalization`, the
 advanced activations and the noise layers (docs/layers.md)."""
+from __future__ import annotations
+
+from typing import Any
+
+from fastfit._types import Config
 from fastfit.engine.base_layer import Layer
 from fastfit.engine.input_layer import Input, InputLayer
 from fastfit.layers.advanced_activations import ELU, LeakyReLU, PReLU, ReLU, Softmax, ThresholdedReLU
@@ -13,7 +18,7 @@ _CLASSES = (InputLayer, Dense, Activation, Dropout, Flatten, BatchNormalization,
 __all__ = ["Layer", "Input"] + [cls.__name__ for cls in _CLASSES]
 
 
-def __getattr__(name):
+def __getattr__(name: str) -> Any:
     """A layer Keras has and fastfit does not (Conv2D, Lambda, LSTM, ...) is an AttributeError naming both."""
     if name.startswith("__"):
         raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
@@ -22,7 +27,7 @@ def __getattr__(name):
                          "(see the 'Coming from Keras 2 / tf.keras' guide)")
 
 
-def deserialize(config, custom_objects=None):
+def deserialize(config: Config, custom_objects: dict[str, Any] | None = None) -> Layer:
     """Build a layer from `{'class_name': ..., 'config': {...}}` (Keras 2 or 3 spelling).
 
     Raises:
@@ -40,7 +45,7 @@ def deserialize(config, custom_objects=None):
     return classes[name].from_config(inner)
 
 
-def _clean_config(config):
+def _clean_config(config: Config) -> Config:
     """Map Keras 3 config spellings onto Keras 2 ones."""
     if isinstance(config.get("dtype"), dict):  # Keras 3 dtype policy
         config["dtype"] = (config["dtype"].get("config") or {}).get("name", "float32")

@@ -1,13 +1,21 @@
 """The core layers: Dense, Activation, Dropout, Flatten."""
+from __future__ import annotations
+
 import math
 import warnings
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from fastfit import activations, backend, initializers, regularizers
+from fastfit._types import Config, EngineOp, Shape
 from fastfit.engine.base_layer import Layer, shape_str
 from fastfit.layers._weights import penalty_config, penalty_ops, take_penalties
 from fastfit.layers.legacy import convert_legacy_kwargs
+
+if TYPE_CHECKING:
+    from typing_extensions import Self
 
 
 def _activation_ops(name):
@@ -43,7 +51,7 @@ class Dense(Layer):
                "W_regularizer": "kernel_regularizer", "b_regularizer": "bias_regularizer",
                "W_constraint": "kernel_constraint", "b_constraint": "bias_constraint"}
 
-    def __init__(self, units=None, *args, **kwargs):
+    def __init__(self, units: int | None = None, *args: int, **kwargs: Any) -> None:
         if args:  # Keras 0.x: Dense(input_dim, output_dim, init=..., activation=...)
             if len(args) > 1 or isinstance(args[0], bool) or not isinstance(args[0], (int, np.integer)):
                 raise TypeError("Dense accepts one positional argument (units), or two ints for the Keras 0.x "
@@ -72,10 +80,11 @@ class Dense(Layer):
         super().__init__(**kwargs)
         self.__dict__.update(penalties)
         self.activity_regularizer = activity
-        self.kernel = None
-        self.bias = None
+        # The weight arrays (np.ndarray) once built; the bias stays None without `use_bias`.
+        self.kernel: Any = None
+        self.bias: Any = None
 
-    def check_input_shape(self, input_shape):
+    def check_input_shape(self, input_shape: Shape) -> None:
         if len(input_shape) != 2 or input_shape[-1] is None:
             raise ValueError(f"Layer '{self.name}' (Dense) expects 2-D input (batch, features) with a known "
                              f"feature count, got shape {shape_str(input_shape)}; add a Flatten layer first")
@@ -83,34 +92,34 @@ class Dense(Layer):
             raise ValueError(f"Layer '{self.name}' (Dense) expects {self.kernel.shape[0]} input features, got "
                              f"shape {shape_str(input_shape)}")
 
-    def weight_shapes(self, input_shape):
+    def weight_shapes(self, input_shape: Shape) -> dict[str, tuple[int, ...]]:
         """The weights' names and shapes for `input_shape` (batch axis included), in order."""
-        shapes = {"kernel": (int(input_shape[-1]), self.units)}
+        shapes: dict[str, tuple[int, ...]] = {"kernel": (int(input_shape[-1]), self.units)}
         if self.use_bias:
             shapes["bias"] = (self.units,)
         return shapes
 
-    def build(self, input_shape):
+    def build(self, input_shape: Shape) -> None:
         shape = (int(input_shape[-1]), self.units)
         self.kernel = np.ascontiguousarray(self.kernel_initializer(shape, dtype=self.dtype))
         self.bias = (np.ascontiguousarray(self.bias_initializer((self.units,), dtype=self.dtype))
                      if self.use_bias else None)
         self.built = True
 
-    def compute_output_shape(self, input_shape):
+    def compute_output_shape(self, input_shape: Shape) -> Shape:
         return tuple(input_shape[:-1]) + (self.units,)
 
     @property
-    def weights(self):
+    def weights(self) -> list[np.ndarray]:
         if not self.built:
             return []
         return [self.kernel, self.bias] if self.use_bias else [self.kernel]
 
-    def engine_ops(self):
+    def engine_ops(self) -> list[EngineOp]:
         return ([("dense", self.kernel, self.bias)] + _activation_ops(self.activation)
                 + penalty_ops(self, ("kernel", "bias")) + _activity_ops(self.activity_regularizer))
 
-    def get_config(self):
+    def get_config(self) -> Config:
         config = super().get_config()
         config.update({
             "units": self.units, "activation": self.activation, "use_bias": self.use_bias,
@@ -125,7 +134,7 @@ class Dense(Layer):
         return {**{k: v for k, v in config.items() if k not in order}, **{k: config[k] for k in order}}
 
     @classmethod
-    def from_config(cls, config):
+    def from_config(cls, config: Config) -> Self:
         config = dict(config)
         config.pop("quantization_config", None)  # Keras 3 writes it; always None for float models
         return cls(**config)
@@ -134,19 +143,19 @@ class Dense(Layer):
 class Activation(Layer):
     """Applies an activation function: `Activation('softmax')`."""
 
-    def __init__(self, activation, **kwargs):
+    def __init__(self, activation: str | Callable[..., Any] | None, **kwargs: Any) -> None:
         self.activation = activations.get(activation)
         super().__init__(**kwargs)
 
-    def check_input_shape(self, input_shape):
+    def check_input_shape(self, input_shape: Shape) -> None:
         if self.activation == "softmax" and len(input_shape) != 2:
             raise ValueError(f"Layer '{self.name}' (softmax) supports 2-D input (batch, features) only, got "
                              f"shape {shape_str(input_shape)}; add a Flatten layer first")
 
-    def engine_ops(self):
+    def engine_ops(self) -> list[EngineOp]:
         return _activation_ops(self.activation)
 
-    def get_config(self):
+    def get_config(self) -> Config:
         return dict(super().get_config(), activation=self.activation)
 
 
@@ -162,7 +171,8 @@ class Dropout(Layer):
         ValueError: `rate` outside [0, 1).
     """
 
-    def __init__(self, rate=None, noise_shape=None, seed=None, **kwargs):
+    def __init__(self, rate: float | None = None, noise_shape: None = None, seed: int | None = None,
+                 **kwargs: Any) -> None:
         if rate is not None:
             kwargs["rate"] = rate
         convert_legacy_kwargs("Dropout", kwargs, {"p": "rate"})
@@ -179,24 +189,24 @@ class Dropout(Layer):
         self._engine_seed = int(seed) if seed is not None else backend.draw_seed()
         super().__init__(**kwargs)
 
-    def engine_ops(self):
+    def engine_ops(self) -> list[EngineOp]:
         return [("dropout", self.rate, self._engine_seed)] if self.rate > 0 else []
 
-    def get_config(self):
+    def get_config(self) -> Config:
         return dict(super().get_config(), rate=self.rate, noise_shape=None, seed=self.seed)
 
 
 class Flatten(Layer):
     """Flattens each sample to one axis: (batch, 28, 28) → (batch, 784)."""
 
-    def __init__(self, data_format=None, **kwargs):
+    def __init__(self, data_format: str | None = None, **kwargs: Any) -> None:
         if data_format not in (None, "channels_last", "channels_first"):
             raise ValueError(f"Flatten: `data_format` must be None, 'channels_last' or 'channels_first', "
                              f"got {data_format!r}")
         self.data_format = data_format
         super().__init__(**kwargs)
 
-    def check_input_shape(self, input_shape):
+    def check_input_shape(self, input_shape: Shape) -> None:
         # channels_first moves the channel axis last before flattening (Keras 2.2): a different element order,
         # unless the move is trivial (2-D input, one channel, or nothing but channels).
         reorders = len(input_shape) > 2 and input_shape[1] != 1 and any(d != 1 for d in input_shape[2:])
@@ -208,12 +218,12 @@ class Flatten(Layer):
             raise ValueError(f"Layer '{self.name}' (Flatten) needs a fully known input shape, got "
                              f"{shape_str(input_shape)}")
 
-    def compute_output_shape(self, input_shape):
+    def compute_output_shape(self, input_shape: Shape) -> Shape:
         size = math.prod(input_shape[1:])  # exact: an int64 product could wrap around
         if size >= 1 << 63:
             raise ValueError(f"Layer '{self.name}' (Flatten): input shape {shape_str(input_shape)} flattens to "
                              f"{size} features, more than a 64-bit size holds")
         return (input_shape[0], size)
 
-    def get_config(self):
+    def get_config(self) -> Config:
         return dict(super().get_config(), data_format=self.data_format)

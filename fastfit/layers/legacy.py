@@ -2,12 +2,12 @@
 from __future__ import annotations
 
 import warnings
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
 
 def convert_legacy_kwargs(layer_name: str, kwargs: dict[str, Any],
-                          renames: dict[str, str | tuple[str, Callable[[Any], Any]]],
+                          renames: Mapping[str, str | tuple[str, Callable[[Any], Any]]],
                           must_be_none: Iterable[str] = ()) -> None:
     """Rename legacy keywords in `kwargs` in place.
 

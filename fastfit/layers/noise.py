@@ -3,9 +3,12 @@
 The noise layers act in `fit` only (the identity in evaluate, predict and validation) and draw from the
 counter-based RNG of Dropout, so the same seed gives the same noise, also in a resumed run.
 """
+from typing import Any
+
 import numpy as np
 
 from fastfit import backend, regularizers
+from fastfit._types import Config, EngineOp
 from fastfit.engine.base_layer import Layer
 
 
@@ -25,17 +28,17 @@ class _Noise(Layer):
     _op = ""
     _argument = "rate"
 
-    def __init__(self, value, seed, **kwargs):
+    def __init__(self, value: float, seed: int | None, **kwargs: Any) -> None:
         self.seed = _check_seed(type(self).__name__, seed)
         self._engine_seed = int(seed) if seed is not None else backend.draw_seed()
         setattr(self, self._argument, value)
         super().__init__(**kwargs)
 
-    def engine_ops(self):
+    def engine_ops(self) -> list[EngineOp]:
         value = getattr(self, self._argument)
         return [(self._op, value, self._engine_seed)] if value > 0 else []
 
-    def get_config(self):
+    def get_config(self) -> Config:
         config = dict(super().get_config(), **{self._argument: getattr(self, self._argument)})
         if self.seed is not None:
             config["seed"] = self.seed
@@ -47,7 +50,7 @@ class GaussianNoise(_Noise):
 
     _op, _argument = "gaussian_noise", "stddev"
 
-    def __init__(self, stddev, seed=None, **kwargs):
+    def __init__(self, stddev: float, seed: int | None = None, **kwargs: Any) -> None:
         if isinstance(stddev, bool) or not isinstance(stddev, (int, float, np.number)) or not stddev >= 0 \
                 or not np.isfinite(stddev):
             raise ValueError(f"GaussianNoise: `stddev` must be a finite number >= 0, got {stddev!r}")
@@ -59,7 +62,7 @@ class GaussianDropout(_Noise):
 
     _op = "gaussian_dropout"
 
-    def __init__(self, rate, seed=None, **kwargs):
+    def __init__(self, rate: float, seed: int | None = None, **kwargs: Any) -> None:
         super().__init__(_check_rate("GaussianDropout", rate), seed, **kwargs)
 
 
@@ -69,7 +72,7 @@ class AlphaDropout(_Noise):
 
     _op = "alpha_dropout"
 
-    def __init__(self, rate, noise_shape=None, seed=None, **kwargs):
+    def __init__(self, rate: float, noise_shape: None = None, seed: int | None = None, **kwargs: Any) -> None:
         if noise_shape is not None:
             raise ValueError("AlphaDropout: `noise_shape` is not supported by fastfit (only None)")
         self.noise_shape = None
@@ -80,15 +83,15 @@ class ActivityRegularization(Layer):
     """The identity, adding `l1 * sum|x| + l2 * sum x**2` over the batch to the loss (training and evaluation,
     as Keras 2.2 counts every layer loss in both)."""
 
-    def __init__(self, l1: float = 0.0, l2: float = 0.0, **kwargs):
+    def __init__(self, l1: float = 0.0, l2: float = 0.0, **kwargs: Any) -> None:
         self.regularizer = regularizers.L1L2(l1=l1, l2=l2)
         self.l1, self.l2 = self.regularizer.l1, self.regularizer.l2
         super().__init__(**kwargs)
 
-    def engine_ops(self):
+    def engine_ops(self) -> list[EngineOp]:
         if self.l1 == 0 and self.l2 == 0:
             return []
         return [("activity_regularization", self.l1, self.l2)]
 
-    def get_config(self):
+    def get_config(self) -> Config:
         return dict(super().get_config(), l1=self.l1, l2=self.l2)

@@ -1,10 +1,19 @@
 """BatchNormalization (Keras 2.2) for 2-D input."""
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any
+
 import numpy as np
 
 from fastfit import initializers
+from fastfit._types import Config, ConstraintLike, EngineOp, InitializerLike, RegularizerLike, Shape
 from fastfit.engine.base_layer import Layer, shape_str
 from fastfit.layers._weights import penalty_config, penalty_ops, take_penalties
 from fastfit.layers.legacy import convert_legacy_kwargs
+
+if TYPE_CHECKING:
+    from typing_extensions import Self
 
 
 class BatchNormalization(Layer):
@@ -29,10 +38,12 @@ class BatchNormalization(Layer):
 
     _LEGACY = {"beta_init": "beta_initializer", "gamma_init": "gamma_initializer"}
 
-    def __init__(self, axis=-1, momentum=0.99, epsilon=1e-3, center=True, scale=True, beta_initializer="zeros",
-                 gamma_initializer="ones", moving_mean_initializer="zeros", moving_variance_initializer="ones",
-                 beta_regularizer=None, gamma_regularizer=None, beta_constraint=None, gamma_constraint=None,
-                 **kwargs):
+    def __init__(self, axis: int | Sequence[int] = -1, momentum: float = 0.99, epsilon: float = 1e-3,
+                 center: bool = True, scale: bool = True, beta_initializer: InitializerLike = "zeros",
+                 gamma_initializer: InitializerLike = "ones", moving_mean_initializer: InitializerLike = "zeros",
+                 moving_variance_initializer: InitializerLike = "ones", beta_regularizer: RegularizerLike = None,
+                 gamma_regularizer: RegularizerLike = None, beta_constraint: ConstraintLike = None,
+                 gamma_constraint: ConstraintLike = None, **kwargs: Any) -> None:
         convert_legacy_kwargs("BatchNormalization", kwargs, self._LEGACY)
         beta_initializer = kwargs.pop("beta_initializer", beta_initializer)
         gamma_initializer = kwargs.pop("gamma_initializer", gamma_initializer)
@@ -57,9 +68,13 @@ class BatchNormalization(Layer):
             "beta_regularizer": beta_regularizer, "gamma_regularizer": gamma_regularizer,
             "beta_constraint": beta_constraint, "gamma_constraint": gamma_constraint}, ("gamma", "beta")))
         super().__init__(**kwargs)
-        self.gamma = self.beta = self.moving_mean = self.moving_variance = None
+        # The weight arrays (np.ndarray) once built; gamma/beta stay None without `scale`/`center`.
+        self.gamma: Any = None
+        self.beta: Any = None
+        self.moving_mean: Any = None
+        self.moving_variance: Any = None
 
-    def check_input_shape(self, input_shape):
+    def check_input_shape(self, input_shape: Shape) -> None:
         if len(input_shape) != 2 or input_shape[-1] is None:
             raise ValueError(f"Layer '{self.name}' (BatchNormalization) supports 2-D input (batch, features) with a "
                              f"known feature count only, got shape {shape_str(input_shape)}")
@@ -67,14 +82,14 @@ class BatchNormalization(Layer):
             raise ValueError(f"Layer '{self.name}' (BatchNormalization) expects {self.moving_mean.shape[0]} "
                              f"features, got shape {shape_str(input_shape)}")
 
-    def weight_shapes(self, input_shape):
+    def weight_shapes(self, input_shape: Shape) -> dict[str, tuple[int, ...]]:
         """The weights' names and shapes for `input_shape` (batch axis included), in Keras order."""
         width = (int(input_shape[-1]),)
         names = (["gamma"] if self.scale else []) + (["beta"] if self.center else []) + ["moving_mean",
                                                                                            "moving_variance"]
         return {name: width for name in names}
 
-    def build(self, input_shape):
+    def build(self, input_shape: Shape) -> None:
         shapes = self.weight_shapes(input_shape)
         init = {"gamma": self.gamma_initializer, "beta": self.beta_initializer,
                 "moving_mean": self.moving_mean_initializer, "moving_variance": self.moving_variance_initializer}
@@ -83,26 +98,26 @@ class BatchNormalization(Layer):
         self.built = True
 
     @property
-    def weights(self):
+    def weights(self) -> list[np.ndarray]:
         if not self.built:
             return []
         return [w for w in (self.gamma, self.beta, self.moving_mean, self.moving_variance) if w is not None]
 
     @property
-    def trainable_weights(self):
+    def trainable_weights(self) -> list[np.ndarray]:
         return [w for w in (self.gamma, self.beta) if w is not None] if self.trainable and self.built else []
 
     @property
-    def non_trainable_weights(self):
+    def non_trainable_weights(self) -> list[np.ndarray]:
         if not self.built:
             return []
         return [self.moving_mean, self.moving_variance] if self.trainable else list(self.weights)
 
-    def engine_ops(self):
+    def engine_ops(self) -> list[EngineOp]:
         return ([("batch_normalization", self.gamma, self.beta, self.moving_mean, self.moving_variance,
                   self.momentum, self.epsilon)] + penalty_ops(self, ("gamma", "beta")))
 
-    def get_config(self):
+    def get_config(self) -> Config:
         config = dict(super().get_config(), axis=self.axis, momentum=self.momentum, epsilon=self.epsilon,
                       center=self.center, scale=self.scale,
                       beta_initializer=initializers.serialize(self.beta_initializer),
@@ -115,7 +130,7 @@ class BatchNormalization(Layer):
         return config
 
     @classmethod
-    def from_config(cls, config):
+    def from_config(cls, config: Config) -> Self:
         config = dict(config)
         # Keras 3 (and tf.keras) write these; fastfit runs their neutral values only.
         for key in ("synchronized", "renorm", "renorm_clipping"):

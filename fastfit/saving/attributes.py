@@ -5,7 +5,11 @@ as variable-length bytes, name lists split into `name0`, `name1`, ... above the 
 Reader: bytes or str, scalar or array, chunked or not, and empty lists of any dtype (Keras 3 writes an
 empty float64 array for weightless layers).
 """
+from __future__ import annotations
+
 import json
+from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
 
@@ -13,7 +17,7 @@ import numpy as np
 HEADER_LIMIT = 64512
 
 
-def to_text(value):
+def to_text(value: Any) -> str:
     """An attribute value (bytes, numpy.bytes_, str, 0-d array) as a str."""
     if isinstance(value, np.ndarray) and value.ndim == 0:
         value = value.item()
@@ -22,17 +26,17 @@ def to_text(value):
     return str(value)
 
 
-def write_short_text(attrs, name, text):
+def write_short_text(attrs: Any, name: str, text: str) -> None:
     """A short string as fixed-length bytes (numpy.bytes_)."""
     attrs[name] = np.bytes_(text.encode("utf-8"))
 
 
-def write_json(attrs, name, obj):
+def write_json(attrs: Any, name: str, obj: Any) -> None:
     """A JSON document as variable-length bytes (no size limit; Keras writes `json.dumps(...).encode()`)."""
     attrs[name] = json.dumps(obj, default=_json_default).encode("utf-8")
 
 
-def read_json(attrs, name, where):
+def read_json(attrs: Any, name: str, where: str) -> Any:
     """Parse the JSON attribute `name`; None if absent.
 
     Raises:
@@ -46,7 +50,7 @@ def read_json(attrs, name, where):
         raise ValueError(f"{where}: attribute '{name}' is not valid JSON ({type(error).__name__}: {error})") from None
 
 
-def write_name_list(attrs, name, names):
+def write_name_list(attrs: Any, name: str, names: Sequence[str]) -> None:
     """A list of names as a fixed-length bytes array, split into `name0`, `name1`, ... when too large."""
     encoded = [n.encode("utf-8") for n in names]
     # Fixed-length arrays hold each item at the longest item's length.
@@ -62,7 +66,7 @@ def write_name_list(attrs, name, names):
         attrs[f"{name}{index}"] = np.array(encoded[start:start + per_chunk], dtype=f"S{width}")
 
 
-def read_name_list(attrs, name):
+def read_name_list(attrs: Any, name: str) -> list[str]:
     """Read a name list written whole or in chunks; [] if absent or empty (any dtype)."""
     if name in attrs:
         return _names(attrs[name])

@@ -1,5 +1,8 @@
 """The backup file of `fastfit.callbacks.BackupAndRestore`: a model file plus the training position."""
+from __future__ import annotations
+
 import math
+from typing import TYPE_CHECKING
 
 from fastfit.saving import (
     attributes,
@@ -11,10 +14,14 @@ from fastfit.saving import (
     weights,
 )
 
+if TYPE_CHECKING:
+    from fastfit._types import PathLike
+    from fastfit.engine.training import Model
+
 WHAT = "backup file"
 
 
-def save(model, path, epoch, batch):
+def save(model: Model, path: PathLike, epoch: int, batch: int) -> None:
     """Atomically write `model` (weights, optimizer state, seeds) and the position `(epoch, batch)`.
 
     Arguments:
@@ -23,7 +30,7 @@ def save(model, path, epoch, batch):
     files.write_snapshot(path, backup_snapshot(model, epoch, batch, copy=False), True, WHAT)
 
 
-def backup_snapshot(model, epoch, batch, copy=True):
+def backup_snapshot(model: Model, epoch: int, batch: int, copy: bool = True) -> snapshot.Snapshot:
     """The content of a backup file, for `files.write_snapshot`; `copy`: capture the arrays as they are now."""
     content = snapshot.Snapshot(copy)
     model_file.write_model(content, model, include_optimizer=True)
@@ -31,7 +38,7 @@ def backup_snapshot(model, epoch, batch, copy=True):
     return content
 
 
-def restore(model, path):
+def restore(model: Model, path: PathLike) -> tuple[int, int]:
     """Load the backup at `path` into the compiled `model` (in place).
 
     Returns:
@@ -57,7 +64,7 @@ def restore(model, path):
                              "start training afresh") from None
         model_file.restore_fastfit_state(model, config_limits.parse(contents.attrs, "fastfit_state", where), where)
         saved_state = optimizer_state.read(contents, where)
-        if saved_state is not None and getattr(model, "optimizer", None) is not None:
+        if saved_state is not None and model.optimizer is not None:
             optimizer_state.restore(model, saved_state, contents.read, where)
             rate = _saved_learning_rate(config_limits.parse(contents.attrs, "training_config", where))
             if rate is not None:

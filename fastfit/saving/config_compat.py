@@ -3,7 +3,11 @@
 Only keys whose value is neutral (the default that means "feature not used") are removed; a key that
 asks for a feature fastfit lacks is left in place so the layer raises a clear error naming it.
 """
+from __future__ import annotations
+
 import re
+from collections.abc import Callable
+from typing import Any
 
 from fastfit import losses
 
@@ -27,7 +31,7 @@ def _is_in(value, values):
     return any(value is v or (type(value) is type(v) and value == v) for v in values)
 
 
-def model_config(config):
+def model_config(config: dict[str, Any]) -> dict[str, Any]:
     """A copy of a model config `{'class_name', 'config'}` with Keras 3 neutral extras removed."""
     if not isinstance(config, dict):
         raise ValueError(f"model_config must be a JSON object, got {type(config).__name__}")
@@ -57,7 +61,7 @@ def _layer_entry(entry):
     return entry
 
 
-def optimizer_config(config):
+def optimizer_config(config: dict[str, Any]) -> dict[str, Any]:
     """A copy of `{'class_name', 'config'}` for `optimizers.deserialize`, without Keras 3 neutral extras."""
     config = dict(config)
     inner = dict(config.get("config") or {})
@@ -66,7 +70,7 @@ def optimizer_config(config):
     return config
 
 
-def for_keras_readers(optimizer_config_dict):
+def for_keras_readers(optimizer_config_dict: dict[str, Any]) -> dict[str, Any]:
     """The optimizer config fastfit writes: `learning_rate`, and `decay` only when it is used.
 
     Keras 3 rejects unknown optimizer keys but accepts (and ignores, with a warning) `decay`.
@@ -81,7 +85,7 @@ def for_keras_readers(optimizer_config_dict):
     return config
 
 
-def loss_name(loss):
+def loss_name(loss: Any) -> str | Callable[..., Any] | losses.Loss | None:
     """A saved loss as `compile` takes it: names pass through, serialised loss objects (tf.keras or Keras 3)
     become loss objects (`fastfit.losses.deserialize`, which raises ValueError on anything malformed)."""
     if isinstance(loss, dict):
@@ -91,7 +95,7 @@ def loss_name(loss):
     return loss
 
 
-def metric_names(metrics):
+def metric_names(metrics: Any) -> list[Any]:
     """Metrics as fastfit names; Keras 3 may nest them per output or serialise metric objects."""
     if metrics is None:
         return []

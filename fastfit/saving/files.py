@@ -10,6 +10,8 @@ the rest of the file, checked before HDF5 parses the file: a truncated or accide
 is a clean `ValueError`. It is no protection against a crafted file (anyone can recompute it); the reader
 child is.
 """
+from __future__ import annotations
+
 import contextlib
 import errno
 import functools
@@ -18,8 +20,11 @@ import re
 import stat
 import threading
 import zlib
+from collections.abc import Callable, Iterator
+from typing import Any
 
-from fastfit.saving import image, isolation, write_behind
+from fastfit._types import PathLike
+from fastfit.saving import image, isolation, snapshot, write_behind
 from fastfit.utils import io_utils
 
 try:  # the native writer thread (Linux builds)
@@ -37,7 +42,8 @@ USERBLOCK = 512
 _PARALLEL_CRC_BYTES = 1 << 22
 
 
-def write_snapshot(filepath, content, overwrite, what):
+def write_snapshot(filepath: PathLike, content: snapshot.Snapshot | image.FileImage, overwrite: bool,
+                   what: str) -> None:
     """Write a `snapshot.Snapshot` (or an `image.FileImage` made from one) as a fastfit HDF5 file, atomically.
 
     HDF5 lays the file out in memory (`image`, reused for a snapshot of the same structure), leaving the
@@ -53,6 +59,7 @@ def write_snapshot(filepath, content, overwrite, what):
     path = io_utils.as_path(filepath, what)
     write_behind.wait_for(path)  # a checkpoint of this path still being written must not land after us
     with io_utils.atomic_fd(path, overwrite=overwrite, what=what) as fd:  # checks the target first
+        segments: Callable[[int], Any]  # the file's byte segments from an offset
         if isinstance(content, image.FileImage):
             size, segments = content.size, content.segments
         else:
@@ -73,7 +80,8 @@ def write_snapshot(filepath, content, overwrite, what):
     isolation.remember_written(path)  # this process's own file: loading it may skip the reader child
 
 
-def start_image_write(filepath, content, what, flush=True):
+def start_image_write(filepath: PathLike, content: image.FileImage, what: str,
+                      flush: bool = True) -> NativeWrite | None:
     """Start writing `content` (an `image.FileImage`) in the native writer thread, with no GIL; a `NativeWrite`.
 
     The file is the one `write_snapshot(filepath, content, True, what)` writes, as atomically against a
@@ -117,7 +125,7 @@ def _names_for_native(filepath, what):
     return names
 
 
-def flush_to_disk(filepath):
+def flush_to_disk(filepath: PathLike) -> None:
     """fsync a file written before (ModelCheckpoint's last file of a fit), unless FASTFIT_FSYNC=0; a file
     that is gone or unreadable is left alone (its writer reported any error)."""
     if not io_utils.fsync_enabled():
@@ -135,10 +143,10 @@ def flush_to_disk(filepath):
 class NativeWrite:
     """A file write running in the native writer thread (`start_image_write`)."""
 
-    def __init__(self, job, path, what):
+    def __init__(self, job: Any, path: str, what: str) -> None:
         self._job, self.path, self._what = job, path, what
 
-    def wait(self):
+    def wait(self) -> OSError | None:
         """Block until the write is done; None when it succeeded, else the OSError naming the file.
 
         The target is unchanged whenever there is an error. `redo_in_python` then says whether the failure
@@ -197,7 +205,7 @@ def _blank_header(size):
     return _header(0, size)
 
 
-def verify_checksum(path, head):
+def verify_checksum(path: PathLike, head: bytes) -> None:
     """Check a fastfit file against the checksum in its userblock; files without one pass unchecked.
 
     Raises:
@@ -225,7 +233,7 @@ def verify_checksum(path, head):
 
 
 @contextlib.contextmanager
-def reading(filepath, what):
+def reading(filepath: PathLike, what: str) -> Iterator[isolation.Contents]:
     """Yield the `isolation.Contents` of a model file: its structure checked, its arrays read on request, in
     a reader child process unless this process wrote the file (docs/saving.md, "Safety").
 

@@ -8,26 +8,31 @@ checkpoint is written behind; a synchronous save keeps references instead.
 A snapshot is not changed once captured (its `structure` key is computed once), and `refilled` makes a new
 one that shares its metadata and holds other arrays.
 """
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+from typing import Any
+
 import numpy as np
 
 
 class Snapshot:
     """An in-memory HDF5 group: attributes, subgroups and datasets, in creation order."""
 
-    def __init__(self, copy=True):
-        self.attrs = {}
+    def __init__(self, copy: bool = True) -> None:
+        self.attrs: dict[str, Any] = {}
         self._copy = copy
-        self._children = []   # (name, Snapshot or numpy array)
-        self._structure = None
-        self.source_ids = []  # id() of each `data` given to create_dataset, in creation order (whole tree)
+        self._children: list[tuple[str, Snapshot | np.ndarray]] = []
+        self._structure: Any = None
+        self.source_ids: list[int] = []  # id() of each `data` given to create_dataset, in creation order (whole tree)
 
-    def create_group(self, name):
+    def create_group(self, name: str) -> Snapshot:
         group = Snapshot(self._copy)
         group.source_ids = self.source_ids
         self._children.append((name, group))
         return group
 
-    def create_dataset(self, name, data):
+    def create_dataset(self, name: str, data: np.ndarray) -> None:
         # Copied when the file is written later: the engine updates weights and slots in place. C order: the
         # file stores the array's bytes as they are in memory.
         self.source_ids.append(id(data))
@@ -35,11 +40,11 @@ class Snapshot:
                                np.asarray(data, order="C")))
 
     @property
-    def nbytes(self):
+    def nbytes(self) -> int:
         """Bytes of array data held (roughly the file size)."""
         return sum(child.nbytes for _, child in self._children)
 
-    def arrays(self):
+    def arrays(self) -> Iterable[np.ndarray]:
         """The datasets' arrays in the order `replay` creates them."""
         for _, child in self._children:
             if isinstance(child, Snapshot):
@@ -47,7 +52,7 @@ class Snapshot:
             else:
                 yield child
 
-    def structure(self):
+    def structure(self) -> Any:
         """A hashable key of everything but the array values: equal keys give equal HDF5 metadata."""
         if self._structure is None:
             attrs = tuple((name, _attr_key(value)) for name, value in self.attrs.items())
@@ -56,7 +61,7 @@ class Snapshot:
             self._structure = attrs, children
         return self._structure
 
-    def refilled(self, arrays):
+    def refilled(self, arrays: Iterable[np.ndarray]) -> Snapshot:
         """A snapshot with this one's metadata and `arrays` as its datasets.
 
         Arguments:
@@ -80,7 +85,7 @@ def _attr_key(value):
     return type(value).__name__, value
 
 
-def replay(snapshot, group, create_dataset):
+def replay(snapshot: Snapshot, group: Any, create_dataset: Callable[..., Any]) -> None:
     """Write everything recorded in `snapshot` into the h5py group (or file) `group`.
 
     Arguments:

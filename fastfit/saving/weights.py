@@ -4,9 +4,18 @@ Layout written (tf.keras 2.x flavour): the group has `layer_names`, `backend`, `
 per layer (weightless ones too) with `weight_names` (`<layer>/kernel:0`, `<layer>/bias:0`) and one dataset per
 name (the "/" makes a subgroup); a `top_level_model_weights` subgroup with no weights.
 """
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from typing import TYPE_CHECKING, Any
+
 import numpy as np
 
 from fastfit.saving import attributes
+
+if TYPE_CHECKING:
+    from fastfit.engine.base_layer import Layer
+    from fastfit.engine.network import Network
 
 KERAS_VERSION = "2.15.0"   # the Keras 2 version whose layout fastfit writes (readers check it is present)
 BACKEND = "tensorflow"      # only "theano" changes how readers treat kernels
@@ -16,7 +25,7 @@ BACKEND = "tensorflow"      # only "theano" changes how readers treat kernels
 _NAMED = ("kernel", "bias", "gamma", "beta", "moving_mean", "moving_variance", "alpha")
 
 
-def weight_names(layer):
+def weight_names(layer: Layer) -> list[str]:
     """Keras 2 names of `layer.weights`: `<layer>/kernel:0`, `<layer>/gamma:0`, ... else `<layer>/weight_<i>:0`."""
     names = []
     for index, weight in enumerate(layer.weights):
@@ -25,7 +34,7 @@ def weight_names(layer):
     return names
 
 
-def write_layers(group, layers):
+def write_layers(group: Any, layers: Sequence[Layer]) -> None:
     """Write every layer's weights into `group` (model_weights, or the root for save_weights)."""
     attributes.write_name_list(group.attrs, "layer_names", [layer.name for layer in layers])
     attributes.write_short_text(group.attrs, "backend", BACKEND)
@@ -40,7 +49,7 @@ def write_layers(group, layers):
     attributes.write_name_list(top.attrs, "weight_names", [])
 
 
-def read_layers(group, where):
+def read_layers(group: dict[str, Any] | None, where: str) -> list[tuple[str, list[Any]]]:
     """The saved layers in file order: a list of (layer name, [`isolation.Weight`]), from a group of
     `isolation.Contents.groups`.
 
@@ -56,7 +65,8 @@ def read_layers(group, where):
     return group["layers"]
 
 
-def assign(model, saved, read, by_name=False, skip_mismatch=False, where="load_weights"):
+def assign(model: Network, saved: list[tuple[str, list[Any]]], read: Callable[[list[Any]], list[np.ndarray]],
+           by_name: bool = False, skip_mismatch: bool = False, where: str = "load_weights") -> None:
     """Copy saved layer weights into `model`; check everything first so a failure changes nothing.
 
     Arguments:

@@ -14,10 +14,14 @@ the interpreter alive, and an `atexit` hook finishes pending writes before the i
 (`files.reading`) and synchronous saves of the same path `wait_for` it first, so within the process nobody
 sees an older checkpoint than the last one submitted.
 """
+from __future__ import annotations
+
 import atexit
 import os
 import queue
 import threading
+from collections.abc import Callable
+from typing import Any
 
 _lock = threading.Lock()
 _settle_lock = threading.RLock()  # a redo's own save may settle another native job of the same thread
@@ -69,12 +73,12 @@ def _forget(job):
             del _in_flight[job.key]
 
 
-def wait_for(path):
+def wait_for(path: str) -> None:
     """Block until no background write of `path` is pending (its errors stay with its writer)."""
     wait_for_absolute(os.path.abspath(path))
 
 
-def wait_for_absolute(path):
+def wait_for_absolute(path: str) -> None:
     """`wait_for` of a path that is already absolute and normalised (`os.path.abspath`)."""
     job = _in_flight.get(path)  # one dict lookup: atomic under the GIL
     if job is not None and threading.current_thread() is not _worker:
@@ -84,10 +88,10 @@ def wait_for_absolute(path):
 class BackgroundWriter:
     """Hands one file write at a time to the worker; re-raises its error on the next call."""
 
-    def __init__(self):
-        self._job = None
+    def __init__(self) -> None:
+        self._job: _Job | _NativeJob | None = None
 
-    def submit(self, path, write, started=None):
+    def submit(self, path: str, write: Callable[[], Any], started: Any = None) -> None:
         """Wait for the previous write (raising its error), then queue `write()`, which writes `path`.
 
         `started`: the same file already being written by the native writer thread (`files.NativeWrite`);
@@ -98,7 +102,7 @@ class BackgroundWriter:
         """
         self.wait()
         if started is not None:
-            job = _NativeJob(started.path, started, write)  # its path is absolute
+            job: _Job | _NativeJob = _NativeJob(started.path, started, write)  # its path is absolute
             with _lock:
                 _in_flight[job.key] = job
             self._job = job
@@ -110,7 +114,7 @@ class BackgroundWriter:
         _start_worker()
         _jobs.put(job)
 
-    def wait(self):
+    def wait(self) -> None:
         """Block until the pending write is on disk.
 
         Raises:
@@ -157,7 +161,7 @@ if hasattr(os, "register_at_fork"):
 
 
 @atexit.register
-def finish_pending():
+def finish_pending() -> None:
     """Block until every pending background write is done (their errors stay with their writers)."""
     with _lock:
         pending = list(_in_flight.values())

@@ -27,7 +27,7 @@ class HDF5Matrix:
     _lock = threading.Lock()
 
     def __init__(self, datapath: str, dataset: str, start: int = 0, end: int | None = None,
-                 normalizer: Callable[[np.ndarray], np.ndarray] | None = None):
+                 normalizer: Callable[[np.ndarray], np.ndarray] | None = None) -> None:
         import h5py
         with HDF5Matrix._lock:
             handle = self.refs.get(datapath)

@@ -1,12 +1,15 @@
 """Keras 2's `keras.utils.np_utils`: `to_categorical` and `normalize` (also exported by `fastfit.utils`)."""
 import warnings
+from typing import Any
 
 import numpy as np
+import numpy.typing as npt
 
 __all__ = ["normalize", "to_categorical"]
 
 
-def to_categorical(y, num_classes: "int | None" = None, dtype="float32", **kwargs) -> np.ndarray:
+def to_categorical(y: npt.ArrayLike, num_classes: "int | None" = None, dtype: npt.DTypeLike = "float32",
+                   **kwargs: Any) -> np.ndarray:
     """Convert integer class labels to one-hot rows (Keras 2.2 `to_categorical`).
 
     Arguments:
@@ -51,7 +54,7 @@ def to_categorical(y, num_classes: "int | None" = None, dtype="float32", **kwarg
     return one_hot
 
 
-def normalize(x, axis: int = -1, order: int = 2) -> np.ndarray:
+def normalize(x: npt.ArrayLike, axis: int = -1, order: int = 2) -> np.ndarray:
     """Divide `x` by its `order`-norm along `axis` (Keras 2.2 `normalize`); zero-norm slices stay unchanged.
 
     Returns a new float array of `x`'s float dtype (float64 for integer input).

@@ -25,7 +25,7 @@ from __future__ import annotations
 import inspect
 import types
 from collections.abc import Callable
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 
@@ -211,7 +211,8 @@ class KerasClassifier(ClassifierMixin, BaseWrapper):
         y = np.searchsorted(self.classes_, np.asarray(y))
         if self._categorical() and y.ndim != 2:
             y = _one_hot(y, self.n_classes_)
-        outputs = model.evaluate(x, y, **self._filter_names(_EVALUATE_ARGS, kwargs))
+        # without return_dict: the loss, or [loss, *metrics]
+        outputs = cast("float | list[float]", model.evaluate(x, y, **self._filter_names(_EVALUATE_ARGS, kwargs)))
         outputs = outputs if isinstance(outputs, list) else [outputs]
         for name, output in zip(model.metrics_names, outputs):
             if name in ("accuracy", "acc"):
@@ -237,7 +238,7 @@ class KerasRegressor(RegressorMixin, BaseWrapper):
     def score(self, x, y, **kwargs) -> float:
         """Minus the model's loss on `(x, y)`."""
         model = self._fitted_model()
-        loss = model.evaluate(x, y, **self._filter_names(_EVALUATE_ARGS, kwargs))
+        loss = cast("float | list[float]", model.evaluate(x, y, **self._filter_names(_EVALUATE_ARGS, kwargs)))
         return -loss[0] if isinstance(loss, list) else -loss
 
 

@@ -134,7 +134,8 @@ def test_boston_housing_script_with_a_model_without_input_shape(engine, tmp_path
     np.savez(tmp_path / "datasets" / "boston_housing.npz", x=x, y=x[:, 5] * 3 + 22)
     monkeypatch.setenv("KERAS_HOME", str(tmp_path))
     (train_data, train_targets), (test_data, test_targets) = fastfit.datasets.boston_housing.load_data()
-    model = fastfit.Sequential([fastfit.layers.Dense(16, activation="relu"), fastfit.layers.Dense(16, activation="relu"),
+    model = fastfit.Sequential([fastfit.layers.Dense(16, activation="relu"),
+                                fastfit.layers.Dense(16, activation="relu"),
                                 fastfit.layers.Dense(1)])
     model.compile(optimizer="rmsprop", loss="mse", metrics=["mae"], engine=engine)
     model.fit(train_data, train_targets, epochs=5, batch_size=16, verbose=0)

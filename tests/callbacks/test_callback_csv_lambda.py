@@ -84,7 +84,7 @@ def test_csv_bad_arguments():
 
 def test_lambda_positional_calls_and_json_logging(tmp_path):
     path = tmp_path / "log.json"
-    handle = open(path, "wt", buffering=1)
+    handle = open(path, "w", buffering=1)
     events = []
     callback = LambdaCallback(
         on_epoch_begin=lambda epoch, l: events.append(("epoch_begin", epoch)),
@@ -217,7 +217,7 @@ def test_csv_file_closed_when_fit_raises_and_rows_are_whole(tmp_path):
     handles = []
 
     def fail(epoch, logs):
-        handles.append(logger._file)
+        handles.append(logger._file)  # noqa: F821 (`logger` is deleted below, after `fail` is)
         if epoch == 1:
             raise RuntimeError("stop here")
 

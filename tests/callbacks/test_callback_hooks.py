@@ -191,10 +191,12 @@ def test_both_engines_give_callbacks_the_same_batch_logs():
         model = Sequential([Dense(3, input_dim=4, activation="softmax")])
         model.compile(optimizer="sgd", loss="categorical_crossentropy", metrics=["acc"], engine=name)
         first, second = [], []
-        stop = LambdaCallback(on_batch_end=lambda b, l: setattr(model, "stop_training", b == 2))
+        # The lambdas run inside this iteration, so they see its `model`, `first` and `second`.
+        stop = LambdaCallback(on_batch_end=lambda b, l: setattr(model, "stop_training", b == 2))  # noqa: B023
         model.fit(x, y, batch_size=6, epochs=1, shuffle=False, verbose=0,
-                  callbacks=[LambdaCallback(on_batch_end=lambda b, l: first.append((b, l))),
-                             LambdaCallback(on_train_batch_end=lambda b, l: second.append((b, l))), stop])
+                  callbacks=[LambdaCallback(on_batch_end=lambda b, l: first.append((b, l))),  # noqa: B023
+                             LambdaCallback(on_train_batch_end=lambda b, l: second.append((b, l))),  # noqa: B023
+                             stop])
         assert all(a is b for (_, a), (_, b) in zip(first, second))  # one dict, shared
         seen[name] = [(b, {k: (type(v), v) for k, v in l.items()}) for b, l in first]
     assert [b for b, _ in seen["cython"]] == [b for b, _ in seen["python"]] == [0, 1, 2]  # stopped after 2

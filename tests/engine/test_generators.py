@@ -491,7 +491,7 @@ def test_validation_steps_of_a_validation_sequence(engine):
         seen = []
         _model(engine).fit_generator(Batches(x, y), epochs=2, verbose=0, validation_data=Batches(x, y),
                                      validation_steps=steps,
-                                     callbacks=[LambdaCallback(on_test_batch_end=lambda b, logs: seen.append(b))])
+                                     callbacks=[LambdaCallback(on_test_batch_end=lambda b, logs: seen.append(b))])  # noqa: B023
         assert seen == list(range(batches)) * 2
 
 

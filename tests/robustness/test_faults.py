@@ -6,7 +6,6 @@ import shutil
 import signal
 import subprocess
 import sys
-import textwrap
 import threading
 import time
 
@@ -101,7 +100,8 @@ class Count(callbacks.Callback):
         events["batches"] += 1
 
 try:
-    net.fit(x, y, batch_size=batch_size, epochs=10000, verbose=0, callbacks=[Watch()] + ([Count()] if batch_hook else []))
+    net.fit(x, y, batch_size=batch_size, epochs=10000, verbose=0,
+            callbacks=[Watch()] + ([Count()] if batch_hook else []))
     outcome = "finished"
 except KeyboardInterrupt:
     outcome = "KeyboardInterrupt"

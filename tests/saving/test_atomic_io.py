@@ -8,7 +8,7 @@ import pytest
 
 from fastfit.utils import io_utils
 
-from saving_helpers import REPO, data, mlp
+from saving_helpers import REPO, mlp
 
 
 def test_atomic_write_replaces_whole_file_and_leaves_no_temp(tmp_path):

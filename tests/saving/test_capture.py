@@ -137,7 +137,8 @@ def test_checkpoints_follow_a_learning_rate_schedule(tmp_path):
 def test_unchanged_attributes_skip_the_config_comparison(tmp_path, monkeypatch):
     calls = []
     original = model_file.Capture._metadata_key
-    monkeypatch.setattr(model_file.Capture, "_metadata_key", lambda self, model: calls.append(1) or original(self, model))
+    monkeypatch.setattr(model_file.Capture, "_metadata_key",
+                        lambda self, model: calls.append(1) or original(self, model))
     x, y = data()
     checkpoint = ModelCheckpoint(str(tmp_path / "m.h5"))
     model = mlp()

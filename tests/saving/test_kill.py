@@ -39,7 +39,7 @@ def test_checkpoint_on_disk_always_loads_after_sigkill(tmp_path):
     env = dict(os.environ, PYTHONPATH=REPO, FASTFIT_ENGINE="python")
     iterations, mid_write = [], 0
     previous = None
-    for kill in range(5):
+    for _kill in range(5):
         proc = subprocess.Popen([sys.executable, "-c", TRAIN_SCRIPT, path], stdout=subprocess.PIPE, text=True,
                                 env=env)
         assert proc.stdout.readline().strip() == "ready"

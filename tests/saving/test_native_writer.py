@@ -96,7 +96,8 @@ def test_a_forked_child_gets_its_own_writer_thread(tmp_path):
     pid = os.fork()
     if pid == 0:  # child: exit code 0 only if its own write landed
         try:
-            ok = _write(tmp_path / ".c.tmp", tmp_path / "child", body=b"child") is None and (tmp_path / "child").read_bytes() == b"headchild"
+            ok = (_write(tmp_path / ".c.tmp", tmp_path / "child", body=b"child") is None
+                  and (tmp_path / "child").read_bytes() == b"headchild")
         finally:
             os._exit(0 if ok else 1)
     assert os.waitpid(pid, 0)[1] == 0
