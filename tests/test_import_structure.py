@@ -77,8 +77,6 @@ KNOWN_CYCLES_WITH_DEFERRED_IMPORTS = [
      "fastfit.saving.pickling", "fastfit.utils.summary"},
     # backend.clear_session resets the layer name counters of engine/base_layer
     {"fastfit.backend", "fastfit.engine.base_layer"},
-    # callbacks/base adds History and the progress bar, which subclass Callback
-    {"fastfit.callbacks.base", "fastfit.callbacks.history", "fastfit.callbacks.progbar"},
 ]
 KNOWN_TOP_LEVEL_CYCLES: list = []
 

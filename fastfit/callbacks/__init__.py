@@ -1,5 +1,6 @@
 """Keras 2 callbacks: `Callback`, `CallbackList` and every built-in callback (see docs/callbacks.md)."""
-from fastfit.callbacks.base import Callback, CallbackList
+from fastfit.callbacks.base import Callback
+from fastfit.callbacks.callback_list import CallbackList
 from fastfit.callbacks.checkpoint import ModelCheckpoint
 from fastfit.callbacks.csv_logger import CSVLogger
 from fastfit.callbacks.early_stopping import EarlyStopping, TerminateOnNaN

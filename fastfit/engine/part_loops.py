@@ -138,7 +138,7 @@ def train(model, feed, validate, val_for_callbacks, callbacks, epochs, verbose, 
 
 def _train_loop(model, feed, validate, val_for_callbacks, callbacks, epochs, verbose, initial_epoch,
                 validation_epochs, params, count_mode):
-    from fastfit.callbacks.base import CallbackList
+    from fastfit.callbacks.callback_list import CallbackList
     from fastfit.callbacks.history import History
     from fastfit.callbacks.hooks import make_batch_hook
     from fastfit.callbacks.progbar import ProgbarLogger

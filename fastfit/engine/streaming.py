@@ -285,7 +285,7 @@ def fit(model, x, y, batch_size, epochs, verbose, callbacks, validation_split, v
                 def validate(cbks, last_batch_size):
                     # Keras 2.2: arrays validate in batches of the last training batch's size
                     return model._evaluate_arrays(val, last_batch_size or 32, cbks)
-        from fastfit.callbacks.base import CallbackList
+        from fastfit.callbacks.callback_list import CallbackList
         user_callbacks = CallbackList(callbacks)
         params = {"steps": feed.steps} if keras2_generator else {"steps": feed.steps, "samples": None}
         with model._exclusive(what):
@@ -326,7 +326,7 @@ def evaluate(model, x, y, batch_size, verbose, sample_weight, steps, callbacks, 
     model._require_compiled(what)
     verbose, feed = _batch_feed(model, x, steps, verbose, keras2_generator, workers, use_multiprocessing,
                                 max_queue_size)
-    from fastfit.callbacks.base import CallbackList
+    from fastfit.callbacks.callback_list import CallbackList
     cbks = CallbackList(callbacks)
     try:
         with model._exclusive(what):
@@ -358,7 +358,7 @@ def predict(model, x, batch_size, verbose, steps, callbacks, max_queue_size=10, 
     model._require_graph("output (predict needs a built model)")
     verbose, feed = _batch_feed(model, x, steps, verbose, keras2_generator, workers, use_multiprocessing,
                                 max_queue_size)
-    from fastfit.callbacks.base import CallbackList
+    from fastfit.callbacks.callback_list import CallbackList
     cbks = CallbackList(callbacks)
     try:
         with model._exclusive(what):

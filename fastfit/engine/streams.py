@@ -404,7 +404,7 @@ def _build(model, x_source):
 def fit(model, x, y, batch_size, epochs, verbose, callbacks, validation_split, validation_data, shuffle,
         class_weight, sample_weight, initial_epoch, steps_per_epoch, validation_steps, validation_freq, kwargs):
     """`Model.fit` with an on-disk x, y or validation array (module docstring)."""
-    from fastfit.callbacks.base import CallbackList
+    from fastfit.callbacks.callback_list import CallbackList
     validation_batch_size = kwargs.pop("validation_batch_size", None)
     buffer_size = _take_buffer_size(kwargs, "fit")
     if steps_per_epoch is not None or validation_steps is not None:
@@ -467,7 +467,7 @@ def fit(model, x, y, batch_size, epochs, verbose, callbacks, validation_split, v
 
 def evaluate(model, x, y, batch_size, verbose, sample_weight, steps, callbacks, kwargs, return_dict=False):
     """`Model.evaluate` with on-disk arrays."""
-    from fastfit.callbacks.base import CallbackList
+    from fastfit.callbacks.callback_list import CallbackList
     buffer_size = _take_buffer_size(kwargs, "evaluate")
     if steps is not None:
         raise ValueError("evaluate: `steps` is for generator input; on-disk arrays run in batches of `batch_size`")
@@ -494,7 +494,7 @@ def evaluate(model, x, y, batch_size, verbose, sample_weight, steps, callbacks, 
 
 def predict(model, x, batch_size, verbose, steps, callbacks, kwargs):
     """`Model.predict` with an on-disk x (the outputs are one in-memory array, as for arrays)."""
-    from fastfit.callbacks.base import CallbackList
+    from fastfit.callbacks.callback_list import CallbackList
     buffer_size = _take_buffer_size(kwargs, "predict")
     if steps is not None:
         raise ValueError("predict: `steps` is for generator input; on-disk arrays run in batches of `batch_size`")
