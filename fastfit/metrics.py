@@ -13,12 +13,12 @@ too, without the GIL: the mean metrics as running sums, the confusion metrics as
 epoch's counts (tf.keras's streaming semantics), in batch logs the value so far. Called directly
 (`update_state` / `result` / `reset_state`) they compute the same in NumPy.
 """
-import collections
 import re
 from collections.abc import Sequence
 
 import numpy as np
 
+from fastfit import backend
 from fastfit import losses as _losses
 from fastfit._reference import metrics as _twin  # the NumPy twins of the engine kernels
 from fastfit.losses import per_sample_function
@@ -77,20 +77,7 @@ class Metric:
 # ---------------------------------------------------------------------------------------------------------
 # Metric objects the engines compute (tf.keras classes)
 
-_object_names: collections.Counter = collections.Counter()
 _NEG_INF = -1e10  # tf.keras's threshold when only top_k decides (every top-k prediction is positive)
-
-
-def reset_object_names() -> None:
-    """Restart the automatic names of metric objects (`auc`, `auc_1`, ...); `backend.clear_session` calls it."""
-    _object_names.clear()
-
-
-def _unique_name(base: str) -> str:
-    """tf.keras's automatic metric object names: `auc` for the first, then `auc_1`, `auc_2`, ..."""
-    count = _object_names[base]
-    _object_names[base] += 1
-    return base if count == 0 else f"{base}_{count}"
 
 
 class EngineMetric(Metric):
@@ -360,8 +347,8 @@ class _ConditionCount(_ConfusionMetric):
 
     def __init__(self, thresholds: "float | Sequence[float] | None" = None, name: "str | None" = None,
                  dtype=None):
-        super().__init__(name=name or _unique_name(re.sub(r"(?<!^)(?=[A-Z])", "_", type(self).__name__).lower()),
-                         dtype=dtype)
+        default = re.sub(r"(?<!^)(?=[A-Z])", "_", type(self).__name__).lower()
+        super().__init__(name=name or backend.unique_object_name(default), dtype=dtype)
         self.init_thresholds = thresholds
         self._setup(*_thresholds(type(self).__name__, thresholds, 0.5))
 
@@ -397,7 +384,7 @@ class FalseNegatives(_ConditionCount):
 class _PrecisionRecall(_ConfusionMetric):
     def __init__(self, thresholds: "float | Sequence[float] | None" = None, top_k: "int | None" = None,
                  class_id: "int | None" = None, name: "str | None" = None, dtype=None):
-        super().__init__(name=name or _unique_name(type(self).__name__.lower()), dtype=dtype)
+        super().__init__(name=name or backend.unique_object_name(type(self).__name__.lower()), dtype=dtype)
         self.init_thresholds = thresholds
         default = 0.5 if top_k is None else _NEG_INF
         self._setup(*_thresholds(type(self).__name__, thresholds, default), class_id=class_id, top_k=top_k)
@@ -463,7 +450,7 @@ class AUC(_ConfusionMetric):
                     or num_thresholds <= 1:
                 raise ValueError(f"AUC: `num_thresholds` must be an int > 1, got {num_thresholds!r}")
             inner = [(i + 1) * 1.0 / (num_thresholds - 1) for i in range(num_thresholds - 2)]
-        super().__init__(name=name or _unique_name("auc"), dtype=dtype)
+        super().__init__(name=name or backend.unique_object_name("auc"), dtype=dtype)
         self.num_thresholds = int(num_thresholds)
         self.curve = curve
         self.summation_method = summation_method

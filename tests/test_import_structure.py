@@ -75,8 +75,6 @@ KNOWN_CYCLES_WITH_DEFERRED_IMPORTS = [
      "fastfit.engine.network", "fastfit.engine.sequential", "fastfit.engine.training", "fastfit.models",
      "fastfit.saving", "fastfit.saving.backup_file", "fastfit.saving.checkpoint_writer", "fastfit.saving.model_file",
      "fastfit.saving.pickling", "fastfit.utils.summary"},
-    # backend.clear_session resets the layer name counters of engine/base_layer
-    {"fastfit.backend", "fastfit.engine.base_layer"},
 ]
 KNOWN_TOP_LEVEL_CYCLES: list = []
 

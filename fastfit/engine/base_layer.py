@@ -5,7 +5,6 @@ layer) builds it for that input shape, checks the shape, and returns a new tenso
 from; models walk these links to find their layers. Layers never compute on data themselves: models compile
 their chain of layers into engine ops (`engine_ops`).
 """
-import collections
 import contextvars
 import re
 import warnings
@@ -15,20 +14,9 @@ import numpy as np
 
 from fastfit import backend
 
-_name_counters = collections.Counter()
 # Called as check(layer, input_shape) before a layer builds, when set (fastfit.saving.config_limits: a model
 # rebuilt from a file's config may not allocate more weights than the file holds).
 BUILD_CHECK: "contextvars.ContextVar[Callable | None]" = contextvars.ContextVar("fastfit_build_check", default=None)
-
-
-def reset_name_counters():
-    _name_counters.clear()
-
-
-def unique_name(base):
-    """Keras 2 automatic names: `dense_1`, `dense_2`, ..."""
-    _name_counters[base] += 1
-    return f"{base}_{_name_counters[base]}"
 
 
 def snake_case(name):
@@ -84,7 +72,7 @@ class Layer:
             raise TypeError(f"{type(self).__name__}: unexpected keyword arguments {sorted(kwargs)}")
         if name is not None and (not isinstance(name, str) or not name):
             raise ValueError(f"{type(self).__name__}: `name` must be a non-empty string, got {name!r}")
-        self.name = name or unique_name(snake_case(type(self).__name__))
+        self.name = name or backend.unique_name(snake_case(type(self).__name__))
         self.trainable = bool(trainable)
         self.dtype = _check_dtype(dtype, type(self).__name__, self._FLOAT_DTYPES_ONLY)
         if input_dim is not None and input_shape is None:

@@ -1,5 +1,6 @@
 """`InputLayer` and `Input`: where a graph starts."""
-from fastfit.engine.base_layer import Layer, SymbolicTensor, _normalise_shape, unique_name
+from fastfit import backend
+from fastfit.engine.base_layer import Layer, SymbolicTensor, _normalise_shape
 
 
 class InputLayer(Layer):
@@ -19,7 +20,7 @@ class InputLayer(Layer):
             batch_input_shape = batch_shape
         if input_shape is None and batch_input_shape is None:
             raise ValueError("InputLayer: give `input_shape` (e.g. (784,)) or `batch_input_shape`")
-        super().__init__(name=name or unique_name("input"), input_shape=input_shape, batch_size=batch_size,
+        super().__init__(name=name or backend.unique_name("input"), input_shape=input_shape, batch_size=batch_size,
                          batch_input_shape=batch_input_shape, dtype=dtype, **kwargs)
         self.built = True
         tensor = SymbolicTensor(self.batch_input_shape, self.dtype, self, None)

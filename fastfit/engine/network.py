@@ -9,7 +9,8 @@ import json
 
 import numpy as np
 
-from fastfit.engine.base_layer import SymbolicTensor, shape_str, unique_name
+from fastfit import backend
+from fastfit.engine.base_layer import SymbolicTensor, shape_str
 from fastfit.engine.input_layer import InputLayer
 
 
@@ -37,7 +38,7 @@ class Network:
         if kwargs:
             raise TypeError(f"Model: unexpected keyword arguments {sorted(kwargs)}")
         _check_not_subclassed(type(self))
-        self.name = name or unique_name("model")
+        self.name = name or backend.unique_name("model")
         self.inputs, self.outputs, self._single_output = [], [], True
         self._layers = []
         if inputs is not None or outputs is not None:

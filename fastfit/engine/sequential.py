@@ -3,6 +3,7 @@ import warnings
 
 import numpy as np
 
+from fastfit import backend
 from fastfit.engine.base_layer import Layer, SymbolicTensor, check_lowerable
 from fastfit.engine.input_layer import InputLayer
 from fastfit.engine.training import Model
@@ -21,8 +22,7 @@ class Sequential(Model):
     """
 
     def __init__(self, layers=None, name=None):
-        from fastfit.engine.base_layer import unique_name
-        super().__init__(name=name or unique_name("sequential"))
+        super().__init__(name=name or backend.unique_name("sequential"))
         self._input_layer = None
         self._stack = []  # the layers added, without the InputLayer
         for layer in layers or []:
