@@ -10,8 +10,9 @@ import json
 import numpy as np
 
 from fastfit import backend
-from fastfit.engine.base_layer import SymbolicTensor, shape_str
+from fastfit.engine.base_layer import SymbolicTensor
 from fastfit.engine.input_layer import InputLayer
+from fastfit.utils.summary import print_summary
 
 
 def _as_tensor_list(tensors, argument):
@@ -198,7 +199,6 @@ class Network:
     # -- summary and config -------------------------------------------------------------------------------
     def summary(self, line_length=None, positions=None, print_fn=None):
         """Print Keras's layer table: name (type), output shape, parameter count."""
-        from fastfit.utils.summary import print_summary
         print_summary(self, line_length=line_length, positions=positions, print_fn=print_fn)
 
     def get_config(self):
@@ -243,7 +243,3 @@ def _check_not_subclassed(cls):
 def _class_name(obj):
     """The Keras class name written to configs (cthulhu aliases save under their Keras names)."""
     return getattr(type(obj), "_keras_class_name", type(obj).__name__)
-
-
-def summary_shape(shape):
-    return shape_str(shape) if not isinstance(shape, list) else ", ".join(shape_str(s) for s in shape)
