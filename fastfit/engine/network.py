@@ -10,6 +10,7 @@ import json
 import numpy as np
 
 from fastfit import backend
+from fastfit._version import __version__
 from fastfit.engine.base_layer import SymbolicTensor
 from fastfit.engine.input_layer import InputLayer
 from fastfit.utils.summary import print_summary
@@ -220,7 +221,6 @@ class Network:
 
     def to_json(self, **kwargs):
         """The model architecture as a JSON string (`{"class_name": ..., "config": ...}`)."""
-        from fastfit import __version__
         return json.dumps({"class_name": _class_name(self), "config": self.get_config(),
                            "keras_version": "2.15.0", "backend": "tensorflow", "fastfit_version": __version__},
                           **kwargs)

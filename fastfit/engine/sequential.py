@@ -6,7 +6,9 @@ import numpy as np
 from fastfit import backend
 from fastfit.engine.base_layer import Layer, SymbolicTensor, check_lowerable
 from fastfit.engine.input_layer import InputLayer
+from fastfit.engine.network import _class_name
 from fastfit.engine.training import Model
+from fastfit.layers import deserialize
 
 
 class Sequential(Model):
@@ -140,7 +142,6 @@ class Sequential(Model):
 
     def get_config(self):
         """Keras 2 (tf.keras flavour) Sequential config with an explicit InputLayer entry."""
-        from fastfit.engine.network import _class_name
         layers = []
         if self._input_layer is not None:
             layers.append({"class_name": "InputLayer", "config": self._input_layer.get_config()})
@@ -154,7 +155,6 @@ class Sequential(Model):
     @classmethod
     def from_config(cls, config, custom_objects=None):
         """Rebuild from a Keras 2/3 Sequential config (dict form with `layers`; InputLayer entries honoured)."""
-        from fastfit.layers import deserialize
         if isinstance(config, list):  # Keras <= 2.1 list form
             config = {"layers": config}
         model = cls(name=config.get("name"))

@@ -14,7 +14,9 @@ import numpy as np
 from fastfit import backend, losses
 from fastfit import metrics as metrics_module
 from fastfit import optimizers
-from fastfit.engine import compiled, data, keras_arguments, streaming
+from fastfit.callbacks import CallbackList, History, ProgbarLogger, make_batch_hook
+from fastfit.callbacks.progbar import PredictProgbar
+from fastfit.engine import compiled, data, functional, keras_arguments, streaming
 from fastfit.engine.batch_stream import BatchStream
 from fastfit.engine.custom_metrics import CustomMetrics
 from fastfit.engine.logs import Logs, MetricNames
@@ -24,6 +26,8 @@ from fastfit.engine.loop_helpers import resume_point as _resume_point
 from fastfit.engine.loop_helpers import validation_epochs as _validation_epochs
 from fastfit.engine.metric_readout import Readout
 from fastfit.engine.network import Network
+from fastfit.saving import checkpoint_writer
+from fastfit.utils.progbar import Progbar
 
 
 class Model(Network):
@@ -362,7 +366,6 @@ class Model(Network):
             self._check_full_batches(len(train[0]), "fit", "x")
         if val is not None:
             self._check_full_batches(len(val[0]), "fit", "the validation data")
-        from fastfit.callbacks import CallbackList  # late import: callbacks import models for type checks
         user_callbacks = CallbackList(callbacks)
         with self._exclusive("fit"), self._accuracy_shown(show_accuracy), \
                 self._fit_scope(user_callbacks):  # fit adds built-ins
@@ -376,12 +379,10 @@ class Model(Network):
         """The context every fit-like loop runs its callbacks in (`checkpoint_writer.during_fit`: when a
         checkpoint is complete, waiting for the writes at the end). User code runs during the fit when the model
         has custom metrics or the loop reads user code (`reads_user_code`: a generator, a Sequence)."""
-        from fastfit.saving import checkpoint_writer  # decides when a checkpoint written in a hook is complete
         return checkpoint_writer.during_fit(user_callbacks, reads_user_code or self._custom_metrics is not None)
 
     def _fit_loop(self, train, val, val_for_callbacks, user_callbacks, batch_size, epochs, verbose, shuffle,
                   initial_epoch, validation_epochs, stream, validation_batch_size):
-        from fastfit.callbacks import CallbackList, History, ProgbarLogger, make_batch_hook
         net = self._train_network()
         x, y, weights = train
         n = stream.samples_per_epoch
@@ -454,7 +455,6 @@ class Model(Network):
 
     def _evaluate_arrays(self, arrays, batch_size, cbks):
         """Run the test loop over prepared arrays with `cbks`' test hooks; return {metric key: mean}."""
-        from fastfit.callbacks import make_batch_hook
         net = self._train_network()
         x, y, weights = arrays
         cbks.on_test_begin({})
@@ -514,7 +514,6 @@ class Model(Network):
             batch_size = self._steps_batch_size(requested_batch_size, batch_size, len(arrays[0]), steps)
             arrays = tuple(None if a is None else a[:steps * batch_size] for a in arrays)
         self._check_full_batches(len(arrays[0]), "evaluate", "x")
-        from fastfit.callbacks import CallbackList
         cbks = CallbackList(callbacks)
         with self._exclusive("evaluate"), self._accuracy_shown(show_accuracy):
             cbks.set_model(self)
@@ -523,7 +522,6 @@ class Model(Network):
             results = self._evaluate_arrays(arrays, batch_size, cbks)
             names = list(self.metrics_names)
         if verbose:
-            from fastfit.utils.progbar import Progbar
             bar = Progbar(target=len(arrays[0]), verbose=verbose)
             bar.update(len(arrays[0]), list(results.items()))
         if return_dict:
@@ -559,8 +557,6 @@ class Model(Network):
             batch_size = self._steps_batch_size(requested_batch_size, batch_size, len(x), steps)
             x = x[:steps * batch_size]
         self._check_full_batches(len(x), "predict", "x")
-        from fastfit.callbacks import CallbackList, make_batch_hook
-        from fastfit.callbacks.progbar import PredictProgbar
         cbks = CallbackList(callbacks)
         if verbose:
             cbks.append(PredictProgbar(len(x), verbose))
@@ -668,7 +664,6 @@ class Model(Network):
         metric_pass = self._metric_pass(y, order, max(rows, 1))
         if metric_pass is None:
             return None, None
-        from fastfit.callbacks import make_batch_hook
         return metric_pass, make_batch_hook((), mode, self.metrics_names, self, metric_pass=metric_pass)
 
     def predict_on_batch(self, x):
@@ -679,27 +674,37 @@ class Model(Network):
     def _exclusive(self, method):
         return _ExclusiveUse(self._busy, self.name, method)
 
-    # -- saving (fastfit.saving does the work) -----------------------------------------------------------------
+    # -- saving (fastfit.saving.model_file does the work; imported on use: `import fastfit` loads no h5py) ------
     def save(self, filepath, overwrite=True, include_optimizer=True):
         """Save architecture, weights, training config and optimizer state to an HDF5 file (atomically)."""
-        from fastfit import saving
+        from fastfit.saving import model_file
         self._require_built("save")
-        saving.save_model(self, filepath, overwrite=overwrite, include_optimizer=include_optimizer)
+        model_file.save_model(self, filepath, overwrite=overwrite, include_optimizer=include_optimizer)
 
     def save_weights(self, filepath, overwrite=True):
-        from fastfit import saving
+        from fastfit.saving import model_file
         self._require_built("save_weights")
-        saving.save_weights(self, filepath, overwrite=overwrite)
+        model_file.save_weights(self, filepath, overwrite=overwrite)
 
     def load_weights(self, filepath, by_name=False, skip_mismatch=False):
-        from fastfit import saving
-        saving.load_weights(self, filepath, by_name=by_name, skip_mismatch=skip_mismatch)
+        from fastfit.saving import model_file
+        model_file.load_weights(self, filepath, by_name=by_name, skip_mismatch=skip_mismatch)
+
+    def _saves_with_fastfit(self, method):
+        """True when `self.<method>` ('save' or 'save_weights') is fastfit's own, not a subclass override: the
+        checkpoint writer may then capture the file's content itself instead of calling the method."""
+        return getattr(type(self), method, None) is getattr(Model, method)
+
+    @classmethod
+    def from_config(cls, config, custom_objects=None):
+        """Rebuild a functional model from `get_config()` (Keras 2 layout: layers with inbound nodes)."""
+        return functional.from_config(cls, config, custom_objects)
 
     # -- pickling (fastfit.saving.pickling does the work) -------------------------------------------------------
     def __reduce__(self):
         """`pickle.dumps(model)` / `copy.deepcopy(model)`: the model travels as its HDF5 file image, optimizer
         state and seeds included, so the copy continues training bit for bit (see `fastfit.saving.pickling`)."""
-        from fastfit.saving import pickling
+        from fastfit.saving import pickling  # h5py, imported on use
         return pickling.model_from_image, (pickling.model_image(self), pickling.model_extras(self))
 
     # cthulhu spellings (fastfit.cthulhu), plain aliases like upstream's `Pile.summon = Pile.fit`

@@ -6,6 +6,7 @@ asks for a feature fastfit lacks is left in place so the layer raises a clear er
 import re
 
 from fastfit import losses
+from fastfit.metrics import ENGINE_METRIC_CLASSES
 
 # key -> neutral values, per place they appear. Keras 3 adds these to configs that fastfit writes without.
 _NEUTRAL_LAYER_KEYS = {"optional": (False,), "quantization_config": (None,), "lora_rank": (None,),
@@ -101,7 +102,7 @@ def metric_names(metrics):
     for metric in metrics:
         if isinstance(metric, list):
             names.extend(metric_names(metric))
-        elif isinstance(metric, dict) and metric.get("class_name") in _engine_metric_classes():
+        elif isinstance(metric, dict) and metric.get("class_name") in ENGINE_METRIC_CLASSES:
             names.append(metric)  # a fastfit metric object: rebuilt from its config (metrics.deserialize)
         elif isinstance(metric, dict) and "class_name" in metric:
             inner = metric.get("config") or {}
@@ -109,11 +110,6 @@ def metric_names(metrics):
         elif metric is not None:
             names.append(metric)
     return names
-
-
-def _engine_metric_classes():
-    from fastfit.metrics import ENGINE_METRIC_CLASSES
-    return ENGINE_METRIC_CLASSES
 
 
 def _snake(name):

@@ -10,11 +10,11 @@ import warnings
 import numpy as np
 
 from fastfit.saving import attributes, weights
+from fastfit.engine import compiled
 
 
 def _params_and_names(model):
     """The trainable parameter arrays in engine order and their Keras 2 names."""
-    from fastfit.engine import compiled
     params = compiled.chain_params(compiled.model_ops(model))
     trained = {id(p) for p in params}  # not frozen layers' weights, nor BatchNormalization's moving statistics
     names = [name for layer in compiled.output_chains(model)[0]
