@@ -52,7 +52,7 @@ def write(h5file, model):
 
 
 def _state_arrays(optimizer):
-    """`optimizer.get_weights()` without its copies (HDF5 copies the arrays anyway; saves ~6 ms for W3).
+    """`optimizer.get_weights()` without its copies: the live arrays, which the writer copies anyway.
 
     Same order as `get_weights` (architecture contract): iterations, (Nadam) m_schedule, slots by kind.
     """
