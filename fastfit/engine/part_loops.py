@@ -17,12 +17,12 @@ import warnings
 
 import numpy as np
 
-from fastfit.engine import compiled, loop_helpers
-from fastfit.engine.logs import Logs
 from fastfit.callbacks.callback_list import CallbackList
 from fastfit.callbacks.history import History
 from fastfit.callbacks.hooks import make_batch_hook
 from fastfit.callbacks.progbar import ProgbarLogger
+from fastfit.engine import compiled, loop_helpers
+from fastfit.engine.logs import Logs
 
 
 # -- the hook bridge ------------------------------------------------------------------------------------------

@@ -8,9 +8,9 @@ Custom metrics (computed in Python from each batch's targets) are not supported 
 """
 import numpy as np
 
+from fastfit.callbacks.callback_list import CallbackList
 from fastfit.engine import data, feeding, loop_helpers, part_loops
 from fastfit.utils.data_utils import is_sequence
-from fastfit.callbacks.callback_list import CallbackList
 from fastfit.utils.progbar import Progbar
 
 

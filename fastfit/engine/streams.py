@@ -22,9 +22,9 @@ import threading
 
 import numpy as np
 
+from fastfit.callbacks.callback_list import CallbackList
 from fastfit.engine import data, keras_arguments, loop_helpers, part_loops
 from fastfit.utils.hdf5_matrix import HDF5Matrix
-from fastfit.callbacks.callback_list import CallbackList
 from fastfit.utils.progbar import Progbar
 
 DEFAULT_BUFFER_SIZE = 256 * 2 ** 20  # bytes per buffer; fit holds two

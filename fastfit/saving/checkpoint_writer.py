@@ -28,16 +28,16 @@ import os
 import threading
 
 from fastfit.saving import write_behind
+from fastfit.utils import io_utils
 
-# The modules that write files, imported by the first CheckpointWriter: importing fastfit (or running `fit`)
-# must not import h5py, and the per-epoch path runs no import statement (see docs/performance.md).
-backup_file = files = image = model_file = io_utils = None
+# The modules that write files (they import h5py), imported by the first CheckpointWriter: importing fastfit
+# (or running `fit`) must not import h5py, and the per-epoch path runs no import statement.
+backup_file = files = image = model_file = None
 
 
 def _import_writers():
-    global backup_file, files, image, model_file, io_utils
+    global backup_file, files, image, model_file
     from fastfit.saving import backup_file, files, image, model_file
-    from fastfit.utils import io_utils
 
 
 _fit = threading.local()  # .scope: the `_FitScope` of the `fit` running on this thread, if any

@@ -9,8 +9,8 @@ import warnings
 
 import numpy as np
 
-from fastfit.saving import attributes, weights
 from fastfit.engine import compiled
+from fastfit.saving import attributes, weights
 
 
 def _params_and_names(model):
