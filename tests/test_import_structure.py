@@ -123,3 +123,23 @@ def test_cycle_script_finds_a_cycle_and_a_deferred_import(tmp_path):
     assert [c["modules"] for c in result["top_level_cycles"]] == [["demo.a", "demo.b"]]
     assert [c["modules"] for c in result["cycles_with_deferred_imports"]] == [["demo.a", "demo.b", "demo.sub.c"]]
     assert result["deferred_imports"] == [{"module": "demo.sub.c", "line": 2, "imports": "demo.b"}]
+
+
+def test_importing_the_package_patches_no_model_class(tmp_path):
+    """`Model`'s and `Sequential`'s attributes are what their modules define: importing `fastfit` (models,
+    callbacks, saving) adds none; only the cthulhu skin attaches `summon`/`conjure`, as upstream does."""
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join(filter(None, [str(PACKAGE_DIR.parent),
+                                                                    os.environ.get("PYTHONPATH")])))
+    script = (
+        "import fastfit.engine.sequential as s, fastfit.engine.training as t\n"
+        "def attrs(): return {c.__name__: dict(vars(c)) for c in (t.Model, s.Sequential)}\n"
+        "before = attrs()\n"
+        "import fastfit, fastfit.models, fastfit.saving.loading, fastfit.callbacks\n"
+        "assert attrs() == before, 'fastfit import changed the model classes'\n"
+        "assert 'from_config' in before['Model'] and not hasattr(t.Model, 'summon')\n"
+        "import fastfit.cthulhu\n"
+        "assert t.Model.summon is t.Model.fit and t.Model.conjure is t.Model.compile\n"
+        "print('ok')\n")
+    done = subprocess.run([sys.executable, "-c", script], cwd=tmp_path, env=env, capture_output=True, text=True,
+                          timeout=120)
+    assert done.returncode == 0 and done.stdout.strip() == "ok", done.stderr
