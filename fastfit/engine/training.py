@@ -11,10 +11,10 @@ import warnings
 
 import numpy as np
 
-from fastfit import backend, losses
+from fastfit import backend, losses, optimizers
+from fastfit import callbacks as callbacks_module  # make_batch_hook: looked up at each call
 from fastfit import metrics as metrics_module
-from fastfit import optimizers
-from fastfit.callbacks import CallbackList, History, ProgbarLogger, make_batch_hook
+from fastfit.callbacks import CallbackList, History, ProgbarLogger
 from fastfit.callbacks.progbar import PredictProgbar
 from fastfit.engine import compiled, data, functional, keras_arguments, streaming
 from fastfit.engine.batch_stream import BatchStream
@@ -417,7 +417,7 @@ class Model(Network):
                 if epoch == start_epoch and skip_batches:
                     order = order[skip_batches * batch_size:]  # resumed mid-epoch: those batches are done
                 metric_pass = self._metric_pass(y, order, batch_size)
-                hook = make_batch_hook(cbks, "train", metric_keys, self, metric_pass=metric_pass,
+                hook = callbacks_module.make_batch_hook(cbks, "train", metric_keys, self, metric_pass=metric_pass,
                                        readout=self._readout)
                 sums = net.train_epoch(x, y, weights, order, batch_size, self.optimizer, hook)
                 epoch_logs = _logs_from_sums(self._readout, sums, metric_pass)
@@ -459,7 +459,7 @@ class Model(Network):
         x, y, weights = arrays
         cbks.on_test_begin({})
         metric_pass = self._metric_pass(y, None, batch_size)
-        hook = make_batch_hook(cbks, "test", self.metrics_names, self, metric_pass=metric_pass,
+        hook = callbacks_module.make_batch_hook(cbks, "test", self.metrics_names, self, metric_pass=metric_pass,
                                readout=self._readout)
         # A batch's loss is sum(w * loss) / (its count of non-zero weights), as in Keras 2: with zero weights,
         # which rows share a batch changes the result, so the batches stay the user's.
@@ -570,7 +570,7 @@ class Model(Network):
             for index, tensor in enumerate(self.outputs):
                 out = np.empty((len(x), int(np.prod(tensor.shape[1:]))), dtype=dtype)
                 net = compiled.engine_network(self, engine, "mean_squared_error", [], index)
-                hook = make_batch_hook(cbks, "predict", [], self, out=out) if single_chain else None
+                hook = callbacks_module.make_batch_hook(cbks, "predict", [], self, out=out) if single_chain else None
                 rows = batch_size if hook is not None else compiled.forward_block(self, batch_size, dtype)
                 net.predict(x, rows, out, hook)
                 outputs.append(out.reshape((len(x),) + tuple(tensor.shape[1:])))
@@ -664,7 +664,7 @@ class Model(Network):
         metric_pass = self._metric_pass(y, order, max(rows, 1))
         if metric_pass is None:
             return None, None
-        return metric_pass, make_batch_hook((), mode, self.metrics_names, self, metric_pass=metric_pass)
+        return metric_pass, callbacks_module.make_batch_hook((), mode, self.metrics_names, self, metric_pass=metric_pass)
 
     def predict_on_batch(self, x):
         x = np.asarray(x) if not isinstance(x, np.ndarray) else x
