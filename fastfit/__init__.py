@@ -4,14 +4,13 @@
 `keras.optimizers`, `keras.losses`, `keras.metrics`, `keras.backend`, `keras.utils`, `keras.initializers`,
 `keras.activations`, and as in tf.keras `keras.Input`, `keras.Sequential`, `keras.Model`.
 """
-__version__ = "0.1.0"
-
-from fastfit import activations, backend, constraints, initializers, losses, metrics, optimizers  # noqa: E402
-from fastfit import regularizers  # noqa: E402
-from fastfit import layers, models, utils  # noqa: E402
-from fastfit import callbacks, datasets  # noqa: E402
-from fastfit.models import Model, Sequential  # noqa: E402
-from fastfit.layers import Input  # noqa: E402  (tf.keras: keras.Input)
+from fastfit._version import __version__
+from fastfit import activations, backend, constraints, initializers, losses, metrics, optimizers
+from fastfit import regularizers
+from fastfit import layers, models, utils
+from fastfit import callbacks, datasets
+from fastfit.models import Model, Sequential
+from fastfit.layers import Input  # (tf.keras: keras.Input)
 
 __all__ = ["__version__", "activations", "backend", "callbacks", "constraints", "datasets", "initializers", "layers",
            "losses", "metrics", "models", "optimizers", "regularizers", "utils", "Input", "Model", "Sequential"]

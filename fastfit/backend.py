@@ -5,6 +5,7 @@ Keras backend variables (for example `model.optimizer.lr`).
 """
 from __future__ import annotations
 
+import collections
 import random
 from typing import Any
 
@@ -18,6 +19,11 @@ _VALID_FLOATX = ("float32", "float64")
 # One generator drives every random choice fastfit makes (initial weights, layer seeds, shuffle seeds), so a
 # single `set_random_seed` call makes a whole script repeatable.
 _rng = np.random.default_rng()
+
+# The automatic names of layers and models (Keras 2 `K.get_uid`: `dense_1`, `dense_2`, ...) and of metric
+# objects (tf.keras `K.unique_object_name`: `auc`, `auc_1`, ...); `clear_session` restarts both.
+_layer_names: collections.Counter = collections.Counter()
+_object_names: collections.Counter = collections.Counter()
 
 
 def floatx() -> str:
@@ -121,12 +127,23 @@ def draw_seed() -> int:
     return int(_rng.integers(0, 2**63 - 1))
 
 
+def unique_name(base: str) -> str:
+    """Keras 2 automatic layer and model names: `dense_1`, `dense_2`, ..."""
+    _layer_names[base] += 1
+    return f"{base}_{_layer_names[base]}"
+
+
+def unique_object_name(base: str) -> str:
+    """tf.keras's automatic metric object names: `auc` for the first, then `auc_1`, `auc_2`, ..."""
+    count = _object_names[base]
+    _object_names[base] += 1
+    return base if count == 0 else f"{base}_{count}"
+
+
 def clear_session() -> None:
     """Reset the automatic layer names and metric object names (`auc`, `auc_1`, ...) (Keras compatibility)."""
-    from fastfit.engine.base_layer import reset_name_counters
-    from fastfit.metrics import reset_object_names
-    reset_name_counters()
-    reset_object_names()
+    _layer_names.clear()
+    _object_names.clear()
 
 
 def __getattr__(name):

@@ -15,7 +15,6 @@ epoch's counts (tf.keras's streaming semantics), in batch logs the value so far.
 """
 from __future__ import annotations
 
-import collections
 import re
 from collections.abc import Callable, Sequence
 from typing import Any
@@ -23,6 +22,7 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
+from fastfit import backend
 from fastfit import losses as _losses
 from fastfit._reference import metrics as _twin  # the NumPy twins of the engine kernels
 from fastfit.contract.checks import histogram_size, split_entry
@@ -84,20 +84,7 @@ class Metric:
 # ---------------------------------------------------------------------------------------------------------
 # Metric objects the engines compute (tf.keras classes)
 
-_object_names: collections.Counter = collections.Counter()
 _NEG_INF = -1e10  # tf.keras's threshold when only top_k decides (every top-k prediction is positive)
-
-
-def reset_object_names() -> None:
-    """Restart the automatic names of metric objects (`auc`, `auc_1`, ...); `backend.clear_session` calls it."""
-    _object_names.clear()
-
-
-def _unique_name(base: str) -> str:
-    """tf.keras's automatic metric object names: `auc` for the first, then `auc_1`, `auc_2`, ..."""
-    count = _object_names[base]
-    _object_names[base] += 1
-    return base if count == 0 else f"{base}_{count}"
 
 
 class EngineMetric(Metric):
@@ -369,8 +356,8 @@ class _ConditionCount(_ConfusionMetric):
 
     def __init__(self, thresholds: float | Sequence[float] | None = None, name: str | None = None,
                  dtype: str | None = None) -> None:
-        super().__init__(name=name or _unique_name(re.sub(r"(?<!^)(?=[A-Z])", "_", type(self).__name__).lower()),
-                         dtype=dtype)
+        default = re.sub(r"(?<!^)(?=[A-Z])", "_", type(self).__name__).lower()
+        super().__init__(name=name or backend.unique_object_name(default), dtype=dtype)
         self.init_thresholds = thresholds
         self._setup(*_thresholds(type(self).__name__, thresholds, 0.5))
 
@@ -406,7 +393,7 @@ class FalseNegatives(_ConditionCount):
 class _PrecisionRecall(_ConfusionMetric):
     def __init__(self, thresholds: float | Sequence[float] | None = None, top_k: int | None = None,
                  class_id: int | None = None, name: str | None = None, dtype: str | None = None) -> None:
-        super().__init__(name=name or _unique_name(type(self).__name__.lower()), dtype=dtype)
+        super().__init__(name=name or backend.unique_object_name(type(self).__name__.lower()), dtype=dtype)
         self.init_thresholds = thresholds
         default = 0.5 if top_k is None else _NEG_INF
         self._setup(*_thresholds(type(self).__name__, thresholds, default), class_id=class_id, top_k=top_k)
@@ -472,7 +459,7 @@ class AUC(_ConfusionMetric):
                     or num_thresholds <= 1:
                 raise ValueError(f"AUC: `num_thresholds` must be an int > 1, got {num_thresholds!r}")
             inner = [(i + 1) * 1.0 / (num_thresholds - 1) for i in range(num_thresholds - 2)]
-        super().__init__(name=name or _unique_name("auc"), dtype=dtype)
+        super().__init__(name=name or backend.unique_object_name("auc"), dtype=dtype)
         self.num_thresholds = int(num_thresholds)
         self.curve = curve
         self.summation_method = summation_method

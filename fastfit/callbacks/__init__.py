@@ -1,5 +1,7 @@
 """Keras 2 callbacks: `Callback`, `CallbackList` and every built-in callback (see docs/callbacks.md)."""
-from fastfit.callbacks.base import Callback, CallbackList
+from fastfit.callbacks.backup import BackupAndRestore
+from fastfit.callbacks.base import Callback
+from fastfit.callbacks.callback_list import CallbackList
 from fastfit.callbacks.checkpoint import ModelCheckpoint
 from fastfit.callbacks.csv_logger import CSVLogger
 from fastfit.callbacks.early_stopping import EarlyStopping, TerminateOnNaN
@@ -13,12 +15,4 @@ from fastfit.callbacks.tensorboard import TensorBoard
 
 __all__ = ["Callback", "CallbackList", "BaseLogger", "TerminateOnNaN", "ProgbarLogger", "History",
            "ModelCheckpoint", "EarlyStopping", "RemoteMonitor", "LearningRateScheduler", "TensorBoard",
-           "ReduceLROnPlateau", "CSVLogger", "LambdaCallback", "BatchHook", "make_batch_hook"]
-
-try:  # written by the saving layer; absent in older checkouts
-    from fastfit.callbacks.backup import BackupAndRestore  # noqa: F401
-except ModuleNotFoundError as exc:
-    if exc.name != "fastfit.callbacks.backup":
-        raise
-else:
-    __all__.append("BackupAndRestore")
+           "ReduceLROnPlateau", "CSVLogger", "LambdaCallback", "BatchHook", "make_batch_hook", "BackupAndRestore"]

@@ -13,6 +13,7 @@ import os
 from typing import Any, Literal
 
 from fastfit.callbacks.base import Callback, check_hook_mode
+from fastfit.saving import checkpoint_writer
 
 BACKUP_FILE = "backup.h5"
 
@@ -59,8 +60,7 @@ class BackupAndRestore(Callback):
         self._batch_offset = 0
         self._batches_since_save = 0
         self._last_epoch_done: int | None = None
-        from fastfit.saving.checkpoint_writer import CheckpointWriter  # late: importing fastfit must not import h5py
-        self._writer = CheckpointWriter()
+        self._writer = checkpoint_writer.CheckpointWriter()
 
     @property
     def backup_path(self) -> str:
@@ -71,14 +71,13 @@ class BackupAndRestore(Callback):
 
     # -- hooks -----------------------------------------------------------------------------------------------
     def on_train_begin(self, logs: dict[str, Any] | None = None) -> None:
-        from fastfit.saving import backup_file, checkpoint_writer
         checkpoint_writer.wait_for(self.backup_path)  # another instance using the same folder may be writing
         os.makedirs(self.backup_dir, exist_ok=True)
         self.resume_point = None
         self._last_epoch_done = None
         self._batches_since_save = 0
         if os.path.exists(self.backup_path):
-            epoch, batch = backup_file.restore(self.model, self.backup_path)
+            epoch, batch = checkpoint_writer.restore_backup(self.model, self.backup_path)
             steps = (getattr(self, "params", None) or {}).get("steps")
             if steps and batch >= steps:
                 epoch, batch = epoch + 1, 0

@@ -8,6 +8,7 @@ from typing import Any, Literal
 from fastfit.callbacks.base import Callback, check_hook_mode, overrides
 from fastfit.callbacks.monitor import check_monitor, higher_is_better
 from fastfit.engine.logs import Logs, lookup
+from fastfit.saving.checkpoint_writer import CheckpointWriter
 
 
 class ModelCheckpoint(Callback):
@@ -86,7 +87,6 @@ class ModelCheckpoint(Callback):
         self._epoch = 0
         # No `{}` fields: the path is the same every time (a lone brace still goes through format's error).
         self._fixed_path = "{" not in self.filepath and "}" not in self.filepath
-        from fastfit.saving.checkpoint_writer import CheckpointWriter  # late: importing fastfit must not import h5py
         self._writer = CheckpointWriter()
 
     def batch_hooks_needed(self, mode: str) -> tuple[bool, bool]:

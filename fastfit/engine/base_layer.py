@@ -7,7 +7,6 @@ their chain of layers into engine ops (`engine_ops`).
 """
 from __future__ import annotations
 
-import collections
 import contextvars
 import re
 import warnings
@@ -23,20 +22,9 @@ from fastfit._types import Config, EngineOp, Shape
 if TYPE_CHECKING:
     from typing_extensions import Self
 
-_name_counters = collections.Counter()
 # Called as check(layer, input_shape) before a layer builds, when set (fastfit.saving.config_limits: a model
 # rebuilt from a file's config may not allocate more weights than the file holds).
 BUILD_CHECK: contextvars.ContextVar[Callable | None] = contextvars.ContextVar("fastfit_build_check", default=None)
-
-
-def reset_name_counters():
-    _name_counters.clear()
-
-
-def unique_name(base):
-    """Keras 2 automatic names: `dense_1`, `dense_2`, ..."""
-    _name_counters[base] += 1
-    return f"{base}_{_name_counters[base]}"
 
 
 def snake_case(name: str) -> str:
@@ -95,7 +83,7 @@ class Layer:
             raise TypeError(f"{type(self).__name__}: unexpected keyword arguments {sorted(kwargs)}")
         if name is not None and (not isinstance(name, str) or not name):
             raise ValueError(f"{type(self).__name__}: `name` must be a non-empty string, got {name!r}")
-        self.name = name or unique_name(snake_case(type(self).__name__))
+        self.name = name or backend.unique_name(snake_case(type(self).__name__))
         self.trainable = bool(trainable)
         self.dtype = _check_dtype(dtype, type(self).__name__, self._FLOAT_DTYPES_ONLY)
         if input_dim is not None and input_shape is None:

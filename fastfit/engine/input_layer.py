@@ -6,8 +6,9 @@ from typing import Any
 
 import numpy as np
 
+from fastfit import backend
 from fastfit._types import Config, Shape
-from fastfit.engine.base_layer import Layer, SymbolicTensor, _normalise_shape, unique_name
+from fastfit.engine.base_layer import Layer, SymbolicTensor, _normalise_shape
 
 
 class InputLayer(Layer):
@@ -30,7 +31,7 @@ class InputLayer(Layer):
             batch_input_shape = batch_shape
         if input_shape is None and batch_input_shape is None:
             raise ValueError("InputLayer: give `input_shape` (e.g. (784,)) or `batch_input_shape`")
-        super().__init__(name=name or unique_name("input"), input_shape=input_shape, batch_size=batch_size,
+        super().__init__(name=name or backend.unique_name("input"), input_shape=input_shape, batch_size=batch_size,
                          batch_input_shape=batch_input_shape, dtype=dtype, **kwargs)
         self.built = True
         tensor = SymbolicTensor(self.batch_input_shape, self.dtype, self, None)

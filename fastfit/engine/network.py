@@ -14,10 +14,12 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
+from fastfit import backend
 from fastfit._types import Config, Shape, SymbolicTensors
-
-from fastfit.engine.base_layer import Layer, SymbolicTensor, shape_str, unique_name
+from fastfit._version import __version__
+from fastfit.engine.base_layer import Layer, SymbolicTensor
 from fastfit.engine.input_layer import InputLayer
+from fastfit.utils.summary import print_summary
 
 
 def _as_tensor_list(tensors, argument):
@@ -45,7 +47,7 @@ class Network:
         if kwargs:
             raise TypeError(f"Model: unexpected keyword arguments {sorted(kwargs)}")
         _check_not_subclassed(type(self))
-        self.name = name or unique_name("model")
+        self.name = name or backend.unique_name("model")
         self.inputs: list[SymbolicTensor] = []
         self.outputs: list[SymbolicTensor] = []
         self._single_output = True
@@ -208,7 +210,6 @@ class Network:
     def summary(self, line_length: int | None = None, positions: Sequence[float] | None = None,
                 print_fn: Callable[[str], Any] | None = None) -> None:
         """Print Keras's layer table: name (type), output shape, parameter count."""
-        from fastfit.utils.summary import print_summary
         print_summary(self, line_length=line_length, positions=positions, print_fn=print_fn)
 
     def get_config(self) -> Config:
@@ -230,7 +231,6 @@ class Network:
 
     def to_json(self, **kwargs: Any) -> str:
         """The model architecture as a JSON string (`{"class_name": ..., "config": ...}`)."""
-        from fastfit import __version__
         return json.dumps({"class_name": _class_name(self), "config": self.get_config(),
                            "keras_version": "2.15.0", "backend": "tensorflow", "fastfit_version": __version__},
                           **kwargs)
@@ -253,7 +253,3 @@ def _check_not_subclassed(cls):
 def _class_name(obj):
     """The Keras class name written to configs (cthulhu aliases save under their Keras names)."""
     return getattr(type(obj), "_keras_class_name", type(obj).__name__)
-
-
-def summary_shape(shape: Shape | list[Shape]) -> str:
-    return shape_str(shape) if not isinstance(shape, list) else ", ".join(shape_str(s) for s in shape)

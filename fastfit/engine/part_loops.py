@@ -19,6 +19,10 @@ import warnings
 
 import numpy as np
 
+from fastfit.callbacks.callback_list import CallbackList
+from fastfit.callbacks.history import History
+from fastfit.callbacks.hooks import make_batch_hook
+from fastfit.callbacks.progbar import ProgbarLogger
 from fastfit.engine import compiled, loop_helpers
 from fastfit.engine.logs import Logs
 
@@ -172,10 +176,6 @@ def train(model, feed, validate, val_for_callbacks, callbacks, epochs, verbose, 
 
 def _train_loop(model, feed, validate, val_for_callbacks, callbacks, epochs, verbose, initial_epoch,
                 validation_epochs, params, count_mode):
-    from fastfit.callbacks.base import CallbackList
-    from fastfit.callbacks.history import History
-    from fastfit.callbacks.hooks import make_batch_hook
-    from fastfit.callbacks.progbar import ProgbarLogger
     net = model._train_network()
     model.history = History()
     listed = list(callbacks)
@@ -269,7 +269,6 @@ def evaluate_parts(model, parts, cbks, exact=False):
     Raises:
         ValueError: the parts held no batch.
     """
-    from fastfit.callbacks.hooks import make_batch_hook
     net = model._train_network()
     keys = model.metrics_names
     cbks.on_test_begin({})
@@ -310,8 +309,6 @@ def evaluate_parts(model, parts, cbks, exact=False):
 def predict_parts(model, parts, cbks, total=None):
     """Run predict over `parts` ((x, batch_size) pairs); return the output (or list of outputs). With
     `total`, the outputs are allocated once for `total` rows and each part writes its rows."""
-    from fastfit.callbacks.hooks import make_batch_hook
-    from fastfit.engine import compiled
     engine = model._engine or compiled.resolve_engine(None)
     tensors = model.outputs
     nets = [compiled.engine_network(model, engine, "mean_squared_error", [], index) for index in range(len(tensors))]

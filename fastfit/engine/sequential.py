@@ -10,9 +10,12 @@ import numpy.typing as npt
 
 from fastfit._types import Config
 
+from fastfit import backend
 from fastfit.engine.base_layer import Layer, SymbolicTensor, check_lowerable
 from fastfit.engine.input_layer import InputLayer
+from fastfit.engine.network import _class_name
 from fastfit.engine.training import Model
+from fastfit.layers import deserialize
 
 if TYPE_CHECKING:
     from typing_extensions import Self
@@ -31,8 +34,7 @@ class Sequential(Model):
     """
 
     def __init__(self, layers: Sequence[Layer] | None = None, name: str | None = None) -> None:
-        from fastfit.engine.base_layer import unique_name
-        super().__init__(name=name or unique_name("sequential"))
+        super().__init__(name=name or backend.unique_name("sequential"))
         self._input_layer: InputLayer | None = None
         self._stack: list[Layer] = []  # the layers added, without the InputLayer
         for layer in layers or []:
@@ -150,7 +152,6 @@ class Sequential(Model):
 
     def get_config(self) -> Config:
         """Keras 2 (tf.keras flavour) Sequential config with an explicit InputLayer entry."""
-        from fastfit.engine.network import _class_name
         layers = []
         if self._input_layer is not None:
             layers.append({"class_name": "InputLayer", "config": self._input_layer.get_config()})
@@ -164,7 +165,6 @@ class Sequential(Model):
     @classmethod
     def from_config(cls, config: Config | list[Config], custom_objects: dict[str, Any] | None = None) -> Self:
         """Rebuild from a Keras 2/3 Sequential config (dict form with `layers`; InputLayer entries honoured)."""
-        from fastfit.layers import deserialize
         if isinstance(config, list):  # Keras <= 2.1 list form
             config = {"layers": config}
         model = cls(name=config.get("name"))

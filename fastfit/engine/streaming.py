@@ -5,8 +5,10 @@ for a call is stopped and joined before the call returns or raises.
 """
 import numpy as np
 
+from fastfit.callbacks.callback_list import CallbackList
 from fastfit.engine import data, feeding, loop_helpers, part_loops
 from fastfit.utils.data_utils import is_sequence
+from fastfit.utils.progbar import Progbar
 
 
 # -- what goes where ---------------------------------------------------------------------------------------
@@ -271,7 +273,6 @@ def fit(model, x, y, batch_size, epochs, verbose, callbacks, validation_split, v
                 def validate(cbks, last_batch_size):
                     # Keras 2.2: arrays validate in batches of the last training batch's size
                     return model._evaluate_arrays(val, last_batch_size or 32, cbks)
-        from fastfit.callbacks.base import CallbackList
         user_callbacks = CallbackList(callbacks)
         params = {"steps": feed.steps} if keras2_generator else {"steps": feed.steps, "samples": None}
         with model._exclusive(what):
@@ -311,7 +312,6 @@ def evaluate(model, x, y, batch_size, verbose, sample_weight, steps, callbacks, 
     model._require_compiled(what)
     verbose, feed = _batch_feed(model, x, steps, verbose, keras2_generator, workers, use_multiprocessing,
                                 max_queue_size)
-    from fastfit.callbacks.base import CallbackList
     cbks = CallbackList(callbacks)
     try:
         with model._exclusive(what):
@@ -323,7 +323,6 @@ def evaluate(model, x, y, batch_size, verbose, sample_weight, steps, callbacks, 
     finally:
         feed.close()
     if verbose:
-        from fastfit.utils.progbar import Progbar
         Progbar(target=1, verbose=verbose).update(1, list(results.items()))
     return part_loops.evaluate_result(results, names, return_dict)
 
@@ -343,7 +342,6 @@ def predict(model, x, batch_size, verbose, steps, callbacks, max_queue_size=10, 
     model._require_graph("output (predict needs a built model)")
     verbose, feed = _batch_feed(model, x, steps, verbose, keras2_generator, workers, use_multiprocessing,
                                 max_queue_size)
-    from fastfit.callbacks.base import CallbackList
     cbks = CallbackList(callbacks)
     try:
         with model._exclusive(what):

@@ -22,8 +22,10 @@ import threading
 
 import numpy as np
 
+from fastfit.callbacks.callback_list import CallbackList
 from fastfit.engine import data, keras_arguments, loop_helpers, part_loops
 from fastfit.utils.hdf5_matrix import HDF5Matrix
+from fastfit.utils.progbar import Progbar
 
 DEFAULT_BUFFER_SIZE = 256 * 2 ** 20  # bytes per buffer; fit holds two
 _BLOCK_BYTES = 4 * 2 ** 20  # rows are read in blocks of about this size (whole HDF5 chunks)
@@ -404,7 +406,6 @@ def _build(model, x_source):
 def fit(model, x, y, batch_size, epochs, verbose, callbacks, validation_split, validation_data, shuffle,
         class_weight, sample_weight, initial_epoch, steps_per_epoch, validation_steps, validation_freq, kwargs):
     """`Model.fit` with an on-disk x, y or validation array (module docstring)."""
-    from fastfit.callbacks.base import CallbackList
     validation_batch_size = kwargs.pop("validation_batch_size", None)
     buffer_size = _take_buffer_size(kwargs, "fit")
     if steps_per_epoch is not None or validation_steps is not None:
@@ -467,7 +468,6 @@ def fit(model, x, y, batch_size, epochs, verbose, callbacks, validation_split, v
 
 def evaluate(model, x, y, batch_size, verbose, sample_weight, steps, callbacks, kwargs, return_dict=False):
     """`Model.evaluate` with on-disk arrays."""
-    from fastfit.callbacks.base import CallbackList
     buffer_size = _take_buffer_size(kwargs, "evaluate")
     if steps is not None:
         raise ValueError("evaluate: `steps` is for generator input; on-disk arrays run in batches of `batch_size`")
@@ -487,14 +487,12 @@ def evaluate(model, x, y, batch_size, verbose, sample_weight, steps, callbacks, 
         results = part_loops.evaluate_parts(model, feed.test_parts(), cbks)
         names = list(model.metrics_names)
     if verbose:
-        from fastfit.utils.progbar import Progbar
         Progbar(target=feed.n, verbose=verbose).update(feed.n, list(results.items()))
     return part_loops.evaluate_result(results, names, return_dict)
 
 
 def predict(model, x, batch_size, verbose, steps, callbacks, kwargs):
     """`Model.predict` with an on-disk x (the outputs are one in-memory array, as for arrays)."""
-    from fastfit.callbacks.base import CallbackList
     buffer_size = _take_buffer_size(kwargs, "predict")
     if steps is not None:
         raise ValueError("predict: `steps` is for generator input; on-disk arrays run in batches of `batch_size`")

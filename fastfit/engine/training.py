@@ -16,12 +16,14 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import numpy.typing as npt
 
-from fastfit import backend, distributed, losses
+from fastfit import backend, distributed, losses, optimizers
+from fastfit import callbacks as callbacks_module  # make_batch_hook: looked up at each call
 from fastfit import metrics as metrics_module
-from fastfit import optimizers
-from fastfit._types import Batches, Data, LossLike, MetricsLike, Outputs, PathLike, Scores, SymbolicTensors
+from fastfit._types import Batches, Config, Data, LossLike, MetricsLike, Outputs, PathLike, Scores, SymbolicTensors
+from fastfit.callbacks import CallbackList, History, ProgbarLogger
+from fastfit.callbacks.progbar import PredictProgbar
 from fastfit.contract.ops import trained_params
-from fastfit.engine import compiled, data, keras_arguments, streaming
+from fastfit.engine import compiled, data, functional, keras_arguments, streaming
 from fastfit.engine.batch_stream import BatchStream
 from fastfit.engine.custom_metrics import CustomMetrics
 from fastfit.engine.logs import Logs, MetricNames
@@ -31,9 +33,13 @@ from fastfit.engine.loop_helpers import resume_point as _resume_point
 from fastfit.engine.loop_helpers import validation_epochs as _validation_epochs
 from fastfit.engine.metric_readout import Readout
 from fastfit.engine.network import Network
+from fastfit.saving import checkpoint_writer
+from fastfit.utils.progbar import Progbar
 
 if TYPE_CHECKING:
-    from fastfit.callbacks import Callback, History
+    from typing_extensions import Self
+
+    from fastfit.callbacks import Callback
     from fastfit.optimizers import Optimizer
 
 # `class_weight`: {class index: weight}, or per output {output name: {class index: weight}}.
@@ -391,7 +397,6 @@ class Model(Network):
             self._check_full_batches(len(train[0]), "fit", "x")
         if val is not None:
             self._check_full_batches(len(val[0]), "fit", "the validation data")
-        from fastfit.callbacks import CallbackList  # late import: callbacks import models for type checks
         user_callbacks = CallbackList(distributed.rank_callbacks(callbacks))  # rank 0 writes files
         with self._exclusive("fit"), self._accuracy_shown(show_accuracy), \
                 self._fit_scope(user_callbacks):  # fit adds built-ins
@@ -405,12 +410,10 @@ class Model(Network):
         """The context every fit-like loop runs its callbacks in (`checkpoint_writer.during_fit`: when a
         checkpoint is complete, waiting for the writes at the end). User code runs during the fit when the model
         has custom metrics or the loop reads user code (`reads_user_code`: a generator, a Sequence)."""
-        from fastfit.saving import checkpoint_writer  # decides when a checkpoint written in a hook is complete
         return checkpoint_writer.during_fit(user_callbacks, reads_user_code or self._custom_metrics is not None)
 
     def _fit_loop(self, train, val, val_for_callbacks, user_callbacks, batch_size, epochs, verbose, shuffle,
                   initial_epoch, validation_epochs, stream, validation_batch_size):
-        from fastfit.callbacks import CallbackList, History, ProgbarLogger, make_batch_hook
         net = self._train_network()
         x, y, weights = train
         n = stream.samples_per_epoch
@@ -446,7 +449,7 @@ class Model(Network):
                 if epoch == start_epoch and skip_batches:
                     order = order[skip_batches * batch_size:]  # resumed mid-epoch: those batches are done
                 metric_pass = self._metric_pass(y, order, batch_size)
-                hook = make_batch_hook(cbks, "train", metric_keys, self, metric_pass=metric_pass,
+                hook = callbacks_module.make_batch_hook(cbks, "train", metric_keys, self, metric_pass=metric_pass,
                                        readout=self._readout)
                 sums = net.train_epoch(x, y, weights, order, batch_size, self.optimizer, hook)
                 epoch_logs = _logs_from_sums(self._readout, sums, metric_pass)
@@ -479,17 +482,16 @@ class Model(Network):
             order = np.concatenate([np.arange(s, min(s + batch_size, n)) for s in starts])
         else:
             order = generator.permutation(n)
-        # Already int64 where that is numpy's default integer: a copy cost 0.4 ms per W1 epoch (fresh pages)
+        # No copy where numpy's default integer is already int64 (the engines take int64 row indices)
         return order.astype(np.int64, copy=False)
 
     def _evaluate_arrays(self, arrays, batch_size, cbks):
         """Run the test loop over prepared arrays with `cbks`' test hooks; return {metric key: mean}."""
-        from fastfit.callbacks import make_batch_hook
         net = self._train_network()
         x, y, weights = arrays
         cbks.on_test_begin({})
         metric_pass = self._metric_pass(y, None, batch_size)
-        hook = make_batch_hook(cbks, "test", self.metrics_names, self, metric_pass=metric_pass,
+        hook = callbacks_module.make_batch_hook(cbks, "test", self.metrics_names, self, metric_pass=metric_pass,
                                readout=self._readout)
         # A batch's loss is sum(w * loss) / (its count of non-zero weights), as in Keras 2: with zero weights,
         # which rows share a batch changes the result, so the batches stay the user's.
@@ -547,7 +549,6 @@ class Model(Network):
             batch_size = self._steps_batch_size(requested_batch_size, batch_size, len(arrays[0]), steps)
             arrays = tuple(None if a is None else a[:steps * batch_size] for a in arrays)
         self._check_full_batches(len(arrays[0]), "evaluate", "x")
-        from fastfit.callbacks import CallbackList
         cbks = CallbackList(callbacks)
         with self._exclusive("evaluate"), self._accuracy_shown(show_accuracy):
             cbks.set_model(self)
@@ -556,7 +557,6 @@ class Model(Network):
             results = self._evaluate_arrays(arrays, batch_size, cbks)
             names = list(self.metrics_names)
         if verbose:
-            from fastfit.utils.progbar import Progbar
             bar = Progbar(target=len(arrays[0]), verbose=verbose)
             bar.update(len(arrays[0]), list(results.items()))
         if return_dict:
@@ -593,8 +593,6 @@ class Model(Network):
             batch_size = self._steps_batch_size(requested_batch_size, batch_size, len(x), steps)
             x = x[:steps * batch_size]
         self._check_full_batches(len(x), "predict", "x")
-        from fastfit.callbacks import CallbackList, make_batch_hook
-        from fastfit.callbacks.progbar import PredictProgbar
         cbks = CallbackList(callbacks)
         if verbose:
             cbks.append(PredictProgbar(len(x), verbose))
@@ -608,7 +606,7 @@ class Model(Network):
             for index, tensor in enumerate(self.outputs):
                 out = np.empty((len(x), int(np.prod(tensor.shape[1:]))), dtype=dtype)
                 net = compiled.engine_network(self, engine, "mean_squared_error", [], index)
-                hook = make_batch_hook(cbks, "predict", [], self, out=out) if single_chain else None
+                hook = callbacks_module.make_batch_hook(cbks, "predict", [], self, out=out) if single_chain else None
                 rows = batch_size if hook is not None else compiled.forward_block(self, batch_size, dtype)
                 net.predict(x, rows, out, hook)
                 outputs.append(out.reshape((len(x),) + tuple(tensor.shape[1:])))
@@ -713,8 +711,7 @@ class Model(Network):
         metric_pass = self._metric_pass(y, order, max(rows, 1))
         if metric_pass is None:
             return None, None
-        from fastfit.callbacks import make_batch_hook
-        return metric_pass, make_batch_hook((), mode, self.metrics_names, self, metric_pass=metric_pass)
+        return metric_pass, callbacks_module.make_batch_hook((), mode, self.metrics_names, self, metric_pass=metric_pass)
 
     def predict_on_batch(self, x: Data) -> Outputs:
         x = np.asarray(x) if not isinstance(x, np.ndarray) else x
@@ -724,32 +721,38 @@ class Model(Network):
     def _exclusive(self, method):
         return _ExclusiveUse(self._busy, self.name, method)
 
-    # -- saving (fastfit.saving does the work) -----------------------------------------------------------------
+    # -- saving (fastfit.saving.model_file does the work; imported on use: `import fastfit` loads no h5py) ------
     def save(self, filepath: PathLike, overwrite: bool = True, include_optimizer: bool = True) -> None:
         """Save architecture, weights, training config and optimizer state to an HDF5 file (atomically)."""
-        from fastfit import saving
+        from fastfit.saving import model_file
         self._require_built("save")
-        saving.save_model(self, filepath, overwrite=overwrite, include_optimizer=include_optimizer)
+        model_file.save_model(self, filepath, overwrite=overwrite, include_optimizer=include_optimizer)
 
     def save_weights(self, filepath: PathLike, overwrite: bool = True) -> None:
-        from fastfit import saving
+        from fastfit.saving import model_file
         self._require_built("save_weights")
-        saving.save_weights(self, filepath, overwrite=overwrite)
+        model_file.save_weights(self, filepath, overwrite=overwrite)
 
     def load_weights(self, filepath: PathLike, by_name: bool = False, skip_mismatch: bool = False) -> None:
-        from fastfit import saving
-        saving.load_weights(self, filepath, by_name=by_name, skip_mismatch=skip_mismatch)
+        from fastfit.saving import model_file
+        model_file.load_weights(self, filepath, by_name=by_name, skip_mismatch=skip_mismatch)
+
+    def _saves_with_fastfit(self, method: str) -> bool:
+        """True when `self.<method>` ('save' or 'save_weights') is fastfit's own, not a subclass override: the
+        checkpoint writer may then capture the file's content itself instead of calling the method."""
+        return getattr(type(self), method, None) is getattr(Model, method)
+
+    @classmethod
+    def from_config(cls, config: Config, custom_objects: dict[str, Any] | None = None) -> Self:
+        """Rebuild a functional model from `get_config()` (Keras 2 layout: layers with inbound nodes)."""
+        return functional.from_config(cls, config, custom_objects)
 
     # -- pickling (fastfit.saving.pickling does the work) -------------------------------------------------------
     def __reduce__(self):
         """`pickle.dumps(model)` / `copy.deepcopy(model)`: the model travels as its HDF5 file image, optimizer
         state and seeds included, so the copy continues training bit for bit (see `fastfit.saving.pickling`)."""
-        from fastfit.saving import pickling
+        from fastfit.saving import pickling  # h5py, imported on use
         return pickling.model_from_image, (pickling.model_image(self), pickling.model_extras(self))
-
-    # cthulhu spellings (fastfit.cthulhu), plain aliases like upstream's `Pile.summon = Pile.fit`
-    summon = fit
-    conjure = compile
 
 
 class _ExclusiveUse:

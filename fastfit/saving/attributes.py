@@ -1,4 +1,4 @@
-"""Reading and writing HDF5 attributes the way Keras 2 files hold them (docs/saving.md, spec section 5).
+"""Reading and writing HDF5 attributes the way Keras 2 files hold them (docs/saving.md).
 
 Writer: short strings and name lists as fixed-length bytes (old readers call `.decode()` on them), long JSON
 as variable-length bytes, name lists split into `name0`, `name1`, ... above the HDF5 object header limit.

@@ -5,6 +5,7 @@ Interface:
         write), `write_backup(model, path, epoch, batch)` (a BackupAndRestore file), `wait()`.
     `during_fit(callbacks)`: the context `fit` runs its callbacks in.
     `wait_for(path)`: block until no write of `path` is pending.
+    `restore_backup(model, path)`: load a BackupAndRestore file into `model`, return its position.
 
 When a file is complete (docs/callbacks.md), decided here and nowhere else: a write may still be running
 when the hook that asked for it returns ("written behind") only when nothing but fastfit's own code can run
@@ -27,16 +28,16 @@ import os
 import threading
 
 from fastfit.saving import write_behind
+from fastfit.utils import io_utils
 
-# The modules that write files, imported by the first CheckpointWriter: importing fastfit (or running `fit`)
-# must not import h5py, and the per-epoch path runs no import statement (see docs/performance.md).
-backup_file = files = image = model_file = io_utils = None
+# The modules that write files (they import h5py), imported by the first CheckpointWriter: importing fastfit
+# (or running `fit`) must not import h5py, and the per-epoch path runs no import statement.
+backup_file = files = image = model_file = None
 
 
 def _import_writers():
-    global backup_file, files, image, model_file, io_utils
+    global backup_file, files, image, model_file
     from fastfit.saving import backup_file, files, image, model_file
-    from fastfit.utils import io_utils
 
 
 _fit = threading.local()  # .scope: the `_FitScope` of the `fit` running on this thread, if any
@@ -45,6 +46,15 @@ _fit = threading.local()  # .scope: the `_FitScope` of the `fit` running on this
 def wait_for(path):
     """Block until no write of `path` is pending (its error, if any, stays with its writer)."""
     write_behind.wait_for(os.fspath(path))
+
+
+def restore_backup(model, path):
+    """Load the weights and optimizer state of the BackupAndRestore file `path` into `model` (after waiting
+    for a pending write of it); return the training position `(epoch, batch)` it was written at."""
+    wait_for(path)
+    if backup_file is None:
+        _import_writers()
+    return backup_file.restore(model, path)
 
 
 class _FitScope:
@@ -214,6 +224,7 @@ def _write_file(path, content, what):
 
 
 def _fastfit_saves(model, method):
-    """True when `model.<method>` is fastfit's own, so its file content can be captured."""
-    from fastfit.engine.training import Model
-    return getattr(type(model), method, None) is getattr(Model, method)
+    """True when `model.<method>` is fastfit's own, so its file content can be captured (the model says so:
+    `Model._saves_with_fastfit`; another object is saved by calling the method)."""
+    saves_with_fastfit = getattr(model, "_saves_with_fastfit", None)
+    return callable(saves_with_fastfit) and bool(saves_with_fastfit(method))

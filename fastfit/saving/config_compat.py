@@ -10,6 +10,7 @@ from collections.abc import Callable
 from typing import Any
 
 from fastfit import losses
+from fastfit.metrics import ENGINE_METRIC_CLASSES
 
 # key -> neutral values, per place they appear. Keras 3 adds these to configs that fastfit writes without.
 _NEUTRAL_LAYER_KEYS = {"optional": (False,), "quantization_config": (None,), "lora_rank": (None,),
@@ -105,7 +106,7 @@ def metric_names(metrics: Any) -> list[Any]:
     for metric in metrics:
         if isinstance(metric, list):
             names.extend(metric_names(metric))
-        elif isinstance(metric, dict) and metric.get("class_name") in _engine_metric_classes():
+        elif isinstance(metric, dict) and metric.get("class_name") in ENGINE_METRIC_CLASSES:
             names.append(metric)  # a fastfit metric object: rebuilt from its config (metrics.deserialize)
         elif isinstance(metric, dict) and "class_name" in metric:
             inner = metric.get("config") or {}
@@ -113,11 +114,6 @@ def metric_names(metrics: Any) -> list[Any]:
         elif metric is not None:
             names.append(metric)
     return names
-
-
-def _engine_metric_classes():
-    from fastfit.metrics import ENGINE_METRIC_CLASSES
-    return ENGINE_METRIC_CLASSES
 
 
 def _snake(name):

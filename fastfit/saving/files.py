@@ -71,8 +71,8 @@ def write_snapshot(filepath: PathLike, content: snapshot.Snapshot | image.FileIm
             crc = _crc32(segments(USERBLOCK))
             io_utils.write_buffers(fd, [_header(crc, size)] + list(segments(USERBLOCK)))
         else:
-            # crc32 and file writes both release the GIL: for a 20 MB model the checksum (~6 ms) runs in a
-            # second thread while the body is written.
+            # crc32 and file writes both release the GIL: for a large file the checksum runs in a second
+            # thread while the body is written.
             os.lseek(fd, USERBLOCK, os.SEEK_SET)
             crc = _while(lambda: _crc32(segments(USERBLOCK)), lambda: io_utils.write_buffers(fd, segments(USERBLOCK)))
             os.lseek(fd, 0, os.SEEK_SET)
@@ -90,8 +90,8 @@ def start_image_write(filepath: PathLike, content: image.FileImage, what: str,
     checksum too, with zlib (here, where it finds no zlib). Returns None where
     there is no native writer, or for a file large enough to want the checksum beside the write: then
     use `write_snapshot`. `content` must not be refilled before the write is done. `flush`: start the
-    writeback to disk before the rename (the caller passes `io_utils.fsync_enabled()`, read once per fit:
-    reading the environment cost 10-20 us per save with cold caches).
+    writeback to disk before the rename (the caller passes `io_utils.fsync_enabled()`, which it reads once per
+    fit, so a save reads no environment variable).
     """
     if _filewrite is None or content.size - USERBLOCK >= _PARALLEL_CRC_BYTES:
         return None

@@ -8,7 +8,7 @@ array's C-order bytes.
 
 The metadata depends only on the file's structure (attributes, names, shapes, dtypes), not on the array
 values, so a checkpoint of the same model reuses the layout built for the previous one: the HDF5 work of a
-save (3 ms for a one-layer model, 12 ms for W3) happens once per model structure and process. A checkpoint
+save happens once per model structure and process (what it costs: docs/performance.md). A checkpoint
 callback goes one step further: its `FileImage` holds the whole file in one buffer, metadata in place, and
 each save only copies the arrays into their slots.
 """

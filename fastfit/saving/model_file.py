@@ -1,4 +1,7 @@
-"""`save_model` / `load_model` / `save_weights` / `load_weights`: whole models and weights in HDF5 files.
+"""The HDF5 model file: `save_model`, `save_weights`, `load_weights` and `read_model`, which reads a whole model
+with a function the caller gives to build it from its config (`fastfit.saving.loading.load_model` passes
+`model_from_config`). This module knows models only through their attributes and imports no model class, so
+`Model.save` can use it; choosing the class a config names is `loading`'s job.
 
 File layout (docs/saving.md): the tf.keras 2.x flavour of the Keras 2 HDF5 layout, which Keras 2, tf-keras
 and Keras 3 read, plus two fastfit attributes that other readers ignore: `fastfit_version` and
@@ -6,9 +9,14 @@ and Keras 3 read, plus two fastfit attributes that other readers ignore: `fastfi
 exactly where the saved one stopped).
 """
 import warnings
+from collections.abc import Callable
+from typing import Any
 
 import numpy as np
 
+from fastfit import metrics as metrics_module
+from fastfit import optimizers
+from fastfit._version import __version__
 from fastfit.saving import (
     attributes,
     config_compat,
@@ -50,7 +58,6 @@ def model_snapshot(model, include_optimizer=True, copy=True):
 
 def write_model(h5file, model, include_optimizer=True):
     """Write the whole model into an empty `h5py.File` or `Snapshot` (what `save_model` puts in the file)."""
-    from fastfit import __version__
     model_config = {"class_name": _class_name(model), "config": model.get_config()}
     attributes.write_short_text(h5file.attrs, "keras_version", weights.KERAS_VERSION)
     attributes.write_short_text(h5file.attrs, "backend", weights.BACKEND)
@@ -152,8 +159,8 @@ def _attribute_signature(model):
     """The model's, its layers' and its optimizer's attributes (names and the objects they hold).
 
     When it is the previous capture's, no attribute was set since, so nothing the metadata is made of can have
-    changed, short of an in-place change inside an attribute's object; comparing it is identity checks,
-    where computing the configs cost 85 us with the caches cold after an epoch.
+    changed, short of an in-place change inside an attribute's object; comparing it takes identity checks
+    only, so a checkpoint computes no config while nothing was set.
     """
     signature = [type(model), tuple(model.layers)]
     for owner in (model,) + signature[1]:
@@ -205,7 +212,6 @@ def weights_snapshot(model, copy=True):
 
 def write_weights(h5file, model):
     """Write the layer weights at the root of an empty `h5py.File` or `Snapshot` (what `save_weights` writes)."""
-    from fastfit import __version__
     weights.write_layers(h5file, model.layers)
     attributes.write_short_text(h5file.attrs, "fastfit_version", __version__)
 
@@ -252,23 +258,19 @@ def _class_name(obj):
 
 
 # -- reading -------------------------------------------------------------------------------------------------
-def load_model(filepath, custom_objects=None, compile=True):
-    """Load a model written by `model.save` (fastfit, Keras 2, tf.keras or Keras 3's `.h5` writer).
+def read_model(filepath: Any, build: Callable[[dict, Any], Any], custom_objects: dict | None = None,
+               compile: bool = True) -> Any:
+    """Read a model file written by `model.save` (fastfit, Keras 2, tf.keras or Keras 3's `.h5` writer).
 
     Arguments:
         filepath: str or path-like.
-        custom_objects: dict mapping class names to custom layer / optimizer classes, and the names of
-            custom metrics to their function or metric object.
-        compile: compile the model from the saved training configuration and restore the optimizer state.
-
-    Returns:
-        The model, compiled if `compile` and the file has a training configuration.
+        build: `build(config, custom_objects)` returns the uncompiled model of a `{'class_name', 'config'}`
+            model config (already converted to the Keras 2 form), e.g. `loading.model_from_config`.
+        custom_objects, compile: as for `fastfit.saving.loading.load_model`.
 
     Raises:
-        FileNotFoundError: no such file. ValueError: not an HDF5 model file, corrupted or truncated file,
-            unknown layer or optimizer class (names it; pass it in `custom_objects`), weights that do not fit.
+        as `load_model`.
     """
-    from fastfit import models
     where = "load_model"
     with files.reading(filepath, where) as contents:
         label = f"{where} '{filepath}'"
@@ -281,7 +283,7 @@ def load_model(filepath, custom_objects=None, compile=True):
         budget = sum(_nbytes(weight) for _name, arrays in saved for weight in arrays)
         try:
             with config_limits.weight_budget(budget, label):
-                model = models.model_from_config(config_compat.model_config(config), custom_objects=custom_objects)
+                model = build(config_compat.model_config(config), custom_objects)  # type: ignore[arg-type]  # checked inside
         except config_limits.TooLarge as error:
             raise ValueError(str(error)) from None
         except (TypeError, KeyError, AttributeError, IndexError, ValueError, OverflowError) as error:
@@ -308,7 +310,6 @@ def _nbytes(weight):
 
 
 def _compile_from(model, training_config, custom_objects, where):
-    from fastfit import optimizers
     try:
         optimizer_config = config_compat.optimizer_config(training_config["optimizer_config"])
         loss = config_compat.loss_name(training_config["loss"])
@@ -333,7 +334,6 @@ def _metrics_from(names, custom_objects, where):
     Raises:
         ValueError: a name that is neither a built-in metric nor in `custom_objects`.
     """
-    from fastfit import metrics as metrics_module
     resolved = []
     for name in names:
         if isinstance(name, dict):  # a metric object's {'class_name', 'config'}

@@ -10,12 +10,12 @@ import warnings
 import numpy as np
 
 from fastfit.contract.ops import trained_params
+from fastfit.engine import compiled
 from fastfit.saving import attributes, weights
 
 
 def _params_and_names(model):
     """The trainable parameter arrays in engine order and their Keras 2 names."""
-    from fastfit.engine import compiled
     params = trained_params(compiled.model_ops(model))
     trained = {id(p) for p in params}  # not frozen layers' weights, nor BatchNormalization's moving statistics
     names = [name for layer in compiled.output_chains(model)[0]
@@ -53,7 +53,7 @@ def write(h5file, model):
 
 
 def _state_arrays(optimizer):
-    """`optimizer.get_weights()` without its copies (HDF5 copies the arrays anyway; saves ~6 ms for W3).
+    """`optimizer.get_weights()` without its copies: the live arrays, which the writer copies anyway.
 
     Same order as `get_weights` (architecture contract): iterations, (Nadam) m_schedule, slots by kind.
     """

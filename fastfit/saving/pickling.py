@@ -2,15 +2,16 @@
 
 `Model.__reduce__` hands pickle `(model_from_image, (image, extras))`: `image` is the bytes of what
 `model.save` would write (architecture, weights, training configuration, optimizer state with `iterations`,
-and the shuffling and dropout seeds in `fastfit_state`), `extras` what the file does not hold (the engine the
-model was compiled for, and the classes of custom layers). So an unpickled model continues training exactly
+and the shuffling and dropout seeds in `fastfit_state`), `extras` what the file does not hold (the model's
+class, which rebuilds it with its `from_config`, the engine the model was compiled for, and the classes of
+custom layers). So an unpickled model continues training exactly
 as the original would, bit for bit: the same state that `BackupAndRestore` relies on to resume.
 
 Trust: pickle bytes are made by a process for itself or for its workers (joblib, multiprocessing,
 `copy.deepcopy`); unpickling data from anyone else already runs whatever code that data names, so this path
-gives no protection against a hostile pickle and claims none. The image itself is still read by the public
-`fastfit.saving.load_model` (from a private temporary file), so whatever checks that function applies to files
-apply to pickled models too, and nothing in the image is executed.
+gives no protection against a hostile pickle and claims none. The image itself is still read by the reader of
+`fastfit.saving.load_model` (`model_file.read_model`, from a private temporary file), so whatever checks that
+function applies to files apply to pickled models too, and nothing in the image is executed.
 """
 import io
 import os
@@ -18,7 +19,7 @@ import tempfile
 
 import h5py
 
-from fastfit.saving import model_file
+from fastfit.saving import isolation, model_file
 
 
 def model_image(model) -> bytes:
@@ -42,12 +43,23 @@ def model_extras(model) -> dict:
         cls = type(layer)
         if not cls.__module__.startswith("fastfit."):
             custom[model_file._class_name(layer)] = cls
-    return {"compiled": bool(model.compiled), "engine": model._engine, "custom_objects": custom}
+    return {"compiled": bool(model.compiled), "engine": model._engine, "custom_objects": custom,
+            "model_class": type(model)}
 
 
 def model_from_image(image: bytes, extras: dict):
-    """Rebuild a pickled model: `load_model` on the image, then the engine it was compiled for."""
-    from fastfit.saving import isolation, load_model
+    """Rebuild a pickled model: read the image as `load_model` does, building the model with its class's
+    `from_config`, then set the engine it was compiled for.
+
+    Raises:
+        ValueError: the pickle names no model class (made by an earlier fastfit build, which did not record
+            it): load such a model from a file written with `model.save` instead.
+    """
+    from_config = getattr(extras.get("model_class"), "from_config", None)
+    if not isinstance(extras.get("model_class"), type) or not callable(from_config):
+        cls = extras.get("model_class")
+        raise ValueError(f"unpickling a fastfit model: the pickle names no model class (got {cls!r:.100}); "
+                         "it was made by an earlier fastfit build: save the model with model.save and load_model it")
     with tempfile.TemporaryDirectory(prefix="fastfit-unpickle-") as folder:
         path = os.path.join(folder, "model.h5")
         with open(path, "wb") as file:
@@ -55,8 +67,9 @@ def model_from_image(image: bytes, extras: dict):
         # The bytes came with the pickle, which is trusted as far as unpickling runs its code anyway: they take
         # the in-process reading path (structure and shape checks, no reader child), like a file of this process.
         isolation.remember_written(path)
-        model = load_model(path, custom_objects=extras.get("custom_objects") or None,
-                           compile=bool(extras.get("compiled")))
+        model = model_file.read_model(path, lambda config, custom: from_config(config["config"], custom),
+                                      custom_objects=extras.get("custom_objects") or None,
+                                      compile=bool(extras.get("compiled")))
     if model.compiled and extras.get("engine") is not None:
         model._engine = extras["engine"]
         model._invalidate()

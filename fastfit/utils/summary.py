@@ -4,10 +4,15 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any
 
-from fastfit.engine.network import summary_shape
+from fastfit.engine.base_layer import shape_str
 
 if TYPE_CHECKING:
     from fastfit.engine.network import Network
+
+
+def summary_shape(shape: Any) -> str:
+    """A layer's output shape as the summary table shows it (a list of shapes joined by commas)."""
+    return shape_str(shape) if not isinstance(shape, list) else ", ".join(shape_str(s) for s in shape)
 
 
 def print_summary(model: Network, line_length: int | None = None, positions: Sequence[float] | None = None,

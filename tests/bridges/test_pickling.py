@@ -68,16 +68,18 @@ def test_pickling_an_unbuilt_model_raises_keras_error():
         pickle.dumps(model)
 
 
-def test_unpickling_goes_through_the_public_loader(monkeypatch, engine):
-    import fastfit.saving
+def test_unpickling_goes_through_the_public_loaders_reader(monkeypatch, engine):
+    # The reader of `load_model` (model_file.read_model) reads the image, with the model's own class building
+    # it (pickling cannot import the loader that knows every model class: that one imports the models).
+    from fastfit.saving import model_file
     calls = []
-    real = fastfit.saving.load_model
+    real = model_file.read_model
 
     def counting(*args, **kwargs):
         calls.append(args)
         return real(*args, **kwargs)
 
-    monkeypatch.setattr(fastfit.saving, "load_model", counting)
+    monkeypatch.setattr(model_file, "read_model", counting)
     pickle.loads(pickle.dumps(_model(engine)))
     assert len(calls) == 1
 
@@ -92,3 +94,23 @@ def test_a_pickled_model_is_the_saved_file(tmp_path, engine):
     clone = pickle.loads(pickle.dumps(model))
     assert _same_weights(loaded, clone)
     assert clone.optimizer.get_config() == loaded.optimizer.get_config()
+
+
+class _MySequential(Sequential):  # module level: pickle finds classes by name
+    pass
+
+
+def test_a_model_subclass_comes_back_as_itself(engine):
+    """The pickle records the model's class, whose `from_config` rebuilds it (Keras 2's `cls(...)`)."""
+    x, _ = _data()
+    model = _MySequential([Dense(3, activation="softmax", input_dim=6)])
+    model.compile(optimizer="sgd", loss="categorical_crossentropy", engine=engine)
+    clone = pickle.loads(pickle.dumps(model))
+    assert type(clone) is _MySequential and _same_weights(clone, model)
+    np.testing.assert_array_equal(clone.predict(x), model.predict(x))
+
+
+def test_a_pickle_without_the_model_class_is_refused_with_the_way_out():
+    from fastfit.saving import pickling
+    with pytest.raises(ValueError, match="names no model class.*model.save"):
+        pickling.model_from_image(b"", {"compiled": False})

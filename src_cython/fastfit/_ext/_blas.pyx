@@ -11,8 +11,8 @@ from cython cimport floating
 from scipy.linalg.cython_blas cimport sgemm, dgemm, sgemv, dgemv, saxpy, daxpy, sscal, dscal, sdot, ddot
 
 # Thread policy. OpenBLAS wakes its worker threads for any GEMM above a tiny size; for the small products of
-# a training step (W1: 128x784x10) the hand-off costs about as much as it saves, and on a busy machine the
-# spinning workers make it many times slower. GEMMs with m*n*k below SMALL_GEMM therefore run on the
+# a training step (such as 128x784x10) the hand-off costs about as much as it saves, and on a busy machine
+# the spinning workers make it slower still. GEMMs with m*n*k below SMALL_GEMM therefore run on the
 # calling thread only, through OpenBLAS's `openblas_set_num_threads_local` when scipy's BLAS provides it.
 ctypedef int (*set_threads_fn)(int) noexcept nogil
 cdef set_threads_fn _set_threads = NULL

@@ -11,9 +11,8 @@ alive) and `start` queues it to a single native thread, which never takes the GI
     it over the target.
 
 A failure removes the temporary file and leaves the target untouched, so a crash of the process never
-leaves a partial file. The data is sent to the disk before the rename, but not waited for: an fsync
-forced a journal commit per checkpoint whose I/O and wake-ups landed in the next epoch's training (0.1-0.3
-ms per W1 epoch). The rename reaches the disk with the file system's next commit (ext4: within 5 s), after
+leaves a partial file. The data is sent to the disk before the rename, but not waited for: an fsync would
+force a journal commit per checkpoint, whose I/O and wake-ups land in the next epoch's training. The rename reaches the disk with the file system's next commit (ext4: within 5 s), after
 the data; ext4 (data=ordered) guarantees that order, elsewhere the writeback started first makes it all but
 certain. Callers that need a file on disk now fsync it themselves (ModelCheckpoint does, for the last file
 of a fit). Jobs run in the order they were started. For each job the thread first moves to a CPU other
@@ -415,8 +414,8 @@ cdef class FileWrite:
 def copy_slots(unsigned char[::1] buffer, list offsets, list targets, list arrays):
     """Copy each of `arrays` into `buffer` at its offset; False if one does not fit its slot.
 
-    A checkpoint's arrays go into their slots of the file image at every save; with the caches cold after an
-    epoch, numpy's `target[...] = array` cost 4 us per array. `targets[i]` is the array viewing slot i (its
+    A checkpoint's arrays go into their slots of the file image at every save, in one call without numpy's
+    per-array `target[...] = array` overhead. `targets[i]` is the array viewing slot i (its
     dtype and shape are the slot's); an array that is not a C-contiguous ndarray of exactly that (numeric)
     dtype and shape is not copied and the result is False, for the caller to take its slow path. Nothing is
     copied unless every array fits.

@@ -1,10 +1,9 @@
 # Flush-to-zero / denormals-are-zero for the GIL-free part of a call. Optimizer slots of parameters whose
 # gradient is 0 (dead relu units) decay geometrically (m *= beta_1) into the denormal range after a few hundred
-# steps, where every arithmetic operation on them is ~100x slower: an epoch of W2 became 10x slower from the
-# second epoch on. Values below 1.2e-38 (float32) are treated as 0 instead. The mode is per thread: `_loop`
+# steps, where arithmetic on them is many times slower than on normal numbers. Values below 1.2e-38 (float32) are treated as 0 instead. The mode is per thread: `_loop`
 # sets it on the calling thread (restored around every hook call and at the end), and every task `_batch`
-# runs on a pool thread sets and restores it too (pool threads may come from other code using OpenMP: a W2
-# epoch ran 3x slower when the pool was first started by a scan that does not set the mode).
+# runs on a pool thread sets and restores it too (pool threads may come from other code using OpenMP, which
+# does not set the mode).
 cdef extern from *:
     """
     #if defined(__SSE2__) || defined(_M_X64) || defined(_M_AMD64)

@@ -50,8 +50,8 @@ PHASE_VALUES = {"BATCH_BEGIN": PHASE_BATCH_BEGIN, "BATCH_END": PHASE_BATCH_END}
 
 cdef double SIGNAL_PERIOD = 0.25
 # Threads of a call: a batch splits into at most this many row blocks and parameter slices (_batch.pyx),
-# and only when its Dense layers do at least MIN_SPLIT_WORK multiply-adds (W1 at batch 128 does 1M; the
-# digits demo's 64-128-10 layers at batch 32 do 303k and ran 4x slower on two threads than on one).
+# and only when its Dense layers do at least MIN_SPLIT_WORK multiply-adds per batch (below it, starting the
+# threads costs more than they save; docs/performance.md has the measurements).
 cdef int MAX_THREADS = 8
 cdef Py_ssize_t MIN_SPLIT_WORK = 1 << 19
 
@@ -577,8 +577,8 @@ cdef class Network:
         thread packs a slice of W, instead of all of it for its rows) and W is large enough to be worth it.
         In training, every Dense product with that many weights splits by depth instead: each thread
         multiplies the rows of W its parameter slice updates (`_batch._slice`), so no core writes lines of W
-        that another core has just read (each such write waits for the other core to drop its copy: Adam's
-        step on W2's first layer took 3-10x longer); a row stage then sums the partial outputs.
+        that another core has just read (each such write would wait for the other core to drop its copy); a
+        row stage then sums the partial outputs.
         """
         cdef int i, L = self.s.n_ops
         cdef bint training = mode == MODE_TRAIN, split = self.c.slices > 1, big, cols, depth
