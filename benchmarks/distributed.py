@@ -621,6 +621,24 @@ def cost_model_lines(m):
     return lines
 
 
+def markdown_lines(m):
+    """Returns the cost model (from `run(...)['cost_model']`) as the Markdown tables of docs/distributed.md."""
+    lines = ["| model | parameters | bytes per step | 2-rank allreduce on this machine | 1-rank step (1 thread) |",
+             "| --- | ---: | ---: | ---: | ---: |"]
+    for name, r in m["models"].items():
+        measured = r["allreduce_2_ranks_s"]
+        here = "-" if measured is None else f"{measured * 1e3:.2f} ms"
+        lines.append(f"| {name} | {r['params']:,} | {r['bytes'] / 1e6:.2f} MB | {here} | {r['step_s'] * 1e3:.2f} ms |")
+    lines += ["", "| model | network | nodes | allreduce | step, each node keeps its batch | efficiency "
+              "| step, global batch fixed | efficiency |",
+              "| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: |"]
+    for r in m["predictions"]:
+        lines.append(f"| {r['workload']} | {r['network']} | {r['nodes']} | {r['comm_s'] * 1e3:.2f} ms | "
+                     f"{r['step_s'] * 1e3:.2f} ms | {_pct(r['efficiency'])} | "
+                     f"{r['fixed_global_step_s'] * 1e3:.2f} ms | {_pct(r['fixed_global_efficiency'])} |")
+    return lines
+
+
 def _pct(v):
     return f"{100 * v:.1f}%" if v is not None and math.isfinite(v) else "-"
 
@@ -637,12 +655,23 @@ def targets(d):
 
 
 def main(argv=None):
-    """`python -m benchmarks.distributed --worker KIND --ranks N`: one process of a job (see `serve`)."""
+    """`python -m benchmarks.distributed --worker KIND --ranks N`: one process of a job (see `serve`);
+    `python -m benchmarks.distributed --markdown bench.json`: the cost-model tables of a `--json` file."""
     p = argparse.ArgumentParser(prog="python -m benchmarks.distributed", description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--worker", choices=("fastfit", "torch"), required=True, help="engine of this job")
+    job = p.add_mutually_exclusive_group(required=True)
+    job.add_argument("--worker", choices=("fastfit", "torch"), help="engine of this job (one process of it)")
+    job.add_argument("--markdown", metavar="JSON", help="print the cost model of this `--json` file as Markdown")
     p.add_argument("--ranks", type=int, default=1, help="processes in the job")
     args = p.parse_args(argv)
+    if args.markdown:
+        with open(args.markdown) as fh:
+            model = json.load(fh).get("distributed", {}).get("cost_model")
+        if not model or "error" in model:
+            p.error(f"{args.markdown} holds no cost model (run `python -m benchmarks --sections distributed "
+                    f"--json PATH`)")
+        print("\n".join(markdown_lines(model)))
+        return 0
     serve(args.worker, args.ranks)
     return 0
 

@@ -65,6 +65,9 @@ def test_cost_model_table_covers_models_networks_and_nodes():
     lines = dist.cost_model_lines(m)
     assert any(line.strip().startswith("w3 ") and "5.000 ms" in line for line in lines)
     assert sum("InfiniBand" in line for line in lines) == len(dist.NODES) * 2
+    md = dist.markdown_lines(m)
+    assert sum(line.startswith("| w3 |") for line in md) == 1 + len(dist.NETWORKS) * len(dist.NODES)
+    assert "| w3 | 1,863,690 | 7.45 MB | 5.00 ms | 30.00 ms |" in md
 
 
 def _section(scaling_rate, torch_rate):
