@@ -509,7 +509,16 @@ def run(samples, repeats, engines=("fastfit", "torch"), quick=False, settle=SETT
     return {"workload": w.name, "title": w.title, "batch_size": w.batch_size, "samples": samples,
             "repeats": repeats, "jobs": results, "scaling": ratio("fastfit 2x1", "fastfit 1x1"),
             "torch_scaling": ratio("torch 2x1", "torch 1x1"), "vs_torch_ddp": ratio("fastfit 2x1", "torch 2x1"),
-            "cost_model": model}
+            "cost_model": model, "scaling_model": two_rank_scaling(model)}
+
+
+def two_rank_scaling(model):
+    """Returns the 2-rank speed-up on this machine the cost model expects for W3, `t_1 / (t_1 / 2 +
+    t_allreduce)` with the measured 1-rank step and 2-rank allreduce, or None without them."""
+    row = (model or {}).get("models", {}).get(SCALING_WORKLOAD, {})
+    if not row.get("allreduce_2_ranks_s"):
+        return None
+    return row["step_s"] / (row["step_s"] / 2 + row["allreduce_2_ranks_s"])
 
 
 def importlib_missing(module):
@@ -588,6 +597,9 @@ def report_lines(d):
         lines.append(text)
     if d.get("scaling") is not None:
         lines.append(f"  fastfit 2 ranks / 1 rank: {d['scaling']:.2f}x (target >= {SCALING_TARGET}x)")
+    if d.get("scaling_model") is not None:
+        lines.append(f"  the cost model expects {d['scaling_model']:.2f}x (1-rank step / (half of it + the "
+                     f"measured 2-rank allreduce of W3's gradients))")
     if d.get("vs_torch_ddp") is not None:
         lines.append(f"  fastfit 2 ranks / torch DDP 2 processes: {d['vs_torch_ddp']:.2f}x (target > 1)")
     return lines + cost_model_lines(d.get("cost_model"))

@@ -65,6 +65,8 @@ def test_cost_model_table_covers_models_networks_and_nodes():
     lines = dist.cost_model_lines(m)
     assert any(line.strip().startswith("w3 ") and "5.000 ms" in line for line in lines)
     assert sum("InfiniBand" in line for line in lines) == len(dist.NODES) * 2
+    assert dist.two_rank_scaling(m) == pytest.approx(0.03 / (0.015 + 0.005))
+    assert dist.two_rank_scaling({"error": "x"}) is None
     md = dist.markdown_lines(m)
     assert sum(line.startswith("| w3 |") for line in md) == 1 + len(dist.NETWORKS) * len(dist.NODES)
     assert "| w3 | 1,863,690 | 7.45 MB | 5.00 ms | 30.00 ms |" in md
