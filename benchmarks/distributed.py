@@ -22,6 +22,7 @@ between the backward pass and the optimizer step (no overlap), so a step takes `
 `alpha` is the on-machine latency (measured: half a 2-rank allreduce of 8 bytes) plus the network's.
 """
 import argparse
+import importlib.util
 import json
 import math
 import os
@@ -396,13 +397,13 @@ class DataParallelJob(Worker):
     """`ranks` worker processes of one engine (`fastfit` on MPI, `torch` on gloo), driven like a `Worker`
     through rank 0; `call` returns the list of every rank's result."""
 
-    def __init__(self, kind, ranks):     # noqa: D107 - see the class
+    def __init__(self, kind, ranks):
         env = dict(os.environ, **ONE_THREAD_ENV)
         env["PYTHONPATH"] = ROOT + os.pathsep + env.get("PYTHONPATH", "")
         command = [sys.executable, "-m", "benchmarks.distributed", "--worker", kind, "--ranks", str(ranks)]
         self.others = []
         if kind == "fastfit" and ranks > 1:
-            command = [shutil.which("mpiexec") or "mpiexec", "-n", str(ranks), *command]
+            command = [mpiexec(), "-n", str(ranks), *command]
         if kind == "torch" and ranks > 1:
             env.update(WORLD_SIZE=str(ranks), MASTER_ADDR="127.0.0.1", MASTER_PORT=str(_free_port()))
             for r in range(1, ranks):
@@ -432,12 +433,17 @@ def job_label(kind, ranks):
     return f"{kind} {ranks}x1"
 
 
+def mpiexec():
+    """Returns the path of `mpiexec`: the one beside this Python (the MPICH wheel's), else the first on PATH."""
+    beside = os.path.join(os.path.dirname(sys.executable), "mpiexec")
+    return beside if os.access(beside, os.X_OK) else shutil.which("mpiexec")
+
+
 def mpi_missing():
     """Returns why an MPI job cannot start here, or None."""
-    import importlib.util
     if importlib.util.find_spec("mpi4py") is None:
         return "mpi4py not installed (pip install mpi4py mpich)"
-    if shutil.which("mpiexec") is None:
+    if mpiexec() is None:
         return "mpiexec not found (pip install mpich)"
     return None
 
@@ -468,7 +474,7 @@ def run(samples, repeats, engines=("fastfit", "torch"), quick=False, settle=SETT
             if kind == "fastfit" and ranks > 1 and no_mpi:
                 results[label] = {"ranks": ranks, "error": no_mpi}
                 continue
-            if kind == "torch" and importlib_missing("torch"):
+            if kind == "torch" and importlib.util.find_spec("torch") is None:
                 results[label] = {"ranks": ranks, "error": "torch not installed"}
                 continue
             jobs[label] = DataParallelJob(kind, ranks)
@@ -521,12 +527,6 @@ def two_rank_scaling(model):
     return row["step_s"] / (row["step_s"] / 2 + row["allreduce_2_ranks_s"])
 
 
-def importlib_missing(module):
-    """Returns True when `module` cannot be found."""
-    import importlib.util
-    return importlib.util.find_spec(module) is None
-
-
 def _cost_model(jobs, results, samples, repeats, quick, settle, no_mpi, log):
     """Measures the 1-rank step times of the cost-model workloads and the 2-rank allreduce times."""
     solo = jobs.get("fastfit 1x1")
@@ -538,11 +538,14 @@ def _cost_model(jobs, results, samples, repeats, quick, settle, no_mpi, log):
         if name == SCALING_WORKLOAD:
             median = results["fastfit 1x1"]["median_s"]
         else:
-            solo.call("build", timeout=CALL_TIMEOUT_S, workload=name, samples=samples)
             times = []
-            for _ in range(repeats):
-                time.sleep(settle)
-                times.append(solo.call("epoch", timeout=CALL_TIMEOUT_S)[0])
+            try:
+                solo.call("build", timeout=CALL_TIMEOUT_S, workload=name, samples=samples)
+                for _ in range(repeats):
+                    time.sleep(settle)
+                    times.append(solo.call("epoch", timeout=CALL_TIMEOUT_S)[0])
+            except WorkerError as exc:
+                return {"error": f"{name} step time: {exc}"}
             median = statistics.median(times)
         step_s[name] = median / samples * w.batch_size
         log(f"  cost model: {name} step {step_s[name] * 1e3:.2f} ms (1 rank x 1 thread)")
