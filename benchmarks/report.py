@@ -1,4 +1,5 @@
 """Turns the result dict into the printed report and the list of targets met or missed."""
+from . import distributed
 
 # (workload, minimum fraction of ceiling) from ../shared/design.md and issue 6
 CEILING_TARGETS = {"w1": 0.65, "w2b32": 0.60, "w2b128": 0.70, "w3": 0.80, "w4": 0.70}
@@ -156,6 +157,7 @@ def section_lines(results):
     elif mem:
         lines.append(f"memory: failed: {mem['error']}")
     lines += streaming_lines(results.get("streaming"))
+    lines += distributed.report_lines(results.get("distributed"))
     ck = results.get("checkpoint")
     if ck and "error" not in ck:
         lines.append(f"checkpoint: model.save of W3 ({ck['params']} params + Adam state, "
@@ -222,6 +224,8 @@ def targets(results):
         add("GIL counter kept", g["counter_kept"], ">= 0.85", g["counter_kept"] >= 0.85)
         add("GIL training kept", g["train_kept"], ">= 0.85", g["train_kept"] >= 0.85)
         add("two threads speed-up", g["two_thread_speedup"], ">= 1.7", g["two_thread_speedup"] >= 1.7)
+    for item in distributed.targets(results.get("distributed")):
+        add(*item)
     mem = results.get("memory")
     if mem and "error" not in mem:
         add("memory within budget", mem["peak_rss"], f"<= {mem['budget']:.0f}", mem["within_budget"])

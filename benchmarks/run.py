@@ -1,7 +1,8 @@
 """Command line of the benchmark suite: `python -m benchmarks` or `python benchmarks/run.py`.
 
 Runs the sections in one go (throughput with the GEMM ceiling and per-step overhead, inference, callback
-costs, GIL, memory, checkpoint, streaming from disk), prints one report and optionally writes everything to JSON.
+costs, GIL, memory, checkpoint, streaming from disk, data-parallel training on MPI), prints one report and
+optionally writes everything to JSON.
 """
 import argparse
 import json
@@ -18,9 +19,10 @@ from benchmarks.isolate import Worker, WorkerError, call_once  # noqa: E402
 from benchmarks.throughput import Throughput           # noqa: E402
 from benchmarks.workloads import FULL_SAMPLES, QUICK_SAMPLES, WORKLOADS  # noqa: E402
 
-SECTIONS = ("throughput", "inference", "callbacks", "gil", "memory", "checkpoint", "streaming")
-# streaming writes a 4.4 GB file and reads it cold: it runs when asked for (`--sections streaming`)
-DEFAULT_SECTIONS = tuple(s for s in SECTIONS if s != "streaming")
+SECTIONS = ("throughput", "inference", "callbacks", "gil", "memory", "checkpoint", "streaming", "distributed")
+# streaming writes a 4.4 GB file and reads it cold, distributed needs mpiexec (mpi4py + an MPI): they run
+# when asked for (`--sections streaming,distributed`)
+DEFAULT_SECTIONS = tuple(s for s in SECTIONS if s not in ("streaming", "distributed"))
 
 
 def _csv(choices, what):
@@ -43,7 +45,7 @@ def parse_args(argv=None):
     p.add_argument("--engines", type=_csv(ALL_ENGINES, "--engines"), default=list(ALL_ENGINES),
                    help="comma list of " + ", ".join(ALL_ENGINES) + " (default: all installed)")
     p.add_argument("--sections", type=_csv(SECTIONS, "--sections"), default=list(DEFAULT_SECTIONS),
-                   help="comma list of " + ", ".join(SECTIONS) + " (default: all but streaming)")
+                   help="comma list of " + ", ".join(SECTIONS) + " (default: all but streaming and distributed)")
     p.add_argument("--repeats", type=int, default=None, help="timed epochs per engine (default 3, >= 1)")
     p.add_argument("--samples", type=int, default=None, help=f"rows of data (default {FULL_SAMPLES})")
     p.add_argument("--gil-samples", type=int, default=None, help="rows for the GIL benchmark (default 30000)")
@@ -151,6 +153,10 @@ def run(args, log=print):
             buffer_size=args.stream_buffer_mb << 20, repeats=args.repeats, engine=ff_engine,
             directory=args.stream_dir, cold=not args.quick, with_anchors=not args.quick,
             workloads=["w1"] if args.quick else ["w1", "w3"]))
+    if "distributed" in args.sections:
+        from benchmarks import distributed
+        results["distributed"] = _section("distributed", log, lambda: distributed.run(
+            args.samples, args.repeats, engines=args.engines, quick=args.quick, settle=args.settle, log=log))
     if not fastfit_ok:
         results["note"] = "fastfit not importable: callbacks, gil, memory, checkpoint and streaming sections skipped"
     with Worker() as worker:          # versions and BLAS as the engines' processes see them
@@ -169,7 +175,8 @@ def render(results):
     if results.get("note"):
         lines.append(results["note"])
     if results["targets"]:
-        lines += ["", "targets (../shared/design.md, issues 3, 6 and 20):"] + report.target_lines(results["targets"])
+        lines += ["", "targets (../shared/design.md, issues 3, 6, 20 and 22):"]
+        lines += report.target_lines(results["targets"])
     lines.append(f"\n({results['meta']['seconds']:.0f} s)")
     return "\n".join(lines)
 
