@@ -184,3 +184,35 @@ def test_threaded_blocks_give_the_same_bits_on_every_run():
     np.testing.assert_array_equal(model.predict(x), first)
     net.serial = False
     assert model.evaluate(x, y, verbose=0) == scores
+
+
+class _SilentHook:
+    """A batch hook that listens to nothing: predict then runs its batch loop instead of shared blocks."""
+    batch_begin = batch_end = False
+    end_interval = 0.0
+
+    def __call__(self, phase, batch, size, stats):
+        return False
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("n, batch_size", [(3001, 1024), (1040, 1024), (1030, 1024), (2500, 100), (17, 32)])
+def test_threads_taking_blocks_in_turn_give_the_batch_loops_bits(dtype, n, batch_size):
+    """predict without a hook on two threads hands the row blocks of all batches to whichever thread is free;
+    each block is the batch loop's block, so the output is bit for bit the batch loop's (on two threads and
+    on one), including a last batch too small to split and ops that only run in training."""
+    pytest.importorskip("fastfit._ext._loop")
+    from fastfit.layers import BatchNormalization, Dropout
+    model = Sequential([Dense(40, activation="relu", input_dim=12, dtype=dtype), Dropout(0.3),
+                        BatchNormalization(dtype=dtype), Dense(5, activation="softmax", dtype=dtype)])
+    model.compile("adam", "categorical_crossentropy", engine="cython")
+    x, _ = make_data(dtype, n=n)
+    net = compiled.engine_network(model, "cython", "mean_squared_error", [])
+    net.split_threads = 2
+    shared, loop, serial = (np.empty((n, 5), dtype) for _ in range(3))
+    net.predict(x, batch_size, shared, None)
+    net.predict(x, batch_size, loop, _SilentHook())
+    net.serial = True
+    net.predict(x, batch_size, serial, None)
+    np.testing.assert_array_equal(shared, loop)
+    np.testing.assert_array_equal(shared, serial)

@@ -40,6 +40,9 @@ from fastfit._reference.checks import (code, check_confusion, check_confusion_un
                                        slot_count)
 from fastfit._reference.metrics import histogram_size, split_entry
 
+from cython.parallel cimport prange, threadid
+from fastfit._ext._batch cimport forward_block
+
 cnp.import_array()
 
 cdef double SIGNAL_PERIOD = 0.25
@@ -158,6 +161,48 @@ cdef int _run(Network net, floating* tag, int mode, object hook, object optimize
                     PyErr_CheckSignals()
                 fastfit_flush_denormals()
         fastfit_restore_fp(fp_mode)
+    return 0
+
+
+cdef extern from "Python.h":
+    int _pending_signals "PyErr_CheckSignals" ()  # GIL held; -1 with the handler's exception set
+
+
+cdef Py_ssize_t _predict_blocks_count(Call* c) noexcept nogil:
+    """Row blocks of a predict call: `c.blocks` per batch, fewer in a last batch too small to split."""
+    cdef Py_ssize_t last = c.n - (c.n_batches - 1) * c.bs
+    return (c.n_batches - 1) * c.blocks + (c.blocks if last >= c.blocks * MIN_BLOCK_ROWS else 1)
+
+
+cdef int _predict_shared(Network net, floating* tag, floating* out, State* local, char** act_base,
+                         Py_ssize_t slot_rows) except -1:
+    """predict without a hook on `c.threads` threads that take the row blocks of all batches in turn (one
+    parallel region for the call, no wait at each batch's end): a thread that finds its core busy takes
+    fewer blocks instead of holding the other one up. Each block is `run_batch`'s block (`forward_block`),
+    so the output is the same bits as the batch loop's. `local[t]`: thread t's State copy, which writes into
+    the workspace rows t * slot_rows on (`act_base`: the workspace's act pointers)."""
+    cdef Call* c = &net.c
+    cdef Py_ssize_t j, n_blocks = _predict_blocks_count(c)
+    cdef int t
+    cdef int flags[1]           # flags[0]: stop (a signal handler raised); shared by the threads
+    cdef double last[1]         # last signal check (thread 0, the calling thread, which handles signals)
+    cdef unsigned long long fp_mode
+    flags[0] = 0
+    last[0] = now()
+    with nogil:
+        fp_mode = fastfit_flush_denormals()
+        for j in prange(n_blocks, num_threads=c.threads, schedule="dynamic", chunksize=1):
+            t = threadid()
+            if flags[0] == 0:
+                forward_block(&local[t], c, tag, j, act_base, t * slot_rows, out)
+                if t == 0 and c.signals and now() - last[0] >= SIGNAL_PERIOD:
+                    last[0] = now()
+                    with gil:
+                        if _pending_signals() != 0:
+                            flags[0] = 1
+        fastfit_restore_fp(fp_mode)
+    if flags[0]:
+        return -1  # the handler's exception (KeyboardInterrupt) is set
     return 0
 
 
@@ -730,6 +775,39 @@ cdef class Network:
             # Do not keep the callbacks (and the model, a reference cycle) alive after the call.
             self._end_calls = self._end_keys = self._stop_model = self._batch_out = None
 
+    cdef bint _has_column_stage(self):
+        cdef int k
+        for k in range(self.s.n_stages):
+            if self.s.stages[k].cols:
+                return True
+        return False
+
+    cdef _predict_shared(self, out):
+        """Run the bound predict call (no hook, row stages only) through `_predict_shared`: give each thread a
+        copy of the State with its own act pointer array and its own rows of the workspace."""
+        cdef int t, threads = self.c.threads, L = self.s.n_ops
+        cdef Py_ssize_t slot_rows = (self.c.bs + self.c.blocks - 1) // self.c.blocks  # the most rows of a block
+        self._reserve(threads * slot_rows)
+        cdef State* local = <State*>_malloc(threads * sizeof(State))
+        cdef char** acts = <char**>_malloc(threads * (L + 1) * sizeof(char*))
+        cdef double* btime = <double*>_malloc(threads * self.c.blocks * sizeof(double))
+        cdef int blas_before = pin_one_thread()
+        try:
+            for t in range(threads):
+                local[t] = self.s
+                local[t].act = acts + t * (L + 1)
+                local[t].act[0] = NULL
+                local[t].btime = btime + t * self.c.blocks
+            if self.dtype == np.float64:
+                _predict_shared(self, <double*>NULL, <double*>_ptr(out), local, self.s.act, slot_rows)
+            else:
+                _predict_shared(self, <float*>NULL, <float*>_ptr(out), local, self.s.act, slot_rows)
+        finally:
+            unpin(blas_before)
+            PyMem_Free(local)
+            PyMem_Free(acts)
+            PyMem_Free(btime)
+
     cdef _write_back(self, optimizer):
         optimizer.iterations = self.s.iterations
         if self.s.hyper.kind == O_NADAM:
@@ -823,7 +901,10 @@ cdef class Network:
             out = check_float_array(out, self.dtype, "out", shape=(n, self.s.units), writeable=True)
             self._bind_batches(n, batch_size, hook, 2)
             self.s.stats = <double*>_ptr(self._pstats)
-            self._run(2, hook, None, out)
+            if hook is None and self.c.threads > 1 and self.c.blocks > 1 and not self._has_column_stage():
+                self._predict_shared(out)
+            else:
+                self._run(2, hook, None, out)
         finally:
             self._busy = False
 
