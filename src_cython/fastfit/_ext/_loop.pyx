@@ -17,6 +17,7 @@ from cpython.exc cimport PyErr_CheckSignals
 from cpython.float cimport PyFloat_AS_DOUBLE, PyFloat_Check
 from cpython.mem cimport PyMem_Malloc, PyMem_Free
 from libc.math cimport isfinite
+from libc.string cimport memset
 from libc.stdint cimport int64_t
 
 from fastfit._ext._activations cimport A_LINEAR, A_SOFTMAX, A_SIGMOID
@@ -66,6 +67,19 @@ cdef void* _malloc(size_t nbytes) except NULL:
     if p == NULL:
         raise MemoryError()
     return p
+
+
+cdef inline bint _plain_float(object arr, int typenum, Py_ssize_t rows, Py_ssize_t cols, bint writeable):
+    """True when `check_float_array(arr, dtype, what, shape=(rows, cols), writeable=...)` would pass (rows or
+    cols -1: any): a 2-D, C-contiguous, native-order ndarray of the dtype. The checks' own path, which
+    explains what is wrong, runs whenever this says False."""
+    if not isinstance(arr, cnp.ndarray):
+        return False
+    cdef cnp.ndarray a = <cnp.ndarray>arr
+    return (cnp.PyArray_TYPE(a) == typenum and cnp.PyArray_ISNOTSWAPPED(a) and cnp.PyArray_NDIM(a) == 2
+            and cnp.PyArray_IS_C_CONTIGUOUS(a) and (rows < 0 or a.shape[0] == rows)
+            and (cols < 0 or a.shape[1] == cols) and a.shape[0] <= 2147483647 and a.shape[1] <= 2147483647
+            and (not writeable or cnp.PyArray_ISWRITEABLE(a)))
 
 
 cdef inline char* _ptr(object arr):
@@ -225,6 +239,7 @@ cdef class Network:
     cdef State s
     cdef Call c
     cdef readonly object dtype
+    cdef int _typenum                # the NumPy type number of dtype
     cdef list _keep              # arrays whose data the State points into
     cdef list _params            # parameter arrays in op order (W0, b0, W1, ...)
     cdef list _work              # workspaces of the current capacity
@@ -291,6 +306,7 @@ cdef class Network:
         if dtype not in (np.float32, np.float64) and np.dtype(dtype) not in (np.float32, np.float64):
             raise ValueError(f"dtype: expected numpy.float32 or numpy.float64, got {dtype!r}")
         self.dtype = np.dtype(dtype)
+        self._typenum = self.dtype.num
         code(loss, ENGINE_LOSSES, "loss")
         self.s.loss = code(loss, ENGINE_NAMES, "loss")
         metrics = check_metrics(metrics if isinstance(metrics, str) else list(metrics), loss)
@@ -550,7 +566,8 @@ cdef class Network:
 
     cdef Py_ssize_t _bind_data(self, x, y, sample_weight, bint with_targets) except -1:
         """Validate x (and y, sample_weight) and point the call at them; return the number of rows."""
-        x = check_float_array(x, self.dtype, "x", ndim=2)
+        if not _plain_float(x, self._typenum, -1, -1, False):
+            x = check_float_array(x, self.dtype, "x", ndim=2)
         if self.s.n_in == -1:  # no Dense op: the chain keeps the width of the first x it sees
             self._set_widths(x.shape[1])
         if x.shape[1] != self.s.n_in:
@@ -575,7 +592,7 @@ cdef class Network:
         bs = check_positive_int(batch_size, "batch_size")
         self.c.bs = bs
         self.c.n_batches = (n + bs - 1) // bs
-        self.c.begin, self.c.end, self.c.interval = check_hook(hook)
+        self.c.begin, self.c.end, self.c.interval = check_hook(hook) if hook is not None else (False, False, 0.0)
         self._end_calls, self._end_keys, self._stop_model = self._end_plan(hook, mode)
         self._batch_out = check_predictions(hook, min(bs, n), self.s.units, self.dtype) if mode != 2 else None
         self.c.first_bad = -1
@@ -595,9 +612,9 @@ cdef class Network:
         self._reserve(min(bs, n))
         self._reserve_gradient_parts(mode, min(bs, n))
         self._plan(mode, min(bs, n))
-        self._stats[:] = 0
         self.s.stats = <double*>_ptr(self._stats)
-        self.confusion_counts[:] = 0
+        memset(self.s.stats, 0, (3 + 2 * self.s.n_metrics) * sizeof(double))
+        memset(self.s.hist, 0, self.s.hist_size * sizeof(double))
 
     cdef tuple _end_plan(self, hook, int mode):
         """(calls, keys, model) from the hook's optional `end_calls` (docs/architecture.md, "Hooks"), checked
@@ -766,7 +783,7 @@ cdef class Network:
         # GEMM that OpenBLAS split over its own threads would group the rows differently (other last bits).
         cdef int blas_before = pin_one_thread() if self.c.slices > 1 else 0
         try:
-            if self.dtype == np.float64:
+            if self._typenum == cnp.NPY_DOUBLE:
                 _run(self, <double*>NULL, mode, hook, optimizer, <double*>_ptr(out))
             else:
                 _run(self, <float*>NULL, mode, hook, optimizer, <float*>_ptr(out))
@@ -798,7 +815,7 @@ cdef class Network:
                 local[t].act = acts + t * (L + 1)
                 local[t].act[0] = NULL
                 local[t].btime = btime + t * self.c.blocks
-            if self.dtype == np.float64:
+            if self._typenum == cnp.NPY_DOUBLE:
                 _predict_shared(self, <double*>NULL, <double*>_ptr(out), local, self.s.act, slot_rows)
             else:
                 _predict_shared(self, <float*>NULL, <float*>_ptr(out), local, self.s.act, slot_rows)
@@ -898,7 +915,8 @@ cdef class Network:
         self._enter()
         try:
             n = self._bind_data(x, None, None, False)
-            out = check_float_array(out, self.dtype, "out", shape=(n, self.s.units), writeable=True)
+            if not _plain_float(out, self._typenum, n, self.s.units, True):
+                out = check_float_array(out, self.dtype, "out", shape=(n, self.s.units), writeable=True)
             self._bind_batches(n, batch_size, hook, 2)
             self.s.stats = <double*>_ptr(self._pstats)
             if hook is None and self.c.threads > 1 and self.c.blocks > 1 and not self._has_column_stage():
