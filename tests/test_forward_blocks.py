@@ -216,3 +216,52 @@ def test_threads_taking_blocks_in_turn_give_the_batch_loops_bits(dtype, n, batch
     net.predict(x, batch_size, serial, None)
     np.testing.assert_array_equal(shared, loop)
     np.testing.assert_array_equal(shared, serial)
+
+
+SIGINT_PREDICT_CHILD = """
+import json, sys
+import numpy as np
+from fastfit.engine import compiled
+from fastfit.layers import Dense
+from fastfit.models import Sequential
+
+rng = np.random.default_rng(0)
+model = Sequential([Dense(512, input_dim=64, activation="relu"), Dense(512, activation="relu"),
+                    Dense(4, activation="softmax")])
+model.compile("adam", "categorical_crossentropy", engine="cython")
+compiled.engine_network(model, "cython", "mean_squared_error", []).split_threads = 2  # the shared blocks
+x = rng.normal(size=(100000, 64)).astype("float32")  # seconds of work: the signal lands inside the call
+print("ready", flush=True)
+try:
+    model.predict(x)
+    outcome = "finished"
+except KeyboardInterrupt:
+    outcome = "KeyboardInterrupt"
+small = model.predict(x[:3000])  # the model is usable again, and gives the batch loop's bits
+print(json.dumps({"outcome": outcome, "usable": bool(np.isfinite(small).all())}))
+"""
+
+
+def test_ctrl_c_stops_a_predict_on_shared_blocks(tmp_path):
+    pytest.importorskip("fastfit._ext._loop")
+    import json
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    script = tmp_path / "child.py"
+    script.write_text(SIGINT_PREDICT_CHILD)
+    child = subprocess.Popen([sys.executable, str(script)], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                             text=True, cwd=root, env=dict(os.environ, PYTHONPATH=root))
+    try:
+        assert child.stdout.readline().strip() == "ready"
+        time.sleep(0.3)
+        child.send_signal(signal.SIGINT)
+        out, err = child.communicate(timeout=120)
+    finally:
+        child.kill()
+    assert child.returncode == 0, err
+    result = json.loads(out.strip().splitlines()[-1])
+    assert result == {"outcome": "KeyboardInterrupt", "usable": True}
