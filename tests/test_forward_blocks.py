@@ -184,3 +184,84 @@ def test_threaded_blocks_give_the_same_bits_on_every_run():
     np.testing.assert_array_equal(model.predict(x), first)
     net.serial = False
     assert model.evaluate(x, y, verbose=0) == scores
+
+
+class _SilentHook:
+    """A batch hook that listens to nothing: predict then runs its batch loop instead of shared blocks."""
+    batch_begin = batch_end = False
+    end_interval = 0.0
+
+    def __call__(self, phase, batch, size, stats):
+        return False
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("n, batch_size", [(3001, 1024), (1040, 1024), (1030, 1024), (2500, 100), (17, 32)])
+def test_threads_taking_blocks_in_turn_give_the_batch_loops_bits(dtype, n, batch_size):
+    """predict without a hook on two threads hands the row blocks of all batches to whichever thread is free;
+    each block is the batch loop's block, so the output is bit for bit the batch loop's (on two threads and
+    on one), including a last batch too small to split and ops that only run in training."""
+    pytest.importorskip("fastfit._ext._loop")
+    from fastfit.layers import BatchNormalization, Dropout
+    model = Sequential([Dense(40, activation="relu", input_dim=12, dtype=dtype), Dropout(0.3),
+                        BatchNormalization(dtype=dtype), Dense(5, activation="softmax", dtype=dtype)])
+    model.compile("adam", "categorical_crossentropy", engine="cython")
+    x, _ = make_data(dtype, n=n)
+    net = compiled.engine_network(model, "cython", "mean_squared_error", [])
+    net.split_threads = 2
+    shared, loop, serial = (np.empty((n, 5), dtype) for _ in range(3))
+    net.predict(x, batch_size, shared, None)
+    net.predict(x, batch_size, loop, _SilentHook())
+    net.serial = True
+    net.predict(x, batch_size, serial, None)
+    np.testing.assert_array_equal(shared, loop)
+    np.testing.assert_array_equal(shared, serial)
+
+
+SIGINT_PREDICT_CHILD = """
+import json, sys
+import numpy as np
+from fastfit.engine import compiled
+from fastfit.layers import Dense
+from fastfit.models import Sequential
+
+rng = np.random.default_rng(0)
+model = Sequential([Dense(512, input_dim=64, activation="relu"), Dense(512, activation="relu"),
+                    Dense(4, activation="softmax")])
+model.compile("adam", "categorical_crossentropy", engine="cython")
+compiled.engine_network(model, "cython", "mean_squared_error", []).split_threads = 2  # the shared blocks
+x = rng.normal(size=(100000, 64)).astype("float32")  # seconds of work: the signal lands inside the call
+print("ready", flush=True)
+try:
+    model.predict(x)
+    outcome = "finished"
+except KeyboardInterrupt:
+    outcome = "KeyboardInterrupt"
+small = model.predict(x[:3000])  # the model is usable again, and gives the batch loop's bits
+print(json.dumps({"outcome": outcome, "usable": bool(np.isfinite(small).all())}))
+"""
+
+
+def test_ctrl_c_stops_a_predict_on_shared_blocks(tmp_path):
+    pytest.importorskip("fastfit._ext._loop")
+    import json
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    script = tmp_path / "child.py"
+    script.write_text(SIGINT_PREDICT_CHILD)
+    child = subprocess.Popen([sys.executable, str(script)], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                             text=True, cwd=root, env=dict(os.environ, PYTHONPATH=root))
+    try:
+        assert child.stdout.readline().strip() == "ready"
+        time.sleep(0.3)
+        child.send_signal(signal.SIGINT)
+        out, err = child.communicate(timeout=120)
+    finally:
+        child.kill()
+    assert child.returncode == 0, err
+    result = json.loads(out.strip().splitlines()[-1])
+    assert result == {"outcome": "KeyboardInterrupt", "usable": True}

@@ -57,15 +57,30 @@ def check_finite(array, argument):
         raise ValueError(f"`{argument}` contains {bad} NaN or infinite value(s); clean the data first")
 
 
-def _count_nonfinite(array):
-    if array.dtype in (np.float32, np.float64) and array.flags.c_contiguous:
+def _compiled_scan():
+    """(count_nonfinite, blas_threads) of the compiled modules, or None without them (looked up once)."""
+    global _SCAN
+    if _SCAN is _UNSET:
         try:
             from fastfit._ext._blas import blas_threads
             from fastfit._ext._scan import count_nonfinite
         except ImportError:
-            pass
+            _SCAN = None
         else:
-            return count_nonfinite(array, blas_threads())
+            _SCAN = (count_nonfinite, blas_threads)
+    return _SCAN
+
+
+_UNSET = object()
+_SCAN = _UNSET
+_SCAN_ONE_THREAD = 1 << 18  # elements the scan reads as one task (`_scan.CHUNK`): no thread count needed
+
+
+def _count_nonfinite(array):
+    scan = _compiled_scan()
+    if scan is not None and array.dtype.char in "fd" and array.flags.c_contiguous:  # float32, float64
+        count_nonfinite, blas_threads = scan
+        return count_nonfinite(array, 1 if array.size <= _SCAN_ONE_THREAD else blas_threads())
     flat = array.reshape(-1) if array.flags.c_contiguous else np.ravel(array)
     with np.errstate(over="ignore", invalid="ignore"):
         if np.isfinite(np.dot(flat, flat)):

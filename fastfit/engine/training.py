@@ -570,16 +570,17 @@ class Model(Network):
 
         `verbose=1` shows a progress bar over the samples (2: one line at the end). `steps` (tf.keras, with
         arrays): predict the first `steps` batches (without `batch_size`: the data split into that many)."""
+        # A plain NumPy array (never a stream) without callbacks, progress bar, steps or extra arguments.
+        if (type(x) is np.ndarray and callbacks is None and steps is None and not kwargs
+                and (verbose is False or (type(verbose) is int and verbose == 0))):
+            result = self._predict_plain(x, batch_size)
+            if result is not None:
+                return result
         if streaming.takes(x):  # generators, Sequences, on-disk arrays
             return streaming.predict(self, x, batch_size, verbose, steps, callbacks, **kwargs)
         keras_arguments.pop_neutral("predict", kwargs)
         if kwargs:
             raise TypeError(f"Unrecognized keyword arguments: {kwargs}")
-        quiet = verbose is False or (type(verbose) is int and verbose == 0)
-        if quiet and callbacks is None and steps is None and type(x) is np.ndarray:
-            result = self._predict_plain(x, batch_size)
-            if result is not None:
-                return result
         self._build_from(x)
         self._require_graph("output (predict needs a built model)")
         keras_arguments.refuse_generator(x, "predict")

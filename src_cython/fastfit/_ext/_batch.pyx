@@ -242,6 +242,22 @@ cdef void _reduce_batch(State* s, Call* c, floating* x, int mode, Py_ssize_t siz
         s.hist[h] += tail[width + h]
 
 
+cdef void forward_block(State* s, Call* c, floating* tag, Py_ssize_t j, char** act_base,
+                        Py_ssize_t slot_row, floating* out) noexcept nogil:
+    """Row block j of a predict call without a hook: block `j % c.blocks` of batch `j // c.blocks`, the same
+    rows through the same products as `run_batch` gives that block (so the same bits), on whichever thread
+    takes it. `s` is the taking thread's copy of the call's State: its act pointers are set here from the
+    workspace's (`act_base`) so that the block's outputs land in that thread's own rows of it, from row
+    `slot_row` on (the pointers are offset by -r0 rows because the block stages address rows r0.. of a batch)."""
+    cdef Py_ssize_t k = j // c.blocks, start = k * c.bs
+    cdef Py_ssize_t size = c.bs if start + c.bs <= c.n else c.n - start
+    cdef int t = <int>(j % c.blocks), nb = blocks_of(c, size), i
+    cdef Py_ssize_t r0 = size * t // nb
+    for i in range(s.n_ops):
+        s.act[i + 1] = act_base[i + 1] + (slot_row - r0) * s.ops[i].n_out * <Py_ssize_t>sizeof(floating)
+    _row_stages(s, c, <floating*>c.x + start * s.n_in, MODE_PREDICT, start, size, t, nb, 0, s.n_stages, 0, out)
+
+
 cdef double _penalties_after_step(State* s, Call* c, floating* tag) noexcept nogil:
     """This batch's weight penalties: the trained arrays' (summed by their slices before the step) and the
     frozen ones'."""

@@ -17,6 +17,7 @@ from cpython.exc cimport PyErr_CheckSignals
 from cpython.float cimport PyFloat_AS_DOUBLE, PyFloat_Check
 from cpython.mem cimport PyMem_Malloc, PyMem_Free
 from libc.math cimport isfinite
+from libc.string cimport memset
 from libc.stdint cimport int64_t
 
 from fastfit._ext._activations cimport A_LINEAR, A_SOFTMAX, A_SIGMOID
@@ -41,6 +42,9 @@ from fastfit.contract.checks import (code, check_confusion, check_confusion_unit
                                      check_positive_int, check_hook, check_predictions, histogram_size, split_entry)
 from fastfit.contract.ops import ActivationOp, DenseOp, DropoutOp, parse_ops
 from fastfit.contract.optimizer import read_number, read_optimizer
+
+from cython.parallel cimport prange, threadid
+from fastfit._ext._batch cimport forward_block
 
 cnp.import_array()
 
@@ -69,6 +73,19 @@ cdef void* _malloc(size_t nbytes) except NULL:
     if p == NULL:
         raise MemoryError()
     return p
+
+
+cdef inline bint _plain_float(object arr, int typenum, Py_ssize_t rows, Py_ssize_t cols, bint writeable):
+    """True when `check_float_array(arr, dtype, what, shape=(rows, cols), writeable=...)` would pass (rows or
+    cols -1: any): a 2-D, C-contiguous, native-order ndarray of the dtype. The checks' own path, which
+    explains what is wrong, runs whenever this says False."""
+    if not isinstance(arr, cnp.ndarray):
+        return False
+    cdef cnp.ndarray a = <cnp.ndarray>arr
+    return (cnp.PyArray_TYPE(a) == typenum and cnp.PyArray_ISNOTSWAPPED(a) and cnp.PyArray_NDIM(a) == 2
+            and cnp.PyArray_IS_C_CONTIGUOUS(a) and (rows < 0 or a.shape[0] == rows)
+            and (cols < 0 or a.shape[1] == cols) and a.shape[0] <= 2147483647 and a.shape[1] <= 2147483647
+            and (not writeable or cnp.PyArray_ISWRITEABLE(a)))
 
 
 cdef inline char* _ptr(object arr):
@@ -175,6 +192,48 @@ cdef int _run(Network net, floating* tag, int mode, object hook, object optimize
     return 0
 
 
+cdef extern from "Python.h":
+    int _pending_signals "PyErr_CheckSignals" ()  # GIL held; -1 with the handler's exception set
+
+
+cdef Py_ssize_t _predict_blocks_count(Call* c) noexcept nogil:
+    """Row blocks of a predict call: `c.blocks` per batch, fewer in a last batch too small to split."""
+    cdef Py_ssize_t last = c.n - (c.n_batches - 1) * c.bs
+    return (c.n_batches - 1) * c.blocks + (c.blocks if last >= c.blocks * MIN_BLOCK_ROWS else 1)
+
+
+cdef int _predict_shared(Network net, floating* tag, floating* out, State* local, char** act_base,
+                         Py_ssize_t slot_rows) except -1:
+    """predict without a hook on `c.threads` threads that take the row blocks of all batches in turn (one
+    parallel region for the call, no wait at each batch's end): a thread that finds its core busy takes
+    fewer blocks instead of holding the other one up. Each block is `run_batch`'s block (`forward_block`),
+    so the output is the same bits as the batch loop's. `local[t]`: thread t's State copy, which writes into
+    the workspace rows t * slot_rows on (`act_base`: the workspace's act pointers)."""
+    cdef Call* c = &net.c
+    cdef Py_ssize_t j, n_blocks = _predict_blocks_count(c)
+    cdef int t
+    cdef int flags[1]           # flags[0]: stop (a signal handler raised); shared by the threads
+    cdef double last[1]         # last signal check (thread 0, the calling thread, which handles signals)
+    cdef unsigned long long fp_mode
+    flags[0] = 0
+    last[0] = now()
+    with nogil:
+        fp_mode = fastfit_flush_denormals()
+        for j in prange(n_blocks, num_threads=c.threads, schedule="dynamic", chunksize=1):
+            t = threadid()
+            if flags[0] == 0:
+                forward_block(&local[t], c, tag, j, act_base, t * slot_rows, out)
+                if t == 0 and c.signals and now() - last[0] >= SIGNAL_PERIOD:
+                    last[0] = now()
+                    with gil:
+                        if _pending_signals() != 0:
+                            flags[0] = 1
+        fastfit_restore_fp(fp_mode)
+    if flags[0]:
+        return -1  # the handler's exception (KeyboardInterrupt) is set
+    return 0
+
+
 # ---------------------------------------------------------------------------------------------------------
 # The Python-facing class
 
@@ -194,6 +253,7 @@ cdef class Network:
     cdef State s
     cdef Call c
     cdef readonly object dtype
+    cdef int _typenum                # the NumPy type number of dtype
     cdef list _keep              # arrays whose data the State points into
     cdef list _params            # parameter arrays in op order (W0, b0, W1, ...)
     cdef list _work              # workspaces of the current capacity
@@ -258,6 +318,7 @@ cdef class Network:
 
     def __init__(self, ops, loss, metrics, dtype, confusion=()):
         self.dtype = check_dtype(dtype)
+        self._typenum = self.dtype.num
         code(loss, ENGINE_LOSSES, "loss")
         self.s.loss = code(loss, ENGINE_NAMES, "loss")
         metrics = check_metrics(metrics, loss)
@@ -490,7 +551,8 @@ cdef class Network:
 
     cdef Py_ssize_t _bind_data(self, x, y, sample_weight, bint with_targets) except -1:
         """Validate x (and y, sample_weight) and point the call at them; return the number of rows."""
-        x = check_float_array(x, self.dtype, "x", ndim=2)
+        if not _plain_float(x, self._typenum, -1, -1, False):
+            x = check_float_array(x, self.dtype, "x", ndim=2)
         if self.s.n_in == -1:  # no Dense op: the chain keeps the width of the first x it sees
             self._set_widths(x.shape[1])
         if x.shape[1] != self.s.n_in:
@@ -515,7 +577,7 @@ cdef class Network:
         bs = check_positive_int(batch_size, "batch_size")
         self.c.bs = bs
         self.c.n_batches = (n + bs - 1) // bs
-        self.c.begin, self.c.end, self.c.interval = check_hook(hook)
+        self.c.begin, self.c.end, self.c.interval = check_hook(hook) if hook is not None else (False, False, 0.0)
         # The hook's optional `end_calls` (docs/architecture.md, "Hooks"): None, or the engine calls them itself.
         self._end_calls, self._end_keys, self._stop_model = (check_end_calls(hook, self.s.n_metrics)
                                                              if mode != MODE_PREDICT else (None, None, None))
@@ -538,9 +600,9 @@ cdef class Network:
         self._reserve(min(bs, n))
         self._reserve_gradient_parts(mode, min(bs, n))
         self._plan(mode, min(bs, n))
-        self._stats[:] = 0
         self.s.stats = <double*>_ptr(self._stats)
-        self.confusion_counts[:] = 0
+        memset(self.s.stats, 0, (3 + 2 * self.s.n_metrics) * sizeof(double))
+        memset(self.s.hist, 0, self.s.hist_size * sizeof(double))
 
     cdef _reserve_gradient_parts(self, int mode, Py_ssize_t rows):
         """Point `parts` of each Dense op whose training gradient is summed from per-block parts at room for
@@ -672,7 +734,7 @@ cdef class Network:
         # GEMM that OpenBLAS split over its own threads would group the rows differently (other last bits).
         cdef int blas_before = pin_one_thread() if self.c.slices > 1 else 0
         try:
-            if self.dtype == np.float64:
+            if self._typenum == cnp.NPY_DOUBLE:
                 _run(self, <double*>NULL, mode, hook, optimizer, <double*>_ptr(out))
             else:
                 _run(self, <float*>NULL, mode, hook, optimizer, <float*>_ptr(out))
@@ -680,6 +742,39 @@ cdef class Network:
             unpin(blas_before)
             # Do not keep the callbacks (and the model, a reference cycle) alive after the call.
             self._end_calls = self._end_keys = self._stop_model = self._batch_out = None
+
+    cdef bint _has_column_stage(self):
+        cdef int k
+        for k in range(self.s.n_stages):
+            if self.s.stages[k].cols:
+                return True
+        return False
+
+    cdef _predict_shared(self, out):
+        """Run the bound predict call (no hook, row stages only) through `_predict_shared`: give each thread a
+        copy of the State with its own act pointer array and its own rows of the workspace."""
+        cdef int t, threads = self.c.threads, L = self.s.n_ops
+        cdef Py_ssize_t slot_rows = (self.c.bs + self.c.blocks - 1) // self.c.blocks  # the most rows of a block
+        self._reserve(threads * slot_rows)
+        cdef State* local = <State*>_malloc(threads * sizeof(State))
+        cdef char** acts = <char**>_malloc(threads * (L + 1) * sizeof(char*))
+        cdef double* btime = <double*>_malloc(threads * self.c.blocks * sizeof(double))
+        cdef int blas_before = pin_one_thread()
+        try:
+            for t in range(threads):
+                local[t] = self.s
+                local[t].act = acts + t * (L + 1)
+                local[t].act[0] = NULL
+                local[t].btime = btime + t * self.c.blocks
+            if self._typenum == cnp.NPY_DOUBLE:
+                _predict_shared(self, <double*>NULL, <double*>_ptr(out), local, self.s.act, slot_rows)
+            else:
+                _predict_shared(self, <float*>NULL, <float*>_ptr(out), local, self.s.act, slot_rows)
+        finally:
+            unpin(blas_before)
+            PyMem_Free(local)
+            PyMem_Free(acts)
+            PyMem_Free(btime)
 
     cdef _write_back(self, optimizer):
         optimizer.iterations = self.s.iterations
@@ -803,10 +898,14 @@ cdef class Network:
         self._enter()
         try:
             n = self._bind_data(x, None, None, False)
-            out = check_float_array(out, self.dtype, "out", shape=(n, self.s.units), writeable=True)
+            if not _plain_float(out, self._typenum, n, self.s.units, True):
+                out = check_float_array(out, self.dtype, "out", shape=(n, self.s.units), writeable=True)
             self._bind_batches(n, batch_size, hook, MODE_PREDICT)
             self.s.stats = <double*>_ptr(self._pstats)
-            self._run(MODE_PREDICT, hook, None, out)
+            if hook is None and self.c.threads > 1 and self.c.blocks > 1 and not self._has_column_stage():
+                self._predict_shared(out)
+            else:
+                self._run(MODE_PREDICT, hook, None, out)
         finally:
             self._busy = False
 
