@@ -334,7 +334,7 @@ class Watchdog:
             self._since, self._warned = time.monotonic(), False
 
     def _run(self) -> None:
-        period = min(1.0, self.timeout / 10)
+        period = min(1.0, max(0.01, self.timeout / 10))
         while True:
             time.sleep(period)
             with self._lock:
@@ -346,22 +346,20 @@ class Watchdog:
                     continue
                 stalled = now - self._since
                 step = done - self._start + 1
-                if waiting_in and stalled >= self.timeout:
-                    message = self._aborting(stalled, step, waiting_in)
-                elif not waiting_in and not self._warned and stalled >= self.timeout / 2:
-                    self._warned = True
-                    sys.stderr.write(self._late(stalled, step))
-                    sys.stderr.flush()
+                abort = bool(waiting_in) and stalled >= self.timeout
+                warn = not waiting_in and not self._warned and stalled >= self.timeout / 2
+                if not (abort or warn):
                     continue
-                else:
-                    continue
+                self._warned = self._warned or warn
+                message = self._aborting(stalled, step, waiting_in) if abort else self._late(stalled, step)
             try:
                 sys.stderr.write(message)
                 sys.stderr.flush()
             finally:
-                if self.multiple:
-                    self.reducer.comm.Abort(1)
-                os._exit(1)
+                if abort:
+                    if self.multiple:
+                        self.reducer.comm.Abort(1)
+                    os._exit(1)
 
     def _head(self, stalled: float) -> str:
         r = self.reducer
