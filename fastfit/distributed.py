@@ -6,22 +6,27 @@ batch: every rank draws the same seeded order and trains on its contiguous share
 one-process run. Rank 0 writes files and prints; every rank sees the same logs (docs/distributed.md).
 
 This module holds the process-level side: joining MPI, the engine threads of a rank, the broadcast of the
-model state at the start of `fit`, which callbacks run on which rank, and the address and handles of
-`MPI_Allreduce` that the engines call (`Reducer`). The engines do the per-batch work (`Network.distribute`).
+model state at the start of `fit`, which callbacks run on which rank, the address and handles of
+`MPI_Allreduce` that the engines call (`Reducer`), and the watchdog that aborts the job when the ranks stop
+making progress (`Watchdog`). The engines do the per-batch work (`Network.distribute`).
 """
 from __future__ import annotations
 
+import contextlib
 import ctypes
 import os
 import sys
+import threading
+import time
 import traceback
+from collections.abc import Iterator
 from typing import Any
 
 import numpy as np
 
 from fastfit.contract.ops import trained_params
 
-__all__ = ["init", "is_initialized", "rank", "size", "local_rank", "local_size", "threads_per_rank",
+__all__ = ["init", "is_initialized", "rank", "size", "local_rank", "local_size", "threads_per_rank", "timeout",
            "communicator", "barrier", "broadcast", "allreduce", "step_bytes"]
 
 _comm: Any = None        # COMM_WORLD after init()
@@ -29,6 +34,8 @@ _local_rank = 0
 _local_size = 1
 _threads = 0
 _reducer: Reducer | None = None
+_watchdog: Watchdog | None = None
+DEFAULT_TIMEOUT = 300.0  # seconds; `init(timeout=...)` or the environment variable FASTFIT_MPI_TIMEOUT
 
 
 def _mpi() -> Any:
@@ -41,22 +48,27 @@ def _mpi() -> Any:
     return MPI
 
 
-def init(threads: int | None = None) -> None:
+def init(threads: int | None = None, timeout: float | None = None) -> None:
     """Join MPI's COMM_WORLD (importing mpi4py initializes MPI) and make `fit` data-parallel across its ranks.
 
     Sets this rank's engine threads (the BLAS threads of the Cython core) to `threads`, or by default to the
     cores this rank may use: those of `os.sched_getaffinity` when the launcher pinned the rank to fewer cores
     than the node has, else the node's cores divided by the ranks on the node. Installs an excepthook that
     prints the traceback and aborts the whole job (`COMM_WORLD.Abort(1)`), so a failing rank never leaves the
-    others waiting. Calling it again does nothing.
+    others waiting. With more than one rank, starts the watchdog: inside `fit` and `evaluate`, a rank on which
+    no step (one allreduce: a training or validation batch) completes for `timeout` seconds prints what it was
+    doing and aborts the job. `timeout` defaults to the environment variable FASTFIT_MPI_TIMEOUT, else
+    `DEFAULT_TIMEOUT` (300 s); 0 turns the watchdog off. Calling `init` again does nothing.
 
     Raises:
         ImportError: mpi4py is missing (install `fastfit[mpi]`).
-        ValueError: `threads` is not a positive int.
+        ValueError: `threads` is not a positive int, or `timeout` (or FASTFIT_MPI_TIMEOUT) is not a
+            non-negative number of seconds.
     """
-    global _comm, _local_rank, _local_size, _threads, _reducer
+    global _comm, _local_rank, _local_size, _threads, _reducer, _watchdog
     if threads is not None and (isinstance(threads, bool) or not isinstance(threads, int) or threads < 1):
         raise ValueError(f"init: `threads` must be a positive int or None, got {threads!r}")
+    seconds = _timeout_seconds(timeout)
     if _comm is not None:
         return
     MPI = _mpi()
@@ -69,6 +81,27 @@ def init(threads: int | None = None) -> None:
     _comm = comm
     _reducer = Reducer(comm) if comm.Get_size() > 1 else None
     _install_excepthook(comm)
+    if _reducer is not None and seconds > 0:
+        _watchdog = Watchdog(_reducer, seconds, MPI.Query_thread() == MPI.THREAD_MULTIPLE)
+
+
+def _timeout_seconds(timeout: float | None) -> float:
+    """`timeout`, else FASTFIT_MPI_TIMEOUT, else DEFAULT_TIMEOUT, checked (seconds; 0: no watchdog)."""
+    source = "`timeout`"
+    if timeout is None:
+        text = os.environ.get("FASTFIT_MPI_TIMEOUT", "").strip()
+        if not text:
+            return DEFAULT_TIMEOUT
+        source = "the environment variable FASTFIT_MPI_TIMEOUT"
+        try:
+            timeout = float(text)
+        except ValueError:
+            raise ValueError(f"init: {source} must be a number of seconds (0: no timeout), "
+                             f"got {text!r}") from None
+    if isinstance(timeout, bool) or not isinstance(timeout, (int, float)) or not 0 <= timeout < float("inf"):
+        raise ValueError(f"init: {source} must be a non-negative number of seconds (0: no timeout), "
+                         f"got {timeout!r}")
+    return float(timeout)
 
 
 def _cores_of_rank(ranks_on_node: int) -> int:
@@ -228,6 +261,11 @@ class Reducer:
         self._in_place = ctypes.c_size_t(int(MPI.IN_PLACE)).value
         self._mpi_in_place = MPI.IN_PLACE
         self._mpi_sum = MPI.SUM
+        # [allreduces completed, what this rank waits in (0: nothing, 1: a step's allreduce, 2: the broadcast
+        # at the start of fit)]: both engines keep it (the Cython loop through `progress_address`, without the
+        # GIL); the watchdog reads it.
+        self.progress = (ctypes.c_longlong * 2)()
+        self.progress_address = ctypes.addressof(self.progress)
 
     def c_entry(self, dtype: Any) -> tuple[int, bool, int, int, int, int]:
         """(MPI_Allreduce address, int handles?, communicator, datatype, MPI_SUM handles, MPI_IN_PLACE)."""
@@ -236,7 +274,123 @@ class Reducer:
 
     def allreduce_in_place(self, buffer: np.ndarray) -> None:
         """Sum `buffer` over the ranks, in place (the reference engine's one call per batch)."""
+        self.progress[1] = 1
         self.comm.Allreduce(self._mpi_in_place, buffer, op=self._mpi_sum)
+        self.progress[0] += 1
+        self.progress[1] = 0
+
+    @contextlib.contextmanager
+    def fit_broadcast(self) -> Iterator[None]:
+        """Marks this rank as waiting in the broadcast at the start of fit (for the watchdog's message)."""
+        self.progress[1] = 2
+        try:
+            yield
+        finally:
+            self.progress[1] = 0
+
+
+class Watchdog:
+    """Aborts the job when the ranks stop making progress inside `fit` or `evaluate` (`watching`).
+
+    A daemon thread reads the reducer's progress counters every `timeout / 10` seconds (at most 1 s). While a
+    call is watched, every completed allreduce restarts the clock. A rank that has waited in a collective (a
+    step's allreduce, the broadcast at the start of fit) for `timeout` seconds since its last progress prints
+    to stderr which rank, step and call it waited in and calls `COMM_WORLD.Abort(1)` (with
+    MPI_THREAD_MULTIPLE; else it ends its process with `os._exit(1)`, and the launcher ends the job). A rank
+    that has run its own code (a callback...) for `timeout / 2` seconds since its last progress, while the
+    others may be waiting for it, prints a warning with the stack of the thread running the call (once per
+    stall): it never aborts the job itself, so slow rank-0 work that nobody waits for (a checkpoint written
+    after the last step) is not an error.
+    """
+
+    def __init__(self, reducer: Reducer, timeout: float, multiple: bool) -> None:
+        self.reducer, self.timeout, self.multiple = reducer, timeout, multiple
+        self._lock = threading.Lock()
+        self._depth = 0                 # nested watched calls (evaluate inside a fit callback)
+        self._thread_id = 0             # the thread running the outermost watched call
+        self._what = ""
+        self._start = 0                 # allreduces completed when the outermost call began
+        self._seen = 0                  # allreduces completed at the last progress
+        self._since = 0.0               # monotonic time of the last progress
+        self._warned = False            # the warning of the current stall is printed
+        thread = threading.Thread(target=self._run, name="fastfit.distributed watchdog", daemon=True)
+        thread.start()
+
+    @contextlib.contextmanager
+    def watching(self, what: str) -> Iterator[None]:
+        with self._lock:
+            self._depth += 1
+            if self._depth == 1:
+                self._thread_id, self._what = threading.get_ident(), what
+                self._start = self._seen = self.reducer.progress[0]
+                self._since, self._warned = time.monotonic(), False
+        try:
+            yield
+        finally:
+            with self._lock:
+                self._depth -= 1
+
+    def restart_clock(self) -> None:
+        """Progress that is no allreduce (the end of the broadcast at the start of fit)."""
+        with self._lock:
+            self._since, self._warned = time.monotonic(), False
+
+    def _run(self) -> None:
+        period = min(1.0, max(0.01, self.timeout / 10))
+        while True:
+            time.sleep(period)
+            with self._lock:
+                if self._depth == 0:
+                    continue
+                done, waiting_in, now = self.reducer.progress[0], self.reducer.progress[1], time.monotonic()
+                if done != self._seen:
+                    self._seen, self._since, self._warned = done, now, False
+                    continue
+                stalled = now - self._since
+                step = done - self._start + 1
+                abort = bool(waiting_in) and stalled >= self.timeout
+                warn = not waiting_in and not self._warned and stalled >= self.timeout / 2
+                if not (abort or warn):
+                    continue
+                self._warned = self._warned or warn
+                message = self._aborting(stalled, step, waiting_in) if abort else self._late(stalled, step)
+            try:
+                sys.stderr.write(message)
+                sys.stderr.flush()
+            finally:
+                if abort:
+                    if self.multiple:
+                        self.reducer.comm.Abort(1)
+                    os._exit(1)
+
+    def _head(self, stalled: float) -> str:
+        r = self.reducer
+        return f"fastfit.distributed: rank {r.rank} of {r.size}, in {self._what}, {stalled:.1f} s since its last step: "
+
+    def _aborting(self, stalled: float, step: int, waiting_in: int) -> str:
+        where = (f"the allreduce of step {step} (training and validation batches counted)" if waiting_in == 1
+                 else "the broadcast at the start of fit")
+        return (f"{self._head(stalled)}waiting in {where} for the other ranks: one of them is hanging, has died "
+                f"or did not make the same call with the same arrays. Aborting the job (timeout {self.timeout:g} "
+                "s: fastfit.distributed.init(timeout=...) or FASTFIT_MPI_TIMEOUT; 0 turns it off).\n")
+
+    def _late(self, stalled: float, step: int) -> str:
+        frame = sys._current_frames().get(self._thread_id)
+        stack = "".join(traceback.format_stack(frame)) if frame is not None else ""
+        return (f"{self._head(stalled)}running its own code before the allreduce of step {step} while the other "
+                f"ranks may wait for it (they abort the job after {self.timeout:g} s). Stack of the thread running "
+                f"{self._what}:\n{stack}")
+
+
+def watching(what: str) -> contextlib.AbstractContextManager[None]:
+    """The context `fit` and `evaluate` run in: watched by the watchdog after `init()` with more than one rank
+    (see `Watchdog`), else nothing."""
+    return contextlib.nullcontext() if _watchdog is None else _watchdog.watching(what)
+
+
+def timeout() -> float:
+    """The watchdog's timeout in seconds (0: no watchdog: one process, or turned off)."""
+    return 0.0 if _watchdog is None else _watchdog.timeout
 
 
 def reducer() -> Reducer | None:
@@ -290,18 +444,21 @@ def sync_fit_start(model: Any, start_epoch: int, skip_batches: int) -> tuple[int
         return start_epoch, skip_batches
     from fastfit.engine import compiled
     comm = _reducer.comm
-    for array in model.weights:
-        _bcast_array(comm, array)
     optimizer = model.optimizer
     params = trained_params(compiled.model_ops(model))
     if not optimizer.is_built_for(params):
         optimizer.build(params)
-    for slots in optimizer.slots:
-        for array in slots:
-            _bcast_array(comm, array)
     scalars = {key: getattr(optimizer, key) for key in ("iterations", "m_schedule", "lr")
                if hasattr(optimizer, key)}
-    state = comm.bcast((_seeds(model), scalars, int(start_epoch), int(skip_batches)), root=0)
+    with _reducer.fit_broadcast():
+        for array in model.weights:
+            _bcast_array(comm, array)
+        for slots in optimizer.slots:
+            for array in slots:
+                _bcast_array(comm, array)
+        state = comm.bcast((_seeds(model), scalars, int(start_epoch), int(skip_batches)), root=0)
+    if _watchdog is not None:
+        _watchdog.restart_clock()
     seeds, scalars, start_epoch, skip_batches = state
     if seeds != _seeds(model):
         model._seed = seeds[0]

@@ -398,7 +398,7 @@ class Model(Network):
         if val is not None:
             self._check_full_batches(len(val[0]), "fit", "the validation data")
         user_callbacks = CallbackList(distributed.rank_callbacks(callbacks))  # rank 0 writes files
-        with self._exclusive("fit"), self._accuracy_shown(show_accuracy), \
+        with self._exclusive("fit"), self._accuracy_shown(show_accuracy), distributed.watching("fit"), \
                 self._fit_scope(user_callbacks):  # fit adds built-ins
             return self._fit_loop(train, val, val_for_callbacks, user_callbacks, batch_size, epochs, verbose,
                                   shuffle, initial_epoch, validation_epochs,
@@ -550,7 +550,7 @@ class Model(Network):
             arrays = tuple(None if a is None else a[:steps * batch_size] for a in arrays)
         self._check_full_batches(len(arrays[0]), "evaluate", "x")
         cbks = CallbackList(callbacks)
-        with self._exclusive("evaluate"), self._accuracy_shown(show_accuracy):
+        with self._exclusive("evaluate"), self._accuracy_shown(show_accuracy), distributed.watching("evaluate"):
             cbks.set_model(self)
             cbks.set_params({"batch_size": batch_size, "steps": None, "samples": len(arrays[0]),
                              "verbose": verbose, "metrics": list(self.metrics_names)})
@@ -689,7 +689,7 @@ class Model(Network):
         x, y, weights = self._prepare_xy(x, y, sample_weight, class_weight)
         self._batch_size_for(len(x), "train_on_batch", "the number of samples")
         order = np.arange(len(x), dtype=np.int64)
-        with self._exclusive("train_on_batch"):
+        with self._exclusive("train_on_batch"), distributed.watching("train_on_batch"):
             metric_pass, hook = self._single_batch_hook("train", y, order, len(x))
             sums = self._train_network().train_epoch(x, y, weights, order, len(x), self.optimizer, hook)
         return _batch_result(self, sums, return_dict, metric_pass)
@@ -702,7 +702,7 @@ class Model(Network):
         keras_arguments.check_reset_metrics(reset_metrics, "test_on_batch")
         x, y, weights = self._prepare_xy(x, y, sample_weight)
         self._batch_size_for(len(x), "test_on_batch", "the number of samples")
-        with self._exclusive("test_on_batch"):
+        with self._exclusive("test_on_batch"), distributed.watching("test_on_batch"):
             metric_pass, hook = self._single_batch_hook("test", y, None, len(x))
             sums = self._train_network().evaluate(x, y, weights, len(x), hook)
         return _batch_result(self, sums, return_dict, metric_pass)

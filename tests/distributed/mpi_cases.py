@@ -4,12 +4,16 @@
     mpiexec -n 2 python mpi_cases.py dist OUT   every case on two ranks, and the resumes across rank counts
     python mpi_cases.py resume OUT          resume in one process what two ranks backed up
     mpiexec -n 2 python mpi_cases.py fail   rank 1 raises in a callback: the job must end, not hang
+    mpiexec -n 2 python mpi_cases.py hang ENGINE   rank 1 sleeps in a callback: the watchdog ends the job
+    mpiexec -n 2 python mpi_cases.py kill   rank 1 is killed (SIGKILL) in a callback: the launcher ends the job
 
 Results go to OUT/<mode>_<name>_r<rank>.npz (weights, flattened) and OUT/<mode>_<name>_r<rank>.json (history).
 """
 import json
 import os
+import signal
 import sys
+import time
 
 import numpy as np
 
@@ -62,12 +66,17 @@ def mlp(engine, optimizer, extra=list, loss="categorical_crossentropy", metrics=
 MODE = ""  # the launch mode, prefixed to every result file
 
 
-def record(out, name, model, history=None):
+def record(out, name, model, history=None, evaluated=None):
+    """Weights to OUT/<mode>_<name>_r<rank>.npz; the history, with `evaluated` (an evaluate's results) under
+    the key 'evaluate', to the .json."""
     name = f"{MODE}_{name}"
     weights = np.concatenate([w.ravel().astype(np.float64) for w in model.get_weights()])
     np.savez(os.path.join(out, f"{name}_r{dist.rank()}.npz"), weights=weights)
+    logs = {} if history is None else dict(history.history)
+    if evaluated is not None:
+        logs["evaluate"] = list(np.atleast_1d(evaluated).astype(float))
     with open(os.path.join(out, f"{name}_r{dist.rank()}.json"), "w") as file:
-        json.dump({} if history is None else history.history, file)
+        json.dump(logs, file)
 
 
 def training_cases(out):
@@ -79,7 +88,9 @@ def training_cases(out):
         for name, make in OPTIMIZERS.items():
             model = mlp(engine, make(), lambda: [Dropout(0.3)])
             history = model.fit(x, y, batch_size=32, epochs=3, verbose=0, sample_weight=w, validation_split=0.2)
-            record(out, f"{engine}_{name}", model, history)
+            # The user's evaluate after a distributed fit: shared across the ranks, the global results on each
+            evaluated = model.evaluate(x, y, batch_size=50, verbose=0, sample_weight=w)
+            record(out, f"{engine}_{name}", model, history, evaluated)
         model = mlp(engine, "adam", lambda: [GaussianNoise(0.1), AlphaDropout(0.2)])
         record(out, f"{engine}_noise", model, model.fit(x, y, batch_size=24, epochs=3, verbose=0))
         seed()
@@ -105,6 +116,44 @@ def training_cases(out):
                                        TerminateOnNaN(),
                                        CSVLogger(os.path.join(out, f"{engine}_log_r{dist.rank()}.csv"))])
         record(out, f"{engine}_callbacks", model, history)
+
+
+def network_run(engine, dtype, reducer):
+    """Two epochs and an evaluate of an engine network (Adam, dropout, sample weights with zeros) as one rank of
+    `reducer` (None: one process). 21 rows in batches of 5 and 4: the last batch has one row, so rank 0's share
+    of it is empty. Returns the arrays to compare: the epoch sums, the weights and the optimizer slots."""
+    from fastfit._reference.loop import Network as Reference
+    rs = np.random.default_rng(0)
+    n = 21
+    W1, b1 = (rs.normal(size=(6, 8)) * 0.4).astype(dtype), (rs.normal(size=8) * 0.1).astype(dtype)
+    W2 = (rs.normal(size=(8, 4)) * 0.4).astype(dtype)
+    x = rs.normal(size=(n, 6)).astype(dtype)
+    y = np.eye(4, dtype=dtype)[rs.integers(0, 4, n)]
+    w = rs.random(n).astype(dtype)
+    w[:3] = 0
+    if engine == "cython":
+        from fastfit._ext._loop import Network
+    else:
+        Network = Reference
+    net = Network([("dense", W1, b1), ("activation", "relu"), ("dropout", 0.3, 5), ("dense", W2, None),
+                   ("activation", "softmax")], "categorical_crossentropy", ["categorical_accuracy"], dtype)
+    if engine == "cython":
+        net.split_threads = 1
+    net.distribute(reducer)
+    optimizer = keras.optimizers.Adam(lr=0.01, amsgrad=True)
+    optimizer.build([W1, b1, W2])
+    sums = [net.train_epoch(x, y, w, rs.permutation(n).astype(np.int64), 5, optimizer, None),
+            net.train_epoch(x, y, None, np.arange(n, dtype=np.int64), 4, optimizer, None),
+            net.evaluate(x, y, w, 7, None)]
+    return [*sums, W1, b1, W2, *[slot for slots in optimizer.slots for slot in slots]]
+
+
+def network_cases(out):
+    """`network_run` of both engines in both dtypes on this rank, to OUT/network_<engine>_<dtype>_r<rank>.npz."""
+    for engine in ENGINES:
+        for dtype in ("float32", "float64"):
+            arrays = network_run(engine, np.dtype(dtype), dist.reducer())
+            np.savez(os.path.join(out, f"network_{engine}_{dtype}_r{dist.rank()}.npz"), *arrays)
 
 
 class Interrupt(Exception):
@@ -151,7 +200,7 @@ def continued_fit(model):
 def main(mode, out=None):
     global MODE
     MODE = mode
-    if mode in ("dist", "fail"):
+    if mode in ("dist", "fail", "hang", "kill"):
         dist.init()
     if mode == "fail":
         class Fail(Callback):
@@ -162,12 +211,25 @@ def main(mode, out=None):
         model = resumable()
         model.fit(x, y, batch_size=32, epochs=50, verbose=0, callbacks=[Fail()])
         return
+    if mode in ("hang", "kill"):
+        class Stall(Callback):
+            """Rank 1 stops taking part after the first epoch: it sleeps (outside any collective), or dies."""
+            def on_epoch_end(self, epoch, logs=None):
+                if dist.rank() == 1 and mode == "kill":
+                    os.kill(os.getpid(), signal.SIGKILL)
+                if dist.rank() == 1:
+                    time.sleep(120)
+        x, y, _, _ = data()
+        model = resumable(out or "cython")
+        model.fit(x, y, batch_size=32, epochs=50, verbose=0, validation_split=0.2, callbacks=[Stall()])
+        return
     if mode == "single":
         training_cases(out)
         model = resumable()
         record(out, "full", model, resumed_fit(model, os.path.join(out, "unused_backup")))
         interrupted_fit(resumable(), os.path.join(out, "backup_1to2"), os.path.join(out, "ckpt_single.h5"))
     elif mode == "dist":
+        network_cases(out)
         training_cases(out)
         model = resumable()
         interrupted_fit(model, os.path.join(out, "backup_2to1"), os.path.join(out, "ckpt_dist.h5"))

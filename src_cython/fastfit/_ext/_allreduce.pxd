@@ -17,10 +17,21 @@ cdef struct Reduce:
     intptr_t op
     void* in_place          # MPI_IN_PLACE
     int rank, size          # this process's rank and the number of ranks
+    long long* progress     # or NULL: [allreduces completed, 1 while in one], read by the watchdog thread of
+                            # fastfit.distributed (which aborts the job when a rank stops making progress)
 
 
 cdef inline int allreduce_sum(Reduce* r, void* buf, Py_ssize_t count) noexcept nogil:
     """Sum `count` elements at `buf` over the ranks, in place; returns MPI's error code (0: success)."""
+    cdef int error
+    if r.progress != NULL:
+        r.progress[1] = 1
     if r.int_handles:
-        return (<allreduce_int_t>r.fn)(r.in_place, buf, <int>count, <int>r.datatype, <int>r.op, <int>r.comm)
-    return (<allreduce_ptr_t>r.fn)(r.in_place, buf, <int>count, <void*>r.datatype, <void*>r.op, <void*>r.comm)
+        error = (<allreduce_int_t>r.fn)(r.in_place, buf, <int>count, <int>r.datatype, <int>r.op, <int>r.comm)
+    else:
+        error = (<allreduce_ptr_t>r.fn)(r.in_place, buf, <int>count, <void*>r.datatype, <void*>r.op,
+                                        <void*>r.comm)
+    if r.progress != NULL:
+        r.progress[0] += 1
+        r.progress[1] = 0
+    return error

@@ -791,7 +791,9 @@ cdef class Network:
         """Run train_epoch and evaluate as one rank of a data-parallel job, or (None) in one process.
 
         `reducer` (`fastfit.distributed.Reducer`): `rank`, `size`, and `c_entry(dtype)` giving (MPI_Allreduce
-        address, whether handles are ints, communicator, datatype and MPI_SUM handles, MPI_IN_PLACE address).
+        address, whether handles are ints, communicator, datatype and MPI_SUM handles, MPI_IN_PLACE address);
+        optionally `progress_address`, the address of two C long longs the loop keeps as [allreduces
+        completed, 1 while in one] for the reducer's watchdog (0 or absent: none).
         Each call then walks the same `order` on every rank and runs this rank's share of each global batch;
         one allreduce per batch sums the gradients and batch values (docs/distributed.md).
 
@@ -801,6 +803,7 @@ cdef class Network:
         """
         if reducer is None or reducer.size == 1:
             self.c.reduce.fn = NULL
+            self.c.reduce.progress = NULL
             return
         if any(spec[0] == K_BN for spec in self._op_specs):
             raise ValueError("distributed training: BatchNormalization computes statistics over the whole batch, "
@@ -815,6 +818,7 @@ cdef class Network:
         self.c.reduce.comm, self.c.reduce.datatype, self.c.reduce.op = comm, datatype, op
         self.c.reduce.in_place = <void*><size_t>in_place
         self.c.reduce.rank, self.c.reduce.size = reducer.rank, reducer.size
+        self.c.reduce.progress = <long long*><size_t>getattr(reducer, "progress_address", 0)
 
     @property
     def stages(self):
