@@ -192,11 +192,11 @@ def step_bytes(model: Any) -> int:
     """The bytes one training step of `model` sends through its one allreduce: every trainable parameter's
     gradient in the model dtype, plus the step's loss share, metric sums and threshold histograms (the buffer
     `fit` reduces). The model must be compiled."""
-    from fastfit.engine import compiled
+    from fastfit.engine import lowering
     if not getattr(model, "compiled", False):
         raise RuntimeError("step_bytes: compile the model first")
-    dtype = np.dtype(compiled.model_dtype(model.layers))
-    params = trained_params(compiled.model_ops(model))
+    dtype = np.dtype(lowering.model_dtype(model.layers))
+    params = trained_params(lowering.model_ops(model))
     readout = model._readout
     tail = 1 + len(readout.engine_metrics) + sum(2 * (len(t) + 1) + 1 for t, _, _ in readout.confusion)
     return int((sum(p.size for p in params) + tail) * dtype.itemsize)
@@ -288,12 +288,12 @@ def sync_fit_start(model: Any, start_epoch: int, skip_batches: int) -> tuple[int
     Returns the resume point (epoch, batches done). In one process, the arguments unchanged."""
     if _reducer is None:
         return start_epoch, skip_batches
-    from fastfit.engine import compiled
+    from fastfit.engine import lowering
     comm = _reducer.comm
     for array in model.weights:
         _bcast_array(comm, array)
     optimizer = model.optimizer
-    params = trained_params(compiled.model_ops(model))
+    params = trained_params(lowering.model_ops(model))
     if not optimizer.is_built_for(params):
         optimizer.build(params)
     for slots in optimizer.slots:

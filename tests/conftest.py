@@ -3,11 +3,11 @@ import numpy as np
 import pytest
 
 import fastfit
-from fastfit.engine import compiled
+from fastfit.engine import lowering
 
 
 def available_engines():
-    return ["python", "cython"] if compiled.compiled_engine() is not None else ["python"]
+    return ["python", "cython"] if lowering.compiled_engine() is not None else ["python"]
 
 
 @pytest.fixture(params=available_engines())

@@ -6,7 +6,7 @@ import sys
 import pytest
 
 from fastfit.cli import bench, demo, info, main
-from fastfit.engine.compiled import compiled_engine
+from fastfit.engine.lowering import compiled_engine
 
 
 def test_help_of_every_command(capsys):

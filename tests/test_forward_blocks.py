@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 from fastfit.callbacks import Callback
-from fastfit.engine import compiled
+from fastfit.engine import lowering
 from fastfit.layers import Dense, Flatten
 from fastfit.models import Sequential
 
@@ -52,7 +52,7 @@ def test_predict_without_hooks_gives_the_same_bits_for_every_batch_size_up_to_a_
     model = make_model(engine, dtype)
     x, _ = make_data(dtype)
     first = model.predict(x, batch_size=1)
-    for batch_size in (7, 32, 100, compiled.FORWARD_BLOCK_ROWS):
+    for batch_size in (7, 32, 100, lowering.FORWARD_BLOCK_ROWS):
         np.testing.assert_array_equal(model.predict(x, batch_size=batch_size), first)
 
 
@@ -174,7 +174,7 @@ def test_threaded_blocks_give_the_same_bits_on_every_run():
     pytest.importorskip("fastfit._ext._loop")
     model = make_model("cython", hidden=(256, 256))
     x, y = make_data(n=5000)
-    net = compiled.engine_network(model, "cython", "mean_squared_error", [])
+    net = lowering.core_network(model, "cython", "mean_squared_error", [])
     net.split_threads = 2  # two row blocks per block of rows, whatever BLAS allows
     first = model.predict(x)
     scores = model.evaluate(x, y, verbose=0)

@@ -242,7 +242,7 @@ def test_automatic_names_follow_tf_keras():
 
 def test_engine_histograms_match_the_numpy_twin(engine):
     """Both engines' threshold histograms (top_k ties, class_id, out-of-range count) equal the NumPy twin's."""
-    from fastfit.engine.compiled import engine_class
+    from fastfit.engine.lowering import engine_class
     rng = np.random.default_rng(5)
     x = rng.normal(size=(45, 3))
     W = rng.normal(size=(3, 4))

@@ -62,7 +62,7 @@ def run(args, say=print):
     """Run the demo; return a dict of what it measured (used by the tests)."""
     from fastfit.callbacks import CSVLogger, EarlyStopping, ModelCheckpoint
     from fastfit.datasets import load_digits
-    from fastfit.engine.compiled import resolve_engine
+    from fastfit.engine.lowering import resolve_engine
     from fastfit.models import load_model
     from fastfit.utils import set_random_seed
 

@@ -70,7 +70,7 @@ def collect():
     import scipy.linalg  # noqa: F401  (loads scipy's BLAS so threadpoolctl can see it)
 
     import fastfit
-    from fastfit.engine.compiled import resolve_engine
+    from fastfit.engine.lowering import resolve_engine
 
     rows = [("fastfit", f"{fastfit.__version__} ({os.path.dirname(fastfit.__file__)})"),
             ("python", f"{platform.python_version()} ({sys.executable})"),

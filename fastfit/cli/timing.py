@@ -43,7 +43,7 @@ def compare_engines(build_model, x, y, epochs, batch_size, seed=0):
         `{'cython': seconds, 'python': seconds, 'ratio': python / cython}`, or None when the compiled
         engine is not built.
     """
-    from fastfit.engine.compiled import compiled_engine
+    from fastfit.engine.lowering import compiled_engine
     from fastfit.utils import set_random_seed
 
     if compiled_engine() is None:

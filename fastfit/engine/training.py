@@ -23,7 +23,7 @@ from fastfit._types import Batches, Config, Data, LossLike, MetricsLike, Outputs
 from fastfit.callbacks import CallbackList, History, ProgbarLogger
 from fastfit.callbacks.progbar import PredictProgbar
 from fastfit.contract.ops import trained_params
-from fastfit.engine import compiled, data, functional, keras_arguments, streaming
+from fastfit.engine import data, functional, keras_arguments, lowering, streaming
 from fastfit.engine.batch_stream import BatchStream
 from fastfit.engine.custom_metrics import CustomMetrics
 from fastfit.engine.logs import Logs, MetricNames
@@ -129,7 +129,7 @@ class Model(Network):
         keys = [key for key, _ in resolved]
         if len(set(keys)) != len(keys) or "loss" in keys:
             raise ValueError(f"compile: metric names must be unique and not 'loss', got {keys}")
-        chosen_engine = compiled.resolve_engine(engine)
+        chosen_engine = lowering.resolve_engine(engine)
         new_optimizer = optimizers.get(optimizer)
         # Everything checked: now change the model.
         self.optimizer = new_optimizer
@@ -222,11 +222,11 @@ class Model(Network):
                                "model.compile(optimizer='rmsprop', loss='categorical_crossentropy')")
 
     def _train_network(self):
-        params = trained_params(compiled.model_ops(self))
+        params = trained_params(lowering.model_ops(self))
         if not self.optimizer.is_built_for(params):
             self.optimizer.build(params)
         readout = self._readout
-        network = compiled.engine_network(self, self._engine, self._canonical_loss, readout.engine_metrics,
+        network = lowering.core_network(self, self._engine, self._canonical_loss, readout.engine_metrics,
                                           confusion=readout.confusion)
         readout.bind(network)
         if distributed.reducer() is not None and self._custom_metrics is not None:
@@ -237,7 +237,7 @@ class Model(Network):
 
     # -- data -------------------------------------------------------------------------------------------
     def _dtype(self):
-        return compiled.model_dtype(self.layers)
+        return lowering.model_dtype(self.layers)
 
     def _units(self):
         return self.outputs[0].shape[-1]
@@ -496,7 +496,7 @@ class Model(Network):
         # A batch's loss is sum(w * loss) / (its count of non-zero weights), as in Keras 2: with zero weights,
         # which rows share a batch changes the result, so the batches stay the user's.
         per_batch = hook is not None or (weights is not None and np.count_nonzero(weights) != len(weights))
-        rows = batch_size if per_batch else compiled.forward_block(self, batch_size, x.dtype)
+        rows = batch_size if per_batch else lowering.forward_block(self, batch_size, x.dtype)
         sums = net.evaluate(x, y, weights, rows, hook)
         results = _logs_from_sums(self._readout, sums, metric_pass)
         cbks.on_test_end(Logs(results))
@@ -596,7 +596,7 @@ class Model(Network):
         cbks = CallbackList(callbacks)
         if verbose:
             cbks.append(PredictProgbar(len(x), verbose))
-        engine = self._engine or compiled.resolve_engine(None)
+        engine = self._engine or lowering.resolve_engine(None)
         outputs = []
         with self._exclusive("predict"):
             cbks.set_model(self)
@@ -605,9 +605,9 @@ class Model(Network):
             single_chain = len(self.outputs) == 1
             for index, tensor in enumerate(self.outputs):
                 out = np.empty((len(x), int(np.prod(tensor.shape[1:]))), dtype=dtype)
-                net = compiled.engine_network(self, engine, "mean_squared_error", [], index)
+                net = lowering.core_network(self, engine, "mean_squared_error", [], index)
                 hook = callbacks_module.make_batch_hook(cbks, "predict", [], self, out=out) if single_chain else None
-                rows = batch_size if hook is not None else compiled.forward_block(self, batch_size, dtype)
+                rows = batch_size if hook is not None else lowering.forward_block(self, batch_size, dtype)
                 net.predict(x, rows, out, hook)
                 outputs.append(out.reshape((len(x),) + tuple(tensor.shape[1:])))
             if not single_chain:
@@ -659,15 +659,15 @@ class Model(Network):
         if plan is None:
             if not self.outputs or len(self.outputs) != 1 or self._fixed_batch_size() is not None:
                 return None
-            engine = self._engine or compiled.resolve_engine(None)
+            engine = self._engine or lowering.resolve_engine(None)
             dtype = self._dtype()
-            net = compiled.engine_network(self, engine, "mean_squared_error", [], 0)
+            net = lowering.core_network(self, engine, "mean_squared_error", [], 0)
             plan = (net, engine, dtype, tuple(self.input_shape[1:]), tuple(self.outputs[0].shape[1:]),
-                    compiled.forward_block(self, 1, dtype), self._single_output)
+                    lowering.forward_block(self, 1, dtype), self._single_output)
             self._engine_cache["predict"] = plan
         net, engine, dtype, in_shape, out_shape, block, single = plan
         if (x.dtype != dtype or x.shape[1:] != in_shape or not x.flags.c_contiguous or not len(x)
-                or engine != (self._engine or compiled.resolve_engine(None))):
+                or engine != (self._engine or lowering.resolve_engine(None))):
             return None
         batch_size = data.check_batch_size(batch_size)
         data.check_finite(x, "x")

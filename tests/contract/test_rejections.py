@@ -7,9 +7,9 @@ import numpy as np
 import pytest
 
 from fastfit._reference.loop import Network as ReferenceNetwork
-from fastfit.engine import compiled
+from fastfit.engine import lowering
 
-CythonNetwork = compiled.compiled_engine()
+CythonNetwork = lowering.compiled_engine()
 F32 = np.float32
 LOSS = "categorical_crossentropy"
 

@@ -99,7 +99,7 @@ def output_chains(model):
     return [model._chain_to_input(out, model.inputs[0]) for out in model.outputs]
 
 
-def engine_network(model, engine, loss, metrics, output_index=0, confusion=()):
+def core_network(model, engine, loss, metrics, output_index=0, confusion=()):
     """Return a cached engine network for one output chain of `model` (`confusion`: the threshold histograms
     of its metric objects, see `fastfit.engine.metric_readout`)."""
     key = (engine, loss, tuple(metrics), output_index, tuple(confusion))
