@@ -3,11 +3,11 @@ import numpy as np
 import pytest
 
 import fastfit
-from fastfit.engine import lowering
+from fastfit.core import compiled_core
 
 
 def available_engines():
-    return ["python", "cython"] if lowering.compiled_engine() is not None else ["python"]
+    return ["python", "cython"] if compiled_core() is not None else ["python"]
 
 
 @pytest.fixture(params=available_engines())

@@ -159,7 +159,7 @@ def test_train_and_test_on_batch_report_custom_values(engine, data):
 
 def test_engines_agree_on_custom_values(data):
     x, y, weights = data
-    if fastfit.engine.lowering.compiled_engine() is None:
+    if fastfit.core.compiled_core() is None:
         pytest.skip("compiled engine not built")
     histories = [_model(engine, [top_class_hit, batch_max, SquaredErrorSum()]).fit(
         x, y, batch_size=BATCH, epochs=2, verbose=0, sample_weight=weights, validation_split=0.2).history
@@ -330,7 +330,7 @@ def test_sparse_targets_reach_custom_metrics_as_labels(engine, data):
 
 def test_cython_engine_copies_row_blocks_of_a_split_batch():
     """A batch split in row blocks (here run one after the other) fills `predictions` block by block."""
-    if fastfit.engine.lowering.compiled_engine() is None:
+    if fastfit.core.compiled_core() is None:
         pytest.skip("compiled engine not built")
     rng = np.random.default_rng(0)
     x = rng.normal(size=(200, 32)).astype("float32")

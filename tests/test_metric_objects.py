@@ -242,7 +242,7 @@ def test_automatic_names_follow_tf_keras():
 
 def test_engine_histograms_match_the_numpy_twin(engine):
     """Both engines' threshold histograms (top_k ties, class_id, out-of-range count) equal the NumPy twin's."""
-    from fastfit.engine.lowering import engine_class
+    from fastfit.core import core_class
     rng = np.random.default_rng(5)
     x = rng.normal(size=(45, 3))
     W = rng.normal(size=(3, 4))
@@ -250,7 +250,7 @@ def test_engine_histograms_match_the_numpy_twin(engine):
     y = (rng.random((45, 4)) > 0.6).astype(np.float64)
     thresholds = np.linspace(-0.2, 1.2, 9)
     specs = [(thresholds, -1, 0), (thresholds, 2, 0), (np.array([0.1]), -1, 2), (np.array([-1e10]), 1, 1)]
-    net = engine_class(engine)([("dense", W, None)], "mean_squared_error", [], np.float64, confusion=specs)
+    net = core_class(engine)([("dense", W, None)], "mean_squared_error", [], np.float64, confusion=specs)
     net.evaluate(x, y, None, 8, None)
     p = x @ W
     expected = np.concatenate([twin.threshold_histogram(y, p, t, None if c < 0 else c, k or None)

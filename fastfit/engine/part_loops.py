@@ -23,6 +23,7 @@ from fastfit.callbacks.callback_list import CallbackList
 from fastfit.callbacks.history import History
 from fastfit.callbacks.hooks import make_batch_hook
 from fastfit.callbacks.progbar import ProgbarLogger
+from fastfit.core import resolve_core
 from fastfit.engine import loop_helpers, lowering
 from fastfit.engine.logs import Logs
 
@@ -309,7 +310,7 @@ def evaluate_parts(model, parts, cbks, exact=False):
 def predict_parts(model, parts, cbks, total=None):
     """Run predict over `parts` ((x, batch_size) pairs); return the output (or list of outputs). With
     `total`, the outputs are allocated once for `total` rows and each part writes its rows."""
-    engine = model._engine or lowering.resolve_engine(None)
+    engine = model._engine or resolve_core(None)
     tensors = model.outputs
     nets = [lowering.core_network(model, engine, "mean_squared_error", [], index) for index in range(len(tensors))]
     widths = [int(np.prod(t.shape[1:])) for t in tensors]

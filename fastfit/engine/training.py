@@ -23,6 +23,7 @@ from fastfit._types import Batches, Config, Data, LossLike, MetricsLike, Outputs
 from fastfit.callbacks import CallbackList, History, ProgbarLogger
 from fastfit.callbacks.progbar import PredictProgbar
 from fastfit.contract.ops import trained_params
+from fastfit.core import resolve_core
 from fastfit.engine import data, functional, keras_arguments, lowering, streaming
 from fastfit.engine.batch_stream import BatchStream
 from fastfit.engine.custom_metrics import CustomMetrics
@@ -59,7 +60,7 @@ class Model(Network):
         self.compiled = False
         self.stop_training = False
         self.history: History | None = None
-        self._engine = None
+        self._engine: str | None = None  # the core compile chose: "cython" or "python"
         self._resolved_metrics: list[tuple[str, Any]] = []  # (log key, metric) per compiled metric (metrics.resolve)
         self._readout = Readout([], None, None)  # where the engine-computed metric values are (compile)
         # compile arguments waiting for a deferred build (see `compile`)
@@ -129,7 +130,7 @@ class Model(Network):
         keys = [key for key, _ in resolved]
         if len(set(keys)) != len(keys) or "loss" in keys:
             raise ValueError(f"compile: metric names must be unique and not 'loss', got {keys}")
-        chosen_engine = lowering.resolve_engine(engine)
+        chosen_engine = resolve_core(engine)
         new_optimizer = optimizers.get(optimizer)
         # Everything checked: now change the model.
         self.optimizer = new_optimizer
@@ -596,7 +597,7 @@ class Model(Network):
         cbks = CallbackList(callbacks)
         if verbose:
             cbks.append(PredictProgbar(len(x), verbose))
-        engine = self._engine or lowering.resolve_engine(None)
+        engine = self._engine or resolve_core(None)
         outputs = []
         with self._exclusive("predict"):
             cbks.set_model(self)
@@ -659,7 +660,7 @@ class Model(Network):
         if plan is None:
             if not self.outputs or len(self.outputs) != 1 or self._fixed_batch_size() is not None:
                 return None
-            engine = self._engine or lowering.resolve_engine(None)
+            engine = self._engine or resolve_core(None)
             dtype = self._dtype()
             net = lowering.core_network(self, engine, "mean_squared_error", [], 0)
             plan = (net, engine, dtype, tuple(self.input_shape[1:]), tuple(self.outputs[0].shape[1:]),
@@ -667,7 +668,7 @@ class Model(Network):
             self._engine_cache["predict"] = plan
         net, engine, dtype, in_shape, out_shape, block, single = plan
         if (x.dtype != dtype or x.shape[1:] != in_shape or not x.flags.c_contiguous or not len(x)
-                or engine != (self._engine or lowering.resolve_engine(None))):
+                or engine != (self._engine or resolve_core(None))):
             return None
         batch_size = data.check_batch_size(batch_size)
         data.check_finite(x, "x")

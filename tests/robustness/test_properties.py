@@ -15,11 +15,11 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 import fastfit
-from fastfit.engine import lowering
+from fastfit.core import compiled_core
 from fastfit.layers import Dense, Dropout
 from fastfit.models import Sequential
 
-pytestmark = pytest.mark.skipif(lowering.compiled_engine() is None, reason="the Cython engine is not built")
+pytestmark = pytest.mark.skipif(compiled_core() is None, reason="the Cython engine is not built")
 
 EXAMPLES = int(os.environ.get("FASTFIT_PROPERTY_EXAMPLES", "25"))
 SETTINGS = settings(max_examples=EXAMPLES, deadline=None, derandomize=os.environ.get("FASTFIT_PROPERTY_RANDOM") is None,
