@@ -23,7 +23,7 @@ def chain_ops(layers, frozen=frozenset()):
     ops = []
     for layer in layers:
         check_lowerable(layer)  # the last guard: the engines never run a layer as something it is not
-        layer_ops = layer.engine_ops()
+        layer_ops = layer.core_ops()
         if layer in frozen:
             layer_ops = [op + (False,) if op[0] in _PARAM_OPS else op for op in layer_ops]
         ops.extend(layer_ops)
