@@ -307,7 +307,7 @@ def sync_fit_start(model: Any, start_epoch: int, skip_batches: int) -> tuple[int
         model._seed = seeds[0]
         for layer, seed in zip(model.layers, seeds[1]):
             if seed is not None:
-                layer._engine_seed = seed
+                layer._op_seed = seed
         model._invalidate()  # the engine networks captured the old dropout seeds
     for key, value in scalars.items():
         setattr(optimizer, key, value)
@@ -316,7 +316,7 @@ def sync_fit_start(model: Any, start_epoch: int, skip_batches: int) -> tuple[int
 
 def _seeds(model: Any) -> tuple:
     """The model's shuffling seed and its layers' dropout/noise seeds (what `fastfit_state` saves in files)."""
-    return model._seed, [getattr(layer, "_engine_seed", None) for layer in model.layers]
+    return model._seed, [getattr(layer, "_op_seed", None) for layer in model.layers]
 
 
 def _bcast_array(comm: Any, array: np.ndarray) -> None:

@@ -240,6 +240,13 @@ class Layer:
     def __repr__(self) -> str:
         return f"<{type(self).__name__} name={self.name!r}>"
 
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        # Layers pickled before the seed was renamed hold their dropout/noise seed as `_engine_seed`.
+        if "_engine_seed" in state:
+            state = dict(state)
+            state["_op_seed"] = state.pop("_engine_seed")
+        self.__dict__.update(state)
+
 
 # Methods through which a Keras layer computes: a class outside fastfit that defines one of them describes a
 # computation the engines cannot run (they only run the ops of fastfit's own layers, `core_ops`).

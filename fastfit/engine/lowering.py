@@ -63,12 +63,12 @@ def core_network(model, core, loss, metrics, output_index=0, confusion=()):
     """Return a cached core network for one output chain of `model` (`confusion`: the threshold histograms
     of its metric objects, see `fastfit.engine.metric_readout`)."""
     key = (core, loss, tuple(metrics), output_index, tuple(confusion))
-    cached = model._engine_cache.get(key)
+    cached = model._core_cache.get(key)
     if cached is None:
         layers = output_chains(model)[output_index]
         ops = model_ops(model, output_index)
         cached = core_class(core)(ops, loss, list(metrics), model_dtype(layers), confusion=list(confusion))
-        model._engine_cache[key] = cached
+        model._core_cache[key] = cached
     return cached
 
 
@@ -84,10 +84,10 @@ def forward_block(model, batch_size, dtype):
     """The rows per engine call batch for a forward-only pass (predict, evaluate) without batch hooks:
     `max(batch_size, FORWARD_BLOCK_ROWS)`, fewer rows for layers so wide that the block would need more
     than FORWARD_BLOCK_BYTES per activation buffer (never fewer than `batch_size`)."""
-    widest = model._engine_cache.get("widest")  # the cache is emptied whenever the layers change
+    widest = model._core_cache.get("widest")  # the cache is emptied whenever the layers change
     if widest is None:
         widest = max([1] + [max(op[1].shape) for i in range(len(model.outputs))
                             for op in model_ops(model, i) if op[0] == "dense"])
-        model._engine_cache["widest"] = widest
+        model._core_cache["widest"] = widest
     rows = min(FORWARD_BLOCK_ROWS, max(1, FORWARD_BLOCK_BYTES // (widest * np.dtype(dtype).itemsize)))
     return max(int(batch_size), rows)

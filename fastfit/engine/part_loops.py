@@ -310,7 +310,7 @@ def evaluate_parts(model, parts, cbks, exact=False):
 def predict_parts(model, parts, cbks, total=None):
     """Run predict over `parts` ((x, batch_size) pairs); return the output (or list of outputs). With
     `total`, the outputs are allocated once for `total` rows and each part writes its rows."""
-    engine = model._engine or resolve_core(None)
+    engine = model._core or resolve_core(None)
     tensors = model.outputs
     nets = [lowering.core_network(model, engine, "mean_squared_error", [], index) for index in range(len(tensors))]
     widths = [int(np.prod(t.shape[1:])) for t in tensors]

@@ -186,11 +186,11 @@ class Dropout(Layer):
         self.rate = float(rate)
         self.noise_shape = None
         self.seed = seed
-        self._engine_seed = int(seed) if seed is not None else backend.draw_seed()
+        self._op_seed = int(seed) if seed is not None else backend.draw_seed()
         super().__init__(**kwargs)
 
     def core_ops(self) -> list[CoreOp]:
-        return [("dropout", self.rate, self._engine_seed)] if self.rate > 0 else []
+        return [("dropout", self.rate, self._op_seed)] if self.rate > 0 else []
 
     def get_config(self) -> Config:
         return dict(super().get_config(), rate=self.rate, noise_shape=None, seed=self.seed)

@@ -35,7 +35,7 @@ def test_copy_continues_training_bit_for_bit(engine, optimizer, how):
     original = _model(engine, optimizer)
     original.fit(x, y, epochs=2, batch_size=8, verbose=0)
     clone = pickle.loads(pickle.dumps(original)) if how == "pickle" else copy.deepcopy(original)
-    assert clone is not original and clone._engine == engine
+    assert clone is not original and clone._core == engine
     assert clone.optimizer.iterations == original.optimizer.iterations == 12
     assert clone.metrics_names == original.metrics_names == ["loss", "acc"]
     assert _same_weights(clone, original)
@@ -114,3 +114,14 @@ def test_a_pickle_without_the_model_class_is_refused_with_the_way_out():
     from fastfit.saving import pickling
     with pytest.raises(ValueError, match="names no model class.*model.save"):
         pickling.model_from_image(b"", {"compiled": False})
+
+
+def test_a_layer_pickled_with_the_old_seed_attribute_keeps_its_seed():
+    """A Dropout pickled while its seed attribute was `_engine_seed` unpickles with that seed as `_op_seed`."""
+    layer = Dropout(0.5, seed=1234)
+    new = pickle.dumps(layer, protocol=2)
+    old = new.replace(b"X\x08\x00\x00\x00_op_seed", b"X\x0c\x00\x00\x00_engine_seed")
+    assert old != new
+    loaded = pickle.loads(old)
+    assert loaded._op_seed == 1234 and not hasattr(loaded, "_engine_seed")
+    assert loaded.core_ops() == [("dropout", 0.5, 1234)]

@@ -231,7 +231,7 @@ def test_a_fitted_estimator_pickles_with_its_model(engine):
     clf.fit(x, y)
     copy = pickle.loads(pickle.dumps(clf))
     np.testing.assert_array_equal(copy.predict_proba(x), clf.predict_proba(x))
-    assert copy.model._engine == engine and list(copy.classes_) == [3, 7, 11]
+    assert copy.model._core == engine and list(copy.classes_) == [3, 7, 11]
 
 
 # -- what published Keras 2 scripts do (ported by renaming the module; see the branch report) --------------------
