@@ -19,9 +19,9 @@ def test_cython_enums_agree():
     assert _loop.PHASE_VALUES == {p.name: int(p) for p in Phase}
 
 
-def test_hooks_get_the_phases(engine):
+def test_hooks_get_the_phases(core):
     """Both engines call the hook with Phase.BATCH_BEGIN before a batch and Phase.BATCH_END after it."""
-    Network = core_class(engine)
+    Network = core_class(core)
     W, b = np.full((2, 1), 0.5, np.float32), np.zeros(1, np.float32)
     net = Network([("dense", W, b)], "mean_squared_error", [], np.float32)
     calls = []
