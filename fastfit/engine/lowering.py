@@ -22,7 +22,7 @@ def chain_ops(layers, frozen=frozenset()):
     """
     ops = []
     for layer in layers:
-        check_lowerable(layer)  # the last guard: the engines never run a layer as something it is not
+        check_lowerable(layer)  # the last guard: the cores never run a layer as something it is not
         layer_ops = layer.core_ops()
         if layer in frozen:
             layer_ops = [op + (False,) if op[0] in _PARAM_OPS else op for op in layer_ops]
@@ -39,7 +39,7 @@ def model_dtype(layers):
     """The one float dtype of the layers' weights.
 
     Raises:
-        ValueError: layers with weights of different dtypes (the engines run one dtype end to end).
+        ValueError: layers with weights of different dtypes (the cores run one dtype end to end).
     """
     dtypes = {}
     for layer in layers:
