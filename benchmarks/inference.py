@@ -12,7 +12,7 @@ One worker process per engine (fastfit, torch, keras), like the throughput secti
   (torch when unset, as elsewhere in the suite);
 * the forward-only GEMM ceiling: the forward GEMMs of a 1024-row block (`ceiling.GemmCeiling`, BLAS on one
   thread or all, the faster) scaled to the rows predicted. 1024 rows is fastfit's forward block
-  (`fastfit.engine.compiled.FORWARD_BLOCK_ROWS`); a bigger block is not faster in the GEMM alone.
+  (`fastfit.engine.lowering.FORWARD_BLOCK_ROWS`); a bigger block is not faster in the GEMM alone.
 
 fastfit only: the share of a W2 (batch 32) epoch with `validation_split=0.1` spent in the validation pass
 (between `on_test_begin` and `on_test_end`), and (not with `--quick`) with one spinning process beside it,

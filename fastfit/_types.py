@@ -14,8 +14,8 @@ import numpy.typing as npt
 Shape = tuple[Any, ...]
 # A Keras config: the JSON-compatible dict `get_config` returns and `from_config` takes.
 Config = dict[str, Any]
-# One engine op: ("dense", kernel, bias), ("activation", "relu"), ... (see docs/architecture.md).
-EngineOp = tuple[Any, ...]
+# One core op: ("dense", kernel, bias), ("activation", "relu"), ... (see docs/architecture.md).
+CoreOp = tuple[Any, ...]
 # What `predict` returns: one array, or a list of arrays for a model with a list of outputs.
 Outputs = np.ndarray | list[np.ndarray]
 # What `evaluate` and `*_on_batch` return: the loss, `[loss, *metrics]`, or with `return_dict=True` a dict.

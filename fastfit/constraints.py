@@ -173,8 +173,8 @@ def get(identifier: str | dict[str, Any] | Constraint | None) -> Constraint | No
                      "engine")
 
 
-def engine_ops(array: np.ndarray | None, constraint: Constraint | None) -> list[tuple[Any, ...]]:
-    """The engine op that applies `constraint` to `array` after each update (none for None)."""
+def core_ops(array: np.ndarray | None, constraint: Constraint | None) -> list[tuple[Any, ...]]:
+    """The core op that applies `constraint` to `array` after each update (none for None)."""
     if constraint is None or array is None:
         return []
     return [("constraint", array, constraint.kind) + constraint.engine_args()]

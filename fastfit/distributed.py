@@ -225,11 +225,11 @@ def step_bytes(model: Any) -> int:
     """The bytes one training step of `model` sends through its one allreduce: every trainable parameter's
     gradient in the model dtype, plus the step's loss share, metric sums and threshold histograms (the buffer
     `fit` reduces). The model must be compiled."""
-    from fastfit.engine import compiled
+    from fastfit.engine import lowering
     if not getattr(model, "compiled", False):
         raise RuntimeError("step_bytes: compile the model first")
-    dtype = np.dtype(compiled.model_dtype(model.layers))
-    params = trained_params(compiled.model_ops(model))
+    dtype = np.dtype(lowering.model_dtype(model.layers))
+    params = trained_params(lowering.model_ops(model))
     readout = model._readout
     tail = 1 + len(readout.engine_metrics) + sum(2 * (len(t) + 1) + 1 for t, _, _ in readout.confusion)
     return int((sum(p.size for p in params) + tail) * dtype.itemsize)
@@ -442,10 +442,10 @@ def sync_fit_start(model: Any, start_epoch: int, skip_batches: int) -> tuple[int
     Returns the resume point (epoch, batches done). In one process, the arguments unchanged."""
     if _reducer is None:
         return start_epoch, skip_batches
-    from fastfit.engine import compiled
+    from fastfit.engine import lowering
     comm = _reducer.comm
     optimizer = model.optimizer
-    params = trained_params(compiled.model_ops(model))
+    params = trained_params(lowering.model_ops(model))
     if not optimizer.is_built_for(params):
         optimizer.build(params)
     scalars = {key: getattr(optimizer, key) for key in ("iterations", "m_schedule", "lr")
@@ -464,7 +464,7 @@ def sync_fit_start(model: Any, start_epoch: int, skip_batches: int) -> tuple[int
         model._seed = seeds[0]
         for layer, seed in zip(model.layers, seeds[1]):
             if seed is not None:
-                layer._engine_seed = seed
+                layer._op_seed = seed
         model._invalidate()  # the engine networks captured the old dropout seeds
     for key, value in scalars.items():
         setattr(optimizer, key, value)
@@ -473,7 +473,7 @@ def sync_fit_start(model: Any, start_epoch: int, skip_batches: int) -> tuple[int
 
 def _seeds(model: Any) -> tuple:
     """The model's shuffling seed and its layers' dropout/noise seeds (what `fastfit_state` saves in files)."""
-    return model._seed, [getattr(layer, "_engine_seed", None) for layer in model.layers]
+    return model._seed, [getattr(layer, "_op_seed", None) for layer in model.layers]
 
 
 def _bcast_array(comm: Any, array: np.ndarray) -> None:

@@ -134,7 +134,7 @@ class Loss:
     def from_config(cls, config: dict) -> Loss:
         return cls(**config)
 
-    def _engine_loss(self, output_ndim: int) -> str:
+    def _core_loss(self, output_ndim: int) -> str:
         """The canonical loss the engines train with for this object.
 
         Raises:
@@ -218,9 +218,9 @@ class CosineSimilarity(Loss):
     def get_config(self) -> dict:
         return {**super().get_config(), "axis": self.axis}
 
-    def _engine_loss(self, output_ndim: int) -> str:
+    def _core_loss(self, output_ndim: int) -> str:
         _check_axis(self, self.axis, output_ndim)
-        return super()._engine_loss(output_ndim)
+        return super()._core_loss(output_ndim)
 
 
 class _Crossentropy(Loss):
@@ -254,13 +254,13 @@ class _Crossentropy(Loss):
         return {**super().get_config(), "from_logits": self.from_logits,
                 "label_smoothing": self.label_smoothing, "axis": self.axis}
 
-    def _engine_loss(self, output_ndim: int) -> str:
+    def _core_loss(self, output_ndim: int) -> str:
         if self.label_smoothing:
             raise ValueError(f"{type(self).__name__}: fastfit does not train with label smoothing, got "
                              f"label_smoothing={self.label_smoothing!r}; remove the argument (or smooth the "
                              "targets yourself)")
         _check_axis(self, self.axis, output_ndim)
-        name = super()._engine_loss(output_ndim)
+        name = super()._core_loss(output_ndim)
         return name + "_from_logits" if self.from_logits else name
 
 
@@ -301,8 +301,8 @@ class SparseCategoricalCrossentropy(Loss):
     def get_config(self) -> dict:
         return {**super().get_config(), "from_logits": self.from_logits, "ignore_class": self.ignore_class}
 
-    def _engine_loss(self, output_ndim: int) -> str:
-        name = super()._engine_loss(output_ndim)
+    def _core_loss(self, output_ndim: int) -> str:
+        name = super()._core_loss(output_ndim)
         return name + "_from_logits" if self.from_logits else name
 
 
@@ -335,7 +335,7 @@ def engine_loss(identifier: LossIdentifier, output_ndim: int = 2) -> str:
     if isinstance(identifier, Loss):
         if not _is_builtin_object(identifier):
             _refuse_custom(identifier)
-        return identifier._engine_loss(output_ndim)
+        return identifier._core_loss(output_ndim)
     name = getattr(identifier, "__name__", identifier) if callable(identifier) else identifier
     if isinstance(name, str):
         name = ALIASES.get(name, name)

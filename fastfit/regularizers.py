@@ -114,8 +114,8 @@ def get(identifier: str | dict[str, Any] | L1L2 | None) -> L1L2 | None:
                      "not supported by the compiled engine)")
 
 
-def engine_ops(array: np.ndarray | None, regularizer: L1L2 | None) -> list[tuple[Any, ...]]:
-    """The engine op that adds `regularizer`'s penalty on `array` (none for None or zero factors)."""
+def core_ops(array: np.ndarray | None, regularizer: L1L2 | None) -> list[tuple[Any, ...]]:
+    """The core op that adds `regularizer`'s penalty on `array` (none for None or zero factors)."""
     if regularizer is None or array is None or (regularizer.l1 == 0 and regularizer.l2 == 0):
         return []
     return [("penalty", array, regularizer.l1, regularizer.l2)]

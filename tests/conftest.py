@@ -1,17 +1,18 @@
-"""Shared fixtures: small seeded data sets and the engines to parametrize over."""
+"""Shared fixtures: small seeded data sets and the cores to parametrize over."""
 import numpy as np
 import pytest
 
 import fastfit
-from fastfit.engine import compiled
+from fastfit.core import compiled_core
 
 
-def available_engines():
-    return ["python", "cython"] if compiled.compiled_engine() is not None else ["python"]
+def available_cores():
+    return ["python", "cython"] if compiled_core() is not None else ["python"]
 
 
-@pytest.fixture(params=available_engines())
-def engine(request):
+@pytest.fixture(params=available_cores())
+def core(request):
+    """The name of a compute core, 'python' or 'cython' (what `compile(engine=...)` takes)."""
     return request.param
 
 

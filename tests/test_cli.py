@@ -6,7 +6,7 @@ import sys
 import pytest
 
 from fastfit.cli import bench, demo, info, main
-from fastfit.engine.compiled import compiled_engine
+from fastfit.core import compiled_core
 
 
 def test_help_of_every_command(capsys):
@@ -46,7 +46,7 @@ def test_demo_reaches_target_accuracy(tmp_path, capsys):
     log_lines = (out / "training_log.csv").read_text().splitlines()
     assert log_lines[0] == "epoch,acc,loss,val_acc,val_loss" and len(log_lines) == result["epochs"] + 1
     assert "Test accuracy:" in text and "Training time:" in text
-    if compiled_engine() is not None:
+    if compiled_core() is not None:
         assert set(result["comparison"]) == {"cython", "python", "ratio"}
         assert "the Cython engine was" in text
     try:
@@ -89,7 +89,7 @@ def test_info_reports_versions_blas_and_extensions(capsys):
                   "BLAS used by fastfit"):
         assert label in text
     rows = dict(info.collect())
-    expected = "all import" if compiled_engine() is not None else "NOT available"
+    expected = "all import" if compiled_core() is not None else "NOT available"
     assert rows["compiled extensions"].startswith(expected)
     assert rows["default engine"] in ("cython", "python")
 
@@ -103,7 +103,7 @@ def test_info_without_threadpoolctl(monkeypatch):
 def test_bench_builtin(capsys):
     assert main(["bench", "--builtin", "--epochs", "1", "--samples", "256"]) == 0
     text = capsys.readouterr().out
-    if compiled_engine() is None:
+    if compiled_core() is None:
         assert "not built" in text
     else:
         assert text.count("samples/s") == 2 * len(bench.WORKLOADS)

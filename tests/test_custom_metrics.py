@@ -76,10 +76,10 @@ def _expected(predictions, y, batch):
             "sq_err": float(((y - predictions) ** 2).sum() / len(y))}
 
 
-def test_evaluate_matches_numpy_with_weights_and_uneven_last_batch(engine, data):
+def test_evaluate_matches_numpy_with_weights_and_uneven_last_batch(core, data):
     x, y, weights = data
     metric = SquaredErrorSum()
-    model = _model(engine, ["acc", top_class_hit, batch_max, metric])
+    model = _model(core, ["acc", top_class_hit, batch_max, metric])
     assert model.metrics_names == ["loss", "acc", "top_class_hit", "batch_max", "sq_err"]
     expected = _expected(model.predict(x, batch_size=BATCH), y, BATCH)
     _, acc, hit, maximum, sq_err = model.evaluate(x, y, batch_size=BATCH, sample_weight=weights, verbose=0)
@@ -91,10 +91,10 @@ def test_evaluate_matches_numpy_with_weights_and_uneven_last_batch(engine, data)
     assert metric.calls[-1] == ((N - 2 * BATCH, 3), (N - 2 * BATCH, 3), None)
 
 
-def test_fit_logs_train_and_validation_values(engine, data):
+def test_fit_logs_train_and_validation_values(core, data):
     x, y, weights = data
     metric = SquaredErrorSum()
-    model = _model(engine, [top_class_hit, metric])
+    model = _model(core, [top_class_hit, metric])
     seen = []
 
     class Snapshot(callbacks.Callback):
@@ -112,7 +112,7 @@ def test_fit_logs_train_and_validation_values(engine, data):
     assert history.history["val_top_class_hit"][-1] == pytest.approx(expected_val["top_class_hit"], abs=1e-12)
     assert history.history["val_sq_err"][-1] == pytest.approx(expected_val["sq_err"], rel=1e-6)
     # training, batch by batch: replay the epoch from the saved weights with the same updates
-    replay = _model(engine, [top_class_hit, SquaredErrorSum()])
+    replay = _model(core, [top_class_hit, SquaredErrorSum()])
     replay.set_weights(seen[1])
     batch_values = []
     for start in range(0, 36, BATCH):
@@ -125,10 +125,10 @@ def test_fit_logs_train_and_validation_values(engine, data):
     assert metric.result() == history.history["val_sq_err"][-1]  # reset for validation, its last pass
 
 
-def test_batch_logs_show_batch_values_for_functions_and_running_results_for_objects(engine, data):
+def test_batch_logs_show_batch_values_for_functions_and_running_results_for_objects(core, data):
     x, y, _ = data
     metric = SquaredErrorSum()
-    model = _model(engine, [batch_max, metric])
+    model = _model(core, [batch_max, metric])
     logs_seen = []
     test_logs = []
     model.fit(x, y, batch_size=BATCH, epochs=1, verbose=0, shuffle=False, callbacks=[callbacks.LambdaCallback(
@@ -146,9 +146,9 @@ def test_batch_logs_show_batch_values_for_functions_and_running_results_for_obje
     assert len(test_logs) == 3
 
 
-def test_train_and_test_on_batch_report_custom_values(engine, data):
+def test_train_and_test_on_batch_report_custom_values(core, data):
     x, y, _ = data
-    model = _model(engine, [top_class_hit, SquaredErrorSum()])
+    model = _model(core, [top_class_hit, SquaredErrorSum()])
     before = model.predict(x)
     _, hit, sq_err = model.train_on_batch(x, y)
     assert hit == pytest.approx(top_class_hit(y, before).mean(), abs=1e-12)
@@ -159,7 +159,7 @@ def test_train_and_test_on_batch_report_custom_values(engine, data):
 
 def test_engines_agree_on_custom_values(data):
     x, y, weights = data
-    if fastfit.engine.compiled.compiled_engine() is None:
+    if fastfit.core.compiled_core() is None:
         pytest.skip("compiled engine not built")
     histories = [_model(engine, [top_class_hit, batch_max, SquaredErrorSum()]).fit(
         x, y, batch_size=BATCH, epochs=2, verbose=0, sample_weight=weights, validation_split=0.2).history
@@ -168,7 +168,7 @@ def test_engines_agree_on_custom_values(data):
         assert histories[1][key] == pytest.approx(histories[0][key], rel=1e-5), key
 
 
-def test_no_custom_metric_keeps_the_hook_away(engine, data, monkeypatch):
+def test_no_custom_metric_keeps_the_hook_away(core, data, monkeypatch):
     """Without custom metrics (and callbacks with batch hooks) the engine gets no hook: epochs stay GIL-free."""
     hooks = []
     original = callbacks.make_batch_hook
@@ -180,17 +180,17 @@ def test_no_custom_metric_keeps_the_hook_away(engine, data, monkeypatch):
 
     monkeypatch.setattr(callbacks, "make_batch_hook", spy)
     x, y, _ = data
-    model = _model(engine, ["acc", "mse"])
+    model = _model(core, ["acc", "mse"])
     model.fit(x, y, batch_size=BATCH, epochs=2, verbose=0, validation_split=0.2)
     model.evaluate(x, y, verbose=0)
     assert hooks and all(hook is None for hook in hooks)
     assert model._custom_metrics is None
     hooks.clear()
-    _model(engine, [top_class_hit]).fit(x, y, batch_size=BATCH, epochs=1, verbose=0)
+    _model(core, [top_class_hit]).fit(x, y, batch_size=BATCH, epochs=1, verbose=0)
     assert hooks[0] is not None and hooks[0].predictions is not None and hooks[0].end_interval == 0
 
 
-def test_metric_subclass_with_the_older_reset_name(engine, data):
+def test_metric_subclass_with_the_older_reset_name(core, data):
     class Rows(Metric):
         def update_state(self, y_true, y_pred, sample_weight=None):
             self.rows += len(y_true)
@@ -204,33 +204,33 @@ def test_metric_subclass_with_the_older_reset_name(engine, data):
     x, y, _ = data
     metric = Rows()
     assert metric.name == "rows"
-    model = _model(engine, [metric])
+    model = _model(core, [metric])
     assert model.evaluate(x, y, batch_size=BATCH, verbose=0)[1] == N
     assert model.evaluate(x, y, batch_size=BATCH, verbose=0)[1] == N  # reset between passes
 
 
-def test_metric_errors(engine):
+def test_metric_errors(core):
     model = fastfit.models.Sequential([fastfit.layers.Dense(3, activation="softmax", input_shape=(6,))])
     with pytest.raises(ValueError, match="SquaredErrorSum is a class; pass an instance"):
-        model.compile("sgd", "categorical_crossentropy", metrics=[SquaredErrorSum], engine=engine)
+        model.compile("sgd", "categorical_crossentropy", metrics=[SquaredErrorSum], engine=core)
     with pytest.raises(ValueError, match="pass the function or object itself"):
-        model.compile("sgd", "categorical_crossentropy", metrics=["top_class_hit"], engine=engine)
+        model.compile("sgd", "categorical_crossentropy", metrics=["top_class_hit"], engine=core)
 
     def text_metric(y_true, y_pred):
         return "high"
 
-    model.compile("sgd", "categorical_crossentropy", metrics=[text_metric], engine=engine)
+    model.compile("sgd", "categorical_crossentropy", metrics=[text_metric], engine=core)
     with pytest.raises(TypeError, match="'text_metric' must return a number"):
         model.evaluate(np.zeros((4, 6), "float32"), np.eye(3)[[0, 1, 2, 0]], verbose=0)
 
 
-def test_custom_loss_is_refused_listing_the_builtins(engine):
+def test_custom_loss_is_refused_listing_the_builtins(core):
     def focal(y_true, y_pred):
         return ((y_true - y_pred) ** 2).mean(axis=-1)
 
     model = fastfit.models.Sequential([fastfit.layers.Dense(3, activation="softmax", input_shape=(6,))])
     with pytest.raises(ValueError, match=r"Custom loss 'focal'.*gradients.*'categorical_crossentropy'") as info:
-        model.compile("sgd", loss=focal, engine=engine)
+        model.compile("sgd", loss=focal, engine=core)
     assert "mean_squared_error" in str(info.value)
     assert not model.compiled
 
@@ -238,12 +238,12 @@ def test_custom_loss_is_refused_listing_the_builtins(engine):
         return 0.0
 
     with pytest.raises(ValueError, match="Custom loss 'mean_squared_error'"):
-        model.compile("sgd", loss=mean_squared_error, engine=engine)
+        model.compile("sgd", loss=mean_squared_error, engine=core)
 
 
-def test_save_and_load_with_custom_metrics(engine, data, tmp_path):
+def test_save_and_load_with_custom_metrics(core, data, tmp_path):
     x, y, _ = data
-    model = _model(engine, ["acc", top_class_hit, SquaredErrorSum()])
+    model = _model(core, ["acc", top_class_hit, SquaredErrorSum()])
     model.fit(x, y, batch_size=BATCH, epochs=1, verbose=0)
     path = tmp_path / "m.h5"
     model.save(path)
@@ -272,10 +272,10 @@ class _Hook:
         return False
 
 
-def test_engine_copies_each_batch_output_into_hook_predictions(engine, data):
+def test_engine_copies_each_batch_output_into_hook_predictions(core, data):
     x, y, weights = data
     weights = weights.astype("float32")
-    model = _model(engine, [])
+    model = _model(core, [])
     net = model._train_network()
     hook = _Hook(np.zeros((BATCH, 3), "float32"))
     net.evaluate(x, y, weights, BATCH, hook)
@@ -292,28 +292,28 @@ def test_engine_copies_each_batch_output_into_hook_predictions(engine, data):
     (np.zeros((BATCH, 4), "float32"), 0.0, "hook.predictions"),
     (np.zeros((BATCH, 3), "float32"), 0.5, "every batch end"),
 ])
-def test_engine_checks_hook_predictions(engine, data, predictions, interval, message):
+def test_engine_checks_hook_predictions(core, data, predictions, interval, message):
     x, y, weights = data
     weights = weights.astype("float32")
-    net = _model(engine, [])._train_network()
+    net = _model(core, [])._train_network()
     with pytest.raises(ValueError, match=message):
         net.evaluate(x, y, weights, BATCH, _Hook(predictions, interval))
 
 
-def test_an_error_in_a_custom_metric_propagates_and_the_model_stays_usable(engine, data):
+def test_an_error_in_a_custom_metric_propagates_and_the_model_stays_usable(core, data):
     x, y, _ = data
 
     def broken(y_true, y_pred):
         raise ZeroDivisionError("metric bug")
 
-    model = _model(engine, [broken])
+    model = _model(core, [broken])
     with pytest.raises(ZeroDivisionError, match="metric bug"):
         model.fit(x, y, batch_size=BATCH, epochs=1, verbose=0)
-    model.compile(optimizer="sgd", loss="categorical_crossentropy", metrics=["acc"], engine=engine)
+    model.compile(optimizer="sgd", loss="categorical_crossentropy", metrics=["acc"], engine=core)
     assert len(model.fit(x, y, batch_size=BATCH, epochs=1, verbose=0).history["acc"]) == 1
 
 
-def test_sparse_targets_reach_custom_metrics_as_labels(engine, data):
+def test_sparse_targets_reach_custom_metrics_as_labels(core, data):
     x, y, _ = data
     labels = y.argmax(axis=1)
 
@@ -323,14 +323,14 @@ def test_sparse_targets_reach_custom_metrics_as_labels(engine, data):
 
     fastfit.utils.set_random_seed(7)
     model = fastfit.models.Sequential([fastfit.layers.Dense(3, activation="softmax", input_shape=(6,))])
-    model.compile("sgd", "sparse_categorical_crossentropy", metrics=["acc", sparse_hit], engine=engine)
+    model.compile("sgd", "sparse_categorical_crossentropy", metrics=["acc", sparse_hit], engine=core)
     _, acc, hit = model.evaluate(x, labels, batch_size=BATCH, verbose=0)
     assert hit == pytest.approx(acc, abs=1e-12)
 
 
 def test_cython_engine_copies_row_blocks_of_a_split_batch():
     """A batch split in row blocks (here run one after the other) fills `predictions` block by block."""
-    if fastfit.engine.compiled.compiled_engine() is None:
+    if fastfit.core.compiled_core() is None:
         pytest.skip("compiled engine not built")
     rng = np.random.default_rng(0)
     x = rng.normal(size=(200, 32)).astype("float32")

@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 from fastfit.callbacks import Callback
-from fastfit.engine import compiled
+from fastfit.engine import lowering
 from fastfit.layers import Dense, Flatten
 from fastfit.models import Sequential
 
@@ -48,18 +48,18 @@ class EvaluateBatches(Callback):
 
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
-def test_predict_without_hooks_gives_the_same_bits_for_every_batch_size_up_to_a_block(engine, dtype):
-    model = make_model(engine, dtype)
+def test_predict_without_hooks_gives_the_same_bits_for_every_batch_size_up_to_a_block(core, dtype):
+    model = make_model(core, dtype)
     x, _ = make_data(dtype)
     first = model.predict(x, batch_size=1)
-    for batch_size in (7, 32, 100, compiled.FORWARD_BLOCK_ROWS):
+    for batch_size in (7, 32, 100, lowering.FORWARD_BLOCK_ROWS):
         np.testing.assert_array_equal(model.predict(x, batch_size=batch_size), first)
 
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 @pytest.mark.parametrize("batch_size", [1, 7, 32, 100, 1500])
-def test_predict_in_blocks_equals_the_per_batch_results_and_hooks_see_the_users_batches(engine, dtype, batch_size):
-    model = make_model(engine, dtype)
+def test_predict_in_blocks_equals_the_per_batch_results_and_hooks_see_the_users_batches(core, dtype, batch_size):
+    model = make_model(core, dtype)
     x, _ = make_data(dtype, n=300 if batch_size == 1 else N)
     blocked = model.predict(x, batch_size=batch_size)
     record = PredictBatches()
@@ -73,8 +73,8 @@ def test_predict_in_blocks_equals_the_per_batch_results_and_hooks_see_the_users_
 
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
-def test_evaluate_in_blocks_equals_the_per_batch_results(engine, dtype):
-    model = make_model(engine, dtype)
+def test_evaluate_in_blocks_equals_the_per_batch_results(core, dtype):
+    model = make_model(core, dtype)
     x, y = make_data(dtype)
     for batch_size in (1, 32, 100, 1500):
         blocked = model.evaluate(x, y, batch_size=batch_size, verbose=0)
@@ -87,9 +87,9 @@ def test_evaluate_in_blocks_equals_the_per_batch_results(engine, dtype):
     assert model.evaluate(x, y, batch_size=8, verbose=0) == model.evaluate(x, y, batch_size=64, verbose=0)
 
 
-def test_evaluate_with_zero_sample_weights_keeps_the_users_batches(engine):
+def test_evaluate_with_zero_sample_weights_keeps_the_users_batches(core):
     # Keras 2 divides a batch's weighted loss by its count of non-zero weights: blocks would change that.
-    model = make_model(engine)
+    model = make_model(core)
     x, y = make_data(n=300)
     weights = np.ones(300, dtype=np.float32)
     weights[::3] = 0.0
@@ -104,8 +104,8 @@ def test_evaluate_with_zero_sample_weights_keeps_the_users_batches(engine):
     np.testing.assert_allclose(blocked, per_batch, rtol=1e-6)
 
 
-def test_validation_pass_reports_what_evaluate_returns(engine):
-    model = make_model(engine)
+def test_validation_pass_reports_what_evaluate_returns(core):
+    model = make_model(core)
     x, y = make_data()
     xv, yv = make_data(n=700, seed=5)
     history = model.fit(x, y, batch_size=32, epochs=1, verbose=0, validation_data=(xv, yv))
@@ -117,8 +117,8 @@ def test_validation_pass_reports_what_evaluate_returns(engine):
     assert history.history["val_loss"] == [loss] and history.history["val_acc"] == [acc]
 
 
-def test_one_row_predict_equals_the_batch_row_and_the_general_path(engine):
-    model = make_model(engine, hidden=(64, 32))
+def test_one_row_predict_equals_the_batch_row_and_the_general_path(core):
+    model = make_model(core, hidden=(64, 32))
     x, _ = make_data()
     batch = model.predict(x[:200])
     for i in (0, 17, 199):
@@ -131,8 +131,8 @@ def test_one_row_predict_equals_the_batch_row_and_the_general_path(engine):
     np.testing.assert_array_equal(model.predict(x[:200], callbacks=[]), batch)
 
 
-def test_cached_predict_state_follows_changes_of_the_model(engine):
-    model = make_model(engine)
+def test_cached_predict_state_follows_changes_of_the_model(core):
+    model = make_model(core)
     x, _ = make_data(n=10)
     before = model.predict(x)
     model.set_weights([w * 0.5 for w in model.get_weights()])
@@ -145,8 +145,8 @@ def test_cached_predict_state_follows_changes_of_the_model(engine):
     np.testing.assert_array_equal(model.predict(x), after)
 
 
-def test_plain_predict_still_checks_its_arguments(engine):
-    model = make_model(engine)
+def test_plain_predict_still_checks_its_arguments(core):
+    model = make_model(core)
     x, _ = make_data(n=4)
     bad = x.copy()
     bad[2, 3] = np.nan
@@ -163,9 +163,9 @@ def test_plain_predict_still_checks_its_arguments(engine):
     np.testing.assert_array_equal(model.predict(np.asfortranarray(x)), model.predict(x))
 
 
-def test_multi_dimensional_inputs_take_the_plain_path(engine):
+def test_multi_dimensional_inputs_take_the_plain_path(core):
     model = Sequential([Flatten(input_shape=(3, 4)), Dense(5, activation="softmax")])
-    model.compile("sgd", "categorical_crossentropy", engine=engine)
+    model.compile("sgd", "categorical_crossentropy", engine=core)
     x = np.random.default_rng(0).normal(size=(6, 3, 4)).astype(np.float32)
     np.testing.assert_array_equal(model.predict(x), model.predict(x, callbacks=[]))
 
@@ -174,7 +174,7 @@ def test_threaded_blocks_give_the_same_bits_on_every_run():
     pytest.importorskip("fastfit._ext._loop")
     model = make_model("cython", hidden=(256, 256))
     x, y = make_data(n=5000)
-    net = compiled.engine_network(model, "cython", "mean_squared_error", [])
+    net = lowering.core_network(model, "cython", "mean_squared_error", [])
     net.split_threads = 2  # two row blocks per block of rows, whatever BLAS allows
     first = model.predict(x)
     scores = model.evaluate(x, y, verbose=0)

@@ -153,11 +153,11 @@ def separable(n=240, classes=3):
     (losses.CategoricalCrossentropy(from_logits=True), 3),
     (losses.BinaryCrossentropy(from_logits=True), 1),
 ], ids=["sparse", "categorical", "binary"])
-def test_from_logits_fit_learns_and_predict_returns_logits(engine, loss, classes):
+def test_from_logits_fit_learns_and_predict_returns_logits(core, loss, classes):
     x, labels = separable(classes=classes)
     y = labels if "Sparse" in type(loss).__name__ else (np.eye(classes)[labels] if classes > 1 else labels[:, None])
-    model = mlp(classes, engine)
-    model.compile(optimizer=keras.optimizers.Adam(0.02), loss=loss, metrics=["accuracy"], engine=engine)
+    model = mlp(classes, core)
+    model.compile(optimizer=keras.optimizers.Adam(0.02), loss=loss, metrics=["accuracy"], engine=core)
     history = model.fit(x, y, epochs=15, batch_size=32, verbose=0)
     assert history.history["loss"][-1] < 0.5 * history.history["loss"][0]
     assert history.history["accuracy"][-1] > 0.9
@@ -172,7 +172,7 @@ def test_from_logits_fit_learns_and_predict_returns_logits(engine, loss, classes
 
 
 @pytest.mark.parametrize("name", ["sparse", "categorical", "binary"])
-def test_from_logits_loss_and_gradient_against_numpy(engine, name):
+def test_from_logits_loss_and_gradient_against_numpy(core, name):
     """One SGD step on a linear model: the step is -lr * x^T dL/dz with dL/dz = (softmax(z) - y) / n
     (or (sigmoid(z) - y) / n)."""
     x, labels = separable(n=8, classes=1 if name == "binary" else 3)
@@ -182,7 +182,7 @@ def test_from_logits_loss_and_gradient_against_numpy(engine, name):
             "binary": losses.BinaryCrossentropy}[name](from_logits=True)
     y = labels if name == "sparse" else (labels[:, None].astype("float32") if name == "binary"
                                          else np.eye(3, dtype="float32")[labels])
-    model.compile(optimizer=keras.optimizers.SGD(lr=0.1), loss=loss, engine=engine)
+    model.compile(optimizer=keras.optimizers.SGD(lr=0.1), loss=loss, engine=core)
     kernel, bias = [w.astype(np.float64) for w in model.get_weights()]
     z = x.astype(np.float64) @ kernel + bias
     if name == "binary":
@@ -199,21 +199,21 @@ def test_from_logits_loss_and_gradient_against_numpy(engine, name):
     np.testing.assert_allclose(new_bias, bias - 0.1 * dz.sum(0), rtol=1e-4, atol=1e-6)
 
 
-def test_plain_loss_objects_train_like_their_strings(engine):
+def test_plain_loss_objects_train_like_their_strings(core):
     x, labels = separable()
     runs = []
     for loss in ("sparse_categorical_crossentropy", losses.SparseCategoricalCrossentropy()):
         keras.utils.set_random_seed(9)
-        model = mlp(3, engine, "softmax")
-        model.compile(optimizer="adam", loss=loss, metrics=["accuracy"], engine=engine)
+        model = mlp(3, core, "softmax")
+        model.compile(optimizer="adam", loss=loss, metrics=["accuracy"], engine=core)
         runs.append(model.fit(x, labels, epochs=2, batch_size=32, verbose=0).history)
     assert runs[0] == runs[1]
 
 
-def test_linear_last_layer_with_the_string_loss_still_trains(engine):
+def test_linear_last_layer_with_the_string_loss_still_trains(core):
     x, labels = separable()
-    model = mlp(3, engine)
-    model.compile(optimizer="adam", loss="sparse_categorical_crossentropy", engine=engine)
+    model = mlp(3, core)
+    model.compile(optimizer="adam", loss="sparse_categorical_crossentropy", engine=core)
     assert np.isfinite(model.fit(x, labels, epochs=1, verbose=0).history["loss"][0])
 
 
@@ -224,10 +224,10 @@ def test_linear_last_layer_with_the_string_loss_still_trains(engine):
     (losses.BinaryCrossentropy(axis=0), "axis=0"),
     (losses.CategoricalCrossentropy, "is a class; pass an instance"),
 ])
-def test_compile_refuses_what_fastfit_cannot_train(engine, loss, match):
-    model = mlp(3, engine)
+def test_compile_refuses_what_fastfit_cannot_train(core, loss, match):
+    model = mlp(3, core)
     with pytest.raises(ValueError, match=match):
-        model.compile(optimizer="adam", loss=loss, engine=engine)
+        model.compile(optimizer="adam", loss=loss, engine=core)
     assert not model.compiled
 
 
@@ -250,11 +250,11 @@ def test_custom_loss_subclass_is_refused():
         model.compile(optimizer="adam", loss=Mine())
 
 
-def test_save_and_load_keep_the_loss_object(engine, tmp_path):
+def test_save_and_load_keep_the_loss_object(core, tmp_path):
     x, labels = separable()
-    model = mlp(3, engine)
+    model = mlp(3, core)
     model.compile(optimizer="adam", loss=losses.SparseCategoricalCrossentropy(from_logits=True),
-                  metrics=["accuracy"], engine=engine)
+                  metrics=["accuracy"], engine=core)
     model.fit(x, labels, epochs=1, verbose=0)
     path = str(tmp_path / "logits.h5")
     model.save(path)
@@ -269,15 +269,15 @@ def test_save_and_load_keep_the_loss_object(engine, tmp_path):
                                rtol=1e-6)
 
 
-def test_large_logits_are_not_clipped_in_either_engine(engine):
+def test_large_logits_are_not_clipped_in_either_engine(core):
     model = keras.Sequential([keras.layers.Dense(3, input_shape=(3,), use_bias=False)])
-    model.compile(optimizer="sgd", loss=losses.SparseCategoricalCrossentropy(from_logits=True), engine=engine)
+    model.compile(optimizer="sgd", loss=losses.SparseCategoricalCrossentropy(from_logits=True), engine=core)
     model.set_weights([np.eye(3, dtype="float32")])
     z = np.array([[1e4, -1e4, 0.0], [0.0, 3e4, -3e4]], dtype="float32")
     assert model.evaluate(z, np.array([1, 2]), verbose=0) == pytest.approx((2e4 + 6e4) / 2, rel=1e-6)
 
 
-def test_tf_keras_basic_classification_script(engine):
+def test_tf_keras_basic_classification_script(core):
     """The tf.keras "basic classification" tutorial's model and compile call, verbatim but for the module."""
     tf_keras = keras
     rng = np.random.default_rng(0)
@@ -288,18 +288,18 @@ def test_tf_keras_basic_classification_script(engine):
                                  tf_keras.layers.Dense(128, activation='relu'),
                                  tf_keras.layers.Dense(10)])
     model.compile(optimizer='adam', loss=tf_keras.losses.SparseCategoricalCrossentropy(from_logits=True),
-                  metrics=['accuracy'], engine=engine)
+                  metrics=['accuracy'], engine=core)
     model.fit(images, labels, epochs=5, verbose=0)
     test_loss, test_acc = model.evaluate(images, labels, verbose=0)
     assert test_acc > 0.9 and test_loss < 0.5
     assert model.predict(images[:3]).shape == (3, 10)
 
 
-def test_metric_names_under_a_binary_from_logits_loss(engine):
+def test_metric_names_under_a_binary_from_logits_loss(core):
     x, labels = separable(n=64, classes=1)
-    model = mlp(1, engine)
+    model = mlp(1, core)
     model.compile(optimizer="sgd", loss=losses.BinaryCrossentropy(from_logits=True),
-                  metrics=["accuracy", "binary_accuracy", "crossentropy"], engine=engine)
+                  metrics=["accuracy", "binary_accuracy", "crossentropy"], engine=core)
     y = labels[:, None].astype("float32")
     values = model.evaluate(x, y, batch_size=64, verbose=0)
     z = model.predict(x).astype(np.float64)

@@ -37,12 +37,12 @@ def _tie_bound(y, p, thresholds):
     return 0.5 * float(np.sum(pos * neg)) / (pos.sum() * neg.sum())
 
 
-def test_evaluate_matches_scikit_learn(engine):
+def test_evaluate_matches_scikit_learn(core):
     x, y = _binary_data()
     objects = [M.Precision(), M.Recall(), M.AUC(), M.AUC(curve="PR"), M.TruePositives(), M.FalsePositives(),
                M.TrueNegatives(), M.FalseNegatives(name="fn"), M.BinaryAccuracy(), M.MeanSquaredError(),
                M.MeanAbsoluteError()]
-    model = _binary_model(engine, objects)
+    model = _binary_model(core, objects)
     model.fit(x, y, epochs=3, batch_size=16, verbose=0)
     assert model.metrics_names == ["loss", "precision", "recall", "auc", "auc_1", "true_positives",
                                    "false_positives", "true_negatives", "fn", "binary_accuracy",
@@ -70,13 +70,13 @@ def test_evaluate_matches_scikit_learn(engine):
     assert objects[2].result() == values["auc"]
 
 
-def test_auc_matches_scikit_learn_with_the_exact_thresholds(engine):
+def test_auc_matches_scikit_learn_with_the_exact_thresholds(core):
     """With a threshold between every pair of distinct scores, the trapezoid AUC is the exact one."""
     x, y = _binary_data(n=60)
-    model = _binary_model(engine, [])
+    model = _binary_model(core, [])
     p = np.sort(np.unique(model.predict(x)[:, 0]))
     thresholds = ((p[1:] + p[:-1]) / 2).tolist()
-    model.compile("sgd", "binary_crossentropy", metrics=[M.AUC(thresholds=thresholds)], engine=engine)
+    model.compile("sgd", "binary_crossentropy", metrics=[M.AUC(thresholds=thresholds)], engine=core)
     _, auc = model.evaluate(x, y, batch_size=7, verbose=0)
     assert auc == pytest.approx(skm.roc_auc_score(y[:, 0], model.predict(x)[:, 0]), abs=1e-12)
 
@@ -96,21 +96,21 @@ def _replay(model, x, y, batch_size, objects):
     return [m.result() for m in standalone]
 
 
-def test_train_logs_are_the_epoch_counts_of_a_replay(engine):
+def test_train_logs_are_the_epoch_counts_of_a_replay(core):
     x, y = _binary_data()
     objects = [M.Precision(), M.Recall(), M.AUC(), M.FalseNegatives(), M.BinaryAccuracy(threshold=0.4)]
-    model = _binary_model(engine, objects)
+    model = _binary_model(core, objects)
     expected = _replay(model, x, y, 32, objects)
     history = model.fit(x, y, epochs=1, batch_size=32, shuffle=False, verbose=0)
     for m, value in zip(objects, expected):
         assert history.history[m.name][0] == pytest.approx(value, abs=1e-12), m.name
 
 
-def test_batch_logs_carry_the_running_value_and_val_logs_the_validation_pass(engine):
+def test_batch_logs_carry_the_running_value_and_val_logs_the_validation_pass(core):
     x, y = _binary_data()
     xv, yv = _binary_data(n=41, seed=1)
     objects = [M.Precision(), M.AUC(), M.BinaryAccuracy()]
-    model = _binary_model(engine, objects + ["acc"])
+    model = _binary_model(core, objects + ["acc"])
     first_predictions = model.predict(x[:32])
     seen = []
     record = fastfit.callbacks.LambdaCallback(on_batch_end=lambda batch, logs: seen.append(dict(logs)))
@@ -129,11 +129,11 @@ def test_batch_logs_carry_the_running_value_and_val_logs_the_validation_pass(eng
         assert history.history["val_" + key][-1] == pytest.approx(values[key], abs=1e-12)
 
 
-def test_sample_weights_weigh_the_loss_only(engine):
+def test_sample_weights_weigh_the_loss_only(core):
     """tf.keras passes sample weights to `weighted_metrics` only; `metrics=[...]` objects count every row."""
     x, y = _binary_data()
     weights = np.random.default_rng(3).uniform(0, 2, size=len(x))
-    model = _binary_model(engine, [M.Precision(), M.AUC(), M.BinaryAccuracy()])
+    model = _binary_model(core, [M.Precision(), M.AUC(), M.BinaryAccuracy()])
     plain = model.evaluate(x, y, verbose=0)
     weighted = model.evaluate(x, y, sample_weight=weights, verbose=0)
     assert weighted[0] != pytest.approx(plain[0])
@@ -147,13 +147,13 @@ def _softmax_data(n=150, units=4, seed=0):
     return x, np.eye(units)[labels], labels
 
 
-def test_class_id_top_k_and_thresholds(engine):
+def test_class_id_top_k_and_thresholds(core):
     x, y, labels = _softmax_data()
     model = fastfit.Sequential([fastfit.layers.Dense(4, activation="softmax", input_dim=6, dtype="float64")])
     objects = [M.Precision(class_id=1), M.Recall(class_id=2, thresholds=0.3), M.Precision(top_k=2, name="p2"),
                M.Recall(top_k=1, class_id=0, name="r0"), M.TopKCategoricalAccuracy(k=2),
                M.CategoricalAccuracy(), M.AUC(name="pooled_auc")]
-    model.compile("adam", "categorical_crossentropy", metrics=objects, engine=engine)
+    model.compile("adam", "categorical_crossentropy", metrics=objects, engine=core)
     values = dict(zip(model.metrics_names, model.evaluate(x, y, batch_size=32, verbose=0)))
     p = model.predict(x)
     assert values["precision"] == pytest.approx(skm.precision_score(y[:, 1], p[:, 1] > 0.5, zero_division=0))
@@ -169,35 +169,35 @@ def test_class_id_top_k_and_thresholds(engine):
         _tie_bound(y.ravel(), p.ravel(), pooled) + 1e-12
 
 
-def test_sparse_objects(engine):
+def test_sparse_objects(core):
     x, _, labels = _softmax_data()
     model = fastfit.Sequential([fastfit.layers.Dense(4, activation="softmax", input_dim=6)])
-    model.compile("adam", "sparse_categorical_crossentropy", engine=engine,
+    model.compile("adam", "sparse_categorical_crossentropy", engine=core,
                   metrics=[M.SparseCategoricalAccuracy(), M.SparseTopKCategoricalAccuracy(k=3)])
     _, accuracy, top3 = model.evaluate(x, labels, verbose=0)
     p = model.predict(x)
     assert accuracy == pytest.approx(skm.accuracy_score(labels, p.argmax(1)))
     assert top3 == pytest.approx(skm.top_k_accuracy_score(labels, p, k=3))
     with pytest.raises(ValueError, match="targets of the output's shape"):
-        model.compile("adam", "sparse_categorical_crossentropy", metrics=[M.Precision()], engine=engine)
+        model.compile("adam", "sparse_categorical_crossentropy", metrics=[M.Precision()], engine=core)
     with pytest.raises(ValueError, match="integer targets need a sparse metric"):
-        model.compile("adam", "sparse_categorical_crossentropy", metrics=[M.CategoricalAccuracy()], engine=engine)
+        model.compile("adam", "sparse_categorical_crossentropy", metrics=[M.CategoricalAccuracy()], engine=core)
 
 
-def test_compile_refuses_what_logs_cannot_hold_or_the_model_cannot_give(engine):
-    model = _binary_model(engine, [])
+def test_compile_refuses_what_logs_cannot_hold_or_the_model_cannot_give(core):
+    model = _binary_model(core, [])
     with pytest.raises(ValueError, match="one value per threshold"):
-        model.compile("sgd", "binary_crossentropy", metrics=[M.Precision(thresholds=[0.3, 0.6])], engine=engine)
+        model.compile("sgd", "binary_crossentropy", metrics=[M.Precision(thresholds=[0.3, 0.6])], engine=core)
     with pytest.raises(ValueError, match="class_id 1 is not one of the model's 1 outputs"):
-        model.compile("sgd", "binary_crossentropy", metrics=[M.Recall(class_id=1)], engine=engine)
+        model.compile("sgd", "binary_crossentropy", metrics=[M.Recall(class_id=1)], engine=core)
     with pytest.raises(ValueError, match="top_k 2 is larger"):
-        model.compile("sgd", "binary_crossentropy", metrics=[M.Recall(top_k=2)], engine=engine)
+        model.compile("sgd", "binary_crossentropy", metrics=[M.Recall(top_k=2)], engine=core)
 
 
-def test_predictions_outside_0_1_fail_loudly(engine):
+def test_predictions_outside_0_1_fail_loudly(core):
     x, y = _binary_data(n=40)
     model = fastfit.Sequential([fastfit.layers.Dense(1, input_dim=5)])
-    model.compile("sgd", "mse", metrics=[M.AUC()], engine=engine)
+    model.compile("sgd", "mse", metrics=[M.AUC()], engine=core)
     with pytest.raises(ValueError, match="outside \\[0, 1\\]"):
         model.evaluate(x, y, verbose=0)
 
@@ -240,9 +240,9 @@ def test_automatic_names_follow_tf_keras():
     assert M.BinaryAccuracy().name == M.BinaryAccuracy().name == "binary_accuracy"
 
 
-def test_engine_histograms_match_the_numpy_twin(engine):
+def test_engine_histograms_match_the_numpy_twin(core):
     """Both engines' threshold histograms (top_k ties, class_id, out-of-range count) equal the NumPy twin's."""
-    from fastfit.engine.compiled import engine_class
+    from fastfit.core import core_class
     rng = np.random.default_rng(5)
     x = rng.normal(size=(45, 3))
     W = rng.normal(size=(3, 4))
@@ -250,7 +250,7 @@ def test_engine_histograms_match_the_numpy_twin(engine):
     y = (rng.random((45, 4)) > 0.6).astype(np.float64)
     thresholds = np.linspace(-0.2, 1.2, 9)
     specs = [(thresholds, -1, 0), (thresholds, 2, 0), (np.array([0.1]), -1, 2), (np.array([-1e10]), 1, 1)]
-    net = engine_class(engine)([("dense", W, None)], "mean_squared_error", [], np.float64, confusion=specs)
+    net = core_class(core)([("dense", W, None)], "mean_squared_error", [], np.float64, confusion=specs)
     net.evaluate(x, y, None, 8, None)
     p = x @ W
     expected = np.concatenate([twin.threshold_histogram(y, p, t, None if c < 0 else c, k or None)
@@ -263,16 +263,16 @@ def test_top_k_ties_take_the_lower_index():
     assert twin.top_k_mask(np.array([[0.5, 0.5, 0.5, 0.2]]), 2).tolist() == [[True, True, False, False]]
 
 
-def test_monitors_follow_the_declared_direction(engine, tmp_path):
+def test_monitors_follow_the_declared_direction(core, tmp_path):
     x, y = _binary_data()
-    model = _binary_model(engine, [M.Precision(name="prec"), M.FalseNegatives(), M.AUC()])
+    model = _binary_model(core, [M.Precision(name="prec"), M.FalseNegatives(), M.AUC()])
     assert higher_is_better("auto", "val_prec", "t", model)
     assert higher_is_better("auto", "prec", "t", model)
     assert not higher_is_better("auto", "val_false_negatives", "t", model)
     assert not higher_is_better("auto", "val_prec", "t")  # without the model: Keras 2's name rule
     assert higher_is_better("auto", "val_auc", "t", model)
     # A constant val_auc (lr 0) never improves: patience 0 stops after the second epoch.
-    model.compile(fastfit.optimizers.SGD(lr=0.0), "binary_crossentropy", metrics=model.metrics, engine=engine)
+    model.compile(fastfit.optimizers.SGD(lr=0.0), "binary_crossentropy", metrics=model.metrics, engine=core)
     stop = fastfit.callbacks.EarlyStopping(monitor="val_auc", patience=0)
     history = model.fit(x, y, epochs=5, validation_split=0.25, verbose=0, callbacks=[stop])
     assert len(history.epoch) == 2
@@ -287,7 +287,7 @@ def test_monitors_follow_the_declared_direction(engine, tmp_path):
     assert plateau._higher is False
 
 
-def test_no_batch_hook_when_only_engine_metrics_are_compiled(engine, monkeypatch):
+def test_no_batch_hook_when_only_engine_metrics_are_compiled(core, monkeypatch):
     made = []
     real = fastfit.callbacks.make_batch_hook
 
@@ -297,17 +297,17 @@ def test_no_batch_hook_when_only_engine_metrics_are_compiled(engine, monkeypatch
         return hook
     monkeypatch.setattr(fastfit.callbacks, "make_batch_hook", spy)
     x, y = _binary_data()
-    model = _binary_model(engine, [M.Precision(), M.AUC(), M.BinaryAccuracy(), "acc"])
+    model = _binary_model(core, [M.Precision(), M.AUC(), M.BinaryAccuracy(), "acc"])
     model.fit(x, y, epochs=2, verbose=0, validation_split=0.2)
     model.evaluate(x, y, verbose=0)
     assert made and all(hook is None for hook in made)
 
 
-def test_save_and_load_restore_the_objects(engine, tmp_path):
+def test_save_and_load_restore_the_objects(core, tmp_path):
     import h5py
     import json
     x, y = _binary_data()
-    model = _binary_model(engine, [M.Precision(thresholds=0.3), M.AUC(curve="PR", num_thresholds=50, name="pr"),
+    model = _binary_model(core, [M.Precision(thresholds=0.3), M.AUC(curve="PR", num_thresholds=50, name="pr"),
                                    M.BinaryAccuracy(threshold=0.6), "acc"])
     model.fit(x, y, epochs=1, verbose=0)
     path = tmp_path / "m.h5"
@@ -324,7 +324,7 @@ def test_save_and_load_restore_the_objects(engine, tmp_path):
     assert loaded.evaluate(x, y, verbose=0) == pytest.approx(model.evaluate(x, y, verbose=0), abs=1e-12)
 
 
-def test_custom_and_engine_metric_objects_together(engine):
+def test_custom_and_engine_metric_objects_together(core):
     class Count(M.Metric):
         def __init__(self):
             super().__init__(name="count")
@@ -339,7 +339,7 @@ def test_custom_and_engine_metric_objects_together(engine):
         def reset_state(self):
             self.n = 0
     x, y = _binary_data()
-    model = _binary_model(engine, [Count(), M.Precision(), "acc"])
+    model = _binary_model(core, [Count(), M.Precision(), "acc"])
     history = model.fit(x, y, epochs=1, batch_size=50, verbose=0)
     assert list(history.history) == ["loss", "count", "precision", "acc"]
     assert history.history["count"] == [len(x)]
@@ -348,17 +348,17 @@ def test_custom_and_engine_metric_objects_together(engine):
     assert values["precision"] == pytest.approx(skm.precision_score(y[:, 0], p > 0.5), abs=1e-12)
 
 
-def test_deferred_build_resolves_objects_at_build(engine):
+def test_deferred_build_resolves_objects_at_build(core):
     x, y = _binary_data()
     model = fastfit.Sequential([fastfit.layers.Dense(1, activation="sigmoid")])
-    model.compile("sgd", "binary_crossentropy", metrics=[M.Recall(), M.AUC()], engine=engine)
+    model.compile("sgd", "binary_crossentropy", metrics=[M.Recall(), M.AUC()], engine=core)
     history = model.fit(x, y, epochs=1, verbose=0)
     assert set(history.history) == {"loss", "recall", "auc"}
 
 
-def test_progress_bar_and_single_batch_calls(engine, capsys):
+def test_progress_bar_and_single_batch_calls(core, capsys):
     x, y = _binary_data()
-    model = _binary_model(engine, [M.Precision(), M.AUC(num_thresholds=20)])
+    model = _binary_model(core, [M.Precision(), M.AUC(num_thresholds=20)])
     history = model.fit(x, y, epochs=1, batch_size=50, verbose=1)
     out = capsys.readouterr().out
     assert f"precision: {history.history['precision'][0]:.4f}" in out
@@ -370,11 +370,11 @@ def test_progress_bar_and_single_batch_calls(engine, capsys):
     assert precision == pytest.approx(skm.precision_score(y[:40, 0], p > 0.5), abs=1e-12)
 
 
-def test_class_name_strings_make_objects(engine, tmp_path):
+def test_class_name_strings_make_objects(core, tmp_path):
     """tf.keras: `metrics=['AUC']` makes an `AUC()` (logged `auc`); Keras 3 also takes 'precision', 'recall'."""
     x, y = _binary_data()
     model = fastfit.Sequential([fastfit.layers.Dense(1, activation="sigmoid")])  # deferred build keeps names
-    model.compile("sgd", "binary_crossentropy", metrics=["accuracy", "AUC", "Precision", "recall"], engine=engine)
+    model.compile("sgd", "binary_crossentropy", metrics=["accuracy", "AUC", "Precision", "recall"], engine=core)
     history = model.fit(x, y, epochs=1, verbose=0, validation_split=0.2)
     assert list(history.history) == ["loss", "accuracy", "auc", "precision", "recall",
                                       "val_loss", "val_accuracy", "val_auc", "val_precision", "val_recall"]
@@ -388,9 +388,9 @@ def test_class_name_strings_make_objects(engine, tmp_path):
     assert loaded.metrics_names == model.metrics_names
 
 
-def test_return_dict_and_csv_logger(engine, tmp_path):
+def test_return_dict_and_csv_logger(core, tmp_path):
     x, y = _binary_data()
-    model = _binary_model(engine, [M.Precision(), M.AUC()])
+    model = _binary_model(core, [M.Precision(), M.AUC()])
     log = tmp_path / "log.csv"
     history = model.fit(x, y, epochs=2, verbose=0, validation_split=0.2,
                         callbacks=[fastfit.callbacks.CSVLogger(str(log))])

@@ -59,7 +59,7 @@ def test_constraints_follow_keras_2_2():
                                                               "config": {"max_value": 3.0, "axis": 0}}
 
 
-def test_the_penalty_joins_the_reported_loss_as_keras_does(engine):
+def test_the_penalty_joins_the_reported_loss_as_keras_does(core):
     x, y = _data()
     fastfit.utils.set_random_seed(3)
     plain = Sequential([Dense(5, input_dim=6, activation="tanh"), Dense(3, activation="softmax")])
@@ -68,7 +68,7 @@ def test_the_penalty_joins_the_reported_loss_as_keras_does(engine):
                                   bias_regularizer=regularizers.l1(0.2)),
                             Dense(3, activation="softmax", activity_regularizer=regularizers.l1(0.01))])
     for model in (plain, penalised):
-        model.compile(fastfit.optimizers.SGD(lr=0.0), "categorical_crossentropy", engine=engine)
+        model.compile(fastfit.optimizers.SGD(lr=0.0), "categorical_crossentropy", engine=core)
     kernel, bias = penalised.layers[0].get_weights()
     weights = 0.1 * float(np.sum(kernel.astype(np.float64) ** 2)) + 0.2 * float(np.abs(bias).sum())
     activity = 0.01 * float(np.abs(plain.predict(x)).sum())  # the whole set in one batch
@@ -78,22 +78,22 @@ def test_the_penalty_joins_the_reported_loss_as_keras_does(engine):
     assert history.history["loss"][0] == pytest.approx(expected, rel=1e-5)
 
 
-def test_the_penalty_gradient_shrinks_the_weights(engine):
+def test_the_penalty_gradient_shrinks_the_weights(core):
     x, y = _data()
     fastfit.utils.set_random_seed(3)
     model = Sequential([Dense(3, input_dim=6, kernel_regularizer=regularizers.l2(1.0), activation="softmax")])
-    model.compile(fastfit.optimizers.SGD(lr=0.1), "categorical_crossentropy", engine=engine)
+    model.compile(fastfit.optimizers.SGD(lr=0.1), "categorical_crossentropy", engine=core)
     before = np.linalg.norm(model.get_weights()[0])
     model.fit(x, y, batch_size=64, epochs=20, verbose=0)
     assert np.linalg.norm(model.get_weights()[0]) < 0.2 * before
 
 
-def test_constraints_hold_after_training(engine):
+def test_constraints_hold_after_training(core):
     x, y = _data()
     model = Sequential([Dense(8, input_dim=6, kernel_constraint=constraints.max_norm(0.5),
                               bias_constraint=constraints.non_neg(), activation="relu"),
                         Dense(3, activation="softmax", kernel_constraint=constraints.unit_norm(axis=1))])
-    model.compile(fastfit.optimizers.Adam(lr=0.1), "categorical_crossentropy", engine=engine)
+    model.compile(fastfit.optimizers.Adam(lr=0.1), "categorical_crossentropy", engine=core)
     model.fit(x, y, batch_size=16, epochs=3, verbose=0)
     kernel, bias = model.layers[0].get_weights()
     assert np.linalg.norm(kernel, axis=0).max() <= 0.5 + 1e-6 and bias.min() >= 0
@@ -108,9 +108,9 @@ def _bn_model(engine, **bn):
     return model
 
 
-def test_batch_normalization_predicts_with_its_moving_statistics(engine):
+def test_batch_normalization_predicts_with_its_moving_statistics(core):
     x, y = _data()
-    model = _bn_model(engine, momentum=0.5)
+    model = _bn_model(core, momentum=0.5)
     model.fit(x, y, batch_size=16, epochs=2, verbose=0)
     bn = model.layers[1]
     assert np.abs(bn.moving_mean).max() > 0 and np.abs(bn.moving_variance - 1).max() > 0
@@ -122,11 +122,11 @@ def test_batch_normalization_predicts_with_its_moving_statistics(engine):
     np.testing.assert_allclose(model.predict(x), expected, rtol=1e-4, atol=1e-6)
 
 
-def test_frozen_batch_normalization_keeps_everything_as_keras_2_2(engine):
+def test_frozen_batch_normalization_keeps_everything_as_keras_2_2(core):
     x, y = _data()
-    model = _bn_model(engine)
+    model = _bn_model(core)
     model.layers[1].trainable = False
-    model.compile("adam", "categorical_crossentropy", engine=engine)
+    model.compile("adam", "categorical_crossentropy", engine=core)
     before = model.layers[1].get_weights()
     model.fit(x, y, batch_size=16, epochs=2, verbose=0)
     for a, b in zip(model.layers[1].get_weights(), before):
@@ -154,7 +154,7 @@ def test_batch_normalization_weights_config_and_summary():
     assert "batch_normalization_1 (Batch" in text and "Non-trainable params: 16" in text
 
 
-def test_advanced_activations_compute_keras_2_2_formulas(engine):
+def test_advanced_activations_compute_keras_2_2_formulas(core):
     x = np.linspace(-3, 3, 13, dtype="float32").reshape(1, 13)
     cases = [(LeakyReLU(0.2), np.where(x > 0, x, 0.2 * x)), (ELU(0.5), np.where(x > 0, x, 0.5 * np.expm1(x))),
              (ThresholdedReLU(1.0), np.where(x > 1.0, x, 0)),
@@ -163,18 +163,18 @@ def test_advanced_activations_compute_keras_2_2_formulas(engine):
              (Softmax(), np.exp(x) / np.exp(x).sum()), (PReLU(alpha_initializer="ones"), x)]
     for layer, expected in cases:
         model = Sequential([fastfit.layers.InputLayer(input_shape=(13,)), layer])
-        model.compile("sgd", "mean_squared_error", engine=engine)
+        model.compile("sgd", "mean_squared_error", engine=core)
         np.testing.assert_allclose(model.predict(x), expected, rtol=1e-5, atol=1e-6, err_msg=type(layer).__name__)
 
 
-def test_noise_layers_are_the_identity_outside_training_and_reproducible(engine):
+def test_noise_layers_are_the_identity_outside_training_and_reproducible(core):
     x, y = _data()
     results = []
     for _ in range(2):
         fastfit.utils.set_random_seed(9)
         model = Sequential([Dense(8, input_dim=6, activation="selu"), AlphaDropout(0.2), GaussianNoise(0.5),
                             GaussianDropout(0.3), ActivityRegularization(l2=0.01), Dense(3, activation="softmax")])
-        model.compile("adam", "categorical_crossentropy", engine=engine)
+        model.compile("adam", "categorical_crossentropy", engine=core)
         out = model.predict(x)
         dense = model.layers[0]
         h = x @ dense.kernel + dense.bias
@@ -205,14 +205,14 @@ def test_configs_round_trip(make):
     assert again.get_config() == config
 
 
-def test_models_with_every_new_layer_save_and_load(tmp_path, engine):
+def test_models_with_every_new_layer_save_and_load(tmp_path, core):
     x, y = _data()
     fastfit.utils.set_random_seed(4)
     model = Sequential([Dense(8, input_dim=6, kernel_regularizer=regularizers.l2(1e-3),
                               kernel_constraint=constraints.max_norm(2.0)),
                         BatchNormalization(), PReLU(), LeakyReLU(), GaussianNoise(0.1), Dense(3),
                         Activation("softmax")])
-    model.compile("adam", "categorical_crossentropy", engine=engine)
+    model.compile("adam", "categorical_crossentropy", engine=core)
     model.fit(x, y, batch_size=16, epochs=2, verbose=0)
     path = str(tmp_path / "m.h5")
     model.save(path)

@@ -15,7 +15,7 @@ class Record(Callback):
         self.batches.append((batch, logs["size"], logs["outputs"]))
 
 
-def test_multi_output_predict_hooks_get_every_output(engine):
+def test_multi_output_predict_hooks_get_every_output(core):
     inputs = Input(shape=(3,))
     hidden = Dense(4, activation="relu")(inputs)
     model = Model(inputs, [hidden, Dense(2)(hidden)])
@@ -29,7 +29,7 @@ def test_multi_output_predict_hooks_get_every_output(engine):
     np.testing.assert_array_equal(last[1], o[8:])
 
 
-def test_single_output_predict_hooks_get_the_array(engine):
+def test_single_output_predict_hooks_get_the_array(core):
     inputs = Input(shape=(3,))
     model = Model(inputs, Dense(2)(inputs))
     x = np.ones((5, 3), dtype="float32")

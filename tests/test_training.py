@@ -16,9 +16,9 @@ def small_model(engine, loss="categorical_crossentropy", metrics=("acc",), optim
     return model
 
 
-def test_fit_learns_and_history_has_plain_floats(engine, classification_data):
+def test_fit_learns_and_history_has_plain_floats(core, classification_data):
     x, y, _ = classification_data
-    model = small_model(engine)
+    model = small_model(core)
     history = model.fit(x, y, epochs=15, batch_size=16, verbose=0)
     assert history is model.history
     assert set(history.history) == {"loss", "acc"}
@@ -30,17 +30,17 @@ def test_fit_learns_and_history_has_plain_floats(engine, classification_data):
     assert acc > 0.9 and isinstance(loss, float)
 
 
-def test_metric_key_is_the_string_given(engine, classification_data):
+def test_metric_key_is_the_string_given(core, classification_data):
     x, y, labels = classification_data
-    model = small_model(engine, metrics=["accuracy"])
+    model = small_model(core, metrics=["accuracy"])
     history = model.fit(x, y, epochs=1, verbose=0)
     assert "accuracy" in history.history
-    sparse = small_model(engine, loss="sparse_categorical_crossentropy", metrics=["acc"])
+    sparse = small_model(core, loss="sparse_categorical_crossentropy", metrics=["acc"])
     assert sparse.fit(x, labels, epochs=1, verbose=0).history["acc"]
     assert sparse.metrics_names == ["loss", "acc"]
 
 
-def test_validation_split_uses_last_samples(engine, classification_data):
+def test_validation_split_uses_last_samples(core, classification_data):
     x, y, _ = classification_data
     seen = {}
 
@@ -48,32 +48,32 @@ def test_validation_split_uses_last_samples(engine, classification_data):
         def on_train_begin(self, logs=None):
             seen["val"] = self.validation_data
 
-    model = small_model(engine)
+    model = small_model(core)
     history = model.fit(x, y, epochs=2, validation_split=0.25, verbose=0, callbacks=[Grab()])
     assert set(history.history) == {"loss", "acc", "val_loss", "val_acc"}
     np.testing.assert_array_equal(seen["val"][0], x[45:])
     assert history.params["samples"] == 45
 
 
-def test_epochs_zero_runs_only_train_hooks(engine, classification_data):
+def test_epochs_zero_runs_only_train_hooks(core, classification_data):
     x, y, _ = classification_data
-    model = small_model(engine)
+    model = small_model(core)
     before = model.get_weights()
     history = model.fit(x, y, epochs=0, verbose=0)
     assert history.history == {} and history.epoch == []
     np.testing.assert_array_equal(model.get_weights()[0], before[0])
 
 
-def test_initial_epoch_numbers_history(engine, classification_data):
+def test_initial_epoch_numbers_history(core, classification_data):
     x, y, _ = classification_data
-    history = small_model(engine).fit(x, y, epochs=5, initial_epoch=2, verbose=0)
+    history = small_model(core).fit(x, y, epochs=5, initial_epoch=2, verbose=0)
     assert history.epoch == [2, 3, 4]
 
 
-def test_predict_is_deterministic_with_dropout(engine, classification_data):
+def test_predict_is_deterministic_with_dropout(core, classification_data):
     x, y, _ = classification_data
     model = Sequential([Dense(16, input_dim=8, activation="relu"), Dropout(0.5), Dense(3, activation="softmax")])
-    model.compile("sgd", "categorical_crossentropy", engine=engine)
+    model.compile("sgd", "categorical_crossentropy", engine=core)
     model.fit(x, y, epochs=2, verbose=0)
     np.testing.assert_array_equal(model.predict(x), model.predict(x))
     # Another batch size may round differently in BLAS (a last-bit difference); dropout would change ~half
@@ -86,13 +86,13 @@ def test_predict_is_deterministic_with_dropout(engine, classification_data):
                                atol=1e-6)
 
 
-def test_same_seed_same_weights_bit_for_bit(engine, classification_data):
+def test_same_seed_same_weights_bit_for_bit(core, classification_data):
     x, y, _ = classification_data
 
     def run():
         fastfit.utils.set_random_seed(7)
         model = Sequential([Dense(16, input_dim=8, activation="relu"), Dropout(0.3), Dense(3, activation="softmax")])
-        model.compile("rmsprop", "categorical_crossentropy", engine=engine)
+        model.compile("rmsprop", "categorical_crossentropy", engine=core)
         model.fit(x, y, epochs=3, batch_size=8, verbose=0)
         return model.get_weights()
 
@@ -121,9 +121,9 @@ def test_engines_agree_after_several_epochs(classification_data):
     np.testing.assert_allclose(results[0][1], results[1][1], rtol=1e-8)
 
 
-def test_learning_rate_is_live(engine, classification_data):
+def test_learning_rate_is_live(core, classification_data):
     x, y, _ = classification_data
-    model = small_model(engine, optimizer=fastfit.optimizers.SGD(lr=0.1))
+    model = small_model(core, optimizer=fastfit.optimizers.SGD(lr=0.1))
     model.optimizer.lr = 0.0
     before = model.get_weights()
     model.fit(x, y, epochs=1, verbose=0)
@@ -133,7 +133,7 @@ def test_learning_rate_is_live(engine, classification_data):
     assert model.optimizer.learning_rate == pytest.approx(0.05)
 
 
-def test_stop_training_from_batch_hook(engine, classification_data):
+def test_stop_training_from_batch_hook(core, classification_data):
     x, y, _ = classification_data
 
     class StopAfterThree(Callback):
@@ -141,53 +141,53 @@ def test_stop_training_from_batch_hook(engine, classification_data):
             if batch == 2:
                 self.model.stop_training = True
 
-    history = small_model(engine).fit(x, y, epochs=5, batch_size=10, verbose=0, callbacks=[StopAfterThree()])
+    history = small_model(core).fit(x, y, epochs=5, batch_size=10, verbose=0, callbacks=[StopAfterThree()])
     assert history.epoch == [0]
 
 
-def test_flatten_takes_image_input(engine):
+def test_flatten_takes_image_input(core):
     rng = np.random.default_rng(0)
     x = rng.random((20, 4, 4)).astype("float32")
     labels = rng.integers(0, 2, size=20)
     model = Sequential([Flatten(input_shape=(4, 4)), Dense(2, activation="softmax")])
-    model.compile("adam", "sparse_categorical_crossentropy", metrics=["acc"], engine=engine)
+    model.compile("adam", "sparse_categorical_crossentropy", metrics=["acc"], engine=core)
     model.fit(x, labels, epochs=1, verbose=0)
     assert model.predict(x).shape == (20, 2)
 
 
-def test_train_test_predict_on_batch(engine, classification_data):
+def test_train_test_predict_on_batch(core, classification_data):
     x, y, _ = classification_data
-    model = small_model(engine)
+    model = small_model(core)
     loss, acc = model.train_on_batch(x[:10], y[:10])
     assert np.isfinite(loss) and 0 <= acc <= 1
     assert len(model.test_on_batch(x[:10], y[:10])) == 2
     assert model.predict_on_batch(x[:10]).shape == (10, 3)
 
 
-def test_sample_and_class_weights(engine, classification_data):
+def test_sample_and_class_weights(core, classification_data):
     x, y, labels = classification_data
-    model = small_model(engine)
+    model = small_model(core)
     zero = model.evaluate(x, y, sample_weight=np.zeros(len(x)), verbose=0)
     assert zero[0] == 0.0
     model.fit(x, y, class_weight={0: 1.0, 1: 2.0, 2: 0.5}, epochs=1, verbose=0)
 
 
-def test_legacy_nb_epoch_warns(engine, classification_data):
+def test_legacy_nb_epoch_warns(core, classification_data):
     x, y, _ = classification_data
     with pytest.warns(DeprecationWarning, match="epochs"):
-        history = small_model(engine).fit(x, y, nb_epoch=2, verbose=0)
+        history = small_model(core).fit(x, y, nb_epoch=2, verbose=0)
     assert len(history.epoch) == 2
     with pytest.raises(TypeError, match="nb_epoch"):
-        small_model(engine).fit(x, y, nb_epoch=2, epochs=3, verbose=0)
+        small_model(core).fit(x, y, nb_epoch=2, epochs=3, verbose=0)
     with pytest.raises(TypeError, match="Unrecognized"):
-        small_model(engine).fit(x, y, epochz=2)
+        small_model(core).fit(x, y, epochz=2)
 
 
-def test_float64_models(engine, classification_data):
+def test_float64_models(core, classification_data):
     x, y, _ = classification_data
     fastfit.backend.set_floatx("float64")
     try:
-        model = small_model(engine)
+        model = small_model(core)
     finally:
         fastfit.backend.set_floatx("float32")
     model.fit(x, y, epochs=1, verbose=0)
@@ -196,9 +196,9 @@ def test_float64_models(engine, classification_data):
 
 
 @pytest.mark.parametrize("verbose", [1, 2])
-def test_verbose_output_is_printed(engine, classification_data, capsys, verbose):
+def test_verbose_output_is_printed(core, classification_data, capsys, verbose):
     x, y, _ = classification_data
-    small_model(engine).fit(x, y, epochs=2, verbose=verbose, validation_split=0.2)
+    small_model(core).fit(x, y, epochs=2, verbose=verbose, validation_split=0.2)
     out = capsys.readouterr().out
     assert "Train on 48 samples, validate on 12 samples" in out
     assert "Epoch 2/2" in out and "val_loss" in out
@@ -206,17 +206,17 @@ def test_verbose_output_is_printed(engine, classification_data, capsys, verbose)
 
 
 
-def test_model_without_input_shape_compiles_and_builds_at_fit(engine):
+def test_model_without_input_shape_compiles_and_builds_at_fit(core):
     # tf.keras's deferred build (was: compile refused); tests/bridges/test_deferred_build.py has the rest.
     model = Sequential([Dense(2)])
-    model.compile("sgd", "mse", engine=engine)
+    model.compile("sgd", "mse", engine=core)
     with pytest.raises(ValueError, match="not yet been built"):
         model.summary()
     model.fit(np.ones((4, 3), dtype="float32"), np.ones((4, 2), dtype="float32"), epochs=1, verbose=0)
     assert model.input_shape == (None, 3)
 
 
-def test_callback_may_evaluate_and_predict_its_own_model_at_epoch_end(engine, classification_data):
+def test_callback_may_evaluate_and_predict_its_own_model_at_epoch_end(core, classification_data):
     x, y, _ = classification_data
     scores = []
 
@@ -224,7 +224,7 @@ def test_callback_may_evaluate_and_predict_its_own_model_at_epoch_end(engine, cl
         def on_epoch_end(self, epoch, logs=None):
             scores.append((self.model.evaluate(x, y, verbose=0), self.model.predict(x[:2])))
 
-    model = small_model(engine)
+    model = small_model(core)
     history = model.fit(x, y, epochs=2, verbose=0, callbacks=[Probe()])
     assert len(scores) == 2
     assert scores[-1][0][0] == pytest.approx(model.evaluate(x, y, verbose=0)[0])

@@ -62,12 +62,12 @@ def run(args, say=print):
     """Run the demo; return a dict of what it measured (used by the tests)."""
     from fastfit.callbacks import CSVLogger, EarlyStopping, ModelCheckpoint
     from fastfit.datasets import load_digits
-    from fastfit.engine.compiled import resolve_engine
+    from fastfit.core import resolve_core
     from fastfit.models import load_model
     from fastfit.utils import set_random_seed
 
     _check(args)
-    engine = resolve_engine(args.engine)
+    engine = resolve_core(args.engine)
     out = os.path.abspath(args.out)
     os.makedirs(out, exist_ok=True)
     (x_train, y_train), (x_test, y_test) = load_digits()

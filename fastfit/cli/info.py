@@ -70,7 +70,7 @@ def collect():
     import scipy.linalg  # noqa: F401  (loads scipy's BLAS so threadpoolctl can see it)
 
     import fastfit
-    from fastfit.engine.compiled import resolve_engine
+    from fastfit.core import resolve_core
 
     rows = [("fastfit", f"{fastfit.__version__} ({os.path.dirname(fastfit.__file__)})"),
             ("python", f"{platform.python_version()} ({sys.executable})"),
@@ -83,7 +83,7 @@ def collect():
     import warnings
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        rows.append(("default engine", resolve_engine(None)))
+        rows.append(("default engine", resolve_core(None)))
     rows.append(("BLAS used by fastfit", "scipy's: " + _blas_from_build_config(scipy)))
     pools = _blas_from_threadpoolctl()
     if pools is None:

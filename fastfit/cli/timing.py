@@ -3,9 +3,7 @@ import statistics
 import time
 
 from fastfit.callbacks import Callback
-
-
-ENGINES = ("cython", "python")
+from fastfit.core import CORES, compiled_core
 
 
 class EpochTimer(Callback):
@@ -43,13 +41,12 @@ def compare_engines(build_model, x, y, epochs, batch_size, seed=0):
         `{'cython': seconds, 'python': seconds, 'ratio': python / cython}`, or None when the compiled
         engine is not built.
     """
-    from fastfit.engine.compiled import compiled_engine
     from fastfit.utils import set_random_seed
 
-    if compiled_engine() is None:
+    if compiled_core() is None:
         return None
     result = {}
-    for engine in ENGINES:
+    for engine in CORES:
         set_random_seed(seed)
         timer = EpochTimer()
         build_model(engine).fit(x, y, batch_size=batch_size, epochs=epochs + 1, verbose=0, callbacks=[timer])

@@ -252,7 +252,7 @@ def check_predictions(hook, rows, units, dtype):
 
 
 def check_trainable(op, index):
-    """The trainable flag of a ('dense', W, b[, trainable]) engine op (True when absent).
+    """The trainable flag of a ('dense', W, b[, trainable]) core op (True when absent).
 
     Raises:
         ValueError: a 4th item that is not a bool.

@@ -38,7 +38,7 @@ SPARSE_METRICS = ("sparse_categorical_crossentropy", "sparse_categorical_accurac
 # Keras 2 fuzz factor (keras.backend.epsilon()).
 EPSILON = 1e-7
 
-# Engine ops beyond ('dense', ...), ('activation', name) and ('dropout', rate, seed) (docs/architecture.md,
+# Core ops beyond ('dense', ...), ('activation', name) and ('dropout', rate, seed) (docs/architecture.md,
 # "The engine contract"); `checks.check_layer_op` validates them for both engines.
 LAYER_OPS = ("penalty", "constraint", "activity_regularization", "relu", "elu", "prelu", "batch_normalization",
              "gaussian_noise", "gaussian_dropout", "alpha_dropout")

@@ -3,7 +3,7 @@
 Layers hold their parameters as NumPy arrays. Calling a layer on a `SymbolicTensor` (from `Input` or another
 layer) builds it for that input shape, checks the shape, and returns a new tensor remembering where it came
 from; models walk these links to find their layers. Layers never compute on data themselves: models compile
-their chain of layers into engine ops (`engine_ops`).
+their chain of layers into core ops (`core_ops`).
 """
 from __future__ import annotations
 
@@ -17,7 +17,7 @@ import numpy as np
 import numpy.typing as npt
 
 from fastfit import backend
-from fastfit._types import Config, EngineOp, Shape
+from fastfit._types import Config, CoreOp, Shape
 
 if TYPE_CHECKING:
     from typing_extensions import Self
@@ -114,8 +114,8 @@ class Layer:
     def check_input_shape(self, input_shape: Shape) -> None:
         """Raise ValueError naming this layer when it cannot take `input_shape`."""
 
-    def engine_ops(self) -> list[EngineOp]:
-        """The engine ops that apply this layer to a 2-D batch (see docs/architecture.md)."""
+    def core_ops(self) -> list[CoreOp]:
+        """The core ops that apply this layer to a 2-D batch (see docs/architecture.md)."""
         return []
 
     @property
@@ -240,24 +240,31 @@ class Layer:
     def __repr__(self) -> str:
         return f"<{type(self).__name__} name={self.name!r}>"
 
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        # Layers pickled before the seed was renamed hold their dropout/noise seed as `_engine_seed`.
+        if "_engine_seed" in state:
+            state = dict(state)
+            state["_op_seed"] = state.pop("_engine_seed")
+        self.__dict__.update(state)
+
 
 # Methods through which a Keras layer computes: a class outside fastfit that defines one of them describes a
-# computation the engines cannot run (they only run the ops of fastfit's own layers, `engine_ops`).
+# computation the engines cannot run (they only run the ops of fastfit's own layers, `core_ops`).
 _COMPUTING_METHODS = ("call", "build", "compute_output_shape", "get_output_shape_for", "get_output", "compute_mask")
 
 
 def check_lowerable(layer: Layer) -> None:
     """Raise ValueError when `layer`'s class adds its own computation (a custom `call`, `build`, ...).
 
-    fastfit runs a model as the engine ops of its built-in layers; a subclass written outside fastfit may
+    fastfit runs a model as the core ops of its built-in layers; a subclass written outside fastfit may
     change `__init__` defaults, properties or `get_config`, but a `call` (or a `build`/`compute_output_shape`
-    without engine ops of its own) would be silently replaced by the parent's computation, so it is refused.
+    without core ops of its own) would be silently replaced by the parent's computation, so it is refused.
     """
     for cls in type(layer).__mro__:
         if cls is Layer or cls.__module__.split(".")[0] == "fastfit":
             return
         defined = [name for name in _COMPUTING_METHODS if name in vars(cls)]
-        if "engine_ops" in vars(cls):  # fastfit's own lowering: shapes and weights are its business
+        if "core_ops" in vars(cls):  # fastfit's own lowering: shapes and weights are its business
             defined = [name for name in defined if name == "call"]
         if defined:
             built_in = ", ".join(_built_in_layer_names())

@@ -97,7 +97,7 @@ class Network:
 
     def _invalidate(self):
         """Forget compiled engine networks (the layer structure changed)."""
-        self._engine_cache = {}
+        self._core_cache = {}
 
     # -- structure ---------------------------------------------------------------------------------------
     @property

@@ -23,7 +23,8 @@ from fastfit.callbacks.callback_list import CallbackList
 from fastfit.callbacks.history import History
 from fastfit.callbacks.hooks import make_batch_hook
 from fastfit.callbacks.progbar import ProgbarLogger
-from fastfit.engine import compiled, loop_helpers
+from fastfit.core import resolve_core
+from fastfit.engine import loop_helpers, lowering
 from fastfit.engine.logs import Logs
 
 
@@ -287,7 +288,7 @@ def evaluate_parts(model, parts, cbks, exact=False):
             # makes the batching matter (so data that fits one buffer gives the in-memory bits).
             rows = batch_size
             if hook is None and (weights is None or np.count_nonzero(weights) == len(weights)):
-                rows = compiled.forward_block(model, batch_size, x.dtype)
+                rows = lowering.forward_block(model, batch_size, x.dtype)
             part = net.evaluate(x, y, weights, rows, hook)
             threads.after_part()
             sums = part if sums is None else sums + part
@@ -309,9 +310,9 @@ def evaluate_parts(model, parts, cbks, exact=False):
 def predict_parts(model, parts, cbks, total=None):
     """Run predict over `parts` ((x, batch_size) pairs); return the output (or list of outputs). With
     `total`, the outputs are allocated once for `total` rows and each part writes its rows."""
-    engine = model._engine or compiled.resolve_engine(None)
+    engine = model._core or resolve_core(None)
     tensors = model.outputs
-    nets = [compiled.engine_network(model, engine, "mean_squared_error", [], index) for index in range(len(tensors))]
+    nets = [lowering.core_network(model, engine, "mean_squared_error", [], index) for index in range(len(tensors))]
     widths = [int(np.prod(t.shape[1:])) for t in tensors]
     dtype = model._dtype()
     single = len(tensors) == 1
@@ -335,7 +336,7 @@ def predict_parts(model, parts, cbks, total=None):
                     if hook is not None:
                         hook.batch_offset = batch
                 # as `Model.predict`: forward blocks where no hook needs the user's batches
-                net.predict(x, size if hook is not None else compiled.forward_block(model, size, dtype), out, hook)
+                net.predict(x, size if hook is not None else lowering.forward_block(model, size, dtype), out, hook)
             if not single:
                 for k, start in enumerate(range(0, len(x), size)):
                     logs = {"batch": batch + k, "size": min(size, len(x) - start)}

@@ -23,7 +23,8 @@ from fastfit._types import Batches, Config, Data, LossLike, MetricsLike, Outputs
 from fastfit.callbacks import CallbackList, History, ProgbarLogger
 from fastfit.callbacks.progbar import PredictProgbar
 from fastfit.contract.ops import trained_params
-from fastfit.engine import compiled, data, functional, keras_arguments, streaming
+from fastfit.core import resolve_core
+from fastfit.engine import data, functional, keras_arguments, lowering, streaming
 from fastfit.engine.batch_stream import BatchStream
 from fastfit.engine.custom_metrics import CustomMetrics
 from fastfit.engine.logs import Logs, MetricNames
@@ -59,7 +60,7 @@ class Model(Network):
         self.compiled = False
         self.stop_training = False
         self.history: History | None = None
-        self._engine = None
+        self._core: str | None = None  # the core compile chose: "cython" or "python"
         self._resolved_metrics: list[tuple[str, Any]] = []  # (log key, metric) per compiled metric (metrics.resolve)
         self._readout = Readout([], None, None)  # where the engine-computed metric values are (compile)
         # compile arguments waiting for a deferred build (see `compile`)
@@ -129,7 +130,7 @@ class Model(Network):
         keys = [key for key, _ in resolved]
         if len(set(keys)) != len(keys) or "loss" in keys:
             raise ValueError(f"compile: metric names must be unique and not 'loss', got {keys}")
-        chosen_engine = compiled.resolve_engine(engine)
+        chosen_core = resolve_core(engine)
         new_optimizer = optimizers.get(optimizer)
         # Everything checked: now change the model.
         self.optimizer = new_optimizer
@@ -144,7 +145,7 @@ class Model(Network):
         custom = {key: metric for key, metric in resolved
                   if not isinstance(metric, (str, metrics_module.EngineMetric))}
         self._custom_metrics = CustomMetrics(self.metrics_names, custom) if custom else None
-        self._engine = chosen_engine
+        self._core = chosen_core
         # As in Keras 2, `layer.trainable` takes effect at compile: training leaves these layers' weights alone
         # until the next compile, whatever their flag says meanwhile.
         self._frozen = frozenset(layer for layer in self.layers if not layer.trainable and layer.weights)
@@ -154,7 +155,7 @@ class Model(Network):
         # (`_compile_pending`): the metrics that depend on the output units are resolved then.
         # Metric objects made from a class name ('AUC') are passed on, so the build keeps their names.
         self._pending_compile = None if not deferred else dict(
-            optimizer=new_optimizer, loss=loss, engine=chosen_engine, user_metrics=list(metric_list),
+            optimizer=new_optimizer, loss=loss, engine=chosen_core, user_metrics=list(metric_list),
             metrics=[obj if isinstance(given, str) and isinstance(obj, metrics_module.EngineMetric) else given
                      for given, (_, obj) in zip(metric_list, resolved)])
 
@@ -222,11 +223,11 @@ class Model(Network):
                                "model.compile(optimizer='rmsprop', loss='categorical_crossentropy')")
 
     def _train_network(self):
-        params = trained_params(compiled.model_ops(self))
+        params = trained_params(lowering.model_ops(self))
         if not self.optimizer.is_built_for(params):
             self.optimizer.build(params)
         readout = self._readout
-        network = compiled.engine_network(self, self._engine, self._canonical_loss, readout.engine_metrics,
+        network = lowering.core_network(self, self._core, self._canonical_loss, readout.engine_metrics,
                                           confusion=readout.confusion)
         readout.bind(network)
         if distributed.reducer() is not None and self._custom_metrics is not None:
@@ -237,7 +238,7 @@ class Model(Network):
 
     # -- data -------------------------------------------------------------------------------------------
     def _dtype(self):
-        return compiled.model_dtype(self.layers)
+        return lowering.model_dtype(self.layers)
 
     def _units(self):
         return self.outputs[0].shape[-1]
@@ -496,7 +497,7 @@ class Model(Network):
         # A batch's loss is sum(w * loss) / (its count of non-zero weights), as in Keras 2: with zero weights,
         # which rows share a batch changes the result, so the batches stay the user's.
         per_batch = hook is not None or (weights is not None and np.count_nonzero(weights) != len(weights))
-        rows = batch_size if per_batch else compiled.forward_block(self, batch_size, x.dtype)
+        rows = batch_size if per_batch else lowering.forward_block(self, batch_size, x.dtype)
         sums = net.evaluate(x, y, weights, rows, hook)
         results = _logs_from_sums(self._readout, sums, metric_pass)
         cbks.on_test_end(Logs(results))
@@ -597,7 +598,7 @@ class Model(Network):
         cbks = CallbackList(callbacks)
         if verbose:
             cbks.append(PredictProgbar(len(x), verbose))
-        engine = self._engine or compiled.resolve_engine(None)
+        engine = self._core or resolve_core(None)
         outputs = []
         with self._exclusive("predict"):
             cbks.set_model(self)
@@ -606,9 +607,9 @@ class Model(Network):
             single_chain = len(self.outputs) == 1
             for index, tensor in enumerate(self.outputs):
                 out = np.empty((len(x), int(np.prod(tensor.shape[1:]))), dtype=dtype)
-                net = compiled.engine_network(self, engine, "mean_squared_error", [], index)
+                net = lowering.core_network(self, engine, "mean_squared_error", [], index)
                 hook = callbacks_module.make_batch_hook(cbks, "predict", [], self, out=out) if single_chain else None
-                rows = batch_size if hook is not None else compiled.forward_block(self, batch_size, dtype)
+                rows = batch_size if hook is not None else lowering.forward_block(self, batch_size, dtype)
                 net.predict(x, rows, out, hook)
                 outputs.append(out.reshape((len(x),) + tuple(tensor.shape[1:])))
             if not single_chain:
@@ -654,21 +655,21 @@ class Model(Network):
     def _predict_plain(self, x, batch_size):
         """`predict` without callbacks, progress bar or steps, of a C-contiguous array of the model dtype and
         input shape: the same checks and result as the general path, without its per-call Python work (the
-        model's checked state is cached in `_engine_cache`, which every change of the layers empties).
+        model's checked state is cached in `_core_cache`, which every change of the layers empties).
         Returns None where the general path must run (it then raises for bad arguments)."""
-        plan = self._engine_cache.get("predict")
+        plan = self._core_cache.get("predict")
         if plan is None:
             if not self.outputs or len(self.outputs) != 1 or self._fixed_batch_size() is not None:
                 return None
-            engine = self._engine or compiled.resolve_engine(None)
+            engine = self._core or resolve_core(None)
             dtype = self._dtype()
-            net = compiled.engine_network(self, engine, "mean_squared_error", [], 0)
+            net = lowering.core_network(self, engine, "mean_squared_error", [], 0)
             plan = (net, engine, dtype, tuple(self.input_shape[1:]), tuple(self.outputs[0].shape[1:]),
-                    compiled.forward_block(self, 1, dtype), self._single_output)
-            self._engine_cache["predict"] = plan
+                    lowering.forward_block(self, 1, dtype), self._single_output)
+            self._core_cache["predict"] = plan
         net, engine, dtype, in_shape, out_shape, block, single = plan
         if (x.dtype != dtype or x.shape[1:] != in_shape or not x.flags.c_contiguous or not len(x)
-                or engine != (self._engine or compiled.resolve_engine(None))):
+                or engine != (self._core or resolve_core(None))):
             return None
         batch_size = data.check_batch_size(batch_size)
         data.check_finite(x, "x")

@@ -1,4 +1,4 @@
-"""Helpers shared by layers with weights: the regularizer/constraint keywords and their engine ops."""
+"""Helpers shared by layers with weights: the regularizer/constraint keywords and their core ops."""
 from fastfit import constraints, regularizers
 
 
@@ -30,10 +30,10 @@ def penalty_config(layer, names):
 
 
 def penalty_ops(layer, names):
-    """The engine ops of the regularizers and constraints on the layer's weights `names`."""
+    """The core ops of the regularizers and constraints on the layer's weights `names`."""
     ops = []
     for name in names:
-        ops += regularizers.engine_ops(getattr(layer, name), getattr(layer, f"{name}_regularizer"))
+        ops += regularizers.core_ops(getattr(layer, name), getattr(layer, f"{name}_regularizer"))
     for name in names:
-        ops += constraints.engine_ops(getattr(layer, name), getattr(layer, f"{name}_constraint"))
+        ops += constraints.core_ops(getattr(layer, name), getattr(layer, f"{name}_constraint"))
     return ops

@@ -6,7 +6,7 @@ from typing import Any
 import numpy as np
 
 from fastfit import initializers
-from fastfit._types import Config, ConstraintLike, EngineOp, InitializerLike, RegularizerLike, Shape
+from fastfit._types import Config, ConstraintLike, CoreOp, InitializerLike, RegularizerLike, Shape
 from fastfit.engine.base_layer import Layer, shape_str
 from fastfit.layers._weights import penalty_config, penalty_ops, take_penalties
 
@@ -33,7 +33,7 @@ class LeakyReLU(_TwoD):
         self.alpha = _float("LeakyReLU", "alpha", alpha)
         super().__init__(**kwargs)
 
-    def engine_ops(self) -> list[EngineOp]:
+    def core_ops(self) -> list[CoreOp]:
         return [("relu", self.alpha, None, 0.0)]
 
     def get_config(self) -> Config:
@@ -51,7 +51,7 @@ class ReLU(_TwoD):
         self.threshold = _float("ReLU", "threshold", threshold)
         super().__init__(**kwargs)
 
-    def engine_ops(self) -> list[EngineOp]:
+    def core_ops(self) -> list[CoreOp]:
         return [("relu", self.negative_slope, self.max_value, self.threshold)]
 
     def get_config(self) -> Config:
@@ -66,7 +66,7 @@ class ThresholdedReLU(_TwoD):
         self.theta = _float("ThresholdedReLU", "theta", theta)
         super().__init__(**kwargs)
 
-    def engine_ops(self) -> list[EngineOp]:
+    def core_ops(self) -> list[CoreOp]:
         return [("relu", 0.0, None, self.theta)]
 
     def get_config(self) -> Config:
@@ -80,7 +80,7 @@ class ELU(_TwoD):
         self.alpha = _float("ELU", "alpha", alpha)
         super().__init__(**kwargs)
 
-    def engine_ops(self) -> list[EngineOp]:
+    def core_ops(self) -> list[CoreOp]:
         return [("elu", self.alpha)]
 
     def get_config(self) -> Config:
@@ -96,7 +96,7 @@ class Softmax(_TwoD):
         self.axis = int(axis)
         super().__init__(**kwargs)
 
-    def engine_ops(self) -> list[EngineOp]:
+    def core_ops(self) -> list[CoreOp]:
         return [("activation", "softmax")]
 
     def get_config(self) -> Config:
@@ -138,7 +138,7 @@ class PReLU(_TwoD):
     def weights(self) -> list[np.ndarray]:
         return [self.alpha] if self.built else []
 
-    def engine_ops(self) -> list[EngineOp]:
+    def core_ops(self) -> list[CoreOp]:
         return [("prelu", self.alpha)] + penalty_ops(self, ("alpha",))
 
     def get_config(self) -> Config:

@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from fastfit import activations, backend, initializers, regularizers
-from fastfit._types import Config, EngineOp, Shape
+from fastfit._types import Config, CoreOp, Shape
 from fastfit.engine.base_layer import Layer, shape_str
 from fastfit.layers._weights import penalty_config, penalty_ops, take_penalties
 from fastfit.layers.legacy import convert_legacy_kwargs
@@ -115,7 +115,7 @@ class Dense(Layer):
             return []
         return [self.kernel, self.bias] if self.use_bias else [self.kernel]
 
-    def engine_ops(self) -> list[EngineOp]:
+    def core_ops(self) -> list[CoreOp]:
         return ([("dense", self.kernel, self.bias)] + _activation_ops(self.activation)
                 + penalty_ops(self, ("kernel", "bias")) + _activity_ops(self.activity_regularizer))
 
@@ -152,7 +152,7 @@ class Activation(Layer):
             raise ValueError(f"Layer '{self.name}' (softmax) supports 2-D input (batch, features) only, got "
                              f"shape {shape_str(input_shape)}; add a Flatten layer first")
 
-    def engine_ops(self) -> list[EngineOp]:
+    def core_ops(self) -> list[CoreOp]:
         return _activation_ops(self.activation)
 
     def get_config(self) -> Config:
@@ -186,11 +186,11 @@ class Dropout(Layer):
         self.rate = float(rate)
         self.noise_shape = None
         self.seed = seed
-        self._engine_seed = int(seed) if seed is not None else backend.draw_seed()
+        self._op_seed = int(seed) if seed is not None else backend.draw_seed()
         super().__init__(**kwargs)
 
-    def engine_ops(self) -> list[EngineOp]:
-        return [("dropout", self.rate, self._engine_seed)] if self.rate > 0 else []
+    def core_ops(self) -> list[CoreOp]:
+        return [("dropout", self.rate, self._op_seed)] if self.rate > 0 else []
 
     def get_config(self) -> Config:
         return dict(super().get_config(), rate=self.rate, noise_shape=None, seed=self.seed)

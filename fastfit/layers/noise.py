@@ -8,7 +8,7 @@ from typing import Any
 import numpy as np
 
 from fastfit import backend, regularizers
-from fastfit._types import Config, EngineOp
+from fastfit._types import Config, CoreOp
 from fastfit.engine.base_layer import Layer
 
 
@@ -30,13 +30,13 @@ class _Noise(Layer):
 
     def __init__(self, value: float, seed: int | None, **kwargs: Any) -> None:
         self.seed = _check_seed(type(self).__name__, seed)
-        self._engine_seed = int(seed) if seed is not None else backend.draw_seed()
+        self._op_seed = int(seed) if seed is not None else backend.draw_seed()
         setattr(self, self._argument, value)
         super().__init__(**kwargs)
 
-    def engine_ops(self) -> list[EngineOp]:
+    def core_ops(self) -> list[CoreOp]:
         value = getattr(self, self._argument)
-        return [(self._op, value, self._engine_seed)] if value > 0 else []
+        return [(self._op, value, self._op_seed)] if value > 0 else []
 
     def get_config(self) -> Config:
         config = dict(super().get_config(), **{self._argument: getattr(self, self._argument)})
@@ -88,7 +88,7 @@ class ActivityRegularization(Layer):
         self.l1, self.l2 = self.regularizer.l1, self.regularizer.l2
         super().__init__(**kwargs)
 
-    def engine_ops(self) -> list[EngineOp]:
+    def core_ops(self) -> list[CoreOp]:
         if self.l1 == 0 and self.l2 == 0:
             return []
         return [("activity_regularization", self.l1, self.l2)]

@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from fastfit import initializers
-from fastfit._types import Config, ConstraintLike, EngineOp, InitializerLike, RegularizerLike, Shape
+from fastfit._types import Config, ConstraintLike, CoreOp, InitializerLike, RegularizerLike, Shape
 from fastfit.engine.base_layer import Layer, shape_str
 from fastfit.layers._weights import penalty_config, penalty_ops, take_penalties
 from fastfit.layers.legacy import convert_legacy_kwargs
@@ -113,7 +113,7 @@ class BatchNormalization(Layer):
             return []
         return [self.moving_mean, self.moving_variance] if self.trainable else list(self.weights)
 
-    def engine_ops(self) -> list[EngineOp]:
+    def core_ops(self) -> list[CoreOp]:
         return ([("batch_normalization", self.gamma, self.beta, self.moving_mean, self.moving_variance,
                   self.momentum, self.epsilon)] + penalty_ops(self, ("gamma", "beta")))
 

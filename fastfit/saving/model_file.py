@@ -222,7 +222,7 @@ def fastfit_state(model):
     seed = getattr(model, "_seed", None)
     if seed is not None:
         state["seed"] = int(seed)
-    seeds = [getattr(layer, "_engine_seed", None) for layer in model.layers]
+    seeds = [getattr(layer, "_op_seed", None) for layer in model.layers]
     if any(seed is not None for seed in seeds):
         # By position in model.layers (like the weights): automatic layer names differ between processes.
         state["dropout_seeds"] = [None if seed is None else int(seed) for seed in seeds]
@@ -246,8 +246,8 @@ def restore_fastfit_state(model, state, where="load_model"):
         model._seed = state["seed"]
     if isinstance(seeds, list) and len(seeds) == len(model.layers):
         for layer, seed in zip(model.layers, seeds):
-            if isinstance(seed, int) and hasattr(layer, "_engine_seed"):
-                layer._engine_seed = seed
+            if isinstance(seed, int) and hasattr(layer, "_op_seed"):
+                layer._op_seed = seed
     invalidate = getattr(model, "_invalidate", None)
     if callable(invalidate):
         invalidate()  # compiled engine networks captured the old dropout seeds

@@ -10,15 +10,15 @@ import warnings
 import numpy as np
 
 from fastfit.contract.ops import trained_params
-from fastfit.engine import compiled
+from fastfit.engine import lowering
 from fastfit.saving import attributes, weights
 
 
 def _params_and_names(model):
     """The trainable parameter arrays in engine order and their Keras 2 names."""
-    params = trained_params(compiled.model_ops(model))
+    params = trained_params(lowering.model_ops(model))
     trained = {id(p) for p in params}  # not frozen layers' weights, nor BatchNormalization's moving statistics
-    names = [name for layer in compiled.output_chains(model)[0]
+    names = [name for layer in lowering.output_chains(model)[0]
              for name, weight in zip(weights.weight_names(layer), layer.weights) if id(weight) in trained]
     if len(names) != len(params):
         names = [f"param_{i}:0" for i in range(len(params))]

@@ -43,7 +43,7 @@ def model_extras(model) -> dict:
         cls = type(layer)
         if not cls.__module__.startswith("fastfit."):
             custom[model_file._class_name(layer)] = cls
-    return {"compiled": bool(model.compiled), "engine": model._engine, "custom_objects": custom,
+    return {"compiled": bool(model.compiled), "engine": model._core, "custom_objects": custom,
             "model_class": type(model)}
 
 
@@ -71,6 +71,6 @@ def model_from_image(image: bytes, extras: dict):
                                       custom_objects=extras.get("custom_objects") or None,
                                       compile=bool(extras.get("compiled")))
     if model.compiled and extras.get("engine") is not None:
-        model._engine = extras["engine"]
+        model._core = extras["engine"]
         model._invalidate()
     return model

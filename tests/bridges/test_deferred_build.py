@@ -21,16 +21,16 @@ def _stack(input_dim=None):
     return Sequential([first, Dropout(0.2), Dense(1, activation="sigmoid")])
 
 
-def test_fit_builds_from_x_and_trains_like_a_model_given_its_shape(engine):
+def test_fit_builds_from_x_and_trains_like_a_model_given_its_shape(core):
     x, y = _data()
     fastfit.utils.set_random_seed(7)
     deferred = _stack()
-    deferred.compile(optimizer="adam", loss="binary_crossentropy", metrics=["acc"], engine=engine)
+    deferred.compile(optimizer="adam", loss="binary_crossentropy", metrics=["acc"], engine=core)
     assert not deferred.built and deferred.compiled
     deferred_history = deferred.fit(x, y, epochs=3, batch_size=8, verbose=0)
     fastfit.utils.set_random_seed(7)
     given = _stack(input_dim=5)
-    given.compile(optimizer="adam", loss="binary_crossentropy", metrics=["acc"], engine=engine)
+    given.compile(optimizer="adam", loss="binary_crossentropy", metrics=["acc"], engine=core)
     given_history = given.fit(x, y, epochs=3, batch_size=8, verbose=0)
     assert deferred.built and deferred.input_shape == (None, 5) and deferred.output_shape == (None, 1)
     assert deferred.metrics_names == ["loss", "acc"]
@@ -40,11 +40,11 @@ def test_fit_builds_from_x_and_trains_like_a_model_given_its_shape(engine):
 
 
 @pytest.mark.parametrize("first_call", ["evaluate", "predict", "train_on_batch", "test_on_batch", "build"])
-def test_every_entry_point_builds(engine, first_call):
+def test_every_entry_point_builds(core, first_call):
     x, y = _data()
     model = _stack()
     optimizer = fastfit.optimizers.SGD(0.1)
-    model.compile(optimizer=optimizer, loss="binary_crossentropy", metrics=["accuracy"], engine=engine)
+    model.compile(optimizer=optimizer, loss="binary_crossentropy", metrics=["accuracy"], engine=core)
     if first_call == "evaluate":
         loss, acc = model.evaluate(x, y, verbose=0)
         assert np.isfinite(loss) and 0 <= acc <= 1
@@ -60,18 +60,18 @@ def test_every_entry_point_builds(engine, first_call):
     assert optimizer.iterations > 0
 
 
-def test_uncompiled_model_predicts_after_building_from_x(engine):
+def test_uncompiled_model_predicts_after_building_from_x(core):
     x, _ = _data(features=3)
     model = Sequential([Dense(4), Dense(2, activation="softmax")])
     assert model.predict(x).shape == (40, 2)
     assert [w.shape for w in model.get_weights()] == [(3, 4), (4,), (4, 2), (2,)]
 
 
-def test_images_build_with_their_sample_shape(engine):
+def test_images_build_with_their_sample_shape(core):
     x = np.random.default_rng(1).random((12, 4, 4)).astype("float32")
     y = np.eye(3, dtype="float32")[np.arange(12) % 3]
     model = Sequential([fastfit.layers.Flatten(), Dense(3, activation="softmax")])
-    model.compile("sgd", "categorical_crossentropy", metrics=["acc"], engine=engine)
+    model.compile("sgd", "categorical_crossentropy", metrics=["acc"], engine=core)
     model.fit(x, y, epochs=1, verbose=0)
     assert model.input_shape == (None, 4, 4) and model.layers[1].get_weights()[0].shape == (16, 3)
 
@@ -125,7 +125,7 @@ def test_an_empty_model_still_refuses_compile():
         Sequential().compile(optimizer="adam", loss="mse")
 
 
-def test_boston_housing_script_with_a_model_without_input_shape(engine, tmp_path, monkeypatch):
+def test_boston_housing_script_with_a_model_without_input_shape(core, tmp_path, monkeypatch):
     """Deep Learning with Python (2nd ed.) chapter 4: keras.Sequential of Dense layers without an input shape,
     compiled with metrics=['mae'], trained on boston_housing.load_data()."""
     (tmp_path / "datasets").mkdir()
@@ -137,7 +137,7 @@ def test_boston_housing_script_with_a_model_without_input_shape(engine, tmp_path
     model = fastfit.Sequential([fastfit.layers.Dense(16, activation="relu"),
                                 fastfit.layers.Dense(16, activation="relu"),
                                 fastfit.layers.Dense(1)])
-    model.compile(optimizer="rmsprop", loss="mse", metrics=["mae"], engine=engine)
+    model.compile(optimizer="rmsprop", loss="mse", metrics=["mae"], engine=core)
     model.fit(train_data, train_targets, epochs=5, batch_size=16, verbose=0)
     mse, mae = model.evaluate(test_data, test_targets, verbose=0)
     assert model.input_shape == (None, 13) and np.isfinite(mse) and 0 <= mae <= 100

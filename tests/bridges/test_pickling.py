@@ -30,12 +30,12 @@ def _same_weights(a, b):
 
 @pytest.mark.parametrize("optimizer", ["adam", "nadam", "rmsprop"])
 @pytest.mark.parametrize("how", ["pickle", "deepcopy"])
-def test_copy_continues_training_bit_for_bit(engine, optimizer, how):
+def test_copy_continues_training_bit_for_bit(core, optimizer, how):
     x, y = _data()
-    original = _model(engine, optimizer)
+    original = _model(core, optimizer)
     original.fit(x, y, epochs=2, batch_size=8, verbose=0)
     clone = pickle.loads(pickle.dumps(original)) if how == "pickle" else copy.deepcopy(original)
-    assert clone is not original and clone._engine == engine
+    assert clone is not original and clone._core == core
     assert clone.optimizer.iterations == original.optimizer.iterations == 12
     assert clone.metrics_names == original.metrics_names == ["loss", "acc"]
     assert _same_weights(clone, original)
@@ -45,15 +45,15 @@ def test_copy_continues_training_bit_for_bit(engine, optimizer, how):
     assert _same_weights(clone, original)
 
 
-def test_copies_are_independent(engine):
+def test_copies_are_independent(core):
     x, y = _data()
-    original = _model(engine)
+    original = _model(core)
     clone = copy.deepcopy(original)
     clone.fit(x, y, epochs=1, verbose=0)
     assert not _same_weights(clone, original) and original.optimizer.iterations == 0
 
 
-def test_uncompiled_and_functional_models_pickle(engine):
+def test_uncompiled_and_functional_models_pickle(core):
     inputs = Input(shape=(6,))
     model = Model(inputs, Dense(2, activation="sigmoid")(Dense(4)(inputs)))
     clone = pickle.loads(pickle.dumps(model))
@@ -68,7 +68,7 @@ def test_pickling_an_unbuilt_model_raises_keras_error():
         pickle.dumps(model)
 
 
-def test_unpickling_goes_through_the_public_loaders_reader(monkeypatch, engine):
+def test_unpickling_goes_through_the_public_loaders_reader(monkeypatch, core):
     # The reader of `load_model` (model_file.read_model) reads the image, with the model's own class building
     # it (pickling cannot import the loader that knows every model class: that one imports the models).
     from fastfit.saving import model_file
@@ -80,14 +80,14 @@ def test_unpickling_goes_through_the_public_loaders_reader(monkeypatch, engine):
         return real(*args, **kwargs)
 
     monkeypatch.setattr(model_file, "read_model", counting)
-    pickle.loads(pickle.dumps(_model(engine)))
+    pickle.loads(pickle.dumps(_model(core)))
     assert len(calls) == 1
 
 
-def test_a_pickled_model_is_the_saved_file(tmp_path, engine):
+def test_a_pickled_model_is_the_saved_file(tmp_path, core):
     """The image is what model.save writes, minus fastfit's checksum userblock: load_model reads both alike."""
     x, y = _data()
-    model = _model(engine)
+    model = _model(core)
     model.fit(x, y, epochs=1, verbose=0)
     model.save(str(tmp_path / "m.h5"))
     loaded = fastfit.models.load_model(str(tmp_path / "m.h5"))
@@ -100,11 +100,11 @@ class _MySequential(Sequential):  # module level: pickle finds classes by name
     pass
 
 
-def test_a_model_subclass_comes_back_as_itself(engine):
+def test_a_model_subclass_comes_back_as_itself(core):
     """The pickle records the model's class, whose `from_config` rebuilds it (Keras 2's `cls(...)`)."""
     x, _ = _data()
     model = _MySequential([Dense(3, activation="softmax", input_dim=6)])
-    model.compile(optimizer="sgd", loss="categorical_crossentropy", engine=engine)
+    model.compile(optimizer="sgd", loss="categorical_crossentropy", engine=core)
     clone = pickle.loads(pickle.dumps(model))
     assert type(clone) is _MySequential and _same_weights(clone, model)
     np.testing.assert_array_equal(clone.predict(x), model.predict(x))
@@ -114,3 +114,14 @@ def test_a_pickle_without_the_model_class_is_refused_with_the_way_out():
     from fastfit.saving import pickling
     with pytest.raises(ValueError, match="names no model class.*model.save"):
         pickling.model_from_image(b"", {"compiled": False})
+
+
+def test_a_layer_pickled_with_the_old_seed_attribute_keeps_its_seed():
+    """A Dropout pickled while its seed attribute was `_engine_seed` unpickles with that seed as `_op_seed`."""
+    layer = Dropout(0.5, seed=1234)
+    new = pickle.dumps(layer, protocol=2)
+    old = new.replace(b"X\x08\x00\x00\x00_op_seed", b"X\x0c\x00\x00\x00_engine_seed")
+    assert old != new
+    loaded = pickle.loads(old)
+    assert loaded._op_seed == 1234 and not hasattr(loaded, "_engine_seed")
+    assert loaded.core_ops() == [("dropout", 0.5, 1234)]

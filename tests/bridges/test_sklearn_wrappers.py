@@ -64,9 +64,9 @@ def _three_class_data(n=60):
     return x, y
 
 
-def test_cross_val_score_with_stratified_folds_keeps_string_labels(engine):
+def test_cross_val_score_with_stratified_folds_keeps_string_labels(core):
     x, y = _binary_data()
-    clf = KerasClassifier(build_fn=binary_model, engine=engine, epochs=3, batch_size=10, verbose=0)
+    clf = KerasClassifier(build_fn=binary_model, engine=core, epochs=3, batch_size=10, verbose=0)
     scores = cross_val_score(clf, x, y, cv=StratifiedKFold(n_splits=3, shuffle=True, random_state=7))
     assert scores.shape == (3,) and np.all((0 <= scores) & (scores <= 1))
     clf.fit(x, y)
@@ -80,9 +80,9 @@ def test_cross_val_score_with_stratified_folds_keeps_string_labels(engine):
 
 
 @pytest.mark.parametrize("loss", ["categorical_crossentropy", "sparse_categorical_crossentropy"])
-def test_labels_are_encoded_for_the_loss_and_given_back(engine, loss):
+def test_labels_are_encoded_for_the_loss_and_given_back(core, loss):
     x, y = _three_class_data()
-    clf = KerasClassifier(build_fn=softmax_model, engine=engine, loss=loss, epochs=20, batch_size=8, verbose=0)
+    clf = KerasClassifier(build_fn=softmax_model, engine=core, loss=loss, epochs=20, batch_size=8, verbose=0)
     clf.fit(x, y)
     assert list(clf.classes_) == [3, 7, 11]
     predicted = clf.predict(x)
@@ -92,25 +92,25 @@ def test_labels_are_encoded_for_the_loss_and_given_back(engine, loss):
     assert clf.score(x, y) > 0.5
 
 
-def test_one_hot_targets_give_index_classes(engine):
+def test_one_hot_targets_give_index_classes(core):
     x, y = _three_class_data()
     one_hot = np.eye(3, dtype="float32")[np.searchsorted([3, 7, 11], y)]
-    clf = KerasClassifier(build_fn=softmax_model, engine=engine, epochs=2, verbose=0)
+    clf = KerasClassifier(build_fn=softmax_model, engine=core, epochs=2, verbose=0)
     clf.fit(x, one_hot)
     assert list(clf.classes_) == [0, 1, 2] and set(clf.predict(x)) <= {0, 1, 2}
 
 
-def test_score_on_a_fold_missing_the_last_class(engine):
+def test_score_on_a_fold_missing_the_last_class(core):
     x, y = _three_class_data()
-    estimator = KerasClassifier(build_fn=softmax_model, engine=engine, epochs=2, verbose=0)
+    estimator = KerasClassifier(build_fn=softmax_model, engine=core, epochs=2, verbose=0)
     estimator.fit(x, y)
     keep = y != 11
     assert 0 <= estimator.score(x[keep], y[keep]) <= 1
 
 
-def test_grid_search_in_two_processes_routes_build_and_fit_parameters(engine):
+def test_grid_search_in_two_processes_routes_build_and_fit_parameters(core):
     x, y = _binary_data()
-    clf = KerasClassifier(build_fn=binary_model, engine=engine, batch_size=10, verbose=0)
+    clf = KerasClassifier(build_fn=binary_model, engine=core, batch_size=10, verbose=0)
     grid = GridSearchCV(clf, {"units": [2, 6], "epochs": [1, 3], "optimizer": ["adam", "sgd"]}, cv=2, n_jobs=2)
     grid.fit(x, y)
     assert set(grid.best_params_) == {"units", "epochs", "optimizer"}
@@ -121,20 +121,20 @@ def test_grid_search_in_two_processes_routes_build_and_fit_parameters(engine):
     assert set(grid.predict(x).ravel()) <= {"no", "yes"}
 
 
-def test_randomized_search(engine):
+def test_randomized_search(core):
     x, y = _binary_data()
-    clf = KerasClassifier(build_fn=binary_model, engine=engine, epochs=1, verbose=0)
+    clf = KerasClassifier(build_fn=binary_model, engine=core, epochs=1, verbose=0)
     search = RandomizedSearchCV(clf, {"units": [2, 4, 6], "batch_size": [5, 20]}, n_iter=3, cv=2, random_state=0)
     search.fit(x, y)
     assert search.best_params_["units"] in (2, 4, 6)
 
 
-def test_pipeline_with_a_regressor(engine):
+def test_pipeline_with_a_regressor(core):
     rng = np.random.default_rng(2)
     x = rng.normal(3, 2, size=(40, 5)).astype("float32")
     y = x @ np.arange(5, dtype="float32")
     pipe = Pipeline([("scale", StandardScaler()),
-                     ("mlp", KerasRegressor(build_fn=regression_model, engine=engine, epochs=3, batch_size=8,
+                     ("mlp", KerasRegressor(build_fn=regression_model, engine=core, epochs=3, batch_size=8,
                                             verbose=0))])
     scores = cross_val_score(pipe, x, y, cv=KFold(2))
     assert scores.shape == (2,) and np.all(scores < 0)
@@ -163,12 +163,12 @@ def test_unknown_parameters_are_refused():
         clf.set_params(unit=3)
 
 
-def test_build_fn_as_an_object_or_the_subclass_call(engine):
+def test_build_fn_as_an_object_or_the_subclass_call(core):
     x, y = _binary_data()
 
     class Builder:
         def __call__(self, units=3):
-            return binary_model(engine, units=units)
+            return binary_model(core, units=units)
 
     clf = KerasClassifier(build_fn=Builder(), units=5, epochs=1, verbose=0)
     clf.fit(x, y)
@@ -176,7 +176,7 @@ def test_build_fn_as_an_object_or_the_subclass_call(engine):
 
     class MyClassifier(KerasClassifier):
         def __call__(self, units=3):
-            return binary_model(engine, units=units)
+            return binary_model(core, units=units)
 
     own = MyClassifier(units=4, epochs=1, verbose=0)
     own.fit(x, y)
@@ -218,20 +218,20 @@ def test_keras1_nb_epoch_trains_that_many_epochs():
     assert any("epochs" in str(w.message) for w in caught)
 
 
-def test_fit_passes_sample_weight_and_fit_arguments(engine):
+def test_fit_passes_sample_weight_and_fit_arguments(core):
     x, y = _binary_data()
-    clf = KerasClassifier(build_fn=binary_model, engine=engine, epochs=2, batch_size=60, verbose=0)
+    clf = KerasClassifier(build_fn=binary_model, engine=core, epochs=2, batch_size=60, verbose=0)
     history = clf.fit(x, y, sample_weight=np.ones(60), epochs=4)
     assert len(history.history["loss"]) == 4 and clf.model.optimizer.iterations == 4
 
 
-def test_a_fitted_estimator_pickles_with_its_model(engine):
+def test_a_fitted_estimator_pickles_with_its_model(core):
     x, y = _three_class_data()
-    clf = KerasClassifier(build_fn=softmax_model, engine=engine, epochs=3, verbose=0)
+    clf = KerasClassifier(build_fn=softmax_model, engine=core, epochs=3, verbose=0)
     clf.fit(x, y)
     copy = pickle.loads(pickle.dumps(clf))
     np.testing.assert_array_equal(copy.predict_proba(x), clf.predict_proba(x))
-    assert copy.model._engine == engine and list(copy.classes_) == [3, 7, 11]
+    assert copy.model._core == core and list(copy.classes_) == [3, 7, 11]
 
 
 # -- what published Keras 2 scripts do (ported by renaming the module; see the branch report) --------------------
@@ -242,11 +242,11 @@ def two_unit_sigmoid_model(engine="python"):
     return model
 
 
-def test_one_hot_targets_with_two_sigmoid_units_and_plain_kfold(engine, capsys):
+def test_one_hot_targets_with_two_sigmoid_units_and_plain_kfold(core, capsys):
     """The sonar script: LabelEncoder + to_categorical targets, 2 sigmoid units, KFold, verbose=1, nb_epoch."""
     x, y = _binary_data()
     one_hot = np.eye(2, dtype="float64")[(y == "yes").astype(int)]
-    clf = KerasClassifier(build_fn=two_unit_sigmoid_model, engine=engine, verbose=1, nb_epoch=2, batch_size=5)
+    clf = KerasClassifier(build_fn=two_unit_sigmoid_model, engine=core, verbose=1, nb_epoch=2, batch_size=5)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", DeprecationWarning)
         scores = cross_val_score(clf, x, one_hot, cv=KFold(n_splits=3, shuffle=True, random_state=0))
@@ -255,11 +255,11 @@ def test_one_hot_targets_with_two_sigmoid_units_and_plain_kfold(engine, capsys):
     assert out.count("Epoch 2/2") == 3 and "accuracy:" in out  # verbose reaches fit and evaluate, as in Keras
 
 
-def test_float_labels_from_loadtxt_stay_floats_and_optimizer_names_in_any_case(engine):
+def test_float_labels_from_loadtxt_stay_floats_and_optimizer_names_in_any_case(core):
     """The pima grid scripts: labels are 0.0/1.0 from np.loadtxt; the grid spells optimizers 'SGD', 'Adam'."""
     x, y = _binary_data()
     y = (y == "yes").astype("float64")
-    clf = KerasClassifier(build_fn=binary_model, engine=engine, verbose=0)
+    clf = KerasClassifier(build_fn=binary_model, engine=core, verbose=0)
     grid = GridSearchCV(clf, {"optimizer": ["SGD", "Adam", "RMSprop"], "epochs": [1]}, cv=2)
     grid.fit(x, y)
     assert grid.best_params_["optimizer"] in ("SGD", "Adam", "RMSprop")
@@ -267,7 +267,7 @@ def test_float_labels_from_loadtxt_stay_floats_and_optimizer_names_in_any_case(e
     assert set(grid.predict(x).ravel()) <= {0.0, 1.0}
 
 
-def test_verbose_zero_in_sk_params_keeps_cross_validation_quiet(engine, capsys):
+def test_verbose_zero_in_sk_params_keeps_cross_validation_quiet(core, capsys):
     x, y = _binary_data()
-    cross_val_score(KerasClassifier(build_fn=binary_model, engine=engine, epochs=2, verbose=0), x, y, cv=2)
+    cross_val_score(KerasClassifier(build_fn=binary_model, engine=core, epochs=2, verbose=0), x, y, cv=2)
     assert capsys.readouterr().out == ""

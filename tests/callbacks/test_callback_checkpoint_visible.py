@@ -82,9 +82,9 @@ def _assert_equal(saved, expected):
 
 
 @pytest.mark.parametrize("weights_only", [False, True])
-def test_a_lambda_callback_after_the_checkpoint_copies_this_epochs_file(tmp_path, engine, slow_writes,
+def test_a_lambda_callback_after_the_checkpoint_copies_this_epochs_file(tmp_path, core, slow_writes,
                                                                          weights_only):
-    model, x, y = tiny_classifier(engine)
+    model, x, y = tiny_classifier(core)
     folder, keep = tmp_path / "ck", tmp_path / "copies"
     folder.mkdir()
     keep.mkdir()
@@ -95,12 +95,12 @@ def test_a_lambda_callback_after_the_checkpoint_copies_this_epochs_file(tmp_path
     assert [label for label, _, _ in copies.taken] == [0, 1, 2]
     for _, files_seen, weights in copies.taken:  # the first epoch included
         assert list(files_seen) == ["ck.h5"]
-        _assert_equal(_weights_in(files_seen["ck.h5"], weights_only, engine), weights)
+        _assert_equal(_weights_in(files_seen["ck.h5"], weights_only, core), weights)
 
 
 @pytest.mark.parametrize("variant", ["template", "period", "best_only", "batches"])
-def test_save_variants_are_complete_for_a_later_callback(tmp_path, engine, slow_writes, variant):
-    model, x, y = tiny_classifier(engine)
+def test_save_variants_are_complete_for_a_later_callback(tmp_path, core, slow_writes, variant):
+    model, x, y = tiny_classifier(core)
     folder, keep = tmp_path / "ck", tmp_path / "copies"
     folder.mkdir()
     keep.mkdir()
@@ -130,15 +130,15 @@ def test_save_variants_are_complete_for_a_later_callback(tmp_path, engine, slow_
             saved_at[f"b{label[0] + 1}-{label[1] + 1}.h5"] = weights
         assert sorted(files_seen) == sorted(saved_at), label
         for name, expected in saved_at.items():
-            _assert_equal(_weights_in(files_seen[name], False, engine), expected)
+            _assert_equal(_weights_in(files_seen[name], False, core), expected)
     if variant == "period":
         assert [sorted(f) for _, f, _ in copies.taken] == [[], ["ck.h5"], ["ck.h5"], ["ck.h5"]]
 
 
-def test_user_callbacks_see_the_file_at_the_next_epoch_begin_and_at_train_end(tmp_path, engine, slow_writes):
+def test_user_callbacks_see_the_file_at_the_next_epoch_begin_and_at_train_end(tmp_path, core, slow_writes):
     """Listed before ModelCheckpoint, a callback's next on_epoch_begin and its on_train_end still run after
     the save: the file is the last epoch's there too."""
-    model, x, y = tiny_classifier(engine)
+    model, x, y = tiny_classifier(core)
     folder, keep = tmp_path / "ck", tmp_path / "copies"
     folder.mkdir()
     keep.mkdir()
@@ -154,11 +154,11 @@ def test_user_callbacks_see_the_file_at_the_next_epoch_begin_and_at_train_end(tm
     assert [label for label, _, _ in copies.taken] == [("begin", 0), ("begin", 1), ("begin", 2), ("end",)]
     assert copies.taken[0][1] == {}
     for _, files_seen, weights in copies.taken[1:]:  # weights have not changed since the last save
-        _assert_equal(_weights_in(files_seen["ck.h5"], False, engine), weights)
+        _assert_equal(_weights_in(files_seen["ck.h5"], False, core), weights)
 
 
-def test_a_user_subclass_of_model_checkpoint_reads_its_own_file(tmp_path, engine, slow_writes):
-    model, x, y = tiny_classifier(engine)
+def test_a_user_subclass_of_model_checkpoint_reads_its_own_file(tmp_path, core, slow_writes):
+    model, x, y = tiny_classifier(core)
     path = tmp_path / "ck.h5"
     seen = []
 
@@ -171,11 +171,11 @@ def test_a_user_subclass_of_model_checkpoint_reads_its_own_file(tmp_path, engine
     model.fit(x, y, epochs=2, batch_size=8, verbose=0, callbacks=[Uploading(str(path))])
     assert len(seen) == 2
     for copy, weights in seen:
-        _assert_equal(_weights_in(copy, False, engine), weights)
+        _assert_equal(_weights_in(copy, False, core), weights)
 
 
-def test_a_user_subclass_of_a_built_in_listed_after_it_sees_the_file(tmp_path, engine, slow_writes):
-    model, x, y = tiny_classifier(engine)
+def test_a_user_subclass_of_a_built_in_listed_after_it_sees_the_file(tmp_path, core, slow_writes):
+    model, x, y = tiny_classifier(core)
     path = tmp_path / "ck.h5"
     seen = []
 
@@ -188,11 +188,11 @@ def test_a_user_subclass_of_a_built_in_listed_after_it_sees_the_file(tmp_path, e
     for index, (content, weights) in enumerate(seen):
         copy = tmp_path / f"copy-{index}.h5"
         copy.write_bytes(content)
-        _assert_equal(_weights_in(str(copy), False, engine), weights)
+        _assert_equal(_weights_in(str(copy), False, core), weights)
 
 
-def test_a_direct_hook_call_leaves_the_complete_file(tmp_path, engine, slow_writes):
-    model, x, y = tiny_classifier(engine)
+def test_a_direct_hook_call_leaves_the_complete_file(tmp_path, core, slow_writes):
+    model, x, y = tiny_classifier(core)
     model.fit(x, y, epochs=1, verbose=0)
     path = tmp_path / "ck.h5"
     checkpoint = ModelCheckpoint(str(path))
@@ -202,12 +202,12 @@ def test_a_direct_hook_call_leaves_the_complete_file(tmp_path, engine, slow_writ
         checkpoint.on_epoch_end(epoch, {"loss": 1.0})
         copy = tmp_path / f"copy-{epoch}.h5"
         shutil.copyfile(path, copy)
-        _assert_equal(_weights_in(str(copy), False, engine), model.get_weights())
+        _assert_equal(_weights_in(str(copy), False, core), model.get_weights())
     assert sorted(os.listdir(tmp_path)) == ["ck.h5", "copy-0.h5", "copy-1.h5", "copy-2.h5"]
 
 
-def test_a_backup_is_complete_for_a_later_callback(tmp_path, engine, slow_writes):
-    model, x, y = tiny_classifier(engine)
+def test_a_backup_is_complete_for_a_later_callback(tmp_path, core, slow_writes):
+    model, x, y = tiny_classifier(core)
     positions = []
 
     def read_position(epoch, logs):
@@ -233,8 +233,8 @@ def decisions(monkeypatch):
     return seen
 
 
-def test_with_only_built_ins_listed_checkpoints_may_be_written_behind(tmp_path, engine, decisions):
-    model, x, y = tiny_classifier(engine)
+def test_with_only_built_ins_listed_checkpoints_may_be_written_behind(tmp_path, core, decisions):
+    model, x, y = tiny_classifier(core)
     model.fit(x, y, epochs=3, verbose=1, callbacks=[
         ModelCheckpoint(str(tmp_path / "ck.h5")), EarlyStopping(monitor="loss", patience=9),
         CSVLogger(str(tmp_path / "log.csv")), BackupAndRestore(str(tmp_path / "backup"))])
@@ -256,8 +256,8 @@ def _user_callbacks(tmp_path):
 
 
 @pytest.mark.parametrize("case", ["lambda before", "lambda after", "user subclass", "replaced hook", "schedule"])
-def test_any_user_code_in_the_list_makes_every_checkpoint_complete_on_return(tmp_path, engine, decisions, case):
-    model, x, y = tiny_classifier(engine)
+def test_any_user_code_in_the_list_makes_every_checkpoint_complete_on_return(tmp_path, core, decisions, case):
+    model, x, y = tiny_classifier(core)
     extra, where = _user_callbacks(tmp_path)[case]
     callbacks = [ModelCheckpoint(str(tmp_path / "ck.h5"))]
     callbacks[where:where] = extra
@@ -277,11 +277,11 @@ def test_the_rule_looks_at_the_exact_class_and_the_instance():
     assert not checkpoint_writer._runs_no_user_code(stopper)
 
 
-def test_a_custom_metric_makes_every_checkpoint_complete_on_return(tmp_path, engine, decisions):
+def test_a_custom_metric_makes_every_checkpoint_complete_on_return(tmp_path, core, decisions):
     # A custom metric is user code that runs at every batch end of the fit: it could read the file too.
     def mean_prediction(y_true, y_pred):
         return y_pred.mean(axis=-1)
-    model, x, y = tiny_classifier(engine)
-    model.compile(optimizer="sgd", loss=model.loss, metrics=[mean_prediction], engine=engine)
+    model, x, y = tiny_classifier(core)
+    model.compile(optimizer="sgd", loss=model.loss, metrics=[mean_prediction], engine=core)
     model.fit(x, y, epochs=3, verbose=0, callbacks=[ModelCheckpoint(str(tmp_path / "ck.h5"))])
     assert decisions == [False, False, False]

@@ -62,8 +62,8 @@ def test_metric_names_index_by_alias():
 # -- fit: stored keys -------------------------------------------------------------------------------------------
 
 @pytest.mark.parametrize("spelling, other", [("accuracy", "acc"), ("acc", "accuracy")])
-def test_history_stores_the_users_spelling_and_answers_the_other(engine, classification_data, spelling, other):
-    model = _model(engine, [spelling, "mse"])
+def test_history_stores_the_users_spelling_and_answers_the_other(core, classification_data, spelling, other):
+    model = _model(core, [spelling, "mse"])
     history = _fit(model, classification_data)
     assert list(history.history) == ["loss", spelling, "mse", "val_loss", "val_" + spelling, "val_mse"]
     assert history.history["val_" + other] == history.history["val_" + spelling]
@@ -73,9 +73,9 @@ def test_history_stores_the_users_spelling_and_answers_the_other(engine, classif
 
 
 @pytest.mark.parametrize("spelling, monitor", [("accuracy", "val_acc"), ("acc", "val_accuracy")])
-def test_checkpoint_save_best_only_with_the_other_spelling(engine, classification_data, tmp_path, spelling,
+def test_checkpoint_save_best_only_with_the_other_spelling(core, classification_data, tmp_path, spelling,
                                                            monitor):
-    model = _model(engine, [spelling])
+    model = _model(core, [spelling])
     path = tmp_path / ("w.{epoch:02d}-{" + monitor + ":.2f}.h5")
     with warnings.catch_warnings():
         warnings.simplefilter("error", RuntimeWarning)  # no "only with ... available" warning
@@ -87,16 +87,16 @@ def test_checkpoint_save_best_only_with_the_other_spelling(engine, classificatio
     assert written[0] == f"w.01-{first:.2f}.h5"
 
 
-def test_checkpoint_messages_use_the_users_spelling(engine, classification_data, tmp_path, capsys):
-    model = _model(engine, ["accuracy"])
+def test_checkpoint_messages_use_the_users_spelling(core, classification_data, tmp_path, capsys):
+    model = _model(core, ["accuracy"])
     _fit(model, classification_data, epochs=2, cbks=[callbacks.ModelCheckpoint(
         str(tmp_path / "w.h5"), monitor="val_acc", save_best_only=True, save_weights_only=True, verbose=1)])
     out = capsys.readouterr().out
     assert "val_acc improved from -inf" in out and "val_accuracy" not in out
 
 
-def test_early_stopping_on_the_other_spelling_stops(engine, classification_data):
-    model = _model(engine, ["accuracy"])
+def test_early_stopping_on_the_other_spelling_stops(core, classification_data):
+    model = _model(core, ["accuracy"])
     stopper = callbacks.EarlyStopping(monitor="val_acc", patience=0, min_delta=2.0)  # nothing improves by 2
     with warnings.catch_warnings():
         warnings.simplefilter("error", RuntimeWarning)
@@ -104,8 +104,8 @@ def test_early_stopping_on_the_other_spelling_stops(engine, classification_data)
     assert len(history.epoch) == 2 and stopper.stopped_epoch == 1
 
 
-def test_reduce_lr_on_the_other_spelling_reduces(engine, classification_data):
-    model = _model(engine, ["acc"])
+def test_reduce_lr_on_the_other_spelling_reduces(core, classification_data):
+    model = _model(core, ["acc"])
     reducer = callbacks.ReduceLROnPlateau(monitor="val_accuracy", patience=1, factor=0.5, min_delta=2.0,
                                           mode="max")
     with warnings.catch_warnings():
@@ -114,13 +114,13 @@ def test_reduce_lr_on_the_other_spelling_reduces(engine, classification_data):
     assert history.history["lr"][-1] < history.history["lr"][0]
 
 
-def test_unknown_monitor_still_warns(engine, classification_data):
-    model = _model(engine, ["accuracy"])
+def test_unknown_monitor_still_warns(core, classification_data):
+    model = _model(core, ["accuracy"])
     with pytest.warns(RuntimeWarning, match="val_ce.*Available metrics are: loss,accuracy,val_loss,val_accuracy"):
         _fit(model, classification_data, epochs=1, cbks=[callbacks.EarlyStopping(monitor="val_ce")])
 
 
-def test_callback_logs_answer_aliases_and_csv_uses_the_users_spelling(engine, classification_data, tmp_path):
+def test_callback_logs_answer_aliases_and_csv_uses_the_users_spelling(core, classification_data, tmp_path):
     seen = []
 
     class Probe(callbacks.Callback):
@@ -130,7 +130,7 @@ def test_callback_logs_answer_aliases_and_csv_uses_the_users_spelling(engine, cl
         def on_train_batch_end(self, batch, logs=None):
             assert logs["mean_squared_error"] == logs["mse"]
 
-    model = _model(engine, ["accuracy", "mse"])
+    model = _model(core, ["accuracy", "mse"])
     history = _fit(model, classification_data, epochs=2,
                    cbks=[Probe(), callbacks.CSVLogger(str(tmp_path / "log.csv"))])
     value, present, text, keys = seen[0]
@@ -142,8 +142,8 @@ def test_callback_logs_answer_aliases_and_csv_uses_the_users_spelling(engine, cl
     assert header == ["epoch", "accuracy", "loss", "mse", "val_accuracy", "val_loss", "val_mse"]
 
 
-def test_evaluate_order_follows_metrics_names(engine, classification_data):
-    model = _model(engine, ["acc"])
+def test_evaluate_order_follows_metrics_names(core, classification_data):
+    model = _model(core, ["acc"])
     x, y, _ = classification_data
     loss, acc = model.evaluate(x, y, verbose=0)
     assert acc == model.evaluate(x, y, verbose=0)[model.metrics_names.index("accuracy")]

@@ -103,12 +103,12 @@ def test_set_value_rejects_invalid_learning_rate():
     assert K.get_value(optimizer.lr) == pytest.approx(0.001)
 
 
-def test_learning_rate_set_in_a_callback_reaches_training(engine):
+def test_learning_rate_set_in_a_callback_reaches_training(core):
     """`K.set_value(model.optimizer.lr, 0.0)` from a callback freezes the weights from the next batch."""
     rng = np.random.default_rng(0)
     x, y = rng.normal(size=(32, 3)).astype("float32"), rng.normal(size=(32, 1)).astype("float32")
     model = Sequential([Dense(1, input_dim=3)])
-    model.compile(optimizer=fastfit.optimizers.SGD(lr=0.1), loss="mse", engine=engine)
+    model.compile(optimizer=fastfit.optimizers.SGD(lr=0.1), loss="mse", engine=core)
     snapshots = []
 
     class Freeze(keras.callbacks.Callback):

@@ -83,7 +83,7 @@ def test_pile_is_a_sequential():
     assert json.loads(model.to_json())["class_name"] == "Sequential"
 
 
-def test_saved_pile_says_sequential_and_loads_either_way(engine, tmp_path):
+def test_saved_pile_says_sequential_and_loads_either_way(core, tmp_path):
     rng = np.random.default_rng(5)
     x = rng.normal(size=(32, 4)).astype("float32")
     y = np.eye(3, dtype="float32")[rng.integers(0, 3, 32)]
@@ -92,7 +92,7 @@ def test_saved_pile_says_sequential_and_loads_either_way(engine, tmp_path):
     model.add(cthulhu.Darkness(0.2))
     model.add(cthulhu.Azatoth("relu"))
     model.add(cthulhu.Daoloth(3, activation="softmax"))
-    model.conjure(loss="categorical_crossentropy", optimizer="rmsprop", metrics=["acc"], engine=engine)
+    model.conjure(loss="categorical_crossentropy", optimizer="rmsprop", metrics=["acc"], engine=core)
     history = model.summon(x, y, batch_size=8, epochs=2, verbose=0)
     assert history.epoch == [0, 1]
     path = str(tmp_path / "pile.h5")
@@ -121,14 +121,14 @@ def test_lump_functional_model_with_cthulhu_layers():
     assert model.predict(np.zeros((2, 4), dtype="float32")).shape == (2, 2)
 
 
-def test_lump_summon_takes_callbacks(engine):
+def test_lump_summon_takes_callbacks(core):
     """The cthulhu docs: callbacks go to the `.summon()` method of the `Pile` or `Lump` classes."""
     rng = np.random.default_rng(6)
     x = rng.normal(size=(24, 4)).astype("float32")
     y = np.eye(2, dtype="float32")[rng.integers(0, 2, 24)]
     inputs = cthulhu.Input(shape=(4,))
     model = cthulhu.Lump(inputs, cthulhu.Daoloth(2, activation="softmax")(inputs))
-    model.conjure(loss="categorical_crossentropy", optimizer="sgd", engine=engine)
+    model.conjure(loss="categorical_crossentropy", optimizer="sgd", engine=core)
     seen = []
     history = model.summon(x, y, batch_size=8, epochs=2, verbose=0,
                            callbacks=[cthulhu.LuKthuCallback(on_epoch_end=lambda epoch, logs: seen.append(epoch))])

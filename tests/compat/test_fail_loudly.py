@@ -68,10 +68,10 @@ def test_subclass_overriding_build_of_a_builtin_layer_raises():
         Sequential([ResizedDense(3, input_dim=4)])
 
 
-def test_subclass_changing_only_defaults_trains_like_its_parent(data, engine):
+def test_subclass_changing_only_defaults_trains_like_its_parent(data, core):
     x, y = data
     model = Sequential([WiderDense(input_dim=4), Dense(3, activation="softmax")])
-    model.compile(optimizer="sgd", loss="categorical_crossentropy", engine=engine)
+    model.compile(optimizer="sgd", loss="categorical_crossentropy", engine=core)
     model.fit(x, y, epochs=1, verbose=0)
     assert model.layers[0].get_weights()[0].shape == (4, 7)
 
@@ -116,17 +116,17 @@ def test_compile_refuses_values_it_would_ignore(argument, value):
     assert not model.compiled
 
 
-def test_compile_accepts_the_neutral_values(data, engine):
-    model = mlp(engine, weighted_metrics=[], run_eagerly=False, steps_per_execution=1, jit_compile=True)
+def test_compile_accepts_the_neutral_values(data, core):
+    model = mlp(core, weighted_metrics=[], run_eagerly=False, steps_per_execution=1, jit_compile=True)
     model.fit(*data, epochs=1, verbose=0)
-    mlp(engine, weighted_metrics=None, run_eagerly=None)
+    mlp(core, weighted_metrics=None, run_eagerly=None)
 
 
 @pytest.mark.parametrize("argument, value", [("workers", 4), ("use_multiprocessing", True),
                                              ("max_queue_size", 20)])
-def test_fit_evaluate_predict_refuse_generator_options(data, engine, argument, value):
+def test_fit_evaluate_predict_refuse_generator_options(data, core, argument, value):
     x, y = data
-    model = mlp(engine)
+    model = mlp(core)
     before = model.get_weights()
     for call in (lambda: model.fit(x, y, verbose=0, **{argument: value}),
                  lambda: model.evaluate(x, y, verbose=0, **{argument: value}),
@@ -177,10 +177,10 @@ def test_verbose_auto_means_one(data, capsys):
 
 
 # -- a batch size fixed by the input ----------------------------------------------------------------------------
-def test_fixed_input_batch_size_is_enforced(data, engine):
+def test_fixed_input_batch_size_is_enforced(data, core):
     x, y = data  # 24 samples
     model = Sequential([Dense(3, batch_input_shape=(8, 4), activation="softmax")])
-    model.compile(optimizer="sgd", loss="categorical_crossentropy", engine=engine)
+    model.compile(optimizer="sgd", loss="categorical_crossentropy", engine=core)
     with pytest.raises(ValueError, match="batch_size 6 does not match the batch size 8"):
         model.fit(x, y, batch_size=6, verbose=0)
     with pytest.raises(ValueError, match="20 samples, not a multiple of the batch size 8"):
@@ -204,14 +204,14 @@ def test_dtype_other_than_float32_or_float64_raises_at_construction():
 
 
 # -- model.trainable ---------------------------------------------------------------------------------------------
-def test_model_trainable_false_freezes_every_layer(data, engine):
+def test_model_trainable_false_freezes_every_layer(data, core):
     x, y = data
     inputs = Input(shape=(4,))
     base = Model(inputs, Dense(5, activation="relu")(inputs))
     base.trainable = False
     assert base.trainable is False and not base.trainable_weights
     head = Model(inputs, Dense(3, activation="softmax")(base.output))
-    head.compile(optimizer="sgd", loss="categorical_crossentropy", engine=engine)
+    head.compile(optimizer="sgd", loss="categorical_crossentropy", engine=core)
     frozen = base.get_weights()
     head.fit(x, y, epochs=2, verbose=0)
     for a, b in zip(frozen, base.get_weights()):
@@ -266,10 +266,10 @@ def test_model_checkpoint_refuses_tensorflow_options(tmp_path):
 
 
 # -- Keras 0.x compile(class_mode=), backend epsilon, tf.keras initializer spelling ----------------------------
-def test_class_mode_is_accepted_when_it_matches_the_accuracy_fastfit_computes(data, engine):
+def test_class_mode_is_accepted_when_it_matches_the_accuracy_fastfit_computes(data, core):
     model = Sequential([Dense(3, input_dim=4, activation="softmax")])
     with pytest.warns(DeprecationWarning, match="class_mode"):
-        model.compile(optimizer="sgd", loss="categorical_crossentropy", class_mode="categorical", engine=engine)
+        model.compile(optimizer="sgd", loss="categorical_crossentropy", class_mode="categorical", engine=core)
     model.fit(*data, epochs=1, verbose=0)
     fresh = Sequential([Dense(3, input_dim=4, activation="softmax")])
     with pytest.warns(DeprecationWarning), pytest.raises(ValueError, match="class_mode='binary'"):
@@ -294,7 +294,7 @@ def test_variance_scaling_takes_the_tf_keras_truncated_normal_spelling():
         initializers.VarianceScaling(distribution="untruncated_normal")
 
 
-def test_array_like_objects_named_dataset_are_still_arrays(data, engine):
+def test_array_like_objects_named_dataset_are_still_arrays(data, core):
     x, y = data
 
     class Dataset:  # h5py's array-like class has this name; only tf.data's is streamed input
@@ -307,6 +307,6 @@ def test_array_like_objects_named_dataset_are_still_arrays(data, engine):
         def __len__(self):
             return len(self.array)
 
-    model = mlp(engine)
+    model = mlp(core)
     model.fit(Dataset(x), y, epochs=1, verbose=0)
     assert model.predict(Dataset(x)).shape == (24, 3)

@@ -120,12 +120,12 @@ def test_automatic_names_are_unique_per_class():
     assert Dense(2).name == "dense_1"
 
 
-def test_fit_and_evaluate_functional_model(engine, data):
+def test_fit_and_evaluate_functional_model(core, data):
     x, y = data
     inputs, _, outputs = small_functional()
     model = Model(inputs, outputs)
     model.compile(optimizer=fastfit.optimizers.Adam(lr=0.02), loss="categorical_crossentropy", metrics=["acc"],
-                  engine=engine)
+                  engine=core)
     history = model.fit(x, y, epochs=15, batch_size=8, verbose=0)
     assert history.history["loss"][-1] < history.history["loss"][0]
     loss, acc = model.evaluate(x, y, batch_size=16, verbose=0)
@@ -133,14 +133,14 @@ def test_fit_and_evaluate_functional_model(engine, data):
     assert model.metrics_names == ["loss", "acc"]
 
 
-def test_functional_and_sequential_give_the_same_training(engine, data):
+def test_functional_and_sequential_give_the_same_training(core, data):
     x, y = data
     seq = Sequential([Dense(5, activation="relu", input_dim=6), Dense(3, activation="softmax")])
     inputs = Input(shape=(6,))
     func = Model(inputs, Dense(3, activation="softmax")(Dense(5, activation="relu")(inputs)))
     func.set_weights(seq.get_weights())
     for model in (seq, func):
-        model.compile(optimizer="sgd", loss="categorical_crossentropy", engine=engine)
+        model.compile(optimizer="sgd", loss="categorical_crossentropy", engine=core)
         model.fit(x, y, epochs=2, batch_size=8, shuffle=False, verbose=0)
     for a, b in zip(seq.get_weights(), func.get_weights()):
         np.testing.assert_allclose(a, b, rtol=1e-6)

@@ -63,17 +63,17 @@ def test_normalize_hand_computed():
 
 
 # -- predict_classes / predict_proba ---------------------------------------------------------------------------
-def test_predict_classes_argmax_for_several_units(data, engine):
+def test_predict_classes_argmax_for_several_units(data, core):
     x, _ = data
-    model = mlp(engine)
+    model = mlp(core)
     classes = model.predict_classes(x)
     np.testing.assert_array_equal(classes, model.predict(x).argmax(axis=-1))
     assert classes.shape == (30,)
 
 
-def test_predict_classes_thresholds_one_unit_at_half(data, engine):
+def test_predict_classes_thresholds_one_unit_at_half(data, core):
     x, _ = data
-    model = mlp(engine, units=1, activation="sigmoid", loss="binary_crossentropy")
+    model = mlp(core, units=1, activation="sigmoid", loss="binary_crossentropy")
     model.layers[1].set_weights([np.ones((5, 1)), np.zeros(1)])
     classes = model.predict_classes(x)
     assert classes.shape == (30, 1) and classes.dtype == np.int32
@@ -81,22 +81,22 @@ def test_predict_classes_thresholds_one_unit_at_half(data, engine):
     assert 0 < classes.sum() < 30  # both classes occur: the threshold was applied
 
 
-def test_predict_proba_warns_on_values_outside_zero_one(data, engine):
+def test_predict_proba_warns_on_values_outside_zero_one(data, core):
     x, _ = data
-    model = mlp(engine)
+    model = mlp(core)
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         np.testing.assert_array_equal(model.predict_proba(x), model.predict(x))
-    linear = mlp(engine, activation="linear", loss="mse")
+    linear = mlp(core, activation="linear", loss="mse")
     linear.layers[1].set_weights([np.full((5, 3), 3.0), np.full(3, -1.0)])
     with pytest.warns(UserWarning, match="invalid probability values"):
         linear.predict_proba(x)
 
 
 # -- show_accuracy (Keras 0.x) ----------------------------------------------------------------------------------
-def test_show_accuracy_warns_and_reports_accuracy_for_that_call(data, engine):
+def test_show_accuracy_warns_and_reports_accuracy_for_that_call(data, core):
     x, y = data
-    model = mlp(engine)
+    model = mlp(core)
     with pytest.warns(DeprecationWarning, match="show_accuracy"):
         history = model.fit(x, y, epochs=2, verbose=0, show_accuracy=True, validation_split=0.2)
     assert sorted(history.history) == ["acc", "loss", "val_acc", "val_loss"]
@@ -110,9 +110,9 @@ def test_show_accuracy_warns_and_reports_accuracy_for_that_call(data, engine):
         assert np.isscalar(model.evaluate(x, y, verbose=0, show_accuracy=False))
 
 
-def test_show_accuracy_with_an_accuracy_metric_adds_nothing(data, engine):
+def test_show_accuracy_with_an_accuracy_metric_adds_nothing(data, core):
     x, y = data
-    model = mlp(engine, metrics=["accuracy"])
+    model = mlp(core, metrics=["accuracy"])
     with pytest.warns(DeprecationWarning):
         history = model.fit(x, y, epochs=1, verbose=0, show_accuracy=True)
     assert sorted(history.history) == ["accuracy", "loss"]
@@ -131,9 +131,9 @@ def test_root_names_as_tf_keras():
     assert sequential.output_shape == (None, 2) and len(sequential.layers) == 1
 
 
-def test_return_dict(data, engine):
+def test_return_dict(data, core):
     x, y = data
-    model = mlp(engine, metrics=["acc"])
+    model = mlp(core, metrics=["acc"])
     values = model.evaluate(x, y, verbose=0)
     as_dict = model.evaluate(x, y, verbose=0, return_dict=True)
     assert list(as_dict) == ["loss", "acc"] and list(as_dict.values()) == values
@@ -143,16 +143,16 @@ def test_return_dict(data, engine):
 
 
 # -- ModelCheckpoint(initial_value_threshold=) -------------------------------------------------------------------
-def test_initial_value_threshold_blocks_saves_until_beaten(data, engine, tmp_path):
+def test_initial_value_threshold_blocks_saves_until_beaten(data, core, tmp_path):
     x, y = data
-    model = mlp(engine)
+    model = mlp(core)
     path = str(tmp_path / "best.h5")
     never = ModelCheckpoint(path, monitor="loss", save_best_only=True, initial_value_threshold=0.0)
     model.fit(x, y, epochs=3, verbose=0, callbacks=[never])
     assert not os.path.exists(path) and never.best == 0.0
     losses = []
     record = LambdaCallback(on_epoch_end=lambda epoch, logs: losses.append(logs["loss"]))
-    model2 = mlp(engine)
+    model2 = mlp(core)
     model2.optimizer.lr = 0.5
     checkpoint = ModelCheckpoint(path, monitor="loss", save_best_only=True, initial_value_threshold=10.0)
     model2.fit(x, y, epochs=3, verbose=0, callbacks=[record, checkpoint])
@@ -162,9 +162,9 @@ def test_initial_value_threshold_blocks_saves_until_beaten(data, engine, tmp_pat
 
 
 # -- predict(verbose=1) -----------------------------------------------------------------------------------------
-def test_predict_verbose_prints_a_progress_bar(data, engine, capsys):
+def test_predict_verbose_prints_a_progress_bar(data, core, capsys):
     x, _ = data
-    model = mlp(engine)
+    model = mlp(core)
     model.predict(x, verbose=0)
     assert capsys.readouterr().out == ""
     model.predict(x, verbose=1)
@@ -181,20 +181,20 @@ def count_batches():
     return callback, sizes, starts
 
 
-def test_steps_per_epoch_trains_that_many_batches(data, engine):
+def test_steps_per_epoch_trains_that_many_batches(data, core):
     x, y = data  # 30 samples
-    model = mlp(engine)
+    model = mlp(core)
     callback, sizes, starts = count_batches()
     history = model.fit(x, y, batch_size=4, epochs=3, steps_per_epoch=2, verbose=0, callbacks=[callback])
     assert sizes == [4] * 6 and starts == [0, 2, 4] and len(history.history["loss"]) == 3
 
 
-def test_steps_per_epoch_walks_the_data_as_one_stream(data, engine):
+def test_steps_per_epoch_walks_the_data_as_one_stream(data, core):
     """Each epoch continues where the previous one stopped (shuffle=False: in order, pass after pass)."""
     x, y = data
     x, y = x[:8], y[:8]
-    model = mlp(engine)
-    twin = mlp(engine)
+    model = mlp(core)
+    twin = mlp(core)
     twin.set_weights(model.get_weights())
     model.fit(x, y, batch_size=3, epochs=4, steps_per_epoch=2, verbose=0, shuffle=False)
     stream = np.concatenate([np.arange(8)] * 4)[:24]  # 4 epochs x 2 batches of 3 rows from passes 0..2
@@ -205,9 +205,9 @@ def test_steps_per_epoch_walks_the_data_as_one_stream(data, engine):
         np.testing.assert_allclose(a, b, rtol=1e-6, atol=1e-7)
 
 
-def test_steps_per_epoch_stops_when_the_passes_run_out(data, engine):
+def test_steps_per_epoch_stops_when_the_passes_run_out(data, core):
     x, y = data  # 30 samples, 3 epochs: 90 rows in the stream; 3 batches of 16 = 48 rows per epoch
-    model = mlp(engine)
+    model = mlp(core)
     callback, sizes, _ = count_batches()
     with pytest.warns(UserWarning, match="ran out of data"):
         history = model.fit(x, y, batch_size=16, epochs=3, steps_per_epoch=3, verbose=0, callbacks=[callback])
@@ -215,23 +215,23 @@ def test_steps_per_epoch_stops_when_the_passes_run_out(data, engine):
     assert sizes == [16, 16, 16, 16, 16, 10]
 
 
-def test_steps_per_epoch_without_batch_size_splits_the_data(data, engine):
+def test_steps_per_epoch_without_batch_size_splits_the_data(data, core):
     x, y = data
-    model = mlp(engine)
+    model = mlp(core)
     callback, sizes, _ = count_batches()
     model.fit(x, y, epochs=1, steps_per_epoch=4, verbose=0, callbacks=[callback])
     assert sizes == [8, 8, 8, 6]
 
 
-def test_steps_per_epoch_progress_bar_counts_steps(data, engine, capsys):
+def test_steps_per_epoch_progress_bar_counts_steps(data, core, capsys):
     x, y = data
-    mlp(engine).fit(x, y, batch_size=5, epochs=1, steps_per_epoch=3, verbose=1)
+    mlp(core).fit(x, y, batch_size=5, epochs=1, steps_per_epoch=3, verbose=1)
     assert "3/3 [" in capsys.readouterr().out
 
 
-def test_validation_steps_uses_the_first_batches(data, engine):
+def test_validation_steps_uses_the_first_batches(data, core):
     x, y = data
-    model = mlp(engine)
+    model = mlp(core)
     xv, yv = x[:12], y[:12]
     history = model.fit(x, y, batch_size=5, epochs=1, verbose=0, validation_data=(xv, yv), validation_steps=2,
                         shuffle=False)
@@ -250,9 +250,9 @@ def test_steps_must_be_positive(data, argument):
         mlp("python").fit(*data, verbose=0, **{argument: 0})
 
 
-def test_evaluate_and_predict_steps_with_arrays(data, engine):
+def test_evaluate_and_predict_steps_with_arrays(data, core):
     x, y = data
-    model = mlp(engine)
+    model = mlp(core)
     assert model.evaluate(x, y, steps=2, batch_size=4, verbose=0) == pytest.approx(
         model.evaluate(x[:8], y[:8], verbose=0))
     assert model.predict(x, steps=2, batch_size=4).shape == (8, 3)
@@ -265,10 +265,10 @@ def test_evaluate_and_predict_steps_with_arrays(data, engine):
         model.predict(x, steps=-1)
 
 
-def test_predict_bar_follows_the_batches(data, engine, capsys):
+def test_predict_bar_follows_the_batches(data, core, capsys):
     """Keras 2.2 moves the bar after every batch: off a terminal each drawn update is its own line."""
     x, _ = data
-    model = mlp(engine)
+    model = mlp(core)
     from fastfit.utils import progbar
     original = progbar.Progbar.__init__
 

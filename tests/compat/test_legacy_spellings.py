@@ -160,7 +160,7 @@ def compiled_model():
     return model, x, y
 
 
-def test_fit_nb_epoch_is_epochs(engine, compiled_model):
+def test_fit_nb_epoch_is_epochs(core, compiled_model):
     model, x, y = compiled_model
     with pytest.warns(DeprecationWarning, match="`epochs`") as record:
         history = model.fit(x, y, nb_epoch=3, batch_size=5, verbose=0)

@@ -3,7 +3,7 @@ import numpy as np
 import pytest
 
 from fastfit.contract.modes import Mode, Phase
-from fastfit.engine import compiled
+from fastfit.core import compiled_core, core_class
 
 
 def test_values_are_the_contract():
@@ -11,7 +11,7 @@ def test_values_are_the_contract():
     assert [(p.name, int(p)) for p in Phase] == [("BATCH_BEGIN", 0), ("BATCH_END", 1)]
 
 
-@pytest.mark.skipif(compiled.compiled_engine() is None, reason="the compiled extensions are not built")
+@pytest.mark.skipif(compiled_core() is None, reason="the compiled extensions are not built")
 def test_cython_enums_agree():
     from fastfit._ext import _loop
 
@@ -19,9 +19,9 @@ def test_cython_enums_agree():
     assert _loop.PHASE_VALUES == {p.name: int(p) for p in Phase}
 
 
-def test_hooks_get_the_phases(engine):
+def test_hooks_get_the_phases(core):
     """Both engines call the hook with Phase.BATCH_BEGIN before a batch and Phase.BATCH_END after it."""
-    Network = compiled.engine_class(engine)
+    Network = core_class(core)
     W, b = np.full((2, 1), 0.5, np.float32), np.zeros(1, np.float32)
     net = Network([("dense", W, b)], "mean_squared_error", [], np.float32)
     calls = []

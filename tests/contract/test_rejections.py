@@ -7,9 +7,9 @@ import numpy as np
 import pytest
 
 from fastfit._reference.loop import Network as ReferenceNetwork
-from fastfit.engine import compiled
+from fastfit.core import compiled_core
 
-CythonNetwork = compiled.compiled_engine()
+CythonNetwork = compiled_core()
 F32 = np.float32
 LOSS = "categorical_crossentropy"
 

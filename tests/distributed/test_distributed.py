@@ -18,7 +18,7 @@ import numpy as np
 import pytest
 
 import fastfit
-from fastfit.engine import compiled
+from fastfit.core import compiled_core
 
 pytest.importorskip("mpi4py", reason="distributed training needs mpi4py: pip install 'fastfit[mpi]'")
 MPIEXEC = shutil.which("mpiexec") or (os.path.join(os.path.dirname(sys.executable), "mpiexec")
@@ -254,7 +254,7 @@ def test_unsupported_combinations_raise_in_one_rank(monkeypatch):
     custom.compile(loss="categorical_crossentropy", optimizer="sgd", metrics=[lambda t, p: (t - p).sum(-1)])
     with pytest.raises(ValueError, match="custom metric"):
         custom.fit(x, y, verbose=0)
-    for engine in ("python", "cython") if compiled.compiled_engine() else ("python",):
+    for engine in ("python", "cython") if compiled_core() else ("python",):
         bn = Sequential([Dense(2, input_dim=4), BatchNormalization()])
         bn.compile(loss="mse", optimizer="sgd", engine=engine)
         with pytest.raises(ValueError, match="BatchNormalization"):

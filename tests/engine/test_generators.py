@@ -112,13 +112,13 @@ def _no_workers_left():
 
 
 @pytest.mark.parametrize("workers, processes", [(0, False), (2, False), (2, True)])
-def test_sequence_gives_the_array_fit_bits_hooks_and_logs(engine, workers, processes):
+def test_sequence_gives_the_array_fit_bits_hooks_and_logs(core, workers, processes):
     x, y, w = _data()
     xv, yv = x[:40], y[:40]
-    arrays, record_a = _model(engine, dropout=True), Recorder()
+    arrays, record_a = _model(core, dropout=True), Recorder()
     history_a = arrays.fit(x, y, batch_size=BATCH, epochs=3, shuffle=False, verbose=0, sample_weight=w,
                            validation_data=(xv, yv), callbacks=[record_a])
-    sequence, record_s = _model(engine, dropout=True), Recorder()
+    sequence, record_s = _model(core, dropout=True), Recorder()
     train, val = Batches(x, y, w), Batches(xv, yv)
     history_s = sequence.fit_generator(train, epochs=3, shuffle=False, verbose=0, validation_data=val,
                                        callbacks=[record_s], workers=workers, use_multiprocessing=processes)
@@ -131,34 +131,34 @@ def test_sequence_gives_the_array_fit_bits_hooks_and_logs(engine, workers, proce
     _no_workers_left()
 
 
-def test_tf_keras_fit_forms_match_fit_generator(engine):
+def test_tf_keras_fit_forms_match_fit_generator(core):
     x, y, w = _data()
-    reference = _model(engine)
+    reference = _model(core)
     reference.fit_generator(_generator(x, y, w), steps_per_epoch=4, epochs=2, verbose=0)
     for source in (_generator(x, y, w), Batches(x, y, w)):
-        model = _model(engine)
+        model = _model(core)
         model.fit(source, steps_per_epoch=4, epochs=2, verbose=0, shuffle=False)
         _same_weights(reference, model)
-    model = _model(engine)
+    model = _model(core)
     model.fit(Batches(x, y, w), epochs=2, verbose=0, shuffle=False)  # a Sequence needs no steps
     _same_weights(reference, model)
 
 
-def test_generator_with_class_weight_matches_arrays(engine):
+def test_generator_with_class_weight_matches_arrays(core):
     x, y, _ = _data()
     weights = {0: 1.0, 1: 2.0, 2: 0.5}
-    arrays = _model(engine)
+    arrays = _model(core)
     arrays.fit(x, y, batch_size=BATCH, epochs=2, shuffle=False, verbose=0, class_weight=weights)
-    model = _model(engine)
+    model = _model(core)
     model.fit_generator(_generator(x, y), steps_per_epoch=4, epochs=2, verbose=0, class_weight=weights)
     _same_weights(arrays, model)
 
 
-def test_shuffled_sequence_order_comes_from_the_seed_and_epoch(engine):
+def test_shuffled_sequence_order_comes_from_the_seed_and_epoch(core):
     x, y, _ = _data()
     served = []
     for workers, processes in [(0, False), (2, False), (0, False)]:
-        model = _model(engine)
+        model = _model(core)
         sequence = Batches(x, y)
         model.fit(sequence, epochs=3, verbose=0, workers=workers, use_multiprocessing=processes)
         served.append(sequence.served)
@@ -168,9 +168,9 @@ def test_shuffled_sequence_order_comes_from_the_seed_and_epoch(engine):
     assert served[0][:4] != served[0][4:8] or served[0][4:8] != served[0][8:]
 
 
-def test_evaluate_and_predict_forms_match_arrays(engine):
+def test_evaluate_and_predict_forms_match_arrays(core):
     x, y, w = _data()
-    model = _model(engine)
+    model = _model(core)
     expected = model.evaluate(x, y, batch_size=BATCH, sample_weight=w, verbose=0)
     # Arrays are forwarded in blocks of up to 1024 rows, batches from a generator or a Sequence one batch (or
     # group) at a time: equal up to the last bits (the forward-block rule, docs/guide/performance-and-threads.md).
@@ -190,9 +190,9 @@ def test_evaluate_and_predict_forms_match_arrays(engine):
     _no_workers_left()
 
 
-def test_generator_running_out_warns_and_stops(engine):
+def test_generator_running_out_warns_and_stops(core):
     x, y, _ = _data()
-    model = _model(engine)
+    model = _model(core)
 
     def four_batches():
         for start in range(0, N, BATCH):
@@ -200,15 +200,15 @@ def test_generator_running_out_warns_and_stops(engine):
     with pytest.warns(RuntimeWarning, match="ran out of data"):
         history = model.fit(four_batches(), steps_per_epoch=4, epochs=3, verbose=0)
     assert len(history.history["loss"]) == 1 and model.optimizer.iterations == 4
-    model = _model(engine)
+    model = _model(core)
     history = model.fit(four_batches(), epochs=1, verbose=0)  # tf.keras: no steps, until exhausted
     assert model.optimizer.iterations == 4 and len(history.history["loss"]) == 1
 
 
 @pytest.mark.parametrize("workers, processes", [(0, False), (1, False), (2, False), (2, True)])
-def test_an_error_in_a_sequence_surfaces_with_its_traceback(engine, workers, processes):
+def test_an_error_in_a_sequence_surfaces_with_its_traceback(core, workers, processes):
     x, y, _ = _data()
-    model = _model(engine)
+    model = _model(core)
     _, error = _within(60, lambda: model.fit(Batches(x, y, fail_at=2), epochs=2, shuffle=False, verbose=0,
                                              workers=workers, use_multiprocessing=processes))
     assert isinstance(error, KeyError) and "batch 2 is broken" in str(error)
@@ -219,9 +219,9 @@ def test_an_error_in_a_sequence_surfaces_with_its_traceback(engine, workers, pro
 
 
 @pytest.mark.parametrize("workers", [0, 1, 3])
-def test_an_error_in_a_generator_surfaces_with_its_traceback(engine, workers):
+def test_an_error_in_a_generator_surfaces_with_its_traceback(core, workers):
     x, y, _ = _data()
-    model = _model(engine)
+    model = _model(core)
     _, error = _within(60, lambda: model.fit_generator(_generator(x, y, fail_at=5), steps_per_epoch=4, epochs=3,
                                                        verbose=0, workers=workers))
     assert isinstance(error, KeyError) and "step 5" in str(error)
@@ -230,9 +230,9 @@ def test_an_error_in_a_generator_surfaces_with_its_traceback(engine, workers):
     _no_workers_left()
 
 
-def test_an_error_in_a_callback_stops_the_workers(engine):
+def test_an_error_in_a_callback_stops_the_workers(core):
     x, y, _ = _data()
-    model = _model(engine)
+    model = _model(core)
 
     def boom(batch, logs):
         if batch == 1:
@@ -246,9 +246,9 @@ def test_an_error_in_a_callback_stops_the_workers(engine):
         _no_workers_left()
 
 
-def test_bad_arguments_and_batches_are_refused(engine):
+def test_bad_arguments_and_batches_are_refused(core):
     x, y, _ = _data()
-    model = _model(engine)
+    model = _model(core)
     with pytest.raises(ValueError, match="steps_per_epoch=None"):
         model.fit_generator(_generator(x, y))
     with pytest.raises(ValueError, match="validation_steps=None"):
@@ -275,9 +275,9 @@ def test_bad_arguments_and_batches_are_refused(engine):
     _no_workers_left()
 
 
-def test_backup_and_restore_resumes_a_sequence_mid_epoch(engine, tmp_path):
+def test_backup_and_restore_resumes_a_sequence_mid_epoch(core, tmp_path):
     x, y, _ = _data()
-    straight = _model(engine, dropout=True)
+    straight = _model(core, dropout=True)
     straight.fit(Batches(x, y), epochs=3, verbose=0)
 
     count = {"epochs": 0}
@@ -286,12 +286,12 @@ def test_backup_and_restore_resumes_a_sequence_mid_epoch(engine, tmp_path):
         if count["epochs"] == 1 and batch == 1:
             raise KeyboardInterrupt
 
-    interrupted = _model(engine, dropout=True)
+    interrupted = _model(core, dropout=True)
     stopper = LambdaCallback(on_epoch_end=lambda e, l: count.update(epochs=count["epochs"] + 1), on_batch_end=crash)
     with pytest.raises(KeyboardInterrupt):
         interrupted.fit(Batches(x, y), epochs=3, verbose=0,
                         callbacks=[BackupAndRestore(str(tmp_path), save_freq=1), stopper])
-    resumed = _model(engine, dropout=True)
+    resumed = _model(core, dropout=True)
     resumed.fit(Batches(x, y), epochs=3, verbose=0, callbacks=[BackupAndRestore(str(tmp_path), save_freq=1)])
     _same_weights(straight, resumed)
     assert resumed.optimizer.iterations == 12
@@ -305,9 +305,9 @@ def test_keras2_import_paths():
         len(Sequence())
 
 
-def test_a_generator_without_steps_validates_each_epoch_it_completes(engine):
+def test_a_generator_without_steps_validates_each_epoch_it_completes(core):
     x, y, _ = _data()
-    model = _model(engine)
+    model = _model(core)
 
     def four_batches():
         for start in range(0, N, BATCH):
@@ -345,14 +345,14 @@ except KeyboardInterrupt:
 
 
 @pytest.mark.parametrize("kind", ["threads", "processes"])
-def test_ctrl_c_stops_fit_and_its_workers(engine, kind, tmp_path):
+def test_ctrl_c_stops_fit_and_its_workers(core, kind, tmp_path):
     import os
     import signal
     import subprocess
     import sys
     script = tmp_path / "ctrl_c.py"
     script.write_text(CTRL_C_SCRIPT)
-    process = subprocess.Popen([sys.executable, str(script), engine, kind], stdout=subprocess.PIPE,
+    process = subprocess.Popen([sys.executable, str(script), core, kind], stdout=subprocess.PIPE,
                                stderr=subprocess.PIPE, text=True, env=dict(os.environ))
     try:
         assert process.stdout.readline().strip() == "started"
@@ -371,9 +371,9 @@ class Dies(Batches):
         return super().__getitem__(index)
 
 
-def test_a_worker_process_that_dies_stops_fit_without_a_hang(engine):
+def test_a_worker_process_that_dies_stops_fit_without_a_hang(core):
     x, y, _ = _data()
-    model = _model(engine)
+    model = _model(core)
     _, error = _within(60, lambda: model.fit(Dies(x, y), epochs=1, shuffle=False, verbose=0, workers=2,
                                              use_multiprocessing=True))
     assert isinstance(error, RuntimeError) and "worker process" in str(error)
@@ -400,9 +400,9 @@ def _traced_generator(threads, *arrays, batch_size=BATCH):
 
 
 @pytest.mark.parametrize("call", ["fit", "evaluate", "predict"])
-def test_workers_0_reads_in_the_calling_thread(engine, call):
+def test_workers_0_reads_in_the_calling_thread(core, call):
     x, y, _ = _data()
-    model = _model(engine)
+    model = _model(core)
     sequence, generator_threads = Tracing(x, y), []
     generator = _traced_generator(generator_threads, x, y)
     if call == "fit":
@@ -422,13 +422,13 @@ def test_workers_0_reads_in_the_calling_thread(engine, call):
     assert me not in threaded.threads  # for contrast: workers=1 reads in a worker thread
 
 
-def test_a_generator_with_use_multiprocessing_and_one_worker_serves_its_batches_once(engine):
+def test_a_generator_with_use_multiprocessing_and_one_worker_serves_its_batches_once(core):
     """Keras 2.2 runs the generator in one process (it warns only for several workers, whose copies would
     serve every batch several times, which fastfit refuses): fastfit drains it in one thread, same batches."""
     x, y, w = _data()
-    reference = _model(engine)
+    reference = _model(core)
     reference.fit_generator(_generator(x, y, w), steps_per_epoch=4, epochs=2, verbose=0)
-    model = _model(engine)
+    model = _model(core)
     model.fit_generator(_generator(x, y, w), steps_per_epoch=4, epochs=2, verbose=0, workers=1,
                         use_multiprocessing=True)
     _same_weights(reference, model)
@@ -444,14 +444,14 @@ def test_a_generator_with_use_multiprocessing_and_one_worker_serves_its_batches_
 
 
 @pytest.mark.parametrize("kind", ["sequence", "generator"])
-def test_max_queue_size_bounds_the_batches_read_ahead(engine, kind):
+def test_max_queue_size_bounds_the_batches_read_ahead(core, kind):
     """Reading runs at most 2 x max_queue_size - 1 batches ahead of the one training: the engine takes up to
     max_queue_size batches per call while up to max_queue_size more are read (a generator's thread may hold
     one more, waiting for room in the queue)."""
     rng = np.random.default_rng(1)
     x, y = rng.normal(size=(120, 8)).astype("float32"), fastfit.utils.to_categorical(rng.integers(0, 3, 120), 3)
     queue_size, ahead = 2, []
-    model = _model(engine)
+    model = _model(core)
     if kind == "sequence":
         source, extra = Tracing(x, y, batch_size=4), {}
         threads = source.threads
@@ -465,41 +465,41 @@ def test_max_queue_size_bounds_the_batches_read_ahead(engine, kind):
     assert max(ahead) <= 2 * queue_size - 1 + (kind == "generator")
 
 
-def test_initial_epoch_continues_the_epoch_numbers_and_the_sequence_order(engine):
+def test_initial_epoch_continues_the_epoch_numbers_and_the_sequence_order(core):
     """Epochs run from initial_epoch; a shuffled Sequence's order comes from the seed and the epoch number,
     so a fit started at epoch 1 serves the batches a fit from 0 serves in epochs 1 and 2."""
     x, y, _ = _data()
     whole = Batches(x, y)
-    _model(engine).fit_generator(whole, epochs=3, verbose=0)
+    _model(core).fit_generator(whole, epochs=3, verbose=0)
     later, epochs = Batches(x, y), []
-    model = _model(engine)
+    model = _model(core)
     history = model.fit_generator(later, epochs=3, initial_epoch=1, verbose=0,
                                   callbacks=[LambdaCallback(on_epoch_begin=lambda e, logs: epochs.append(e))])
     assert epochs == [1, 2] and len(history.history["loss"]) == 2 and history.epoch == [1, 2]
     assert later.served == whole.served[4:]
     assert model.optimizer.iterations == 8
-    model = _model(engine)
+    model = _model(core)
     assert model.fit_generator(_generator(x, y), steps_per_epoch=4, epochs=2, initial_epoch=2, verbose=0) \
         .history == {}  # nothing left to run, as in Keras 2.2
     assert model.optimizer.iterations == 0
 
 
-def test_validation_steps_of_a_validation_sequence(engine):
+def test_validation_steps_of_a_validation_sequence(core):
     """validation_steps=None takes the Sequence's length; a number takes that many of its batches."""
     x, y, _ = _data()
     for steps, batches in [(None, 4), (2, 2)]:
         seen = []
-        _model(engine).fit_generator(Batches(x, y), epochs=2, verbose=0, validation_data=Batches(x, y),
+        _model(core).fit_generator(Batches(x, y), epochs=2, verbose=0, validation_data=Batches(x, y),
                                      validation_steps=steps,
                                      callbacks=[LambdaCallback(on_test_batch_end=lambda b, logs: seen.append(b))])  # noqa: B023
         assert seen == list(range(batches)) * 2
 
 
-def test_evaluate_generator_averages_the_batches_weighted_by_their_size(engine):
+def test_evaluate_generator_averages_the_batches_weighted_by_their_size(core):
     """Keras 2.2: the mean of each batch's test_on_batch values, weighted by the batch's number of rows (the
     sample weights weigh the rows inside a batch); the last, partial batch counts for its 4 rows."""
     x, y, w = _data()
-    model = _model(engine)
+    model = _model(core)
     sizes = [32, 32, 32, 4]
     per_batch = [model.test_on_batch(x[s:s + BATCH], y[s:s + BATCH], sample_weight=w[s:s + BATCH])
                  for s in range(0, N, BATCH)]
@@ -510,7 +510,7 @@ def test_evaluate_generator_averages_the_batches_weighted_by_their_size(engine):
     assert not np.allclose(got[0], np.mean([loss for loss, _ in per_batch]), rtol=1e-6)  # not a plain mean
 
 
-def test_predict_generator_concatenates_each_output(engine):
+def test_predict_generator_concatenates_each_output(core):
     """Keras 2.2: the batches' outputs concatenated, per output for a model with several (a list); one step
     gives that batch's output; items may be x alone or (x, y[, sample_weight]) tuples."""
     from fastfit.layers import Input
@@ -528,7 +528,7 @@ def test_predict_generator_concatenates_each_output(engine):
             np.testing.assert_allclose(a, b, rtol=1e-6)
     one = model.predict_generator(_generator(x), steps=1)
     assert [o.shape for o in one] == [(BATCH, 2), (BATCH, 3)]
-    single = _model(engine)
+    single = _model(core)
     got = single.predict_generator(_generator(x, y), steps=3)
     assert got.shape == (96, 3)
     np.testing.assert_allclose(got, single.predict(x[:96], batch_size=BATCH), rtol=1e-6)
@@ -555,17 +555,17 @@ def test_a_fallback_to_one_thread_lasts_until_the_pass_ends():
     OneThreadAfterFallback(SimpleNamespace(threads=1)).after_part()  # a network without the flag: left alone
 
 
-def test_a_sequence_fit_gives_the_array_fit_bits_whatever_the_threads(engine):
+def test_a_sequence_fit_gives_the_array_fit_bits_whatever_the_threads(core):
     """Per pass the flag goes back to what it was; a fallback never changes the weights."""
     x, y, _ = _data()
-    arrays = _model(engine)
+    arrays = _model(core)
     arrays.fit(x, y, batch_size=BATCH, epochs=2, shuffle=False, verbose=0)
-    model = _model(engine)
+    model = _model(core)
     seen = []
     network = model._train_network()
     probe = LambdaCallback(on_batch_end=lambda b, logs: seen.append(getattr(network, "serial", None)))
     model.fit(Batches(x, y), epochs=2, shuffle=False, verbose=0, max_queue_size=1, callbacks=[probe])
     _same_weights(arrays, model)
     assert getattr(network, "serial", False) in (False, None)
-    if engine == "cython":  # this small model's batches run on one thread: later parts run serial
+    if core == "cython":  # this small model's batches run on one thread: later parts run serial
         assert seen[0] is False and seen[1:4] == [True] * 3

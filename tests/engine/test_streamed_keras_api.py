@@ -63,15 +63,15 @@ def _memmap(tmp_path, array, name):
     return np.memmap(tmp_path / name, dtype=array.dtype, mode="r", shape=array.shape)
 
 
-def test_metric_objects_over_several_engine_calls_equal_the_array_fit(engine):
+def test_metric_objects_over_several_engine_calls_equal_the_array_fit(core):
     """max_queue_size=2 joins at most two batches per engine call: the 7 batches of an epoch (and the
     validation pass) run as several calls, whose confusion counts are carried into one pass's counts."""
     x, y = _data()
     xv, yv = x[:48], y[:48]
-    arrays, seen_a = _model(engine, ["acc", M.AUC(), M.Precision()]), BatchLogs()
+    arrays, seen_a = _model(core, ["acc", M.AUC(), M.Precision()]), BatchLogs()
     history_a = arrays.fit(x, y, batch_size=BATCH, epochs=2, shuffle=False, verbose=0, validation_data=(xv, yv),
                            callbacks=[seen_a])
-    streamed, seen_s = _model(engine, ["acc", M.AUC(), M.Precision()]), BatchLogs()
+    streamed, seen_s = _model(core, ["acc", M.AUC(), M.Precision()]), BatchLogs()
     history_s = streamed.fit(Batches(x, y), epochs=2, shuffle=False, verbose=0, validation_data=Batches(xv, yv),
                              callbacks=[seen_s], max_queue_size=2, workers=2)
     assert history_s.history == history_a.history
@@ -84,12 +84,12 @@ def test_metric_objects_over_several_engine_calls_equal_the_array_fit(engine):
     assert streamed.metrics[1].result() == pytest.approx(got["auc"], abs=0)  # the object holds the last pass
 
 
-def test_metric_objects_over_several_buffers_equal_the_array_fit(engine, tmp_path):
+def test_metric_objects_over_several_buffers_equal_the_array_fit(core, tmp_path):
     x, y = _data()
     xm, ym = _memmap(tmp_path, x, "x.dat"), _memmap(tmp_path, y, "y.dat")
-    arrays = _model(engine, ["acc", M.AUC()])
+    arrays = _model(core, ["acc", M.AUC()])
     history_a = arrays.fit(x, y, batch_size=BATCH, epochs=2, shuffle=False, verbose=0, validation_split=0.3)
-    streamed = _model(engine, ["acc", M.AUC()])
+    streamed = _model(core, ["acc", M.AUC()])
     history_s = streamed.fit(xm, ym, batch_size=BATCH, epochs=2, shuffle=False, verbose=0, validation_split=0.3,
                              buffer_size=2 * BATCH * ROW_BYTES)  # two batches per buffer
     assert set(history_s.history) == set(history_a.history)
@@ -143,16 +143,16 @@ def _h5(tmp_path, **arrays):
 
 
 @pytest.mark.parametrize("kind", ["memmap", "memmap in buffers", "dataset", "matrix", "sequence", "generator"])
-def test_custom_metrics_over_streamed_input_give_the_array_fit_logs(engine, tmp_path, kind):
+def test_custom_metrics_over_streamed_input_give_the_array_fit_logs(core, tmp_path, kind):
     """Custom metrics (a per-sample function, a scalar one, the class form) over a fit with validation and an
     evaluate: the streamed fit's history, batch logs and evaluate results are the array fit's."""
     x, y = _data()
     xv, yv = x[:40], y[:40]
-    arrays, seen_a = _model(engine, _custom_metrics()), BatchLogs()
+    arrays, seen_a = _model(core, _custom_metrics()), BatchLogs()
     history_a = arrays.fit(x, y, batch_size=BATCH, epochs=2, shuffle=False, verbose=0, validation_data=(xv, yv),
                            callbacks=[seen_a])
     expected = arrays.evaluate(x, y, batch_size=BATCH, verbose=0, return_dict=True)
-    streamed, seen_s = _model(engine, _custom_metrics()), BatchLogs()
+    streamed, seen_s = _model(core, _custom_metrics()), BatchLogs()
     fit = dict(epochs=2, shuffle=False, verbose=0, callbacks=[seen_s])
     handle = None
     if kind.startswith("memmap"):
@@ -219,13 +219,13 @@ class TargetsSeen(M.Metric):
         self.batches = []
 
 
-def test_custom_metrics_see_each_row_once_from_shuffled_buffers(engine, tmp_path):
+def test_custom_metrics_see_each_row_once_from_shuffled_buffers(core, tmp_path):
     """shuffle=True over several buffers: each batch's targets are the rows the engine trained on, every row once."""
     x, _ = _data()
     y = np.arange(N, dtype="float32")[:, None] / N  # a distinct target per row
     seen = TargetsSeen()
-    model = _model(engine, [seen])
-    model.compile("adam", "mean_squared_error", metrics=[seen], engine=engine)
+    model = _model(core, [seen])
+    model.compile("adam", "mean_squared_error", metrics=[seen], engine=core)
     model.fit(_memmap(tmp_path, x, "x.dat"), _memmap(tmp_path, y, "y.dat"), batch_size=BATCH, epochs=1, verbose=0,
               shuffle=True, buffer_size=3 * BATCH * ROW_BYTES)
     assert [len(batch) for batch in seen.batches] == [BATCH] * (N // BATCH) + [N % BATCH]
@@ -234,9 +234,9 @@ def test_custom_metrics_see_each_row_once_from_shuffled_buffers(engine, tmp_path
     assert not np.array_equal(targets, y[:, 0])  # shuffled
 
 
-def test_generator_options_reach_streaming_and_arrays_keep_the_neutral_check(engine, tmp_path):
+def test_generator_options_reach_streaming_and_arrays_keep_the_neutral_check(core, tmp_path):
     x, y = _data()
-    model = _model(engine)
+    model = _model(core)
     model.fit(Batches(x, y), verbose=0, workers=2, use_multiprocessing=False, max_queue_size=3)
     model.evaluate(Batches(x, y), verbose=0, workers=2, max_queue_size=3)
     model.predict(Batches(x), workers=2, max_queue_size=3)
@@ -250,9 +250,9 @@ def test_generator_options_reach_streaming_and_arrays_keep_the_neutral_check(eng
     model.fit(xm, y, verbose=0, workers=1, max_queue_size=10)  # neutral values pass on on-disk arrays too
 
 
-def test_show_accuracy_and_return_dict_with_streamed_input(engine, tmp_path):
+def test_show_accuracy_and_return_dict_with_streamed_input(core, tmp_path):
     x, y = _data()
-    model = _model(engine, [])
+    model = _model(core, [])
     with pytest.warns(DeprecationWarning, match="show_accuracy"):
         history = model.fit(Batches(x, y), epochs=1, verbose=0, show_accuracy=True)
     assert list(history.history) == ["loss", "acc"]
@@ -265,20 +265,20 @@ def test_show_accuracy_and_return_dict_with_streamed_input(engine, tmp_path):
         pytest.approx({"loss": loss}, rel=1e-6)
 
 
-def test_validation_batch_size(engine, tmp_path):
+def test_validation_batch_size(core, tmp_path):
     x, y = _data()
     xm = _memmap(tmp_path, x, "x.dat")
     seen = BatchLogs()
-    _model(engine).fit(xm, y, batch_size=BATCH, epochs=1, verbose=0, validation_data=(xm[:40], y[:40]),
+    _model(core).fit(xm, y, batch_size=BATCH, epochs=1, verbose=0, validation_data=(xm[:40], y[:40]),
                        validation_batch_size=8, callbacks=[seen])
     assert [entry[1] for entry in seen.logs if entry[0] == "test"] == [0, 1, 2, 3, 4]
     with pytest.raises(ValueError, match="validation_batch_size"):
-        _model(engine).fit(Batches(x, y), verbose=0, validation_data=(x, y), validation_batch_size=8)
+        _model(core).fit(Batches(x, y), verbose=0, validation_data=(x, y), validation_batch_size=8)
 
 
 @pytest.mark.parametrize("kind, user_code", [("sequence", True), ("generator", True), ("memmap", False),
                                              ("normalized matrix", True)])
-def test_streamed_fits_run_in_the_checkpoint_rule_of_fit(engine, tmp_path, monkeypatch, kind, user_code):
+def test_streamed_fits_run_in_the_checkpoint_rule_of_fit(core, tmp_path, monkeypatch, kind, user_code):
     """The checkpoint writer's `during_fit` wraps every streamed fit, told that user code runs when the fit
     reads a generator, a Sequence or an HDF5Matrix normalizer."""
     x, y = _data()
@@ -292,7 +292,7 @@ def test_streamed_fits_run_in_the_checkpoint_rule_of_fit(engine, tmp_path, monke
             yield
     monkeypatch.setattr(checkpoint_writer, "during_fit", recording)
     mine = Callback()
-    model = _model(engine)
+    model = _model(core)
     if kind == "sequence":
         model.fit(Batches(x, y), verbose=0, callbacks=[mine])
     elif kind == "generator":

@@ -72,11 +72,11 @@ def _no_reader_left():
 
 
 @pytest.mark.parametrize("source", ["memmap", "dataset", "matrix"])
-def test_a_stream_that_fits_the_buffer_gives_the_in_memory_bits_hooks_and_logs(engine, files, source):
+def test_a_stream_that_fits_the_buffer_gives_the_in_memory_bits_hooks_and_logs(core, files, source):
     x, y = files["x"], files["y"]
-    arrays, record_a = _model(engine), Recorder()
+    arrays, record_a = _model(core), Recorder()
     history_a = arrays.fit(x, y, batch_size=BATCH, epochs=3, verbose=0, validation_split=0.25, callbacks=[record_a])
-    stream, record_s = _model(engine), Recorder()
+    stream, record_s = _model(core), Recorder()
     history_s = stream.fit(files[source], files["y_dataset"], batch_size=BATCH, epochs=3, verbose=0,
                            validation_split=0.25, callbacks=[record_s])
     _same_weights(arrays, stream)
@@ -90,21 +90,21 @@ def test_a_stream_that_fits_the_buffer_gives_the_in_memory_bits_hooks_and_logs(e
     np.testing.assert_array_equal(stream.predict(files[source]), arrays.predict(x))
 
 
-def test_a_stream_that_fits_is_read_once_per_fit(engine, files, reads):
-    model = _model(engine)
+def test_a_stream_that_fits_is_read_once_per_fit(core, files, reads):
+    model = _model(core)
     model.fit(files["dataset"], files["y"], batch_size=BATCH, epochs=3, verbose=0)
     assert sum(rows for kind, _, rows in reads if kind == "Dataset") == N  # the NaN check included
 
 
 @pytest.mark.parametrize("shuffle", [False, "batch"])
-def test_buffers_smaller_than_the_data_keep_the_in_memory_batches(engine, files, reads, shuffle):
+def test_buffers_smaller_than_the_data_keep_the_in_memory_batches(core, files, reads, shuffle):
     x, y = files["x"], files["y"]
-    arrays = _model(engine)
+    arrays = _model(core)
     arrays.fit(x, y, batch_size=BATCH, epochs=2, verbose=0, shuffle=shuffle)
-    stream, record = _model(engine), Recorder()
+    stream, record = _model(core), Recorder()
     stream.fit(files["memmap"], y, batch_size=BATCH, epochs=2, verbose=0, shuffle=shuffle,
                buffer_size=70 * ROW_BYTES, callbacks=[record])  # two batches per buffer
-    if shuffle is False or engine == "python":
+    if shuffle is False or core == "python":
         _same_weights(arrays, stream)
     else:  # the compiled engine gathers shuffled rows with another kernel than contiguous ones
         for p, q in zip(arrays.get_weights(), stream.get_weights()):
@@ -116,11 +116,11 @@ def test_buffers_smaller_than_the_data_keep_the_in_memory_batches(engine, files,
     assert sum(rows for _, rows in memmap_reads) == 2 * N  # every row once per epoch
 
 
-def test_shuffled_streams_read_blocks_in_an_order_from_the_seed(engine, files, reads, monkeypatch):
+def test_shuffled_streams_read_blocks_in_an_order_from_the_seed(core, files, reads, monkeypatch):
     monkeypatch.setattr(streams, "_BLOCK_BYTES", 16 * 4 * FEATURES)  # one HDF5 chunk (16 rows) per block
     runs = []
     for _ in range(2):
-        model = _model(engine)
+        model = _model(core)
         reads.clear()
         history = model.fit(files["dataset"], files["y"], batch_size=BATCH, epochs=2, verbose=0,
                             buffer_size=100 * ROW_BYTES)
@@ -138,27 +138,27 @@ def test_shuffled_streams_read_blocks_in_an_order_from_the_seed(engine, files, r
     _no_reader_left()
 
 
-def test_validation_and_evaluate_stream_in_buffers(engine, files, reads):
+def test_validation_and_evaluate_stream_in_buffers(core, files, reads):
     x, y = files["x"], files["y"]
-    arrays = _model(engine, dropout=False)
+    arrays = _model(core, dropout=False)
     expected = arrays.evaluate(x, y, batch_size=BATCH, verbose=0)
     reads.clear()
     got = arrays.evaluate(files["dataset"], files["y_dataset"], batch_size=BATCH, verbose=0,
                           buffer_size=64 * ROW_BYTES)
     np.testing.assert_allclose(got, expected, rtol=1e-7)  # buffers of 64 rows against forward blocks: last bits
     assert max(rows for kind, _, rows in reads if kind == "Dataset") <= 64
-    history = _model(engine).fit(x, y, batch_size=BATCH, epochs=1, verbose=0,
+    history = _model(core).fit(x, y, batch_size=BATCH, epochs=1, verbose=0,
                                  validation_data=(files["memmap"], files["y_dataset"]), buffer_size=64 * ROW_BYTES)
     assert set(history.history) == {"loss", "acc", "val_loss", "val_acc"}
 
 
-def test_a_bad_row_stops_fit_naming_it_without_a_hang(engine, files, tmp_path):
+def test_a_bad_row_stops_fit_naming_it_without_a_hang(core, files, tmp_path):
     x, y = files["x"].copy(), files["y"]
     x[250, 3] = np.nan
     bad = np.memmap(tmp_path / "bad.dat", dtype="float32", mode="w+", shape=x.shape)
     bad[:] = x
     bad.flush()
-    model = _model(engine)
+    model = _model(core)
     _, error = _within(60, lambda: model.fit(bad, y, batch_size=BATCH, epochs=2, verbose=0, shuffle=False,
                                              buffer_size=64 * ROW_BYTES))
     assert isinstance(error, ValueError) and "NaN" in str(error) and "rows 192 to 255" in str(error)
@@ -174,62 +174,62 @@ def test_a_bad_row_stops_fit_naming_it_without_a_hang(engine, files, tmp_path):
     _no_reader_left()
 
 
-def test_an_error_in_a_callback_stops_the_reader(engine, files):
+def test_an_error_in_a_callback_stops_the_reader(core, files):
     def boom(batch, logs):
         if batch == 3:
             raise RuntimeError("callback failed")
-    model = _model(engine)
+    model = _model(core)
     _, error = _within(60, lambda: model.fit(files["dataset"], files["y"], epochs=2, verbose=0,
                                              buffer_size=64 * ROW_BYTES, callbacks=[LambdaCallback(on_batch_end=boom)]))
     assert isinstance(error, RuntimeError)
     _no_reader_left()
 
 
-def test_backup_and_restore_resumes_a_stream_mid_epoch(engine, files, tmp_path):
-    straight = _model(engine)
+def test_backup_and_restore_resumes_a_stream_mid_epoch(core, files, tmp_path):
+    straight = _model(core)
     straight.fit(files["dataset"], files["y"], epochs=3, verbose=0, buffer_size=64 * ROW_BYTES)
     state = {"epochs": 0}
 
     def crash(batch, logs):
         if state["epochs"] == 1 and batch == 4:
             raise KeyboardInterrupt
-    interrupted = _model(engine)
+    interrupted = _model(core)
     with pytest.raises(KeyboardInterrupt):
         interrupted.fit(files["dataset"], files["y"], epochs=3, verbose=0, buffer_size=64 * ROW_BYTES,
                         callbacks=[BackupAndRestore(str(tmp_path), save_freq=1), LambdaCallback(
                             on_epoch_end=lambda e, l: state.update(epochs=state["epochs"] + 1), on_batch_end=crash)])
-    resumed = _model(engine)
+    resumed = _model(core)
     resumed.fit(files["dataset"], files["y"], epochs=3, verbose=0, buffer_size=64 * ROW_BYTES,
                 callbacks=[BackupAndRestore(str(tmp_path), save_freq=1)])
     _same_weights(straight, resumed)
     _no_reader_left()
 
 
-def test_sample_and_class_weights_and_sparse_labels(engine, files):
+def test_sample_and_class_weights_and_sparse_labels(core, files):
     x, y = files["x"], files["y"]
     weights = np.random.default_rng(1).uniform(0.5, 2, N).astype("float32")
-    arrays = _model(engine)
+    arrays = _model(core)
     arrays.fit(x, y, epochs=1, verbose=0, sample_weight=weights, class_weight={0: 1, 1: 2, 2: 0.5})
-    stream = _model(engine)
+    stream = _model(core)
     stream.fit(files["memmap"], y, epochs=1, verbose=0, sample_weight=weights, class_weight={0: 1, 1: 2, 2: 0.5})
     _same_weights(arrays, stream)
     labels = y.argmax(1)
     for model in (arrays, stream):
-        model.compile("sgd", "sparse_categorical_crossentropy", engine=engine)
+        model.compile("sgd", "sparse_categorical_crossentropy", engine=core)
     arrays.fit(x, labels, epochs=1, verbose=0, shuffle=False)
     stream.fit(files["dataset"], labels, epochs=1, verbose=0, shuffle=False, buffer_size=64 * ROW_BYTES)
     _same_weights(arrays, stream)
 
 
-def test_an_unbuilt_model_builds_from_the_stream_shape(engine, files):
+def test_an_unbuilt_model_builds_from_the_stream_shape(core, files):
     model = Sequential([Dense(4, activation="relu"), Dense(3, activation="softmax")])
-    model.compile("sgd", "categorical_crossentropy", engine=engine)
+    model.compile("sgd", "categorical_crossentropy", engine=core)
     model.fit(files["matrix"], files["y"], epochs=1, verbose=0)
     assert model.input_shape == (None, FEATURES)
 
 
-def test_bad_arguments(engine, files):
-    model = _model(engine)
+def test_bad_arguments(core, files):
+    model = _model(core)
     with pytest.raises(ValueError, match="buffer_size"):
         model.fit(files["memmap"], files["y"], buffer_size=0)
     with pytest.raises(ValueError, match="steps_per_epoch"):
@@ -237,7 +237,7 @@ def test_bad_arguments(engine, files):
     with pytest.raises(ValueError, match="same number of samples"):
         model.fit(files["memmap"], files["y"][:10])
     with pytest.raises(ValueError, match="expects samples of shape"):
-        _model(engine, input_shape=(4,)).fit(files["dataset"], files["y"])
+        _model(core, input_shape=(4,)).fit(files["dataset"], files["y"])
     with pytest.raises(TypeError, match="Unrecognized keyword"):
         model.predict(files["memmap"], buffer_sizes=3)
     assert model.optimizer.iterations == 0
@@ -262,15 +262,15 @@ def test_hdf5_matrix_keras2_semantics(files):
     _same_weights(model, arrays)
 
 
-def test_progress_bar_across_buffers(engine, files, capsys):
-    model = _model(engine)
+def test_progress_bar_across_buffers(core, files, capsys):
+    model = _model(core)
     history = model.fit(files["memmap"], files["y"], epochs=2, verbose=1, buffer_size=64 * ROW_BYTES)
     out = capsys.readouterr().out
     assert "Epoch 2/2" in out and f"loss: {history.history['loss'][-1]:.4f}" in out
     assert f"{N}/{N}" in out
 
 
-def test_a_stream_is_never_held_whole_in_memory(engine, tmp_path):
+def test_a_stream_is_never_held_whole_in_memory(core, tmp_path):
     import tracemalloc
     rows, features = 4000, 200  # 3.2 MB of inputs on disk
     x = np.random.default_rng(0).normal(size=(rows, features)).astype("float32")
@@ -279,7 +279,7 @@ def test_a_stream_is_never_held_whole_in_memory(engine, tmp_path):
     with h5py.File(path, "w") as handle:
         handle.create_dataset("x", data=x, chunks=(64, features))
     del x
-    model = _model(engine, input_shape=(features,))
+    model = _model(core, input_shape=(features,))
     buffer_size = 128 * 1024
     with h5py.File(path, "r") as handle:
         model.fit(handle["x"], y, batch_size=BATCH, epochs=1, verbose=0, buffer_size=buffer_size)  # warm-up

@@ -187,27 +187,27 @@ def test_matrix_is_large_enough():
 
 
 @pytest.mark.parametrize("case", CASES, ids=[case[0] for case in CASES])
-def test_bad_input_is_rejected_and_model_still_trains(engine, case):
+def test_bad_input_is_rejected_and_model_still_trains(core, case):
     name, loss, call, error_type, fragments = case
     activation = "sigmoid" if loss == BCE else "softmax"
-    net = model(engine, loss=loss, activation=activation, metrics=())
+    net = model(core, loss=loss, activation=activation, metrics=())
     rejected(net, call, error_type, fragments, loss=loss)
 
 
 @pytest.mark.parametrize("name", sorted(UNTRAINED))
-def test_use_before_compile_is_rejected(engine, name):
-    net = model(engine, compiled=False)
+def test_use_before_compile_is_rejected(core, name):
+    net = model(core, compiled=False)
     with pytest.raises(RuntimeError) as error:
         UNTRAINED[name](net)
     assert "compile" in str(error.value) and name.split("-before")[0].replace("-", "_") in str(error.value)
-    net.compile("sgd", CCE, engine=engine)
+    net.compile("sgd", CCE, engine=core)
     assert_trains(net)
 
 
-def test_model_without_input_shape_builds_from_x_or_says_why_not(engine):
+def test_model_without_input_shape_builds_from_x_or_says_why_not(core):
     # tf.keras's deferred build (was: fit refused); a 1-D x gives no input shape and is refused clearly.
     net = Sequential([Dense(3, activation="softmax")])
-    net.compile("sgd", CCE, engine=engine)
+    net.compile("sgd", CCE, engine=core)
     with pytest.raises(ValueError) as error:
         net.fit(X[:, 0], ONEHOT, verbose=0)
     assert "input_shape" in str(error.value) and "input_dim" in str(error.value) and not net.built
@@ -215,8 +215,8 @@ def test_model_without_input_shape_builds_from_x_or_says_why_not(engine):
     assert net.input_shape == (None, X.shape[1])
 
 
-def test_bad_compile_keeps_previous_configuration(engine):
-    net = model(engine, loss=CCE, metrics=("acc",))
+def test_bad_compile_keeps_previous_configuration(core):
+    net = model(core, loss=CCE, metrics=("acc",))
     with pytest.raises(ValueError):
         net.compile("sgd", "no_such_loss", metrics=["acc"])
     assert net.loss == CCE and net.metrics_names == ["loss", "acc"]
@@ -224,8 +224,8 @@ def test_bad_compile_keeps_previous_configuration(engine):
     assert sorted(history.history) == ["acc", "loss"]
 
 
-def test_checkpoint_placeholder_without_log_key(engine, tmp_path):
-    net = model(engine)
+def test_checkpoint_placeholder_without_log_key(core, tmp_path):
+    net = model(core)
     path = str(tmp_path / "w-{epoch:02d}-{val_los:.2f}.h5")
     with pytest.raises(KeyError) as error:
         net.fit(X, ONEHOT, epochs=1, verbose=0, validation_split=0.25,
@@ -235,10 +235,10 @@ def test_checkpoint_placeholder_without_log_key(engine, tmp_path):
     assert_trains(net)
 
 
-def test_checkpoint_folder_missing(engine, tmp_path):
+def test_checkpoint_folder_missing(core, tmp_path):
     """Issue 3 allows either a clear OSError at the first save or creating the folder; fastfit documents
     (ModelCheckpoint docstring) that it creates it. Either way training must not be broken by it."""
-    net = model(engine)
+    net = model(core)
     path = tmp_path / "missing" / "best.h5"
     try:
         net.fit(X, ONEHOT, epochs=1, verbose=0, callbacks=[callbacks.ModelCheckpoint(str(path))])
@@ -250,8 +250,8 @@ def test_checkpoint_folder_missing(engine, tmp_path):
     assert_trains(net)
 
 
-def test_missing_monitor_warns_and_training_continues(engine):
-    net = model(engine)
+def test_missing_monitor_warns_and_training_continues(core):
+    net = model(core)
     with pytest.warns(RuntimeWarning) as record:
         history = net.fit(X, ONEHOT, epochs=2, verbose=0,
                           callbacks=[callbacks.EarlyStopping(monitor="val_acc", patience=0)])
@@ -261,48 +261,48 @@ def test_missing_monitor_warns_and_training_continues(engine):
 
 
 # -- save and load ------------------------------------------------------------------------------------------------
-def test_save_into_missing_folder(engine, tmp_path):
-    net = model(engine)
+def test_save_into_missing_folder(core, tmp_path):
+    net = model(core)
     target = tmp_path / "nope" / "model.h5"
     rejected(net, lambda n: n.save(str(target)), OSError, ["nope"])
     assert not target.parent.exists()
 
 
-def test_load_missing_file(engine, tmp_path):
+def test_load_missing_file(core, tmp_path):
     from fastfit.models import load_model
-    net = model(engine)
+    net = model(core)
     rejected(net, lambda n: load_model(str(tmp_path / "absent.h5")), OSError, ["absent.h5"])
 
 
-def test_load_file_that_is_not_hdf5(engine, tmp_path):
+def test_load_file_that_is_not_hdf5(core, tmp_path):
     from fastfit.models import load_model
     path = tmp_path / "notes.h5"
     path.write_text("this is not an HDF5 file")
-    net = model(engine)
+    net = model(core)
     rejected(net, lambda n: load_model(str(path)), (OSError, ValueError), ["notes.h5"])
 
 
-def test_load_weights_into_other_architecture(engine, tmp_path):
+def test_load_weights_into_other_architecture(core, tmp_path):
     other = Sequential([Dense(7, input_dim=FEATURES), Dense(3, activation="softmax")])
-    other.compile("sgd", CCE, engine=engine)
+    other.compile("sgd", CCE, engine=core)
     path = str(tmp_path / "other.h5")
     other.save_weights(path)
-    net = model(engine)
+    net = model(core)
     rejected(net, lambda n: n.load_weights(path), ValueError, ["(4, 7)", "(4, 5)"])
 
 
-def test_load_model_on_weights_only_file(engine, tmp_path):
+def test_load_model_on_weights_only_file(core, tmp_path):
     from fastfit.models import load_model
-    net = model(engine)
+    net = model(core)
     path = str(tmp_path / "weights.h5")
     net.save_weights(path)
     rejected(net, lambda n: load_model(path), ValueError, ["model"])
 
 
-def test_layers_of_different_dtypes_are_refused_by_name(engine):
+def test_layers_of_different_dtypes_are_refused_by_name(core):
     net = Sequential([Dense(5, input_dim=FEATURES, dtype="float32", name="single"),
                       Dense(3, activation="softmax", dtype="float64", name="double")])
-    net.compile("sgd", CCE, engine=engine)
+    net.compile("sgd", CCE, engine=core)
     for call in (lambda: net.fit(X, ONEHOT, verbose=0), lambda: net.predict(X)):
         with pytest.raises(ValueError) as error:
             call()

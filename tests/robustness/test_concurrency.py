@@ -17,9 +17,9 @@ def train_alone(engine, optimizer):
     return net.get_weights()
 
 
-def test_two_models_in_two_threads_match_training_alone(engine):
-    expected = {opt: train_alone(engine, opt) for opt in ("adam", "sgd")}
-    nets = {opt: model(engine, optimizer=opt) for opt in ("adam", "sgd")}
+def test_two_models_in_two_threads_match_training_alone(core):
+    expected = {opt: train_alone(core, opt) for opt in ("adam", "sgd")}
+    nets = {opt: model(core, optimizer=opt) for opt in ("adam", "sgd")}
     barrier = threading.Barrier(2)
     errors = []
 
@@ -55,9 +55,9 @@ class _Pause(callbacks.Callback):
 
 
 @pytest.mark.parametrize("second", ["fit", "evaluate", "predict", "train_on_batch"])
-def test_second_concurrent_call_on_one_model_is_refused(engine, second):
-    expected = train_alone(engine, "sgd")
-    net = model(engine, optimizer="sgd")
+def test_second_concurrent_call_on_one_model_is_refused(core, second):
+    expected = train_alone(core, "sgd")
+    net = model(core, optimizer="sgd")
     pause = _Pause()
     errors = []
 
@@ -88,12 +88,12 @@ def test_second_concurrent_call_on_one_model_is_refused(engine, second):
 
 @pytest.mark.parametrize("hook", ["on_batch_end", "on_epoch_end"])
 @pytest.mark.parametrize("what", ["predict", "evaluate", "train_on_batch"])
-def test_reentrant_call_from_a_callback_never_corrupts_training(engine, hook, what):
+def test_reentrant_call_from_a_callback_never_corrupts_training(core, hook, what):
     """A callback that uses the model it is training: a clear RuntimeError, or it works and the training
     run is exactly what it would have been (an evaluate inside a batch hook must not rebind the running
     engine network's buffers)."""
-    expected = train_alone(engine, "sgd")
-    net = model(engine, optimizer="sgd")
+    expected = train_alone(core, "sgd")
+    net = model(core, optimizer="sgd")
     small_x, small_y = X[:7], ONEHOT[:7]
     calls = {"predict": lambda: net.predict(small_x, batch_size=3),
              "evaluate": lambda: net.evaluate(small_x, small_y, batch_size=3, verbose=0),

@@ -29,8 +29,8 @@ HOOKS = ["on_train_begin", "on_epoch_begin", "on_batch_begin", "on_batch_end", "
 
 
 @pytest.mark.parametrize("hook", HOOKS)
-def test_callback_exception_reaches_caller_and_model_stays_usable(engine, hook):
-    net = model(engine)
+def test_callback_exception_reaches_caller_and_model_stays_usable(core, hook):
+    net = model(core)
     error = Boom("from " + hook)
     calls = []
 
@@ -49,8 +49,8 @@ def test_callback_exception_reaches_caller_and_model_stays_usable(engine, hook):
     np.testing.assert_array_equal(net.predict(X).shape, (len(X), 3))
 
 
-def test_evaluate_and_predict_callback_exceptions(engine):
-    net = model(engine)
+def test_evaluate_and_predict_callback_exceptions(core):
+    net = model(core)
 
     class Fails(callbacks.Callback):
         def on_test_batch_end(self, batch, logs=None):
@@ -116,10 +116,10 @@ print(json.dumps(dict(events, outcome=outcome, iterations=net.optimizer.iteratio
 
 
 @pytest.mark.parametrize("batch_hook", [False, True], ids=["no-batch-hook", "batch-hook"])
-def test_sigint_during_epoch_stops_cleanly(engine, batch_hook, tmp_path):
+def test_sigint_during_epoch_stops_cleanly(core, batch_hook, tmp_path):
     script = tmp_path / "child.py"
     script.write_text(SIGINT_CHILD)
-    child = subprocess.Popen([sys.executable, str(script), engine, "1" if batch_hook else "0",
+    child = subprocess.Popen([sys.executable, str(script), core, "1" if batch_hook else "0",
                               str(tmp_path / "w.h5")], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                              text=True, cwd=ROOT, env=dict(os.environ, PYTHONPATH=ROOT))
     try:
@@ -196,11 +196,11 @@ def _closed_port_url():
 
 
 @pytest.mark.parametrize("mode", ["down", "500", "slow", "drip"])
-def test_remote_monitor_bad_server_does_not_stop_training(engine, server, mode):
-    if mode == "drip" and engine == "python":
+def test_remote_monitor_bad_server_does_not_stop_training(core, server, mode):
+    if mode == "drip" and core == "python":
         pytest.skip("engine-independent; one engine is enough for this liveness check")
     root = _closed_port_url() if mode == "down" else server(mode)
-    net = model(engine)
+    net = model(core)
     result = {}
 
     def run():
@@ -268,9 +268,9 @@ print(json.dumps(result))
 """
 
 
-def test_read_only_checkpoint_folder(engine, tmp_path):
+def test_read_only_checkpoint_folder(core, tmp_path):
     """The second save fails with a clear OSError naming the path; the first checkpoint is intact."""
-    command = [sys.executable, "-c", READONLY_CHILD, str(tmp_path / "ckpt"), engine]
+    command = [sys.executable, "-c", READONLY_CHILD, str(tmp_path / "ckpt"), core]
     if os.geteuid() == 0:  # root ignores permissions: drop the capabilities that let it
         if shutil.which("setpriv") is None:
             pytest.skip("running as root without setpriv: cannot make a folder read-only")

@@ -22,8 +22,8 @@ def exploding_model(engine):
     return net, x, np.ones((24, 1), np.float32)
 
 
-def test_terminate_on_nan_stops_at_that_batch(engine):
-    net, x, y = exploding_model(engine)
+def test_terminate_on_nan_stops_at_that_batch(core):
+    net, x, y = exploding_model(core)
     history = net.fit(x, y, batch_size=BATCH, epochs=3, shuffle=False, verbose=0,
                       callbacks=[callbacks.TerminateOnNaN()])
     assert len(history.history["loss"]) == 1
@@ -31,8 +31,8 @@ def test_terminate_on_nan_stops_at_that_batch(engine):
     assert net.optimizer.iterations == BAD_BATCH + 1  # batches 0..3 ran, nothing after the bad one
 
 
-def test_nonfinite_loss_without_terminate_on_nan_is_logged_and_warned(engine):
-    net, x, y = exploding_model(engine)
+def test_nonfinite_loss_without_terminate_on_nan_is_logged_and_warned(core):
+    net, x, y = exploding_model(core)
     with pytest.warns(RuntimeWarning) as record:
         history = net.fit(x, y, batch_size=BATCH, epochs=2, shuffle=False, verbose=0)
     assert not np.isfinite(history.history["loss"][0])  # no exception; the epoch logs show the nan/inf
@@ -40,8 +40,8 @@ def test_nonfinite_loss_without_terminate_on_nan_is_logged_and_warned(engine):
     assert any("Epoch 1" in m and ("nan" in m or "inf" in m) for m in messages), messages
 
 
-def test_nonfinite_loss_warning_names_the_batch(engine):
-    net, x, y = exploding_model(engine)
+def test_nonfinite_loss_warning_names_the_batch(core):
+    net, x, y = exploding_model(core)
     with pytest.warns(RuntimeWarning) as record:
         net.fit(x, y, batch_size=BATCH, epochs=1, shuffle=False, verbose=0)
     assert any(f"batch {BAD_BATCH}" in str(w.message) for w in record)
@@ -84,10 +84,10 @@ LOSS_CASES = [
 
 @pytest.mark.parametrize("loss, activation, targets", LOSS_CASES, ids=[c[0] for c in LOSS_CASES])
 @pytest.mark.parametrize("dtype", ["float32", "float64"])
-def test_large_logits_give_finite_loss_gradient_and_output(engine, loss, activation, targets, dtype):
+def test_large_logits_give_finite_loss_gradient_and_output(core, loss, activation, targets, dtype):
     """Pre-activations of +-1e4 (x is the identity row, the kernel holds the logits)."""
     net = Sequential([Dense(3, input_dim=3, activation=activation, use_bias=False, dtype=dtype)])
-    net.compile(fastfit.optimizers.SGD(lr=1e-6), loss, engine=engine)
+    net.compile(fastfit.optimizers.SGD(lr=1e-6), loss, engine=core)
     net.set_weights([LOGITS.astype(dtype)])
     x = np.eye(3, dtype=dtype)
     with warnings.catch_warnings():

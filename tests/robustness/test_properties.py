@@ -15,11 +15,11 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 import fastfit
-from fastfit.engine import compiled
+from fastfit.core import compiled_core
 from fastfit.layers import Dense, Dropout
 from fastfit.models import Sequential
 
-pytestmark = pytest.mark.skipif(compiled.compiled_engine() is None, reason="the Cython engine is not built")
+pytestmark = pytest.mark.skipif(compiled_core() is None, reason="the Cython engine is not built")
 
 EXAMPLES = int(os.environ.get("FASTFIT_PROPERTY_EXAMPLES", "25"))
 SETTINGS = settings(max_examples=EXAMPLES, deadline=None, derandomize=os.environ.get("FASTFIT_PROPERTY_RANDOM") is None,
@@ -48,7 +48,7 @@ OPTIMIZERS = {
 # float64 must agree tightly. In float32 the engines sum in different orders (BLAS), and on random problems
 # that rounding can be amplified without bound (a gradient that is 0 in exact arithmetic comes out as 1e-9 in
 # one engine, and Adagrad/RMSprop turn it into a full `lr` step; SGD near divergence does the same), so for
-# float32 only the dtype and the pattern of finite values are compared here; tests/engine compares float32
+# float32 only the dtype and the pattern of finite values are compared here; tests/core compares float32
 # on well-conditioned problems.
 TOLERANCE = dict(rtol=1e-8, atol=1e-10)
 

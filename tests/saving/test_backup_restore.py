@@ -108,14 +108,14 @@ def test_backup_of_another_model_is_a_clear_error(tmp_path):
 
 @resumable_fit
 @pytest.mark.parametrize("save_freq", ["epoch", 2])
-def test_rerun_after_an_interruption_ends_like_an_uninterrupted_run(tmp_path, engine, save_freq):
+def test_rerun_after_an_interruption_ends_like_an_uninterrupted_run(tmp_path, core, save_freq):
     x, y = data(n=48)
-    straight = mlp(engine)
+    straight = mlp(core)
     straight.fit(x, y, epochs=5, batch_size=8, verbose=0)
     with pytest.raises(Interrupt):
-        mlp(engine).fit(x, y, epochs=5, batch_size=8, verbose=0,
+        mlp(core).fit(x, y, epochs=5, batch_size=8, verbose=0,
                         callbacks=[BackupAndRestore(str(tmp_path), save_freq=save_freq), _interrupt_at(2, batch=3)])
-    rerun = mlp(engine)
+    rerun = mlp(core)
     history = rerun.fit(x, y, epochs=5, batch_size=8, verbose=0,
                         callbacks=[BackupAndRestore(str(tmp_path), save_freq=save_freq)])
     assert len(history.history["loss"]) == 3  # epochs 2, 3, 4

@@ -50,7 +50,7 @@ def test_fastfit_0_1_golden_file_still_loads():
     model = load_model(path)
     np.testing.assert_allclose(model.predict(expected["x"]), expected["predictions"], rtol=1e-6, atol=1e-7)
     assert model.optimizer.iterations == int(expected["iterations"])
-    assert model._seed == 4605025475050782003 and model.layers[1]._engine_seed == 1185850812994184742
+    assert model._seed == 4605025475050782003 and model.layers[1]._op_seed == 1185850812994184742
     with h5py.File(path, "r") as f:
         assert f.attrs["fastfit_version"] == b"0.1.0" and f.userblock_size == 512
         assert isinstance(f.attrs["keras_version"], np.bytes_)

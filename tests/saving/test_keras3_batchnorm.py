@@ -69,9 +69,9 @@ def test_keras3_loads_batch_normalization_and_predicts_the_same(exchanged):
     np.testing.assert_allclose(np.load(folder / "keras_on_fastfit.npy"), model.predict(x), rtol=1e-5, atol=1e-6)
 
 
-def test_fastfit_loads_keras3_batch_normalization_and_predicts_the_same(exchanged, engine):
+def test_fastfit_loads_keras3_batch_normalization_and_predicts_the_same(exchanged, core):
     folder, _, x, _ = exchanged
     loaded = load_model(str(folder / "keras.h5"))
-    loaded.compile(loaded.optimizer, loaded.loss, engine=engine)
+    loaded.compile(loaded.optimizer, loaded.loss, engine=core)
     assert [type(l).__name__ for l in loaded.layers] == ["Dense", "BatchNormalization", "Activation", "Dense"]
     np.testing.assert_allclose(loaded.predict(x), np.load(folder / "keras_own.npy"), rtol=1e-5, atol=1e-6)

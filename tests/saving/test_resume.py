@@ -8,12 +8,12 @@ from saving_helpers import assert_same_weights, data, mlp
 
 
 @pytest.mark.parametrize("optimizer", ["adam", "sgd", "nadam", "rmsprop"])
-def test_save_load_continue_is_bit_identical(tmp_path, engine, optimizer):
+def test_save_load_continue_is_bit_identical(tmp_path, core, optimizer):
     x, y = data(n=50)
-    straight = mlp(engine, optimizer=optimizer)
+    straight = mlp(core, optimizer=optimizer)
     straight.fit(x, y, epochs=4, batch_size=8, verbose=0)
 
-    first = mlp(engine, optimizer=optimizer)
+    first = mlp(core, optimizer=optimizer)
     first.fit(x, y, epochs=2, batch_size=8, verbose=0)
     path = str(tmp_path / "half.h5")
     first.save(path)

@@ -18,9 +18,9 @@ OPTIMIZERS = {"sgd": lambda: optimizers.SGD(lr=0.05, momentum=0.9, nesterov=True
 
 
 @pytest.mark.parametrize("kind", sorted(OPTIMIZERS))
-def test_model_round_trip_restores_everything(tmp_path, engine, kind):
+def test_model_round_trip_restores_everything(tmp_path, core, kind):
     optimizer = OPTIMIZERS[kind]()
-    model = mlp(engine, optimizer=optimizer)
+    model = mlp(core, optimizer=optimizer)
     x, y = data()
     model.fit(x, y, epochs=2, batch_size=16, verbose=0)
     path = tmp_path / "m.h5"

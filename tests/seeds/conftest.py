@@ -1,7 +1,7 @@
 """Data and engine selection for the seed examples.
 
 The seed code calls `compile` without an `engine` argument, so the engine comes from `FASTFIT_ENGINE`, set here
-from the shared `engine` fixture: every seed example runs on both engines.
+from the shared `core` fixture: every seed example runs on both cores.
 """
 import numpy as np
 import pytest
@@ -10,8 +10,8 @@ import fastfit
 
 
 @pytest.fixture(autouse=True)
-def _engine_from_environment(engine, monkeypatch):
-    monkeypatch.setenv("FASTFIT_ENGINE", engine)
+def _core_from_environment(core, monkeypatch):
+    monkeypatch.setenv("FASTFIT_ENGINE", core)
 
 
 def _mnist_like(rng, prototypes, n, labels=None):

@@ -4,7 +4,7 @@ constraints. Float64 within 1e-8, with one thread and with batches split over tw
 slices for batch normalization, parameter slices)."""
 import numpy as np
 import pytest
-from engine_helpers import Network, Optimizer
+from core_helpers import Network, Optimizer
 
 from fastfit.contract.ops import trained_params
 

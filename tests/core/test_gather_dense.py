@@ -8,7 +8,7 @@ bits on one thread and on several, and fill the batch buffers the backward pass 
 import numpy as np
 import pytest
 
-from engine_helpers import Hook, Network, Optimizer, make_data, make_ops
+from core_helpers import Hook, Network, Optimizer, make_data, make_ops
 
 reference = pytest.importorskip("fastfit._reference.loop")
 _batch = pytest.importorskip("fastfit._ext._batch")

@@ -7,7 +7,7 @@ within 1e-4.
 import numpy as np
 import pytest
 
-from engine_helpers import DTYPES, Hook, Network, Optimizer, make_data, make_ops
+from core_helpers import DTYPES, Hook, Network, Optimizer, make_data, make_ops
 
 reference = pytest.importorskip("fastfit._reference.loop")
 

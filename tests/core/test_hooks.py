@@ -2,7 +2,7 @@
 import numpy as np
 import pytest
 
-from engine_helpers import Hook, Network, Optimizer, copies, make_data, make_ops
+from core_helpers import Hook, Network, Optimizer, copies, make_data, make_ops
 
 N, BATCH = 10, 4  # batches of 4, 4, 2
 

@@ -6,7 +6,7 @@ and running its blocks and slices one after the other gives the same bits as run
 import numpy as np
 import pytest
 
-from engine_helpers import DTYPES, Hook, Network, Optimizer, make_data, make_ops
+from core_helpers import DTYPES, Hook, Network, Optimizer, make_data, make_ops
 
 reference = pytest.importorskip("fastfit._reference.loop")
 
@@ -243,7 +243,7 @@ DENORMAL_CHILD = r"""
 import sys
 import numpy as np
 sys.path.insert(0, sys.argv[1])
-from engine_helpers import Network, Optimizer
+from core_helpers import Network, Optimizer
 from fastfit._ext._scan import count_nonfinite
 
 # Start the OpenMP pool from code that leaves the floating-point mode alone (denormals kept).

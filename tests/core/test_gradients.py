@@ -6,7 +6,7 @@ gradient differentiates the batch loss that `evaluate` returns. Everything runs 
 import numpy as np
 import pytest
 
-from engine_helpers import Network, Optimizer, make_data, make_ops, copies
+from core_helpers import Network, Optimizer, make_data, make_ops, copies
 
 LOSS_ACTIVATION = {
     "mean_squared_error": "tanh",

@@ -1,60 +1,20 @@
-"""Turn a model's chain of layers into an engine network, and pick the engine.
+"""Lower a model to the ops the compute core runs, and keep its core networks.
 
-The engines (Cython `fastfit._ext._loop`, NumPy `fastfit._reference.loop`) share one contract
-(docs/architecture.md). Engine networks hold views of the layers' arrays, so they stay valid across
+Both cores (Cython `fastfit._ext._loop`, NumPy `fastfit._reference.loop`, chosen by `fastfit.core`) keep one
+contract (`fastfit.contract`). Core networks hold views of the layers' arrays, so they stay valid across
 `set_weights`; they are cached per model and rebuilt only when the layer structure changes.
 """
-import os
-import warnings
-
 import numpy as np
 
+from fastfit.core import core_class
 from fastfit.engine.base_layer import check_lowerable
-
-ENGINES = ("cython", "python")
-_ENGINE_VARIABLE = "FASTFIT_ENGINE"
-
-
-def resolve_engine(engine):
-    """Return 'cython' or 'python' for `compile(engine=...)`, defaulting to $FASTFIT_ENGINE, else 'cython'.
-
-    Raises:
-        ValueError: an unknown engine name.
-    """
-    source = "engine"
-    if engine is None:
-        engine, source = os.environ.get(_ENGINE_VARIABLE) or "cython", _ENGINE_VARIABLE
-    if engine not in ENGINES:
-        raise ValueError(f"`{source}` must be one of {list(ENGINES)}, got {engine!r}")
-    if engine == "cython" and compiled_engine() is None:
-        warnings.warn("fastfit's compiled extensions are not built; using the NumPy reference engine "
-                      "(reinstall with `pip install .` to build them)", RuntimeWarning, stacklevel=3)
-        engine = "python"
-    return engine
-
-
-def compiled_engine():
-    """The Cython `Network` class, or None when the extensions are not built."""
-    try:
-        from fastfit._ext._loop import Network
-    except ImportError:
-        return None
-    return Network
-
-
-def engine_class(engine):
-    if engine == "cython":
-        return compiled_engine()
-    from fastfit._reference.loop import Network
-    return Network
-
 
 # Ops that take a last trainable flag (`contract.ops`): a frozen layer's ops get False.
 _PARAM_OPS = ("dense", "prelu", "batch_normalization")
 
 
 def chain_ops(layers, frozen=frozenset()):
-    """The engine ops of a chain of layers (InputLayer and Flatten contribute none).
+    """The core ops of a chain of layers (InputLayer and Flatten contribute none).
 
     Arguments:
         frozen: the layers whose weights training leaves alone (their ops with parameters carry a last item,
@@ -62,8 +22,8 @@ def chain_ops(layers, frozen=frozenset()):
     """
     ops = []
     for layer in layers:
-        check_lowerable(layer)  # the last guard: the engines never run a layer as something it is not
-        layer_ops = layer.engine_ops()
+        check_lowerable(layer)  # the last guard: the cores never run a layer as something it is not
+        layer_ops = layer.core_ops()
         if layer in frozen:
             layer_ops = [op + (False,) if op[0] in _PARAM_OPS else op for op in layer_ops]
         ops.extend(layer_ops)
@@ -71,7 +31,7 @@ def chain_ops(layers, frozen=frozenset()):
 
 
 def model_ops(model, output_index=0):
-    """The engine ops of one output chain of `model`, with the layers frozen at its last `compile`."""
+    """The core ops of one output chain of `model`, with the layers frozen at its last `compile`."""
     return chain_ops(output_chains(model)[output_index], getattr(model, "_frozen", frozenset()))
 
 
@@ -79,7 +39,7 @@ def model_dtype(layers):
     """The one float dtype of the layers' weights.
 
     Raises:
-        ValueError: layers with weights of different dtypes (the engines run one dtype end to end).
+        ValueError: layers with weights of different dtypes (the cores run one dtype end to end).
     """
     dtypes = {}
     for layer in layers:
@@ -99,16 +59,16 @@ def output_chains(model):
     return [model._chain_to_input(out, model.inputs[0]) for out in model.outputs]
 
 
-def engine_network(model, engine, loss, metrics, output_index=0, confusion=()):
-    """Return a cached engine network for one output chain of `model` (`confusion`: the threshold histograms
+def core_network(model, core, loss, metrics, output_index=0, confusion=()):
+    """Return a cached core network for one output chain of `model` (`confusion`: the threshold histograms
     of its metric objects, see `fastfit.engine.metric_readout`)."""
-    key = (engine, loss, tuple(metrics), output_index, tuple(confusion))
-    cached = model._engine_cache.get(key)
+    key = (core, loss, tuple(metrics), output_index, tuple(confusion))
+    cached = model._core_cache.get(key)
     if cached is None:
         layers = output_chains(model)[output_index]
         ops = model_ops(model, output_index)
-        cached = engine_class(engine)(ops, loss, list(metrics), model_dtype(layers), confusion=list(confusion))
-        model._engine_cache[key] = cached
+        cached = core_class(core)(ops, loss, list(metrics), model_dtype(layers), confusion=list(confusion))
+        model._core_cache[key] = cached
     return cached
 
 
@@ -124,10 +84,10 @@ def forward_block(model, batch_size, dtype):
     """The rows per engine call batch for a forward-only pass (predict, evaluate) without batch hooks:
     `max(batch_size, FORWARD_BLOCK_ROWS)`, fewer rows for layers so wide that the block would need more
     than FORWARD_BLOCK_BYTES per activation buffer (never fewer than `batch_size`)."""
-    widest = model._engine_cache.get("widest")  # the cache is emptied whenever the layers change
+    widest = model._core_cache.get("widest")  # the cache is emptied whenever the layers change
     if widest is None:
         widest = max([1] + [max(op[1].shape) for i in range(len(model.outputs))
                             for op in model_ops(model, i) if op[0] == "dense"])
-        model._engine_cache["widest"] = widest
+        model._core_cache["widest"] = widest
     rows = min(FORWARD_BLOCK_ROWS, max(1, FORWARD_BLOCK_BYTES // (widest * np.dtype(dtype).itemsize)))
     return max(int(batch_size), rows)

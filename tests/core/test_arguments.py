@@ -2,7 +2,7 @@
 import numpy as np
 import pytest
 
-from engine_helpers import Network, Optimizer, copies, make_data, make_ops
+from core_helpers import Network, Optimizer, copies, make_data, make_ops
 
 
 def setup(loss="categorical_crossentropy", dtype=np.float32):

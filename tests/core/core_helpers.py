@@ -1,4 +1,4 @@
-"""Helpers of the engine tests: tiny seeded models, optimizer objects and recording hooks."""
+"""Helpers of the core tests (`fastfit._ext` driven directly): tiny seeded models, optimizers, recording hooks."""
 import numpy as np
 import pytest
 from fastfit._ext._loop import Network

@@ -6,7 +6,7 @@ import time
 import numpy as np
 import pytest
 
-from engine_helpers import DTYPES, Network, Optimizer, copies, make_data, make_ops
+from core_helpers import DTYPES, Network, Optimizer, copies, make_data, make_ops
 
 
 def fresh(dtype, dropout=None, loss="categorical_crossentropy", kind="adam", sizes=(4, 6, 3)):
