@@ -207,7 +207,7 @@ def test_threads_taking_blocks_in_turn_give_the_batch_loops_bits(dtype, n, batch
                         BatchNormalization(dtype=dtype), Dense(5, activation="softmax", dtype=dtype)])
     model.compile("adam", "categorical_crossentropy", engine="cython")
     x, _ = make_data(dtype, n=n)
-    net = compiled.engine_network(model, "cython", "mean_squared_error", [])
+    net = lowering.core_network(model, "cython", "mean_squared_error", [])
     net.split_threads = 2
     shared, loop, serial = (np.empty((n, 5), dtype) for _ in range(3))
     net.predict(x, batch_size, shared, None)
@@ -221,7 +221,7 @@ def test_threads_taking_blocks_in_turn_give_the_batch_loops_bits(dtype, n, batch
 SIGINT_PREDICT_CHILD = """
 import json, sys
 import numpy as np
-from fastfit.engine import compiled
+from fastfit.engine import lowering
 from fastfit.layers import Dense
 from fastfit.models import Sequential
 
@@ -229,7 +229,7 @@ rng = np.random.default_rng(0)
 model = Sequential([Dense(512, input_dim=64, activation="relu"), Dense(512, activation="relu"),
                     Dense(4, activation="softmax")])
 model.compile("adam", "categorical_crossentropy", engine="cython")
-compiled.engine_network(model, "cython", "mean_squared_error", []).split_threads = 2  # the shared blocks
+lowering.core_network(model, "cython", "mean_squared_error", []).split_threads = 2  # the shared blocks
 x = rng.normal(size=(100000, 64)).astype("float32")  # seconds of work: the signal lands inside the call
 print("ready", flush=True)
 try:
