@@ -196,7 +196,7 @@ class _SilentHook:
 
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
-@pytest.mark.parametrize("n, batch_size", [(3001, 1024), (1040, 1024), (1030, 1024), (2500, 100), (17, 32)])
+@pytest.mark.parametrize("n, batch_size", [(3001, 1024), (1040, 1024), (1030, 1024), (2500, 100), (17, 32), (95, 32)])
 def test_threads_taking_blocks_in_turn_give_the_batch_loops_bits(dtype, n, batch_size):
     """predict without a hook on two threads hands the row blocks of all batches to whichever thread is free;
     each block is the batch loop's block, so the output is bit for bit the batch loop's (on two threads and
@@ -280,7 +280,7 @@ def _evaluate_three_ways(net, x, y, weights, batch_size):
 
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
-@pytest.mark.parametrize("n, batch_size", [(3001, 1024), (1040, 1024), (1030, 1024), (2500, 100), (17, 32)])
+@pytest.mark.parametrize("n, batch_size", [(3001, 1024), (1040, 1024), (1030, 1024), (2500, 100), (17, 32), (95, 32)])
 @pytest.mark.parametrize("weighted", [False, True])
 def test_evaluate_on_threads_taking_blocks_in_turn_gives_the_batch_loops_bits(dtype, n, batch_size, weighted):
     """evaluate without a hook on two threads hands the row blocks of all batches to whichever thread is free,
@@ -334,3 +334,14 @@ def test_evaluate_and_the_validation_pass_on_shared_blocks_give_the_batch_loops_
     history = model.fit(x[:200], y[:200], batch_size=32, epochs=1, verbose=0, validation_data=(x, y))
     assert [history.history[k][0] for k in ("val_loss", "val_acc", "val_auc")] == model.evaluate(x, y, verbose=0)
     assert rows == compiled.FORWARD_BLOCK_ROWS
+
+
+def test_the_shared_blocks_module_runs_its_parallel_regions_on_several_threads():
+    """`_loop` holds the parallel region of predict's and evaluate's shared row blocks: built without OpenMP,
+    its prange runs serially and the shared blocks take one core (the bits stay the same, so only this shows)."""
+    loop = pytest.importorskip("fastfit._ext._loop")
+    import sys
+    if not sys.platform.startswith("linux"):
+        pytest.skip("OpenMP is built on Linux only (setup.py)")
+    assert loop._region_threads(2) == 2
+    assert loop._region_threads(1) == 1

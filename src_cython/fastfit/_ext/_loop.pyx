@@ -245,6 +245,21 @@ cdef int _forward_shared(Network net, floating* tag, int mode, floating* out, St
     return 0
 
 
+def _region_threads(int n):
+    """The threads one parallel region of this module runs n iterations on (static, one each): n when the
+    module is built with OpenMP and the runtime grants n threads, 1 when its prange is serial."""
+    cdef int i, most = 0
+    cdef int seen[64]
+    if not 1 <= n <= 64:
+        raise ValueError(f"n: expected 1..64, got {n}")
+    with nogil:
+        for i in prange(n, num_threads=n, schedule="static", chunksize=1):
+            seen[i] = threadid()
+    for i in range(n):
+        most = max(most, seen[i] + 1)
+    return most
+
+
 # ---------------------------------------------------------------------------------------------------------
 # The Python-facing class
 
@@ -773,7 +788,11 @@ cdef class Network:
         of the workspace and its own room for block histograms, and the call room for every block's loss
         and metric sums (evaluate)."""
         cdef int t, threads = self.c.threads, L = self.s.n_ops
-        cdef Py_ssize_t slot_rows = (self.c.bs + self.c.blocks - 1) // self.c.blocks  # the most rows of a block
+        cdef Py_ssize_t last = self.c.n - (self.c.n_batches - 1) * self.c.bs
+        # The most rows of a block: a full batch's largest block, or a last batch too small to split.
+        cdef Py_ssize_t slot_rows = (self.c.bs + self.c.blocks - 1) // self.c.blocks
+        if last < self.c.blocks * MIN_BLOCK_ROWS:
+            slot_rows = max(slot_rows, last)
         cdef Py_ssize_t hist_size = self.s.hist_size
         cdef Py_ssize_t n_stats = (_forward_blocks_count(&self.c) * (1 + self.s.n_metrics)
                                    if mode == MODE_EVALUATE else 0)
