@@ -9,12 +9,12 @@ from setuptools.command.build_ext import build_ext
 from setuptools.errors import FileError
 
 MODULES = ["_blas", "_activations", "_losses", "_dense", "_layers", "_optim", "_batch", "_loop", "_scan"]
-# OpenMP (the threads of a batch in _batch, of the input scan in _scan) where the compiler is known to have
-# it; elsewhere prange is serial.
+# OpenMP (the threads of a batch in _batch, of predict's and evaluate's shared row blocks in _loop, of the
+# input scan in _scan) where the compiler is known to have it; elsewhere prange is serial.
 OPENMP = ["-fopenmp"] if sys.platform.startswith("linux") else []
 # Kernels built for x86-64 CPUs with AVX2 and FMA (the optimizer rules once more, and the fused gather + first
 # Dense layer); _batch picks them at run time only on such a CPU (the modules would not run elsewhere).
-FLAGS = {"_batch": OPENMP, "_scan": OPENMP}
+FLAGS = {"_batch": OPENMP, "_loop": OPENMP, "_scan": OPENMP}
 # The native checkpoint writer thread uses Linux's pthread and affinity calls; elsewhere a Python thread writes.
 if sys.platform.startswith("linux"):
     MODULES.append("_filewrite")
@@ -30,7 +30,7 @@ extensions = [
         include_dirs=[numpy.get_include()],
         define_macros=[("NPY_NO_DEPRECATED_API", "NPY_1_7_API_VERSION")],
         extra_compile_args=["-O3", "-fno-math-errno"] + FLAGS.get(name, []),
-        extra_link_args=OPENMP if name in ("_batch", "_scan") else [],
+        extra_link_args=OPENMP if name in ("_batch", "_loop", "_scan") else [],
     )
     for name in MODULES
 ]

@@ -196,7 +196,7 @@ class _SilentHook:
 
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
-@pytest.mark.parametrize("n, batch_size", [(3001, 1024), (1040, 1024), (1030, 1024), (2500, 100), (17, 32)])
+@pytest.mark.parametrize("n, batch_size", [(3001, 1024), (1040, 1024), (1030, 1024), (2500, 100), (17, 32), (95, 32)])
 def test_threads_taking_blocks_in_turn_give_the_batch_loops_bits(dtype, n, batch_size):
     """predict without a hook on two threads hands the row blocks of all batches to whichever thread is free;
     each block is the batch loop's block, so the output is bit for bit the batch loop's (on two threads and
@@ -265,3 +265,83 @@ def test_ctrl_c_stops_a_predict_on_shared_blocks(tmp_path):
     assert child.returncode == 0, err
     result = json.loads(out.strip().splitlines()[-1])
     assert result == {"outcome": "KeyboardInterrupt", "usable": True}
+
+
+def _evaluate_three_ways(net, x, y, weights, batch_size):
+    """net.evaluate with shared blocks (two threads, no hook), through the batch loop (a hook), and on one
+    thread: the sums and the threshold histograms of each."""
+    results = []
+    for hook, serial in ((None, False), (_SilentHook(), False), (None, True)):
+        net.serial = serial
+        sums = net.evaluate(x, y, weights, batch_size, hook)
+        results.append((sums, net.confusion_counts.copy()))
+    net.serial = False
+    return results
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("n, batch_size", [(3001, 1024), (1040, 1024), (1030, 1024), (2500, 100), (17, 32), (95, 32)])
+@pytest.mark.parametrize("weighted", [False, True])
+def test_evaluate_on_threads_taking_blocks_in_turn_gives_the_batch_loops_bits(dtype, n, batch_size, weighted):
+    """evaluate without a hook on two threads hands the row blocks of all batches to whichever thread is free,
+    keeps each block's loss share and metric sums, and adds them up batch by batch afterwards as the batch
+    loop does: the loss, metric sums and histograms are bit for bit the batch loop's (on two threads and on
+    one), with sample weights (zeros too: a batch's loss divides by its count of non-zero weights), an
+    activity penalty, a weight penalty and a last batch too small to split."""
+    pytest.importorskip("fastfit._ext._loop")
+    from fastfit.layers import ActivityRegularization, BatchNormalization, Dropout
+    from fastfit.regularizers import l2
+    model = Sequential([Dense(40, activation="relu", input_dim=12, dtype=dtype, kernel_regularizer=l2(1e-3)),
+                        Dropout(0.3), BatchNormalization(dtype=dtype), ActivityRegularization(l1=1e-4),
+                        Dense(5, activation="softmax", dtype=dtype)])
+    model.compile("adam", "categorical_crossentropy", engine="cython")
+    x, y = make_data(dtype, n=n)
+    weights = None
+    if weighted:
+        weights = np.random.default_rng(2).uniform(0.1, 2.0, n).astype(dtype)
+        weights[::7] = 0.0
+        weights[:batch_size] = 0.0  # a first batch whose loss counts nothing
+    thresholds = tuple(np.linspace(0.0, 1.0, 11))
+    net = compiled.engine_network(model, "cython", "categorical_crossentropy",
+                                  ["categorical_accuracy", "mean_squared_error", "top_k_categorical_accuracy"],
+                                  confusion=[(thresholds, -1, 0), (thresholds, 2, 0), ((0.3,), -1, 2)])
+    net.split_threads = 2
+    shared, loop, serial = _evaluate_three_ways(net, x, y, weights, batch_size)
+    np.testing.assert_array_equal(shared[0], loop[0])
+    np.testing.assert_array_equal(shared[1], loop[1])
+    np.testing.assert_array_equal(shared[0], serial[0])
+    np.testing.assert_array_equal(shared[1], serial[1])
+    assert shared[0][0] == n and shared[1].sum() > 0
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_evaluate_and_the_validation_pass_on_shared_blocks_give_the_batch_loops_bits(dtype):
+    """Through the model: evaluate without callbacks (shared blocks when two threads split the blocks) returns
+    what the batch loop returns for the same blocks, and fit's validation logs report the same numbers."""
+    pytest.importorskip("fastfit._ext._loop")
+    from fastfit import metrics as M
+    model = make_model("cython", dtype, hidden=(64,))
+    model.compile("adam", "categorical_crossentropy", metrics=["acc", M.AUC(num_thresholds=50)], engine="cython")
+    x, y = make_data(dtype, n=3100)
+    net = model._train_network()
+    net.split_threads = 2
+    rows = compiled.forward_block(model, 32, dtype)
+    shared = model.evaluate(x, y, batch_size=32, verbose=0)
+    net.serial = True
+    serial = model.evaluate(x, y, batch_size=32, verbose=0)
+    net.serial = False
+    assert shared == serial
+    history = model.fit(x[:200], y[:200], batch_size=32, epochs=1, verbose=0, validation_data=(x, y))
+    assert [history.history[k][0] for k in ("val_loss", "val_acc", "val_auc")] == model.evaluate(x, y, verbose=0)
+    assert rows == compiled.FORWARD_BLOCK_ROWS
+
+
+def test_the_shared_blocks_module_runs_its_parallel_regions_on_several_threads():
+    """`_loop` holds the parallel region of predict's and evaluate's shared row blocks: built without OpenMP,
+    its prange runs serially and the shared blocks take one core (the bits stay the same, so only this shows)."""
+    loop = pytest.importorskip("fastfit._ext._loop")
+    import sys
+    if not sys.platform.startswith("linux"):
+        pytest.skip("OpenMP is built on Linux only (setup.py)")
+    assert loop._region_threads(2) == 2
+    assert loop._region_threads(1) == 1

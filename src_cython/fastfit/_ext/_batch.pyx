@@ -25,7 +25,7 @@ from cython.parallel cimport prange
 from libc.string cimport memcpy, memset
 from libc.stdint cimport int64_t, uint64_t
 
-from fastfit._ext._modes cimport MODE_TRAIN, MODE_PREDICT
+from fastfit._ext._modes cimport MODE_TRAIN, MODE_EVALUATE, MODE_PREDICT
 from fastfit._ext._allreduce cimport allreduce_sum
 from fastfit._ext._activations cimport forward_rows, backward_rows, A_LINEAR
 from fastfit._ext._fpu cimport fastfit_flush_denormals, fastfit_restore_fp
@@ -135,11 +135,11 @@ cdef void run_batch(State* s, Call* c, floating* tag, int mode, Py_ssize_t start
     the gradients (training) and the batch's loss share, metric sums and histograms over the ranks before the
     optimizer step, so every rank takes the same step and sees the same values.
     """
-    cdef int t, m, p, q, nb = blocks_of(c, size)
+    cdef int t, p, q, nb = blocks_of(c, size)
     cdef Py_ssize_t h
     cdef int width = 1 + s.n_metrics
     cdef bint parallel = c.threads > 1
-    cdef double scale = 0, t0, total
+    cdef double scale = 0, t0
     cdef bint shared = c.reduce.fn != NULL and mode != MODE_PREDICT
     cdef floating* x
     if mode == MODE_TRAIN and _gather_needed(c, start, size):
@@ -181,11 +181,7 @@ cdef void run_batch(State* s, Call* c, floating* tag, int mode, Py_ssize_t start
     if shared:
         _reduce_batch(s, c, x, mode, size, nb)
     else:
-        for m in range(width):
-            total = 0
-            for t in range(nb):
-                total += s.bstats[t * width + m]
-            s.stats[m] = total if m == 0 else total / size
+        _batch_means(s, s.bstats, nb, size)
         for t in range(nb):
             for h in range(s.hist_size):
                 s.hist[h] += s.bhist[t * s.hist_size + h]
@@ -204,6 +200,18 @@ cdef void run_batch(State* s, Call* c, floating* tag, int mode, Py_ssize_t start
     for t in range(s.n_constraints):
         _constrain(&s.constraints[t], x)
     s.iterations += 1
+
+
+cdef void _batch_means(State* s, const double* bstats, int nb, Py_ssize_t size) noexcept nogil:
+    """The batch loss and metric means into stats[0 : 1 + n_metrics] from its nb blocks' values at `bstats`
+    (loss shares and metric sums, block after block), each added up in block order."""
+    cdef int t, m, width = 1 + s.n_metrics
+    cdef double total
+    for m in range(width):
+        total = 0
+        for t in range(nb):
+            total += bstats[t * width + m]
+        s.stats[m] = total if m == 0 else total / size
 
 
 cdef void _reduce_batch(State* s, Call* c, floating* x, int mode, Py_ssize_t size, int nb) noexcept nogil:
@@ -242,20 +250,47 @@ cdef void _reduce_batch(State* s, Call* c, floating* x, int mode, Py_ssize_t siz
         s.hist[h] += tail[width + h]
 
 
-cdef void forward_block(State* s, Call* c, floating* tag, Py_ssize_t j, char** act_base,
-                        Py_ssize_t slot_row, floating* out) noexcept nogil:
-    """Row block j of a predict call without a hook: block `j % c.blocks` of batch `j // c.blocks`, the same
-    rows through the same products as `run_batch` gives that block (so the same bits), on whichever thread
-    takes it. `s` is the taking thread's copy of the call's State: its act pointers are set here from the
-    workspace's (`act_base`) so that the block's outputs land in that thread's own rows of it, from row
-    `slot_row` on (the pointers are offset by -r0 rows because the block stages address rows r0.. of a batch)."""
-    cdef Py_ssize_t k = j // c.blocks, start = k * c.bs
+cdef void forward_block(State* s, Call* c, floating* tag, int mode, Py_ssize_t j, char** act_base,
+                        Py_ssize_t slot_row, floating* out, double* block_stats, double* hist) noexcept nogil:
+    """Row block j of a predict or evaluate call without a hook: block `j % c.blocks` of batch `j // c.blocks`,
+    the same rows through the same products as `run_batch` gives that block (so the same bits), on whichever
+    thread takes it. `s` is the taking thread's copy of the call's State: its act pointers are set here from
+    the workspace's (`act_base`) so that the block's outputs land in that thread's own rows of it, from row
+    `slot_row` on (the pointers are offset by -r0 rows because the block stages address rows r0.. of a batch).
+
+    MODE_PREDICT writes the block's rows of `out`. MODE_EVALUATE writes the block's loss share and metric
+    sums (as `run_batch` leaves them in `bstats`) into block_stats[j * (1 + n_metrics) ...], for
+    `add_block_stats`, and adds its threshold histograms (s.bhist: the thread's room for them) to `hist`, the
+    taking thread's sums: counts of rows, which add up exactly in any order."""
+    cdef Py_ssize_t k = j // c.blocks, start = k * c.bs, h
     cdef Py_ssize_t size = c.bs if start + c.bs <= c.n else c.n - start
     cdef int t = <int>(j % c.blocks), nb = blocks_of(c, size), i
     cdef Py_ssize_t r0 = size * t // nb
+    cdef double scale = 0
     for i in range(s.n_ops):
         s.act[i + 1] = act_base[i + 1] + (slot_row - r0) * s.ops[i].n_out * <Py_ssize_t>sizeof(floating)
-    _row_stages(s, c, <floating*>c.x + start * s.n_in, MODE_PREDICT, start, size, t, nb, 0, s.n_stages, 0, out)
+    if mode == MODE_EVALUATE:
+        scale = _loss_scale(c, tag, mode, start, size)
+        s.bstats = block_stats + k * c.blocks * (1 + s.n_metrics)  # `_score_rows` writes block t's at t * width
+    _row_stages(s, c, <floating*>c.x + start * s.n_in, mode, start, size, t, nb, 0, s.n_stages, scale, out)
+    if mode == MODE_EVALUATE:
+        for h in range(s.hist_size):
+            hist[h] += s.bhist[t * s.hist_size + h]
+
+
+cdef void add_block_stats(State* s, Call* c, const double* block_stats) noexcept nogil:
+    """Evaluate without a hook, after every block ran (`forward_block`): the batch loop's sums from the
+    blocks' values, batch after batch, through the same operations in the same order as `run_batch` and
+    `accumulate` (block sums in block order, the batch means, the weight penalties, the size-weighted running
+    sums), so the same bits."""
+    cdef Py_ssize_t k, start, size
+    cdef int width = 1 + s.n_metrics
+    for k in range(c.n_batches):
+        start = k * c.bs
+        size = c.bs if start + c.bs <= c.n else c.n - start
+        _batch_means(s, block_stats + k * c.blocks * width, blocks_of(c, size), size)
+        s.stats[0] += s.eval_penalty
+        accumulate(s, size)
 
 
 cdef double _penalties_after_step(State* s, Call* c, floating* tag) noexcept nogil:

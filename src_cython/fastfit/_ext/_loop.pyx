@@ -44,7 +44,7 @@ from fastfit.contract.ops import ActivationOp, DenseOp, DropoutOp, parse_ops
 from fastfit.contract.optimizer import read_number, read_optimizer
 
 from cython.parallel cimport prange, threadid
-from fastfit._ext._batch cimport forward_block
+from fastfit._ext._batch cimport add_block_stats, forward_block
 
 cnp.import_array()
 
@@ -196,21 +196,26 @@ cdef extern from "Python.h":
     int _pending_signals "PyErr_CheckSignals" ()  # GIL held; -1 with the handler's exception set
 
 
-cdef Py_ssize_t _predict_blocks_count(Call* c) noexcept nogil:
-    """Row blocks of a predict call: `c.blocks` per batch, fewer in a last batch too small to split."""
+cdef Py_ssize_t _forward_blocks_count(Call* c) noexcept nogil:
+    """Row blocks of a predict or evaluate call: `c.blocks` per batch, fewer in a last batch too small to
+    split."""
     cdef Py_ssize_t last = c.n - (c.n_batches - 1) * c.bs
     return (c.n_batches - 1) * c.blocks + (c.blocks if last >= c.blocks * MIN_BLOCK_ROWS else 1)
 
 
-cdef int _predict_shared(Network net, floating* tag, floating* out, State* local, char** act_base,
-                         Py_ssize_t slot_rows) except -1:
-    """predict without a hook on `c.threads` threads that take the row blocks of all batches in turn (one
-    parallel region for the call, no wait at each batch's end): a thread that finds its core busy takes
-    fewer blocks instead of holding the other one up. Each block is `run_batch`'s block (`forward_block`),
-    so the output is the same bits as the batch loop's. `local[t]`: thread t's State copy, which writes into
-    the workspace rows t * slot_rows on (`act_base`: the workspace's act pointers)."""
+cdef int _forward_shared(Network net, floating* tag, int mode, floating* out, State* local, char** act_base,
+                         Py_ssize_t slot_rows, double* block_stats, double* hists) except -1:
+    """predict or evaluate without a hook on `c.threads` threads that take the row blocks of all batches in
+    turn (one parallel region for the call, no wait at each batch's end): a thread that finds its core busy
+    takes fewer blocks instead of holding the other one up. Each block is `run_batch`'s block
+    (`forward_block`), so the output is the same bits as the batch loop's; evaluate then adds the blocks'
+    loss and metric sums up batch by batch as the batch loop does (`add_block_stats`), and the threads'
+    histograms (`hists`, hist_size per thread) into the call's. `local[t]`: thread t's State copy, which
+    writes into the workspace rows t * slot_rows on (`act_base`: the workspace's act pointers);
+    `block_stats`: room for every block's values (evaluate)."""
+    cdef State* s = &net.s
     cdef Call* c = &net.c
-    cdef Py_ssize_t j, n_blocks = _predict_blocks_count(c)
+    cdef Py_ssize_t j, h, n_blocks = _forward_blocks_count(c)
     cdef int t
     cdef int flags[1]           # flags[0]: stop (a signal handler raised); shared by the threads
     cdef double last[1]         # last signal check (thread 0, the calling thread, which handles signals)
@@ -222,7 +227,8 @@ cdef int _predict_shared(Network net, floating* tag, floating* out, State* local
         for j in prange(n_blocks, num_threads=c.threads, schedule="dynamic", chunksize=1):
             t = threadid()
             if flags[0] == 0:
-                forward_block(&local[t], c, tag, j, act_base, t * slot_rows, out)
+                forward_block(&local[t], c, tag, mode, j, act_base, t * slot_rows, out, block_stats,
+                              hists + t * s.hist_size)
                 if t == 0 and c.signals and now() - last[0] >= SIGNAL_PERIOD:
                     last[0] = now()
                     with gil:
@@ -231,7 +237,27 @@ cdef int _predict_shared(Network net, floating* tag, floating* out, State* local
         fastfit_restore_fp(fp_mode)
     if flags[0]:
         return -1  # the handler's exception (KeyboardInterrupt) is set
+    if mode == MODE_EVALUATE:
+        add_block_stats(s, c, block_stats)
+        for t in range(c.threads):
+            for h in range(s.hist_size):
+                s.hist[h] += hists[t * s.hist_size + h]
     return 0
+
+
+def _region_threads(int n):
+    """The threads one parallel region of this module runs n iterations on (static, one each): n when the
+    module is built with OpenMP and the runtime grants n threads, 1 when its prange is serial."""
+    cdef int i, most = 0
+    cdef int seen[64]
+    if not 1 <= n <= 64:
+        raise ValueError(f"n: expected 1..64, got {n}")
+    with nogil:
+        for i in prange(n, num_threads=n, schedule="static", chunksize=1):
+            seen[i] = threadid()
+    for i in range(n):
+        most = max(most, seen[i] + 1)
+    return most
 
 
 # ---------------------------------------------------------------------------------------------------------
@@ -750,31 +776,56 @@ cdef class Network:
                 return True
         return False
 
-    cdef _predict_shared(self, out):
-        """Run the bound predict call (no hook, row stages only) through `_predict_shared`: give each thread a
-        copy of the State with its own act pointer array and its own rows of the workspace."""
+    cdef bint _shares_blocks(self, hook):
+        """Whether a bound predict or evaluate call runs through `_forward_shared`: no hook, several threads
+        and row blocks, row stages only, and one process (distributed evaluate reduces each batch)."""
+        return (hook is None and self.c.threads > 1 and self.c.blocks > 1 and not self._has_column_stage()
+                and self.c.reduce.fn == NULL)
+
+    cdef _forward_shared(self, int mode, out):
+        """Run the bound predict (into `out`) or evaluate call (no hook, row stages only) through
+        `_forward_shared`: give each thread a copy of the State with its own act pointer array, its own rows
+        of the workspace and its own room for block histograms, and the call room for every block's loss
+        and metric sums (evaluate)."""
         cdef int t, threads = self.c.threads, L = self.s.n_ops
-        cdef Py_ssize_t slot_rows = (self.c.bs + self.c.blocks - 1) // self.c.blocks  # the most rows of a block
+        cdef Py_ssize_t last = self.c.n - (self.c.n_batches - 1) * self.c.bs
+        # The most rows of a block: a full batch's largest block, or a last batch too small to split.
+        cdef Py_ssize_t slot_rows = (self.c.bs + self.c.blocks - 1) // self.c.blocks
+        if last < self.c.blocks * MIN_BLOCK_ROWS:
+            slot_rows = max(slot_rows, last)
+        cdef Py_ssize_t hist_size = self.s.hist_size
+        cdef Py_ssize_t n_stats = (_forward_blocks_count(&self.c) * (1 + self.s.n_metrics)
+                                   if mode == MODE_EVALUATE else 0)
         self._reserve(threads * slot_rows)
         cdef State* local = <State*>_malloc(threads * sizeof(State))
         cdef char** acts = <char**>_malloc(threads * (L + 1) * sizeof(char*))
         cdef double* btime = <double*>_malloc(threads * self.c.blocks * sizeof(double))
+        cdef double* bhist = <double*>_malloc(threads * self.c.blocks * hist_size * sizeof(double))
+        cdef double* hists = <double*>_malloc(threads * hist_size * sizeof(double))
+        cdef double* block_stats = <double*>_malloc(n_stats * sizeof(double))
         cdef int blas_before = pin_one_thread()
         try:
+            memset(hists, 0, threads * hist_size * sizeof(double))
             for t in range(threads):
                 local[t] = self.s
                 local[t].act = acts + t * (L + 1)
                 local[t].act[0] = NULL
                 local[t].btime = btime + t * self.c.blocks
+                local[t].bhist = bhist + t * self.c.blocks * hist_size
             if self._typenum == cnp.NPY_DOUBLE:
-                _predict_shared(self, <double*>NULL, <double*>_ptr(out), local, self.s.act, slot_rows)
+                _forward_shared(self, <double*>NULL, mode, <double*>_ptr(out), local, self.s.act, slot_rows,
+                                block_stats, hists)
             else:
-                _predict_shared(self, <float*>NULL, <float*>_ptr(out), local, self.s.act, slot_rows)
+                _forward_shared(self, <float*>NULL, mode, <float*>_ptr(out), local, self.s.act, slot_rows,
+                                block_stats, hists)
         finally:
             unpin(blas_before)
             PyMem_Free(local)
             PyMem_Free(acts)
             PyMem_Free(btime)
+            PyMem_Free(bhist)
+            PyMem_Free(hists)
+            PyMem_Free(block_stats)
 
     cdef _write_back(self, optimizer):
         optimizer.iterations = self.s.iterations
@@ -888,7 +939,10 @@ cdef class Network:
                 self.s.eval_penalty = weight_penalties(&self.s, <double*>NULL)
             else:
                 self.s.eval_penalty = weight_penalties(&self.s, <float*>NULL)
-            self._run(MODE_EVALUATE, hook, None, self._batch_out)
+            if self._shares_blocks(hook):
+                self._forward_shared(MODE_EVALUATE, None)
+            else:
+                self._run(MODE_EVALUATE, hook, None, self._batch_out)
         finally:
             self._busy = False
         return self._sums()
@@ -906,8 +960,8 @@ cdef class Network:
                 out = check_float_array(out, self.dtype, "out", shape=(n, self.s.units), writeable=True)
             self._bind_batches(n, batch_size, hook, MODE_PREDICT)
             self.s.stats = <double*>_ptr(self._pstats)
-            if hook is None and self.c.threads > 1 and self.c.blocks > 1 and not self._has_column_stage():
-                self._predict_shared(out)
+            if self._shares_blocks(hook):
+                self._forward_shared(MODE_PREDICT, out)
             else:
                 self._run(MODE_PREDICT, hook, None, out)
         finally:
