@@ -145,9 +145,16 @@ def _install_excepthook(comm: Any) -> None:
         finally:
             if previous is not sys.__excepthook__ and previous is not abort_job:
                 previous(kind, value, tb)
+            _let_launcher_forward_output()
             comm.Abort(1)
 
     sys.excepthook = abort_job
+
+
+def _let_launcher_forward_output() -> None:
+    """Abort kills every rank at once, and with them the launcher's forwarding of their stderr: a message
+    written just before it can be lost. A short pause lets the launcher pass the rank's last words on."""
+    time.sleep(0.5)
 
 
 def is_initialized() -> bool:
@@ -359,6 +366,7 @@ class Watchdog:
                 sys.stderr.flush()
             finally:
                 if abort:
+                    _let_launcher_forward_output()
                     if self.multiple:
                         self.reducer.comm.Abort(1)
                     os._exit(1)

@@ -302,7 +302,7 @@ def test_evaluate_on_threads_taking_blocks_in_turn_gives_the_batch_loops_bits(dt
         weights[::7] = 0.0
         weights[:batch_size] = 0.0  # a first batch whose loss counts nothing
     thresholds = tuple(np.linspace(0.0, 1.0, 11))
-    net = compiled.engine_network(model, "cython", "categorical_crossentropy",
+    net = lowering.core_network(model, "cython", "categorical_crossentropy",
                                   ["categorical_accuracy", "mean_squared_error", "top_k_categorical_accuracy"],
                                   confusion=[(thresholds, -1, 0), (thresholds, 2, 0), ((0.3,), -1, 2)])
     net.split_threads = 2
@@ -325,7 +325,7 @@ def test_evaluate_and_the_validation_pass_on_shared_blocks_give_the_batch_loops_
     x, y = make_data(dtype, n=3100)
     net = model._train_network()
     net.split_threads = 2
-    rows = compiled.forward_block(model, 32, dtype)
+    rows = lowering.forward_block(model, 32, dtype)
     shared = model.evaluate(x, y, batch_size=32, verbose=0)
     net.serial = True
     serial = model.evaluate(x, y, batch_size=32, verbose=0)
@@ -333,7 +333,7 @@ def test_evaluate_and_the_validation_pass_on_shared_blocks_give_the_batch_loops_
     assert shared == serial
     history = model.fit(x[:200], y[:200], batch_size=32, epochs=1, verbose=0, validation_data=(x, y))
     assert [history.history[k][0] for k in ("val_loss", "val_acc", "val_auc")] == model.evaluate(x, y, verbose=0)
-    assert rows == compiled.FORWARD_BLOCK_ROWS
+    assert rows == lowering.FORWARD_BLOCK_ROWS
 
 
 def test_the_shared_blocks_module_runs_its_parallel_regions_on_several_threads():
