@@ -67,8 +67,8 @@ class Network:
         return self.gbit_per_s * 1e9 / 8
 
 
-# Typical small-message MPI latencies: TCP over 10 Gbit/s Ethernet ~20 us; RDMA (InfiniBand EDR/HDR,
-# RoCE) at 100 Gbit/s ~2 us.
+# The per-message latency each network adds to the on-machine one is an assumption of the model, stated with
+# its source in docs/distributed.md ("Communication cost").
 NETWORKS = (Network("10 Gbit/s Ethernet (TCP)", 10, 20e-6), Network("100 Gbit/s InfiniBand/RoCE", 100, 2e-6))
 
 

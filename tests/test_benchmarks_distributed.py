@@ -31,7 +31,7 @@ def test_ring_allreduce_sends_two_p_minus_one_over_p_of_the_buffer():
 
 
 def test_allreduce_time_is_latency_plus_bandwidth_term():
-    # p = 8: 14 messages of 10 us, and 2 * 7/8 * 8 MB = 14 MB at 1 GB/s
+    # the ring over p ranks: 2 (p - 1) latency terms and 2 (p - 1) / p of the buffer through each link
     assert dist.allreduce_seconds(8e6, 8, 1e-5, 1e9) == pytest.approx(14e-5 + 14e-3)
     assert dist.allreduce_seconds(8e6, 1, 1e-5, 1e9) == 0
     assert dist.Network("x", 10, 0).bytes_per_s == 1.25e9
@@ -41,7 +41,7 @@ def test_allreduce_time_is_latency_plus_bandwidth_term():
 
 def test_prediction_adds_communication_to_compute():
     row = dist.predict(compute_s=0.03, nbytes=4e6, ranks=4, alpha_s=0.0, bytes_per_s=1e9)
-    comm = 2 * 3 / 4 * 4e6 / 1e9                      # 6 ms
+    comm = 2 * 3 / 4 * 4e6 / 1e9  # the bandwidth term alone: alpha is 0 here
     assert row["comm_s"] == pytest.approx(comm)
     assert row["step_s"] == pytest.approx(0.03 + comm)
     assert row["efficiency"] == pytest.approx(0.03 / 0.036)

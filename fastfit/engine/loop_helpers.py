@@ -5,6 +5,7 @@ It imports no callbacks, saving or model module, so both loops can use it withou
 """
 import numpy as np
 
+from fastfit.engine import data
 from fastfit.engine.logs import Logs
 
 
@@ -35,6 +36,17 @@ def check_verbose(verbose):
     if not isinstance(verbose, (int, np.integer)) or verbose not in (0, 1, 2):
         raise ValueError(f"`verbose` must be 0, 1 or 2 (or 'auto'), got {verbose!r}")
     return int(verbose)
+
+
+def check_epoch_arguments(epochs, initial_epoch, verbose, shuffle, validation_freq):
+    """The checked `(epochs, initial_epoch, verbose, validation_epochs)` of a fit over streamed data (the
+    `shuffle` argument is only checked: True, False or 'batch')."""
+    epochs = data.check_non_negative_int(epochs, "epochs")
+    initial_epoch = data.check_non_negative_int(initial_epoch, "initial_epoch")
+    verbose = check_verbose(verbose)
+    if shuffle not in (True, False, "batch"):
+        raise ValueError(f"`shuffle` must be True, False or 'batch', got {shuffle!r}")
+    return epochs, initial_epoch, verbose, validation_epochs(validation_freq)
 
 
 def validation_epochs(validation_freq):

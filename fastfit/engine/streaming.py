@@ -246,12 +246,8 @@ def fit(model, x, y, batch_size, epochs, verbose, callbacks, validation_split, v
         raise ValueError("`steps_per_epoch=None` is only valid for a generator based on the "
                          "`fastfit.utils.Sequence` class. Please specify `steps_per_epoch` or use the "
                          "`fastfit.utils.Sequence` class.")
-    epochs = data.check_non_negative_int(epochs, "epochs")
-    initial_epoch = data.check_non_negative_int(initial_epoch, "initial_epoch")
-    verbose = loop_helpers.check_verbose(verbose)
-    if shuffle not in (True, False, "batch"):
-        raise ValueError(f"`shuffle` must be True, False or 'batch', got {shuffle!r}")
-    validation_epochs = loop_helpers.validation_epochs(validation_freq)
+    epochs, initial_epoch, verbose, validation_epochs = loop_helpers.check_epoch_arguments(
+        epochs, initial_epoch, verbose, shuffle, validation_freq)
     feed = BatchFeed(model, x, steps_per_epoch, "x" if not keras2_generator else "generator", workers,
                      use_multiprocessing, max_queue_size, shuffle, class_weight)
     validate, val_for_callbacks, val_feed = None, None, None

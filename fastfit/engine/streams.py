@@ -419,12 +419,8 @@ def fit(model, x, y, batch_size, epochs, verbose, callbacks, validation_split, v
     batch_size = model._batch_size_for(batch_size, "fit")
     validation_batch_size = batch_size if validation_batch_size is None else \
         model._batch_size_for(validation_batch_size, "fit", "validation_batch_size")
-    epochs = data.check_non_negative_int(epochs, "epochs")
-    initial_epoch = data.check_non_negative_int(initial_epoch, "initial_epoch")
-    verbose = loop_helpers.check_verbose(verbose)
-    if shuffle not in (True, False, "batch"):
-        raise ValueError(f"`shuffle` must be True, False or 'batch', got {shuffle!r}")
-    validation_epochs = loop_helpers.validation_epochs(validation_freq)
+    epochs, initial_epoch, verbose, validation_epochs = loop_helpers.check_epoch_arguments(
+        epochs, initial_epoch, verbose, shuffle, validation_freq)
     val_sources = None
     if validation_data is not None:
         if not isinstance(validation_data, (tuple, list)) or len(validation_data) not in (2, 3):
