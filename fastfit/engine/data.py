@@ -42,8 +42,11 @@ def as_numeric_array(value, argument):
     return array
 
 
-def check_finite(array, argument):
+def check_finite(array, argument, threads=None):
     """Raise ValueError if a float array holds NaN or inf.
+
+    `threads` caps the compiled scan's threads (a reader thread beside the training engine passes 1); by
+    default it uses the threads BLAS may use.
 
     One read of the data: the compiled scan (`fastfit._ext._scan`, on the threads BLAS may use) counts the
     elements whose exponent bits are all set. Without the compiled modules, the NumPy twin: the sum of squares
@@ -52,7 +55,7 @@ def check_finite(array, argument):
     """
     if array.dtype.kind != "f":
         return
-    bad = _count_nonfinite(array)
+    bad = _count_nonfinite(array, threads)
     if bad:
         raise ValueError(f"`{argument}` contains {bad} NaN or infinite value(s); clean the data first")
 
@@ -76,11 +79,13 @@ _SCAN = _UNSET
 _SCAN_ONE_THREAD = 1 << 18  # elements the scan reads as one task (`_scan.CHUNK`): no thread count needed
 
 
-def _count_nonfinite(array):
+def _count_nonfinite(array, threads=None):
     scan = _compiled_scan()
     if scan is not None and array.dtype.char in "fd" and array.flags.c_contiguous:  # float32, float64
         count_nonfinite, blas_threads = scan
-        return count_nonfinite(array, 1 if array.size <= _SCAN_ONE_THREAD else blas_threads())
+        if array.size <= _SCAN_ONE_THREAD:
+            threads = 1
+        return count_nonfinite(array, threads or blas_threads())
     flat = array.reshape(-1) if array.flags.c_contiguous else np.ravel(array)
     with np.errstate(over="ignore", invalid="ignore"):
         if np.isfinite(np.dot(flat, flat)):

@@ -3,7 +3,11 @@
 
 A reader thread fills one buffer while the engine trains on the other (the compiled engine runs without the
 GIL), so at most two buffers of rows are in memory (`buffer_size` bytes each, inputs, targets, weights and the
-row order counted). What stays true:
+row order counted). An `np.memmap` whose rows are already in the engine's form (the model's dtype, targets
+and weights that need no conversion, no class weights) is not copied: the reader checks each buffer's rows
+in place and the engine gathers the batches straight from the mapping, as it does from in-memory arrays; a
+buffer then holds only its row order, and the same rows in the same order as a copied buffer. What stays
+true:
 - the epoch's rows come from the model seed and the epoch alone (a resumed run repeats them): `shuffle=True`
   visits row blocks (~4 MiB, whole HDF5 chunks) in a shuffled order and shuffles the rows inside each
   buffer; `shuffle='batch'` visits whole batches in the in-memory fit's order (Keras 2's HDF5 semantics);
@@ -79,6 +83,24 @@ class RowSource:
     def view(self, begin, end):
         return RowSource(self.value, self.argument, self.begin + begin, self.begin + end)
 
+    def array_view(self):
+        """Rows `[begin, end)` as a view of an `np.memmap` or in-memory array (nothing read), or None for HDF5."""
+        if isinstance(self.value, np.ndarray):
+            return np.asarray(self.value)[self.begin:self.end]  # a plain ndarray view of the mapping
+        return None
+
+    def read_into(self, begin, end, out):
+        """Read rows `[begin, end)` straight into `out` (a C-contiguous `(rows, features)` array) where the
+        source can without a conversion (an `h5py.Dataset` of `out`'s dtype): True; otherwise read nothing
+        and return False."""
+        h5py = sys.modules.get("h5py")
+        if h5py is None or not isinstance(self.value, h5py.Dataset) or np.dtype(self.value.dtype) != out.dtype:
+            return False
+        if end > begin:
+            self.value.read_direct(out.reshape((end - begin,) + self.row_shape),
+                                   np.s_[self.begin + begin:self.begin + end])
+        return True
+
     def read(self, begin, end):
         """Rows `[begin, end)` of this source: one contiguous read."""
         start, stop = self.begin + begin, self.begin + end
@@ -95,15 +117,20 @@ class RowSource:
 
 # -- buffers ------------------------------------------------------------------------------------------------
 class Buffer:
-    """One buffer: inputs, targets and weights for `rows` rows in the engine's forms, and a row order."""
+    """One buffer: inputs, targets and weights for `rows` rows in the engine's forms, and a row order.
 
-    def __init__(self, rows, layout):
+    A buffer over sources read in place holds only the row order (indices into the sources)."""
+
+    def __init__(self, rows, layout, in_place=False):
         features, dtype, target_shape, target_dtype, weighted = layout
-        self.x = np.empty((rows, features), dtype)
-        self.y = None if target_shape is None else np.empty((rows,) + target_shape, target_dtype)
-        self.w = np.empty(rows, dtype) if weighted else None
+        self.x = self.y = self.w = None
+        if not in_place:
+            self.x = np.empty((rows, features), dtype)
+            self.y = None if target_shape is None else np.empty((rows,) + target_shape, target_dtype)
+            self.w = np.empty(rows, dtype) if weighted else None
         self.order = np.empty(rows, np.int64)
         self.rows = 0  # rows filled
+        self.span = (0, 0)  # first and last + 1 source row (unshuffled passes read one span)
 
 
 def buffer_rows(buffer_size, layout, batch_size, total):
@@ -225,6 +252,7 @@ class StreamFeed:
         self.layout = (self.features, self.dtype, target_shape, target_dtype, weighted)
         self.rows = buffer_rows(buffer_size, self.layout, batch_size, self.n)
         self.single = self.rows >= self.n  # the data fits in one buffer: read once, walked as in memory
+        self.in_place = self._in_place_arrays()
         self._buffers = buffers
         self._loaded = False
         self.exhausted = False
@@ -234,6 +262,20 @@ class StreamFeed:
     def steps(self):
         return math.ceil(self.n / self.batch_size)
 
+    def _in_place_arrays(self):
+        """(x, y, sample weights) as views of the sources in the engine's forms, or None when some source
+        must be read or converted (HDF5, another dtype, targets to convert, class weights)."""
+        features, dtype, target_shape, target_dtype, weighted = self.layout
+        x = _engine_view(self.x, (self.n, features), dtype)
+        y = w = None
+        if x is not None and self.y is not None:
+            y = _engine_view(self.y, (self.n,) + target_shape, target_dtype)
+        if weighted and self.class_weight is None and self.sample_weight is not None:
+            w = _engine_view(self.sample_weight, (self.n,), dtype)
+        if x is None or (self.y is not None and y is None) or (weighted and w is None):
+            return None
+        return x, y, w
+
     def share(self, other):
         """Use `other`'s buffers (same layout, at least as many rows): never keep data in them."""
         self._buffers = other.buffers()
@@ -242,7 +284,8 @@ class StreamFeed:
 
     def buffers(self):
         if self._buffers is None:
-            self._buffers = [Buffer(self.rows, self.layout) for _ in range(1 if self.single else 2)]
+            self._buffers = [Buffer(self.rows, self.layout, self.in_place is not None)
+                             for _ in range(1 if self.single else 2)]
         return self._buffers
 
     def close(self):
@@ -278,30 +321,49 @@ class StreamFeed:
             yield index, _merged(ranges)
 
     # -- filling ------------------------------------------------------------------------------------------
-    def _fill(self, buffer, item, epoch=None):
+    def _fill(self, buffer, item, epoch=None, threads=None):
+        """Read and check the rows of `item` into `buffer` (or, read in place, check them and note their
+        indices); `threads` caps the threads of the NaN/inf scan."""
         _, ranges = item
         model, position = self.model, 0
         for begin, end in ranges:
             count = end - begin
             where = f"rows {self.x.begin + begin} to {self.x.begin + end - 1}"
-            _put_inputs(self.x.read(begin, end), buffer.x[position:position + count], self.dtype,
-                        f"{self.x.argument} ({where})")
+            if self.in_place is not None:
+                x_rows, y_rows, w_rows = (None if a is None else a[begin:end] for a in self.in_place)
+                data.check_finite(x_rows, f"{self.x.argument} ({where})", threads)
+                buffer.order[position:position + count] = np.arange(begin, end)
+            else:
+                x_rows = buffer.x[position:position + count]
+                if self.x.read_into(begin, end, x_rows):
+                    data.check_finite(x_rows, f"{self.x.argument} ({where})", threads)
+                else:
+                    _put_inputs(self.x.read(begin, end), x_rows, self.dtype, f"{self.x.argument} ({where})", threads)
+                buffer.order[position:position + count] = np.arange(position, position + count)
+                y_rows = None if self.y is None else self.y.read(begin, end)
+                w_rows = None if self.sample_weight is None else self.sample_weight.read(begin, end)
             if self.y is not None:
-                targets = data.prepare_targets(self.y.read(begin, end), model._canonical_loss, model._units(),
-                                               self.dtype, f"{self.y.argument} ({where})")
-                buffer.y[position:position + count] = targets
-                if buffer.w is not None:
-                    weights = None if self.sample_weight is None else self.sample_weight.read(begin, end)
-                    buffer.w[position:position + count] = data.prepare_sample_weight(
-                        weights, self.class_weight, targets, model._canonical_loss, model._units(), self.dtype,
+                targets = data.prepare_targets(y_rows, model._canonical_loss, model._units(), self.dtype,
+                                               f"{self.y.argument} ({where})")
+                weights = None
+                if self.layout[4]:  # weighted
+                    weights = data.prepare_sample_weight(
+                        w_rows, self.class_weight, targets, model._canonical_loss, model._units(), self.dtype,
                         "sample_weight" if self.sample_weight is None else
                         f"{self.sample_weight.argument} ({where})")
+                if buffer.y is not None:  # else the checks alone: the engine reads the sources in place
+                    buffer.y[position:position + count] = targets
+                    if buffer.w is not None:
+                        buffer.w[position:position + count] = weights
             position += count
         buffer.rows = position
+        buffer.span = (ranges[0][0], ranges[-1][1])
         if epoch is not None and self.shuffle is True and not self.single:
-            order = buffer.order[:position]
-            order[:] = np.arange(position)
-            np.random.default_rng([self.model._seed, epoch, item[0] + 1]).shuffle(order)
+            # the rows of the buffer in a shuffled order: the same rows in the same order whether the buffer
+            # holds copies (order indexes the buffer) or is read in place (order indexes the sources)
+            shuffled = np.arange(position)
+            np.random.default_rng([self.model._seed, epoch, item[0] + 1]).shuffle(shuffled)
+            buffer.order[:position] = buffer.order[:position][shuffled]
 
     def _buffered(self, epoch=None):
         """Yield filled buffers for one pass (the single buffer is read once and kept)."""
@@ -312,7 +374,8 @@ class StreamFeed:
                 self._loaded = True
             yield buffer
             return
-        reader = Reader(self.buffers(), self._plan(epoch), lambda b, item: self._fill(b, item, epoch))
+        # one scan thread: the engine trains on the cores meanwhile
+        reader = Reader(self.buffers(), self._plan(epoch), lambda b, item: self._fill(b, item, epoch, threads=1))
         try:
             for buffer, _ in reader:
                 yield buffer
@@ -320,6 +383,10 @@ class StreamFeed:
             reader.close()
 
     def _arrays(self, buffer):
+        """x, y, weights of a filled buffer in row order (views of the sources when read in place)."""
+        if self.in_place is not None:
+            begin, end = buffer.span
+            return tuple(None if a is None else a[begin:end] for a in self.in_place)
         rows = buffer.rows
         return buffer.x[:rows], None if buffer.y is None else buffer.y[:rows], \
             None if buffer.w is None else buffer.w[:rows]
@@ -328,13 +395,12 @@ class StreamFeed:
     def train_parts(self, epoch, skip):
         skip_rows = skip * self.batch_size
         for buffer in self._buffered(epoch):
-            x, y, w = self._arrays(buffer)
             if self.single:
+                x, y, w = self._arrays(buffer)
                 order = self.model._epoch_order(epoch, self.n, self.batch_size, self.shuffle)
-            elif self.shuffle is True:
-                order = buffer.order[:buffer.rows]
             else:
-                order = part_loops.identity(buffer.rows)
+                x, y, w = self.in_place if self.in_place is not None else self._arrays(buffer)
+                order = buffer.order[:buffer.rows]
             if skip_rows >= len(order):
                 skip_rows -= len(order)
                 continue
@@ -349,7 +415,7 @@ class StreamFeed:
 
     def predict_parts(self):
         for buffer in self._buffered():
-            yield buffer.x[:buffer.rows], self.batch_size
+            yield self._arrays(buffer)[0], self.batch_size
 
 
 def _merged(ranges):
@@ -363,12 +429,23 @@ def _merged(ranges):
     return merged
 
 
-def _put_inputs(block, out, dtype, argument):
+def _engine_view(source, shape, dtype):
+    """`source`'s rows as a view of `shape` and `dtype` (the engine's form), or None when that needs a read
+    or a conversion. Shapes the loss cannot take are left to the checks of each read block."""
+    array = source.array_view()
+    if array is None or array.dtype != dtype or not array.flags.c_contiguous:
+        return None
+    if int(np.prod(array.shape, dtype=np.int64)) != int(np.prod(shape, dtype=np.int64)):
+        return None
+    return array.reshape(shape)
+
+
+def _put_inputs(block, out, dtype, argument, threads=None):
     """Check a block of input rows (real numbers, no NaN/inf, not too large for `dtype`) and convert it
     into `out`."""
     if block.dtype.kind not in "biuf":
         raise TypeError(f"`{argument}` must hold real numbers (float, int or bool), got dtype {block.dtype}")
-    data.check_finite(block, argument)
+    data.check_finite(block, argument, threads)
     with np.errstate(over="ignore", invalid="ignore"):
         np.copyto(out, block.reshape(len(block), -1), casting="unsafe")
     if block.dtype.kind == "f" and block.dtype.itemsize > np.dtype(dtype).itemsize and not np.isfinite(out).all():
@@ -444,7 +521,8 @@ def fit(model, x, y, batch_size, epochs, verbose, callbacks, validation_split, v
     validate = None
     if val_sources is not None:
         val_feed = StreamFeed(model, *val_sources, validation_batch_size, buffer_size)
-        if not feed.single and val_feed.layout == feed.layout and validation_batch_size == batch_size:
+        if not feed.single and val_feed.layout == feed.layout and validation_batch_size == batch_size \
+                and (feed.in_place is None) == (val_feed.in_place is None):
             val_feed.share(feed)  # validation runs between epochs: the training buffers are free then
 
         def validate(cbks, _batch_size):

@@ -53,7 +53,7 @@ def _model(engine, dropout=True, input_shape=(FEATURES,)):
 
 @pytest.fixture
 def reads(monkeypatch):
-    """Every contiguous read of an h5py dataset or a memmap: (name, first row, rows)."""
+    """Every contiguous read of an h5py dataset (indexing or `read_direct`) or a memmap: (name, first row, rows)."""
     log = []
     for kind in (h5py.Dataset, np.memmap):
         original = kind.__getitem__
@@ -64,6 +64,14 @@ def reads(monkeypatch):
                 log.append((kind.__name__, start, stop - start))
             return original(self, key)
         monkeypatch.setattr(kind, "__getitem__", record)
+    read_direct = h5py.Dataset.read_direct
+
+    def record_direct(self, dest, source_sel=None, dest_sel=None):
+        if isinstance(source_sel, slice) and threading.current_thread().name in ("fastfit-reader", "MainThread"):
+            start, stop, _ = source_sel.indices(len(self))
+            log.append(("Dataset", start, stop - start))
+        return read_direct(self, dest, source_sel, dest_sel)
+    monkeypatch.setattr(h5py.Dataset, "read_direct", record_direct)
     return log
 
 
@@ -97,11 +105,16 @@ def test_a_stream_that_fits_is_read_once_per_fit(core, files, reads):
 
 
 @pytest.mark.parametrize("shuffle", [False, "batch"])
-def test_buffers_smaller_than_the_data_keep_the_in_memory_batches(core, files, reads, shuffle):
+def test_buffers_smaller_than_the_data_keep_the_in_memory_batches(core, files, reads, shuffle, monkeypatch):
     x, y = files["x"], files["y"]
     arrays = _model(core)
     arrays.fit(x, y, batch_size=BATCH, epochs=2, verbose=0, shuffle=shuffle)
     stream, record = _model(core), Recorder()
+    scans = []
+    check_finite = streams.data.check_finite
+    monkeypatch.setattr(streams.data, "check_finite",
+                        lambda array, argument, threads=None: (scans.append((argument, len(array))),
+                                                               check_finite(array, argument, threads)))
     stream.fit(files["memmap"], y, batch_size=BATCH, epochs=2, verbose=0, shuffle=shuffle,
                buffer_size=70 * ROW_BYTES, callbacks=[record])  # two batches per buffer
     if shuffle is False or core == "python":
@@ -111,9 +124,11 @@ def test_buffers_smaller_than_the_data_keep_the_in_memory_batches(core, files, r
             np.testing.assert_allclose(p, q, rtol=1e-5, atol=1e-6)
     batches = [call[1] for call in record.calls if call[0] == "train_batch_end"]
     assert batches == list(range(10)) * 2  # continuous across buffers
-    memmap_reads = [(start, rows) for kind, start, rows in reads if kind == "memmap"]
-    assert max(rows for _, rows in memmap_reads) <= 64
-    assert sum(rows for _, rows in memmap_reads) == 2 * N  # every row once per epoch
+    # float32 rows are read in place (no copy): the reader checks each buffer's rows before the engine sees them
+    assert not [read for read in reads if read[0] == "memmap"]
+    x_scans = [rows for argument, rows in scans if argument.startswith("x (")]
+    assert max(x_scans) <= 64
+    assert sum(x_scans) == 2 * N  # every row once per epoch
 
 
 def test_shuffled_streams_read_blocks_in_an_order_from_the_seed(core, files, reads, monkeypatch):
@@ -290,3 +305,65 @@ def test_a_stream_is_never_held_whole_in_memory(core, tmp_path):
         finally:
             tracemalloc.stop()
     assert peak < 8 * buffer_size < rows * features * 4 / 3  # two buffers and a read block, not the data
+
+
+def _feed(model, x, y, sample_weight=None, class_weight=None):
+    return streams.StreamFeed(model, streams.RowSource(x, "x"), streams.RowSource(y, "y"),
+                              None if sample_weight is None else streams.RowSource(sample_weight, "sample_weight"),
+                              BATCH, 64 * ROW_BYTES, True, class_weight)
+
+
+def test_which_sources_are_read_in_place(files, tmp_path):
+    model = _model("python")
+    model.build((None, FEATURES))
+    x, y = files["x"], files["y"]
+    assert _feed(model, files["memmap"], y).in_place is not None  # float32 rows and one-hot targets as they are
+    weights = np.ones(N, "float32")
+    assert _feed(model, files["memmap"], y, weights).in_place[2] is not None
+    assert _feed(model, files["memmap"], y, class_weight={0: 1, 1: 1, 2: 1}).in_place is None  # weights to compute
+    assert _feed(model, files["memmap"], y.astype("float64")).in_place is None  # targets to convert
+    assert _feed(model, files["dataset"], y).in_place is None  # HDF5 is read into buffers
+    wide = np.memmap(tmp_path / "x64.dat", dtype="float64", mode="w+", shape=x.shape)
+    wide[:] = x
+    assert _feed(model, wide, y).in_place is None  # float64 rows converted for a float32 model
+    model.compile("adam", "sparse_categorical_crossentropy")
+    assert _feed(model, files["memmap"], y.argmax(1)).in_place is not None  # int64 labels as they are
+    assert _feed(model, files["memmap"], y.argmax(1).astype("int32")).in_place is None
+
+
+@pytest.mark.parametrize("weighted", [False, True])
+def test_rows_read_in_place_give_the_bits_of_rows_read_into_buffers(core, files, weighted):
+    """The same rows in the same order: a float32 memmap read in place against the HDF5 copy of it read into
+    buffers, shuffled over several buffers, with validation and sample weights."""
+    y = files["y"]
+    weights = np.random.default_rng(2).uniform(0.5, 2, N).astype("float32") if weighted else None
+    runs = []
+    for source in ("memmap", "dataset"):
+        model, record = _model(core), Recorder()
+        history = model.fit(files[source], y, batch_size=BATCH, epochs=3, verbose=0, sample_weight=weights,
+                            validation_data=(files[source], y), buffer_size=64 * ROW_BYTES, callbacks=[record])
+        runs.append((model, history.history, record.calls))
+    (in_place, history_a, calls_a), (copied, history_b, calls_b) = runs
+    _same_weights(in_place, copied)
+    assert history_a == history_b and calls_a == calls_b
+    np.testing.assert_array_equal(in_place.predict(files["memmap"], buffer_size=64 * ROW_BYTES),
+                                  copied.predict(files["dataset"], buffer_size=64 * ROW_BYTES))
+    _no_reader_left()
+
+
+def test_rows_of_another_dtype_are_converted_into_buffers(core, files, tmp_path):
+    x, y = files["x"], files["y"]
+    wide = np.memmap(tmp_path / "x64.dat", dtype="float64", mode="w+", shape=x.shape)
+    wide[:] = x
+    with h5py.File(tmp_path / "x64.h5", "w") as handle:
+        handle.create_dataset("x", data=x.astype("float64"), chunks=(16, FEATURES))
+    expected = _model(core)
+    expected.fit(files["memmap"], y, batch_size=BATCH, epochs=2, verbose=0, buffer_size=64 * ROW_BYTES)
+    for source in (wide, str(tmp_path / "x64.h5")):
+        model = _model(core)
+        if isinstance(source, str):
+            with h5py.File(source, "r") as handle:
+                model.fit(handle["x"], y, batch_size=BATCH, epochs=2, verbose=0, buffer_size=64 * ROW_BYTES)
+        else:
+            model.fit(source, y, batch_size=BATCH, epochs=2, verbose=0, buffer_size=64 * ROW_BYTES)
+        _same_weights(expected, model)  # float32 values stored as float64 convert back exactly
