@@ -252,6 +252,10 @@ def streaming_lines(st):
              f"{'within' if b['within_bound'] else 'OVER'}; epoch {b['epoch_s']:.1f} s; files on "
              f"{st.get('filesystem', '?')}" + (" (in RAM: bound and cold figures mean nothing)"
                                                if st.get("filesystem") == "tmpfs" else "")]
+    if "h5py" in b:
+        h5 = b["h5py"]
+        lines.append(f"  the same rows from HDF5 (read into the buffers): RssAnon grew {h5['growth'] / mib:.0f} MiB: "
+                     f"{'within' if h5['within_bound'] else 'OVER'} the bound; epoch {h5['epoch_s']:.1f} s")
     for name, row in sp["workloads"].items():
         text = f"  {name} on {sp['samples']} rows, buffer {sp['buffer_size'] / mib:.0f} MiB: in memory " \
                f"{row['in_memory_s'] * 1e3:.0f} ms/epoch; warm memmap {_pct(row['memmap_warm_ratio'])}, h5py " \

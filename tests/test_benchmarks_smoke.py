@@ -97,6 +97,7 @@ def test_quick_streaming_section(tmp_path):
     st = json.loads(out.read_text())["streaming"]
     assert "error" not in st, st
     assert st["bound"]["growth"] >= 0 and st["bound"]["bound"] >= 2 * st["bound"]["buffer_size"]
+    assert st["bound"]["h5py"]["epoch_s"] > 0 and "within_bound" in st["bound"]["h5py"]
     assert st["speed"]["workloads"]["w1"]["memmap_warm_ratio"] > 0
     assert st["sequence"]["threads_ratio"] > 0 and st["sequence"]["processes_ratio"] > 0
     assert os.listdir(tmp_path) == ["stream.json"]  # the data files are removed
