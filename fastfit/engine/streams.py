@@ -3,8 +3,9 @@
 
 A reader thread fills one buffer while the engine trains on the other (the compiled engine runs without the
 GIL), so at most two buffers of rows are in memory (`buffer_size` bytes each, inputs, targets, weights and the
-row order counted). An `np.memmap` whose rows are already in the engine's form (the model's dtype, targets
-and weights that need no conversion, no class weights) is not copied: the reader checks each buffer's rows
+row order counted). An `np.memmap` (or an uncompressed HDF5 dataset stored in one run of bytes of a file
+opened read-only, mapped the same way) whose rows are already in the engine's form (the model's dtype,
+targets and weights that need no conversion, no class weights) is not copied: the reader checks each buffer's rows
 in place and the engine gathers the batches straight from the mapping, as it does from in-memory arrays; a
 buffer then holds only its row order, and the same rows in the same order as a copied buffer. What stays
 true:
@@ -76,6 +77,13 @@ class RowSource:
         self.dtype = np.dtype(value.dtype)
         chunks = getattr(value, "chunks", None) or getattr(getattr(value, "data", None), "chunks", None)
         self.chunk_rows = int(chunks[0]) if chunks else 1
+        self._mapped = None  # the HDF5 dataset's bytes mapped in place, when they can be (`_mapped_hdf5`)
+        if isinstance(value, HDF5Matrix):
+            if value.normalizer is None:
+                mapped = _mapped_hdf5(value.data)
+                self._mapped = None if mapped is None else mapped[value.start:value.end]
+        elif not isinstance(value, np.ndarray):
+            self._mapped = _mapped_hdf5(value)
 
     def __len__(self):
         return self.end - self.begin
@@ -84,9 +92,12 @@ class RowSource:
         return RowSource(self.value, self.argument, self.begin + begin, self.begin + end)
 
     def array_view(self):
-        """Rows `[begin, end)` as a view of an `np.memmap` or in-memory array (nothing read), or None for HDF5."""
+        """Rows `[begin, end)` as a view of an `np.memmap`, an in-memory array or a mapped HDF5 dataset
+        (nothing read), or None for HDF5 data that must be read."""
         if isinstance(self.value, np.ndarray):
             return np.asarray(self.value)[self.begin:self.end]  # a plain ndarray view of the mapping
+        if self._mapped is not None:
+            return np.asarray(self._mapped)[self.begin:self.end]
         return None
 
     def read_into(self, begin, end, out):
@@ -113,6 +124,36 @@ class RowSource:
         row_bytes = max(1, int(np.prod(self.row_shape, dtype=np.int64)) * self.dtype.itemsize)
         chunk = self.chunk_rows
         return max(chunk, _BLOCK_BYTES // row_bytes // chunk * chunk)
+
+
+def _mapped_hdf5(dataset):
+    """The bytes of an HDF5 dataset mapped as a read-only `np.memmap`, or None.
+
+    Only a dataset stored in one run of bytes (contiguous layout, no filters, no external files) of a file
+    opened read-only through the default driver, with no user block: then its bytes at
+    `Dataset.id.get_offset()` are the array (h5py's documented way to memory-map a dataset), and no writer in
+    this process can change them behind HDF5's caches. The first and last rows are compared with HDF5's own
+    read before the mapping is used."""
+    h5py = sys.modules.get("h5py")
+    if h5py is None or not isinstance(dataset, h5py.Dataset) or dataset.size == 0 or len(dataset.shape) == 0:
+        return None
+    try:
+        file, plist = dataset.file, dataset.id.get_create_plist()
+        dtype = np.dtype(dataset.dtype)
+        if (file.mode != "r" or file.driver != "sec2" or file.userblock_size or getattr(file, "swmr_mode", False)
+                or plist.get_layout() != h5py.h5d.CONTIGUOUS or plist.get_nfilters() or plist.get_external_count()
+                or dtype.kind not in "biuf" or not dtype.isnative):
+            return None
+        offset = dataset.id.get_offset()
+        if offset is None:  # storage not allocated: the dataset was never written
+            return None
+        mapped = np.memmap(file.filename, dtype, "r", offset=offset, shape=dataset.shape)
+        last = dataset.shape[0] - 1
+        if not (np.array_equal(mapped[:1], dataset[:1]) and np.array_equal(mapped[last:], dataset[last:])):
+            return None
+        return mapped
+    except (OSError, ValueError, TypeError):
+        return None
 
 
 # -- buffers ------------------------------------------------------------------------------------------------

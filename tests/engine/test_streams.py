@@ -367,3 +367,30 @@ def test_rows_of_another_dtype_are_converted_into_buffers(core, files, tmp_path)
         else:
             model.fit(source, y, batch_size=BATCH, epochs=2, verbose=0, buffer_size=64 * ROW_BYTES)
         _same_weights(expected, model)  # float32 values stored as float64 convert back exactly
+
+
+def test_contiguous_hdf5_datasets_of_read_only_files_are_mapped_in_place(core, files, tmp_path):
+    x, y = files["x"], files["y"]
+    path = str(tmp_path / "contiguous.h5")
+    with h5py.File(path, "w") as handle:
+        handle.create_dataset("x", data=x)  # h5py's default layout: contiguous
+        handle.create_dataset("packed", data=x, compression="gzip")
+        handle.create_dataset("y", data=y)
+    model = _model(core)
+    model.build((None, FEATURES))
+    with h5py.File(path, "r") as handle:
+        assert _feed(model, handle["x"], handle["y"]).in_place is not None
+        assert _feed(model, handle["packed"], y).in_place is None  # compressed: read into buffers
+        matrix = fastfit.utils.HDF5Matrix(path, "x", start=20, end=220)
+        view = _feed(model, matrix, y[20:220]).in_place[0]
+        np.testing.assert_array_equal(view, x[20:220])
+        assert _feed(model, fastfit.utils.HDF5Matrix(path, "x", normalizer=lambda rows: rows), y).in_place is None
+        mapped = _model(core)
+        mapped.fit(handle["x"], handle["y"], batch_size=BATCH, epochs=2, verbose=0, buffer_size=64 * ROW_BYTES)
+    fastfit.utils.HDF5Matrix.refs.pop(path).close()
+    del matrix
+    with h5py.File(path, "r+") as handle:  # a writable file is read through HDF5
+        assert _feed(model, handle["x"], y).in_place is None
+    copied = _model(core)
+    copied.fit(files["dataset"], y, batch_size=BATCH, epochs=2, verbose=0, buffer_size=64 * ROW_BYTES)
+    _same_weights(mapped, copied)
