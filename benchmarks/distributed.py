@@ -20,12 +20,12 @@ each call to both before it reads either answer. Epochs of the jobs are interlea
 the median per job is reported.
 
 Why the 1.8x target sits at or above this machine's ceiling: halving the batch does not halve a step. The
-GEMMs run slower per row at 128 rows than at 256, every rank applies the whole optimizer update (W3's 1.86M
-parameters) on its own, and the two processes share the machine's two cores and memory. The ceiling job
-measures all three together. The issue's design adds one allreduce between the backward pass and the update;
-on a 2-core machine without SMT its shared-memory copies and sums take CPU time on the same two cores, so it
-cannot hide behind the computation, and the design reaches at most `1-rank step / (ceiling step + 2-rank
-allreduce)` (`design_limit`).
+GEMMs run a little slower per row at 128 rows than at 256, every rank applies the whole optimizer update
+(W3's 1.86M parameters) on its own, and the two processes share the machine's two cores and memory. The
+ceiling job measures all three together. The issue's design adds one allreduce between the backward pass and
+the update; on a 2-core machine without SMT its shared-memory copies and sums take CPU time on the same two
+cores, so it cannot hide behind the computation, and the design reaches at most `1-rank step / (ceiling step
++ 2-rank allreduce)` (`design_limit`).
 
 The communication cost model (`allreduce_seconds`, `predict`): one ring allreduce per step of the
 float32 gradients (parameter count x 4 bytes). Each rank sends and receives `2 (p - 1) / p x bytes` in
