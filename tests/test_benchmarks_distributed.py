@@ -72,6 +72,29 @@ def test_cost_model_table_covers_models_networks_and_nodes():
     assert "| w3 | 1,863,690 | 7.45 MB | 5.00 ms | 30.00 ms |" in md
 
 
+def test_rank_share_splits_rows_as_fastfit_splits_a_global_batch():
+    # fastfit's split of a global batch: rank r takes rows n r // p to n (r + 1) // p
+    assert [dist.rank_share(256, r, 2) for r in range(2)] == [(0, 128), (128, 256)]
+    assert [dist.rank_share(7, r, 3) for r in range(3)] == [(0, 2), (2, 4), (4, 7)]
+    assert dist.rank_share(1, 0, 2) == (0, 0)          # a rank whose share is empty
+    for n, p in ((15360, 2), (1001, 4), (3, 5)):
+        shares = [dist.rank_share(n, r, p) for r in range(p)]
+        assert shares[0][0] == 0 and shares[-1][1] == n
+        assert all(a[1] == b[0] for a, b in zip(shares, shares[1:]))
+    with pytest.raises(ValueError, match="rank"):
+        dist.rank_share(10, 2, 2)
+    with pytest.raises(ValueError, match="rank"):
+        dist.rank_share(10, 0, 0)
+
+
+def test_design_limit_adds_the_allreduce_to_the_ceiling_step():
+    m = dist.cost_model({"w3": 0.0746}, {"w3": 0.003}, local_alpha_s=1e-6)
+    assert dist.design_limit(m, 0.0416) == pytest.approx(0.0746 / (0.0416 + 0.003))
+    assert dist.design_limit(m, None) is None
+    assert dist.design_limit(dist.cost_model({"w3": 0.0746}, {}, 0.0), 0.0416) is None   # no MPI: no allreduce
+    assert dist.design_limit({"error": "x"}, 0.0416) is None
+
+
 def _section(scaling_rate, torch_rate):
     jobs = {"fastfit 1x1": {"ranks": 1, "samples_per_s": 1000.0},
             "fastfit 2x1": {"ranks": 2, "samples_per_s": scaling_rate},
@@ -91,6 +114,30 @@ def test_report_lines_and_targets():
     assert dist.targets({"error": "x"}) == [] and dist.report_lines(None) == []
     names = [t["name"] for t in report.targets({"distributed": d})]
     assert "w3 2 ranks vs 1 rank (1 thread each)" in names
+
+
+def test_report_puts_the_ceiling_beside_the_scaling_and_states_the_design_limit():
+    d = _section(1520.0, 1000.0)
+    d["jobs"][dist.CEILING_LABEL] = {"ranks": 2, "samples_per_s": 1790.0}
+    d["ceiling"], d["ceiling_step_s"] = 1.79, 0.0416
+    d["cost_model"] = dist.cost_model({"w3": 0.0746}, {"w3": 0.003}, local_alpha_s=1e-6)
+    d["design_limit"] = dist.design_limit(d["cost_model"], d["ceiling_step_s"])
+    lines = dist.report_lines(d)
+    scaling = [line for line in lines if "2 ranks / 1 rank" in line]
+    assert scaling == ["  fastfit 2 ranks / 1 rank: 1.52x (target >= 1.8x); "
+                       "ceiling (2 independent processes, no communication): 1.79x"]
+    limit = [line for line in lines if "issue's design" in line]
+    assert len(limit) == 1 and "at most 1.67x" in limit[0]
+    assert "74.6 ms" in limit[0] and "41.6 ms" in limit[0] and "3.00 ms" in limit[0]
+    # the ceiling has no row of its own in the table of jobs, and no target
+    assert not any(line.lstrip().startswith(("ceiling 2x1", "fastfit 2 independent")) for line in lines)
+    assert [t[0] for t in dist.targets(d)] == [t[0] for t in dist.targets(_section(1520.0, 1000.0))]
+    # a failed ceiling job says why on the same line; without a 2-rank figure the ceiling stands alone
+    d["jobs"][dist.CEILING_LABEL] = {"ranks": 2, "error": "WorkerError: boom"}
+    d["scaling"] = d["ceiling"] = d["design_limit"] = None
+    text = "\n".join(dist.report_lines(d))
+    assert "  ceiling (2 independent processes, no communication): WorkerError: boom" in text
+    assert "issue's design" not in text
 
 
 def test_distributed_section_is_not_in_the_default_set():
@@ -113,3 +160,10 @@ def test_quick_run_of_the_section():
     if dist.mpi_missing() is None:
         assert all(r["allreduce_2_ranks_s"] > 0 for r in model["models"].values())
     assert "torch 2x1" not in d["jobs"]
+    # the ceiling job (two plain fastfit processes on half the rows each) runs without MPI
+    ceiling = d["jobs"][dist.CEILING_LABEL]
+    assert ceiling["ranks"] == 2 and ceiling["samples_per_s"] > 0 and len(ceiling["times"]) == 1
+    assert d["ceiling"] == pytest.approx(ceiling["samples_per_s"] / solo["samples_per_s"])
+    assert d["ceiling_step_s"] == pytest.approx(256 / ceiling["samples_per_s"])
+    if dist.mpi_missing() is None:
+        assert d["design_limit"] > 0
