@@ -263,6 +263,15 @@ def streaming_lines(st):
         if "memmap_cold_ratio" in row:
             text += f"; cold memmap {_pct(row['memmap_cold_ratio'])}, h5py {_pct(row['h5py_cold_ratio'])}"
         lines.append(text)
+        if "in_memory_cpu_s" in row:
+            kinds = [k for k in ("memmap", "h5py_contiguous", "h5py") if f"{k}_reader_cpu_s" in row]
+            lines.append(f"    in memory {row['in_memory_cpu_s'] * 1e3:.0f} ms CPU/epoch on {sp.get('cores', '?')} "
+                         "cores; reader CPU/epoch -> ceiling: " + ", ".join(
+                             f"{k} {row[f'{k}_reader_cpu_s'] * 1e3:.0f} ms -> {_pct(row[f'{k}_ceiling_ratio'])}"
+                             for k in kinds))
+        if "h5py_contiguous_warm_ratio" in row:
+            lines.append("    contiguous HDF5 dataset (mapped in place): warm "
+                         f"{_pct(row['h5py_contiguous_warm_ratio'])}")
     if "disk_read_bytes_per_s" in sp:
         lines.append(f"  disk sequential read {sp['disk_read_bytes_per_s'] / mib:.0f} MiB/s "
                      f"({sp['data_bytes'] / mib:.0f} MiB file)")

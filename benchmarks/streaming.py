@@ -12,12 +12,17 @@ Runs in a fresh interpreter (`call_once("streaming:run", ...)`). Three measureme
 - **speed**: W1 and W3 epochs on `speed_samples` rows from in-memory arrays, from an `np.memmap` and from a
   chunked, uncompressed `h5py.Dataset`, with `buffer_size` = a quarter of the data (so the stream really runs
   in buffers); warm page cache, and cold (pages evicted with `posix_fadvise(DONTNEED)` before each epoch)
-  beside the disk's own sequential read rate.
+  beside the disk's own sequential read rate. Also from the same rows in a contiguous HDF5 dataset (h5py's
+  default layout, mapped and read in place as the memmap is; warm only). For each stream, the CPU seconds
+  its reader spends on an epoch with no training (`*_reader_cpu_s`) and the ceiling they leave:
+  `min(1, cores x in-memory epoch / (in-memory epoch CPU + reader CPU))` (the in-memory fit already keeps
+  every core busy, so whatever the reader spends comes out of training).
 - **sequence**: a `Sequence` whose `__getitem__` costs as much CPU as one training step (NumPy work that
   releases the GIL, calibrated), `workers=2` threads and processes, against the in-memory rate.
 """
 import itertools
 import os
+import resource
 import threading
 import time
 
@@ -60,9 +65,10 @@ class PeakSampler:
         self.peak = max(self.peak, rss_anon())
 
 
-def write_files(directory, samples, seed=0, block=16384):
-    """x/y as raw memmap files and as one HDF5 file (x chunked by ~1 MiB, uncompressed), written in blocks
-    (never the whole data set in memory). Returns the paths."""
+def write_files(directory, samples, seed=0, block=16384, contiguous=False):
+    """x/y as raw memmap files and as one HDF5 file (x chunked by ~1 MiB, uncompressed; with `contiguous`, x
+    also as `x_contiguous` in h5py's default layout), written in blocks (never the whole data set in memory).
+    Returns the paths."""
     import h5py
     paths = {"x": os.path.join(directory, "x.f32"), "y": os.path.join(directory, "y.f32"),
              "h5": os.path.join(directory, "data.h5")}
@@ -73,12 +79,15 @@ def write_files(directory, samples, seed=0, block=16384):
         hx = handle.create_dataset("x", (samples, N_FEATURES), np.float32,
                                    chunks=(min(chunk_rows, samples), N_FEATURES))
         hy = handle.create_dataset("y", (samples, N_CLASSES), np.float32)
+        hc = handle.create_dataset("x_contiguous", (samples, N_FEATURES), np.float32) if contiguous else None
         for number, start in enumerate(range(0, samples, block)):
             x, y, _ = make_data(min(block, samples - start), seed + number)
             x_map[start:start + len(x)] = x
             y_map[start:start + len(x)] = y
             hx[start:start + len(x)] = x
             hy[start:start + len(x)] = y
+            if hc is not None:
+                hc[start:start + len(x)] = x
     x_map.flush()
     y_map.flush()
     del x_map, y_map
@@ -113,20 +122,49 @@ def _maps(paths, samples):
     handle = h5py.File(paths["h5"], "r")
     return {"memmap": (np.memmap(paths["x"], np.float32, "r", shape=(samples, N_FEATURES)),
                        np.memmap(paths["y"], np.float32, "r", shape=(samples, N_CLASSES))),
-            "h5py": (handle["x"], handle["y"])}, handle
+            "h5py": (handle["x"], handle["y"]),
+            **({"h5py_contiguous": (handle["x_contiguous"], handle["y"])} if "x_contiguous" in handle else {})}, handle
 
 
-def _epoch_seconds(trainer, x, y, repeats, buffer_size=None, before=None):
+def _cpu_seconds():
+    """CPU seconds this process has used (all its threads, user and system)."""
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return usage.ru_utime + usage.ru_stime
+
+
+def _epoch_times(trainer, x, y, repeats, buffer_size=None, before=None):
+    """(wall seconds, CPU seconds) of one-epoch fits, medians of `repeats` after a warm-up."""
     kwargs = {} if buffer_size is None else {"buffer_size": buffer_size}
     trainer.model.fit(x, y, batch_size=trainer.batch_size, epochs=1, verbose=0, **kwargs)  # warm-up
-    times = []
+    times, cpu = [], []
     for _ in range(repeats):
         if before:
             before()
-        start = time.perf_counter()
+        start, cpu_start = time.perf_counter(), _cpu_seconds()
         trainer.model.fit(x, y, batch_size=trainer.batch_size, epochs=1, verbose=0, **kwargs)
         times.append(time.perf_counter() - start)
-    return float(np.median(times))
+        cpu.append(_cpu_seconds() - cpu_start)
+    return float(np.median(times)), float(np.median(cpu))
+
+
+def _epoch_seconds(trainer, x, y, repeats, buffer_size=None, before=None):
+    return _epoch_times(trainer, x, y, repeats, buffer_size, before)[0]
+
+
+def _reader_cpu_seconds(model, x, y, batch_size, buffer_size, repeats):
+    """CPU seconds the reader spends on one epoch's buffers with no training (fit's own reading and checks,
+    through `fastfit.engine.streams`), median of `repeats`."""
+    from fastfit.engine import streams
+    times = []
+    for epoch in range(repeats + 1):  # the first pass warms up
+        feed = streams.StreamFeed(model, streams.RowSource(x, "x"), streams.RowSource(y, "y"), None, batch_size,
+                                  buffer_size, True)
+        start = _cpu_seconds()
+        for _ in feed.train_parts(epoch, 0):
+            pass
+        times.append(_cpu_seconds() - start)
+        feed.close()
+    return float(np.median(times[1:]))
 
 
 def measure_bound(directory, samples, buffer_size, engine):
@@ -158,18 +196,23 @@ def measure_bound(directory, samples, buffer_size, engine):
 
 
 def measure_speed(directory, samples, repeats, engine, cold, workloads=("w1", "w3")):
-    paths = write_files(directory, samples, seed=1000)
+    paths = write_files(directory, samples, seed=1000, contiguous=True)
     maps, handle = _maps(paths, samples)
     x_mem, y_mem, _ = make_data(samples, 0)
     buffer_size = max(MIB, (x_mem.nbytes + 8 * samples) // 4)
-    result = {"samples": samples, "buffer_size": buffer_size, "workloads": {}}
+    cores = len(os.sched_getaffinity(0))
+    result = {"samples": samples, "buffer_size": buffer_size, "cores": cores, "workloads": {}}
     for name in workloads:
         trainer = FastfitTrainer(WORKLOADS[name], {"x": x_mem, "y": y_mem}, engine=engine)
-        row = {"in_memory_s": _epoch_seconds(trainer, x_mem, y_mem, repeats)}
+        wall, cpu = _epoch_times(trainer, x_mem, y_mem, repeats)
+        row = {"in_memory_s": wall, "in_memory_cpu_s": cpu}
         for kind, (x, y) in maps.items():
-            row[f"{kind}_warm_s"] = _epoch_seconds(trainer, x, y, repeats, buffer_size)
+            row[f"{kind}_warm_s"], row[f"{kind}_warm_cpu_s"] = _epoch_times(trainer, x, y, repeats, buffer_size)
             row[f"{kind}_warm_ratio"] = row["in_memory_s"] / row[f"{kind}_warm_s"]
-            if cold:
+            reader = _reader_cpu_seconds(trainer.model, x, y, trainer.batch_size, buffer_size, repeats)
+            row[f"{kind}_reader_cpu_s"] = reader
+            row[f"{kind}_ceiling_ratio"] = min(1.0, cores * wall / (cpu + reader))
+            if cold and kind != "h5py_contiguous":  # read from disk the same way as the memmap
                 files = [paths["x"], paths["y"]] if kind == "memmap" else [paths["h5"]]
                 row[f"{kind}_cold_s"] = _epoch_seconds(trainer, x, y, repeats, buffer_size,
                                                        before=lambda files=files: [evict(f) for f in files])

@@ -98,6 +98,8 @@ def test_quick_streaming_section(tmp_path):
     assert "error" not in st, st
     assert st["bound"]["growth"] >= 0 and st["bound"]["bound"] >= 2 * st["bound"]["buffer_size"]
     assert st["bound"]["h5py"]["epoch_s"] > 0 and "within_bound" in st["bound"]["h5py"]
-    assert st["speed"]["workloads"]["w1"]["memmap_warm_ratio"] > 0
+    w1 = st["speed"]["workloads"]["w1"]
+    assert w1["memmap_warm_ratio"] > 0 and w1["h5py_contiguous_warm_ratio"] > 0
+    assert w1["h5py_reader_cpu_s"] > 0 and 0 < w1["h5py_ceiling_ratio"] <= 1
     assert st["sequence"]["threads_ratio"] > 0 and st["sequence"]["processes_ratio"] > 0
     assert os.listdir(tmp_path) == ["stream.json"]  # the data files are removed
