@@ -34,8 +34,8 @@ def _model(engine, dropout=False):
 class Batches(fastfit.utils.Sequence):
     """The batches of an array fit with shuffle=False; records the indices served and the epoch ends."""
 
-    def __init__(self, *arrays, batch_size=BATCH, fail_at=None):
-        self.arrays, self.batch_size, self.fail_at = arrays, batch_size, fail_at
+    def __init__(self, *arrays, batch_size=BATCH, fail_at=None, error=KeyError):
+        self.arrays, self.batch_size, self.fail_at, self.error = arrays, batch_size, fail_at, error
         self.served, self.epoch_ends = [], 0
 
     def __len__(self):
@@ -43,7 +43,7 @@ class Batches(fastfit.utils.Sequence):
 
     def __getitem__(self, index):
         if index == self.fail_at:
-            raise KeyError(f"batch {index} is broken")
+            raise self.error(f"batch {index} is broken")
         self.served.append(index)
         rows = slice(index * self.batch_size, (index + 1) * self.batch_size)
         return tuple(a[rows] for a in self.arrays)
@@ -214,6 +214,20 @@ def test_an_error_in_a_sequence_surfaces_with_its_traceback(core, workers, proce
     assert isinstance(error, KeyError) and "batch 2 is broken" in str(error)
     text = "".join(traceback.format_exception(error))
     assert "__getitem__" in text  # the worker's frames (a process's come as the exception's cause)
+    assert model.optimizer.iterations == 2
+    _no_workers_left()
+
+
+@pytest.mark.parametrize("processes", [False, True])
+def test_a_timeout_error_in_a_sequence_surfaces_too(core, processes):
+    """A `__getitem__` that gives up on slow storage with the builtin TimeoutError stops `fit` with it (the
+    wait for a worker's batch must not take it for its own timeout and wait on forever)."""
+    x, y, _ = _data()
+    model = _model(core)
+    _, error = _within(60, lambda: model.fit(Batches(x, y, fail_at=2, error=TimeoutError), epochs=2,
+                                             shuffle=False, verbose=0, workers=2, use_multiprocessing=processes))
+    assert isinstance(error, TimeoutError) and "batch 2 is broken" in str(error)
+    assert "__getitem__" in "".join(traceback.format_exception(error))
     assert model.optimizer.iterations == 2
     _no_workers_left()
 
