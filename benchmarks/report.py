@@ -239,6 +239,25 @@ def target_lines(items):
             for t in items]
 
 
+def sequence_lines(sq):
+    """The Sequence lines of the streaming section: the waits case against its target, the CPU case beside
+    the ceiling the cores allow (`benchmarks.streaming.measure_sequence`)."""
+    lines = [f"  Sequence on {sq['workload']} (step {sq['step_s'] * 1e3:.2f} ms), workers=2, of the in-memory rate:"]
+    if "waits_threads_ratio" in sq:
+        lines.append(f"    __getitem__ waits one step (slow storage): threads {_pct(sq['waits_threads_ratio'])}, "
+                     f"processes {_pct(sq['waits_processes_ratio'])} (target >= 80%)")
+    text = "    __getitem__ costs one step of CPU"
+    if "getitem_cpu_s" in sq:
+        text += f" ({sq['getitem_cpu_s'] * 1e3:.1f} ms)"
+    text += f": threads {_pct(sq['threads_ratio'])}, processes {_pct(sq['processes_ratio'])}"
+    if sq.get("cpu_ceiling_ratio") is not None:
+        text += (f" (ceiling on {sq['cores']} cores {_pct(sq['cpu_ceiling_ratio'])}: 1-thread step "
+                 f"{sq['one_thread_step_s'] * 1e3:.1f} ms CPU + __getitem__; the engine alone on one thread "
+                 f"{_pct(sq.get('one_thread_ratio'))})")
+    lines.append(text)
+    return lines
+
+
 def streaming_lines(st):
     """Lines of the streaming section (issue 21), or [] when it did not run."""
     if not st:
@@ -275,9 +294,7 @@ def streaming_lines(st):
     if "disk_read_bytes_per_s" in sp:
         lines.append(f"  disk sequential read {sp['disk_read_bytes_per_s'] / mib:.0f} MiB/s "
                      f"({sp['data_bytes'] / mib:.0f} MiB file)")
-    lines.append(f"  Sequence, __getitem__ = one {sq['workload']} step ({sq['step_s'] * 1e3:.2f} ms), workers=2: "
-                 f"threads {_pct(sq['threads_ratio'])}, processes {_pct(sq['processes_ratio'])} of the in-memory "
-                 "rate (target >= 80%)")
+    lines += sequence_lines(sq)
     for key, value in sq.get("anchors", {}).items():
         lines.append(f"  anchor {key}: {value if isinstance(value, str) else f'{value * 1e3:.0f} ms/epoch'}")
     return lines

@@ -96,15 +96,15 @@ class SequenceReader:
 
 
 def _result(future):
-    """The future's result; waits in short steps so that Ctrl-C reaches the training thread."""
-    while True:
-        try:
-            return future.result(timeout=_POLL_SECONDS)
-        except concurrent.futures.TimeoutError:
-            continue
-        except concurrent.futures.BrokenExecutor as error:
-            raise RuntimeError("a worker process reading the Sequence died (killed, or out of memory); "
-                               "see its output above") from error
+    """The future's result; waits in short steps so that Ctrl-C reaches the training thread. (Not through
+    `result(timeout=...)`: the TimeoutError it raises is the builtin one, which `__getitem__` may raise too.)"""
+    while not concurrent.futures.wait([future], timeout=_POLL_SECONDS).done:
+        pass
+    try:
+        return future.result()
+    except concurrent.futures.BrokenExecutor as error:
+        raise RuntimeError("a worker process reading the Sequence died (killed, or out of memory); "
+                           "see its output above") from error
 
 
 _INSTALLED = None

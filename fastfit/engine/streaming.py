@@ -150,11 +150,15 @@ class BatchFeed:
     def _groups(self, batches, skip):
         """Join consecutive batches into one engine part each (one call instead of one per batch): a group
         holds batches of one size, the last of them possibly smaller (as an array fit's last batch), with the
-        same fields (weights or none), at most `group_size` batches (one more rather than leave a single batch
+        same fields (weights or none), at most `limit` batches (one more rather than leave a single batch
         for the end). The engine walks a group in batches of its first batch's size: the same batches.
+        `limit` starts at 1 and doubles after each full group up to `group_size`, so the engine starts on the
+        first batch while the workers read the next ones; the groups depend on the batch sizes only, never on
+        timing.
 
         Yields (x, y, sample_weight, batch_size, last batch size)."""
         group = []
+        limit = 1
         left = None if self.steps is None else self.steps - skip
         while True:
             try:
@@ -171,9 +175,10 @@ class BatchFeed:
                 group = []
             group.append((x, y, weights))
             left = None if left is None else left - 1
-            if len(group) >= self.group_size and left != 1:
+            if len(group) >= limit and left != 1:
                 yield _joined(group)
                 group = []
+                limit = min(2 * limit, self.group_size)
         if group:
             yield _joined(group)
 

@@ -34,8 +34,8 @@ def _model(engine, dropout=False):
 class Batches(fastfit.utils.Sequence):
     """The batches of an array fit with shuffle=False; records the indices served and the epoch ends."""
 
-    def __init__(self, *arrays, batch_size=BATCH, fail_at=None):
-        self.arrays, self.batch_size, self.fail_at = arrays, batch_size, fail_at
+    def __init__(self, *arrays, batch_size=BATCH, fail_at=None, error=KeyError):
+        self.arrays, self.batch_size, self.fail_at, self.error = arrays, batch_size, fail_at, error
         self.served, self.epoch_ends = [], 0
 
     def __len__(self):
@@ -43,7 +43,7 @@ class Batches(fastfit.utils.Sequence):
 
     def __getitem__(self, index):
         if index == self.fail_at:
-            raise KeyError(f"batch {index} is broken")
+            raise self.error(f"batch {index} is broken")
         self.served.append(index)
         rows = slice(index * self.batch_size, (index + 1) * self.batch_size)
         return tuple(a[rows] for a in self.arrays)
@@ -214,6 +214,20 @@ def test_an_error_in_a_sequence_surfaces_with_its_traceback(core, workers, proce
     assert isinstance(error, KeyError) and "batch 2 is broken" in str(error)
     text = "".join(traceback.format_exception(error))
     assert "__getitem__" in text  # the worker's frames (a process's come as the exception's cause)
+    assert model.optimizer.iterations == 2
+    _no_workers_left()
+
+
+@pytest.mark.parametrize("processes", [False, True])
+def test_a_timeout_error_in_a_sequence_surfaces_too(core, processes):
+    """A `__getitem__` that gives up on slow storage with the builtin TimeoutError stops `fit` with it (the
+    wait for a worker's batch must not take it for its own timeout and wait on forever)."""
+    x, y, _ = _data()
+    model = _model(core)
+    _, error = _within(60, lambda: model.fit(Batches(x, y, fail_at=2, error=TimeoutError), epochs=2,
+                                             shuffle=False, verbose=0, workers=2, use_multiprocessing=processes))
+    assert isinstance(error, TimeoutError) and "batch 2 is broken" in str(error)
+    assert "__getitem__" in "".join(traceback.format_exception(error))
     assert model.optimizer.iterations == 2
     _no_workers_left()
 
@@ -463,6 +477,68 @@ def test_max_queue_size_bounds_the_batches_read_ahead(core, kind):
               **extra)
     assert len(ahead) == 30
     assert max(ahead) <= 2 * queue_size - 1 + (kind == "generator")
+
+
+class Gated(Batches):
+    """Serves batch `index > 0` only once `trained` is set (by a callback after batch 0 trained)."""
+
+    def __init__(self, trained, *arrays, **kwargs):
+        super().__init__(*arrays, **kwargs)
+        self.trained = trained
+
+    def __getitem__(self, index):
+        if index > 0 and not self.trained.wait(timeout=10):
+            raise TimeoutError(f"batch {index} was needed before batch 0 trained")
+        return super().__getitem__(index)
+
+
+@pytest.mark.parametrize("kind", ["threads", "processes", "generator"])
+@pytest.mark.parametrize("call", ["fit", "evaluate", "predict"])
+def test_the_engine_starts_on_the_first_batch_while_the_workers_read(core, kind, call):
+    """The first engine call takes the first batch alone (the groups then double up to max_queue_size), so a
+    pass does not wait for a queue's worth of batches before training: here every later batch waits until
+    batch 0 has gone through the engine."""
+    x, y, _ = _data()
+    trained = multiprocessing.get_context("fork").Event()  # the forked workers share it
+    gated = Gated(trained, x, y)
+    source = gated if kind != "generator" else iter(gated)
+    options = {"workers": 2, "use_multiprocessing": kind == "processes", "max_queue_size": 10}
+    if kind == "generator":
+        options = {"workers": 1, "steps": 4} if call != "fit" else {"workers": 1, "steps_per_epoch": 4}
+    model, reference = _model(core), _model(core)
+    if call == "fit":
+        probe = LambdaCallback(on_train_batch_end=lambda batch, logs: trained.set())
+        history, error = _within(60, lambda: model.fit(source, epochs=1, shuffle=False, verbose=0,
+                                                       callbacks=[probe], **options))
+        assert error is None and len(history.history["loss"]) == 1
+    elif call == "evaluate":
+        probe = LambdaCallback(on_test_batch_end=lambda batch, logs: trained.set())
+        got, error = _within(60, lambda: model.evaluate(source, verbose=0, callbacks=[probe], **options))
+        assert error is None and got == pytest.approx(reference.evaluate(x, y, batch_size=BATCH, verbose=0),
+                                                      rel=1e-6)
+    else:
+        probe = LambdaCallback(on_predict_batch_end=lambda batch, logs: trained.set())
+        got, error = _within(60, lambda: model.predict(source, callbacks=[probe], **options))
+        assert error is None
+        np.testing.assert_allclose(got, reference.predict(x, batch_size=BATCH), rtol=1e-6)
+    assert trained.is_set()
+    _no_workers_left()
+
+
+def test_engine_calls_take_1_2_4_batches_and_so_on_up_to_max_queue_size(core):
+    """The groups of batches per engine call double from one batch up to max_queue_size; the last batch
+    never goes alone (here 27 batches of 4 rows, then a partial one of 2: 1, 2, 4, 8, 10, then 3)."""
+    from fastfit.engine.streaming import BatchFeed
+    rng = np.random.default_rng(2)
+    x, y = rng.normal(size=(110, 8)).astype("float32"), fastfit.utils.to_categorical(rng.integers(0, 3, 110), 3)
+    feed = BatchFeed(_model(core), Batches(x, y, batch_size=4), None, "x", workers=2, max_queue_size=10)
+    parts = list(feed.train_parts(0, 0))
+    assert [len(part[0]) for part in parts] == [4, 8, 16, 32, 40, 4 + 4 + 2]
+    assert [part[4] for part in parts] == [4] * 6  # each walked in batches of 4 rows
+    np.testing.assert_array_equal(np.concatenate([part[0] for part in parts]), x)
+    skipped = list(feed.train_parts(0, 20))  # a resumed epoch starts over at one batch
+    assert [len(part[0]) for part in skipped] == [4, 8, 4 * 4 + 2]
+    np.testing.assert_array_equal(np.concatenate([part[0] for part in skipped]), x[80:])
 
 
 def test_initial_epoch_continues_the_epoch_numbers_and_the_sequence_order(core):
