@@ -284,8 +284,8 @@ def streaming_lines(st):
         lines.append(text)
         if "in_memory_cpu_s" in row:
             kinds = [k for k in ("memmap", "h5py_contiguous", "h5py") if f"{k}_reader_cpu_s" in row]
-            lines.append(f"    in memory {row['in_memory_cpu_s'] * 1e3:.0f} ms CPU/epoch on {sp.get('cores', '?')} "
-                         "cores; reader CPU/epoch -> ceiling: " + ", ".join(
+            lines.append(f"    training {row.get('training_cpu_s', row['in_memory_cpu_s']) * 1e3:.0f} ms CPU/epoch at "
+                         f"least on {sp.get('cores', '?')} cores; reader CPU/epoch -> ceiling: " + ", ".join(
                              f"{k} {row[f'{k}_reader_cpu_s'] * 1e3:.0f} ms -> {_pct(row[f'{k}_ceiling_ratio'])}"
                              for k in kinds))
         if "h5py_contiguous_warm_ratio" in row:
