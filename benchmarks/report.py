@@ -273,8 +273,10 @@ def streaming_lines(st):
                                                if st.get("filesystem") == "tmpfs" else "")]
     if "h5py" in b:
         h5 = b["h5py"]
-        lines.append(f"  the same rows from HDF5 (read into the buffers): RssAnon grew {h5['growth'] / mib:.0f} MiB: "
-                     f"{'within' if h5['within_bound'] else 'OVER'} the bound; epoch {h5['epoch_s']:.1f} s")
+        cache = f" + HDF5 chunk cache {h5['chunk_cache'] / mib:.0f} MiB = {h5['bound'] / mib:.0f} MiB" \
+            if "chunk_cache" in h5 else ""
+        lines.append(f"  the same rows from HDF5 (read into the buffers): RssAnon grew {h5['growth'] / mib:.0f} MiB "
+                     f"(bound{cache}): {'within' if h5['within_bound'] else 'OVER'}; epoch {h5['epoch_s']:.1f} s")
     for name, row in sp["workloads"].items():
         text = f"  {name} on {sp['samples']} rows, buffer {sp['buffer_size'] / mib:.0f} MiB: in memory " \
                f"{row['in_memory_s'] * 1e3:.0f} ms/epoch; warm memmap {_pct(row['memmap_warm_ratio'])}, h5py " \
