@@ -89,7 +89,10 @@ class RowSource:
         return self.end - self.begin
 
     def view(self, begin, end):
-        return RowSource(self.value, self.argument, self.begin + begin, self.begin + end)
+        view = RowSource.__new__(RowSource)
+        view.__dict__.update(self.__dict__)  # the same array, checks and mapping: no second look at the file
+        view.begin, view.end = self.begin + begin, self.begin + end
+        return view
 
     def array_view(self):
         """Rows `[begin, end)` as a view of an `np.memmap`, an in-memory array or a mapped HDF5 dataset
@@ -307,7 +310,7 @@ class StreamFeed:
         """(x, y, sample weights) as views of the sources in the engine's forms, or None when some source
         must be read or converted (HDF5, another dtype, targets to convert, class weights)."""
         features, dtype, target_shape, target_dtype, weighted = self.layout
-        x = _engine_view(self.x, (self.n, features), dtype)
+        x = _engine_view(self.x, (self.n, features), dtype, any_row_shape=True)  # row shape checked above
         y = w = None
         if x is not None and self.y is not None:
             y = _engine_view(self.y, (self.n,) + target_shape, target_dtype)
@@ -470,15 +473,21 @@ def _merged(ranges):
     return merged
 
 
-def _engine_view(source, shape, dtype):
+def _engine_view(source, shape, dtype, any_row_shape=False):
     """`source`'s rows as a view of `shape` and `dtype` (the engine's form), or None when that needs a read
-    or a conversion. Shapes the loss cannot take are left to the checks of each read block."""
+    or a conversion.
+
+    Targets and weights are viewed only in the shapes their checks accept as they are (`shape`, or `shape`
+    with or without a last axis of length 1): any other shape is read, so its check refuses it exactly as
+    for arrays. Inputs (`any_row_shape`) may have any row shape of the right size."""
     array = source.array_view()
     if array is None or array.dtype != dtype or not array.flags.c_contiguous:
         return None
-    if int(np.prod(array.shape, dtype=np.int64)) != int(np.prod(shape, dtype=np.int64)):
-        return None
-    return array.reshape(shape)
+    if any_row_shape:
+        fits = int(np.prod(array.shape, dtype=np.int64)) == int(np.prod(shape, dtype=np.int64))
+    else:
+        fits = array.shape in (shape, shape + (1,)) or (shape[-1:] == (1,) and array.shape == shape[:-1])
+    return array.reshape(shape) if fits else None
 
 
 def _put_inputs(block, out, dtype, argument, threads=None):

@@ -322,6 +322,7 @@ def test_which_sources_are_read_in_place(files, tmp_path):
     assert _feed(model, files["memmap"], y, weights).in_place[2] is not None
     assert _feed(model, files["memmap"], y, class_weight={0: 1, 1: 1, 2: 1}).in_place is None  # weights to compute
     assert _feed(model, files["memmap"], y.astype("float64")).in_place is None  # targets to convert
+    assert _feed(model, files["memmap"], y[:, None, :]).in_place is None  # a shape the loss refuses: read, checked
     assert _feed(model, files["dataset"], y).in_place is None  # HDF5 is read into buffers
     wide = np.memmap(tmp_path / "x64.dat", dtype="float64", mode="w+", shape=x.shape)
     wide[:] = x
@@ -394,3 +395,15 @@ def test_contiguous_hdf5_datasets_of_read_only_files_are_mapped_in_place(core, f
     copied = _model(core)
     copied.fit(files["dataset"], y, batch_size=BATCH, epochs=2, verbose=0, buffer_size=64 * ROW_BYTES)
     _same_weights(mapped, copied)
+
+
+def test_targets_in_a_shape_the_loss_refuses_are_refused_as_for_arrays(core, files):
+    x, y = files["x"], files["y"]
+    model = _model(core)
+    with pytest.raises(ValueError, match="expects targets of shape") as from_arrays:
+        model.fit(x, y[:, None, :], epochs=1, verbose=0)
+    with pytest.raises(ValueError, match="expects targets of shape") as from_disk:
+        model.fit(files["memmap"], y[:, None, :], epochs=1, verbose=0, buffer_size=64 * ROW_BYTES)
+    assert "(300, 1, 3)" in str(from_arrays.value)
+    assert "y (rows 0 to 63)" in str(from_disk.value) and ", 1, 3)" in str(from_disk.value)  # the first block
+    _no_reader_left()
