@@ -139,6 +139,13 @@ def _cpu_seconds():
     return usage.ru_utime + usage.ru_stime
 
 
+def cores_ceiling(cores, in_memory_s, cpu_s):
+    """The most of the in-memory rate a fit can keep when each unit of work (an epoch, a step) that takes
+    `in_memory_s` in memory needs `cpu_s` CPU seconds at least with its reading added: `cores` cores give
+    at most `cores / cpu_s` units per second, and never more than the in-memory rate."""
+    return min(1.0, cores * in_memory_s / cpu_s)
+
+
 def _one_epoch(trainer, x, y, buffer_size=None):
     """(wall seconds, CPU seconds) of a one-epoch fit."""
     kwargs = {} if buffer_size is None else {"buffer_size": buffer_size}
@@ -242,7 +249,7 @@ def measure_speed(directory, samples, repeats, engine, cold, workloads=("w1", "w
             row[f"{kind}_warm_ratio"] = row["in_memory_s"] / row[f"{kind}_warm_s"]
             reader = _reader_cpu_seconds(trainer.model, x, y, trainer.batch_size, buffer_size, repeats)
             row[f"{kind}_reader_cpu_s"] = reader
-            row[f"{kind}_ceiling_ratio"] = min(1.0, cores * wall / (training_cpu + reader))
+            row[f"{kind}_ceiling_ratio"] = cores_ceiling(cores, wall, training_cpu + reader)
             if cold and kind != "h5py_contiguous":  # read from disk the same way as the memmap
                 files = [paths["x"], paths["y"]] if kind == "memmap" else [paths["h5"]]
                 row[f"{kind}_cold_s"] = _epoch_seconds(trainer, x, y, repeats, buffer_size,
@@ -331,7 +338,7 @@ def measure_sequence(samples, repeats, engine, workload="w3", with_anchors=True)
               "cores": cores, "getitem_cpu_s": getitem_cpu,
               "one_thread_step_s": None if one_thread is None else one_thread / batches, "cpu_ceiling_ratio": None}
     if one_thread is not None:
-        result["cpu_ceiling_ratio"] = min(1.0, cores * step / (one_thread / batches + getitem_cpu))
+        result["cpu_ceiling_ratio"] = cores_ceiling(cores, step, one_thread / batches + getitem_cpu)
         result["one_thread_ratio"] = step * batches / one_thread
     for label in cases:
         result[f"{label}_s"] = float(np.median(seconds[label]))

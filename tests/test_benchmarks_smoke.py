@@ -103,3 +103,9 @@ def test_quick_streaming_section(tmp_path):
     assert w1["h5py_reader_cpu_s"] > 0 and 0 < w1["h5py_ceiling_ratio"] <= 1
     assert st["sequence"]["threads_ratio"] > 0 and st["sequence"]["processes_ratio"] > 0
     assert os.listdir(tmp_path) == ["stream.json"]  # the data files are removed
+
+
+def test_cores_ceiling_is_the_rate_the_cores_allow_capped_at_the_in_memory_rate():
+    from benchmarks.streaming import cores_ceiling
+    assert cores_ceiling(2, 0.1, 0.25) == pytest.approx(0.8)  # 2 cores x 100 ms / 250 ms of CPU
+    assert cores_ceiling(2, 0.1, 0.15) == 1.0  # the reading fits in the spare core time
