@@ -151,7 +151,8 @@ class BatchFeed:
         """Join consecutive batches into one engine part each (one call instead of one per batch): a group
         holds batches of one size, the last of them possibly smaller (as an array fit's last batch), with the
         same fields (weights or none), at most `limit` batches (one more rather than leave a single batch
-        for the end). The engine walks a group in batches of its first batch's size: the same batches.
+        for the end, but never more than `group_size`: that bounds how far reading runs ahead of training).
+        The engine walks a group in batches of its first batch's size: the same batches.
         `limit` starts at 1 and doubles after each full group up to `group_size`, so the engine starts on the
         first batch while the workers read the next ones; the groups depend on the batch sizes only, never on
         timing.
@@ -175,7 +176,7 @@ class BatchFeed:
                 group = []
             group.append((x, y, weights))
             left = None if left is None else left - 1
-            if len(group) >= limit and left != 1:
+            if len(group) >= limit and (left != 1 or len(group) >= self.group_size):
                 yield _joined(group)
                 group = []
                 limit = min(2 * limit, self.group_size)

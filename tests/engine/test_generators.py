@@ -539,6 +539,10 @@ def test_engine_calls_take_1_2_4_batches_and_so_on_up_to_max_queue_size(core):
     skipped = list(feed.train_parts(0, 20))  # a resumed epoch starts over at one batch
     assert [len(part[0]) for part in skipped] == [4, 8, 4 * 4 + 2]
     np.testing.assert_array_equal(np.concatenate([part[0] for part in skipped]), x[80:])
+    full = BatchFeed(_model(core), Batches(x[:64], y[:64], batch_size=4), None, "x", workers=2, max_queue_size=2)
+    # 16 batches: 1, 2, ..., 2, and the last one alone rather than a group above max_queue_size (the read-ahead
+    # bound of the docs holds)
+    assert [len(part[0]) // 4 for part in full.train_parts(0, 0)] == [1] + [2] * 7 + [1]
 
 
 def test_initial_epoch_continues_the_epoch_numbers_and_the_sequence_order(core):
